@@ -1,0 +1,46 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Dependency direction: xdpemu (CLI) -> XDPEmuRuntime -> {XDPEmuCore, XDPEmuPrograms, XDPEmuPcap, XDPEmuTopology, XDPEmuOS}.
+// XDPEmuCore is pure: no I/O, no clock, no Foundation. Benchmarks live in Benchmarks/ (their own package).
+let package = Package(
+    name: "xdpemu",
+    products: [
+        .executable(name: "xdpemu", targets: ["xdpemu"]),
+        .library(name: "XDPEmuCore", targets: ["XDPEmuCore"]),
+        .library(name: "XDPEmuPrograms", targets: ["XDPEmuPrograms"]),
+        .library(name: "XDPEmuTesting", targets: ["XDPEmuTesting"]),
+        .library(name: "XDPEmuPcap", targets: ["XDPEmuPcap"]),
+        .library(name: "XDPEmuRuntime", targets: ["XDPEmuRuntime"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        .systemLibrary(name: "CPcap", providers: [.apt(["libpcap-dev"])]),
+        .target(name: "CTapShim"),
+        .target(name: "XDPEmuCore"),
+        .target(name: "XDPEmuPrograms", dependencies: ["XDPEmuCore"]),
+        .target(name: "XDPEmuTesting", dependencies: ["XDPEmuCore"]),
+        .target(name: "XDPEmuPcap", dependencies: ["CPcap", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "XDPEmuTopology"),
+        .target(name: "XDPEmuOS", dependencies: ["CTapShim", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(
+            name: "XDPEmuRuntime",
+            dependencies: ["XDPEmuCore", "XDPEmuPrograms", "XDPEmuPcap", "XDPEmuTopology", "XDPEmuOS"]
+        ),
+        .executableTarget(
+            name: "xdpemu",
+            dependencies: ["XDPEmuRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "XDPEmuCoreTests", dependencies: ["XDPEmuCore", "XDPEmuTesting"]),
+        .testTarget(name: "XDPEmuPcapTests", dependencies: ["XDPEmuPcap", "CPcap"]),
+        .testTarget(name: "XDPEmuTopologyTests", dependencies: ["XDPEmuTopology"]),
+        .testTarget(name: "XDPEmuOSTests", dependencies: ["XDPEmuOS"]),
+        .testTarget(
+            name: "XDPEmuRuntimeTests",
+            dependencies: ["XDPEmuRuntime", "XDPEmuTesting", "XDPEmuPcap", "XDPEmuPrograms"]
+        ),
+    ]
+)
