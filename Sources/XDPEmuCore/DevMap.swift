@@ -1,0 +1,293 @@
+import Synchronization
+
+// The devmap: BPF_MAP_TYPE_DEVMAP with the 4.18 kernel's semantics.
+//
+// Who runs what, and when:
+// - The control plane (map commands, scheduled map events, the unregister notifier) runs on any thread. It
+//   swaps a slot with one atomic exchange (update, delete) or compare-and-exchange (unregister), so a worker
+//   always reads either the old entry or the new one, never a torn value. The old entry is *retired*, not
+//   freed: workers may still hold it inside their current poll, and its per-worker bulk queues may still hold
+//   frames.
+// - Workers (one per simulated CPU) read slots inside a NAPI poll, enqueue into the entry's bulk queue for their
+//   own CPU, and set the key's bit in their own flush bitmap of the map. At the end of the poll they flush
+//   (`xdp_do_flush_map`): every marked key whose slot still holds an entry gets its queue transmitted and its
+//   bit cleared. A key whose slot is empty at flush time is skipped and keeps its bit; the frames queued in the
+//   old entry are sent by the deferred free below.
+// - Deferred free (`dev_map_flush_old` after the RCU grace period): right after its flush each worker passes a
+//   quiescent point. A worker that sees an entry retired since its previous quiescent point knows it will never
+//   touch that entry again, so it transmits its own queue of the entry (XDP_XMIT_FLUSH) and clears its own bit
+//   for the key. When the last worker has done so the entry is released. Every worker only ever touches its own
+//   per-CPU parts, so none of this needs a lock on the datapath; the control-plane lock is taken by a worker only
+//   when an entry was retired since it last looked.
+// Together: a queued frame is sent exactly once, by the flush or by the deferred free, and never lost.
+
+/// Creation flags of a map (`map_flags`).
+public struct MapFlags: OptionSet, Sendable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let numaNode = MapFlags(rawValue: 1 << 2)
+    /// BPF_F_RDONLY: the control plane may not write (update, delete: EPERM).
+    public static let readOnly = MapFlags(rawValue: 1 << 3)
+    /// BPF_F_WRONLY: the control plane may not read (lookup, get_next_key: EPERM).
+    public static let writeOnly = MapFlags(rawValue: 1 << 4)
+    /// The flags a devmap accepts (DEV_CREATE_FLAG_MASK); others give EINVAL.
+    public static let devmapMask: MapFlags = [.numaNode, .readOnly, .writeOnly]
+}
+
+/// Update flags (BPF_ANY, BPF_NOEXIST, BPF_EXIST).
+public enum UpdateFlag: UInt64, Sendable {
+    case any = 0
+    case noExist = 1
+    case exist = 2
+}
+
+/// One per-CPU bulk queue (`struct xdp_bulk_queue`) plus that CPU's counters for the entry, in 128 bytes.
+@usableFromInline
+enum BulkQueueLayout {
+    /// DEV_MAP_BULK_SIZE.
+    @usableFromInline static let capacity = 16
+    @usableFromInline static let countOffset = 0
+    @usableFromInline static let devRxOffset = 4
+    @usableFromInline static let framesOffset = 8
+    @usableFromInline static let sentOffset = 72
+    @usableFromInline static let dropsOffset = 80
+    @usableFromInline static let flushesOffset = 88
+    @usableFromInline static let stride = 128
+}
+
+/// A devmap entry (`struct bpf_dtab_netdev`): the target device and one bulk queue per worker. Immutable once
+/// published; only the per-worker queue areas change, each by its own worker.
+@usableFromInline
+final class DevMapEntry {
+    @usableFromInline let device: NetDevice
+    @usableFromInline let key: UInt32
+    @usableFromInline unowned(unsafe) let map: DevMap
+    @usableFromInline let queues: UnsafeMutableRawPointer
+
+    init(device: NetDevice, key: UInt32, map: DevMap, workers: Int) {
+        self.device = device
+        self.key = key
+        self.map = map
+        queues = .allocate(byteCount: workers * BulkQueueLayout.stride, alignment: 64)
+        queues.initializeMemory(as: UInt8.self, repeating: 0, count: workers * BulkQueueLayout.stride)
+    }
+
+    deinit { queues.deallocate() }
+
+    /// This worker's bulk queue.
+    @inlinable
+    func queue(cpu: Int) -> UnsafeMutableRawPointer { queues + cpu &* BulkQueueLayout.stride }
+
+    func statistics(workers: Int) -> MapEntryStatistics {
+        var s = MapEntryStatistics()
+        for cpu in 0..<workers {
+            let q = queue(cpu: cpu)
+            s.sent += q.load(fromByteOffset: BulkQueueLayout.sentOffset, as: UInt64.self)
+            s.drops += q.load(fromByteOffset: BulkQueueLayout.dropsOffset, as: UInt64.self)
+            s.flushes += q.load(fromByteOffset: BulkQueueLayout.flushesOffset, as: UInt64.self)
+        }
+        return s
+    }
+}
+
+/// BPF_MAP_TYPE_DEVMAP: an array of `maxEntries` slots, each empty or naming a device, used by
+/// `bpf_redirect_map`. The control-plane methods return the kernel's errno for the same conditions, checked in
+/// the kernel's order.
+public final class DevMap: @unchecked Sendable {
+    // @unchecked Sendable: slots are atomics; per-worker areas are touched only by their worker; the rest is
+    // guarded by the network's control lock.
+
+    /// The map id (`map->id`), as events report it.
+    public let id: UInt32
+    public let maxEntries: UInt32
+    public let flags: MapFlags
+    @usableFromInline unowned(unsafe) let network: Network
+    @usableFromInline let slots: UnsafeMutablePointer<Atomic<UInt>>
+    @usableFromInline let workers: Int
+    /// Words of one worker's flush bitmap, and of its summary (a bit per bitmap word that may be non-zero).
+    @usableFromInline let words: Int
+    @usableFromInline let summaryWords: Int
+    @usableFromInline let bitmapStride: Int
+    @usableFromInline let flushBits: UnsafeMutablePointer<UInt64>
+    /// Counters of entries already released, by key (guarded by the control lock).
+    var releasedStatistics: [UInt32: MapEntryStatistics] = [:]
+
+    /// The largest map the emulator allocates; larger sizes fail with ENOMEM.
+    public static let emulatorMaxEntries: UInt32 = 1 << 24
+
+    init(id: UInt32, maxEntries: UInt32, flags: MapFlags, network: Network) {
+        self.id = id
+        self.maxEntries = maxEntries
+        self.flags = flags
+        self.network = network
+        workers = network.workerCount
+        slots = .allocate(capacity: Int(maxEntries))
+        for i in 0..<Int(maxEntries) { (slots + i).initialize(to: Atomic<UInt>(0)) }
+        words = (Int(maxEntries) + 63) / 64
+        summaryWords = (words + 63) / 64
+        // Each worker's bitmap and summary, padded to whole 128-byte blocks so workers never share a line.
+        bitmapStride = ((words + summaryWords + 15) / 16) * 16
+        flushBits = .allocate(capacity: bitmapStride * workers)
+        flushBits.initialize(repeating: 0, count: bitmapStride * workers)
+    }
+
+    deinit {
+        for i in 0..<Int(maxEntries) {
+            let bits = slots[i].load(ordering: .acquiring)
+            if bits != 0 { Unmanaged<DevMapEntry>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).release() }
+        }
+        slots.deinitialize(count: Int(maxEntries))
+        slots.deallocate()
+        flushBits.deallocate()
+    }
+
+    // MARK: Datapath (runs inside a poll, on a worker)
+
+    /// `__dev_map_lookup_elem`: the entry at `key`, without taking a reference (valid until the worker's next
+    /// quiescent point).
+    @inlinable
+    func entry(at key: UInt32) -> Unmanaged<DevMapEntry>? {
+        guard key < maxEntries else { return nil }
+        let bits = slots[Int(key)].load(ordering: .acquiring)
+        guard bits != 0 else { return nil }
+        return Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: bits).unsafelyUnwrapped)
+    }
+
+    /// `__dev_map_insert_ctx`: marks `key` for this worker's next flush.
+    @inlinable
+    func markForFlush(_ key: UInt32, cpu: Int) {
+        let bitmap = flushBits + cpu &* bitmapStride
+        let word = Int(key >> 6)
+        bitmap[word] |= 1 << UInt64(key & 63)
+        bitmap[words &+ (word >> 6)] |= 1 << UInt64(word & 63)
+    }
+
+    @inlinable
+    func clearFlushMark(_ key: UInt32, cpu: Int) {
+        let bitmap = flushBits + cpu &* bitmapStride
+        bitmap[Int(key >> 6)] &= ~(1 << UInt64(key & 63))
+    }
+
+    /// Whether `key` is marked in `cpu`'s flush bitmap (for tests and diagnostics).
+    public func isMarkedForFlush(_ key: UInt32, cpu: Int = 0) -> Bool {
+        guard key < maxEntries else { return false }
+        return (flushBits + cpu * bitmapStride)[Int(key >> 6)] & (1 << UInt64(key & 63)) != 0
+    }
+
+    /// `__dev_map_flush`: transmits the queue of every marked key whose slot holds an entry, in key order, and
+    /// clears its mark. Keys whose slot is empty keep their mark (their frames wait for the deferred free).
+    @inlinable
+    func flush(worker: Worker) {
+        let cpu = worker.cpu
+        let bitmap = flushBits + cpu &* bitmapStride
+        let summary = bitmap + words
+        for s in 0..<summaryWords {
+            var pending = summary[s]
+            while pending != 0 {
+                let w = s &* 64 &+ pending.trailingZeroBitCount
+                pending &= pending &- 1
+                var bits = bitmap[w]
+                while bits != 0 {
+                    let key = UInt32(w &* 64 &+ bits.trailingZeroBitCount)
+                    bits &= bits &- 1
+                    guard let entry = entry(at: key) else { continue }
+                    entry._withUnsafeGuaranteedRef { worker.transmitBulk($0, flags: .flush) }
+                    bitmap[w] &= ~(1 << UInt64(key & 63))
+                }
+                if bitmap[w] == 0 { summary[s] &= ~(1 << UInt64(w & 63)) }
+            }
+        }
+    }
+
+    // MARK: Control plane (any thread)
+
+    /// `map_update_elem`. Checks, in the kernel's order: read-only map (EPERM), flags > BPF_EXIST (EINVAL), key out
+    /// of range (E2BIG), BPF_NOEXIST (EEXIST: an array slot always exists), then the ifindex (EINVAL when no such
+    /// device; the slot is left as it was). Ifindex 0 empties the slot.
+    public func update(key: UInt32, ifindex: UInt32, flags: UInt64 = UpdateFlag.any.rawValue) throws(KernelErrno) {
+        if self.flags.contains(.readOnly) { throw .EPERM }
+        guard flags <= UpdateFlag.exist.rawValue else { throw .EINVAL }
+        guard key < maxEntries else { throw .E2BIG }
+        guard flags != UpdateFlag.noExist.rawValue else { throw .EEXIST }
+        try network.withControlLock { () throws(KernelErrno) in
+            var newBits: UInt = 0
+            if ifindex != 0 {
+                guard let device = network.deviceLocked(ifindex: IfIndex(ifindex)) else { throw .EINVAL }
+                let entry = DevMapEntry(device: device, key: key, map: self, workers: workers)
+                newBits = UInt(bitPattern: Unmanaged.passRetained(entry).toOpaque())
+            }
+            let old = slots[Int(key)].exchange(newBits, ordering: .acquiringAndReleasing)
+            network.retireLocked(bits: old)
+        }
+    }
+
+    /// `map_delete_elem`: EPERM on a read-only map, EINVAL for a key out of range; an empty slot is fine.
+    public func delete(key: UInt32) throws(KernelErrno) {
+        if flags.contains(.readOnly) { throw .EPERM }
+        guard key < maxEntries else { throw .EINVAL }
+        network.withControlLock {
+            let old = slots[Int(key)].exchange(0, ordering: .acquiringAndReleasing)
+            network.retireLocked(bits: old)
+        }
+    }
+
+    /// `map_lookup_elem`: the ifindex at `key`. EPERM on a write-only map; ENOENT when out of range or empty.
+    public func lookup(key: UInt32) throws(KernelErrno) -> IfIndex {
+        if flags.contains(.writeOnly) { throw .EPERM }
+        guard key < maxEntries else { throw .ENOENT }
+        return try network.withControlLock { () throws(KernelErrno) -> IfIndex in
+            guard let entry = entry(at: key) else { throw .ENOENT }
+            return entry._withUnsafeGuaranteedRef { $0.device.ifindex }
+        }
+    }
+
+    /// The device at `key`, or nil (control plane).
+    public func device(at key: UInt32) -> NetDevice? {
+        guard key < maxEntries else { return nil }
+        return network.withControlLock { entry(at: key)?.takeUnretainedValue().device }
+    }
+
+    /// `map_get_next_key`: nil key or a key out of range gives 0; the last key gives ENOENT; otherwise key + 1
+    /// (empty slots are not skipped). EPERM on a write-only map.
+    public func nextKey(after key: UInt32?) throws(KernelErrno) -> UInt32 {
+        if flags.contains(.writeOnly) { throw .EPERM }
+        guard let key, key < maxEntries else { return 0 }
+        guard key != maxEntries - 1 else { throw .ENOENT }
+        return key + 1
+    }
+
+    /// Per-key transmit counters, over every entry the key has held. Exact when the workers are stopped.
+    public func statistics() -> [UInt32: MapEntryStatistics] {
+        network.withControlLock {
+            var result = releasedStatistics
+            for key in 0..<maxEntries {
+                guard let entry = entry(at: key) else { continue }
+                let s = entry.takeUnretainedValue().statistics(workers: workers)
+                guard s.flushes > 0 || s.sent > 0 || s.drops > 0 else { continue }
+                result[key, default: MapEntryStatistics()].add(s)
+            }
+            return result
+        }
+    }
+
+    /// Clears every slot pointing at `device` with compare-and-exchange, so a concurrent update wins (the
+    /// NETDEV_UNREGISTER notifier). Called with the control lock held.
+    func unregisterLocked(_ device: NetDevice) {
+        for i in 0..<Int(maxEntries) {
+            let bits = slots[i].load(ordering: .acquiring)
+            guard bits != 0 else { continue }
+            let entry = Unmanaged<DevMapEntry>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!)
+            guard entry.takeUnretainedValue().device === device else { continue }
+            let (exchanged, _) = slots[i].compareExchange(expected: bits, desired: 0, ordering: .acquiringAndReleasing)
+            if exchanged { network.retireLocked(bits: bits) }
+        }
+    }
+}
+
+extension MapEntryStatistics {
+    mutating func add(_ other: MapEntryStatistics) {
+        sent += other.sent
+        drops += other.drops
+        flushes += other.flushes
+    }
+}

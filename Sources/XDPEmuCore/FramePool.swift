@@ -1,0 +1,172 @@
+/// A frame: an index into a `FramePool`. Frames are never objects, so the datapath moves 4-byte values and
+/// does no reference counting.
+public struct FrameID: Hashable, Sendable {
+    public var rawValue: UInt32
+    @inlinable public init(_ rawValue: UInt32) { self.rawValue = rawValue }
+}
+
+/// Per-frame bookkeeping kept beside the buffers (one cache-friendly record per frame).
+public struct FrameInfo: Sendable {
+    /// Offset of the packet's first byte from the buffer start (`data - data_hard_start`).
+    public var dataOffset: UInt32
+    /// Packet length in bytes (`data_end - data`).
+    public var length: UInt32
+    /// Metadata bytes in front of the packet (`data - data_meta`).
+    public var metaLength: UInt32
+    /// Ingress device.
+    public var ingress: IfIndex
+    /// Virtual time at which the frame entered its port's RX ring.
+    public var arrival: Nanos
+    /// Ingress sequence number, used to name the frame in event logs.
+    public var sequence: UInt64
+    /// Length on the wire when the capture was truncated (pcap `len`); equals `length` for whole frames.
+    public var wireLength: UInt32
+    /// Segment size when the frame is a GSO super-frame (a virtio-net header said so), else 0.
+    public var gsoSize: UInt32
+}
+
+/// Fixed frame buffers allocated once, each with XDP_PACKET_HEADROOM (or a port's own headroom) in front of the
+/// packet. The pool is the only allocator on the per-packet path: `take` and `give` are a stack pop and push.
+///
+/// A pool belongs to one worker (one simulated CPU) and is not thread-safe: every frame is taken and returned
+/// on the worker that polls its ingress port (redirect, flush and deferred free all run on that worker).
+/// `outstanding` lets tests prove conservation: every frame taken is returned exactly once.
+public final class FramePool: @unchecked Sendable {
+    // @unchecked Sendable: the pool is handed to the thread of its worker and used only there.
+
+    /// Frames in the pool.
+    public let capacity: Int
+    /// Bytes per buffer, headroom included.
+    public let bufferSize: Int
+    /// Headroom in front of a freshly received packet.
+    public let headroom: Int
+
+    @usableFromInline let base: UnsafeMutableRawPointer
+    @usableFromInline let infos: UnsafeMutablePointer<FrameInfo>
+    @usableFromInline let freeStack: UnsafeMutablePointer<UInt32>
+    @usableFromInline let inUse: UnsafeMutablePointer<Bool>
+    @usableFromInline let freeCount: UnsafeMutablePointer<Int>
+
+    /// - Parameters:
+    ///   - capacity: number of frames.
+    ///   - bufferSize: bytes per frame buffer including the headroom (rounded up to 64).
+    ///   - headroom: bytes left in front of each received packet.
+    public init(capacity: Int, bufferSize: Int = 2048, headroom: Int = KernelConstants.xdpPacketHeadroom) {
+        precondition(capacity > 0 && capacity < Int(UInt32.max), "frame pool capacity out of range")
+        precondition(headroom >= 0 && headroom < bufferSize, "headroom must be smaller than the buffer")
+        self.capacity = capacity
+        self.bufferSize = (bufferSize + 63) & ~63
+        self.headroom = headroom
+        base = UnsafeMutableRawPointer.allocate(byteCount: capacity * self.bufferSize, alignment: 4096)
+        infos = .allocate(capacity: capacity)
+        infos.initialize(repeating: FrameInfo(dataOffset: 0, length: 0, metaLength: 0, ingress: .none, arrival: 0,
+                                              sequence: 0, wireLength: 0, gsoSize: 0), count: capacity)
+        freeStack = .allocate(capacity: capacity)
+        inUse = .allocate(capacity: capacity)
+        inUse.initialize(repeating: false, count: capacity)
+        // Lowest indices on top, so a lightly loaded run touches few pages.
+        for i in 0..<capacity { freeStack[i] = UInt32(capacity - 1 - i) }
+        freeCount = .allocate(capacity: 1)
+        freeCount.initialize(to: capacity)
+    }
+
+    deinit {
+        base.deallocate()
+        infos.deallocate()
+        freeStack.deallocate()
+        inUse.deallocate()
+        freeCount.deallocate()
+    }
+
+    /// Frames currently taken and not yet returned.
+    public var outstanding: Int { capacity - freeCount.pointee }
+    /// Frames available.
+    public var available: Int { freeCount.pointee }
+
+    /// Takes a frame, its packet empty and starting at `headroom`; nil when the pool is exhausted.
+    @inlinable
+    public func take(headroom: Int? = nil) -> FrameID? {
+        let n = freeCount.pointee
+        guard n > 0 else { return nil }
+        freeCount.pointee = n - 1
+        let index = freeStack[n - 1]
+        inUse[Int(index)] = true
+        let info = infos + Int(index)
+        info.pointee.dataOffset = UInt32(headroom ?? self.headroom)
+        info.pointee.length = 0
+        info.pointee.metaLength = 0
+        info.pointee.wireLength = 0
+        info.pointee.gsoSize = 0
+        return FrameID(index)
+    }
+
+    /// Returns a frame. Returning a frame twice is a bug in the caller and stops the process.
+    @inlinable
+    public func give(_ frame: FrameID) {
+        let index = Int(frame.rawValue)
+        precondition(index < capacity && inUse[index], "frame returned twice or not from this pool")
+        inUse[index] = false
+        let n = freeCount.pointee
+        freeStack[n] = frame.rawValue
+        freeCount.pointee = n + 1
+    }
+
+    /// The frame's bookkeeping record.
+    @inlinable
+    public func info(_ frame: FrameID) -> UnsafeMutablePointer<FrameInfo> { infos + Int(frame.rawValue) }
+
+    /// Start of the frame's buffer (`data_hard_start`).
+    @inlinable
+    public func bufferStart(_ frame: FrameID) -> UnsafeMutableRawPointer {
+        base + Int(frame.rawValue) &* bufferSize
+    }
+
+    /// The packet bytes (`data` ..< `data_end`).
+    @inlinable
+    public func packet(_ frame: FrameID) -> UnsafeMutableRawBufferPointer {
+        let info = infos[Int(frame.rawValue)]
+        return UnsafeMutableRawBufferPointer(start: bufferStart(frame) + Int(info.dataOffset), count: Int(info.length))
+    }
+
+    /// Room for a packet starting at the frame's data offset: write into it, then call `setLength`.
+    @inlinable
+    public func writableSpace(_ frame: FrameID) -> UnsafeMutableRawBufferPointer {
+        let offset = Int(infos[Int(frame.rawValue)].dataOffset)
+        return UnsafeMutableRawBufferPointer(start: bufferStart(frame) + offset, count: bufferSize - offset)
+    }
+
+    @inlinable
+    public func setLength(_ frame: FrameID, _ length: Int) {
+        precondition(Int(infos[Int(frame.rawValue)].dataOffset) + length <= bufferSize, "packet exceeds its buffer")
+        infos[Int(frame.rawValue)].length = UInt32(length)
+        infos[Int(frame.rawValue)].wireLength = UInt32(length)
+    }
+
+    /// Takes a frame and copies `bytes` into it: the convenience used by tests and replay.
+    @inlinable
+    public func take(copying bytes: UnsafeRawBufferPointer, headroom: Int? = nil) -> FrameID? {
+        guard let frame = take(headroom: headroom) else { return nil }
+        let space = writableSpace(frame)
+        guard bytes.count <= space.count else {
+            give(frame)
+            return nil
+        }
+        if let source = bytes.baseAddress, bytes.count > 0 {
+            space.baseAddress!.copyMemory(from: source, byteCount: bytes.count)
+        }
+        setLength(frame, bytes.count)
+        return frame
+    }
+
+    /// Copies a frame into a new one (used for flooding); nil when the pool is exhausted.
+    @inlinable
+    public func clone(_ frame: FrameID) -> FrameID? {
+        let source = infos[Int(frame.rawValue)]
+        guard let copy = take(headroom: Int(source.dataOffset)) else { return nil }
+        let start = Int(source.dataOffset) - Int(source.metaLength)
+        (bufferStart(copy) + start).copyMemory(from: bufferStart(frame) + start,
+                                               byteCount: Int(source.metaLength + source.length))
+        infos[Int(copy.rawValue)] = source
+        return copy
+    }
+}

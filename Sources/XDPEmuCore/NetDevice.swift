@@ -1,0 +1,178 @@
+import Synchronization
+
+/// Flags of ndo_xdp_xmit.
+public struct XmitFlags: OptionSet, Sendable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// XDP_XMIT_FLUSH: the caller is done with this batch; the driver should kick its TX ring.
+    public static let flush = XmitFlags(rawValue: 1)
+}
+
+/// A device driver's `ndo_xdp_xmit(dev, n, frames, flags)`.
+///
+/// Returns the number of frames sent (0...n) or a negative errno. Ownership contract: the transmitter takes the
+/// first `sent` frames (it gives each back to `worker.pool` once it has written it); the frames after them stay
+/// with the caller, which frees them and counts them as drops. On an errno the transmitter keeps none. (In the
+/// 4.18 kernel the driver frees the unsent frames itself; the accounting, drops = n - sent, is the same.)
+/// Runs on the worker's thread, inside or right after a NAPI poll.
+public protocol XDPTransmitter: AnyObject {
+    func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
+                 worker: Worker) -> Int32
+}
+
+/// Where XDP_PASS frames go: the port's local network stack. Takes ownership of the frame.
+public protocol LocalStack: AnyObject {
+    func receive(_ frame: FrameID, device: NetDevice, worker: Worker)
+}
+
+/// A local stack that only counts (the device's `passed` counter) and frees the frame.
+public final class DiscardingStack: LocalStack {
+    public init() {}
+    public func receive(_ frame: FrameID, device: NetDevice, worker: Worker) { worker.pool.give(frame) }
+}
+
+/// An emulated network device: what the kernel's `struct net_device` is to the devmap. It has an ifindex, name,
+/// MAC, MTU and up/down state, an optional XDP transmit (ndo_xdp_xmit), a local stack for XDP_PASS, an RX ring
+/// that its NAPI poll drains, and an attached program.
+///
+/// MTU and state may change at any time from the control plane, so they are atomics; everything else is fixed
+/// when the device is registered.
+public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
+    // @unchecked Sendable: mutable parts are atomics; the RX ring and program belong to the polling worker.
+    public let ifindex: IfIndex
+    public let name: String
+    public let mac: MACAddress
+    /// `ndo_xdp_xmit`; nil for a device without XDP transmit (redirects to it fail with EOPNOTSUPP).
+    public let transmitter: (any XDPTransmitter)?
+    /// XDP_PASS sink.
+    public let stack: any LocalStack
+    /// Headroom its driver leaves in front of received frames (XDP_PACKET_HEADROOM unless configured).
+    public let rxHeadroom: Int
+    /// The RX ring its poll drains.
+    public let rxRing: FrameRing
+    /// Tracks whether the device is still registered.
+    public var isRegistered: Bool { registered.load(ordering: .acquiring) }
+
+    @usableFromInline let mtuStorage: Atomic<UInt32>
+    @usableFromInline let upStorage: Atomic<Bool>
+    let registered = Atomic<Bool>(true)
+    @usableFromInline let counters: UnsafeMutablePointer<UInt64>
+    @usableFromInline let workerCount: Int
+    /// The attached program's runner (set once at attach time, before polling starts).
+    public internal(set) var program: (any NAPIPollable)?
+
+    init(ifindex: IfIndex, name: String, mac: MACAddress, mtu: UInt32, up: Bool, transmitter: (any XDPTransmitter)?,
+         stack: any LocalStack, rxHeadroom: Int, ringSize: Int, workers: Int) {
+        self.ifindex = ifindex
+        self.name = name
+        self.mac = mac
+        self.transmitter = transmitter
+        self.stack = stack
+        self.rxHeadroom = rxHeadroom
+        rxRing = FrameRing(capacity: ringSize)
+        mtuStorage = Atomic(mtu)
+        upStorage = Atomic(up)
+        workerCount = workers
+        counters = .allocate(capacity: workers * DeviceCounter.stride)
+        counters.initialize(repeating: 0, count: workers * DeviceCounter.stride)
+    }
+
+    deinit { counters.deallocate() }
+
+    public var mtu: UInt32 {
+        get { mtuStorage.load(ordering: .relaxed) }
+        set { mtuStorage.store(newValue, ordering: .relaxed) }
+    }
+
+    /// IFF_UP.
+    public var isUp: Bool {
+        get { upStorage.load(ordering: .relaxed) }
+        set { upStorage.store(newValue, ordering: .relaxed) }
+    }
+
+    /// The largest frame the forwarding check accepts: mtu + hard_header_len (14) + VLAN_HLEN (4).
+    @inlinable public var maxForwardLength: UInt32 {
+        mtuStorage.load(ordering: .relaxed) &+ UInt32(KernelConstants.ethHeaderLength + KernelConstants.vlanHeaderLength)
+    }
+
+    @inlinable
+    func count(_ counter: Int, cpu: Int, _ amount: UInt64 = 1) {
+        counters[cpu &* DeviceCounter.stride &+ counter] &+= amount
+    }
+
+    @inlinable
+    func countDrop(_ reason: DropReason, cpu: Int, _ amount: UInt64 = 1) {
+        count(DeviceCounter.dropsBase + reason.rawValue, cpu: cpu, amount)
+    }
+
+    /// Counters summed over workers. Exact once the workers are stopped; a live snapshot otherwise.
+    public var statistics: DeviceStatistics {
+        var s = DeviceStatistics()
+        for cpu in 0..<workerCount {
+            let c = counters + cpu * DeviceCounter.stride
+            s.rxPackets += c[DeviceCounter.rxPackets]
+            s.rxBytes += c[DeviceCounter.rxBytes]
+            s.txPackets += c[DeviceCounter.txPackets]
+            s.txBytes += c[DeviceCounter.txBytes]
+            s.passed += c[DeviceCounter.passed]
+            s.redirected += c[DeviceCounter.redirected]
+            s.xdpTx += c[DeviceCounter.xdpTx]
+            s.cloned += c[DeviceCounter.cloned]
+            for reason in DropReason.allCases {
+                let n = c[DeviceCounter.dropsBase + reason.rawValue]
+                if n > 0 { s.drops[reason, default: 0] += n }
+            }
+        }
+        return s
+    }
+
+    public var description: String { "\(name)(\(ifindex))" }
+}
+
+/// A fixed-capacity FIFO of frames: a port's RX ring. Single producer and single consumer on one thread.
+public final class FrameRing: @unchecked Sendable {
+    // @unchecked Sendable: used only on the thread of the worker that polls the port.
+    public let capacity: Int
+    @usableFromInline let slots: UnsafeMutablePointer<FrameID>
+    @usableFromInline let indices: UnsafeMutablePointer<Int>  // [0] head (next pop), [1] count
+
+    public init(capacity: Int) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+        slots = .allocate(capacity: capacity)
+        indices = .allocate(capacity: 2)
+        indices.initialize(repeating: 0, count: 2)
+    }
+
+    deinit {
+        slots.deallocate()
+        indices.deallocate()
+    }
+
+    @inlinable public var count: Int { indices[1] }
+    @inlinable public var isEmpty: Bool { indices[1] == 0 }
+    @inlinable public var isFull: Bool { indices[1] == capacity }
+
+    /// Appends a frame; false (and the frame is still the caller's) when the ring is full.
+    @inlinable
+    public func push(_ frame: FrameID) -> Bool {
+        let n = indices[1]
+        guard n < capacity else { return false }
+        var tail = indices[0] &+ n
+        if tail >= capacity { tail -= capacity }
+        slots[tail] = frame
+        indices[1] = n + 1
+        return true
+    }
+
+    @inlinable
+    public func pop() -> FrameID? {
+        let n = indices[1]
+        guard n > 0 else { return nil }
+        let head = indices[0]
+        let frame = slots[head]
+        indices[0] = head + 1 == capacity ? 0 : head + 1
+        indices[1] = n - 1
+        return frame
+    }
+}

@@ -1,0 +1,200 @@
+import Synchronization
+
+/// Everything one emulated kernel holds: its devices (by ifindex), its devmaps, the workers (simulated CPUs)
+/// and the list of retired devmap entries waiting for their deferred free.
+///
+/// Control-plane operations (device registration and unregistration, map updates) take one lock, the control
+/// lock; the datapath never does, except a worker's quiescent point right after an entry was retired.
+public final class Network: @unchecked Sendable {
+    // @unchecked Sendable: mutable state is guarded by `control` or is atomic.
+
+    public let semantics: Semantics
+    public let workerCount: Int
+    /// The workers, one per simulated CPU. Worker i may run on its own thread.
+    public private(set) var workers: [Worker] = []
+    /// Incremented (under the control lock) each time an entry is retired.
+    let retireEpoch = Atomic<UInt64>(0)
+
+    private let control = Mutex<Void>(())
+    // The fields below are guarded by `control`.
+    private var devicesByIndex: [UInt32: NetDevice] = [:]
+    private var orderedDevices: [NetDevice] = []
+    private var maps: [DevMap] = []
+    private var retired: [(entry: DevMapEntry, epoch: UInt64, remaining: Int)] = []
+    private var nextMapID: UInt32 = 1
+    private var nextProgramID: UInt32 = 1
+    private var nextAutoIfindex: UInt32 = 1
+
+    /// - Parameters:
+    ///   - workers: simulated CPUs.
+    ///   - poolCapacity: frames in each worker's pool.
+    ///   - bufferSize: bytes per frame buffer, headroom included.
+    ///   - maxBudget: the largest NAPI budget any poll will use.
+    ///   - eventCapacity: events each worker buffers between drains.
+    public init(semantics: Semantics = .v4_18, workers: Int = 1, poolCapacity: Int = 4096, bufferSize: Int = 2048,
+                maxBudget: Int = 64, eventCapacity: Int = 65536) {
+        precondition(workers >= 1 && workers <= 64, "1...64 workers")
+        self.semantics = semantics
+        workerCount = workers
+        self.workers = (0..<workers).map { cpu in
+            Worker(cpu: cpu, network: self, pool: FramePool(capacity: poolCapacity, bufferSize: bufferSize),
+                   eventCapacity: eventCapacity, maxBudget: maxBudget)
+        }
+    }
+
+    /// Runs `body` holding the control lock.
+    func withControlLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        try control.withLock { _ throws(E) -> T in try body() }
+    }
+
+    // MARK: Devices
+
+    public enum DeviceError: Error, Equatable, CustomStringConvertible {
+        case ifindexInUse(UInt32)
+        case nameInUse(String)
+
+        public var description: String {
+            switch self {
+            case .ifindexInUse(let i): "ifindex \(i) is already in use"
+            case .nameInUse(let n): "a device named \(n) already exists"
+            }
+        }
+    }
+
+    /// Registers an emulated device. Without an explicit ifindex the lowest unused one from 1 is given.
+    @discardableResult
+    public func addDevice(name: String, ifindex: UInt32? = nil, mac: MACAddress? = nil, mtu: UInt32 = 1500,
+                          up: Bool = true, transmitter: (any XDPTransmitter)?, stack: any LocalStack = DiscardingStack(),
+                          rxHeadroom: Int = KernelConstants.xdpPacketHeadroom,
+                          ringSize: Int = 1024) throws(DeviceError) -> NetDevice {
+        try withControlLock { () throws(DeviceError) -> NetDevice in
+            if orderedDevices.contains(where: { $0.name == name }) { throw .nameInUse(name) }
+            let index: UInt32
+            if let ifindex {
+                guard ifindex != 0, devicesByIndex[ifindex] == nil else { throw .ifindexInUse(ifindex) }
+                index = ifindex
+            } else {
+                while devicesByIndex[nextAutoIfindex] != nil { nextAutoIfindex += 1 }
+                index = nextAutoIfindex
+            }
+            let address = mac ?? MACAddress(integer: 0x02_00_00_00_00_00 | UInt64(index))
+            let device = NetDevice(ifindex: IfIndex(index), name: name, mac: address, mtu: mtu, up: up,
+                                   transmitter: transmitter, stack: stack, rxHeadroom: rxHeadroom, ringSize: ringSize,
+                                   workers: workerCount)
+            devicesByIndex[index] = device
+            orderedDevices.append(device)
+            return device
+        }
+    }
+
+    /// `dev_get_by_index`.
+    public func device(ifindex: IfIndex) -> NetDevice? {
+        withControlLock { devicesByIndex[ifindex.rawValue] }
+    }
+
+    func deviceLocked(ifindex: IfIndex) -> NetDevice? { devicesByIndex[ifindex.rawValue] }
+
+    /// A registered device by name.
+    public func device(named name: String) -> NetDevice? {
+        withControlLock { orderedDevices.first { $0.name == name } }
+    }
+
+    /// Registered devices in registration order.
+    public var devices: [NetDevice] { withControlLock { orderedDevices } }
+
+    /// The device goes away (NETDEV_UNREGISTER): it can no longer be found by ifindex, and every devmap slot that
+    /// points at it is cleared with compare-and-exchange (a concurrent update wins). Frames already queued for it
+    /// are sent (and fail) at the deferred free. The caller drains the device's RX ring.
+    public func unregister(_ device: NetDevice) {
+        withControlLock {
+            guard devicesByIndex[device.ifindex.rawValue] === device else { return }
+            devicesByIndex[device.ifindex.rawValue] = nil
+            orderedDevices.removeAll { $0 === device }
+            device.registered.store(false, ordering: .releasing)
+            for map in maps { map.unregisterLocked(device) }
+        }
+    }
+
+    // MARK: Programs and maps
+
+    /// Attaches `program` to `device` and returns its program id. Attach before polling starts.
+    @discardableResult
+    public func attach<P: XDPProgram>(_ program: P, to device: NetDevice) -> UInt32 {
+        let id = withControlLock {
+            defer { nextProgramID += 1 }
+            return nextProgramID
+        }
+        device.program = ProgramRunner(program, programID: id)
+        return id
+    }
+
+    /// `BPF_MAP_CREATE` for BPF_MAP_TYPE_DEVMAP. Checks, in the kernel's order: CAP_NET_ADMIN (EPERM), then
+    /// max_entries 0, key_size != 4, value_size != 4, flags outside NUMA_NODE|RDONLY|WRONLY (EINVAL); both
+    /// RDONLY and WRONLY (EINVAL); a size whose cost overflows the kernel's u32 page accounting (EINVAL); beyond the
+    /// emulator's own limit, ENOMEM.
+    public func createDevMap(maxEntries: UInt32, keySize: UInt32 = 4, valueSize: UInt32 = 4, flags: UInt32 = 0,
+                             capNetAdmin: Bool = true) throws(KernelErrno) -> DevMap {
+        guard capNetAdmin else { throw .EPERM }
+        let mapFlags = MapFlags(rawValue: flags)
+        guard maxEntries != 0, keySize == 4, valueSize == 4, MapFlags.devmapMask.isSuperset(of: mapFlags) else {
+            throw .EINVAL
+        }
+        guard !mapFlags.isSuperset(of: [.readOnly, .writeOnly]) else { throw .EINVAL }
+        // dev_map_alloc's cost: slot pointers plus one flush bitmap per possible CPU, in bytes, must stay below
+        // U32_MAX - PAGE_SIZE.
+        let bitmapBytes = (UInt64(maxEntries) + 63) / 64 * 8
+        let cost = UInt64(maxEntries) * 8 + bitmapBytes * UInt64(workerCount)
+        guard cost < UInt64(UInt32.max) - 4096 else { throw .EINVAL }
+        guard maxEntries <= DevMap.emulatorMaxEntries else { throw .ENOMEM }
+        return withControlLock {
+            let map = DevMap(id: nextMapID, maxEntries: maxEntries, flags: mapFlags, network: self)
+            nextMapID += 1
+            maps.append(map)
+            return map
+        }
+    }
+
+    /// Every devmap, in creation order.
+    public var devMaps: [DevMap] { withControlLock { maps } }
+
+    // MARK: Deferred reclamation
+
+    /// Retires the entry whose bits were just swapped out of a slot (0: nothing). Control lock held.
+    func retireLocked(bits: UInt) {
+        guard bits != 0 else { return }
+        let entry = Unmanaged<DevMapEntry>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).takeRetainedValue()
+        let epoch = retireEpoch.load(ordering: .relaxed) + 1
+        retired.append((entry, epoch, workerCount))
+        retireEpoch.store(epoch, ordering: .releasing)
+    }
+
+    /// Entries retired in the epochs (since, upTo], for a worker's quiescent point.
+    func retiredEntries(after since: UInt64, upTo latest: UInt64) -> [DevMapEntry] {
+        withControlLock { retired.filter { $0.epoch > since && $0.epoch <= latest }.map(\.entry) }
+    }
+
+    /// One worker is done with the entries of epochs (since, upTo]; entries every worker is done with are released
+    /// and their counters kept under their key.
+    func finishRetired(after since: UInt64, upTo latest: UInt64) {
+        withControlLock {
+            for i in retired.indices where retired[i].epoch > since && retired[i].epoch <= latest {
+                retired[i].remaining -= 1
+            }
+            for item in retired where item.remaining == 0 {
+                let map = item.entry.map
+                map.releasedStatistics[item.entry.key, default: MapEntryStatistics()]
+                    .add(item.entry.statistics(workers: workerCount))
+            }
+            retired.removeAll { $0.remaining == 0 }
+        }
+    }
+
+    /// Entries retired and not yet released (for tests).
+    public var pendingRetiredCount: Int { withControlLock { retired.count } }
+
+    /// Runs the quiescent point of every worker. Only when no worker is polling: single-threaded drivers
+    /// (replay, tests, the map batch tool) call it between polls and at the end.
+    public func quiesceAll() {
+        for worker in workers { worker.quiescentPoint() }
+    }
+}

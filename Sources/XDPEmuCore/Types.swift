@@ -1,0 +1,142 @@
+/// An interface index, as `dev->ifindex`. 0 means "no device".
+public struct IfIndex: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public init(_ value: UInt32) { self.rawValue = value }
+    public static let none = IfIndex(0)
+    public static func < (lhs: IfIndex, rhs: IfIndex) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { String(rawValue) }
+}
+
+/// Virtual time in nanoseconds. The core never reads a clock: every caller passes the time in.
+public typealias Nanos = UInt64
+
+/// A 48-bit Ethernet address.
+public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
+    public var bytes: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
+
+    public init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8, _ b4: UInt8, _ b5: UInt8) {
+        bytes = (b0, b1, b2, b3, b4, b5)
+    }
+
+    /// Parses `aa:bb:cc:dd:ee:ff` (also `-` separated); nil when malformed.
+    public init?(_ text: String) {
+        let parts = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == ":" || $0 == "-" })
+        guard parts.count == 6 else { return nil }
+        var values = [UInt8]()
+        for part in parts {
+            guard part.count == 2, let value = UInt8(part, radix: 16) else { return nil }
+            values.append(value)
+        }
+        self.init(values[0], values[1], values[2], values[3], values[4], values[5])
+    }
+
+    /// Reads six bytes at `pointer`.
+    @inlinable
+    public init(loadingFrom pointer: UnsafeRawPointer) {
+        bytes = (pointer.load(as: UInt8.self), pointer.load(fromByteOffset: 1, as: UInt8.self),
+                 pointer.load(fromByteOffset: 2, as: UInt8.self), pointer.load(fromByteOffset: 3, as: UInt8.self),
+                 pointer.load(fromByteOffset: 4, as: UInt8.self), pointer.load(fromByteOffset: 5, as: UInt8.self))
+    }
+
+    /// The address as the low 48 bits of an integer (first byte most significant), for hashing and tables.
+    @inlinable
+    public var integer: UInt64 {
+        UInt64(bytes.0) << 40 | UInt64(bytes.1) << 32 | UInt64(bytes.2) << 24
+            | UInt64(bytes.3) << 16 | UInt64(bytes.4) << 8 | UInt64(bytes.5)
+    }
+
+    @inlinable
+    public init(integer: UInt64) {
+        self.init(UInt8(truncatingIfNeeded: integer >> 40), UInt8(truncatingIfNeeded: integer >> 32),
+                  UInt8(truncatingIfNeeded: integer >> 24), UInt8(truncatingIfNeeded: integer >> 16),
+                  UInt8(truncatingIfNeeded: integer >> 8), UInt8(truncatingIfNeeded: integer))
+    }
+
+    public var isMulticast: Bool { bytes.0 & 1 == 1 }
+
+    public static func == (lhs: MACAddress, rhs: MACAddress) -> Bool { lhs.integer == rhs.integer }
+    public func hash(into hasher: inout Hasher) { hasher.combine(integer) }
+
+    public var description: String {
+        let b = [bytes.0, bytes.1, bytes.2, bytes.3, bytes.4, bytes.5]
+        return b.map { byte in
+            let s = String(byte, radix: 16)
+            return s.count == 1 ? "0" + s : s
+        }.joined(separator: ":")
+    }
+}
+
+/// Which kernel behaviour the emulator reproduces. Only the seed's ("4.18") is built so far; the core keeps
+/// the profile as a value so that the modern one can live beside it.
+public enum Semantics: String, Sendable, CaseIterable {
+    case v4_18 = "4.18"
+    case modern = "modern"
+}
+
+/// The Linux errno values that the devmap and the redirect path produce, with their symbolic names.
+public enum KernelErrno: Int32, Error, Sendable, CaseIterable, CustomStringConvertible {
+    case EPERM = 1
+    case ENOENT = 2
+    case ENXIO = 6
+    case E2BIG = 7
+    case ENOMEM = 12
+    case EACCES = 13
+    case EFAULT = 14
+    case EBUSY = 16
+    case EEXIST = 17
+    case ENODEV = 19
+    case EINVAL = 22
+    case ENOSPC = 28
+    case EOVERFLOW = 75
+    case EMSGSIZE = 90
+    case EOPNOTSUPP = 95
+    case ENETDOWN = 100
+    case ENOTSUPP = 524
+
+    /// The name as `errno(1)` prints it, e.g. `EINVAL`.
+    public var name: String {
+        switch self {
+        case .EPERM: "EPERM"
+        case .ENOENT: "ENOENT"
+        case .ENXIO: "ENXIO"
+        case .E2BIG: "E2BIG"
+        case .ENOMEM: "ENOMEM"
+        case .EACCES: "EACCES"
+        case .EFAULT: "EFAULT"
+        case .EBUSY: "EBUSY"
+        case .EEXIST: "EEXIST"
+        case .ENODEV: "ENODEV"
+        case .EINVAL: "EINVAL"
+        case .ENOSPC: "ENOSPC"
+        case .EOVERFLOW: "EOVERFLOW"
+        case .EMSGSIZE: "EMSGSIZE"
+        case .EOPNOTSUPP: "EOPNOTSUPP"
+        case .ENETDOWN: "ENETDOWN"
+        case .ENOTSUPP: "ENOTSUPP"
+        }
+    }
+
+    public var description: String { name }
+
+    /// The name of an arbitrary errno value: the symbolic name when known, else `errno N`.
+    public static func name(of value: Int32) -> String {
+        KernelErrno(rawValue: value).map(\.name) ?? "errno \(value)"
+    }
+}
+
+/// Constants that have a name in the kernel.
+public enum KernelConstants {
+    /// XDP_PACKET_HEADROOM: bytes a driver leaves in front of each received frame.
+    public static let xdpPacketHeadroom = 256
+    /// sizeof(struct xdp_frame) in the 4.18 kernel: convert_to_xdp_frame stores it in the headroom.
+    public static let xdpFrameSize = 32
+    /// ETH_HLEN: adjust_head and adjust_tail must leave at least this many bytes.
+    public static let ethHeaderLength = 14
+    /// VLAN_HLEN: the forwarding size check allows one VLAN tag over the MTU.
+    public static let vlanHeaderLength = 4
+    /// The largest metadata area bpf_xdp_adjust_meta allows.
+    public static let maxMetadataLength = 32
+    /// Bytes a modern kernel reserves at the end of a buffer for skb_shared_info (limits adjust_tail growth).
+    public static let sharedInfoReserve = 320
+}

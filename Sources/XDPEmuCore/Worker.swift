@@ -1,0 +1,439 @@
+import Synchronization
+
+// A worker is one simulated CPU: it owns a frame pool, its `bpf_redirect_info`, its per-CPU bulk queues and flush
+// bitmaps (inside each map and entry), its XDP_TX queue and its event ring. Everything a worker touches on the
+// per-frame path is its own, so the datapath takes no lock and does no atomic read-modify-write.
+//
+// A NAPI poll (`poll`) runs in three phases, in this order, and the order is the contract:
+//   1. up to `budget` frames are taken from the device's RX ring; for each the program runs and its action is
+//      carried out at once (DROP/ABORTED free the frame, PASS hands it to the local stack, TX queues it on the
+//      ingress device, REDIRECT enqueues it into a devmap bulk queue, which is transmitted first if already full);
+//   2. the flush (`xdp_do_flush_map`): the marked entries of the map last redirected into are transmitted, then
+//      the XDP_TX queue is sent back out of the ingress device, as a driver rings its TX doorbell;
+//   3. the quiescent point: the worker no longer holds any devmap entry, so entries retired since its previous
+//      quiescent point can have their queues of this worker sent (deferred free, see DevMap.swift).
+// Time is injected: `poll(now:)` stamps the frames it transmits with `now`, advanced by `frameCost` per frame.
+
+/// Runs a device's attached program for one poll: the generic part specialised per program type.
+public protocol NAPIPollable: AnyObject {
+    /// The program id events report.
+    var programID: UInt32 { get }
+    func poll(device: NetDevice, worker: Worker, budget: Int) -> Int
+}
+
+/// Holds a program of a concrete type so that `Worker.poll` is specialised (and the program inlined) for it.
+public final class ProgramRunner<Program: XDPProgram>: NAPIPollable {
+    public let programID: UInt32
+    public var program: Program
+
+    public init(_ program: Program, programID: UInt32) {
+        self.program = program
+        self.programID = programID
+    }
+
+    public func poll(device: NetDevice, worker: Worker, budget: Int) -> Int {
+        worker.run(&program, programID: programID, device: device, budget: budget)
+    }
+}
+
+/// Observes frames just before a worker frees them as drops (e.g. to capture them). Must not keep the frame.
+public protocol DropObserver: AnyObject {
+    func dropped(_ frame: FrameID, reason: DropReason, device: NetDevice, worker: Worker)
+}
+
+public final class Worker: @unchecked Sendable {
+    // @unchecked Sendable: a worker is driven by exactly one thread at a time; shared state is reached only
+    // through atomics (map slots, the retire epoch) or the network's control lock.
+
+    /// The simulated CPU number.
+    public let cpu: Int
+    public let pool: FramePool
+    public let events: EventRing
+    /// Virtual time now; during a poll it advances by `frameCost` per frame.
+    public var now: Nanos = 0
+    /// Virtual processing time per frame.
+    public var frameCost: Nanos = 0
+    /// Sees every dropped frame before it is freed.
+    public var dropObserver: (any DropObserver)?
+    /// Largest budget a poll may use (size of the XDP_TX queue).
+    public let maxBudget: Int
+    /// Inverse of `NetDevice.isRegistered`-style lookups without locks: the network, for bpf_redirect and
+    /// the retire list.
+    @usableFromInline unowned(unsafe) let network: Network
+    @usableFromInline let redirectInfo: UnsafeMutablePointer<RedirectInfo>
+    @usableFromInline let txQueue: UnsafeMutablePointer<FrameID>
+    @usableFromInline let semantics: Semantics
+    /// Retire epoch seen at the previous quiescent point.
+    var lastSeenEpoch: UInt64 = 0
+
+    init(cpu: Int, network: Network, pool: FramePool, eventCapacity: Int, maxBudget: Int) {
+        self.cpu = cpu
+        self.network = network
+        self.pool = pool
+        self.maxBudget = maxBudget
+        semantics = network.semantics
+        events = EventRing(capacity: eventCapacity)
+        redirectInfo = .allocate(capacity: 1)
+        redirectInfo.initialize(to: RedirectInfo(map: nil, index: 0, flags: 0, broadcast: 0, mapToFlush: nil))
+        txQueue = .allocate(capacity: maxBudget)
+        lastSeenEpoch = network.retireEpoch.load(ordering: .acquiring)
+    }
+
+    deinit {
+        redirectInfo.deallocate()
+        txQueue.deallocate()
+    }
+
+    // MARK: NAPI poll
+
+    /// One NAPI poll of `device` at virtual time `now`: runs the attached program (or passes every frame when
+    /// none is attached) on up to `budget` frames of its RX ring, then flushes, then passes the quiescent point.
+    /// Returns the number of frames processed; less than `budget` means the ring is empty (NAPI completes).
+    @discardableResult
+    public func poll(_ device: NetDevice, budget: Int, now: Nanos) -> Int {
+        self.now = now
+        if let program = device.program {
+            return program.poll(device: device, worker: self, budget: budget)
+        }
+        var passAll = ConstantProgram(.pass)
+        return run(&passAll, programID: 0, device: device, budget: budget)
+    }
+
+    /// The poll loop, specialised per program type. Call through `poll`.
+    @inlinable
+    public func run<P: XDPProgram>(_ program: inout P, programID: UInt32, device: NetDevice, budget: Int) -> Int {
+        precondition(budget > 0 && budget <= maxBudget, "budget out of range")
+        let pool = self.pool
+        let cpu = self.cpu
+        let ring = device.rxRing
+        var processed = 0
+        var txCount = 0
+        while processed < budget, let frame = ring.pop() {
+            processed &+= 1
+            let info = pool.info(frame)
+            device.count(DeviceCounter.rxPackets, cpu: cpu)
+            device.count(DeviceCounter.rxBytes, cpu: cpu, UInt64(info.pointee.length))
+            var context = XDPContext(hardStart: pool.bufferStart(frame), bufferSize: pool.bufferSize, info: info.pointee,
+                                     rxQueueIndex: 0, now: now, programID: programID, redirectInfo: redirectInfo,
+                                     semantics: semantics)
+            let action = program.run(&context)
+            context.store(into: info)
+            switch action.rawValue {
+            case XDPAction.redirect.rawValue:
+                if carryOutRedirect(frame, info: info, from: device, programID: programID) {
+                    device.count(DeviceCounter.redirected, cpu: cpu)
+                }
+            case XDPAction.drop.rawValue:
+                drop(frame, .programDrop, at: device)
+            case XDPAction.pass.rawValue:
+                device.count(DeviceCounter.passed, cpu: cpu)
+                device.stack.receive(frame, device: device, worker: self)
+            case XDPAction.tx.rawValue:
+                txQueue[txCount] = frame
+                txCount &+= 1
+            default:
+                // XDP_ABORTED, and any unknown code (bpf_warn_invalid_xdp_action), trace xdp_exception and drop.
+                if events.isRecording {
+                    events.record(XDPEvent(kind: .exception, time: now, cpu: UInt32(cpu), programID: programID,
+                                           action: action.rawValue, ifindex: device.ifindex.rawValue,
+                                           frame: info.pointee.sequence))
+                }
+                drop(frame, .aborted, at: device)
+            }
+            if frameCost != 0 { now &+= frameCost }
+        }
+        flushRedirects()
+        if txCount > 0 { transmitXDPTx(count: txCount, device: device, programID: programID) }
+        quiescentPoint()
+        return processed
+    }
+
+    // MARK: Redirect (xdp_do_redirect)
+
+    /// Carries out the redirect the program asked for. Returns true when the frame was queued or sent; false when
+    /// it was dropped (the reason is counted at the ingress device).
+    @inlinable
+    func carryOutRedirect(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, from ingress: NetDevice,
+                          programID: UInt32) -> Bool {
+        let index = redirectInfo.pointee.index
+        redirectInfo.pointee.index = 0
+        guard let mapRef = redirectInfo.pointee.map else {
+            return redirectToDevice(frame, ifindex: index, from: ingress, programID: programID)
+        }
+        redirectInfo.pointee.map = nil
+        if redirectInfo.pointee.broadcast != 0 {
+            let excludeIngress = redirectInfo.pointee.broadcast == 2
+            redirectInfo.pointee.broadcast = 0
+            return mapRef._withUnsafeGuaranteedRef {
+                flood(frame, map: $0, excludeIngress: excludeIngress, from: ingress, programID: programID)
+            }
+        }
+        return mapRef._withUnsafeGuaranteedRef { map in
+            guard let entryRef = map.entry(at: index) else {
+                traceRedirectMap(.redirectMapErr, map: map, index: index, to: 0, error: -KernelErrno.EINVAL.rawValue,
+                                 from: ingress, programID: programID, frame: info.pointee.sequence)
+                drop(frame, .redirectInvalid, at: ingress)
+                return false
+            }
+            // A redirect into a different map first flushes the one redirected into before (4.18).
+            if let previous = redirectInfo.pointee.mapToFlush, previous.toOpaque() != mapRef.toOpaque() {
+                flushRedirects()
+            }
+            return entryRef._withUnsafeGuaranteedRef { entry in
+                let error = enqueue(frame, info: info, into: entry, from: ingress)
+                if error != 0 {
+                    traceRedirectMap(.redirectMapErr, map: map, index: index, to: entry.device.ifindex.rawValue,
+                                     error: -error, from: ingress, programID: programID, frame: info.pointee.sequence)
+                    drop(frame, DropReason.redirect(errno: error), at: ingress)
+                    return false
+                }
+                redirectInfo.pointee.mapToFlush = mapRef
+                traceRedirectMap(.redirectMap, map: map, index: index, to: entry.device.ifindex.rawValue, error: 0,
+                                 from: ingress, programID: programID, frame: info.pointee.sequence)
+                return true
+            }
+        }
+    }
+
+    @inlinable
+    func traceRedirectMap(_ kind: XDPEventKind, map: DevMap, index: UInt32, to: UInt32, error: Int32,
+                          from ingress: NetDevice, programID: UInt32, frame: UInt64) {
+        guard events.isRecording else { return }
+        events.record(XDPEvent(kind: kind, time: now, cpu: UInt32(cpu), programID: programID,
+                               action: XDPAction.redirect.rawValue, ifindex: ingress.ifindex.rawValue, error: error,
+                               toIfindex: to, mapID: map.id, mapIndex: index, frame: frame))
+    }
+
+    /// `dev_map_enqueue`: returns 0 or a positive errno. Checks in the kernel's order: no ndo_xdp_xmit
+    /// (EOPNOTSUPP), target down (ENETDOWN), longer than mtu + 18 (EMSGSIZE; GSO super-frames are exempt, as
+    /// `is_skb_forwardable` exempts them), no headroom for struct xdp_frame plus metadata (EOVERFLOW).
+    @inlinable
+    func enqueue(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: DevMapEntry,
+                 from ingress: NetDevice) -> Int32 {
+        let error = forwardCheck(info: info, target: entry.device)
+        guard error == 0 else { return error }
+        let queue = entry.queue(cpu: cpu)
+        var count = Int(queue.load(fromByteOffset: BulkQueueLayout.countOffset, as: UInt32.self))
+        if count == BulkQueueLayout.capacity {
+            transmitBulk(entry, flags: [])
+            count = 0
+        }
+        if queue.load(fromByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self) == 0 {
+            queue.storeBytes(of: ingress.ifindex.rawValue, toByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self)
+        }
+        queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
+        queue.storeBytes(of: UInt32(count &+ 1), toByteOffset: BulkQueueLayout.countOffset, as: UInt32.self)
+        entry.map.markForFlush(entry.key, cpu: cpu)
+        return 0
+    }
+
+    /// The checks a frame passes before it may be handed to `target`'s ndo_xdp_xmit; 0 or a positive errno.
+    @inlinable
+    func forwardCheck(info: UnsafeMutablePointer<FrameInfo>, target: NetDevice) -> Int32 {
+        guard target.transmitter != nil else { return KernelErrno.EOPNOTSUPP.rawValue }
+        guard target.isUp else { return KernelErrno.ENETDOWN.rawValue }
+        if info.pointee.length > target.maxForwardLength && info.pointee.gsoSize == 0 {
+            return KernelErrno.EMSGSIZE.rawValue
+        }
+        if Int(info.pointee.dataOffset) &- Int(info.pointee.metaLength) < KernelConstants.xdpFrameSize {
+            return KernelErrno.EOVERFLOW.rawValue
+        }
+        return 0
+    }
+
+    /// `bq_xmit_all`: hands this worker's queue of `entry` to the target's ndo_xdp_xmit and accounts the result:
+    /// on an errno every frame is dropped; on a partial send the unsent ones are. Traces `xdp_devmap_xmit`.
+    @usableFromInline
+    func transmitBulk(_ entry: DevMapEntry, flags: XmitFlags) {
+        let queue = entry.queue(cpu: cpu)
+        let count = Int(queue.load(fromByteOffset: BulkQueueLayout.countOffset, as: UInt32.self))
+        guard count > 0 else { return }
+        let device = entry.device
+        let frames = UnsafeMutableBufferPointer(
+            start: (queue + BulkQueueLayout.framesOffset).assumingMemoryBound(to: FrameID.self), count: count)
+        let bytes = bytesOf(frames)
+        var sent = device.transmitter.unsafelyUnwrapped.xdpXmit(frames, flags: flags, device: device, worker: self)
+        var error: Int32 = 0
+        var sentBytes = bytes
+        if sent < 0 {
+            error = sent
+            sent = 0
+            sentBytes = 0
+            for frame in frames { drop(frame, .xmitError, at: device) }
+        } else {
+            precondition(Int(sent) <= count, "ndo_xdp_xmit reported more frames sent than it was given")
+            for i in Int(sent)..<count {
+                sentBytes &-= UInt64(pool.info(frames[i]).pointee.length)
+                drop(frames[i], .xmitUnsent, at: device)
+            }
+        }
+        let drops = count - Int(sent)
+        queue.storeBytes(of: 0, toByteOffset: BulkQueueLayout.countOffset, as: UInt32.self)
+        addToQueueCounter(queue, BulkQueueLayout.sentOffset, UInt64(sent))
+        addToQueueCounter(queue, BulkQueueLayout.dropsOffset, UInt64(drops))
+        addToQueueCounter(queue, BulkQueueLayout.flushesOffset, 1)
+        device.count(DeviceCounter.txPackets, cpu: cpu, UInt64(sent))
+        device.count(DeviceCounter.txBytes, cpu: cpu, sentBytes)
+        if events.isRecording {
+            events.record(XDPEvent(kind: .devmapXmit, time: now, cpu: UInt32(cpu), action: XDPAction.redirect.rawValue,
+                                   ifindex: 0, error: error, toIfindex: device.ifindex.rawValue,
+                                   fromIfindex: queue.load(fromByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self),
+                                   mapID: entry.map.id, mapIndex: entry.key, sent: sent, drops: Int32(drops)))
+        }
+        queue.storeBytes(of: 0, toByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self)
+    }
+
+    @inlinable
+    func bytesOf(_ frames: UnsafeMutableBufferPointer<FrameID>) -> UInt64 {
+        var total: UInt64 = 0
+        for frame in frames { total &+= UInt64(pool.info(frame).pointee.length) }
+        return total
+    }
+
+    @inlinable
+    func addToQueueCounter(_ queue: UnsafeMutableRawPointer, _ offset: Int, _ amount: UInt64) {
+        queue.storeBytes(of: queue.load(fromByteOffset: offset, as: UInt64.self) &+ amount, toByteOffset: offset,
+                         as: UInt64.self)
+    }
+
+    /// `xdp_do_flush_map`: flushes the map last redirected into, if any. Must run before a poll returns.
+    @inlinable
+    public func flushRedirects() {
+        guard let map = redirectInfo.pointee.mapToFlush else { return }
+        redirectInfo.pointee.mapToFlush = nil
+        map._withUnsafeGuaranteedRef { $0.flush(worker: self) }
+    }
+
+    /// Sends the poll's XDP_TX frames back out of the ingress device, after the redirect flush.
+    @usableFromInline
+    func transmitXDPTx(count: Int, device: NetDevice, programID: UInt32) {
+        let frames = UnsafeMutableBufferPointer(start: txQueue, count: count)
+        var sent: Int32 = -KernelErrno.EOPNOTSUPP.rawValue
+        let bytes = bytesOf(frames)
+        if let transmitter = device.transmitter {
+            sent = transmitter.xdpXmit(frames, flags: .flush, device: device, worker: self)
+        }
+        let first = max(0, Int(sent))
+        var sentBytes = bytes
+        for i in first..<count {
+            sentBytes &-= UInt64(pool.info(frames[i]).pointee.length)
+            if events.isRecording {
+                events.record(XDPEvent(kind: .exception, time: now, cpu: UInt32(cpu), programID: programID,
+                                       action: XDPAction.tx.rawValue, ifindex: device.ifindex.rawValue,
+                                       frame: pool.info(frames[i]).pointee.sequence))
+            }
+            drop(frames[i], .txError, at: device)
+        }
+        device.count(DeviceCounter.xdpTx, cpu: cpu, UInt64(first))
+        device.count(DeviceCounter.txPackets, cpu: cpu, UInt64(first))
+        device.count(DeviceCounter.txBytes, cpu: cpu, sentBytes)
+    }
+
+    /// Plain `bpf_redirect(ifindex)`: looked up at redirect time and sent at once with XDP_XMIT_FLUSH (no bulk
+    /// queue). Traces `xdp_redirect` or `xdp_redirect_err` with to_ifindex = the requested index.
+    @usableFromInline
+    func redirectToDevice(_ frame: FrameID, ifindex: UInt32, from ingress: NetDevice, programID: UInt32) -> Bool {
+        let info = pool.info(frame)
+        var error: Int32 = 0
+        if let target = network.device(ifindex: IfIndex(ifindex)) {
+            error = forwardCheck(info: info, target: target)
+            if error == 0 {
+                var one = frame
+                let bytes = UInt64(info.pointee.length)
+                let sent = withUnsafeMutablePointer(to: &one) {
+                    target.transmitter.unsafelyUnwrapped.xdpXmit(UnsafeMutableBufferPointer(start: $0, count: 1),
+                                                                flags: .flush, device: target, worker: self)
+                }
+                if sent < 0 {
+                    error = -sent
+                } else {
+                    if sent == 0 { drop(frame, .xmitUnsent, at: target) } else {
+                        target.count(DeviceCounter.txPackets, cpu: cpu)
+                        target.count(DeviceCounter.txBytes, cpu: cpu, bytes)
+                    }
+                }
+            }
+        } else {
+            error = KernelErrno.EINVAL.rawValue
+        }
+        if events.isRecording {
+            events.record(XDPEvent(kind: error == 0 ? .redirect : .redirectErr, time: now, cpu: UInt32(cpu),
+                                   programID: programID, action: XDPAction.redirect.rawValue,
+                                   ifindex: ingress.ifindex.rawValue, error: -error, toIfindex: ifindex,
+                                   frame: info.pointee.sequence))
+        }
+        guard error == 0 else {
+            drop(frame, DropReason.redirect(errno: error), at: ingress)
+            return false
+        }
+        return true
+    }
+
+    /// The emulator's flood (a `BPF_F_BROADCAST`-style clone to every entry of `map`, optionally skipping the
+    /// ingress device; targets that are down, cannot transmit or are too small are skipped silently). Not a 4.18
+    /// helper: built-in programs such as the L2 switch use it to flood unknown destinations.
+    @usableFromInline
+    func flood(_ frame: FrameID, map: DevMap, excludeIngress: Bool, from ingress: NetDevice,
+               programID: UInt32) -> Bool {
+        let info = pool.info(frame)
+        if let previous = redirectInfo.pointee.mapToFlush, previous.toOpaque() != Unmanaged.passUnretained(map).toOpaque() {
+            flushRedirects()
+        }
+        var pending: DevMapEntry?
+        for key in 0..<map.maxEntries {
+            guard let entryRef = map.entry(at: key) else { continue }
+            let entry = entryRef.takeUnretainedValue()
+            if excludeIngress && entry.device === ingress { continue }
+            guard forwardCheck(info: info, target: entry.device) == 0 else { continue }
+            if let previousTarget = pending {
+                guard let copy = pool.clone(frame) else { break }
+                ingress.count(DeviceCounter.cloned, cpu: cpu)
+                _ = enqueue(copy, info: pool.info(copy), into: previousTarget, from: ingress)
+            }
+            pending = entry
+        }
+        if events.isRecording {
+            events.record(XDPEvent(kind: .redirectMap, time: now, cpu: UInt32(cpu), programID: programID,
+                                   action: XDPAction.redirect.rawValue, ifindex: ingress.ifindex.rawValue,
+                                   toIfindex: pending?.device.ifindex.rawValue ?? 0, mapID: map.id,
+                                   frame: info.pointee.sequence))
+        }
+        guard let last = pending else {
+            drop(frame, .redirectInvalid, at: ingress)
+            return false
+        }
+        _ = enqueue(frame, info: info, into: last, from: ingress)
+        redirectInfo.pointee.mapToFlush = Unmanaged.passUnretained(map)
+        return true
+    }
+
+    // MARK: Drops and reclamation
+
+    /// Frees `frame` as a drop for `reason`, counted at `device`.
+    @inlinable
+    public func drop(_ frame: FrameID, _ reason: DropReason, at device: NetDevice) {
+        device.countDrop(reason, cpu: cpu)
+        if let observer = dropObserver { observer.dropped(frame, reason: reason, device: device, worker: self) }
+        if events.isRecording {
+            events.record(XDPEvent(kind: .drop, time: now, cpu: UInt32(cpu), ifindex: device.ifindex.rawValue,
+                                   frame: pool.info(frame).pointee.sequence, reason: reason))
+        }
+        pool.give(frame)
+    }
+
+    /// The quiescent point (end of a poll): sends this worker's queues of the entries retired since the previous
+    /// one (`dev_map_flush_old`) and releases entries every worker is done with. Call it also when a worker goes
+    /// idle, so retired entries do not wait for its next poll.
+    public func quiescentPoint() {
+        let latest = network.retireEpoch.load(ordering: .acquiring)
+        guard latest != lastSeenEpoch else { return }
+        let since = lastSeenEpoch
+        lastSeenEpoch = latest
+        let entries = network.retiredEntries(after: since, upTo: latest)
+        for entry in entries where entry.device.transmitter != nil {
+            entry.map.clearFlushMark(entry.key, cpu: cpu)
+            transmitBulk(entry, flags: .flush)
+        }
+        network.finishRetired(after: since, upTo: latest)
+    }
+}

@@ -1,0 +1,234 @@
+/// A program's return code. Any value other than the five actions counts as ABORTED and raises an
+/// `xdp_exception` event, as bpf_warn_invalid_xdp_action does.
+public struct XDPAction: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt32
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let aborted = XDPAction(rawValue: 0)
+    public static let drop = XDPAction(rawValue: 1)
+    public static let pass = XDPAction(rawValue: 2)
+    public static let tx = XDPAction(rawValue: 3)
+    public static let redirect = XDPAction(rawValue: 4)
+
+    public var description: String {
+        switch rawValue {
+        case 0: "XDP_ABORTED"
+        case 1: "XDP_DROP"
+        case 2: "XDP_PASS"
+        case 3: "XDP_TX"
+        case 4: "XDP_REDIRECT"
+        default: "XDP_UNKNOWN(\(rawValue))"
+        }
+    }
+}
+
+/// An XDP program: runs once per received frame and returns an action.
+///
+/// Programs are value types dispatched through generics: the poll loop is specialised for each program type,
+/// so a program's `run` is inlined into the loop. Write your own by conforming a struct (see README).
+/// A program may keep state (e.g. a learning table) in its own properties; `run` may mutate it.
+public protocol XDPProgram {
+    /// Called for each frame inside a NAPI poll. `context` is valid only during the call.
+    mutating func run(_ context: inout XDPContext) -> XDPAction
+}
+
+/// The `struct xdp_md` a program sees, with the helpers that act on the frame.
+///
+/// The packet lives in the frame's buffer: `hardStart` is `data_hard_start`; `dataOffset`, `dataEndOffset` and
+/// `metaOffset` are `data`, `data_end` and `data_meta` relative to it. Helpers enforce the kernel's bounds and
+/// return 0 or a negative errno, as the BPF helpers do.
+public struct XDPContext {
+    /// `data_hard_start`.
+    public let hardStart: UnsafeMutableRawPointer
+    /// End of the usable buffer (modern adjust_tail may grow up to `bufferSize - 320`).
+    public let bufferSize: Int
+    /// `data - data_hard_start`.
+    @inlinable public var dataOffset: Int { start }
+    /// `data_end - data_hard_start`.
+    @inlinable public var dataEndOffset: Int { end }
+    /// `data_meta - data_hard_start`.
+    @inlinable public var metaOffset: Int { meta }
+    @usableFromInline var start: Int
+    @usableFromInline var end: Int
+    @usableFromInline var meta: Int
+    /// `ingress_ifindex`.
+    public let ingressIfindex: IfIndex
+    /// `rx_queue_index`.
+    public let rxQueueIndex: UInt32
+    /// `egress_ifindex` (5.8+; 0 for an ingress program and always 0 in the 4.18 profile).
+    public let egressIfindex: IfIndex
+    /// Virtual time of the poll (what `bpf_ktime_get_ns` returns).
+    public let now: Nanos
+    /// The id the network gave the running program (for events).
+    public let programID: UInt32
+    @usableFromInline let redirectInfo: UnsafeMutablePointer<RedirectInfo>
+    @usableFromInline let semantics: Semantics
+
+    @inlinable
+    init(hardStart: UnsafeMutableRawPointer, bufferSize: Int, info: FrameInfo, rxQueueIndex: UInt32, now: Nanos,
+         programID: UInt32, redirectInfo: UnsafeMutablePointer<RedirectInfo>, semantics: Semantics) {
+        self.hardStart = hardStart
+        self.bufferSize = bufferSize
+        start = Int(info.dataOffset)
+        end = Int(info.dataOffset) + Int(info.length)
+        meta = Int(info.dataOffset) - Int(info.metaLength)
+        ingressIfindex = info.ingress
+        self.rxQueueIndex = rxQueueIndex
+        egressIfindex = .none
+        self.now = now
+        self.programID = programID
+        self.redirectInfo = redirectInfo
+        self.semantics = semantics
+    }
+
+    /// Packet length (`data_end - data`).
+    @inlinable public var length: Int { dataEndOffset - dataOffset }
+    /// Metadata length (`data - data_meta`).
+    @inlinable public var metaLength: Int { dataOffset - metaOffset }
+    /// `data`.
+    @inlinable public var data: UnsafeMutableRawPointer { hardStart + dataOffset }
+    /// The packet as bytes.
+    @inlinable public var packet: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: data, count: length)
+    }
+    /// The metadata area in front of the packet.
+    @inlinable public var metadata: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: hardStart + metaOffset, count: metaLength)
+    }
+
+    /// Reads a big-endian (network order) integer at `offset` from `data`; nil when it would read past
+    /// `data_end` (the verifier's bounds check).
+    @inlinable
+    public func loadBigEndian<T: FixedWidthInteger>(_: T.Type, at offset: Int) -> T? {
+        guard offset >= 0, offset + MemoryLayout<T>.size <= length else { return nil }
+        return T(bigEndian: data.loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+
+    /// Writes a big-endian integer at `offset`; false when out of bounds.
+    @inlinable @discardableResult
+    public func storeBigEndian<T: FixedWidthInteger>(_ value: T, at offset: Int) -> Bool {
+        guard offset >= 0, offset + MemoryLayout<T>.size <= length else { return false }
+        data.storeBytes(of: value.bigEndian, toByteOffset: offset, as: T.self)
+        return true
+    }
+
+    /// Lowest `data_meta` the helpers allow: the kernel keeps room for `struct xdp_frame` at the buffer start.
+    @inlinable var frameReserve: Int { KernelConstants.xdpFrameSize }
+
+    /// `bpf_xdp_adjust_head`: moves `data` by `delta` (negative grows the packet at the front). The metadata
+    /// moves with it. EINVAL when `data` would enter the xdp_frame reserve plus metadata, or leave fewer than
+    /// ETH_HLEN bytes.
+    @inlinable
+    public mutating func adjustHead(_ delta: Int) -> Int32 {
+        let metaBytes = metaLength
+        let newData = dataOffset + delta
+        guard newData >= frameReserve + metaBytes, newData <= dataEndOffset - KernelConstants.ethHeaderLength else {
+            return -KernelErrno.EINVAL.rawValue
+        }
+        if metaBytes > 0 {
+            (hardStart + meta + delta).copyMemory(from: hardStart + meta, byteCount: metaBytes)
+        }
+        meta += delta
+        start = newData
+        return 0
+    }
+
+    /// `bpf_xdp_adjust_meta`: moves `data_meta` by `delta` (negative grows the metadata). EINVAL when it would
+    /// enter the xdp_frame reserve or pass `data`; EACCES when the result is not a multiple of 4 or over 32 bytes.
+    @inlinable
+    public mutating func adjustMeta(_ delta: Int) -> Int32 {
+        let newMeta = metaOffset + delta
+        guard newMeta >= frameReserve, newMeta <= dataOffset else { return -KernelErrno.EINVAL.rawValue }
+        let newLength = dataOffset - newMeta
+        guard newLength & 3 == 0, newLength <= KernelConstants.maxMetadataLength else {
+            return -KernelErrno.EACCES.rawValue
+        }
+        meta = newMeta
+        return 0
+    }
+
+    /// `bpf_xdp_adjust_tail`: moves `data_end` by `delta`. 4.18 only shrinks (delta >= 0 is EINVAL); modern also
+    /// grows up to the buffer end less the skb_shared_info reserve, zeroing the new bytes. EINVAL when fewer than
+    /// ETH_HLEN bytes would remain.
+    @inlinable
+    public mutating func adjustTail(_ delta: Int) -> Int32 {
+        let newEnd = dataEndOffset + delta
+        switch semantics {
+        case .v4_18:
+            guard delta < 0 else { return -KernelErrno.EINVAL.rawValue }
+        case .modern:
+            guard newEnd <= bufferSize - KernelConstants.sharedInfoReserve else { return -KernelErrno.EINVAL.rawValue }
+        }
+        guard newEnd >= dataOffset + KernelConstants.ethHeaderLength else { return -KernelErrno.EINVAL.rawValue }
+        if newEnd > dataEndOffset {
+            (hardStart + dataEndOffset).initializeMemory(as: UInt8.self, repeating: 0, count: newEnd - dataEndOffset)
+        }
+        end = newEnd
+        return 0
+    }
+
+    /// `bpf_redirect_map(map, key, flags)`. 4.18: non-zero flags return ABORTED; otherwise the target is only
+    /// remembered and looked up when the redirect is carried out (a missing entry then drops the frame with
+    /// EINVAL).
+    @inlinable
+    public func redirectMap(_ map: DevMap, key: UInt32, flags: UInt64 = 0) -> XDPAction {
+        guard flags == 0 else { return .aborted }
+        redirectInfo.pointee.map = Unmanaged.passUnretained(map)
+        redirectInfo.pointee.index = key
+        redirectInfo.pointee.flags = flags
+        redirectInfo.pointee.broadcast = 0
+        return .redirect
+    }
+
+    /// Floods the frame to every entry of `map` (optionally not back to the ingress device), like the modern
+    /// kernel's `BPF_F_BROADCAST`. This is an emulator extension, not a 4.18 helper: a real 4.18 program cannot
+    /// clone. Targets that are down, cannot transmit or whose MTU is too small are skipped silently.
+    @inlinable
+    public func floodMap(_ map: DevMap, excludeIngress: Bool) -> XDPAction {
+        redirectInfo.pointee.map = Unmanaged.passUnretained(map)
+        redirectInfo.pointee.index = 0
+        redirectInfo.pointee.flags = 0
+        redirectInfo.pointee.broadcast = excludeIngress ? 2 : 1
+        return .redirect
+    }
+
+    /// `bpf_redirect(ifindex, flags)`: non-zero flags return ABORTED; the device is looked up when the redirect
+    /// is carried out, and the frame is sent at once (no bulking), as the 4.18 kernel does.
+    @inlinable
+    public func redirect(ifindex: IfIndex, flags: UInt64 = 0) -> XDPAction {
+        guard flags == 0 else { return .aborted }
+        redirectInfo.pointee.map = nil
+        redirectInfo.pointee.index = ifindex.rawValue
+        redirectInfo.pointee.flags = flags
+        redirectInfo.pointee.broadcast = 0
+        return .redirect
+    }
+
+    /// Writes the helper-adjusted bounds back into the frame record.
+    @inlinable
+    func store(into info: UnsafeMutablePointer<FrameInfo>) {
+        info.pointee.dataOffset = UInt32(dataOffset)
+        info.pointee.length = UInt32(dataEndOffset - dataOffset)
+        info.pointee.metaLength = UInt32(dataOffset - metaOffset)
+    }
+}
+
+/// The per-CPU `bpf_redirect_info`: what the last redirect helper asked for. It persists between frames, as in
+/// the kernel: a program that returns XDP_REDIRECT without calling a helper uses whatever is left here (after a
+/// carried-out redirect, nothing: index 0, no map, which fails with EINVAL).
+public struct RedirectInfo {
+    @usableFromInline var map: Unmanaged<DevMap>?
+    @usableFromInline var index: UInt32
+    @usableFromInline var flags: UInt64
+    /// Flood request of the emulator's `floodMap` helper: 0 none, 1 every entry, 2 every entry but the ingress.
+    @usableFromInline var broadcast: UInt8
+    /// The map whose marked entries the next flush transmits (`map_to_flush`).
+    @usableFromInline var mapToFlush: Unmanaged<DevMap>?
+}
+
+/// Programs that need nothing but a fixed action.
+public struct ConstantProgram: XDPProgram {
+    public let action: XDPAction
+    public init(_ action: XDPAction) { self.action = action }
+    @inlinable public func run(_ context: inout XDPContext) -> XDPAction { action }
+}

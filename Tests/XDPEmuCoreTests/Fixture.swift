@@ -1,0 +1,66 @@
+import Testing
+import XDPEmuCore
+import XDPEmuTesting
+
+/// A small network for datapath tests: an ingress port and four targets, each with a fake transmitter, one
+/// devmap with keys 0...3 pointing at the targets, and a worker with events on.
+final class Fixture {
+    let network: Network
+    let ingress: NetDevice
+    let targets: [NetDevice]
+    let transmitters: [FakeTransmitter]
+    let ingressTransmitter = FakeTransmitter()
+    let stack = RecordingStack()
+    let map: DevMap
+    var injector = FrameInjector()
+    var worker: Worker { network.workers[0] }
+
+    init(workers: Int = 1, targetCount: Int = 4, mapSize: UInt32 = 8, budget: Int = 64) throws {
+        network = Network(workers: workers, poolCapacity: 1024, maxBudget: max(budget, 64))
+        ingress = try network.addDevice(name: "in0", transmitter: ingressTransmitter, stack: stack)
+        var targets = [NetDevice]()
+        var transmitters = [FakeTransmitter]()
+        for i in 0..<targetCount {
+            let t = FakeTransmitter()
+            transmitters.append(t)
+            targets.append(try network.addDevice(name: "out\(i)", transmitter: t))
+        }
+        self.targets = targets
+        self.transmitters = transmitters
+        map = try network.createDevMap(maxEntries: mapSize)
+        for (i, target) in targets.enumerated() { try map.update(key: UInt32(i), ifindex: target.ifindex.rawValue) }
+        for w in network.workers { w.events.isEnabled = true }
+    }
+
+    func inject(_ count: Int, length: Int = 64, into device: NetDevice? = nil, worker: Worker? = nil) {
+        injector.inject(count: count, length: length, into: device ?? ingress, worker: worker ?? self.worker)
+    }
+
+    @discardableResult
+    func poll(_ device: NetDevice? = nil, budget: Int = 64, now: Nanos = 1000, worker: Worker? = nil) -> Int {
+        (worker ?? self.worker).poll(device ?? ingress, budget: budget, now: now)
+    }
+
+    func events(_ kind: XDPEventKind? = nil) -> [XDPEvent] {
+        let all = network.workers.flatMap { $0.events.takeAll() }
+        return kind.map { k in all.filter { $0.kind == k } } ?? all
+    }
+
+    /// Frame conservation: nothing outstanding in any pool (call after the run is over), and every received
+    /// frame accounted as transmitted, passed or dropped.
+    func expectConservation(extra: [NetDevice] = [], sourceLocation: SourceLocation = #_sourceLocation) {
+        network.quiesceAll()
+        for w in network.workers {
+            #expect(w.pool.outstanding == 0, "frames still outstanding in pool of cpu \(w.cpu)",
+                    sourceLocation: sourceLocation)
+        }
+        let all = [ingress] + targets + extra
+        let stats = all.map(\.statistics)
+        let received = stats.reduce(0) { $0 + $1.rxPackets + $1.cloned }
+        let sent = transmitters.reduce(0) { $0 + $1.sentFrames.count } + ingressTransmitter.sentFrames.count
+        let passed = stats.reduce(0) { $0 + $1.passed }
+        let dropped = stats.reduce(0) { $0 + $1.totalDrops }
+        #expect(received == UInt64(sent) + passed + dropped, "in \(received) != out \(sent)+\(passed)+\(dropped)",
+                sourceLocation: sourceLocation)
+    }
+}
