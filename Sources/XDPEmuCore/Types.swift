@@ -79,6 +79,7 @@ public enum KernelErrno: Int32, Error, Sendable, CaseIterable, CustomStringConve
     case EPERM = 1
     case ENOENT = 2
     case ENXIO = 6
+    case EBADF = 9
     case E2BIG = 7
     case ENOMEM = 12
     case EACCES = 13
@@ -100,6 +101,7 @@ public enum KernelErrno: Int32, Error, Sendable, CaseIterable, CustomStringConve
         case .EPERM: "EPERM"
         case .ENOENT: "ENOENT"
         case .ENXIO: "ENXIO"
+        case .EBADF: "EBADF"
         case .E2BIG: "E2BIG"
         case .ENOMEM: "ENOMEM"
         case .EACCES: "EACCES"

@@ -1,7 +1,80 @@
 import ArgumentParser
+import Foundation
+import XDPEmuCore
 import XDPEmuRuntime
+
+/// Exit codes (documented in README): 0 success; 1 a run failed; 2 bad input (a script, topology or trace
+/// error); 64 a command-line usage error; 77 missing privileges or kernel features for live mode.
+enum ExitStatus {
+    static let failure: Int32 = 1
+    static let badInput: Int32 = 2
+    static let noPermission: Int32 = 77
+}
 
 @main
 struct XDPEmu: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "xdpemu", abstract: "Packet-level XDP/devmap network emulator.")
+    static let configuration = CommandConfiguration(
+        commandName: "xdpemu",
+        abstract: "Packet-level emulator of an XDP redirect datapath (programs, devmap, bulk queues, NAPI).",
+        subcommands: [MapCommand.self]
+    )
+}
+
+struct MapCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "map", abstract: "Devmap control-plane tools.", subcommands: [MapBatchCommand.self])
+}
+
+struct MapBatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "batch",
+        abstract: "Run devmap operations from a file and print one answer per operation.",
+        discussion: """
+            Operations, one a line (# comments): device NAME [ifindex N] [mtu N] [down] [noxmit]; \
+            create devmap MAX_ENTRIES [key_size N] [value_size N] [flags N]; update KEY DEVICE [any|noexist|exist|N]; \
+            delete KEY; lookup KEY; next KEY|none; unregister DEVICE. Failures print the errno name. \
+            A syntax error prints 'error: line N: ...' to stderr; the rest still runs and the exit code is 2.
+            """)
+
+    @Argument(help: "The operations file, or - for standard input.")
+    var file: String
+
+    @Option(help: "Kernel behaviour to reproduce (4.18).")
+    var semantics: String = "4.18"
+
+    @Flag(help: "Act as a process without CAP_NET_ADMIN (map creation fails with EPERM).")
+    var unprivileged = false
+
+    func run() throws {
+        guard let profile = Semantics(rawValue: semantics), profile == .v4_18 else {
+            throw ValidationError("semantics '\(semantics)' is not available yet (4.18)")
+        }
+        let script: String
+        do {
+            script = try readInput(file)
+        } catch {
+            FileHandle.standardError.write(Data("xdpemu: \(file): \(error.localizedDescription)\n".utf8))
+            throw ExitCode(ExitStatus.badInput)
+        }
+        var batch = MapBatch(semantics: profile, capNetAdmin: !unprivileged)
+        var failed = false
+        for (index, line) in script.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            switch batch.execute(line: String(line), number: index + 1) {
+            case .success(let answer?): print(answer)
+            case .success(nil): break
+            case .failure(let error):
+                failed = true
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+            }
+        }
+        if failed { throw ExitCode(ExitStatus.badInput) }
+    }
+}
+
+/// Reads a whole text file, or standard input for "-".
+func readInput(_ path: String) throws -> String {
+    if path == "-" {
+        return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+    }
+    return String(decoding: try Data(contentsOf: URL(fileURLWithPath: path)), as: UTF8.self)
 }

@@ -1,0 +1,262 @@
+import XDPEmuCore
+
+/// Runs a script of devmap operations against an in-memory network and answers one line per operation, so the
+/// emulator's map semantics can be compared line by line with a kernel's answers to the same operations.
+///
+/// Syntax, one operation a line (`#` starts a comment; blank lines are ignored):
+/// ```
+/// device NAME [ifindex N] [mtu N] [down] [noxmit]     -> ok IFINDEX
+/// create devmap|devmap_hash MAX_ENTRIES [key_size N] [value_size N] [flags N]   -> ok | ERRNO
+/// update KEY DEVICE [any|noexist|exist|N]            -> ok | ERRNO   (DEVICE: a name or a numeric ifindex)
+/// delete KEY                                          -> ok | ERRNO
+/// lookup KEY                                          -> ok DEVICE-NAME | ERRNO
+/// next KEY|none                                       -> ok NEXT | ERRNO
+/// unregister DEVICE                                   -> ok
+/// ```
+/// Operations on the map before any successful `create` answer EBADF (no map fd). Numbers are decimal or 0x hex.
+public struct MapBatch {
+    /// A problem with the script itself (not an answer of the map).
+    public struct SyntaxError: Error, Equatable, CustomStringConvertible {
+        public var line: Int
+        public var message: String
+        public var description: String { "error: line \(line): \(message)" }
+    }
+
+    public let network: Network
+    /// Whether the caller has CAP_NET_ADMIN (map creation needs it).
+    public let capNetAdmin: Bool
+    private var map: DevMap?
+    /// Every device declared by name, including unregistered ones (their stale ifindex stays usable in updates).
+    private var declared: [String: UInt32] = [:]
+    private var names: [UInt32: String] = [:]
+
+    public init(semantics: Semantics = .v4_18, capNetAdmin: Bool = true) {
+        network = Network(semantics: semantics, workers: 1, poolCapacity: 16, bufferSize: 512)
+        self.capNetAdmin = capNetAdmin
+    }
+
+    /// Runs every line; returns the answers (one per operation) and the syntax errors, in order.
+    public mutating func run(script: String) -> (output: [String], errors: [SyntaxError]) {
+        var output = [String]()
+        var errors = [SyntaxError]()
+        for (index, rawLine) in script.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            switch execute(line: String(rawLine), number: index + 1) {
+            case .success(let answer?): output.append(answer)
+            case .success(nil): break
+            case .failure(let error): errors.append(error)
+            }
+        }
+        return (output, errors)
+    }
+
+    /// Runs one line: the answer, nil for a blank or comment line, or a syntax error.
+    public mutating func execute(line: String, number: Int) -> Result<String?, SyntaxError> {
+        let code = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let words = code.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)
+        guard let verb = words.first else { return .success(nil) }
+        do {
+            let answer: String
+            switch verb {
+            case "device": answer = try device(Array(words.dropFirst()), number)
+            case "create": answer = try create(Array(words.dropFirst()), number)
+            case "update": answer = try update(Array(words.dropFirst()), number)
+            case "delete": answer = try keyed(words, number) { map, key throws(KernelErrno) in
+                try map.delete(key: key)
+                return "ok"
+            }
+            case "lookup": answer = try keyed(words, number) { map, key throws(KernelErrno) in
+                let ifindex = try map.lookup(key: key)
+                return "ok " + (names[ifindex.rawValue] ?? String(ifindex.rawValue))
+            }
+            case "next": answer = try next(Array(words.dropFirst()), number)
+            case "unregister": answer = try unregister(Array(words.dropFirst()), number)
+            default: throw SyntaxError(line: number, message: "unknown operation '\(verb)'")
+            }
+            return .success(answer)
+        } catch let error as SyntaxError {
+            return .failure(error)
+        } catch {
+            return .failure(SyntaxError(line: number, message: "\(error)"))
+        }
+    }
+
+    // MARK: Operations
+
+    private mutating func device(_ args: [String], _ line: Int) throws -> String {
+        guard let name = args.first else { throw SyntaxError(line: line, message: "device needs a NAME") }
+        guard UInt32(name) == nil && !name.hasPrefix("0x") else {
+            throw SyntaxError(line: line, message: "device name '\(name)' must not be a number")
+        }
+        var ifindex: UInt32?
+        var mtu: UInt32 = 1500
+        var up = true
+        var xmit = true
+        var i = 1
+        while i < args.count {
+            switch args[i] {
+            case "ifindex", "mtu":
+                guard i + 1 < args.count, let value = parseNumber(args[i + 1]), value <= UInt64(Int32.max) else {
+                    throw SyntaxError(line: line, message: "\(args[i]) needs a number 1...2147483647")
+                }
+                if args[i] == "ifindex" {
+                    guard value > 0 else { throw SyntaxError(line: line, message: "ifindex must be at least 1") }
+                    ifindex = UInt32(value)
+                } else {
+                    mtu = UInt32(value)
+                }
+                i += 2
+            case "down":
+                up = false
+                i += 1
+            case "noxmit":
+                xmit = false
+                i += 1
+            default:
+                throw SyntaxError(line: line, message: "unknown device option '\(args[i])'")
+            }
+        }
+        let transmitter: (any XDPTransmitter)? = xmit ? DiscardingTransmitter() : nil
+        do {
+            let device = try network.addDevice(name: name, ifindex: ifindex, mtu: mtu, up: up, transmitter: transmitter)
+            declared[name] = device.ifindex.rawValue
+            names[device.ifindex.rawValue] = name
+            return "ok \(device.ifindex.rawValue)"
+        } catch {
+            return KernelErrno.EEXIST.name
+        }
+    }
+
+    private mutating func create(_ args: [String], _ line: Int) throws -> String {
+        guard args.count >= 2 else { throw SyntaxError(line: line, message: "create needs a map type and MAX_ENTRIES") }
+        let type = args[0]
+        guard type == "devmap" || type == "devmap_hash" else {
+            throw SyntaxError(line: line, message: "unknown map type '\(type)' (devmap, devmap_hash)")
+        }
+        guard let maxEntries = parseU32(args[1]) else {
+            throw SyntaxError(line: line, message: "MAX_ENTRIES must be a number 0...4294967295")
+        }
+        var keySize: UInt32 = 4, valueSize: UInt32 = 4, flags: UInt32 = 0
+        var i = 2
+        while i < args.count {
+            guard i + 1 < args.count, let value = parseU32(args[i + 1]) else {
+                throw SyntaxError(line: line, message: "'\(args[i])' needs a number")
+            }
+            switch args[i] {
+            case "key_size": keySize = value
+            case "value_size": valueSize = value
+            case "flags": flags = value
+            default: throw SyntaxError(line: line, message: "unknown create option '\(args[i])'")
+            }
+            i += 2
+        }
+        // DEVMAP_HASH exists only in kernels after 5.4: the 4.18 profile does not know the map type.
+        guard type == "devmap" else { return KernelErrno.EINVAL.name }
+        do {
+            map = try network.createDevMap(maxEntries: maxEntries, keySize: keySize, valueSize: valueSize,
+                                           flags: flags, capNetAdmin: capNetAdmin)
+            return "ok"
+        } catch {
+            return error.name
+        }
+    }
+
+    private mutating func update(_ args: [String], _ line: Int) throws -> String {
+        guard args.count == 2 || args.count == 3 else {
+            throw SyntaxError(line: line, message: "usage: update KEY DEVICE [any|noexist|exist|N]")
+        }
+        let key = try parseKey(args[0], line)
+        let ifindex = try resolveDevice(args[1], line)
+        var flags = UpdateFlag.any.rawValue
+        if args.count == 3 {
+            switch args[2] {
+            case "any": flags = UpdateFlag.any.rawValue
+            case "noexist": flags = UpdateFlag.noExist.rawValue
+            case "exist": flags = UpdateFlag.exist.rawValue
+            default:
+                guard let value = parseNumber(args[2]) else {
+                    throw SyntaxError(line: line, message: "flags must be any, noexist, exist or a number")
+                }
+                flags = value
+            }
+        }
+        guard let map else { return KernelErrno.EBADF.name }
+        do {
+            try map.update(key: key, ifindex: ifindex, flags: flags)
+            return "ok"
+        } catch {
+            return error.name
+        }
+    }
+
+    private func keyed(_ words: [String], _ line: Int,
+                                _ body: (DevMap, UInt32) throws(KernelErrno) -> String) throws -> String {
+        guard words.count == 2 else { throw SyntaxError(line: line, message: "usage: \(words[0]) KEY") }
+        let key = try parseKey(words[1], line)
+        guard let map else { return KernelErrno.EBADF.name }
+        do {
+            return try body(map, key)
+        } catch {
+            return error.name
+        }
+    }
+
+    private func next(_ args: [String], _ line: Int) throws -> String {
+        guard args.count == 1 else { throw SyntaxError(line: line, message: "usage: next KEY|none") }
+        let key: UInt32? = args[0] == "none" ? nil : try parseKey(args[0], line)
+        guard let map else { return KernelErrno.EBADF.name }
+        do {
+            return "ok \(try map.nextKey(after: key))"
+        } catch {
+            return error.name
+        }
+    }
+
+    private mutating func unregister(_ args: [String], _ line: Int) throws -> String {
+        guard args.count == 1 else { throw SyntaxError(line: line, message: "usage: unregister DEVICE") }
+        let ifindex = try resolveDevice(args[0], line)
+        guard let device = network.device(ifindex: IfIndex(ifindex)) else {
+            return KernelErrno.ENODEV.name
+        }
+        network.unregister(device)
+        network.quiesceAll()
+        return "ok"
+    }
+
+    // MARK: Parsing
+
+    private func parseNumber(_ text: String) -> UInt64? {
+        if text.hasPrefix("0x") || text.hasPrefix("0X") { return UInt64(text.dropFirst(2), radix: 16) }
+        return UInt64(text)
+    }
+
+    private func parseU32(_ text: String) -> UInt32? { parseNumber(text).flatMap { UInt32(exactly: $0) } }
+
+    private func parseKey(_ text: String, _ line: Int) throws -> UInt32 {
+        guard let key = parseU32(text) else {
+            throw SyntaxError(line: line, message: "KEY must be a number 0...4294967295, got '\(text)'")
+        }
+        return key
+    }
+
+    private func resolveDevice(_ text: String, _ line: Int) throws -> UInt32 {
+        if let number = parseNumber(text) {
+            guard let ifindex = UInt32(exactly: number) else {
+                throw SyntaxError(line: line, message: "ifindex must be a number 0...4294967295")
+            }
+            return ifindex
+        }
+        guard let ifindex = declared[text] else {
+            throw SyntaxError(line: line, message: "unknown device '\(text)' (declare it with 'device \(text)')")
+        }
+        return ifindex
+    }
+}
+
+/// A transmitter that accepts and frees every frame (devices of the map batch tool never carry traffic).
+final class DiscardingTransmitter: XDPTransmitter {
+    func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
+                 worker: Worker) -> Int32 {
+        for frame in frames { worker.pool.give(frame) }
+        return Int32(frames.count)
+    }
+}
