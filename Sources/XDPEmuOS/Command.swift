@@ -162,7 +162,7 @@ public enum Command {
     private static func drain(
         _ fd1: Int32, into out1: inout [UInt8], _ fd2: Int32, into out2: inout [UInt8]
     ) throws(Errno) {
-        var fds = [pollfd(fd: fd1, events: Int16(POLLIN), revents: 0), pollfd(fd: fd2, events: Int16(POLLIN), revents: 0)]
+        var fds = [fd1, fd2].map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
         defer { chunk.deallocate() }
         while fds.contains(where: { $0.fd >= 0 }) {

@@ -30,6 +30,11 @@ public struct ReadyEvent: Sendable, Equatable {
     public let fd: FileDescriptor
     /// What epoll reported for it.
     public let flags: ReadyFlags
+
+    public init(fd: FileDescriptor, flags: ReadyFlags) {
+        self.fd = fd
+        self.flags = flags
+    }
 }
 
 /// An epoll instance: register fds, wait for readiness.
@@ -80,7 +85,8 @@ public final class EventLoop {
         ready.removeAll(keepingCapacity: true)
         for i in 0..<Int(count) {
             let event = events[i]
-            ready.append(ReadyEvent(fd: FileDescriptor(rawValue: event.data.fd), flags: ReadyFlags(rawValue: event.events)))
+            let fd = FileDescriptor(rawValue: event.data.fd)
+            ready.append(ReadyEvent(fd: fd, flags: ReadyFlags(rawValue: event.events)))
         }
     }
 
@@ -111,7 +117,9 @@ public final class PeriodicTimer {
         precondition(intervalNanos > 0, "PeriodicTimer interval must be positive")
         let raw = try retryingEINTROrThrow { timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC)) }
         self.fd = FileDescriptor(rawValue: raw)
-        let interval = timespec(tv_sec: Int(intervalNanos / 1_000_000_000), tv_nsec: Int(intervalNanos % 1_000_000_000))
+        let interval = timespec(
+            tv_sec: Int(intervalNanos / 1_000_000_000), tv_nsec: Int(intervalNanos % 1_000_000_000)
+        )
         var spec = itimerspec(it_interval: interval, it_value: interval)
         do throws(Errno) {
             _ = try retryingEINTROrThrow { timerfd_settime(raw, 0, &spec, nil) }

@@ -23,6 +23,7 @@ public enum MissingPrivilege: Sendable, Equatable, CustomStringConvertible {
 /// The privileges check failed; `missing` lists every missing piece, in a fixed order.
 public struct PrivilegeError: Error, Sendable, Equatable, CustomStringConvertible {
     public let missing: [MissingPrivilege]
+    public init(missing: [MissingPrivilege]) { self.missing = missing }
     public var description: String { missing.map(\.description).joined(separator: "; ") }
 }
 

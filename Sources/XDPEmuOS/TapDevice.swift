@@ -42,7 +42,10 @@ public enum TapError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidName(NameError)
     /// open("/dev/net/tun") failed.
     case cannotOpenTun(Errno)
-    /// ioctl(TUNSETIFF/TUNSETVNETHDRSZ/TUNSETOFFLOAD) or fcntl failed; EBUSY means the name is taken.
+    /// An interface with that name exists: TUNSETIFF fails with EBUSY for a TAP held by another fd and
+    /// with EINVAL for an interface of another kind.
+    case nameInUse(String, Errno)
+    /// ioctl(TUNSETIFF/TUNSETVNETHDRSZ/TUNSETOFFLOAD) or fcntl failed.
     case cannotCreate(name: String?, Errno)
 
     public var description: String {
@@ -54,11 +57,10 @@ public enum TapError: Error, Equatable, Sendable, CustomStringConvertible {
                 return "cannot open /dev/net/tun: \(errno) (/dev/net/tun is missing: modprobe tun)"
             }
             return "cannot open /dev/net/tun: \(errno)"
+        case .nameInUse(let name, let errno):
+            return "cannot create TAP \"\(name)\": an interface with that name already exists (\(errno))"
         case .cannotCreate(let name, let errno):
             let what = name.map { "TAP \"\($0)\"" } ?? "a TAP"
-            if errno == .resourceBusy {
-                return "cannot create \(what): \(errno) (an interface with that name already exists)"
-            }
             if errno == .notPermitted {
                 return "cannot create \(what): \(errno) (needs CAP_NET_ADMIN: run as root)"
             }
@@ -116,6 +118,9 @@ public final class TapDevice {
                 )
             }
         } catch {
+            if let name, error == .resourceBusy || error == .invalidArgument, if_nametoindex(name) != 0 {
+                throw .nameInUse(name, error)
+            }
             switch error {
             case .noSuchFileOrDirectory, .noSuchAddressOrDevice, .operationNotSupportedByDevice:
                 throw .cannotOpenTun(error)
