@@ -15,13 +15,9 @@
 #include <unistd.h>
 
 // Why this is C: ioctl(2) is variadic and `struct ifreq` keeps the name and flags in unions.
-int xdpemu_tap_open(const char *name, int vnet_hdr, char *out_name) {
+int xdpemu_tap_attach(int fd, const char *name, int vnet_hdr, char *out_name) {
     if (name != NULL && strlen(name) >= IFNAMSIZ) {
         return -EINVAL;
-    }
-    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        return -errno;
     }
     struct ifreq ifr;
     memset(&ifr, 0, sizeof(ifr));
@@ -29,34 +25,26 @@ int xdpemu_tap_open(const char *name, int vnet_hdr, char *out_name) {
     if (name != NULL) {
         strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
     }
-    int err = 0;
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-        err = errno;
-        goto fail;
+        return -errno;
     }
     if (vnet_hdr) {
         int len = XDPEMU_VNET_HDR_LEN;
         if (ioctl(fd, TUNSETVNETHDRSZ, &len) < 0) {
-            err = errno;
-            goto fail;
+            return -errno;
         }
         unsigned long offload = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
         if (ioctl(fd, TUNSETOFFLOAD, offload) < 0) {
-            err = errno;
-            goto fail;
+            return -errno;
         }
     }
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-        err = errno;
-        goto fail;
+        return -errno;
     }
     memcpy(out_name, ifr.ifr_name, IFNAMSIZ);
     out_name[IFNAMSIZ - 1] = '\0';
-    return fd;
-fail:
-    close(fd);
-    return -err;
+    return 0;
 }
 
 struct sysctl_job {

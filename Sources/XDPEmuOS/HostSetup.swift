@@ -149,7 +149,7 @@ public final class HostSetup {
             try Link.configure("lo", in: ns, up: true)
             try Link.configure(ifname, in: ns, up: true)
             for route in spec.routes {
-                try Link.addRoute(in: ns, route)
+                try Link.addRoute(in: ns, to: route.to, via: route.via, dev: route.dev)
             }
         }
         return device

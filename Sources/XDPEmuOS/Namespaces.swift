@@ -127,25 +127,28 @@ public enum Link {
         try ip(in: ns, args)
     }
 
-    /// Adds a route: `ip [-n NS] [-6] route add TO [via GW] [dev IF]`.
-    public static func addRoute(in ns: String?, _ route: Route) throws(NetworkConfigError) {
+    /// Adds a route: `ip [-n NS] [-6] route add TO [via GW] [dev IF]`; `to` is "default" or a prefix.
+    /// `-6` is passed when the destination or gateway is IPv6, so "default" means the IPv6 default then.
+    public static func addRoute(
+        in ns: String?, to: String, via: String? = nil, dev: String? = nil
+    ) throws(NetworkConfigError) {
         var family: AddressFamily? = nil
-        if route.to != "default" {
-            family = try parseCIDR(route.to, requirePrefix: false)
+        if to != "default" {
+            family = try parseCIDR(to, requirePrefix: false)
         }
-        if let via = route.via {
+        if let via {
             let viaFamily = try parseAddress(via)
             if let family, family != viaFamily {
-                throw .invalidAddress(via, reason: "gateway family differs from destination \(route.to)")
+                throw .invalidAddress(via, reason: "gateway family differs from destination \(to)")
             }
             family = viaFamily
         }
         var args = family == .ipv6 ? ["-6"] : []
-        args += ["route", "add", route.to]
-        if let via = route.via {
+        args += ["route", "add", to]
+        if let via {
             args += ["via", via]
         }
-        if let dev = route.dev {
+        if let dev {
             try checkInterface(dev)
             args += ["dev", dev]
         }

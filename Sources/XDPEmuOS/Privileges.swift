@@ -60,7 +60,7 @@ public enum Privileges {
     public static func effectiveCapabilities() -> UInt64? {
         guard let status = try? readSmallFile("/proc/self/status") else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
-            let hex = line.dropFirst("CapEff:".count).trimmingCharacters(in: " \t")
+            let hex = line.dropFirst("CapEff:".count).trimming(" \t")
             return UInt64(hex, radix: 16)
         }
         return nil
@@ -68,7 +68,7 @@ public enum Privileges {
 }
 
 extension Substring {
-    func trimmingCharacters(in set: String) -> String {
+    func trimming(_ set: String) -> String {
         var result = self
         while let first = result.first, set.contains(first) { result.removeFirst() }
         while let last = result.last, set.contains(last) { result.removeLast() }

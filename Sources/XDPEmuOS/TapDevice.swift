@@ -53,10 +53,14 @@ public enum TapError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidName(let error):
             return error.description
         case .cannotOpenTun(let errno):
-            if errno == .noSuchFileOrDirectory || errno == .noSuchAddressOrDevice {
+            switch errno {
+            case .noSuchFileOrDirectory, .noSuchAddressOrDevice, .operationNotSupportedByDevice:
                 return "cannot open /dev/net/tun: \(errno) (/dev/net/tun is missing: modprobe tun)"
+            case .permissionDenied, .notPermitted:
+                return "cannot open /dev/net/tun: \(errno) (needs CAP_NET_ADMIN: run as root)"
+            default:
+                return "cannot open /dev/net/tun: \(errno)"
             }
-            return "cannot open /dev/net/tun: \(errno)"
         case .nameInUse(let name, let errno):
             return "cannot create TAP \"\(name)\": an interface with that name already exists (\(errno))"
         case .cannotCreate(let name, let errno):
@@ -92,7 +96,7 @@ public final class TapDevice {
     /// The open TAP fd, for registering with an `EventLoop`. `nil` after `close()`.
     public var fd: FileDescriptor? { descriptor }
 
-    /// Creates a TAP: xdpemu_tap_open = open("/dev/net/tun", O_RDWR|O_CLOEXEC) + ioctl(TUNSETIFF,
+    /// Creates a TAP: open("/dev/net/tun", O_RDWR|O_CLOEXEC), then xdpemu_tap_attach = ioctl(TUNSETIFF,
     /// IFF_TAP|IFF_NO_PI[|IFF_VNET_HDR]) [+ TUNSETVNETHDRSZ 12 + TUNSETOFFLOAD 0x0f] + O_NONBLOCK; then
     /// if_nametoindex(3).
     ///
@@ -107,26 +111,27 @@ public final class TapDevice {
                 throw .invalidName(error)
             }
         }
-        var assigned = [CChar](repeating: 0, count: Int(XDPEMU_IFNAMSIZ))
         let fd: Int32
         do throws(Errno) {
-            fd = try retryingEINTROrThrow {
+            fd = try retryingEINTROrThrow { open("/dev/net/tun", O_RDWR | O_CLOEXEC) }
+        } catch {
+            throw .cannotOpenTun(error)
+        }
+        var assigned = [CChar](repeating: 0, count: Int(XDPEMU_IFNAMSIZ))
+        do throws(Errno) {
+            _ = try retryingEINTROrThrow {
                 negatedErrnoToMinusOne(
                     assigned.withUnsafeMutableBufferPointer { out in
-                        xdpemu_tap_open(name, virtioNetHeader ? 1 : 0, out.baseAddress)
+                        xdpemu_tap_attach(fd, name, virtioNetHeader ? 1 : 0, out.baseAddress)
                     }
                 )
             }
         } catch {
+            _ = Glibc.close(fd)
             if let name, error == .resourceBusy || error == .invalidArgument, if_nametoindex(name) != 0 {
                 throw .nameInUse(name, error)
             }
-            switch error {
-            case .noSuchFileOrDirectory, .noSuchAddressOrDevice, .operationNotSupportedByDevice:
-                throw .cannotOpenTun(error)
-            default:
-                throw .cannotCreate(name: name, error)
-            }
+            throw .cannotCreate(name: name, error)
         }
         let kernelName = assigned.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         let index = if_nametoindex(kernelName)

@@ -24,15 +24,14 @@ extern "C" {
 /// Size in bytes of `struct virtio_net_hdr` as set by TUNSETVNETHDRSZ when `vnet_hdr` is requested.
 #define XDPEMU_VNET_HDR_LEN 12
 
-/// Creates (or attaches to) a TAP interface.
+/// Turns an open /dev/net/tun fd into a TAP interface.
 ///
-/// open("/dev/net/tun", O_RDWR|O_CLOEXEC), ioctl(TUNSETIFF, IFF_TAP|IFF_NO_PI [|IFF_VNET_HDR]); with
-/// `vnet_hdr` also ioctl(TUNSETVNETHDRSZ, 12) and ioctl(TUNSETOFFLOAD, TUN_F_CSUM|TUN_F_TSO4|TUN_F_TSO6|
-/// TUN_F_TSO_ECN); finally fcntl(F_SETFL, O_NONBLOCK).
+/// ioctl(TUNSETIFF, IFF_TAP|IFF_NO_PI [|IFF_VNET_HDR]); with `vnet_hdr` also ioctl(TUNSETVNETHDRSZ, 12) and
+/// ioctl(TUNSETOFFLOAD, TUN_F_CSUM|TUN_F_TSO4|TUN_F_TSO6|TUN_F_TSO_ECN); finally fcntl(F_SETFL, O_NONBLOCK).
 ///
 /// `name` may be NULL or "" to let the kernel pick "tapN". `out_name` must hold XDPEMU_IFNAMSIZ bytes and
-/// receives the kernel-assigned name. Returns the file descriptor, or -errno (the fd is closed on error).
-int xdpemu_tap_open(const char *name, int vnet_hdr, char *out_name);
+/// receives the kernel-assigned name. Returns 0 or -errno; the caller owns (and on error closes) `fd`.
+int xdpemu_tap_attach(int fd, const char *name, int vnet_hdr, char *out_name);
 
 /// Writes `value` to `/proc/sys/<sysctl_path>` as seen from the network namespace bound at `netns_path`
 /// (for example "/run/netns/hostA"), without changing the namespace of the calling thread.
