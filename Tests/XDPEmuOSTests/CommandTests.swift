@@ -1,3 +1,5 @@
+import Glibc
+import SystemPackage
 import Testing
 import XDPEmuOS
 
@@ -25,5 +27,26 @@ struct CommandTests {
 
     @Test func missingExecutableIsNamed() {
         #expect(throws: CommandError.self) { try Command.run("xdpemu-no-such-tool", []) }
+    }
+
+    @Test func childrenInheritNoFdsBeyondStdio() throws {
+        let (readEnd, writeEnd) = try FileDescriptor.pipe()
+        defer {
+            try? readEnd.close()
+            try? writeEnd.close()
+        }
+        _ = try retryingEINTROrThrow { fcntl(writeEnd.rawValue, F_SETFD, 0) }  // not close-on-exec
+        let listing = try Command.run("ls", ["/proc/self/fd"]).stdout.split(separator: "\n")
+        #expect(!listing.contains(Substring(String(writeEnd.rawValue))))
+        #expect(listing.count <= 4, "stdin, stdout, stderr and ls's own directory fd: \(listing)")
+    }
+
+    // Synchronous: the signal mask is per thread and this test stays on one.
+    @Test func childrenStartWithAnEmptySignalMaskWhileAWatcherBlocksSignals() throws {
+        let watcher = try SignalWatcher(signals: [SIGINT, SIGTERM])
+        defer { watcher.close() }
+        let status = try Command.run("cat", ["/proc/self/status"]).stdout
+        let blocked = status.split(separator: "\n").first { $0.hasPrefix("SigBlk:") }
+        #expect(blocked == "SigBlk:\t0000000000000000")
     }
 }
