@@ -207,7 +207,7 @@ public enum Sysctl {
     /// does setns(2) on /run/netns/NS, then open + write). This process's own namespace is untouched.
     public static func write(_ path: String, _ value: String, inNamespace ns: String) throws(NetworkConfigError) {
         try checkNamespace(ns)
-        try checkSysctlPath(path)
+        try checkSysctlPath(path, ns)
         let rc = xdpemu_write_sysctl_in_netns(NetNamespace.path(for: ns), path, value)
         if rc < 0 {
             throw .sysctl(namespace: ns, path: path, Errno(rawValue: -rc))
@@ -217,7 +217,7 @@ public enum Sysctl {
     /// Reads /proc/sys/PATH as seen inside `ns` (xdpemu_read_sysctl_in_netns), without the trailing newline.
     public static func read(_ path: String, inNamespace ns: String) throws(NetworkConfigError) -> String {
         try checkNamespace(ns)
-        try checkSysctlPath(path)
+        try checkSysctlPath(path, ns)
         var buffer = [CChar](repeating: 0, count: 4096)
         let rc = buffer.withUnsafeMutableBufferPointer { out in
             xdpemu_read_sysctl_in_netns(NetNamespace.path(for: ns), path, out.baseAddress, out.count)
@@ -228,10 +228,10 @@ public enum Sysctl {
         return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.trimmingTrailingNewlines()
     }
 
-    private static func checkSysctlPath(_ path: String) throws(NetworkConfigError) {
+    private static func checkSysctlPath(_ path: String, _ ns: String) throws(NetworkConfigError) {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         if path.isEmpty || parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
-            throw .sysctl(namespace: "", path: path, .invalidArgument)
+            throw .sysctl(namespace: ns, path: path, .invalidArgument)
         }
     }
 }
