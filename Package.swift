@@ -37,7 +37,10 @@ let package = Package(
         .testTarget(name: "XDPEmuCoreTests", dependencies: ["XDPEmuCore", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuPcapTests", dependencies: ["XDPEmuPcap", "CPcap"]),
         .testTarget(name: "XDPEmuTopologyTests", dependencies: ["XDPEmuTopology"]),
-        .testTarget(name: "XDPEmuOSTests", dependencies: ["XDPEmuOS"]),
+        .testTarget(
+            name: "XDPEmuOSTests",
+            dependencies: ["XDPEmuOS", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .testTarget(
             name: "XDPEmuRuntimeTests",
             dependencies: ["XDPEmuRuntime", "XDPEmuTesting", "XDPEmuPcap", "XDPEmuPrograms"]

@@ -1,0 +1,307 @@
+// Network namespaces and link configuration, through iproute2 (`ip`) run with argument arrays, and
+// namespace sysctls written by CTapShim on a throwaway thread that joins the namespace with setns(2).
+//
+// Only what xdpemu (or a test) created is ever touched: every function takes explicit names, there are
+// no wildcards, and nothing here enumerates-and-deletes.
+
+import CTapShim
+import Glibc
+import SystemPackage
+
+/// Why a namespace or link operation failed.
+public enum NetworkConfigError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A name was refused before anything was run.
+    case invalidName(NameError)
+    /// An address or prefix could not be parsed.
+    case invalidAddress(String, reason: String)
+    /// A MAC address was not six colon-separated hex bytes.
+    case invalidMAC(String)
+    /// An MTU outside 68...65535.
+    case invalidMTU(Int)
+    /// `ip` could not be run or failed; the error carries the command line and stderr.
+    case command(CommandError)
+    /// Reading or writing a sysctl inside a namespace failed.
+    case sysctl(namespace: String, path: String, Errno)
+
+    public var description: String {
+        switch self {
+        case .invalidName(let error): return error.description
+        case .invalidAddress(let text, let reason): return "invalid address \"\(text)\": \(reason)"
+        case .invalidMAC(let text): return "invalid MAC address \"\(text)\" (expected aa:bb:cc:dd:ee:ff)"
+        case .invalidMTU(let mtu): return "invalid MTU \(mtu) (expected 68...65535)"
+        case .command(let error): return error.description
+        case .sysctl(let namespace, let path, let errno):
+            return "cannot access /proc/sys/\(path) in namespace \(namespace): \(errno)"
+        }
+    }
+}
+
+/// Named network namespaces as managed by `ip netns` (bind mounts under /run/netns).
+public enum NetNamespace {
+    /// Where `ip netns` keeps its bind mounts.
+    public static let directory = "/run/netns"
+
+    /// The bind-mount path for `name`, usable with setns(2).
+    public static func path(for name: String) -> String { directory + "/" + name }
+
+    /// Creates the namespace with `ip netns add NAME` (fails if it exists).
+    public static func create(_ name: String) throws(NetworkConfigError) {
+        try checkNamespace(name)
+        try ip(["netns", "add", name])
+    }
+
+    /// Deletes the namespace with `ip netns delete NAME`. Links created in it are deleted with it (a TAP
+    /// whose fd is still open then turns into `IOResult.gone`: close TAPs first).
+    public static func delete(_ name: String) throws(NetworkConfigError) {
+        try checkNamespace(name)
+        try ip(["netns", "delete", name])
+    }
+
+    /// Whether /run/netns/NAME exists, by access(2).
+    public static func exists(_ name: String) -> Bool {
+        access(path(for: name), F_OK) == 0
+    }
+
+    /// The names of all namespaces under /run/netns, from `ip netns list` (first column), sorted.
+    public static func list() throws(NetworkConfigError) -> [String] {
+        let output = try ip(["netns", "list"])
+        return output.stdout.split(separator: "\n").compactMap { line in
+            line.split(separator: " ").first.map(String.init)
+        }.sorted()
+    }
+}
+
+/// A route for `Link.addRoute`: destination "default" or a CIDR, optional gateway and device.
+public struct Route: Sendable, Equatable, Codable {
+    /// "default" or a prefix such as "10.0.0.0/8" or "2001:db8::/32".
+    public var to: String
+    /// Next hop, or `nil` for an on-link route.
+    public var via: String?
+    /// Output interface, or `nil` to let the kernel find it from `via`.
+    public var dev: String?
+
+    public init(to: String, via: String? = nil, dev: String? = nil) {
+        self.to = to
+        self.via = via
+        self.dev = dev
+    }
+}
+
+/// Link and address configuration with `ip [-n NS] ...`. `namespace: nil` means this process's namespace.
+public enum Link {
+    /// Moves `ifname` into namespace `ns`: `ip link set dev IF netns NS`. Its name stays; its ifindex may
+    /// change; addresses and the up state are lost.
+    public static func moveToNamespace(_ ifname: String, _ ns: String) throws(NetworkConfigError) {
+        try checkInterface(ifname)
+        try checkNamespace(ns)
+        try ip(["link", "set", "dev", ifname, "netns", ns])
+    }
+
+    /// Sets MAC, MTU and state in one `ip [-n NS] link set dev IF [address MAC] [mtu N] up|down`.
+    public static func configure(
+        _ ifname: String, in ns: String?, mac: String? = nil, mtu: Int? = nil, up: Bool
+    ) throws(NetworkConfigError) {
+        try checkInterface(ifname)
+        var args = ["link", "set", "dev", ifname]
+        if let mac {
+            guard isValidMAC(mac) else { throw .invalidMAC(mac) }
+            args += ["address", mac]
+        }
+        if let mtu {
+            guard (68...65535).contains(mtu) else { throw .invalidMTU(mtu) }
+            args += ["mtu", String(mtu)]
+        }
+        args.append(up ? "up" : "down")
+        try ip(in: ns, args)
+    }
+
+    /// Adds an IPv4 or IPv6 address: `ip [-n NS] address add CIDR dev IF`, with `nodad` for IPv6 so the
+    /// address is usable at once and no duplicate-address probe leaves the host.
+    public static func addAddress(_ ifname: String, in ns: String?, _ cidr: String) throws(NetworkConfigError) {
+        try checkInterface(ifname)
+        let family = try parseCIDR(cidr)
+        var args = ["address", "add", cidr, "dev", ifname]
+        if family == .ipv6 {
+            args.append("nodad")
+        }
+        try ip(in: ns, args)
+    }
+
+    /// Adds a route: `ip [-n NS] [-6] route add TO [via GW] [dev IF]`; `to` is "default" or a prefix.
+    /// `-6` is passed when the destination or gateway is IPv6, so "default" means the IPv6 default then.
+    public static func addRoute(
+        in ns: String?, to: String, via: String? = nil, dev: String? = nil
+    ) throws(NetworkConfigError) {
+        var family: AddressFamily? = nil
+        if to != "default" {
+            family = try parseCIDR(to, requirePrefix: false)
+        }
+        if let via {
+            let viaFamily = try parseAddress(via)
+            if let family, family != viaFamily {
+                throw .invalidAddress(via, reason: "gateway family differs from destination \(to)")
+            }
+            family = viaFamily
+        }
+        var args = family == .ipv6 ? ["-6"] : []
+        args += ["route", "add", to]
+        if let via {
+            args += ["via", via]
+        }
+        if let dev {
+            try checkInterface(dev)
+            args += ["dev", dev]
+        }
+        try ip(in: ns, args)
+    }
+
+    /// Deletes a link: `ip [-n NS] link delete dev IF`.
+    public static func deleteLink(_ ifname: String, in ns: String?) throws(NetworkConfigError) {
+        try checkInterface(ifname)
+        try ip(in: ns, ["link", "delete", "dev", ifname])
+    }
+
+    /// Whether `ifname` exists: if_nametoindex(3) in this namespace, `ip -n NS link show dev IF` in `ns`
+    /// (false also when the namespace itself is gone).
+    public static func linkExists(_ ifname: String, in ns: String?) throws(NetworkConfigError) -> Bool {
+        try checkInterface(ifname)
+        guard let ns else {
+            return if_nametoindex(ifname) != 0
+        }
+        guard NetNamespace.exists(ns) else { return false }
+        do throws(CommandError) {
+            return try Command.runUnchecked("ip", ["-n", ns, "link", "show", "dev", ifname]).status == 0
+        } catch {
+            throw .command(error)
+        }
+    }
+
+    /// Turns IPv6 address autoconfiguration off on `ifname` inside `ns`: accept_ra=0 (no router
+    /// solicitations, no SLAAC), autoconf=0, accept_dad=0 (no DAD probe for the link-local address).
+    /// The link-local address itself remains, so MLD reports are still sent when the link comes up.
+    public static func disableIPv6Autoconf(in ns: String, _ ifname: String) throws(NetworkConfigError) {
+        try checkInterface(ifname)
+        for key in ["accept_ra", "autoconf", "accept_dad"] {
+            try Sysctl.write("net/ipv6/conf/\(ifname)/\(key)", "0", inNamespace: ns)
+        }
+    }
+
+    /// Disables IPv6 inside `ns`: disable_ipv6=1 for "default" (links created or moved in later) and
+    /// "all" (which the kernel propagates to every existing link), and for `ifname` if given. With IPv6
+    /// off a link sends nothing at all when it comes up (no router solicitation, no MLD, no DAD).
+    public static func disableIPv6(in ns: String, _ ifname: String? = nil) throws(NetworkConfigError) {
+        var targets = ["default", "all"]
+        if let ifname {
+            try checkInterface(ifname)
+            targets.append(ifname)
+        }
+        for target in targets {
+            try Sysctl.write("net/ipv6/conf/\(target)/disable_ipv6", "1", inNamespace: ns)
+        }
+    }
+}
+
+/// Sysctls of a named network namespace, read and written without a shell and without `ip netns exec`.
+public enum Sysctl {
+    /// Writes `value` to /proc/sys/PATH as seen inside `ns` (xdpemu_write_sysctl_in_netns: a new thread
+    /// does setns(2) on /run/netns/NS, then open + write). This process's own namespace is untouched.
+    public static func write(_ path: String, _ value: String, inNamespace ns: String) throws(NetworkConfigError) {
+        try checkNamespace(ns)
+        try checkSysctlPath(path, ns)
+        let rc = xdpemu_write_sysctl_in_netns(NetNamespace.path(for: ns), path, value)
+        if rc < 0 {
+            throw .sysctl(namespace: ns, path: path, Errno(rawValue: -rc))
+        }
+    }
+
+    /// Reads /proc/sys/PATH as seen inside `ns` (xdpemu_read_sysctl_in_netns), without the trailing newline.
+    public static func read(_ path: String, inNamespace ns: String) throws(NetworkConfigError) -> String {
+        try checkNamespace(ns)
+        try checkSysctlPath(path, ns)
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let rc = buffer.withUnsafeMutableBufferPointer { out in
+            xdpemu_read_sysctl_in_netns(NetNamespace.path(for: ns), path, out.baseAddress, out.count)
+        }
+        if rc < 0 {
+            throw .sysctl(namespace: ns, path: path, Errno(rawValue: -rc))
+        }
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.trimmingTrailingNewlines()
+    }
+
+    private static func checkSysctlPath(_ path: String, _ ns: String) throws(NetworkConfigError) {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        if path.isEmpty || parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
+            throw .sysctl(namespace: ns, path: path, .invalidArgument)
+        }
+    }
+}
+
+// MARK: - Helpers
+
+enum AddressFamily {
+    case ipv4
+    case ipv6
+}
+
+/// Parses "ADDR/PREFIX" with inet_pton(3); returns its family.
+func parseCIDR(_ text: String, requirePrefix: Bool = true) throws(NetworkConfigError) -> AddressFamily {
+    let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+    guard parts.count == 2 || (!requirePrefix && parts.count == 1) else {
+        throw .invalidAddress(text, reason: "expected ADDRESS/PREFIX")
+    }
+    let family = try parseAddress(String(parts[0]), original: text)
+    if parts.count == 2 {
+        let maxPrefix = family == .ipv4 ? 32 : 128
+        guard let prefix = Int(parts[1]), (0...maxPrefix).contains(prefix) else {
+            throw .invalidAddress(text, reason: "prefix length must be 0...\(maxPrefix)")
+        }
+    }
+    return family
+}
+
+/// Parses a bare IPv4 or IPv6 address with inet_pton(3).
+func parseAddress(_ text: String, original: String? = nil) throws(NetworkConfigError) -> AddressFamily {
+    var storage = in6_addr()
+    if inet_pton(AF_INET, text, &storage) == 1 {
+        return .ipv4
+    }
+    if inet_pton(AF_INET6, text, &storage) == 1 {
+        return .ipv6
+    }
+    throw .invalidAddress(original ?? text, reason: "not an IPv4 or IPv6 address")
+}
+
+func isValidMAC(_ text: String) -> Bool {
+    let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+    return parts.count == 6 && parts.allSatisfy { $0.count == 2 && UInt8($0, radix: 16) != nil }
+}
+
+func checkInterface(_ name: String) throws(NetworkConfigError) {
+    do throws(NameError) {
+        try InterfaceName.validate(name)
+    } catch {
+        throw .invalidName(error)
+    }
+}
+
+func checkNamespace(_ name: String) throws(NetworkConfigError) {
+    do throws(NameError) {
+        try NamespaceName.validate(name)
+    } catch {
+        throw .invalidName(error)
+    }
+}
+
+@discardableResult
+func ip(in ns: String? = nil, _ arguments: [String]) throws(NetworkConfigError) -> CommandOutput {
+    var args = arguments
+    if let ns {
+        try checkNamespace(ns)
+        args = ["-n", ns] + args
+    }
+    do throws(CommandError) {
+        return try Command.run("ip", args)
+    } catch {
+        throw .command(error)
+    }
+}

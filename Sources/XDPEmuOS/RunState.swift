@@ -1,0 +1,262 @@
+// The record of what one xdpemu run created, kept on disk so that a crashed run can be cleaned up.
+//
+// Who writes: the run itself, through `RunState`, after each creation step (namespace added, TAP created,
+// TAP moved) and before the next one, so the file is never behind the system by more than the step in
+// progress. Each write replaces the file atomically (temp file + rename(2)).
+// Who reads: `RunState.cleanupStale`, from another process (`xdpemu cleanup`), for files whose pid is dead.
+// What cleanup deletes: exactly the listed links and namespaces that still exist, nothing else. A
+// non-persistent TAP vanishes with its process, so usually only namespaces are left; links are still
+// recorded because other link kinds (and persistent TAPs) outlive their creator.
+
+import Foundation
+import Glibc
+import SystemPackage
+
+/// A link a run created, and the namespace it lives in (`nil`: the run's own namespace).
+public struct LinkRecord: Codable, Sendable, Equatable, Hashable {
+    /// The interface name.
+    public var name: String
+    /// The namespace it was moved to, or `nil`.
+    public var namespace: String?
+
+    public init(name: String, namespace: String?) {
+        self.name = name
+        self.namespace = namespace
+    }
+}
+
+/// What a run created, as stored in /run/xdpemu/PID.json.
+public struct RunRecord: Codable, Sendable, Equatable {
+    /// The process that created it all.
+    public var pid: Int32
+    /// When the run started, nanoseconds since the Unix epoch.
+    public var startTimeNanos: UInt64
+    /// Host TAPs (and any other links), with their namespace.
+    public var taps: [LinkRecord] = []
+    /// Network namespaces created with `ip netns add`.
+    public var namespaces: [String] = []
+    /// TAPs left in the run's own namespace for a local stack.
+    public var stackTaps: [LinkRecord] = []
+    /// Where captures are written, if anywhere.
+    public var captureDirectory: String?
+
+    public init(pid: Int32, startTimeNanos: UInt64) {
+        self.pid = pid
+        self.startTimeNanos = startTimeNanos
+    }
+}
+
+/// Why the state file could not be written or read.
+public enum RunStateError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// mkdir/open/write/rename failed on `path`.
+    case io(path: String, Errno)
+    /// The file is not a valid record.
+    case corrupt(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .io(let path, let errno): return "run state \(path): \(errno)"
+        case .corrupt(let path, let reason): return "run state \(path) is not readable: \(reason)"
+        }
+    }
+}
+
+/// What `RunState.cleanupStale` did.
+public struct CleanupReport: Sendable, Equatable {
+    /// Links and namespaces deleted, as "link NAME" / "link NAME in NS" / "namespace NS".
+    public var removed: [String] = []
+    /// Recorded things that no longer existed.
+    public var alreadyGone: [String] = []
+    /// Things that could not be deleted, with the reason.
+    public var failures: [String] = []
+    /// State files removed.
+    public var stateFilesRemoved: [String] = []
+    /// State files left because their process is alive (without `force`).
+    public var liveRuns: [String] = []
+    /// State files left because they could not be parsed.
+    public var unreadable: [String] = []
+
+    public init() {}
+}
+
+/// The state file of the current run: created on `init`, rewritten by every `record...` call, removed by
+/// `finish()` on a clean exit.
+public final class RunState {
+    /// The default state directory.
+    public static let defaultDirectory = "/run/xdpemu"
+
+    /// The file this run writes: DIRECTORY/PID.json.
+    public let path: String
+    /// The current contents.
+    public private(set) var record: RunRecord
+
+    /// Creates DIRECTORY (0755) if needed and writes an empty record for `pid` (default: getpid(2)).
+    public init(
+        directory: String = RunState.defaultDirectory,
+        pid: Int32 = getpid(),
+        startTimeNanos: UInt64 = WallClock.nowNanos()
+    ) throws(RunStateError) {
+        do throws(Errno) {
+            try makeDirectory(directory)
+        } catch {
+            throw .io(path: directory, error)
+        }
+        self.path = "\(directory)/\(pid).json"
+        self.record = RunRecord(pid: pid, startTimeNanos: startTimeNanos)
+        try save()
+    }
+
+    /// Records a namespace about to be used. Call right after `ip netns add` succeeds.
+    public func recordNamespace(_ name: String) throws(RunStateError) {
+        guard !record.namespaces.contains(name) else { return }
+        record.namespaces.append(name)
+        try save()
+    }
+
+    /// Records a TAP (or other link) or moves its record to `namespace`.
+    public func recordTap(_ name: String, namespace: String?) throws(RunStateError) {
+        record.taps.removeAll { $0.name == name }
+        record.taps.append(LinkRecord(name: name, namespace: namespace))
+        try save()
+    }
+
+    /// Records a TAP left in the run's own namespace for a local stack.
+    public func recordStackTap(_ name: String) throws(RunStateError) {
+        guard !record.stackTaps.contains(where: { $0.name == name }) else { return }
+        record.stackTaps.append(LinkRecord(name: name, namespace: nil))
+        try save()
+    }
+
+    /// Records the capture directory.
+    public func recordCaptureDirectory(_ path: String?) throws(RunStateError) {
+        record.captureDirectory = path
+        try save()
+    }
+
+    /// Forgets a namespace the run deleted itself.
+    public func forgetNamespace(_ name: String) throws(RunStateError) {
+        record.namespaces.removeAll { $0 == name }
+        try save()
+    }
+
+    /// Forgets a TAP (host or stack) the run closed or deleted itself.
+    public func forgetTap(_ name: String) throws(RunStateError) {
+        record.taps.removeAll { $0.name == name }
+        record.stackTaps.removeAll { $0.name == name }
+        try save()
+    }
+
+    /// Removes the state file (unlink(2)): the run exits cleanly, having undone everything itself.
+    public func finish() {
+        _ = unlink(path)
+    }
+
+    private func save() throws(RunStateError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data: Data
+        do {
+            data = try encoder.encode(record)
+        } catch {
+            preconditionFailure("RunRecord always encodes: \(error)")
+        }
+        do throws(Errno) {
+            try writeFileAtomically(path, Array(data))
+        } catch {
+            throw .io(path: path, error)
+        }
+    }
+
+    /// Reads a state file written by `RunState`.
+    public static func load(path: String) throws(RunStateError) -> RunRecord {
+        let bytes: [UInt8]
+        do throws(Errno) {
+            bytes = try readFileBytes(path)
+        } catch {
+            throw .io(path: path, error)
+        }
+        do {
+            return try JSONDecoder().decode(RunRecord.self, from: Data(bytes))
+        } catch {
+            throw .corrupt(path: path, reason: String(describing: error))
+        }
+    }
+
+    /// Whether `pid` is alive: kill(pid, 0) succeeds or fails with EPERM (not ESRCH).
+    ///
+    /// A recycled pid looks alive; its leftovers then wait for the next cleanup, or for `force`.
+    public static func isAlive(_ pid: Int32) -> Bool {
+        guard pid > 0 else { return false }
+        do throws(Errno) {
+            _ = try retryingEINTROrThrow { kill(pid, 0) }
+            return true
+        } catch {
+            return error != .noSuchProcess
+        }
+    }
+
+    /// Cleans up after dead runs: for every DIRECTORY/*.json whose pid is not alive (every one if `force`),
+    /// deletes the recorded links that still exist (`ip [-n NS] link delete`), then the recorded namespaces
+    /// that still exist (`ip netns delete`), then the file. Nothing unrecorded is touched. A file that
+    /// cannot be parsed is reported and left in place. A file with failures is kept, for a second try.
+    public static func cleanupStale(directory: String = RunState.defaultDirectory, force: Bool = false)
+        -> CleanupReport
+    {
+        var report = CleanupReport()
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names.sorted() where name.hasSuffix(".json") {
+            let path = "\(directory)/\(name)"
+            let record: RunRecord
+            do throws(RunStateError) {
+                record = try load(path: path)
+            } catch {
+                report.unreadable.append(path)
+                continue
+            }
+            if !force && isAlive(record.pid) {
+                report.liveRuns.append(path)
+                continue
+            }
+            let failuresBefore = report.failures.count
+            for link in record.taps + record.stackTaps {
+                cleanupLink(link, into: &report)
+            }
+            for namespace in record.namespaces {
+                cleanupNamespace(namespace, into: &report)
+            }
+            if report.failures.count == failuresBefore {
+                _ = unlink(path)
+                report.stateFilesRemoved.append(path)
+            }
+        }
+        return report
+    }
+
+    private static func cleanupLink(_ link: LinkRecord, into report: inout CleanupReport) {
+        let label = "link \(link.name)" + (link.namespace.map { " in \($0)" } ?? "")
+        do throws(NetworkConfigError) {
+            guard try Link.linkExists(link.name, in: link.namespace) else {
+                report.alreadyGone.append(label)
+                return
+            }
+            try Link.deleteLink(link.name, in: link.namespace)
+            report.removed.append(label)
+        } catch {
+            report.failures.append("\(label): \(error)")
+        }
+    }
+
+    private static func cleanupNamespace(_ namespace: String, into report: inout CleanupReport) {
+        let label = "namespace \(namespace)"
+        guard NetNamespace.exists(namespace) else {
+            report.alreadyGone.append(label)
+            return
+        }
+        do throws(NetworkConfigError) {
+            try NetNamespace.delete(namespace)
+            report.removed.append(label)
+        } catch {
+            report.failures.append("\(label): \(error)")
+        }
+    }
+}

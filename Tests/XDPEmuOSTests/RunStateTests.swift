@@ -1,0 +1,98 @@
+import Foundation
+import Glibc
+import Testing
+import XDPEmuOS
+
+@Suite("Run state file")
+struct RunStateTests {
+    @Test func everyStepIsOnDiskAtOnceAndFinishRemovesTheFile() throws {
+        let directory = try TemporaryDirectory()
+        let stateDirectory = directory.path + "/state"
+        let state = try RunState(directory: stateDirectory, pid: 4242, startTimeNanos: 7)
+        #expect(state.path == stateDirectory + "/4242.json")
+        var info = stat()
+        #expect(stat(stateDirectory, &info) == 0 && info.st_mode & 0o777 == 0o755)
+        #expect(try RunState.load(path: state.path) == RunRecord(pid: 4242, startTimeNanos: 7))
+
+        try state.recordNamespace("hostA")
+        #expect(try RunState.load(path: state.path).namespaces == ["hostA"])
+        try state.recordTap("tapA", namespace: nil)
+        try state.recordTap("tapA", namespace: "hostA")
+        try state.recordStackTap("stack0")
+        try state.recordCaptureDirectory("/tmp/caps")
+        let onDisk = try RunState.load(path: state.path)
+        #expect(onDisk == state.record)
+        #expect(onDisk.taps == [LinkRecord(name: "tapA", namespace: "hostA")])
+        #expect(onDisk.stackTaps == [LinkRecord(name: "stack0", namespace: nil)])
+        #expect(onDisk.captureDirectory == "/tmp/caps")
+        #expect(access(state.path + ".tmp", F_OK) != 0, "no temporary file is left behind")
+
+        try state.forgetTap("tapA")
+        try state.forgetNamespace("hostA")
+        #expect(try RunState.load(path: state.path).taps.isEmpty)
+        state.finish()
+        #expect(access(state.path, F_OK) != 0)
+    }
+
+    @Test func aCorruptFileIsReportedAndLeftAlone() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/99.json"
+        try Data("{not json".utf8).write(to: URL(fileURLWithPath: path))
+        let report = RunState.cleanupStale(directory: directory.path)
+        #expect(report.unreadable == [path])
+        #expect(access(path, F_OK) == 0)
+    }
+
+    @Test func aLiveRunIsLeftAloneUnlessForced() throws {
+        let directory = try TemporaryDirectory()
+        let state = try RunState(directory: directory.path)  // our own pid: alive
+        let report = RunState.cleanupStale(directory: directory.path)
+        #expect(report.liveRuns == [state.path])
+        #expect(access(state.path, F_OK) == 0)
+        let forced = RunState.cleanupStale(directory: directory.path, force: true)
+        #expect(forced.stateFilesRemoved == [state.path])
+    }
+
+    @Test(.enabled(if: SystemAccess.available, SystemAccess.reason))
+    func cleanupRemovesExactlyTheRecordedLeftoversOfADeadRun() throws {
+        let directory = try TemporaryDirectory()
+        let leftovers = Leftovers()
+        let recordedNamespace = leftovers.namespace(UniqueName.next())
+        let unrecordedNamespace = leftovers.namespace(UniqueName.next())
+        let goneNamespace = UniqueName.next()
+        let recordedDummy = leftovers.link(UniqueName.next())
+        let dummyInNamespace = UniqueName.next()
+        let unrecordedDummy = leftovers.link(UniqueName.next())
+        let goneTap = UniqueName.next()
+        try NetNamespace.create(recordedNamespace)
+        try NetNamespace.create(unrecordedNamespace)
+        try addStandaloneLink(recordedDummy)
+        try addStandaloneLink(unrecordedDummy)
+        try addStandaloneLink(dummyInNamespace, in: recordedNamespace)
+
+        // A pid above any pid_max: kill(pid, 0) fails with ESRCH, as for a crashed run.
+        let deadPid = Int32.max - 1
+        #expect(!RunState.isAlive(deadPid))
+        let state = try RunState(directory: directory.path, pid: deadPid)
+        try state.recordNamespace(recordedNamespace)
+        try state.recordNamespace(goneNamespace)
+        try state.recordTap(recordedDummy, namespace: nil)
+        try state.recordTap(dummyInNamespace, namespace: recordedNamespace)
+        try state.recordTap(goneTap, namespace: nil)
+
+        let report = RunState.cleanupStale(directory: directory.path)
+
+        #expect(report.failures.isEmpty, "\(report.failures)")
+        #expect(Set(report.removed) == [
+            "link \(recordedDummy)", "link \(dummyInNamespace) in \(recordedNamespace)",
+            "namespace \(recordedNamespace)",
+        ])
+        #expect(Set(report.alreadyGone) == ["link \(goneTap)", "namespace \(goneNamespace)"])
+        #expect(report.stateFilesRemoved == [state.path])
+        #expect(!NetNamespace.exists(recordedNamespace))
+        #expect(!sysfsHasLink(recordedDummy))
+        #expect(NetNamespace.exists(unrecordedNamespace), "an unrecorded namespace is left alone")
+        #expect(sysfsHasLink(unrecordedDummy), "an unrecorded link is left alone")
+        #expect(access(state.path, F_OK) != 0)
+    }
+}
