@@ -19,8 +19,9 @@ public struct FrameInfo: Sendable {
     public var arrival: Nanos
     /// Ingress sequence number, used to name the frame in event logs.
     public var sequence: UInt64
-    /// Length on the wire when the capture was truncated (pcap `len`); equals `length` for whole frames.
-    public var wireLength: UInt32
+    /// Bytes of the frame that are not in the buffer because the capture it came from was truncated (pcap
+    /// `len - caplen`). The frame's length on the wire is `length + missingBytes`; size checks use that.
+    public var missingBytes: UInt32
     /// Segment size when the frame is a GSO super-frame (a virtio-net header said so), else 0.
     public var gsoSize: UInt32
 }
@@ -60,7 +61,7 @@ public final class FramePool: @unchecked Sendable {
         base = UnsafeMutableRawPointer.allocate(byteCount: capacity * self.bufferSize, alignment: 4096)
         infos = .allocate(capacity: capacity)
         infos.initialize(repeating: FrameInfo(dataOffset: 0, length: 0, metaLength: 0, ingress: .none, arrival: 0,
-                                              sequence: 0, wireLength: 0, gsoSize: 0), count: capacity)
+                                              sequence: 0, missingBytes: 0, gsoSize: 0), count: capacity)
         freeStack = .allocate(capacity: capacity)
         inUse = .allocate(capacity: capacity)
         inUse.initialize(repeating: false, count: capacity)
@@ -95,7 +96,7 @@ public final class FramePool: @unchecked Sendable {
         info.pointee.dataOffset = UInt32(headroom ?? self.headroom)
         info.pointee.length = 0
         info.pointee.metaLength = 0
-        info.pointee.wireLength = 0
+        info.pointee.missingBytes = 0
         info.pointee.gsoSize = 0
         return FrameID(index)
     }
@@ -139,7 +140,6 @@ public final class FramePool: @unchecked Sendable {
     public func setLength(_ frame: FrameID, _ length: Int) {
         precondition(Int(infos[Int(frame.rawValue)].dataOffset) + length <= bufferSize, "packet exceeds its buffer")
         infos[Int(frame.rawValue)].length = UInt32(length)
-        infos[Int(frame.rawValue)].wireLength = UInt32(length)
     }
 
     /// Takes a frame and copies `bytes` into it: the convenience used by tests and replay.

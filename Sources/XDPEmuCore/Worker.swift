@@ -232,7 +232,7 @@ public final class Worker: @unchecked Sendable {
     func forwardCheck(info: UnsafeMutablePointer<FrameInfo>, target: NetDevice) -> Int32 {
         guard target.transmitter != nil else { return KernelErrno.EOPNOTSUPP.rawValue }
         guard target.isUp else { return KernelErrno.ENETDOWN.rawValue }
-        if info.pointee.length > target.maxForwardLength && info.pointee.gsoSize == 0 {
+        if info.pointee.length &+ info.pointee.missingBytes > target.maxForwardLength && info.pointee.gsoSize == 0 {
             return KernelErrno.EMSGSIZE.rawValue
         }
         if Int(info.pointee.dataOffset) &- Int(info.pointee.metaLength) < KernelConstants.xdpFrameSize {

@@ -1,0 +1,120 @@
+import Foundation
+import XDPEmuCore
+import XDPEmuTopology
+
+/// A topology made real in the core: a `Network` with a device per port, the devmaps with their initial entries,
+/// and each port's program attached. The same object serves replay, live mode and tests; only the wires behind
+/// the ports (and the captures) differ.
+public final class Emulation {
+    public struct Port {
+        public let spec: PortSpec
+        public let device: NetDevice
+    }
+
+    public let topology: Topology
+    public let network: Network
+    /// Ports in topology order.
+    public let ports: [Port]
+    /// Devmaps by name.
+    public let maps: [String: DevMap]
+    /// Map names by map id, in creation order.
+    public let mapNames: [(id: UInt32, name: String)]
+
+    /// What to put behind each port.
+    public struct Wiring {
+        /// The far side of a port's transmit.
+        public var wire: (PortSpec) -> any Wire
+        /// Where XDP_PASS frames of a port go besides counting (nil: nowhere).
+        public var stackWire: (PortSpec) -> (any Wire)?
+        public init(wire: @escaping (PortSpec) -> any Wire, stackWire: @escaping (PortSpec) -> (any Wire)? = { _ in nil }) {
+            self.wire = wire
+            self.stackWire = stackWire
+        }
+        /// Replay: transmitted frames leave the emulator, passed frames are only counted and captured.
+        public static let offline = Wiring(wire: { _ in OpenWire() })
+    }
+
+    /// Builds the emulation. `captures` (optional) receives egress, pass and drop records.
+    /// - Parameters:
+    ///   - workers: simulated CPUs (replay uses one).
+    ///   - poolCapacity: frames per worker pool; nil sizes it from the rings and the budget.
+    ///   - bufferSize: bytes per frame buffer, headroom included.
+    public init(topology: Topology, wiring: Wiring = .offline, captures: CaptureSet? = nil, workers: Int = 1,
+                poolCapacity: Int? = nil, bufferSize: Int = 2048) throws(RuntimeError) {
+        guard topology.semantics == .v4_18 else {
+            throw .badInput("\(topology.source): $.semantics: the \"\(topology.semantics.rawValue)\" profile is not "
+                + "implemented yet; use \"4.18\"")
+        }
+        self.topology = topology
+        let napi = topology.napi
+        let ringFrames = topology.ports.count * napi.ringSize
+        let capacity = poolCapacity ?? min(ringFrames + 4 * napi.budget + 1024, 1 << 20)
+        let largestPort = topology.ports.map { $0.mtu + KernelConstants.ethHeaderLength
+            + KernelConstants.vlanHeaderLength }.max() ?? 1518
+        let buffer = max(bufferSize, KernelConstants.xdpPacketHeadroom + largestPort + KernelConstants.sharedInfoReserve)
+        network = Network(semantics: .v4_18, workers: workers, poolCapacity: capacity, bufferSize: buffer,
+                          maxBudget: max(napi.budget, 64))
+        var ports = [Port]()
+        do {
+            for spec in topology.ports {
+                var transmitter: (any XDPTransmitter)?
+                if spec.xmit {
+                    var wire = wiring.wire(spec)
+                    if let writer = captures?.egress[spec.name] { wire = CapturingWire(wire, writer: writer) }
+                    transmitter = PortTransmitter(wire: wire)
+                }
+                let stack = PassSink(wire: wiring.stackWire(spec), writer: captures?.passed[spec.name])
+                let device = try network.addDevice(
+                    name: spec.name, ifindex: spec.ifindex, mac: XDPEmuCore.MACAddress(integer: spec.mac.rawValue),
+                    mtu: UInt32(spec.mtu), up: spec.up, transmitter: transmitter, stack: stack,
+                    rxHeadroom: spec.headroom, ringSize: napi.ringSize)
+                ports.append(Port(spec: spec, device: device))
+            }
+        } catch {
+            throw .badInput("\(topology.source): $.ports: \(error)")
+        }
+        self.ports = ports
+        var maps = [String: DevMap]()
+        var names = [(UInt32, String)]()
+        for (index, spec) in topology.maps.enumerated() {
+            let map: DevMap
+            do {
+                map = try network.createDevMap(maxEntries: spec.maxEntries)
+            } catch {
+                throw .badInput("\(topology.source): $.maps[\(index)]: cannot create the devmap: \(error.name)")
+            }
+            for (entryIndex, entry) in spec.entries.enumerated() {
+                guard let port = ports.first(where: { $0.spec.name == entry.port }) else {
+                    throw .badInput("\(topology.source): $.maps[\(index)].entries[\(entryIndex)]: no port \(entry.port)")
+                }
+                do {
+                    try map.update(key: entry.key, ifindex: port.device.ifindex.rawValue)
+                } catch {
+                    throw .badInput("\(topology.source): $.maps[\(index)].entries[\(entryIndex)]: \(error.name)")
+                }
+            }
+            maps[spec.name] = map
+            names.append((map.id, spec.name))
+        }
+        self.maps = maps
+        mapNames = names
+        for (index, port) in ports.enumerated() {
+            let context = ProgramContext(topology: topology, network: network, device: port.device, maps: maps,
+                                         ports: Dictionary(uniqueKeysWithValues: ports.map { ($0.spec.name, $0.device) }),
+                                         path: "$.ports[\(index)].program")
+            try ProgramRegistry.attach(port.spec.program, context: context)
+        }
+        if let drops = captures?.drops {
+            let observer = DropCapture(writer: drops)
+            for worker in network.workers { worker.dropObserver = observer }
+        }
+    }
+
+    /// The port named `name`.
+    public func port(named name: String) -> Port? { ports.first { $0.spec.name == name } }
+}
+
+/// Creates a directory and its parents (no-op when it exists).
+func makeDirectory(_ path: String) throws {
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+}

@@ -1,0 +1,162 @@
+import Foundation
+import XDPEmuCore
+
+/// Writes events as JSON Lines: one object per line with the tracepoint's name and fields and the virtual time.
+/// Lines are formatted into a reused byte buffer (no String per event) and written in large blocks.
+public final class EventLog {
+    private let handle: FileHandle
+    private var buffer: [UInt8] = []
+    public let path: String
+    private var mapNames: [UInt32: String] = [:]
+
+    public init(path: String, mapNames: [(id: UInt32, name: String)] = []) throws(RuntimeError) {
+        self.path = path
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .failure("\(path): cannot create: \(String(cString: strerror(errno)))") }
+        handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        buffer.reserveCapacity(1 << 20)
+        for (id, name) in mapNames { self.mapNames[id] = name }
+    }
+
+    deinit { try? flush() }
+
+    /// Appends one core event.
+    public func append(_ e: XDPEvent) {
+        begin(time: e.time, name: e.kind.name)
+        field("cpu", UInt64(e.cpu))
+        switch e.kind {
+        case .exception:
+            field("prog_id", UInt64(e.programID))
+            field("act", UInt64(e.action))
+            field("ifindex", UInt64(e.ifindex))
+        case .redirect, .redirectErr, .redirectMap, .redirectMapErr:
+            field("prog_id", UInt64(e.programID))
+            field("act", UInt64(e.action))
+            field("ifindex", UInt64(e.ifindex))
+            field("err", Int64(e.error))
+            field("to_ifindex", UInt64(e.toIfindex))
+            field("map_id", UInt64(e.mapID))
+            field("map_index", UInt64(e.mapIndex))
+        case .devmapXmit:
+            field("map_id", UInt64(e.mapID))
+            field("act", UInt64(e.action))
+            field("map_index", UInt64(e.mapIndex))
+            field("drops", Int64(e.drops))
+            field("sent", Int64(e.sent))
+            field("from_ifindex", UInt64(e.fromIfindex))
+            field("to_ifindex", UInt64(e.toIfindex))
+            field("err", Int64(e.error))
+        case .drop:
+            field("ifindex", UInt64(e.ifindex))
+            field("reason", e.reason?.description ?? "unknown")
+        }
+        if e.frame != 0 { field("frame", e.frame) }
+        end()
+    }
+
+    /// Appends a control-plane event (a scheduled map operation and its result).
+    public func appendMapOperation(time: Nanos, operation: String, map: String, mapID: UInt32, key: UInt32,
+                                   ifindex: UInt32?, result: String) {
+        begin(time: time, name: "map_" + operation)
+        field("map", map)
+        field("map_id", UInt64(mapID))
+        field("key", UInt64(key))
+        if let ifindex { field("ifindex", UInt64(ifindex)) }
+        field("result", result)
+        end()
+    }
+
+    public func flush() throws(RuntimeError) {
+        guard !buffer.isEmpty else { return }
+        do {
+            try handle.write(contentsOf: buffer)
+        } catch {
+            throw .failure("\(path): write failed: \(error.localizedDescription)")
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    public func close() throws(RuntimeError) {
+        try flush()
+        try? handle.close()
+    }
+
+    // MARK: Formatting
+
+    private func begin(time: Nanos, name: String) {
+        append("{\"time\":")
+        appendNumber(time)
+        append(",\"event\":\"")
+        append(name)
+        buffer.append(UInt8(ascii: "\""))
+    }
+
+    private func end() {
+        append("}\n")
+        if buffer.count >= 1 << 20 { try? flush() }
+    }
+
+    private func field(_ name: String, _ value: UInt64) {
+        key(name)
+        appendNumber(value)
+    }
+
+    private func field(_ name: String, _ value: Int64) {
+        key(name)
+        if value < 0 {
+            buffer.append(UInt8(ascii: "-"))
+            appendNumber(value.magnitude)
+        } else {
+            appendNumber(UInt64(value))
+        }
+    }
+
+    private func field(_ name: String, _ value: String) {
+        key(name)
+        buffer.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                buffer.append(UInt8(ascii: "\\"))
+                buffer.append(byte)
+            case 0..<0x20:
+                append("\\u00")
+                buffer.append(hexDigit(byte >> 4))
+                buffer.append(hexDigit(byte & 15))
+            default:
+                buffer.append(byte)
+            }
+        }
+        buffer.append(UInt8(ascii: "\""))
+    }
+
+    private func key(_ name: String) {
+        append(",\"")
+        append(name)
+        append("\":")
+    }
+
+    private func append(_ text: String) { buffer.append(contentsOf: text.utf8) }
+
+    private func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? UInt8(ascii: "0") + v : UInt8(ascii: "a") + v - 10 }
+
+    private func appendNumber(_ value: UInt64) {
+        if value < 10 {
+            buffer.append(UInt8(ascii: "0") + UInt8(value))
+            return
+        }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = value
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { raw in
+            while n > 0 {
+                raw[count] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+                count += 1
+            }
+            for i in stride(from: count - 1, through: 0, by: -1) { buffer.append(raw[i]) }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import XDPEmuCore
+import XDPEmuPcap
+
+// How frames leave the core. The core hands frames to a device's `XDPTransmitter` (ndo_xdp_xmit) or `LocalStack`
+// (XDP_PASS); here both are built from small pieces that wrap one another, so capture is a decorator and the
+// datapath has no "if capturing" branch:
+//   PortTransmitter -> CapturingWire(egress pcap) -> TAP / nothing
+//   PassSink        -> capture(pass pcap)         -> stack TAP / nothing
+//   DropCapture (DropObserver)                    -> drops pcap
+
+/// The far side of a port: where its transmitted frames go (a TAP in live mode, nowhere in replay).
+public protocol Wire: AnyObject {
+    /// Puts one frame on the wire at virtual time `time`. False when it could not be sent (the frame stays with
+    /// the caller and is counted as unsent).
+    func send(_ packet: UnsafeRawBufferPointer, missingBytes: UInt32, time: Nanos) -> Bool
+}
+
+/// A wire that accepts everything (replay: a transmitted frame has left the emulator).
+public final class OpenWire: Wire {
+    public init() {}
+    public func send(_ packet: UnsafeRawBufferPointer, missingBytes: UInt32, time: Nanos) -> Bool { true }
+}
+
+/// Records what an inner wire accepted into a pcap file.
+public final class CapturingWire: Wire {
+    let inner: any Wire
+    let writer: PcapWriter
+
+    public init(_ inner: any Wire, writer: PcapWriter) {
+        self.inner = inner
+        self.writer = writer
+    }
+
+    public func send(_ packet: UnsafeRawBufferPointer, missingBytes: UInt32, time: Nanos) -> Bool {
+        guard inner.send(packet, missingBytes: missingBytes, time: time) else { return false }
+        writer.write(timestampNanos: time, bytes: packet, originalLength: packet.count + Int(missingBytes))
+        return true
+    }
+}
+
+/// A port's ndo_xdp_xmit: sends frames in order until the wire refuses one, returns the number sent and gives
+/// the sent frames back to the pool (the rest stay with the devmap, which counts them as drops).
+public final class PortTransmitter: XDPTransmitter {
+    let wire: any Wire
+
+    public init(wire: any Wire) { self.wire = wire }
+
+    public func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
+                        worker: Worker) -> Int32 {
+        let pool = worker.pool
+        var sent: Int32 = 0
+        for frame in frames {
+            let packet = UnsafeRawBufferPointer(pool.packet(frame))
+            guard wire.send(packet, missingBytes: pool.info(frame).pointee.missingBytes, time: worker.now) else { break }
+            pool.give(frame)
+            sent += 1
+        }
+        return sent
+    }
+}
+
+/// XDP_PASS: the port's local stack. Optionally records passed frames and hands them to a wire (live mode's
+/// stack TAP); then frees them.
+public final class PassSink: LocalStack {
+    let wire: (any Wire)?
+    let writer: PcapWriter?
+
+    public init(wire: (any Wire)?, writer: PcapWriter?) {
+        self.wire = wire
+        self.writer = writer
+    }
+
+    public func receive(_ frame: FrameID, device: NetDevice, worker: Worker) {
+        let pool = worker.pool
+        let packet = UnsafeRawBufferPointer(pool.packet(frame))
+        let missing = pool.info(frame).pointee.missingBytes
+        _ = wire?.send(packet, missingBytes: missing, time: worker.now)
+        writer?.write(timestampNanos: worker.now, bytes: packet, originalLength: packet.count + Int(missing))
+        pool.give(frame)
+    }
+}
+
+/// Writes every dropped frame to the drops capture (the reason goes to the event log as a `drop` event).
+public final class DropCapture: DropObserver {
+    let writer: PcapWriter
+
+    public init(writer: PcapWriter) { self.writer = writer }
+
+    public func dropped(_ frame: FrameID, reason: DropReason, device: NetDevice, worker: Worker) {
+        let pool = worker.pool
+        writer.write(timestampNanos: worker.now, bytes: UnsafeRawBufferPointer(pool.packet(frame)),
+                     originalLength: Int(pool.info(frame).pointee.length + pool.info(frame).pointee.missingBytes))
+    }
+}

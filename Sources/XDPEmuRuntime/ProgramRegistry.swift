@@ -1,0 +1,67 @@
+import Synchronization
+import XDPEmuCore
+import XDPEmuTopology
+
+/// What a program factory gets to build a program for one port.
+public struct ProgramContext {
+    public let topology: Topology
+    public let network: Network
+    /// The port the program is attached to.
+    public let device: NetDevice
+    /// Devmaps by name.
+    public let maps: [String: DevMap]
+    /// Devices by port name.
+    public let ports: [String: NetDevice]
+    /// JSON path of the program object, for error messages.
+    public let path: String
+
+    /// The devmap named `name`, or a bad-input error naming the JSON path.
+    public func map(_ name: String) throws(RuntimeError) -> DevMap {
+        guard let map = maps[name] else { throw .badInput("\(topology.source): \(path).map: no map named \(name)") }
+        return map
+    }
+
+    /// Attaches `program` to the port and returns its program id.
+    @discardableResult
+    public func attach<P: XDPProgram>(_ program: P) -> UInt32 { network.attach(program, to: device) }
+}
+
+/// Maps a topology's program `"type"` to the Swift type that implements it. Built-in types are handled here;
+/// your own programs are registered by name before the topology is loaded:
+/// ```swift
+/// ProgramRegistry.register(type: "vlan_redirect") { config, context in
+///     context.attach(VLANRedirect(map: try context.map("fwd")))
+/// }
+/// ```
+/// and the topology names them with `"program": {"type": "vlan_redirect", ...}`; the whole program object is
+/// passed as `config`.
+public enum ProgramRegistry {
+    public typealias Factory = @Sendable (JSONValue, ProgramContext) throws(RuntimeError) -> Void
+
+    private static let custom = Mutex<[String: Factory]>([:])
+
+    /// Registers a program type (replacing one of the same name).
+    public static func register(type: String, factory: @escaping Factory) {
+        custom.withLock { $0[type] = factory }
+    }
+
+    /// The registered custom type names (passed to the topology loader so it accepts them).
+    public static var customTypes: Set<String> { custom.withLock { Set($0.keys) } }
+
+    /// Builds `spec` and attaches it to the context's port.
+    public static func attach(_ spec: ProgramSpec, context: ProgramContext) throws(RuntimeError) {
+        switch spec {
+        case .pass: context.attach(ConstantProgram(.pass))
+        case .drop: context.attach(ConstantProgram(.drop))
+        case .abort: context.attach(ConstantProgram(.aborted))
+        case .returnValue(let value): context.attach(ConstantProgram(XDPAction(rawValue: value)))
+        case .custom(let type, let config):
+            guard let factory = custom.withLock({ $0[type] }) else {
+                throw .badInput("\(context.topology.source): \(context.path).type: unknown program type \(type)")
+            }
+            try factory(config, context)
+        default:
+            try BuiltInPrograms.attach(spec, context: context)
+        }
+    }
+}
