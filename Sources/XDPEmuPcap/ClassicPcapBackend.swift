@@ -1,0 +1,221 @@
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+// Our own classic pcap parser.
+//
+// The file is read in large chunks into one buffer that lives as long as the reader. A record is handed out as a
+// pointer into that buffer, so returning it costs a few loads and compares. When a record straddles the end of the
+// buffered bytes, the unconsumed tail is moved to the front and the buffer refilled; since the largest record
+// (16 + 262144 bytes) is much smaller than the buffer, a whole record always fits after that. The move invalidates
+// the previous record's bytes, which is why they are only promised until the next call.
+//
+// Every length is checked before it is used, and each record consumes at least 16 bytes, so no input can make the
+// parser trap or loop.
+
+final class ClassicPcapBackend {
+    /// What the first bytes of a file turned out to be.
+    enum Opened {
+        case classic(ClassicPcapBackend)
+        /// A pcapng file, for libpcap to read.
+        case pcapng
+    }
+
+    static let bufferSize = 1 << 20
+
+    let path: String
+    private let fd: FileDescriptor
+    private let buffer: UnsafeMutableRawBufferPointer
+    /// The first unconsumed byte in `buffer`.
+    private var position = 0
+    /// One past the last valid byte in `buffer`.
+    private var end = 0
+    /// The file offset of `buffer[0]`.
+    private var bufferOffset: Int64 = 0
+    private var atEndOfFile = false
+
+    /// Whether the file was written on a machine of the other byte order.
+    private var swapped = false
+    private var nanosPerTick: UInt64 = 1000
+    private(set) var timestampPrecision = TimestampPrecision.micro
+    private(set) var snapLength: UInt32 = 0
+    private(set) var linkType: UInt32 = 0
+    private(set) var recordsRead = 0
+
+    /// Opens `path` and reads its file header; a pcapng file is closed again and reported as `.pcapng`.
+    static func open(path: String) throws(PcapError) -> Opened {
+        let fd: FileDescriptor
+        do {
+            fd = try systemCall { try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) }
+        } catch {
+            throw .cannotOpen(path: path, errno: error)
+        }
+        let backend = ClassicPcapBackend(path: path, fd: fd)
+        return try backend.readFileHeader() ? .classic(backend) : .pcapng
+    }
+
+    private init(path: String, fd: FileDescriptor) {
+        self.path = path
+        self.fd = fd
+        buffer = .allocate(byteCount: Self.bufferSize, alignment: 16)
+    }
+
+    deinit {
+        buffer.deallocate()
+        // Nothing useful can be done about a failed close of a file we only read.
+        try? fd.close()
+    }
+
+    /// Parses the file header; returns false if the file is pcapng instead.
+    private func readFileHeader() throws(PcapError) -> Bool {
+        let available: Int
+        do {
+            available = try refill(atLeast: PcapFormat.fileHeaderSize)
+        } catch {
+            throw .fileHeader(path: path, offset: 0, reason: .readFailed(error))
+        }
+        let truncated = PcapError.fileHeader(
+            path: path,
+            offset: 0,
+            reason: .truncatedFileHeader(need: PcapFormat.fileHeaderSize, left: available)
+        )
+        guard available >= 4 else { throw truncated }
+        let header = UnsafeRawPointer(buffer.baseAddress!)
+        let magic = header.loadUnaligned(as: UInt32.self)
+        switch magic {
+        case PcapFormat.pcapngMagic:
+            return false
+        case PcapFormat.microMagic, PcapFormat.nanoMagic:
+            swapped = false
+        case PcapFormat.microMagic.byteSwapped, PcapFormat.nanoMagic.byteSwapped:
+            swapped = true
+        default:
+            let firstBytes = UInt32(bigEndian: magic)
+            throw .fileHeader(path: path, offset: 0, reason: .notPcap(magic: firstBytes))
+        }
+        guard available >= PcapFormat.fileHeaderSize else { throw truncated }
+
+        if field(header, 0) == PcapFormat.nanoMagic {
+            timestampPrecision = .nano
+            nanosPerTick = 1
+        }
+        var major = header.loadUnaligned(fromByteOffset: 4, as: UInt16.self)
+        var minor = header.loadUnaligned(fromByteOffset: 6, as: UInt16.self)
+        if swapped {
+            major = major.byteSwapped
+            minor = minor.byteSwapped
+        }
+        guard major == PcapFormat.versionMajor, minor <= PcapFormat.versionMinor else {
+            throw .fileHeader(path: path, offset: 4, reason: .unsupportedVersion(major: major, minor: minor))
+        }
+        snapLength = field(header, 16)
+        linkType = field(header, 20)
+        guard linkType == PcapFormat.ethernetLinkType else {
+            throw .fileHeader(path: path, offset: 20, reason: .notEthernet(linkType: linkType))
+        }
+        position = PcapFormat.fileHeaderSize
+        return true
+    }
+
+    /// Returns the next record, or nil at a clean end of file.
+    func next() throws(PcapError) -> PcapRecord? {
+        let headerSize = PcapFormat.recordHeaderSize
+        if end - position < headerSize {
+            let left = try refillForRecord(atLeast: headerSize)
+            if left == 0 {
+                return nil
+            }
+            if left < headerSize {
+                throw recordError(.truncatedRecordHeader(need: headerSize, left: left))
+            }
+        }
+        var header = UnsafeRawPointer(buffer.baseAddress!) + position
+        let capturedLength = field(header, 8)
+        if snapLength > 0, capturedLength > snapLength {
+            throw recordError(.capturedLengthAboveSnapLength(capturedLength: capturedLength, snapLength: snapLength))
+        }
+        if capturedLength > PcapFormat.maximumCapturedLength {
+            throw recordError(
+                .capturedLengthAboveMaximum(
+                    capturedLength: capturedLength,
+                    maximum: PcapFormat.maximumCapturedLength
+                )
+            )
+        }
+        let recordSize = headerSize + Int(capturedLength)
+        if end - position < recordSize {
+            let left = try refillForRecord(atLeast: recordSize)
+            if left < recordSize {
+                throw recordError(.truncatedRecordData(need: Int(capturedLength), left: left - headerSize))
+            }
+            header = UnsafeRawPointer(buffer.baseAddress!) + position
+        }
+        // At most (2^32 - 1) * 10^9 + (2^32 - 1) * 1000 < 2^64: out-of-range fractions (which libpcap accepts too)
+        // just carry into the seconds, and the arithmetic cannot overflow.
+        let seconds = UInt64(field(header, 0))
+        let fraction = UInt64(field(header, 4))
+        let record = PcapRecord(
+            timestampNanos: seconds &* PcapFormat.nanosPerSecond &+ fraction &* nanosPerTick,
+            capturedLength: Int(capturedLength),
+            originalLength: Int(field(header, 12)),
+            bytes: UnsafeRawBufferPointer(start: header + headerSize, count: Int(capturedLength)),
+            index: recordsRead,
+            fileOffset: bufferOffset + Int64(position)
+        )
+        position += recordSize
+        recordsRead += 1
+        return record
+    }
+
+    @inline(__always)
+    private func field(_ header: UnsafeRawPointer, _ offset: Int) -> UInt32 {
+        let raw = header.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+        return swapped ? raw.byteSwapped : raw
+    }
+
+    private func recordError(_ reason: PcapError.Reason) -> PcapError {
+        .record(path: path, recordNumber: recordsRead + 1, offset: bufferOffset + Int64(position), reason: reason)
+    }
+
+    private func refillForRecord(atLeast count: Int) throws(PcapError) -> Int {
+        do {
+            return try refill(atLeast: count)
+        } catch {
+            throw recordError(.readFailed(error))
+        }
+    }
+
+    /// Makes at least `count` unconsumed bytes available, unless the file ends first, and returns how many are.
+    ///
+    /// Moves the unconsumed tail to the front of the buffer, which invalidates pointers into it.
+    private func refill(atLeast count: Int) throws(Errno) -> Int {
+        precondition(count <= buffer.count, "a pcap record always fits in the read buffer")
+        if end - position >= count || atEndOfFile {
+            return end - position
+        }
+        let base = buffer.baseAddress!
+        let left = end - position
+        if position > 0 {
+            if left > 0 {
+                memmove(base, base + position, left)
+            }
+            bufferOffset += Int64(position)
+            position = 0
+            end = left
+        }
+        while end < count && !atEndOfFile {
+            let free = UnsafeMutableRawBufferPointer(rebasing: buffer[end...])
+            let got = try systemCall { try fd.read(into: free) }
+            if got == 0 {
+                atEndOfFile = true
+            } else {
+                end += got
+            }
+        }
+        return end - position
+    }
+}

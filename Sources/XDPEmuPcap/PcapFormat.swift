@@ -1,0 +1,37 @@
+// The classic pcap file format, as libpcap 1.10 reads and writes it (sf-pcap.c), plus the one pcapng constant we
+// need to recognise a pcapng file before handing it to libpcap.
+//
+//   file header (24 bytes): magic u32, version_major u16, version_minor u16, thiszone i32, sigfigs u32,
+//                           snaplen u32, linktype u32
+//   record header (16 bytes): ts_sec u32, ts_frac u32 (micro- or nanoseconds), caplen u32, len u32
+//
+// Every field is in the byte order of the machine that wrote the file; the magic tells which.
+
+/// How finely a file's timestamps are stored.
+public enum TimestampPrecision: Sendable, Hashable {
+    /// Microseconds (classic pcap magic 0xa1b2c3d4).
+    case micro
+    /// Nanoseconds (classic pcap magic 0xa1b23c4d; pcapng as delivered by libpcap).
+    case nano
+}
+
+enum PcapFormat {
+    static let microMagic: UInt32 = 0xa1b2_c3d4
+    static let nanoMagic: UInt32 = 0xa1b2_3c4d
+    /// The pcapng Section Header Block type; a palindrome, so it reads the same in either byte order.
+    static let pcapngMagic: UInt32 = 0x0a0d_0d0a
+
+    static let fileHeaderSize = 24
+    static let recordHeaderSize = 16
+
+    static let versionMajor: UInt16 = 2
+    static let versionMinor: UInt16 = 4
+
+    /// LINKTYPE_ETHERNET, which is also DLT_EN10MB.
+    static let ethernetLinkType: UInt32 = 1
+
+    /// libpcap's MAXIMUM_SNAPLEN: it refuses records with a larger captured length, so do we.
+    static let maximumCapturedLength: UInt32 = 262_144
+
+    static let nanosPerSecond: UInt64 = 1_000_000_000
+}

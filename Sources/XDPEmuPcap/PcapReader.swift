@@ -1,0 +1,89 @@
+/// One captured frame as read from a file.
+///
+/// `bytes` points into the reader's buffer: it stays valid until the next call to `PcapReader.next()` (or until the
+/// reader is released), so copy the bytes to keep them.
+public struct PcapRecord {
+    /// Capture time in nanoseconds since the Unix epoch (microsecond files are scaled by 1000).
+    public var timestampNanos: UInt64
+    /// Number of bytes stored in the file for this frame (`bytes.count`).
+    public var capturedLength: Int
+    /// Length of the frame on the wire; may be smaller than `capturedLength` in odd files, which libpcap accepts.
+    public var originalLength: Int
+    /// The captured bytes, valid until the next call to `next()`.
+    public var bytes: UnsafeRawBufferPointer
+    /// 0-based number of the record in the file.
+    public var index: Int
+    /// Byte offset of the record header (classic pcap), or of the first block read for the record (pcapng).
+    /// -1 when libpcap's stream position is unknown.
+    public var fileOffset: Int64
+}
+
+/// Reads Ethernet frames from one capture file: classic pcap (micro- or nanosecond, either byte order) or pcapng.
+///
+/// Classic pcap, the format replays use, goes through our own parser: large `read(2)` calls into one buffer and no
+/// allocation per record, several times cheaper than libpcap's per-record path. pcapng, with its blocks, options
+/// and per-interface time resolutions, goes through libpcap. Both sit behind `next()`.
+///
+/// Classic files are checked more strictly than libpcap does: a record longer than the file's snap length is an
+/// error rather than being cut to it. Not thread-safe; use one reader per thread.
+public final class PcapReader {
+    /// The file being read, as given to `init`.
+    public let path: String
+    /// The file's link type; always 1 (Ethernet), since other link types are refused.
+    public let linkType: UInt32
+    /// The file's snap length (0 means "no limit was recorded").
+    public let snapLength: UInt32
+    /// The precision of the timestamps stored in the file (pcapng is always reported as `.nano`).
+    public let timestampPrecision: TimestampPrecision
+
+    private enum Backend {
+        case classic(ClassicPcapBackend)
+        case pcapng(LibpcapBackend)
+    }
+
+    private let backend: Backend
+
+    /// Opens `path` and checks its file header.
+    ///
+    /// Throws `.cannotOpen` when open(2) fails and `.fileHeader` when the file is not a pcap or pcapng file, has an
+    /// unsupported version, or does not carry Ethernet.
+    public init(path: String) throws(PcapError) {
+        self.path = path
+        switch try ClassicPcapBackend.open(path: path) {
+        case .classic(let classic):
+            backend = .classic(classic)
+            linkType = classic.linkType
+            snapLength = classic.snapLength
+            timestampPrecision = classic.timestampPrecision
+        case .pcapng:
+            let pcapng = try LibpcapBackend(path: path)
+            backend = .pcapng(pcapng)
+            linkType = pcapng.linkType
+            snapLength = pcapng.snapLength
+            timestampPrecision = .nano
+        }
+    }
+
+    /// Returns the next record, or nil at a clean end of file.
+    ///
+    /// Throws `.record` for a malformed or unreadable record; the records before it have been returned. The bytes
+    /// stay valid until the next call.
+    public func next() throws(PcapError) -> PcapRecord? {
+        switch backend {
+        case .classic(let classic):
+            return try classic.next()
+        case .pcapng(let pcapng):
+            return try pcapng.next()
+        }
+    }
+
+    /// The number of records returned so far.
+    public var recordsRead: Int {
+        switch backend {
+        case .classic(let classic):
+            return classic.recordsRead
+        case .pcapng(let pcapng):
+            return pcapng.recordsRead
+        }
+    }
+}

@@ -1,0 +1,182 @@
+import SystemPackage
+
+// Our own pcap writer, byte-identical to what libpcap's pcap_dump writes for a nanosecond-precision Ethernet handle
+// (the tests compare against libpcap itself). Records are staged in one buffer that only ever holds whole records,
+// so each flush leaves a valid file behind: a crash after a flush loses the unflushed tail, never the file.
+
+/// Writes Ethernet frames to a classic pcap file with nanosecond timestamps, in host byte order.
+///
+/// `write` never allocates and makes a system call only when the buffer is full. A failed write(2) is remembered:
+/// later records are dropped and the error is thrown by the next `flush()` or `close()`. Not thread-safe.
+public final class PcapWriter {
+    /// The file being written, as given to `init`.
+    public let path: String
+    /// Frames longer than this are cut to it; the original length is still recorded.
+    public let snapLength: UInt32
+
+    private var fd: FileDescriptor?
+    private let buffer: UnsafeMutableRawBufferPointer
+    /// Bytes of whole records staged in `buffer`.
+    private var staged = 0
+    private var failure: PcapError?
+
+    /// The number of records accepted by `write` (on disk once flushed).
+    public private(set) var recordsWritten = 0
+    /// The size of the file once flushed: the header plus every accepted record.
+    public private(set) var bytesWritten = 0
+
+    /// Creates (or truncates) `path` and writes the file header at once, so the file is valid from the start.
+    ///
+    /// The file is opened with open(2) (`O_WRONLY | O_CREAT | O_TRUNC`, mode 0644), so device nodes such as
+    /// /dev/null work as outputs and are never replaced.
+    public init(path: String, snapLength: UInt32 = 262_144, bufferSize: Int = 1 << 20) throws(PcapError) {
+        precondition(snapLength > 0, "a snap length of 0 would drop every byte")
+        precondition(bufferSize >= PcapFormat.fileHeaderSize, "the buffer must hold at least the file header")
+        self.path = path
+        self.snapLength = snapLength
+        // Open before allocating: a throw before every property is set skips deinit, so nothing may need freeing yet.
+        do {
+            fd = try systemCall {
+                try FileDescriptor.open(
+                    FilePath(path),
+                    .writeOnly,
+                    options: [.create, .truncate, .closeOnExec],
+                    permissions: [.ownerReadWrite, .groupRead, .otherRead]
+                )
+            }
+        } catch {
+            throw .cannotOpen(path: path, errno: error)
+        }
+        buffer = .allocate(byteCount: bufferSize, alignment: 16)
+        let header = buffer.baseAddress!
+        header.storeBytes(of: PcapFormat.nanoMagic, as: UInt32.self)
+        header.storeBytes(of: PcapFormat.versionMajor, toByteOffset: 4, as: UInt16.self)
+        header.storeBytes(of: PcapFormat.versionMinor, toByteOffset: 6, as: UInt16.self)
+        header.storeBytes(of: Int32(0), toByteOffset: 8, as: Int32.self)  // thiszone: timestamps are UTC
+        header.storeBytes(of: UInt32(0), toByteOffset: 12, as: UInt32.self)  // sigfigs: unknown accuracy
+        header.storeBytes(of: snapLength, toByteOffset: 16, as: UInt32.self)
+        header.storeBytes(of: PcapFormat.ethernetLinkType, toByteOffset: 20, as: UInt32.self)
+        staged = PcapFormat.fileHeaderSize
+        bytesWritten = PcapFormat.fileHeaderSize
+        try flush()
+    }
+
+    deinit {
+        // Errors cannot be reported from here; callers who care call close() themselves.
+        try? close()
+        buffer.deallocate()
+    }
+
+    /// Appends one frame: `min(bytes.count, snapLength)` bytes are stored, `originalLength` is recorded as the length
+    /// on the wire.
+    ///
+    /// Timestamps are stored as 32-bit seconds (as libpcap does, so they wrap in 2106) plus nanoseconds.
+    public func write(timestampNanos: UInt64, bytes: UnsafeRawBufferPointer, originalLength: Int) {
+        precondition(fd != nil, "PcapWriter.write after close")
+        precondition(originalLength >= 0, "negative original length")
+        guard failure == nil else {
+            return
+        }
+        let capturedLength = min(bytes.count, Int(snapLength))
+        let recordSize = PcapFormat.recordHeaderSize + capturedLength
+        if staged + recordSize > buffer.count {
+            drain()
+            guard failure == nil else {
+                return
+            }
+        }
+        if recordSize > buffer.count {
+            writeDirectly(timestampNanos, bytes, capturedLength, originalLength)
+            guard failure == nil else {
+                return
+            }
+        } else {
+            let record = buffer.baseAddress! + staged
+            storeRecordHeader(at: record, timestampNanos, capturedLength, originalLength)
+            if capturedLength > 0 {
+                (record + PcapFormat.recordHeaderSize).copyMemory(from: bytes.baseAddress!, byteCount: capturedLength)
+            }
+            staged += recordSize
+        }
+        recordsWritten += 1
+        bytesWritten += recordSize
+    }
+
+    /// Writes the staged records to the file; afterwards the file is a valid pcap holding every accepted record.
+    ///
+    /// Throws the first write error, including one hit by an earlier `write`.
+    public func flush() throws(PcapError) {
+        if fd != nil {
+            drain()
+        }
+        if let failure {
+            throw failure
+        }
+    }
+
+    /// Flushes and closes the file. Calling it again does nothing.
+    public func close() throws(PcapError) {
+        guard let fd else {
+            return
+        }
+        drain()
+        self.fd = nil
+        do {
+            try systemCall { try fd.close() }
+        } catch {
+            failure = failure ?? .cannotClose(path: path, errno: error)
+        }
+        if let failure {
+            throw failure
+        }
+    }
+
+    /// Writes out the staged bytes; on failure remembers the error and drops them.
+    private func drain() {
+        guard staged > 0, let fd else {
+            return
+        }
+        let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<staged])
+        staged = 0
+        do {
+            try fd.writeEverything(bytes)
+        } catch {
+            failure = failure ?? .cannotWrite(path: path, errno: error.errno)
+        }
+    }
+
+    /// Writes a record too big for the buffer (which has just been drained): header and data, no copy.
+    private func writeDirectly(
+        _ timestampNanos: UInt64,
+        _ bytes: UnsafeRawBufferPointer,
+        _ capturedLength: Int,
+        _ originalLength: Int
+    ) {
+        guard let fd else {
+            return
+        }
+        withUnsafeTemporaryAllocation(byteCount: PcapFormat.recordHeaderSize, alignment: 4) { header in
+            storeRecordHeader(at: header.baseAddress!, timestampNanos, capturedLength, originalLength)
+            do throws(WriteFailure) {
+                try fd.writeEverything(UnsafeRawBufferPointer(header))
+                try fd.writeEverything(UnsafeRawBufferPointer(rebasing: bytes[..<capturedLength]))
+            } catch {
+                failure = failure ?? .cannotWrite(path: path, errno: error.errno)
+            }
+        }
+    }
+
+    private func storeRecordHeader(
+        at header: UnsafeMutableRawPointer,
+        _ timestampNanos: UInt64,
+        _ capturedLength: Int,
+        _ originalLength: Int
+    ) {
+        let seconds = UInt32(truncatingIfNeeded: timestampNanos / PcapFormat.nanosPerSecond)
+        let nanoseconds = UInt32(truncatingIfNeeded: timestampNanos % PcapFormat.nanosPerSecond)
+        header.storeBytes(of: seconds, as: UInt32.self)
+        header.storeBytes(of: nanoseconds, toByteOffset: 4, as: UInt32.self)
+        header.storeBytes(of: UInt32(truncatingIfNeeded: capturedLength), toByteOffset: 8, as: UInt32.self)
+        header.storeBytes(of: UInt32(clamping: originalLength), toByteOffset: 12, as: UInt32.self)
+    }
+}
