@@ -31,7 +31,7 @@ public struct MACAddress: Sendable, Hashable, CustomStringConvertible {
         guard groups.count == 6 else { return nil }
         var value: UInt64 = 0
         for group in groups {
-            guard group.utf8.count == 2, let octet = UInt8(group, radix: 16) else { return nil }
+            guard group.utf8.count == 2, isHex(group), let octet = UInt8(group, radix: 16) else { return nil }
             value = value << 8 | UInt64(octet)
         }
         self.init(rawValue: value)
@@ -276,6 +276,11 @@ private func hex2(_ octet: UInt8) -> String {
     return String([digits[Int(octet >> 4)], digits[Int(octet & 0xF)]])
 }
 
+/// True when `text` is only hex digits (`UInt8(_:radix:)` alone would also take a sign).
+private func isHex<S: StringProtocol>(_ text: S) -> Bool {
+    text.utf8.allSatisfy { isASCIIDigit($0) || (($0 | 0x20) >= UInt8(ascii: "a") && ($0 | 0x20) <= UInt8(ascii: "f")) }
+}
+
 /// Parses a plain decimal number without sign or leading zeros, at most `max`.
 func parseDecimal<S: StringProtocol>(_ text: S, max: Int) -> Int? {
     let bytes = Array(text.utf8)
@@ -322,7 +327,9 @@ private func parseIPv6Groups(_ text: String) -> [UInt16]? {
                 result.append(UInt16(truncatingIfNeeded: v4.rawValue >> 16))
                 result.append(UInt16(truncatingIfNeeded: v4.rawValue))
             } else {
-                guard (1...4).contains(part.utf8.count), let group = UInt16(part, radix: 16) else { return nil }
+                guard (1...4).contains(part.utf8.count), isHex(part), let group = UInt16(part, radix: 16) else {
+                    return nil
+                }
                 result.append(group)
             }
         }

@@ -226,27 +226,35 @@ func isASCIILetter(_ byte: UInt8) -> Bool {
     (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z")
 }
 
-/// The allowed name closest to a misspelt one, if any is close: an edit distance of at most 1 for names of up to
-/// four letters and 2 for longer ones, ignoring case.
+/// The allowed name closest to a misspelt one, if any is close: one that starts with it (at least three letters
+/// typed), or within an edit distance (adjacent transpositions counting one) of 1 for names of up to four letters
+/// and 2 for longer ones, ignoring case.
 func closestName(to name: String, among names: [String]) -> String? {
     let target = Array(name.lowercased().unicodeScalars)
     let limit = target.count <= 4 ? 1 : 2
     var best: (name: String, distance: Int)? = nil
     for candidate in names {
-        let distance = editDistance(target, Array(candidate.lowercased().unicodeScalars))
+        let other = Array(candidate.lowercased().unicodeScalars)
+        let distance = target.count >= 3 && other.starts(with: target) ? 1 : editDistance(target, other)
         if distance <= limit, distance < (best?.distance ?? .max) { best = (candidate, distance) }
     }
     return best?.name
 }
 
+/// The optimal string alignment distance: insertions, deletions, substitutions and adjacent transpositions.
 private func editDistance(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> Int {
-    var previous = Array(0...b.count)
-    for i in 1...max(a.count, 1) where !a.isEmpty {
-        var row = [i] + Array(repeating: 0, count: b.count)
-        for j in 1...max(b.count, 1) where !b.isEmpty {
-            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+    if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
+    var table = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
+    for i in 0...a.count { table[i][0] = i }
+    for j in 0...b.count { table[0][j] = j }
+    for i in 1...a.count {
+        for j in 1...b.count {
+            let cost = a[i - 1] == b[j - 1] ? 0 : 1
+            table[i][j] = min(table[i - 1][j] + 1, table[i][j - 1] + 1, table[i - 1][j - 1] + cost)
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                table[i][j] = min(table[i][j], table[i - 2][j - 2] + 1)
+            }
         }
-        previous = row
     }
-    return a.isEmpty ? b.count : previous[b.count]
+    return table[a.count][b.count]
 }

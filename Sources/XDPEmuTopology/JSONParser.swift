@@ -224,7 +224,8 @@ struct JSONParser {
         guard let byte = current else { return "end of input" }
         if byte >= 0x21 && byte < 0x7F { return "'\(Character(Unicode.Scalar(byte)))'" }
         if byte == 0x20 { return "space" }
-        return "byte 0x" + String(byte, radix: 16, uppercase: true)
+        let hex = String(byte, radix: 16, uppercase: true)
+        return "byte 0x" + (hex.count == 1 ? "0" : "") + hex
     }
 
     private mutating func skipWhitespace() {
@@ -378,7 +379,7 @@ struct JSONParser {
                 advance()
                 try parseEscape(into: &utf8)
             case 0..<0x20:
-                throw error("control character (byte 0x\(String(byte, radix: 16, uppercase: true))) in a string")
+                throw error("control character (\(describeCurrent())) in a string")
             default:
                 utf8.append(byte)
                 advance()
