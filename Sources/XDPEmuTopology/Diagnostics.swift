@@ -159,7 +159,8 @@ final class Diagnostics {
         fields[key].flatMap { bool($0, at: fields.path(key)) } ?? value
     }
 
-    func integer<T: FixedWidthInteger>(_ fields: Fields, _ key: String, in range: ClosedRange<T>, default value: T) -> T {
+    func integer<T: FixedWidthInteger>(_ fields: Fields, _ key: String, in range: ClosedRange<T>, default value: T) -> T
+    {
         fields[key].flatMap { integer($0, at: fields.path(key), in: range) } ?? value
     }
 

@@ -240,9 +240,15 @@ struct JSONParser {
         case UInt8(ascii: "{"): return try parseObject()
         case UInt8(ascii: "["): return try parseArray()
         case UInt8(ascii: "\""): return JSONNode(kind: .string(try parseString()), position: start)
-        case UInt8(ascii: "t"): try parseLiteral("true"); return JSONNode(kind: .bool(true), position: start)
-        case UInt8(ascii: "f"): try parseLiteral("false"); return JSONNode(kind: .bool(false), position: start)
-        case UInt8(ascii: "n"): try parseLiteral("null"); return JSONNode(kind: .null, position: start)
+        case UInt8(ascii: "t"):
+            try parseLiteral("true")
+            return JSONNode(kind: .bool(true), position: start)
+        case UInt8(ascii: "f"):
+            try parseLiteral("false")
+            return JSONNode(kind: .bool(false), position: start)
+        case UInt8(ascii: "n"):
+            try parseLiteral("null")
+            return JSONNode(kind: .null, position: start)
         case let byte? where byte == UInt8(ascii: "-") || isDigit(byte):
             return JSONNode(kind: .number(try parseNumber()), position: start)
         default:

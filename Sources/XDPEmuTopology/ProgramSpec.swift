@@ -162,7 +162,11 @@ public struct ACLRule: Sendable, Equatable {
     public var dport: PortRange?
 
     public init(
-        action: ACLAction, proto: IPProto? = nil, src: IPCIDR? = nil, dst: IPCIDR? = nil, sport: PortRange? = nil,
+        action: ACLAction,
+        proto: IPProto? = nil,
+        src: IPCIDR? = nil,
+        dst: IPCIDR? = nil,
+        sport: PortRange? = nil,
         dport: PortRange? = nil
     ) {
         self.action = action

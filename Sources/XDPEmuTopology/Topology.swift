@@ -22,8 +22,13 @@ public struct Topology: Sendable, Equatable {
     public var source: String
 
     public init(
-        name: String, description: String? = nil, semantics: Semantics = .v418, napi: NAPISettings = NAPISettings(),
-        ports: [PortSpec], maps: [MapSpec] = [], source: String = "<memory>"
+        name: String,
+        description: String? = nil,
+        semantics: Semantics = .v418,
+        napi: NAPISettings = NAPISettings(),
+        ports: [PortSpec],
+        maps: [MapSpec] = [],
+        source: String = "<memory>"
     ) {
         self.name = name
         self.description = description
@@ -66,9 +71,13 @@ public struct NAPISettings: Sendable, Equatable {
     public static let ringSizeRange = 1...(1 << 20)
     public static let cpusRange = 1...64
 
-    public init(budget: Int = 64, ringSize: Int = 1024, pollDelayNanos: UInt64 = 0, frameCostNanos: UInt64 = 0,
-        cpus: Int = 1)
-    {
+    public init(
+        budget: Int = 64,
+        ringSize: Int = 1024,
+        pollDelayNanos: UInt64 = 0,
+        frameCostNanos: UInt64 = 0,
+        cpus: Int = 1
+    ) {
         self.budget = budget
         self.ringSize = ringSize
         self.pollDelayNanos = pollDelayNanos
@@ -109,9 +118,18 @@ public struct PortSpec: Sendable, Equatable {
     public static let ifindexRange: ClosedRange<UInt32> = 1...UInt32(Int32.max)
 
     public init(
-        name: String, ifindex: UInt32, mac: MACAddress, mtu: Int = 1500, up: Bool = true, xmit: Bool = true,
-        headroom: Int = 256, capture: CaptureSpec = CaptureSpec(), program: ProgramSpec = .pass,
-        host: HostSpec? = nil, stack: String? = nil, vnetHdr: Bool = false
+        name: String,
+        ifindex: UInt32,
+        mac: MACAddress,
+        mtu: Int = 1500,
+        up: Bool = true,
+        xmit: Bool = true,
+        headroom: Int = 256,
+        capture: CaptureSpec = CaptureSpec(),
+        program: ProgramSpec = .pass,
+        host: HostSpec? = nil,
+        stack: String? = nil,
+        vnetHdr: Bool = false
     ) {
         self.name = name
         self.ifindex = ifindex
@@ -167,8 +185,14 @@ public struct HostSpec: Sendable, Equatable {
     public var ipv6Autoconf: Bool
 
     public init(
-        namespace: String, interface: String, mac: MACAddress? = nil, mtu: Int? = nil, ipv4: [IPv4CIDR] = [],
-        ipv6: [IPv6CIDR] = [], routes: [RouteSpec] = [], ipv6Autoconf: Bool = false
+        namespace: String,
+        interface: String,
+        mac: MACAddress? = nil,
+        mtu: Int? = nil,
+        ipv4: [IPv4CIDR] = [],
+        ipv6: [IPv6CIDR] = [],
+        routes: [RouteSpec] = [],
+        ipv6Autoconf: Bool = false
     ) {
         self.namespace = namespace
         self.interface = interface

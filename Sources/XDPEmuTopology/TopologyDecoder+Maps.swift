@@ -25,7 +25,8 @@ extension TopologyDecoder {
                 d.report(
                     fields.path("type"),
                     "\"devmap_hash\" needs \"semantics\": \"modern\" (BPF_MAP_TYPE_DEVMAP_HASH arrived in Linux 5.4)",
-                    at: node)
+                    at: node
+                )
             }
         }
         let maxEntries = d.requiredInteger(fields, "max_entries", in: MapSpec.maxEntriesRange)
@@ -36,7 +37,12 @@ extension TopologyDecoder {
         return draft
     }
 
-    private func decodeEntries(_ node: JSONNode, at path: JSONPath, type: MapSpec.MapType?, maxEntries: UInt32?)
+    private func decodeEntries(
+        _ node: JSONNode,
+        at path: JSONPath,
+        type: MapSpec.MapType?,
+        maxEntries: UInt32?
+    )
         -> [MapEntry]
     {
         let d = diagnostics
@@ -51,13 +57,15 @@ extension TopologyDecoder {
                         memberPath,
                         "map key \(jsonQuoted(member.key)) must be a decimal integer 0...4294967295 without sign "
                             + "or leading zeros",
-                        at: member.keyPosition)
+                        at: member.keyPosition
+                    )
                     continue
                 }
                 guard let port = d.string(member.value, at: memberPath) else { continue }
                 raw.append((UInt32(key), memberPath, member.keyPosition, port))
                 portReferences.append(
-                    Reference(name: port, path: memberPath, position: member.value.position, what: "map entry"))
+                    Reference(name: port, path: memberPath, position: member.value.position, what: "map entry")
+                )
             }
         case .array(let elements):
             for (index, element) in elements.enumerated() {
@@ -68,14 +76,16 @@ extension TopologyDecoder {
                 guard let key, let port, let keyNode = fields["key"], let portNode = fields["port"] else { continue }
                 raw.append((key, fields.path("key"), keyNode.position, port))
                 portReferences.append(
-                    Reference(name: port, path: fields.path("port"), position: portNode.position, what: "map entry"))
+                    Reference(name: port, path: fields.path("port"), position: portNode.position, what: "map entry")
+                )
             }
         default:
             d.report(
                 path,
                 "expected an object like {\"0\": \"p1\"} or an array like [{\"key\": 0, \"port\": \"p1\"}], "
                     + "got \(node.compact)",
-                at: node)
+                at: node
+            )
             return []
         }
 
@@ -92,7 +102,8 @@ extension TopologyDecoder {
                 d.report(
                     entry.keyPath,
                     "key \(entry.key) is out of range: max_entries is \(maxEntries), so keys are 0...\(maxEntries - 1)",
-                    at: entry.keyPosition)
+                    at: entry.keyPosition
+                )
                 continue
             }
             entries.append(MapEntry(key: entry.key, port: entry.port))

@@ -39,7 +39,9 @@ extension TopologyDecoder {
     func decodePort(_ node: JSONNode, at path: JSONPath, index: Int) -> PortDraft? {
         let d = diagnostics
         guard let fields = d.object(node, at: path, allowed: Self.portFields) else { return nil }
-        let name = d.required(fields, "name").flatMap { self.name($0, at: fields.path("name"), rule: interfaceNameProblem) }
+        let name = d.required(fields, "name").flatMap {
+            self.name($0, at: fields.path("name"), rule: interfaceNameProblem)
+        }
         var capture = CaptureSpec()
         if let node = fields["capture"],
             let captureFields = d.object(node, at: fields.path("capture"), allowed: ["ingress", "egress"])
@@ -78,7 +80,9 @@ extension TopologyDecoder {
             },
             mac: fields["mac"].flatMap { mac($0, at: fields.path("mac"), device: true) },
             mtu: fields["mtu"].flatMap { d.integer($0, at: fields.path("mtu"), in: PortSpec.mtuRange) },
-            ipv4: [], ipv6: [], routes: [],
+            ipv4: [],
+            ipv6: [],
+            routes: [],
             ipv6Autoconf: d.bool(fields, "ipv6_autoconf", default: false)
         )
         host.ipv4 = addresses(fields, "ipv4", family: "IPv4", example: "10.0.0.1/24") { IPv4CIDR($0) }
@@ -95,10 +99,15 @@ extension TopologyDecoder {
 
     /// The interface addresses in `fields[key]`: an array of `address/prefix` strings.
     private func addresses<CIDR>(
-        _ fields: Fields, _ key: String, family: String, example: String, parse: (String) -> CIDR?
+        _ fields: Fields,
+        _ key: String,
+        family: String,
+        example: String,
+        parse: (String) -> CIDR?
     ) -> [CIDR] {
         let d = diagnostics
-        guard let node = fields[key], let elements = d.array(node, at: fields.path(key), expected: "an array of strings")
+        guard let node = fields[key],
+            let elements = d.array(node, at: fields.path(key), expected: "an array of strings")
         else { return [] }
         var result: [CIDR] = []
         for (index, element) in elements.enumerated() {
@@ -106,8 +115,11 @@ extension TopologyDecoder {
             guard let text = d.string(element, at: path) else { continue }
             guard let cidr = parse(text) else {
                 d.report(
-                    path, "invalid \(family) address \(jsonQuoted(text)); expected an address with prefix length "
-                        + "like \(example)", at: element)
+                    path,
+                    "invalid \(family) address \(jsonQuoted(text)); expected an address with prefix length "
+                        + "like \(example)",
+                    at: element
+                )
                 continue
             }
             result.append(cidr)
@@ -126,13 +138,17 @@ extension TopologyDecoder {
                 destination = .cidr(cidr)
                 if !cidr.isNetwork {
                     d.report(
-                        fields.path("to"), "host bits set in \(cidr); the network is \(cidr.networkCIDR)", at: node)
+                        fields.path("to"),
+                        "host bits set in \(cidr); the network is \(cidr.networkCIDR)",
+                        at: node
+                    )
                 }
             } else {
                 d.report(
                     fields.path("to"),
                     "invalid route destination \(jsonQuoted(text)); expected \"default\" or a prefix like 10.1.0.0/16",
-                    at: node)
+                    at: node
+                )
             }
         }
         guard let viaNode = d.required(fields, "via"), let viaText = d.string(viaNode, at: fields.path("via")) else {
@@ -158,8 +174,10 @@ extension TopologyDecoder {
             let networks = host.ipv4.map(\.description).joined(separator: ", ")
             d.report(
                 viaPath,
-                "gateway \(gateway) is not on any of the host's IPv4 networks (\(networks.isEmpty ? "none" : networks))",
-                at: viaNode)
+                "gateway \(gateway) is not on any of the host's IPv4 networks "
+                    + "(\(networks.isEmpty ? "none" : networks))",
+                at: viaNode
+            )
         case .v6(let gateway)
         where !gateway.isLinkLocal && !host.ipv6Autoconf && !host.ipv6.contains(where: { $0.contains(gateway) }):
             let networks = host.ipv6.map(\.description).joined(separator: ", ")
@@ -167,7 +185,8 @@ extension TopologyDecoder {
                 viaPath,
                 "gateway \(gateway) is not link-local and not on any of the host's IPv6 networks "
                     + "(\(networks.isEmpty ? "none" : networks))",
-                at: viaNode)
+                at: viaNode
+            )
         default:
             break
         }

@@ -22,16 +22,22 @@ extension TopologyDecoder {
         guard isBuiltIn || customProgramTypes.contains(type) else {
             let known = ProgramSpec.builtInTypeNames + customProgramTypes.sorted()
             var message = "unknown program type \(jsonQuoted(type))"
-            if let suggestion = closestName(to: type, among: known) { message += " (did you mean \(jsonQuoted(suggestion))?)" }
+            if let suggestion = closestName(to: type, among: known) {
+                message += " (did you mean \(jsonQuoted(suggestion))?)"
+            }
             message += "; built-in: " + ProgramSpec.builtInTypeNames.joined(separator: ", ")
-            if !customProgramTypes.isEmpty { message += "; registered: " + customProgramTypes.sorted().joined(separator: ", ") }
+            if !customProgramTypes.isEmpty {
+                message += "; registered: " + customProgramTypes.sorted().joined(separator: ", ")
+            }
             d.report(typePath, message, at: typeMember.value)
             return nil
         }
         if portIndex == nil && !Self.aclThenTypes.contains(type) {
             d.report(
-                typePath, "an ACL's \"then\" program must be pass, drop or redirect_map, got \(jsonQuoted(type))",
-                at: typeMember.value)
+                typePath,
+                "an ACL's \"then\" program must be pass, drop or redirect_map, got \(jsonQuoted(type))",
+                at: typeMember.value
+            )
             return nil
         }
         guard isBuiltIn else {
@@ -63,7 +69,9 @@ extension TopologyDecoder {
             return .reflector(
                 ReflectorSpec(
                     swapIP: d.bool(fields, "swap_ip", default: true),
-                    swapPorts: d.bool(fields, "swap_ports", default: false)))
+                    swapPorts: d.bool(fields, "swap_ports", default: false)
+                )
+            )
         default:
             preconditionFailure("built-in program type \(type) has no decoder")
         }
@@ -107,7 +115,10 @@ extension TopologyDecoder {
             let miss = fields["miss"].flatMap { decodeMiss($0, at: fields.path("miss")) } ?? .drop
             guard let tableNode = d.required(fields, "table"),
                 let members = d.dictionary(
-                    tableNode, at: fields.path("table"), expected: "an object like {\"02:00:00:00:00:01\": 0}")
+                    tableNode,
+                    at: fields.path("table"),
+                    expected: "an object like {\"02:00:00:00:00:01\": 0}"
+                )
             else { return nil }
             var table: [MACKeyEntry] = []
             var seen: [MACAddress: JSONPath] = [:]
@@ -117,7 +128,8 @@ extension TopologyDecoder {
                     d.report(
                         memberPath,
                         "invalid MAC address \(jsonQuoted(member.key)); expected six hex pairs like 02:00:00:00:00:01",
-                        at: member.keyPosition)
+                        at: member.keyPosition
+                    )
                     continue
                 }
                 if let first = seen[mac] {
@@ -145,7 +157,10 @@ extension TopologyDecoder {
             let base = d.integer(fields, "base", in: UInt32.min...UInt32.max, default: 0)
             if let modulo, UInt64(base) + UInt64(modulo) - 1 > UInt64(UInt32.max), let node = fields["base"] {
                 d.report(
-                    fields.path("base"), "base \(base) + modulo \(modulo) - 1 does not fit in a 32-bit key", at: node)
+                    fields.path("base"),
+                    "base \(base) + modulo \(modulo) - 1 does not fit in a 32-bit key",
+                    at: node
+                )
             }
             let nonIP = fields["non_ip"].flatMap { decodeMiss($0, at: fields.path("non_ip")) } ?? .drop
             return modulo.map { .hash(modulo: $0, base: base, nonIP: nonIP) }
@@ -188,7 +203,8 @@ extension TopologyDecoder {
             for member in members {
                 let memberPath = fields.path("ports").member(member.key)
                 portReferences.append(
-                    Reference(name: member.key, path: memberPath, position: member.keyPosition, what: "l2_switch port"))
+                    Reference(name: member.key, path: memberPath, position: member.keyPosition, what: "l2_switch port")
+                )
                 guard let key = d.integer(member.value, at: memberPath, in: UInt32.min...UInt32.max) else { continue }
                 if let first = portByKey[key] {
                     d.report(memberPath, "key \(key) already reaches the port at \(first)", at: member.value)
@@ -204,7 +220,8 @@ extension TopologyDecoder {
         let floodExcludeIngress = d.bool(fields, "flood_exclude_ingress", default: true)
         guard let map else { return nil }
         return .l2Switch(
-            L2SwitchSpec(map: map, ports: ports, tableSize: tableSize, floodExcludeIngress: floodExcludeIngress))
+            L2SwitchSpec(map: map, ports: ports, tableSize: tableSize, floodExcludeIngress: floodExcludeIngress)
+        )
     }
 
     // MARK: acl
@@ -245,8 +262,11 @@ extension TopologyDecoder {
         for (key, range) in [("sport", sport), ("dport", dport)] where range != nil {
             if proto != .tcp && proto != .udp, let node = fields[key] {
                 d.report(
-                    fields.path(key), "port ranges only match with \"proto\": \"tcp\" or \"udp\""
-                        + (proto.map { ", not \(jsonQuoted($0.description))" } ?? ""), at: node)
+                    fields.path(key),
+                    "port ranges only match with \"proto\": \"tcp\" or \"udp\""
+                        + (proto.map { ", not \(jsonQuoted($0.description))" } ?? ""),
+                    at: node
+                )
             }
         }
         if let src, let dst, src.isIPv6 != dst.isIPv6, let node = fields["dst"] {
@@ -255,9 +275,17 @@ extension TopologyDecoder {
         for (key, prefix) in [("src", src), ("dst", dst)] {
             guard let prefix, let node = fields[key] else { continue }
             if proto == .icmp && prefix.isIPv6 {
-                d.report(fields.path(key), "proto icmp is IPv4 only but \(key) \(prefix) is IPv6 (use icmpv6)", at: node)
+                d.report(
+                    fields.path(key),
+                    "proto icmp is IPv4 only but \(key) \(prefix) is IPv6 (use icmpv6)",
+                    at: node
+                )
             } else if proto == .icmpv6 && !prefix.isIPv6 {
-                d.report(fields.path(key), "proto icmpv6 is IPv6 only but \(key) \(prefix) is IPv4 (use icmp)", at: node)
+                d.report(
+                    fields.path(key),
+                    "proto icmpv6 is IPv6 only but \(key) \(prefix) is IPv4 (use icmp)",
+                    at: node
+                )
             }
         }
         return action.map { ACLRule(action: $0, proto: proto, src: src, dst: dst, sport: sport, dport: dport) }
@@ -272,7 +300,10 @@ extension TopologyDecoder {
         default: break
         }
         diagnostics.report(
-            path, "unknown protocol \(node.compact); use tcp, udp, icmp, icmpv6 or a number 0...255", at: node)
+            path,
+            "unknown protocol \(node.compact); use tcp, udp, icmp, icmpv6 or a number 0...255",
+            at: node
+        )
         return nil
     }
 
@@ -282,7 +313,8 @@ extension TopologyDecoder {
             diagnostics.report(
                 path,
                 "invalid IP prefix \(jsonQuoted(text)); expected an address or a prefix like 10.0.0.0/8 or fd00::/64",
-                at: node)
+                at: node
+            )
             return nil
         }
         guard prefix.isNetwork else {
@@ -301,10 +333,14 @@ extension TopologyDecoder {
             diagnostics.report(
                 path,
                 "invalid port range \(jsonQuoted(text)); expected a port 0...65535 or a range like \"1000-2000\"",
-                at: node)
+                at: node
+            )
         default:
             diagnostics.report(
-                path, "expected a port number or a range like \"1000-2000\", got \(node.compact)", at: node)
+                path,
+                "expected a port number or a range like \"1000-2000\", got \(node.compact)",
+                at: node
+            )
         }
         return nil
     }

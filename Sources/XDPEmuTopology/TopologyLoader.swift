@@ -31,7 +31,11 @@ extension Topology {
     }
 
     /// Validates a topology from the UTF-8 bytes of a JSON document; `source` names it in messages.
-    public static func parse(data: [UInt8], source: String, customProgramTypes: Set<String> = [])
+    public static func parse(
+        data: [UInt8],
+        source: String,
+        customProgramTypes: Set<String> = []
+    )
         throws(TopologyError) -> Topology
     {
         let root: JSONNode
@@ -39,13 +43,18 @@ extension Topology {
             root = try JSONParser.parse(data)
         } catch {
             let message = "invalid JSON at \(error.position): \(error.message)"
-            throw TopologyError(source: source, problems: [.init(path: "$", message: message, position: error.position)])
+            throw TopologyError(
+                source: source,
+                problems: [.init(path: "$", message: message, position: error.position)]
+            )
         }
         let decoder = TopologyDecoder(source: source, customProgramTypes: customProgramTypes)
         let topology = decoder.decode(root)
         let problems = decoder.diagnostics.problems.enumerated().sorted { a, b in
-            let (pa, pb) = (a.element.position ?? SourcePosition(line: 0, column: 0),
-                b.element.position ?? SourcePosition(line: 0, column: 0))
+            let (pa, pb) = (
+                a.element.position ?? SourcePosition(line: 0, column: 0),
+                b.element.position ?? SourcePosition(line: 0, column: 0)
+            )
             return pa != pb ? pa < pb : a.offset < b.offset
         }.map(\.element)
         guard problems.isEmpty, let topology else {
@@ -55,7 +64,11 @@ extension Topology {
     }
 
     /// Validates a topology from JSON text; `source` names it in messages.
-    public static func parse(data: String, source: String, customProgramTypes: Set<String> = [])
+    public static func parse(
+        data: String,
+        source: String,
+        customProgramTypes: Set<String> = []
+    )
         throws(TopologyError) -> Topology
     {
         try parse(data: Array(data.utf8), source: source, customProgramTypes: customProgramTypes)
@@ -69,7 +82,9 @@ struct FileReadFailure: Error {
 /// The contents of a regular file, with errno spelt out on failure.
 private func readWholeFile(_ path: String) -> Result<[UInt8], FileReadFailure> {
     func failure(_ what: String, _ code: Int32) -> Result<[UInt8], FileReadFailure> {
-        .failure(FileReadFailure(message: "cannot \(what) the file: \(String(cString: strerror(code))) (errno \(code))"))
+        .failure(
+            FileReadFailure(message: "cannot \(what) the file: \(String(cString: strerror(code))) (errno \(code))")
+        )
     }
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return failure("open", errno) }
@@ -160,7 +175,12 @@ final class TopologyDecoder {
         }
 
         return resolve(
-            name: name ?? "", description: description, napi: napi, ports: ports, maps: maps)
+            name: name ?? "",
+            description: description,
+            napi: napi,
+            ports: ports,
+            maps: maps
+        )
     }
 
     private func decodeNAPI(_ node: JSONNode, at path: JSONPath) -> NAPISettings {
@@ -194,7 +214,10 @@ final class TopologyDecoder {
         guard let text = diagnostics.string(node, at: path) else { return nil }
         guard let mac = MACAddress(text) else {
             diagnostics.report(
-                path, "invalid MAC address \(jsonQuoted(text)); expected six hex pairs like 02:00:00:00:00:01", at: node)
+                path,
+                "invalid MAC address \(jsonQuoted(text)); expected six hex pairs like 02:00:00:00:00:01",
+                at: node
+            )
             return nil
         }
         if device && mac.isMulticast {
@@ -211,7 +234,11 @@ final class TopologyDecoder {
     // MARK: Resolution
 
     private func resolve(
-        name: String, description: String?, napi: NAPISettings, ports: [PortDraft], maps: [MapDraft]
+        name: String,
+        description: String?,
+        napi: NAPISettings,
+        ports: [PortDraft],
+        maps: [MapDraft]
     ) -> Topology? {
         let d = diagnostics
 
@@ -223,7 +250,8 @@ final class TopologyDecoder {
                 d.report(
                     port.fields.path("name"),
                     "duplicate port name \(jsonQuoted(portName)) (first used at \(first.fields.path("name")))",
-                    at: node)
+                    at: node
+                )
             } else {
                 portByName[portName] = port
             }
@@ -235,12 +263,15 @@ final class TopologyDecoder {
         reportDuplicates(hosts, "mac", "host MAC", \.mac) { $0.fields }
         reportDuplicates(ports, "stack", "stack", \.stack) { $0.fields }
         for port in ports {
-            guard let stack = port.stack, let node = port.fields["stack"], let owner = portByName[stack] else { continue }
+            guard let stack = port.stack, let node = port.fields["stack"], let owner = portByName[stack] else {
+                continue
+            }
             d.report(
                 port.fields.path("stack"),
                 "\(jsonQuoted(stack)) is the name of the port at \(owner.fields.path("name")); "
                     + "the stack TAP needs a name of its own",
-                at: node)
+                at: node
+            )
         }
 
         var mapByName: [String: MapDraft] = [:]
@@ -249,7 +280,9 @@ final class TopologyDecoder {
             if let first = mapByName[mapName] {
                 d.report(
                     map.fields.path("name"),
-                    "duplicate map name \(jsonQuoted(mapName)) (first used at \(first.fields.path("name")))", at: node)
+                    "duplicate map name \(jsonQuoted(mapName)) (first used at \(first.fields.path("name")))",
+                    at: node
+                )
             } else {
                 mapByName[mapName] = map
             }
@@ -261,7 +294,8 @@ final class TopologyDecoder {
                 reference.path,
                 "\(reference.what) names no port: \(jsonQuoted(reference.name)); ports: "
                     + (portNames.isEmpty ? "(none)" : portNames.joined(separator: ", ")),
-                at: reference.position)
+                at: reference.position
+            )
         }
         let mapNames = maps.compactMap(\.name)
         for reference in mapReferences where mapByName[reference.name] == nil {
@@ -269,7 +303,8 @@ final class TopologyDecoder {
                 reference.path,
                 "\(reference.what) names no map: \(jsonQuoted(reference.name)); maps: "
                     + (mapNames.isEmpty ? "(none)" : mapNames.joined(separator: ", ")),
-                at: reference.position)
+                at: reference.position
+            )
         }
 
         guard d.problems.isEmpty, let semantics else { return nil }
@@ -303,34 +338,66 @@ final class TopologyDecoder {
                 let map = mapByName[l2.map]
             {
                 var seen: Set<String> = []
-                l2.ports = map.entries.filter { seen.insert($0.port).inserted }.map { PortKey(port: $0.port, key: $0.key) }
+                l2.ports = map.entries.filter { seen.insert($0.port).inserted }.map {
+                    PortKey(port: $0.port, key: $0.key)
+                }
                 program = .l2Switch(l2)
             }
             let portName = port.name ?? ""
             let host = port.host.map { host in
                 HostSpec(
-                    namespace: host.namespace ?? "", interface: host.interface ?? portName, mac: host.mac,
-                    mtu: host.mtu, ipv4: host.ipv4, ipv6: host.ipv6, routes: host.routes,
-                    ipv6Autoconf: host.ipv6Autoconf)
+                    namespace: host.namespace ?? "",
+                    interface: host.interface ?? portName,
+                    mac: host.mac,
+                    mtu: host.mtu,
+                    ipv4: host.ipv4,
+                    ipv6: host.ipv6,
+                    routes: host.routes,
+                    ipv6Autoconf: host.ipv6Autoconf
+                )
             }
             specs.append(
                 PortSpec(
-                    name: portName, ifindex: ifindex, mac: mac, mtu: port.mtu, up: port.up, xmit: port.xmit,
-                    headroom: port.headroom, capture: port.capture, program: program, host: host, stack: port.stack,
-                    vnetHdr: port.vnetHdr))
+                    name: portName,
+                    ifindex: ifindex,
+                    mac: mac,
+                    mtu: port.mtu,
+                    up: port.up,
+                    xmit: port.xmit,
+                    headroom: port.headroom,
+                    capture: port.capture,
+                    program: program,
+                    host: host,
+                    stack: port.stack,
+                    vnetHdr: port.vnetHdr
+                )
+            )
         }
         let mapSpecs = maps.map { map in
-            MapSpec(name: map.name ?? "", type: map.type ?? .devmap, maxEntries: map.maxEntries ?? 1,
-                entries: map.entries)
+            MapSpec(
+                name: map.name ?? "",
+                type: map.type ?? .devmap,
+                maxEntries: map.maxEntries ?? 1,
+                entries: map.entries
+            )
         }
         return Topology(
-            name: name, description: description, semantics: semantics, napi: napi, ports: specs, maps: mapSpecs,
-            source: source)
+            name: name,
+            description: description,
+            semantics: semantics,
+            napi: napi,
+            ports: specs,
+            maps: mapSpecs,
+            source: source
+        )
     }
 
     /// Reports each later element whose `key` value repeats an earlier one.
     private func reportDuplicates<Element, Value: Hashable & CustomStringConvertible>(
-        _ elements: [Element], _ key: String, _ what: String, _ value: KeyPath<Element, Value?>,
+        _ elements: [Element],
+        _ key: String,
+        _ what: String,
+        _ value: KeyPath<Element, Value?>,
         fields: (Element) -> Fields
     ) {
         var firstPath: [Value: JSONPath] = [:]

@@ -11,9 +11,10 @@ struct AddressAndJSONTests {
         #expect(MACAddress("ff:ff:ff:ff:ff:ff") == .broadcast)
         #expect(MACAddress.broadcast.isMulticast)
         #expect(MACAddress("01:00:5e:00:00:01")?.isMulticast == true)
-        for bad in ["", "02:00:00:00:00", "02:00:00:00:00:00:00", "2:0:0:0:0:1", "02-00-00-00-00-01", "02:00:00:00:00:+1",
-            "0g:00:00:00:00:00"]
-        {
+        for bad in [
+            "", "02:00:00:00:00", "02:00:00:00:00:00:00", "2:0:0:0:0:1", "02-00-00-00-00-01", "02:00:00:00:00:+1",
+            "0g:00:00:00:00:00",
+        ] {
             #expect(MACAddress(bad) == nil, "\(bad)")
         }
     }
@@ -34,7 +35,9 @@ struct AddressAndJSONTests {
         #expect(IPv6Address("::ffff:10.0.0.1")?.groups == [0, 0, 0, 0, 0, 0xFFFF, 0x0A00, 0x0001])
         #expect(IPv6Address("fe80::1")?.isLinkLocal == true)
         #expect(IPv6Address("fec0::1")?.isLinkLocal == false)
-        for bad in ["", ":", ":::", "1::2::3", "1:2:3:4:5:6:7:8:9", "12345::", "fe80::1%eth0", "1:2:3:4:5:6:7", "g::", "+1::"] {
+        for bad in [
+            "", ":", ":::", "1::2::3", "1:2:3:4:5:6:7:8:9", "12345::", "fe80::1%eth0", "1:2:3:4:5:6:7", "g::", "+1::",
+        ] {
             #expect(IPv6Address(bad) == nil, "\(bad)")
         }
         #expect(IPv4CIDR("10.77.0.1/24")?.network == IPv4Address("10.77.0.0"))
@@ -77,10 +80,15 @@ struct AddressAndJSONTests {
 
     @Test("parsed values keep member order and positions")
     func parsing() throws {
-        let node = try JSONParser.parse(Array("{\n  \"b\": [1, true, null],\n  \"a\": \"\\u00e9\\ud83d\\ude00\"\n}".utf8))
-        #expect(node.value == .object([
-            ("b", .array([.number(1), .bool(true), .null])), ("a", .string("é😀")),
-        ]))
+        let node = try JSONParser.parse(
+            Array("{\n  \"b\": [1, true, null],\n  \"a\": \"\\u00e9\\ud83d\\ude00\"\n}".utf8)
+        )
+        #expect(
+            node.value
+                == .object([
+                    ("b", .array([.number(1), .bool(true), .null])), ("a", .string("é😀")),
+                ])
+        )
         guard case .object(let members) = node.kind else {
             Issue.record("not an object")
             return

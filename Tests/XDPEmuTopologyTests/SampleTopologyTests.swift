@@ -42,11 +42,18 @@ struct SampleTopologyTests {
         #expect(topology.ports[0].host?.mac == MACAddress("02:00:00:00:01:01"))
         #expect(topology.ports[1].host?.namespace == "xdpemu-h2")
         #expect(topology.ports[1].host?.mac == MACAddress("02:00:00:00:01:02"))
-        #expect(topology.maps == [
-            MapSpec(name: "fwd", type: .devmap, maxEntries: 2, entries: [
-                MapEntry(key: 0, port: "xe1"), MapEntry(key: 1, port: "xe0"),
-            ])
-        ])
+        #expect(
+            topology.maps == [
+                MapSpec(
+                    name: "fwd",
+                    type: .devmap,
+                    maxEntries: 2,
+                    entries: [
+                        MapEntry(key: 0, port: "xe1"), MapEntry(key: 1, port: "xe0"),
+                    ]
+                )
+            ]
+        )
         #expect(topology.ports[0].program == .redirectMap(RedirectMapSpec(map: "fwd", key: .constant(0))))
         #expect(topology.ports[1].program == .redirectMap(RedirectMapSpec(map: "fwd", key: .constant(1))))
     }
@@ -67,11 +74,13 @@ struct SampleTopologyTests {
             Issue.record("fw0 runs \(topology.ports[0].program)")
             return
         }
-        #expect(acl.rules == [
-            ACLRule(action: .drop, proto: .tcp, dport: PortRange(23, 23)),
-            ACLRule(action: .drop, proto: .udp, dport: PortRange(5000, 5999)),
-            ACLRule(action: .allow),
-        ])
+        #expect(
+            acl.rules == [
+                ACLRule(action: .drop, proto: .tcp, dport: PortRange(23, 23)),
+                ACLRule(action: .drop, proto: .udp, dport: PortRange(5000, 5999)),
+                ACLRule(action: .allow),
+            ]
+        )
         #expect(acl.defaultAction == .allow)
         #expect(acl.then == .redirectMap(RedirectMapSpec(map: "fwd", key: .constant(0))))
     }

@@ -18,7 +18,11 @@ func load(_ json: String, custom: Set<String> = [], sourceLocation: SourceLocati
 }
 
 /// The problems loading `json` reports; records an issue if it loads.
-func problems(_ json: String, custom: Set<String> = [], sourceLocation: SourceLocation = #_sourceLocation)
+func problems(
+    _ json: String,
+    custom: Set<String> = [],
+    sourceLocation: SourceLocation = #_sourceLocation
+)
     -> [TopologyError.Problem]
 {
     do {
@@ -32,12 +36,18 @@ func problems(_ json: String, custom: Set<String> = [], sourceLocation: SourceLo
 
 /// Expects loading `json` to report exactly one problem, at `path`, whose message contains `message`.
 func expectProblem(
-    _ json: String, at path: String, _ message: String, custom: Set<String> = [],
+    _ json: String,
+    at path: String,
+    _ message: String,
+    custom: Set<String> = [],
     sourceLocation: SourceLocation = #_sourceLocation
 ) {
     let found = problems(json, custom: custom, sourceLocation: sourceLocation)
-    #expect(found.count == 1, "expected one problem, got:\n\(found.map(\.description).joined(separator: "\n"))",
-        sourceLocation: sourceLocation)
+    #expect(
+        found.count == 1,
+        "expected one problem, got:\n\(found.map(\.description).joined(separator: "\n"))",
+        sourceLocation: sourceLocation
+    )
     guard let problem = found.first else { return }
     #expect(problem.path == path, sourceLocation: sourceLocation)
     #expect(problem.message.contains(message), "message was: \(problem.message)", sourceLocation: sourceLocation)
@@ -56,14 +66,17 @@ func programDocument(_ program: String, semantics: String = "4.18") -> String {
     document(
         ports: #"{"name": "p0", "program": \#(program)}, {"name": "p1"}"#,
         maps: #"{"name": "m", "type": "devmap", "max_entries": 4, "entries": {"0": "p0", "1": "p1"}}"#,
-        extra: #""semantics": "\#(semantics)""#)
+        extra: #""semantics": "\#(semantics)""#
+    )
 }
 
 /// Runs `python3` with `arguments`; nil when python3 is not installed.
 func runPython(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String)? {
-    guard let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: {
-        FileManager.default.isExecutableFile(atPath: $0)
-    }) else { return nil }
+    guard
+        let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: {
+            FileManager.default.isExecutableFile(atPath: $0)
+        })
+    else { return nil }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: python)
     process.arguments = arguments
