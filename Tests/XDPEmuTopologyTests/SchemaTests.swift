@@ -63,15 +63,35 @@ struct SchemaTests {
         #"{"name": "t", "semantics": "5.10", "ports": [{"name": "p0"}]}"#,
         #"{"name": "t", "ports": [{"name": "p0"}], "maps": [{"name": "h", "type": "devmap_hash", "max_entries": 1}]}"#,
         #"{"name": "t", "ports": [{"name": "p0"}], "maps": [{"name": "m", "type": "devmap", "max_entries": 0}]}"#,
-        #"{"name": "t", "ports": [{"name": "p0"}], "maps": [{"name": "m", "type": "devmap", "max_entries": 2, "entries": {"01": "p0"}}]}"#,
-        #"{"name": "t", "ports": [{"name": "p0", "program": {"type": "redirect_map", "map": "m", "key": {"kind": "hash", "modulo": 0}}}]}"#,
-        #"{"name": "t", "ports": [{"name": "p0", "program": {"type": "redirect_map", "map": "m", "key": {"kind": "constant", "value": 0}, "flags": -1}}]}"#,
-        #"{"name": "t", "ports": [{"name": "p0", "program": {"type": "redirect_map", "map": "m", "key": {"kind": "constant", "value": 0}, "flags": 18446744073709551616}}]}"#,
+        #"""
+        {"name": "t", "ports": [{"name": "p0"}], "maps": [{"name": "m", "type": "devmap", "max_entries": 2,
+        "entries": {"01": "p0"}}]}
+        """#,
+        #"""
+        {"name": "t", "ports": [{"name": "p0", "program": {"type": "redirect_map", "map": "m", "key": {"kind": "hash",
+        "modulo": 0}}}]}
+        """#,
+        #"""
+        {"name": "t", "ports": [{"name": "p0", "program": {"type": "redirect_map", "map": "m",
+        "key": {"kind": "constant", "value": 0}, "flags": -1}}]}
+        """#,
+        #"""
+        {"name": "t", "ports": [{"name": "p0", "program": {"type": "redirect_map", "map": "m",
+        "key": {"kind": "constant", "value": 0}, "flags": 18446744073709551616}}]}
+        """#,
         #"{"name": "t", "ports": [{"name": "p0", "program": {"type": "sampler"}}]}"#,
-        #"{"name": "t", "ports": [{"name": "p0", "program": {"type": "acl", "rules": [{"action": "drop", "dport": 22}]}}]}"#,
-        #"{"name": "t", "ports": [{"name": "p0", "program": {"type": "acl", "rules": [{"action": "drop", "proto": "udp", "dport": "1-2-3"}]}}]}"#,
+        #"""
+        {"name": "t", "ports": [{"name": "p0", "program": {"type": "acl", "rules": [{"action": "drop", "dport": 22}]}}]}
+        """#,
+        #"""
+        {"name": "t", "ports": [{"name": "p0", "program": {"type": "acl", "rules": [{"action": "drop", "proto": "udp",
+        "dport": "1-2-3"}]}}]}
+        """#,
         #"{"name": "t", "ports": [{"name": "p0", "program": {"type": "acl", "then": {"type": "reflector"}}}]}"#,
-        #"{"name": "t", "ports": [{"name": "p0", "program": {"type": "redirect_map", "map": "m", "key": {"kind": "dst_mac", "table": {}, "miss": "flood"}}}]}"#,
+        #"""
+        {"name": "t", "ports": [{"name": "p0", "program": {"type": "redirect_map", "map": "m",
+        "key": {"kind": "dst_mac", "table": {}, "miss": "flood"}}}]}
+        """#,
     ]
 
     @Test(
