@@ -28,13 +28,12 @@ struct JSONPath: Sendable, CustomStringConvertible {
 struct Fields {
     let path: JSONPath
     let position: SourcePosition
-    let members: [JSONMember]
     private let byName: [String: JSONNode]
 
     init(path: JSONPath, position: SourcePosition, members: [JSONMember]) {
         self.path = path
         self.position = position
-        self.members = members
+        // The first of duplicate members counts; the others are reported where the object is read.
         var byName: [String: JSONNode] = [:]
         for member in members where byName[member.key] == nil {
             byName[member.key] = member.value

@@ -41,8 +41,9 @@ extension TopologyDecoder {
             return nil
         }
         guard isBuiltIn else {
-            // A registered type's members are its own business; hand them over as they are.
-            let config = JSONValue.object(members.filter { $0.key != "type" }.map { ($0.key, $0.value.value) })
+            // A registered type's members are its own business; hand them over as they are, once each.
+            let unique = d.dictionary(node, at: path, expected: "an object") ?? members
+            let config = JSONValue.object(unique.filter { $0.key != "type" }.map { ($0.key, $0.value.value) })
             return .custom(type: type, config: config)
         }
 

@@ -718,6 +718,12 @@ struct LoaderErrorTests {
                 + "reflector; registered: sampler",
             custom: ["sampler"]
         )
+        expectProblem(
+            programDocument(#"{"type": "sampler", "rate": 1, "rate": 2}"#),
+            at: "$.ports[0].program.rate",
+            #"duplicate member "rate""#,
+            custom: ["sampler"]
+        )
         // A built-in name keeps its meaning even when registered.
         #expect(load(programDocument(#"{"type": "drop"}"#), custom: ["drop"])?.ports[0].program == .drop)
     }

@@ -70,10 +70,11 @@ func programDocument(_ program: String, semantics: String = "4.18") -> String {
     )
 }
 
-/// Runs `python3` with `arguments`; nil when python3 is not installed.
+/// Runs the first `python3` on PATH (as a shell would pick it) with `arguments`; nil when there is none.
 func runPython(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String)? {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
     guard
-        let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: {
+        let python = path.split(separator: ":").map({ "\($0)/python3" }).first(where: {
             FileManager.default.isExecutableFile(atPath: $0)
         })
     else { return nil }
