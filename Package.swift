@@ -32,7 +32,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "xdpemu",
-            dependencies: ["XDPEmuRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "XDPEmuRuntime", "XDPEmuOS", "XDPEmuTopology",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .testTarget(name: "XDPEmuCoreTests", dependencies: ["XDPEmuCore", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuPcapTests", dependencies: ["XDPEmuPcap", "CPcap"]),

@@ -31,7 +31,7 @@ public final class Emulation {
             self.stackWire = stackWire
         }
         /// Replay: transmitted frames leave the emulator, passed frames are only counted and captured.
-        public static let offline = Wiring(wire: { _ in OpenWire() })
+        public static var offline: Wiring { Wiring(wire: { _ in OpenWire() }) }
     }
 
     /// Builds the emulation. `captures` (optional) receives egress, pass and drop records.
@@ -41,7 +41,7 @@ public final class Emulation {
     ///   - bufferSize: bytes per frame buffer, headroom included.
     public init(topology: Topology, wiring: Wiring = .offline, captures: CaptureSet? = nil, workers: Int = 1,
                 poolCapacity: Int? = nil, bufferSize: Int = 2048) throws(RuntimeError) {
-        guard topology.semantics == .v4_18 else {
+        guard topology.semantics == .v418 else {
             throw .badInput("\(topology.source): $.semantics: the \"\(topology.semantics.rawValue)\" profile is not "
                 + "implemented yet; use \"4.18\"")
         }

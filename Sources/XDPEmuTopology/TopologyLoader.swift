@@ -80,7 +80,7 @@ struct FileReadFailure: Error {
 }
 
 /// The contents of a regular file, with errno spelt out on failure.
-private func readWholeFile(_ path: String) -> Result<[UInt8], FileReadFailure> {
+func readWholeFile(_ path: String) -> Result<[UInt8], FileReadFailure> {
     func failure(_ what: String, _ code: Int32) -> Result<[UInt8], FileReadFailure> {
         .failure(
             FileReadFailure(message: "cannot \(what) the file: \(String(cString: strerror(code))) (errno \(code))")

@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import Synchronization
+import XDPEmuOS
+import XDPEmuRuntime
+import XDPEmuTopology
+
+/// Set by SIGINT/SIGTERM during a replay.
+let interruptRequested = Atomic<Bool>(false)
+
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Replay pcap traces through a topology's programs and devmaps, offline, in virtual time.",
+        discussion: """
+            Writes DIR/PORT.ingress.pcap, DIR/PORT.egress.pcap and DIR/PORT.pass.pcap for every port and \
+            DIR/drops.pcap, prints a summary on stderr, and is deterministic: the same inputs give byte-identical \
+            outputs. Exit codes: 0 done; 2 bad input (topology, trace or map-events file; outputs written so far \
+            stay valid); 130 interrupted (outputs valid).
+            """)
+
+    @Argument(help: "The topology file (JSON).")
+    var topology: String
+
+    @Option(name: .customLong("in"), help: ArgumentHelp("A trace to feed into a port.", valueName: "PORT=TRACE.pcap"))
+    var inputs: [String] = []
+
+    @Option(name: .customLong("out"), help: ArgumentHelp("Directory for the captures.", valueName: "DIR"))
+    var output: String
+
+    @Option(help: "recorded: frames arrive at their timestamps; topspeed: as fast as the rings take them.")
+    var timing: String = "recorded"
+
+    @Option(help: ArgumentHelp("Write the event log (JSON lines).", valueName: "FILE.jsonl"))
+    var events: String?
+
+    @Option(help: ArgumentHelp("Write the statistics as JSON.", valueName: "FILE.json"))
+    var stats: String?
+
+    @Option(name: .customLong("map-events"), help: ArgumentHelp("Scheduled map updates and deletes.", valueName: "FILE.json"))
+    var mapEvents: String?
+
+    @Flag(help: "Do not print the summary table.")
+    var quiet = false
+
+    func validate() throws {
+        guard !inputs.isEmpty else { throw ValidationError("give at least one --in PORT=TRACE.pcap") }
+        for input in inputs where !input.contains("=") {
+            throw ValidationError("--in \(input): expected PORT=TRACE.pcap")
+        }
+        guard ReplayOptions.Timing(rawValue: timing) != nil else {
+            throw ValidationError("--timing must be recorded or topspeed")
+        }
+    }
+
+    func run() throws {
+        let loaded = try loadTopology(topology)
+        var options = ReplayOptions(topology: loaded, inputs: inputs.map {
+            let parts = $0.split(separator: "=", maxSplits: 1)
+            return ReplayOptions.Input(port: String(parts[0]), path: parts.count > 1 ? String(parts[1]) : "")
+        }, outputDirectory: output)
+        options.timing = ReplayOptions.Timing(rawValue: timing)!
+        options.eventsPath = events
+        options.statsPath = stats
+        if let mapEvents {
+            do {
+                options.mapEvents = try MapEventSchedule.load(path: mapEvents, topology: loaded)
+            } catch {
+                fail("\(error)", code: 2)
+            }
+        }
+        signal(SIGINT) { _ in interruptRequested.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in interruptRequested.store(true, ordering: .relaxed) }
+        options.shouldStop = { interruptRequested.load(ordering: .relaxed) }
+        let totalBytes = options.inputs.reduce(Int64(0)) {
+            $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int64) ?? 0)
+        }
+        if isatty(2) == 1 && totalBytes > 32 << 20 { options.progress = ProgressBar().update }
+        let result: ReplayResult
+        do {
+            result = try Replay.run(options)
+        } catch {
+            fail("\(error)", code: error.exitCode)
+        }
+        if options.progress != nil { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
+        if !quiet { FileHandle.standardError.write(Data((result.statistics.table + "\n").utf8)) }
+        for error in result.inputErrors { FileHandle.standardError.write(Data("xdpemu: \(error)\n".utf8)) }
+        if result.interrupted { throw ExitCode(130) }
+        if !result.inputErrors.isEmpty { throw ExitCode(ExitStatus.badInput) }
+    }
+}
+
+/// A one-line progress bar with the read rate, for large traces on a terminal.
+final class ProgressBar {
+    let start = MonotonicClock.now()
+    var last: UInt64 = 0
+
+    func update(frames: UInt64, fraction: Double) {
+        let now = MonotonicClock.now()
+        guard now - last > 200_000_000 else { return }
+        last = now
+        let seconds = Double(now - start) / 1e9
+        let rate = seconds > 0 ? Double(frames) / seconds / 1e6 : 0
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
+        let line = "\r[\(bar)] \(Int(fraction * 100))%  \(frames) frames  \(String(format: "%.2f", rate)) M frames/s"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+}
+
+/// Loads a topology (with the custom program types registered), or exits 2 with every problem listed.
+func loadTopology(_ path: String) throws -> Topology {
+    do {
+        return try Topology.load(path: path, customProgramTypes: ProgramRegistry.customTypes)
+    } catch {
+        fail("\(error)", code: ExitStatus.badInput)
+    }
+}
+
+/// Prints `message` to stderr and exits with `code`.
+func fail(_ message: String, code: Int32) -> Never {
+    FileHandle.standardError.write(Data("xdpemu: \(message)\n".utf8))
+    exit(code)
+}
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate", abstract: "Check a topology file and print every problem (exit code 2 if any).")
+
+    @Argument(help: "The topology file (JSON).")
+    var topology: String
+
+    func run() throws {
+        let loaded = try loadTopology(topology)
+        print("\(topology): ok (\(loaded.ports.count) ports, \(loaded.maps.count) maps)")
+    }
+}
