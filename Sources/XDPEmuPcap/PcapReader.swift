@@ -25,7 +25,8 @@ public struct PcapRecord {
 /// and per-interface time resolutions, goes through libpcap. Both sit behind `next()`.
 ///
 /// Classic files are checked more strictly than libpcap does: a record longer than the file's snap length is an
-/// error rather than being cut to it. Not thread-safe; use one reader per thread.
+/// error rather than being cut to it. Their 32-bit seconds are read as unsigned, as the format defines them (libpcap
+/// 1.10 sign-extends them, turning 2038 and later into negative times). Not thread-safe; use one reader per thread.
 public final class PcapReader {
     /// The file being read, as given to `init`.
     public let path: String
@@ -36,12 +37,10 @@ public final class PcapReader {
     /// The precision of the timestamps stored in the file (pcapng is always reported as `.nano`).
     public let timestampPrecision: TimestampPrecision
 
-    private enum Backend {
-        case classic(ClassicPcapBackend)
-        case pcapng(LibpcapBackend)
-    }
-
-    private let backend: Backend
+    // Exactly one of the two is set. The classic parser sits behind a pointer so that the per-record path does no
+    // reference counting (see ClassicPcapParser).
+    private let classic: UnsafeMutablePointer<ClassicPcapParser>?
+    private let pcapng: LibpcapBackend?
 
     /// Opens `path` and checks its file header.
     ///
@@ -49,18 +48,30 @@ public final class PcapReader {
     /// unsupported version, or does not carry Ethernet.
     public init(path: String) throws(PcapError) {
         self.path = path
-        switch try ClassicPcapBackend.open(path: path) {
-        case .classic(let classic):
-            backend = .classic(classic)
-            linkType = classic.linkType
-            snapLength = classic.snapLength
-            timestampPrecision = classic.timestampPrecision
-        case .pcapng:
+        let opened = try ClassicPcapParser.open(path: path)
+        switch consume opened {
+        case .some(let parser):
+            linkType = parser.linkType
+            snapLength = parser.snapLength
+            timestampPrecision = parser.timestampPrecision
+            let classic = UnsafeMutablePointer<ClassicPcapParser>.allocate(capacity: 1)
+            classic.initialize(to: parser)
+            self.classic = classic
+            pcapng = nil
+        case .none:
             let pcapng = try LibpcapBackend(path: path)
-            backend = .pcapng(pcapng)
             linkType = pcapng.linkType
             snapLength = pcapng.snapLength
             timestampPrecision = .nano
+            classic = nil
+            self.pcapng = pcapng
+        }
+    }
+
+    deinit {
+        if let classic {
+            classic.deinitialize(count: 1)
+            classic.deallocate()
         }
     }
 
@@ -69,21 +80,17 @@ public final class PcapReader {
     /// Throws `.record` for a malformed or unreadable record; the records before it have been returned. The bytes
     /// stay valid until the next call.
     public func next() throws(PcapError) -> PcapRecord? {
-        switch backend {
-        case .classic(let classic):
-            return try classic.next()
-        case .pcapng(let pcapng):
-            return try pcapng.next()
+        if let classic {
+            return try classic.pointee.next()
         }
+        return try pcapng!.next()
     }
 
     /// The number of records returned so far.
     public var recordsRead: Int {
-        switch backend {
-        case .classic(let classic):
-            return classic.recordsRead
-        case .pcapng(let pcapng):
-            return pcapng.recordsRead
+        if let classic {
+            return classic.pointee.recordsRead
         }
+        return pcapng!.recordsRead
     }
 }

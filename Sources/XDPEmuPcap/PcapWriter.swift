@@ -20,10 +20,15 @@ public final class PcapWriter {
     private var staged = 0
     private var failure: PcapError?
 
+    // Private stored counters behind public computed properties: a public stored property would need a run-time
+    // exclusivity check on every update in `write`, since other modules could be accessing it.
+    private var recordCount = 0
+    private var byteCount = 0
+
     /// The number of records accepted by `write` (on disk once flushed).
-    public private(set) var recordsWritten = 0
+    public var recordsWritten: Int { recordCount }
     /// The size of the file once flushed: the header plus every accepted record.
-    public private(set) var bytesWritten = 0
+    public var bytesWritten: Int { byteCount }
 
     /// Creates (or truncates) `path` and writes the file header at once, so the file is valid from the start.
     ///
@@ -57,7 +62,7 @@ public final class PcapWriter {
         header.storeBytes(of: snapLength, toByteOffset: 16, as: UInt32.self)
         header.storeBytes(of: PcapFormat.ethernetLinkType, toByteOffset: 20, as: UInt32.self)
         staged = PcapFormat.fileHeaderSize
-        bytesWritten = PcapFormat.fileHeaderSize
+        byteCount = PcapFormat.fileHeaderSize
         try flush()
     }
 
@@ -92,14 +97,14 @@ public final class PcapWriter {
             }
         } else {
             let record = buffer.baseAddress! + staged
-            storeRecordHeader(at: record, timestampNanos, capturedLength, originalLength)
+            Self.storeRecordHeader(at: record, timestampNanos, capturedLength, originalLength)
             if capturedLength > 0 {
                 (record + PcapFormat.recordHeaderSize).copyMemory(from: bytes.baseAddress!, byteCount: capturedLength)
             }
             staged += recordSize
         }
-        recordsWritten += 1
-        bytesWritten += recordSize
+        recordCount += 1
+        byteCount += recordSize
     }
 
     /// Writes the staged records to the file; afterwards the file is a valid pcap holding every accepted record.
@@ -155,18 +160,25 @@ public final class PcapWriter {
         guard let fd else {
             return
         }
-        withUnsafeTemporaryAllocation(byteCount: PcapFormat.recordHeaderSize, alignment: 4) { header in
-            storeRecordHeader(at: header.baseAddress!, timestampNanos, capturedLength, originalLength)
+        // The closure touches no stored property: one that did would make every access to it in `write` pay for a
+        // run-time exclusivity check.
+        let failed = withUnsafeTemporaryAllocation(byteCount: PcapFormat.recordHeaderSize, alignment: 4) {
+            header -> WriteFailure? in
+            Self.storeRecordHeader(at: header.baseAddress!, timestampNanos, capturedLength, originalLength)
             do throws(WriteFailure) {
                 try fd.writeEverything(UnsafeRawBufferPointer(header))
                 try fd.writeEverything(UnsafeRawBufferPointer(rebasing: bytes[..<capturedLength]))
+                return nil
             } catch {
-                failure = failure ?? .cannotWrite(path: path, errno: error.errno)
+                return error
             }
+        }
+        if let failed {
+            failure = failure ?? .cannotWrite(path: path, errno: failed.errno)
         }
     }
 
-    private func storeRecordHeader(
+    private static func storeRecordHeader(
         at header: UnsafeMutableRawPointer,
         _ timestampNanos: UInt64,
         _ capturedLength: Int,

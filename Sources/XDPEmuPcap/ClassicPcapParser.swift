@@ -16,15 +16,12 @@ import Musl
 //
 // Every length is checked before it is used, and each record consumes at least 16 bytes, so no input can make the
 // parser trap or loop.
+//
+// The parser is a noncopyable struct that PcapReader keeps behind a pointer: calling a method on a class instance
+// held by another object costs a retain and a release per record, more than the parsing itself.
 
-final class ClassicPcapBackend {
-    /// What the first bytes of a file turned out to be.
-    enum Opened {
-        case classic(ClassicPcapBackend)
-        /// A pcapng file, for libpcap to read.
-        case pcapng
-    }
-
+/// The state of one classic pcap file being read. Owns the file descriptor and the buffer.
+struct ClassicPcapParser: ~Copyable {
     static let bufferSize = 1 << 20
 
     let path: String
@@ -46,16 +43,19 @@ final class ClassicPcapBackend {
     private(set) var linkType: UInt32 = 0
     private(set) var recordsRead = 0
 
-    /// Opens `path` and reads its file header; a pcapng file is closed again and reported as `.pcapng`.
-    static func open(path: String) throws(PcapError) -> Opened {
+    /// Opens `path` and reads its file header; returns nil, having closed the file again, if it is pcapng.
+    static func open(path: String) throws(PcapError) -> ClassicPcapParser? {
         let fd: FileDescriptor
         do {
             fd = try systemCall { try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) }
         } catch {
             throw .cannotOpen(path: path, errno: error)
         }
-        let backend = ClassicPcapBackend(path: path, fd: fd)
-        return try backend.readFileHeader() ? .classic(backend) : .pcapng
+        var parser = ClassicPcapParser(path: path, fd: fd)
+        guard try parser.readFileHeader() else {
+            return nil
+        }
+        return parser
     }
 
     private init(path: String, fd: FileDescriptor) {
@@ -71,7 +71,7 @@ final class ClassicPcapBackend {
     }
 
     /// Parses the file header; returns false if the file is pcapng instead.
-    private func readFileHeader() throws(PcapError) -> Bool {
+    private mutating func readFileHeader() throws(PcapError) -> Bool {
         let available: Int
         do {
             available = try refill(atLeast: PcapFormat.fileHeaderSize)
@@ -122,7 +122,8 @@ final class ClassicPcapBackend {
     }
 
     /// Returns the next record, or nil at a clean end of file.
-    func next() throws(PcapError) -> PcapRecord? {
+    @inline(__always)
+    mutating func next() throws(PcapError) -> PcapRecord? {
         let headerSize = PcapFormat.recordHeaderSize
         if end - position < headerSize {
             let left = try refillForRecord(atLeast: headerSize)
@@ -181,7 +182,7 @@ final class ClassicPcapBackend {
         .record(path: path, recordNumber: recordsRead + 1, offset: bufferOffset + Int64(position), reason: reason)
     }
 
-    private func refillForRecord(atLeast count: Int) throws(PcapError) -> Int {
+    private mutating func refillForRecord(atLeast count: Int) throws(PcapError) -> Int {
         do {
             return try refill(atLeast: count)
         } catch {
@@ -192,7 +193,7 @@ final class ClassicPcapBackend {
     /// Makes at least `count` unconsumed bytes available, unless the file ends first, and returns how many are.
     ///
     /// Moves the unconsumed tail to the front of the buffer, which invalidates pointers into it.
-    private func refill(atLeast count: Int) throws(Errno) -> Int {
+    private mutating func refill(atLeast count: Int) throws(Errno) -> Int {
         precondition(count <= buffer.count, "a pcap record always fits in the read buffer")
         if end - position >= count || atEndOfFile {
             return end - position
