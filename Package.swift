@@ -35,6 +35,7 @@ let package = Package(
             dependencies: ["XDPEmuRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "XDPEmuCoreTests", dependencies: ["XDPEmuCore", "XDPEmuTesting"]),
+        .testTarget(name: "XDPEmuProgramsTests", dependencies: ["XDPEmuPrograms", "XDPEmuCore", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuPcapTests", dependencies: ["XDPEmuPcap", "CPcap"]),
         .testTarget(name: "XDPEmuTopologyTests", dependencies: ["XDPEmuTopology"]),
         .testTarget(name: "XDPEmuOSTests", dependencies: ["XDPEmuOS"]),
