@@ -38,6 +38,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "XDPEmuCoreTests", dependencies: ["XDPEmuCore", "XDPEmuTesting"]),
+        .testTarget(name: "XDPEmuProgramsTests", dependencies: ["XDPEmuPrograms", "XDPEmuCore", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuPcapTests", dependencies: ["XDPEmuPcap", "CPcap"]),
         .testTarget(name: "XDPEmuTopologyTests", dependencies: ["XDPEmuTopology"]),
         .testTarget(

@@ -135,6 +135,9 @@ public struct ACLProgram<Then: XDPProgram>: XDPProgram {
         return defaultAction
     }
 
+    // Inlinable so that a client's poll loop specialises it for `Then` and calls `then.run` directly, not through a
+    // witness table.
+    @inlinable
     public mutating func run(_ context: inout XDPContext) -> XDPAction {
         guard let headers = PacketHeaders(parsing: context), !headers.isMalformed else { return .drop }
         guard headers.network != .other else { return then.run(&context) }
