@@ -9,16 +9,20 @@ enum BuiltInPrograms {
         case .redirectMap(let redirect):
             context.attach(try redirectProgram(redirect, context: context))
         case .l2Switch(let l2):
-            let map = try context.map(l2.map)
-            var portKeys = [IfIndex: UInt32]()
-            for entry in l2.ports {
-                guard let device = context.ports[entry.port] else {
-                    throw .badInput("\(context.topology.source): \(context.path).ports: no port named \(entry.port)")
+            // Every port of one switch (one devmap) shares one program value, hence one learning table.
+            let program = try context.shared.object("l2_switch:" + l2.map) { () throws(RuntimeError) in
+                let map = try context.map(l2.map)
+                var portKeys = [IfIndex: UInt32]()
+                for entry in l2.ports {
+                    guard let device = context.ports[entry.port] else {
+                        throw .badInput("\(context.topology.source): \(context.path).ports: no port \(entry.port)")
+                    }
+                    portKeys[device.ifindex] = entry.key
                 }
-                portKeys[device.ifindex] = entry.key
+                return L2SwitchProgram(map: map, portKeys: portKeys, tableSize: l2.tableSize,
+                                       floodExcludeIngress: l2.floodExcludeIngress)
             }
-            context.attach(L2SwitchProgram(map: map, portKeys: portKeys, tableSize: l2.tableSize,
-                                           floodExcludeIngress: l2.floodExcludeIngress))
+            context.attach(program)
         case .acl(let acl):
             let rules = try acl.rules.enumerated().map { index, rule throws(RuntimeError) in
                 try aclRule(rule, path: "\(context.path).rules[\(index)]", context: context)

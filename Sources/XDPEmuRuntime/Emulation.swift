@@ -98,10 +98,11 @@ public final class Emulation {
         }
         self.maps = maps
         mapNames = names
+        let shared = SharedProgramState()
+        let devices = Dictionary(uniqueKeysWithValues: ports.map { ($0.spec.name, $0.device) })
         for (index, port) in ports.enumerated() {
             let context = ProgramContext(topology: topology, network: network, device: port.device, maps: maps,
-                                         ports: Dictionary(uniqueKeysWithValues: ports.map { ($0.spec.name, $0.device) }),
-                                         path: "$.ports[\(index)].program")
+                                         ports: devices, path: "$.ports[\(index)].program", shared: shared)
             try ProgramRegistry.attach(port.spec.program, context: context)
         }
         if let drops = captures?.drops {

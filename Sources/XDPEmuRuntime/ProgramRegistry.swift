@@ -14,6 +14,8 @@ public struct ProgramContext {
     public let ports: [String: NetDevice]
     /// JSON path of the program object, for error messages.
     public let path: String
+    /// State shared by the programs of one topology (e.g. one learning table per switch).
+    public let shared: SharedProgramState
 
     /// The devmap named `name`, or a bad-input error naming the JSON path.
     public func map(_ name: String) throws(RuntimeError) -> DevMap {
@@ -24,6 +26,21 @@ public struct ProgramContext {
     /// Attaches `program` to the port and returns its program id.
     @discardableResult
     public func attach<P: XDPProgram>(_ program: P) -> UInt32 { network.attach(program, to: device) }
+}
+
+/// Objects the programs of one topology share, by name: a factory that builds programs acting as one (the ports
+/// of one switch) stores the first one here and reuses it.
+public final class SharedProgramState {
+    private var objects: [String: Any] = [:]
+    public init() {}
+
+    /// The object stored under `key`, made by `make` the first time.
+    public func object<T>(_ key: String, make: () throws(RuntimeError) -> T) throws(RuntimeError) -> T {
+        if let existing = objects[key] as? T { return existing }
+        let made = try make()
+        objects[key] = made
+        return made
+    }
 }
 
 /// Maps a topology's program `"type"` to the Swift type that implements it. Built-in types are handled here;
