@@ -121,7 +121,8 @@ public enum Replay {
 
 /// The virtual-time loop of one replay (one worker).
 struct ReplayEngine {
-    struct Source {
+    /// One input trace. A class, so the per-frame paths touch it through one reference instead of copying it.
+    final class Source {
         let input: ReplayOptions.Input
         let reader: PcapReader
         let device: NetDevice
@@ -130,6 +131,16 @@ struct ReplayEngine {
         let fileSize: Int64
         var staged: FrameID?
         var stagedTime: Nanos = 0
+
+        init(input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int, ingress: PcapWriter?,
+             fileSize: Int64) {
+            self.input = input
+            self.reader = reader
+            self.device = device
+            self.portIndex = portIndex
+            self.ingress = ingress
+            self.fileSize = fileSize
+        }
     }
 
     let emulation: Emulation
