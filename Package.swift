@@ -47,7 +47,8 @@ let package = Package(
         ),
         .testTarget(
             name: "XDPEmuRuntimeTests",
-            dependencies: ["XDPEmuRuntime", "XDPEmuTesting", "XDPEmuPcap", "XDPEmuPrograms"]
+            dependencies: ["XDPEmuRuntime", "XDPEmuTesting", "XDPEmuPcap", "XDPEmuPrograms", "XDPEmuTopology"],
+            exclude: ["Golden"]
         ),
     ]
 )

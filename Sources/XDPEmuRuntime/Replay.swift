@@ -182,10 +182,10 @@ struct ReplayEngine {
         ingressByPort = Array(repeating: 0, count: emulation.ports.count)
         for (input, reader) in readers {
             let index = emulation.ports.firstIndex { $0.spec.name == input.port }!
-            let size = (try? FileManager.default.attributesOfItem(atPath: input.path)[.size] as? Int64) ?? 0
-            totalBytes += size ?? 0
+            let size = ((try? FileManager.default.attributesOfItem(atPath: input.path))?[.size] as? Int64) ?? 0
+            totalBytes += size
             sources.append(Source(input: input, reader: reader, device: emulation.ports[index].device,
-                                  portIndex: index, ingress: captures.ingress[input.port], fileSize: size ?? 0))
+                                  portIndex: index, ingress: captures.ingress[input.port], fileSize: size))
         }
     }
 

@@ -111,12 +111,16 @@ final class ProgressBar {
 
 /// Loads a topology (with the custom program types registered), or exits 2 with every problem listed.
 func loadTopology(_ path: String) throws -> Topology {
+    registerCustomProgramsOnce
     do {
         return try Topology.load(path: path, customProgramTypes: ProgramRegistry.customTypes)
     } catch {
         fail("\(error)", code: ExitStatus.badInput)
     }
 }
+
+/// Runs `registerCustomPrograms` the first time it is read.
+let registerCustomProgramsOnce: Void = registerCustomPrograms()
 
 /// Prints `message` to stderr and exits with `code`.
 func fail(_ message: String, code: Int32) -> Never {
