@@ -159,6 +159,8 @@ struct ReplayEngine {
     var cpuFree: Nanos = 0
     var mapEventIndex = 0
     var startTime: Nanos?
+    /// Time of the latest arrival (recorded timing never goes back).
+    var lastArrival: Nanos = 0
     var sequence: UInt64 = 0
     var polls: UInt64 = 0
     var ingressByPort: [UInt64]
@@ -216,7 +218,9 @@ struct ReplayEngine {
     /// One event in recorded timing: a map operation, an arrival or a poll, whichever comes first.
     mutating func stepRecorded() -> Bool {
         let arrival = nextSource()
-        let arrivalTime = arrival.map { sources[$0].stagedTime }
+        // A trace whose timestamps go backwards cannot make a frame arrive in the past: it arrives with the
+        // frame before it.
+        let arrivalTime = arrival.map { max(sources[$0].stagedTime, lastArrival) }
         let pollTime = pollHead < pollList.count ? max(pollList[pollHead].ready, cpuFree) : nil
         let mapTime = nextMapEventTime()
         guard arrivalTime != nil || pollTime != nil else { return false }
@@ -290,6 +294,7 @@ struct ReplayEngine {
         sources[i].staged = nil
         let port = sources[i].portIndex
         let device = sources[i].device
+        lastArrival = time
         sequence += 1
         let info = pool.info(frame)
         info.pointee.sequence = sequence
