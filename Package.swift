@@ -28,7 +28,10 @@ let package = Package(
         .target(name: "XDPEmuOS", dependencies: ["CTapShim", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "XDPEmuRuntime",
-            dependencies: ["XDPEmuCore", "XDPEmuPrograms", "XDPEmuPcap", "XDPEmuTopology", "XDPEmuOS"]
+            dependencies: [
+                "XDPEmuCore", "XDPEmuPrograms", "XDPEmuPcap", "XDPEmuTopology", "XDPEmuOS",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .executableTarget(
             name: "xdpemu",
