@@ -49,7 +49,9 @@ let package = Package(
         ),
         .testTarget(
             name: "XDPEmuRuntimeTests",
-            dependencies: ["XDPEmuRuntime", "XDPEmuTesting", "XDPEmuPcap", "XDPEmuPrograms"]
+            dependencies: [
+                "XDPEmuRuntime", "XDPEmuTesting", "XDPEmuPcap", "XDPEmuPrograms", "XDPEmuOS", "XDPEmuTopology", "CTapShim",
+            ]
         ),
     ]
 )

@@ -96,8 +96,16 @@ public final class LiveRun {
         do {
             try Privileges.check(namespaces: hasHosts)
         } catch {
-            throw .notPermitted("live mode \(error.description.replacingOccurrences(of: "; needs", with: " and"))"
-                + "; without privileges, `xdpemu replay` runs traces through the same topology offline")
+            let missing = error.missing.map { missing in
+                switch missing {
+                case .netAdmin: "CAP_NET_ADMIN"
+                case .sysAdmin: "CAP_SYS_ADMIN (for the hosts' network namespaces)"
+                case .tunDevice: "/dev/net/tun (modprobe tun)"
+                }
+            }
+            let root = error.missing.contains(.tunDevice) ? "" : " (run as root)"
+            throw .notPermitted("live mode needs \(missing.joined(separator: " and "))\(root); without privileges, "
+                + "`xdpemu replay` runs traces through the same topology offline")
         }
         for port in topology.ports {
             do throws(NameError) {
