@@ -13,8 +13,6 @@ final class TapWire: Wire {
     /// Called once when a write finds the TAP deleted.
     var onGone: (() -> Void)?
     private(set) var isDead = false
-    /// Writes refused for another reason (EIO, EAGAIN...), for the summary.
-    private(set) var failedWrites: UInt64 = 0
 
     init(tap: TapDevice) { self.tap = tap }
 
@@ -27,7 +25,6 @@ final class TapWire: Wire {
             markDead()
             return false
         case .wouldBlock, .failed:
-            failedWrites &+= 1
             return false
         }
     }

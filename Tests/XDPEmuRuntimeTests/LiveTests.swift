@@ -160,6 +160,59 @@ struct LiveTests {
         #expect(try stateFiles(fixture.stateDirectory).isEmpty)
     }
 
+    @Test func aStackTAPReceivesThePortsPassedFramesAndItsOwnFramesLeaveThroughThePort() throws {
+        let fixture = try LiveFixture()
+        let (port, stack, ns) = (fixture.port("p"), fixture.port("s"), fixture.namespace("p"))
+        let topology = try fixture.write("stack.json", """
+            {"name": "stack-\(fixture.tag)", "ports": [{"name": "\(port)", "stack": "\(stack)",
+              "host": {"namespace": "\(ns)", "mac": "02:00:00:00:93:01", "ipv4": ["10.93.0.1/24"]},
+              "program": {"type": "pass"}}]}
+            """)
+        // Raw frames of the local experimental ethertype 0x88b5: nothing in either namespace acts on them.
+        let script = try fixture.write("packet.py", """
+            import socket, sys
+            mode, ifname = sys.argv[1], sys.argv[2]
+            if mode == "recv":
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88b5))
+                s.bind((ifname, 0))
+                s.settimeout(5)
+                print("ready", flush=True)
+                print(s.recv(2048)[14:].rstrip(b"\\0").decode(), flush=True)
+            else:
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+                s.bind((ifname, 0))
+                header = bytes.fromhex(sys.argv[3].replace(":", "")) + s.getsockname()[4] + bytes([0x88, 0xb5])
+                s.send(header + sys.argv[4].encode().ljust(46, b"\\0"))
+            """)
+        let run = try fixture.startRun(topology)
+        func receive(in namespace: String?, on ifname: String, whileSending send: () throws -> Void) throws -> String {
+            let command = ["python3", script, "recv", ifname]
+            let receiver = try XDPEmuProcess(executable: namespace == nil ? "python3" : "ip",
+                                             arguments: namespace.map { ["netns", "exec", $0] + command }
+                                                ?? Array(command.dropFirst()),
+                                             directory: fixture.directory)
+            let deadline = Date().addingTimeInterval(5)
+            while !receiver.stdout.contains("ready") && Date() < deadline { usleep(10_000) }
+            try send()
+            #expect(receiver.wait(timeout: 10) == 0, "\(receiver.stderr)")
+            return receiver.stdout
+        }
+
+        let passed = try receive(in: nil, on: stack) {
+            try inNamespace(ns, ["python3", script, "send", port, "ff:ff:ff:ff:ff:ff", "to-the-stack"])
+        }
+        let sent = try receive(in: ns, on: port) {
+            try Command.run("python3", [script, "send", stack, "02:00:00:00:93:01", "from-the-stack"])
+        }
+
+        #expect(passed == "ready\nto-the-stack\n")
+        #expect(sent == "ready\nfrom-the-stack\n")
+        #expect(run.interrupt() == 0, "\(run.stderr)")
+        #expect(if_nametoindex(stack) == 0)
+        let egress = try readCapture(fixture.directory + "/capture/\(port).egress.pcap")
+        #expect(egress.contains { $0.count > 16 && $0[12] == 0x88 && $0[13] == 0xb5 })
+    }
+
     @Test func sigintEndsTheRunWithNothingLeftAndValidCaptures() throws {
         let fixture = try LiveFixture()
         let root = fixture.port("r")
