@@ -111,6 +111,9 @@ final class LiveLoop {
     private var errors: [String] = []
     private var reportedReadErrors = Set<Int>()
     private let stackBuffer: UnsafeMutableRawBufferPointer
+    private let vnetHeader = UnsafeMutableRawBufferPointer.allocate(byteCount: VirtioNetHeader.length, alignment: 8)
+    /// Frames read from virtio-net TAPs whose header could not be honoured (an offload never offered).
+    private var refusedVirtioFrames: UInt64 = 0
 
     init(emulation: Emulation, ports: [Port], captures: CaptureSet?, log: EventLog?, options: LiveOptions,
          replays: [ReplaySource], eventLoop: EventLoop, timer: PeriodicTimer, signals: SignalWatcher?,
@@ -135,7 +138,10 @@ final class LiveLoop {
         stackBuffer = .allocate(byteCount: pool.bufferSize, alignment: 64)
     }
 
-    deinit { stackBuffer.deallocate() }
+    deinit {
+        stackBuffer.deallocate()
+        vnetHeader.deallocate()
+    }
 
     /// Adds every fd to epoll and hooks the wires' gone notifications.
     func register() throws(RuntimeError) {
@@ -253,10 +259,12 @@ final class LiveLoop {
         var received = 0
         if port.alive && reading {
             let arrival = WallClock.nowNanos()
+            let vnet = port.tap.hasVirtioNetHeader
             while received < budget {
                 guard let frame = pool.take(headroom: device.rxHeadroom) else { break }
-                let result = port.tap.read(into: pool.writableSpace(frame))
-                guard case .transferred(let length) = result else {
+                let result = vnet ? port.tap.read(header: vnetHeader, into: pool.writableSpace(frame))
+                    : port.tap.read(into: pool.writableSpace(frame))
+                guard case .transferred(let count) = result else {
                     pool.give(frame)
                     if result == .gone {
                         portGone(index, how: "reading it fails with EBADFD")
@@ -265,9 +273,20 @@ final class LiveLoop {
                     }
                     break
                 }
-                pool.setLength(frame, length)
-                arrive(frame, port: index, at: arrival)
                 received += 1
+                pool.setLength(frame, vnet ? max(0, count - VirtioNetHeader.length) : count)
+                if vnet {
+                    let header = VirtioNetHeader(loading: vnetHeader.baseAddress!)
+                    guard count >= VirtioNetHeader.length,
+                          let gsoSize = VirtioNetHeader.accept(header, packet: pool.packet(frame))
+                    else {
+                        pool.give(frame)
+                        refusedVirtioFrames &+= 1
+                        continue
+                    }
+                    pool.info(frame).pointee.gsoSize = gsoSize
+                }
+                arrive(frame, port: index, at: arrival)
             }
         }
         guard ports[index].alive, !device.rxRing.isEmpty else { return false }
@@ -483,6 +502,9 @@ final class LiveLoop {
         worker.now = now
         emulation.network.quiesceAll()
         drainEvents()
+        if refusedVirtioFrames > 0 {
+            errors.append("\(refusedVirtioFrames) frames read with a virtio-net header that could not be honoured")
+        }
         var counts = [String: UInt64]()
         for (i, port) in emulation.ports.enumerated() { counts[port.spec.name] = ingressByPort[i] }
         return RunStatistics(emulation: emulation, ingress: counts, polls: polls, framesIn: sequence, errors: errors)

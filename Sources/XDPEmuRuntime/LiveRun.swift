@@ -281,8 +281,9 @@ public final class LiveRun {
         created.captures = captures
         var wires = [String: TapWire]()
         var stackWires = [String: TapWire]()
-        for (name, tap) in taps { wires[name] = TapWire(tap: tap) }
-        for (name, tap) in stackTaps { stackWires[name] = TapWire(tap: tap) }
+        let segmenter = TCPSegmenter()
+        for (name, tap) in taps { wires[name] = TapWire(tap: tap, segmenter: segmenter) }
+        for (name, tap) in stackTaps { stackWires[name] = TapWire(tap: tap, segmenter: segmenter) }
         let wiring = Emulation.Wiring(wire: { wires[$0.name]! }, stackWire: { stackWires[$0.name] })
         let emulation = try Emulation(topology: topology, wiring: wiring, captures: captures,
                                       poolCapacity: Self.poolCapacity(topology),
@@ -370,9 +371,10 @@ public final class LiveRun {
     }
 
     /// Frame buffers must hold the largest frame any TAP can deliver: the largest MTU of a port or host plus an
-    /// Ethernet header and a VLAN tag.
+    /// Ethernet header and a VLAN tag; with a virtio-net header, a GSO super-frame of 64 KB.
     static func bufferSize(_ topology: Topology) -> Int {
-        let largestMTU = topology.ports.map { max($0.mtu, $0.host?.mtu ?? 0) }.max() ?? 1500
+        let largestMTU = topology.ports.contains(where: \.vnetHdr) ? 65535
+            : topology.ports.map { max($0.mtu, $0.host?.mtu ?? 0) }.max() ?? 1500
         return KernelConstants.xdpPacketHeadroom + largestMTU + KernelConstants.ethHeaderLength
             + KernelConstants.vlanHeaderLength + KernelConstants.sharedInfoReserve
     }

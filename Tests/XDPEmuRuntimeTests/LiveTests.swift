@@ -36,24 +36,9 @@ struct LiveTests {
         let fixture = try LiveFixture()
         let stats = fixture.directory + "/stats.json"
         let run = try fixture.startRun(try fixture.twoHosts(), ["--stats", stats], capture: false)
-        let server = try XDPEmuProcess(executable: "ip", arguments: [
-            "netns", "exec", fixture.namespace("b"), "iperf3", "-s", "-1", "-B", "10.91.0.2",
-        ], directory: fixture.directory)
-        defer {
-            server.send(SIGTERM)
-            server.wait(timeout: 5)
-        }
 
-        var client = try inNamespace(fixture.namespace("a"), ["iperf3", "-c", "10.91.0.2", "-t", "3", "-J"])
-        for _ in 0..<20 where client.status != 0 && client.stdout.contains("unable to connect") {
-            usleep(100_000)  // the server is not listening yet
-            client = try inNamespace(fixture.namespace("a"), ["iperf3", "-c", "10.91.0.2", "-t", "3", "-J"])
-        }
+        let bitsPerSecond = try iperf3(fixture, seconds: 3)
 
-        #expect(client.status == 0, "\(client.stdout)\(client.stderr)")
-        let json = try JSONSerialization.jsonObject(with: Data(client.stdout.utf8)) as? [String: Any]
-        let received = (json?["end"] as? [String: Any])?["sum_received"] as? [String: Any]
-        let bitsPerSecond = received?["bits_per_second"] as? Double ?? 0
         #expect(bitsPerSecond > 0)
         print("iperf3 through xdpemu (debug build, no capture): \(Int(bitsPerSecond / 1e6)) Mbit/s")
         let after = try inNamespace(fixture.namespace("a"), ["ping", "-c", "3", "-i", "0.05", "-W", "1", "10.91.0.2"])
@@ -63,6 +48,33 @@ struct LiveTests {
         #expect(!run.stderr.contains("was deleted"))
         let ports = try portStatistics(stats)
         #expect((ports[fixture.port("a")]?["tx"] as? Int ?? 0) > 1000)
+    }
+
+    @Test(arguments: [true, false])
+    func tcpSuperFramesCrossVirtioNetHeaderPorts(peerHasHeader: Bool) throws {
+        let fixture = try LiveFixture()
+        let stats = fixture.directory + "/stats.json"
+        var topology = try String(contentsOfFile: try fixture.twoHosts(), encoding: .utf8)
+        topology = topology.replacingOccurrences(of: #"{"name": "\#(fixture.port("a"))","#,
+                                                 with: #"{"name": "\#(fixture.port("a"))", "vnet_hdr": true,"#)
+        if peerHasHeader {
+            topology = topology.replacingOccurrences(of: #"{"name": "\#(fixture.port("b"))","#,
+                                                     with: #"{"name": "\#(fixture.port("b"))", "vnet_hdr": true,"#)
+        }
+        let run = try fixture.startRun(try fixture.write("vnet.json", topology), ["--stats", stats], capture: false)
+
+        let bitsPerSecond = try iperf3(fixture, seconds: 2)
+
+        #expect(bitsPerSecond > 0)
+        print("iperf3, vnet_hdr on \(peerHasHeader ? "both ports" : "the sender's port only") (debug build): "
+            + "\(Int(bitsPerSecond / 1e6)) Mbit/s")
+        let ping = try inNamespace(fixture.namespace("b"), ["ping", "-c", "3", "-i", "0.05", "-W", "1", "10.91.0.1"])
+        #expect(ping.status == 0, "\(ping.stdout)")
+        #expect(run.interrupt() == 0, "\(run.stderr)")
+        let sender = try #require(try portStatistics(stats)[fixture.port("a")])
+        let (frames, bytes) = (sender["rx"] as? Int ?? 0, sender["rx_bytes"] as? Int ?? 0)
+        #expect(frames > 0 && bytes / frames > 1514, "the sender's port received GSO super-frames")
+        #expect((sender["drops_total"] as? Int ?? 1) == 0)
     }
 
     @Test func theReflectorSendsAUDPDatagramBackWithItsAddressesSwapped() throws {
@@ -369,6 +381,28 @@ struct LiveUnprivilegedTests {
             == ["xdpemu: reflector is live: refl0 (host xdpemu-r1)", "  ip netns exec xdpemu-r1 ping 10.80.0.254",
                 "Ctrl-C to stop."])
     }
+}
+
+/// Runs an iperf3 TCP test from host "a" (10.91.0.1) to a server on host "b" (10.91.0.2) of a two-hosts fixture;
+/// returns what the receiver measured, in bit/s.
+func iperf3(_ fixture: LiveFixture, seconds: Int) throws -> Double {
+    let server = try XDPEmuProcess(executable: "ip", arguments: [
+        "netns", "exec", fixture.namespace("b"), "iperf3", "-s", "-1", "-B", "10.91.0.2",
+    ], directory: fixture.directory)
+    defer {
+        server.send(SIGTERM)
+        server.wait(timeout: 5)
+    }
+    let arguments = ["iperf3", "-c", "10.91.0.2", "-t", "\(seconds)", "-J"]
+    var client = try inNamespace(fixture.namespace("a"), arguments)
+    for _ in 0..<20 where client.status != 0 && client.stdout.contains("unable to connect") {
+        usleep(100_000)  // the server is not listening yet
+        client = try inNamespace(fixture.namespace("a"), arguments)
+    }
+    guard client.status == 0 else { throw LiveTestError("iperf3 failed: \(client.stdout)\(client.stderr)") }
+    let json = try JSONSerialization.jsonObject(with: Data(client.stdout.utf8)) as? [String: Any]
+    let received = (json?["end"] as? [String: Any])?["sum_received"] as? [String: Any]
+    return received?["bits_per_second"] as? Double ?? 0
 }
 
 /// The state files (*.json) in `directory`; none if it does not exist.
