@@ -28,7 +28,10 @@ let package = Package(
         .target(name: "XDPEmuOS", dependencies: ["CTapShim", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "XDPEmuRuntime",
-            dependencies: ["XDPEmuCore", "XDPEmuPrograms", "XDPEmuPcap", "XDPEmuTopology", "XDPEmuOS"]
+            dependencies: [
+                "XDPEmuCore", "XDPEmuPrograms", "XDPEmuPcap", "XDPEmuTopology", "XDPEmuOS",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .executableTarget(
             name: "xdpemu",
@@ -47,7 +50,9 @@ let package = Package(
         ),
         .testTarget(
             name: "XDPEmuRuntimeTests",
-            dependencies: ["XDPEmuRuntime", "XDPEmuTesting", "XDPEmuPcap", "XDPEmuPrograms", "XDPEmuTopology"],
+            dependencies: [
+                "XDPEmuRuntime", "XDPEmuTesting", "XDPEmuPcap", "XDPEmuPrograms", "XDPEmuOS", "XDPEmuTopology", "CTapShim",
+            ],
             exclude: ["Golden"]
         ),
     ]

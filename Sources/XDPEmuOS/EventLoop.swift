@@ -212,3 +212,49 @@ public final class SignalWatcher {
         pthread_sigmask(SIG_SETMASK, &previous, nil)
     }
 }
+
+/// A wake-up any thread can send to an `EventLoop`: an eventfd that becomes readable once `notify()` was called
+/// (for example a stop request from a thread other than the loop's).
+///
+/// `notify` may be called from any thread, any number of times; the fd stays open until `close()`, which
+/// only the owner calls once no thread will notify again.
+public final class EventNotifier: @unchecked Sendable {
+    // @unchecked Sendable: after init the only shared state is the fd number, and write(2) of 8 bytes to an
+    // eventfd is atomic; `close` is the owner's, after every notifier is done.
+
+    /// The eventfd, to register for `.readable`.
+    public let fd: FileDescriptor
+    private var closed = false
+
+    /// eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC).
+    public init() throws(Errno) {
+        let raw = try retryingEINTROrThrow { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
+        fd = FileDescriptor(rawValue: raw)
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Makes the fd readable: write(2) of 1 to the eventfd counter.
+    public func notify() {
+        var one: UInt64 = 1
+        _ = try? retryingEINTR { Glibc.write(fd.rawValue, &one, 8) }
+    }
+
+    /// Whether `notify` was called since the last `consume`, resetting the counter (read(2)).
+    public func consume() -> Bool {
+        var count: UInt64 = 0
+        guard case .value = (try? retryingEINTR { Glibc.read(fd.rawValue, &count, 8) }) ?? .wouldBlock else {
+            return false
+        }
+        return count > 0
+    }
+
+    /// Closes the eventfd (close(2)). Idempotent.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        _ = Glibc.close(fd.rawValue)
+    }
+}

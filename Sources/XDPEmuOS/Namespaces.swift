@@ -155,6 +155,24 @@ public enum Link {
         try ip(in: ns, args)
     }
 
+    /// Adds (or replaces) a permanent neighbour entry: `ip [-n NS] neigh replace ADDR lladdr MAC dev IF nud
+    /// permanent`, so the host reaches `address` at `mac` without ARP or neighbour discovery.
+    public static func addNeighbor(
+        in ns: String?, address: String, mac: String, dev ifname: String
+    ) throws(NetworkConfigError) {
+        try checkInterface(ifname)
+        _ = try parseAddress(address)
+        guard isValidMAC(mac) else { throw .invalidMAC(mac) }
+        try ip(in: ns, ["neigh", "replace", address, "lladdr", mac, "dev", ifname, "nud", "permanent"])
+    }
+
+    /// Disables IPv6 on one link of this process's namespace (disable_ipv6=1 for that link only), so it sends
+    /// nothing when it comes up. Other links and the namespace defaults are left alone.
+    public static func disableIPv6(onLocalLink ifname: String) throws(NetworkConfigError) {
+        try checkInterface(ifname)
+        try Sysctl.write("net/ipv6/conf/\(ifname)/disable_ipv6", "1")
+    }
+
     /// Deletes a link: `ip [-n NS] link delete dev IF`.
     public static func deleteLink(_ ifname: String, in ns: String?) throws(NetworkConfigError) {
         try checkInterface(ifname)
@@ -211,6 +229,24 @@ public enum Sysctl {
         let rc = xdpemu_write_sysctl_in_netns(NetNamespace.path(for: ns), path, value)
         if rc < 0 {
             throw .sysctl(namespace: ns, path: path, Errno(rawValue: -rc))
+        }
+    }
+
+    /// Writes `value` to /proc/sys/PATH of this process's own namespace: open(2) O_WRONLY|O_CLOEXEC, write(2),
+    /// close(2). A missing file (IPv6 compiled out, say) is an error like any other.
+    public static func write(_ path: String, _ value: String) throws(NetworkConfigError) {
+        let here = "<this process>"
+        try checkSysctlPath(path, here)
+        do throws(Errno) {
+            let fd = try retryingEINTROrThrow { open("/proc/sys/" + path, O_WRONLY | O_CLOEXEC) }
+            defer { _ = Glibc.close(fd) }
+            let bytes = Array(value.utf8)
+            let written = try retryingEINTROrThrow { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
+            if written != bytes.count {
+                throw Errno.ioError
+            }
+        } catch {
+            throw .sysctl(namespace: here, path: path, error)
         }
     }
 

@@ -199,11 +199,18 @@ public final class RunState {
     /// deletes the recorded links that still exist (`ip [-n NS] link delete`), then the recorded namespaces
     /// that still exist (`ip netns delete`), then the file. Nothing unrecorded is touched. A file that
     /// cannot be parsed is reported and left in place. A file with failures is kept, for a second try.
+    ///
+    /// Names are reused: a run that died leaves its record behind, and a later run may have created a link
+    /// or namespace of the same name. Without `force`, anything a live run's record also lists is that run's
+    /// and is left alone (reported in `alreadyGone` as "... (now used by run PID)").
     public static func cleanupStale(directory: String = RunState.defaultDirectory, force: Bool = false)
         -> CleanupReport
     {
         var report = CleanupReport()
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        var stale: [(path: String, record: RunRecord)] = []
+        var claimedLinks: [LinkRecord: Int32] = [:]
+        var claimedNamespaces: [String: Int32] = [:]
         for name in names.sorted() where name.hasSuffix(".json") {
             let path = "\(directory)/\(name)"
             let record: RunRecord
@@ -215,13 +222,28 @@ public final class RunState {
             }
             if !force && isAlive(record.pid) {
                 report.liveRuns.append(path)
+                for link in record.taps + record.stackTaps { claimedLinks[link] = record.pid }
+                for namespace in record.namespaces { claimedNamespaces[namespace] = record.pid }
                 continue
             }
+            stale.append((path, record))
+        }
+        for (path, record) in stale {
             let failuresBefore = report.failures.count
             for link in record.taps + record.stackTaps {
+                // A link inside a namespace a live run owns belongs to that run too.
+                if let owner = claimedLinks[link] ?? link.namespace.flatMap({ claimedNamespaces[$0] }) {
+                    report.alreadyGone.append(
+                        "link \(link.name)" + (link.namespace.map { " in \($0)" } ?? "") + " (now used by run \(owner))")
+                    continue
+                }
                 cleanupLink(link, into: &report)
             }
             for namespace in record.namespaces {
+                if let owner = claimedNamespaces[namespace] {
+                    report.alreadyGone.append("namespace \(namespace) (now used by run \(owner))")
+                    continue
+                }
                 cleanupNamespace(namespace, into: &report)
             }
             if report.failures.count == failuresBefore {

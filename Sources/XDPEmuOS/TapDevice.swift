@@ -158,6 +158,34 @@ public final class TapDevice {
         return transfer { Glibc.write(descriptor.rawValue, frame.baseAddress, frame.count) }
     }
 
+    /// Reads one frame with readv(2): its virtio-net header into `header` (`virtioNetHeaderLength` bytes), the
+    /// frame itself into `buffer`. The count includes the header. Only for a TAP with `hasVirtioNetHeader`.
+    public func read(header: UnsafeMutableRawBufferPointer, into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
+        guard let descriptor else { preconditionFailure("read from a closed TapDevice \(name)") }
+        precondition(hasVirtioNetHeader && header.count == Self.virtioNetHeaderLength, "no virtio-net header on \(name)")
+        var vectors = (iovec(iov_base: header.baseAddress, iov_len: header.count),
+                       iovec(iov_base: buffer.baseAddress, iov_len: buffer.count))
+        return withUnsafeMutablePointer(to: &vectors) { pointer in
+            pointer.withMemoryRebound(to: iovec.self, capacity: 2) { iov in
+                transfer { Glibc.readv(descriptor.rawValue, iov, 2) }
+            }
+        }
+    }
+
+    /// Writes one frame preceded by its virtio-net header with writev(2) (one frame: a TAP takes each write as
+    /// one). The count includes the header. Only for a TAP with `hasVirtioNetHeader`.
+    public func write(header: UnsafeRawBufferPointer, frame: UnsafeRawBufferPointer) -> IOResult {
+        guard let descriptor else { preconditionFailure("write to a closed TapDevice \(name)") }
+        precondition(hasVirtioNetHeader && header.count == Self.virtioNetHeaderLength, "no virtio-net header on \(name)")
+        var vectors = (iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
+                       iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count))
+        return withUnsafeMutablePointer(to: &vectors) { pointer in
+            pointer.withMemoryRebound(to: iovec.self, capacity: 2) { iov in
+                transfer { Glibc.writev(descriptor.rawValue, iov, 2) }
+            }
+        }
+    }
+
     /// Closes the fd with close(2). The interface disappears (it is not persistent). Idempotent.
     public func close() {
         guard let descriptor else { return }

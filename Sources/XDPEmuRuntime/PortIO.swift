@@ -13,6 +13,16 @@ public protocol Wire: AnyObject {
     /// Puts one frame on the wire at virtual time `time`. False when it could not be sent (the frame stays with
     /// the caller and is counted as unsent).
     func send(_ packet: UnsafeRawBufferPointer, missingBytes: UInt32, time: Nanos) -> Bool
+    /// The same for a frame of `pool`, for wires that need its bookkeeping too (a GSO super-frame's segment
+    /// size, in live mode). The frame stays the caller's. By default sends its packet bytes.
+    func send(_ frame: FrameID, pool: FramePool, time: Nanos) -> Bool
+}
+
+extension Wire {
+    public func send(_ frame: FrameID, pool: FramePool, time: Nanos) -> Bool {
+        send(UnsafeRawBufferPointer(pool.packet(frame)), missingBytes: pool.info(frame).pointee.missingBytes,
+             time: time)
+    }
 }
 
 /// A wire that accepts everything (replay: a transmitted frame has left the emulator).
@@ -36,6 +46,14 @@ public final class CapturingWire: Wire {
         writer.write(timestampNanos: time, bytes: packet, originalLength: packet.count + Int(missingBytes))
         return true
     }
+
+    public func send(_ frame: FrameID, pool: FramePool, time: Nanos) -> Bool {
+        guard inner.send(frame, pool: pool, time: time) else { return false }
+        let missingBytes = Int(pool.info(frame).pointee.missingBytes)
+        let packet = UnsafeRawBufferPointer(pool.packet(frame))
+        writer.write(timestampNanos: time, bytes: packet, originalLength: packet.count + missingBytes)
+        return true
+    }
 }
 
 /// A port's ndo_xdp_xmit: sends frames in order until the wire refuses one, returns the number sent and gives
@@ -50,8 +68,7 @@ public final class PortTransmitter: XDPTransmitter {
         let pool = worker.pool
         var sent: Int32 = 0
         for frame in frames {
-            let packet = UnsafeRawBufferPointer(pool.packet(frame))
-            guard wire.send(packet, missingBytes: pool.info(frame).pointee.missingBytes, time: worker.now) else { break }
+            guard wire.send(frame, pool: pool, time: worker.now) else { break }
             pool.give(frame)
             sent += 1
         }
@@ -72,9 +89,9 @@ public final class PassSink: LocalStack {
 
     public func receive(_ frame: FrameID, device: NetDevice, worker: Worker) {
         let pool = worker.pool
+        _ = wire?.send(frame, pool: pool, time: worker.now)
         let packet = UnsafeRawBufferPointer(pool.packet(frame))
         let missing = pool.info(frame).pointee.missingBytes
-        _ = wire?.send(packet, missingBytes: missing, time: worker.now)
         writer?.write(timestampNanos: worker.now, bytes: packet, originalLength: packet.count + Int(missing))
         pool.give(frame)
     }

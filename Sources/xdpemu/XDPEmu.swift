@@ -16,7 +16,7 @@ struct XDPEmu: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xdpemu",
         abstract: "Packet-level emulator of an XDP redirect datapath (programs, devmap, bulk queues, NAPI).",
-        subcommands: [ReplayCommand.self, MapCommand.self, ValidateCommand.self]
+        subcommands: [RunCommand.self, ReplayCommand.self, MapCommand.self, ValidateCommand.self, CleanupCommand.self]
     )
 }
 

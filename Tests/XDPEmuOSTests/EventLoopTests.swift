@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import SystemPackage
 import Testing
@@ -22,6 +23,25 @@ struct EventLoopTests {
         #expect(ready == [ReadyEvent(fd: readEnd, flags: .readable)])
 
         try loop.remove(readEnd)
+        try loop.wait(timeoutMillis: 0, into: &ready)
+        #expect(ready.isEmpty)
+    }
+
+    @Test func aNotifierWakesTheLoopFromAnotherThread() throws {
+        let loop = try EventLoop(capacity: 2)
+        let notifier = try EventNotifier()
+        try loop.add(notifier.fd)
+        var ready = loop.makeReadyBuffer()
+        try loop.wait(timeoutMillis: 0, into: &ready)
+        #expect(ready.isEmpty)
+        #expect(!notifier.consume())
+
+        let thread = Thread { notifier.notify() }
+        thread.start()
+        try loop.wait(timeoutMillis: 2000, into: &ready)
+        #expect(ready == [ReadyEvent(fd: notifier.fd, flags: .readable)])
+        #expect(notifier.consume())
+        #expect(!notifier.consume())
         try loop.wait(timeoutMillis: 0, into: &ready)
         #expect(ready.isEmpty)
     }

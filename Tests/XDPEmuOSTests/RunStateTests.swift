@@ -95,4 +95,40 @@ struct RunStateTests {
         #expect(sysfsHasLink(unrecordedDummy), "an unrecorded link is left alone")
         #expect(access(state.path, F_OK) != 0)
     }
+
+    @Test(.enabled(if: SystemAccess.available, SystemAccess.reason))
+    func whatALiveRunRecordedIsNeverCleanedUpForADeadOne() throws {
+        let directory = try TemporaryDirectory()
+        let leftovers = Leftovers()
+        let sharedNamespace = leftovers.namespace(UniqueName.next())
+        let sharedLink = leftovers.link(UniqueName.next())
+        let deadOnlyNamespace = leftovers.namespace(UniqueName.next())
+        try NetNamespace.create(sharedNamespace)
+        try NetNamespace.create(deadOnlyNamespace)
+        try addStandaloneLink(sharedLink)
+
+        // The dead run recorded these names; a live run (this process) now uses two of them.
+        let dead = try RunState(directory: directory.path, pid: Int32.max - 1)
+        try dead.recordNamespace(sharedNamespace)
+        try dead.recordNamespace(deadOnlyNamespace)
+        try dead.recordTap(sharedLink, namespace: nil)
+        let live = try RunState(directory: directory.path)
+        try live.recordNamespace(sharedNamespace)
+        try live.recordStackTap(sharedLink)
+        defer { live.finish() }
+
+        let report = RunState.cleanupStale(directory: directory.path)
+
+        #expect(report.failures.isEmpty, "\(report.failures)")
+        #expect(report.removed == ["namespace \(deadOnlyNamespace)"])
+        #expect(Set(report.alreadyGone) == [
+            "link \(sharedLink) (now used by run \(getpid()))",
+            "namespace \(sharedNamespace) (now used by run \(getpid()))",
+        ])
+        #expect(report.stateFilesRemoved == [dead.path])
+        #expect(report.liveRuns == [live.path])
+        #expect(NetNamespace.exists(sharedNamespace))
+        #expect(sysfsHasLink(sharedLink))
+        #expect(!NetNamespace.exists(deadOnlyNamespace))
+    }
 }

@@ -9,8 +9,9 @@
 #include <spawn.h>
 #include <stddef.h>
 // Not C code, only declarations: Swift's Glibc module does not export these Linux-only headers, so
-// XDPEmuOS sees epoll, timerfd and signalfd through this module.
+// XDPEmuOS sees epoll, eventfd, timerfd and signalfd through this module.
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 

@@ -1,0 +1,519 @@
+import Glibc
+import SystemPackage
+import XDPEmuCore
+import XDPEmuOS
+import XDPEmuPcap
+import XDPEmuTopology
+
+// The live event loop: one thread, one worker (simulated CPU 0), one level-triggered epoll.
+//
+// It mirrors the replay engine (Replay.swift) with the kernel doing the arriving:
+// - epoll watches every port's TAP, every stack TAP, a 1 s timerfd (capture and log flush), the signalfd and
+//   the stop eventfd. Its timeout is the next due map event, replay frame or the end of `--duration`.
+// - A readable TAP schedules a NAPI poll of its port (a port is in the poll list at most once). A round takes
+//   the poll list as it is and polls each port once: read up to `budget` frames from the TAP straight into pool
+//   frames, capture each at ingress, push it onto the port's RX ring, then `worker.poll(device, budget:, now:)`
+//   with the wall-clock time, which runs the program, enqueues redirects and flushes (`xdp_do_flush_map`)
+//   before it returns. A port whose read hit the budget (or whose ring still holds frames) goes to the back of
+//   the list, after the other ready ports, as NAPI does; the loop then polls epoll without waiting, so
+//   signals and timers are seen between rounds even under full load.
+// - `--replay` frames enter a port's RX ring through the same door as TAP frames (ingress capture, sequence
+//   number), at their recorded offsets or as fast as the ring takes them, and schedule the port's poll.
+// - Scheduled map operations run between rounds, on this thread, through the same devmap calls as any control
+//   plane, so a redirect in flight sees the old or the new entry (DevMap.swift).
+// - A TAP that disappears (read or write says EBADFD, or epoll reports only an error) is unregistered after the
+//   poll that noticed it: its devmap slots are cleared, the frames in its ring dropped as `device_gone`, its fd
+//   removed from epoll and closed. The other ports keep forwarding.
+// - Stopping: reading stops, every ring is polled empty, the quiescent point flushes retired entries' queues,
+//   then the caller closes outputs and tears down.
+
+final class LiveLoop {
+    /// One port's live parts.
+    struct Port {
+        let device: NetDevice
+        let tap: TapDevice
+        let wire: TapWire
+        /// The TAP into which XDP_PASS frames are written, if the port has a `stack`.
+        let stackTap: TapDevice?
+        let stackWire: TapWire?
+        let ingress: PcapWriter?
+        let egress: PcapWriter?
+        var alive = true
+        var stackAlive = true
+
+        init(device: NetDevice, tap: TapDevice, wire: TapWire, stackTap: TapDevice?, stackWire: TapWire?,
+             ingress: PcapWriter?, egress: PcapWriter?) {
+            self.device = device
+            self.tap = tap
+            self.wire = wire
+            self.stackTap = stackTap
+            self.stackWire = stackWire
+            self.ingress = ingress
+            self.egress = egress
+        }
+    }
+
+    /// A trace injected into a port.
+    struct ReplaySource {
+        let input: ReplayOptions.Input
+        let reader: PcapReader
+        let port: Int
+        /// The next record, read but not yet injected (its bytes stay valid until the next read).
+        var staged: PcapRecord?
+        var done = false
+        var injected: UInt64 = 0
+
+        init(input: ReplayOptions.Input, reader: PcapReader, port: Int) {
+            self.input = input
+            self.reader = reader
+            self.port = port
+        }
+    }
+
+    private enum Source {
+        case port(Int)
+        case stack(Int)
+        case timer
+        case signals
+        case stop
+    }
+
+    let emulation: Emulation
+    let captures: CaptureSet?
+    let log: EventLog?
+    let options: LiveOptions
+    let worker: Worker
+    let pool: FramePool
+    let budget: Int
+    private var ports: [Port]
+    private var replays: [ReplaySource]
+    private let eventLoop: EventLoop
+    private let timer: PeriodicTimer
+    private let signals: SignalWatcher?
+    private let stopRequest: EventNotifier
+    private var sources: [Int32: Source] = [:]
+    private var ready: [ReadyEvent]
+    private var pollList: [Int] = []
+    private var nextPollList: [Int] = []
+    private var scheduled: [Bool]
+    /// Ports whose TAP was found deleted during a poll, handled right after it.
+    private var goneQueue: [Int] = []
+    private var reading = true
+    private var startMonotonic: UInt64 = 0
+    private var deadline: UInt64?
+    private var mapEventIndex = 0
+    /// Replay: monotonic time of the run's start minus the earliest first timestamp of the traces.
+    private var replayOrigin: UInt64 = 0
+    private var replayBase: UInt64 = 0
+    private var sequence: UInt64 = 0
+    private var polls: UInt64 = 0
+    private var ingressByPort: [UInt64]
+    private var errors: [String] = []
+    private var reportedReadErrors = Set<Int>()
+    private let stackBuffer: UnsafeMutableRawBufferPointer
+    private let vnetHeader = UnsafeMutableRawBufferPointer.allocate(byteCount: VirtioNetHeader.length, alignment: 8)
+    /// Frames read from virtio-net TAPs whose header could not be honoured (an offload never offered).
+    private var refusedVirtioFrames: UInt64 = 0
+
+    init(emulation: Emulation, ports: [Port], captures: CaptureSet?, log: EventLog?, options: LiveOptions,
+         replays: [ReplaySource], eventLoop: EventLoop, timer: PeriodicTimer, signals: SignalWatcher?,
+         stopRequest: EventNotifier) {
+        self.emulation = emulation
+        self.ports = ports
+        self.captures = captures
+        self.log = log
+        self.options = options
+        self.replays = replays
+        self.eventLoop = eventLoop
+        self.timer = timer
+        self.signals = signals
+        self.stopRequest = stopRequest
+        worker = emulation.network.workers[0]
+        pool = worker.pool
+        budget = emulation.topology.napi.budget
+        worker.events.isEnabled = log != nil
+        ready = eventLoop.makeReadyBuffer()
+        scheduled = Array(repeating: false, count: ports.count)
+        ingressByPort = Array(repeating: 0, count: ports.count)
+        stackBuffer = .allocate(byteCount: pool.bufferSize, alignment: 64)
+    }
+
+    deinit {
+        stackBuffer.deallocate()
+        vnetHeader.deallocate()
+    }
+
+    /// Adds every fd to epoll and hooks the wires' gone notifications.
+    func register() throws(RuntimeError) {
+        do {
+            for (i, port) in ports.enumerated() {
+                try add(port.tap.fd!, .port(i))
+                port.wire.onGone = { [unowned self] in goneQueue.append(i) }
+                if let stack = port.stackTap {
+                    try add(stack.fd!, .stack(i))
+                    port.stackWire!.onGone = { [unowned self] in stackGone(i) }
+                }
+            }
+            try add(timer.fd, .timer)
+            if let signals { try add(signals.fd, .signals) }
+            try add(stopRequest.fd, .stop)
+        } catch {
+            throw .failure("epoll_ctl: \(error)")
+        }
+    }
+
+    private func add(_ fd: FileDescriptor, _ source: Source) throws(Errno) {
+        try eventLoop.add(fd)
+        sources[fd.rawValue] = source
+    }
+
+    // MARK: The loop
+
+    /// Runs until a signal, a stop request or the deadline.
+    func run() throws(RuntimeError) -> LiveResult.Ending {
+        startMonotonic = MonotonicClock.now()
+        deadline = options.durationNanos.map { startMonotonic &+ $0 }
+        startReplays()
+        flushOutputs()
+        while true {
+            do {
+                try eventLoop.wait(timeoutMillis: timeout(), into: &ready)
+            } catch {
+                throw .failure("epoll_wait: \(error)")
+            }
+            for event in ready {
+                guard let source = sources[event.fd.rawValue] else { continue }
+                switch source {
+                case .port(let i):
+                    if event.flags.contains(.readable) {
+                        schedule(i)
+                    } else if !event.flags.isDisjoint(with: [.error, .hangup]) {
+                        portGone(i, how: "epoll reports an error on its fd")
+                    }
+                case .stack(let i):
+                    if event.flags.contains(.readable) {
+                        forwardFromStack(i)
+                    } else if !event.flags.isDisjoint(with: [.error, .hangup]) {
+                        stackGone(i)
+                    }
+                case .timer:
+                    _ = try? timer.expirations()
+                    flushOutputs()
+                case .signals:
+                    if let signal = (try? signals?.next()) ?? nil { return .signal(signal) }
+                case .stop:
+                    if stopRequest.consume() { return .stopRequested }
+                }
+            }
+            let now = MonotonicClock.now()
+            if let deadline, now >= deadline { return .duration }
+            applyMapEvents(upTo: now)
+            injectReplays(now: now)
+            runRound()
+        }
+    }
+
+    /// Milliseconds epoll may sleep: 0 while ports wait for a poll or a topspeed replay has frames, else until
+    /// the next map event, replay frame or the deadline (rounded up), else until the timer.
+    private func timeout() -> Int32 {
+        if !pollList.isEmpty { return 0 }
+        var next: UInt64 = .max
+        for source in replays where !source.done {
+            guard let record = source.staged else { continue }
+            if options.timing == .topspeed { return 0 }
+            next = min(next, replayDue(record))
+        }
+        if let schedule = options.mapEvents, mapEventIndex < schedule.events.count {
+            next = min(next, startMonotonic &+ schedule.events[mapEventIndex].offset)
+        }
+        if let deadline { next = min(next, deadline) }
+        guard next != .max else { return -1 }
+        let now = MonotonicClock.now()
+        guard next > now else { return 0 }
+        return Int32(min((next - now + 999_999) / 1_000_000, 1000))
+    }
+
+    private func schedule(_ port: Int) {
+        guard !scheduled[port] else { return }
+        scheduled[port] = true
+        pollList.append(port)
+    }
+
+    /// Polls every port of the poll list once; ports with more work are listed again, behind the others.
+    private func runRound() {
+        guard !pollList.isEmpty else { return }
+        swap(&pollList, &nextPollList)
+        pollList.removeAll(keepingCapacity: true)
+        for port in nextPollList {
+            scheduled[port] = false
+            if napiPoll(port) { schedule(port) }
+        }
+        nextPollList.removeAll(keepingCapacity: true)
+    }
+
+    /// One NAPI poll of `index`: up to a budget of frames from its TAP into its RX ring, then the worker's poll.
+    /// Returns whether the port has more work (its read hit the budget or its ring is not empty).
+    private func napiPoll(_ index: Int) -> Bool {
+        let port = ports[index]
+        let device = port.device
+        var received = 0
+        if port.alive && reading {
+            let arrival = WallClock.nowNanos()
+            let vnet = port.tap.hasVirtioNetHeader
+            while received < budget {
+                guard let frame = pool.take(headroom: device.rxHeadroom) else { break }
+                let result = vnet ? port.tap.read(header: vnetHeader, into: pool.writableSpace(frame))
+                    : port.tap.read(into: pool.writableSpace(frame))
+                guard case .transferred(let count) = result else {
+                    pool.give(frame)
+                    if result == .gone {
+                        portGone(index, how: "reading it fails with EBADFD")
+                    } else if case .failed(let errno) = result, reportedReadErrors.insert(index).inserted {
+                        report("port \(device.name): reading TAP \(port.tap.name) failed: \(errno)")
+                    }
+                    break
+                }
+                received += 1
+                pool.setLength(frame, vnet ? max(0, count - VirtioNetHeader.length) : count)
+                if vnet {
+                    let header = VirtioNetHeader(loading: vnetHeader.baseAddress!)
+                    guard count >= VirtioNetHeader.length,
+                          let gsoSize = VirtioNetHeader.accept(header, packet: pool.packet(frame))
+                    else {
+                        pool.give(frame)
+                        refusedVirtioFrames &+= 1
+                        continue
+                    }
+                    pool.info(frame).pointee.gsoSize = gsoSize
+                }
+                arrive(frame, port: index, at: arrival)
+            }
+        }
+        guard ports[index].alive, !device.rxRing.isEmpty else { return false }
+        worker.poll(device, budget: budget, now: WallClock.nowNanos())
+        polls &+= 1
+        afterPoll()
+        return received == budget || !device.rxRing.isEmpty
+    }
+
+    /// A frame arrives at a port: sequence number, ingress capture, onto the RX ring (or dropped if it is full).
+    private func arrive(_ frame: FrameID, port index: Int, at time: Nanos) {
+        let device = ports[index].device
+        sequence &+= 1
+        ingressByPort[index] &+= 1
+        let info = pool.info(frame)
+        info.pointee.ingress = device.ifindex
+        info.pointee.sequence = sequence
+        info.pointee.arrival = time
+        if let writer = ports[index].ingress {
+            writer.write(timestampNanos: time, bytes: UnsafeRawBufferPointer(pool.packet(frame)),
+                         originalLength: Int(info.pointee.length + info.pointee.missingBytes))
+        }
+        if !device.rxRing.push(frame) {
+            worker.now = time
+            worker.drop(frame, .rxRingFull, at: device)
+        }
+    }
+
+    /// Drains the event ring into the log and handles TAPs found gone during the poll.
+    private func afterPoll() {
+        if worker.events.count > 0 { drainEvents() }
+        while let index = goneQueue.popLast() { portGone(index, how: "writing to it fails with EBADFD") }
+    }
+
+    // MARK: Stack TAPs
+
+    /// Frames the kernel sends out of a stack TAP are the port's local stack transmitting: they leave through
+    /// the port's TAP (and its egress capture) without passing XDP, as a kernel's own transmit does.
+    private func forwardFromStack(_ index: Int) {
+        guard let stack = ports[index].stackTap, ports[index].stackAlive else { return }
+        for _ in 0..<budget {
+            switch stack.read(into: stackBuffer) {
+            case .transferred(let length):
+                guard ports[index].alive else { continue }
+                let packet = UnsafeRawBufferPointer(rebasing: stackBuffer[0..<length])
+                let time = WallClock.nowNanos()
+                if ports[index].wire.send(packet, missingBytes: 0, time: time) {
+                    ports[index].egress?.write(timestampNanos: time, bytes: packet, originalLength: length)
+                }
+            case .gone:
+                stackGone(index)
+                return
+            case .wouldBlock, .failed:
+                return
+            }
+        }
+        afterPoll()
+    }
+
+    private func stackGone(_ index: Int) {
+        guard ports[index].stackAlive, let stack = ports[index].stackTap else { return }
+        ports[index].stackAlive = false
+        if let fd = stack.fd {
+            try? eventLoop.remove(fd)
+            sources[fd.rawValue] = nil
+        }
+        stack.close()
+        ports[index].stackWire?.markDead()
+        report("port \(ports[index].device.name): stack TAP \(stack.name) was deleted; XDP_PASS frames of the port "
+            + "are now only counted")
+    }
+
+    // MARK: Ports that disappear
+
+    /// The port's TAP was deleted behind our back (NETDEV_UNREGISTER): unregister the device (its devmap slots
+    /// are cleared), drop what waits in its ring, stop watching and close its fd. Never inside a poll.
+    private func portGone(_ index: Int, how: String) {
+        guard ports[index].alive else { return }
+        ports[index].alive = false
+        let port = ports[index]
+        if let fd = port.tap.fd {
+            try? eventLoop.remove(fd)
+            sources[fd.rawValue] = nil
+        }
+        port.tap.close()
+        port.wire.markDead()
+        emulation.network.unregister(port.device)
+        worker.now = WallClock.nowNanos()
+        while let frame = port.device.rxRing.pop() { worker.drop(frame, .deviceGone, at: port.device) }
+        if worker.events.count > 0 { drainEvents() }
+        let alive = ports.filter(\.alive).map(\.device.name)
+        report("port \(port.device.name): TAP \(port.tap.name) was deleted (\(how)); the port is unregistered and "
+            + (alive.isEmpty ? "no port is left" : "forwarding continues on \(alive.joined(separator: ", "))"))
+    }
+
+    // MARK: Replay into live ports
+
+    private func startReplays() {
+        for i in replays.indices { stage(i) }
+        let first = replays.compactMap { $0.staged?.timestampNanos }.min() ?? 0
+        replayOrigin = startMonotonic
+        replayBase = first
+    }
+
+    private func replayDue(_ record: PcapRecord) -> UInt64 {
+        replayOrigin &+ (record.timestampNanos &- min(record.timestampNanos, replayBase))
+    }
+
+    private func stage(_ i: Int) {
+        do {
+            replays[i].staged = try replays[i].reader.next()
+            if replays[i].staged == nil { finishReplay(i) }
+        } catch {
+            errors.append("\(error)")
+            report("\(error)")
+            finishReplay(i)
+        }
+    }
+
+    private func finishReplay(_ i: Int) {
+        guard !replays[i].done else { return }
+        replays[i].done = true
+        replays[i].staged = nil
+        report("replay of \(replays[i].input.path) into \(replays[i].input.port) done: \(replays[i].injected) frames")
+    }
+
+    /// Injects the frames that are due (recorded timing) or that the ring has room for (topspeed, a budget per
+    /// round). A frame that finds the ring full or the pool empty waits for the next round.
+    private func injectReplays(now: UInt64) {
+        guard reading else { return }
+        for i in replays.indices where !replays[i].done {
+            let index = replays[i].port
+            guard ports[index].alive else {
+                report("replay of \(replays[i].input.path) stopped: port \(replays[i].input.port) is gone")
+                finishReplay(i)
+                continue
+            }
+            let device = ports[index].device
+            var count = 0
+            while let record = replays[i].staged, !device.rxRing.isFull {
+                if options.timing == .topspeed {
+                    guard count < budget else { break }
+                } else {
+                    guard replayDue(record) <= now else { break }
+                }
+                guard let frame = pool.take(copying: record.bytes, headroom: device.rxHeadroom) else { break }
+                pool.info(frame).pointee.missingBytes = UInt32(clamping: max(0, record.originalLength
+                    - record.capturedLength))
+                arrive(frame, port: index, at: WallClock.nowNanos())
+                replays[i].injected &+= 1
+                count += 1
+                stage(i)
+            }
+            if count > 0 { schedule(index) }
+        }
+    }
+
+    // MARK: Map events
+
+    private func applyMapEvents(upTo now: UInt64) {
+        guard let schedule = options.mapEvents else { return }
+        while mapEventIndex < schedule.events.count {
+            let event = schedule.events[mapEventIndex]
+            guard startMonotonic &+ event.offset <= now else { return }
+            mapEventIndex += 1
+            guard let map = emulation.maps[event.map] else { continue }
+            let result = event.apply(to: map)
+            let target = event.ifindex.map { " -> ifindex \($0)" } ?? ""
+            report("map event at +\(seconds(event.offset)) s: \(event.operationName) \(event.map)[\(event.key)]"
+                + "\(target): \(result)")
+            log?.appendMapOperation(time: WallClock.nowNanos(), operation: event.operationName, map: event.map,
+                                    mapID: map.id, key: event.key, ifindex: event.ifindex, result: result)
+        }
+    }
+
+    // MARK: Outputs
+
+    private func flushOutputs() {
+        do {
+            try captures?.flush()
+            try log?.flush()
+        } catch {
+            if !errors.contains(error.description) {
+                errors.append(error.description)
+                report("\(error)")
+            }
+        }
+    }
+
+    private func drainEvents() {
+        guard let log else {
+            _ = worker.events.takeAll()
+            return
+        }
+        worker.events.drain { log.append($0) }
+    }
+
+    private func report(_ message: String) { options.report("xdpemu: " + message) }
+
+    // MARK: Finish
+
+    /// Stops reading, polls every ring empty, passes the quiescent point and gathers the statistics.
+    func finish() -> RunStatistics {
+        reading = false
+        let now = WallClock.nowNanos()
+        for port in ports where port.alive {
+            while !port.device.rxRing.isEmpty {
+                worker.poll(port.device, budget: budget, now: now)
+                polls &+= 1
+                afterPoll()
+            }
+        }
+        worker.now = now
+        emulation.network.quiesceAll()
+        drainEvents()
+        if refusedVirtioFrames > 0 {
+            errors.append("\(refusedVirtioFrames) frames read with a virtio-net header that could not be honoured")
+        }
+        var counts = [String: UInt64]()
+        for (i, port) in emulation.ports.enumerated() { counts[port.spec.name] = ingressByPort[i] }
+        return RunStatistics(emulation: emulation, ingress: counts, polls: polls, framesIn: sequence, errors: errors)
+    }
+}
+
+/// Nanoseconds as seconds with three decimals.
+private func seconds(_ nanos: UInt64) -> String {
+    let millis = nanos / 1_000_000
+    let fraction = millis % 1000
+    return "\(millis / 1000)." + String(repeating: "0", count: fraction < 10 ? 2 : fraction < 100 ? 1 : 0) + "\(fraction)"
+}

@@ -1,0 +1,485 @@
+import Foundation
+import Glibc
+import SystemPackage
+import XDPEmuCore
+import XDPEmuOS
+import XDPEmuPcap
+import XDPEmuTopology
+
+// Live mode: a topology made of real TAP interfaces (docs/live.md).
+//
+// A run goes through four phases, and everything it creates is undone whichever way it ends:
+//   1. Preflight (`LiveRun.preflight`): privileges, every name, nothing of that name exists yet. Creates nothing.
+//   2. Setup: the run-state file first (so a crash leaves a record for `xdpemu cleanup`), then hosts (namespace,
+//      TAP moved in, configured), then root-namespace port TAPs, then stack TAPs, each recorded as it is created;
+//      then captures, the emulation with a `TapWire` behind every port, the event log, the epoll loop. Between
+//      steps the signal fd and the stop request are checked, so a signal during setup tears down what exists.
+//   3. The loop (LiveLoop.swift) until a signal, a stop request or the end of `--duration`.
+//   4. Finish and teardown: a last poll of every port and the quiescent point, captures and log flushed and
+//      closed, the summary reported; then every fd is closed *before* any namespace is deleted (deleting a
+//      namespace under an open TAP fd leaves the fd in permanent error), namespaces deleted, the state file
+//      removed. A teardown step that fails is reported and the state file kept, for `xdpemu cleanup`.
+
+/// What to run live and where to write.
+public struct LiveOptions {
+    public var topology: Topology
+    /// Directory for the capture files (created if needed); nil writes no captures.
+    public var captureDirectory: String? = LiveOptions.defaultCaptureDirectory
+    /// Stop after this many nanoseconds; nil runs until a signal or a stop request.
+    public var durationNanos: UInt64?
+    /// Traces injected into ports as if their TAPs had received them.
+    public var replays: [ReplayOptions.Input] = []
+    public var timing: ReplayOptions.Timing = .recorded
+    /// Scheduled map operations; offsets count from the end of setup.
+    public var mapEvents: MapEventSchedule?
+    public var eventsPath: String?
+    public var statsPath: String?
+    /// Where the run-state file goes.
+    public var stateDirectory: String = RunState.defaultDirectory
+    /// Receives what the user can do next (stdout in the CLI), once setup is done.
+    public var announce: (String) -> Void = { print($0) }
+    /// Receives diagnostics and the summary table (stderr in the CLI).
+    public var report: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+
+    public static let defaultCaptureDirectory = "xdpemu-capture"
+
+    public init(topology: Topology) { self.topology = topology }
+}
+
+/// How a live run ended.
+public struct LiveResult {
+    public enum Ending: Equatable, Sendable {
+        /// SIGINT or SIGTERM (the number).
+        case signal(Int32)
+        /// `stopRequest.notify()` from another thread.
+        case stopRequested
+        /// The `--duration` elapsed.
+        case duration
+    }
+
+    public var ending: Ending
+    /// True when the run was stopped before setup finished: nothing was forwarded.
+    public var stoppedDuringSetup: Bool
+    /// Counters of the run; nil when it was stopped during setup.
+    public var statistics: RunStatistics?
+    /// Teardown steps that failed (the state file is then kept for `xdpemu cleanup`).
+    public var teardownErrors: [String]
+}
+
+/// One live run. Create it, then call `run` once, on the thread that is to be the datapath's.
+public final class LiveRun {
+    public let options: LiveOptions
+    /// Notify it from any thread to stop the run as SIGINT would.
+    public let stopRequest: EventNotifier
+
+    private var created = Created()
+
+    public init(options: LiveOptions) throws(RuntimeError) {
+        self.options = options
+        do {
+            stopRequest = try EventNotifier()
+        } catch {
+            throw .failure("cannot create an eventfd: \(error)")
+        }
+    }
+
+    // MARK: Preflight
+
+    /// The TAP name of each port: the host's interface name for ports with a host, else the port's name.
+    static func tapName(_ port: PortSpec) -> String { port.host?.interface ?? port.name }
+
+    /// Checks, creating nothing: privileges (CAP_NET_ADMIN, CAP_SYS_ADMIN when there are hosts, /dev/net/tun),
+    /// every TAP, namespace and stack name, that none of them exists yet, and the `--replay` ports.
+    public static func preflight(_ options: LiveOptions) throws(RuntimeError) {
+        let topology = options.topology
+        let hasHosts = topology.ports.contains { $0.host != nil }
+        do {
+            try Privileges.check(namespaces: hasHosts)
+        } catch {
+            let missing = error.missing.map { missing in
+                switch missing {
+                case .netAdmin: "CAP_NET_ADMIN"
+                case .sysAdmin: "CAP_SYS_ADMIN (for the hosts' network namespaces)"
+                case .tunDevice: "/dev/net/tun (modprobe tun)"
+                }
+            }
+            let root = error.missing.contains(.tunDevice) ? "" : " (run as root)"
+            throw .notPermitted("live mode needs \(missing.joined(separator: " and "))\(root); without privileges, "
+                + "`xdpemu replay` runs traces through the same topology offline")
+        }
+        for port in topology.ports {
+            do throws(NameError) {
+                try InterfaceName.validate(port.name)
+                try InterfaceName.validate(tapName(port))
+                if let stack = port.stack { try InterfaceName.validate(stack) }
+                if let host = port.host { try NamespaceName.validate(host.namespace) }
+            } catch {
+                throw .badInput("\(topology.source): port \(port.name): \(error)")
+            }
+        }
+        // Host TAPs are created in this namespace and moved before the root-namespace TAPs are created, so a
+        // host interface may share a name with another port; nothing may exist under any name yet.
+        for port in topology.ports {
+            if let host = port.host, NetNamespace.exists(host.namespace) {
+                throw .badInput("namespace \(host.namespace) (port \(port.name)) already exists; xdpemu creates its "
+                    + "own and never adopts one (left by a crashed run? `xdpemu cleanup` removes those)")
+            }
+            for name in [tapName(port)] + (port.stack.map { [$0] } ?? []) where if_nametoindex(name) != 0 {
+                throw .badInput("an interface named \(name) (port \(port.name)) already exists in this namespace; "
+                    + "xdpemu creates its own TAPs (rename the port or delete the interface)")
+            }
+        }
+        for input in options.replays where topology.port(named: input.port) == nil {
+            throw .badInput("--replay \(input.port)=\(input.path): no port named \(input.port) in \(topology.source) "
+                + "(ports: \(topology.ports.map(\.name).joined(separator: ", ")))")
+        }
+    }
+
+    // MARK: Run
+
+    /// Runs preflight, setup, the loop and teardown. `signals` (created on the main thread before any other
+    /// thread, see `SignalWatcher`) ends the run on SIGINT/SIGTERM, also during setup.
+    ///
+    /// Throws `.notPermitted` or `.badInput` from preflight (nothing was created), `.badInput` if a name turns
+    /// out taken during setup, `.failure` for anything else; everything created is removed before it throws.
+    public func run(signals: SignalWatcher?) throws(RuntimeError) -> LiveResult {
+        try Self.preflight(options)
+        let setupResult: SetupOutcome
+        do {
+            setupResult = try setUp(signals: signals)
+        } catch {
+            let errors = teardown()
+            for message in errors { options.report("xdpemu: teardown: \(message)") }
+            throw error
+        }
+        guard case .ready(let engine) = setupResult else {
+            guard case .stopped(let ending) = setupResult else { preconditionFailure() }
+            let errors = teardown()
+            return LiveResult(ending: ending, stoppedDuringSetup: true, statistics: nil, teardownErrors: errors)
+        }
+        for line in Self.nextSteps(topology: options.topology, captureDirectory: options.captureDirectory) {
+            options.announce(line)
+        }
+        var failure: RuntimeError?
+        let ending: LiveResult.Ending
+        do {
+            ending = try engine.run()
+        } catch {
+            failure = error
+            ending = .stopRequested
+        }
+        let statistics = engine.finish()
+        options.report(statistics.table)
+        failure = failure ?? closeOutputs(statistics: statistics)
+        let errors = teardown()
+        for message in errors { options.report("xdpemu: teardown: \(message)") }
+        if let failure { throw failure }
+        return LiveResult(ending: ending, stoppedDuringSetup: false, statistics: statistics, teardownErrors: errors)
+    }
+
+    // MARK: Setup
+
+    /// Everything the run has created, in creation order, for teardown.
+    private struct Created {
+        var runState: RunState?
+        var hosts: [HostSetup] = []
+        /// Root-namespace TAPs: ports without a host, then stack TAPs.
+        var rootTaps: [TapDevice] = []
+        var captures: CaptureSet?
+        var log: EventLog?
+        var eventLoop: EventLoop?
+        var timer: PeriodicTimer?
+    }
+
+    private enum SetupOutcome {
+        case ready(LiveLoop)
+        case stopped(LiveResult.Ending)
+    }
+
+    private struct Stopped: Error {
+        let ending: LiveResult.Ending
+    }
+
+    private func setUp(signals: SignalWatcher?) throws(RuntimeError) -> SetupOutcome {
+        do {
+            return .ready(try performSetUp(signals: signals))
+        } catch let stopped as Stopped {
+            return .stopped(stopped.ending)
+        } catch let error as RuntimeError {
+            // A signal that killed an `ip` child mid-step shows as that step failing: report the stop instead.
+            if let ending = pendingStop(signals) { return .stopped(ending) }
+            throw error
+        } catch {
+            if let ending = pendingStop(signals) { return .stopped(ending) }
+            throw .failure("\(error)")
+        }
+    }
+
+    private func pendingStop(_ signals: SignalWatcher?) -> LiveResult.Ending? {
+        if let signal = (try? signals?.next()) ?? nil { return .signal(signal) }
+        if stopRequest.consume() { return .stopRequested }
+        return nil
+    }
+
+    private func checkStop(_ signals: SignalWatcher?) throws {
+        if let ending = pendingStop(signals) { throw Stopped(ending: ending) }
+    }
+
+    private func performSetUp(signals: SignalWatcher?) throws -> LiveLoop {
+        let topology = options.topology
+        let runState: RunState
+        do {
+            runState = try RunState(directory: options.stateDirectory)
+        } catch {
+            throw RuntimeError.failure("\(error)")
+        }
+        created.runState = runState
+        if let directory = options.captureDirectory {
+            try wrap { () throws(RunStateError) in try runState.recordCaptureDirectory(absolutePath(directory)) }
+        }
+        var taps = [String: TapDevice]()
+        var stackTaps = [String: TapDevice]()
+        let hostAddresses = Set(topology.ports.flatMap { port in
+            (port.host?.ipv4.map { $0.address.description } ?? []) + (port.host?.ipv6.map { $0.address.description } ?? [])
+        })
+        for port in topology.ports {
+            guard let host = port.host else { continue }
+            try checkStop(signals)
+            let setup = HostSetup(spec: Self.hostSpec(port: port, host: host), runState: runState)
+            created.hosts.append(setup)
+            let tap: TapDevice
+            do {
+                tap = try setup.setUp(virtioNetHeader: port.vnetHdr)
+            } catch {
+                throw Self.setupError("port \(port.name): host \(host.namespace)", error)
+            }
+            taps[port.name] = tap
+            // A gateway no host of the topology owns stands for the port itself (the reflector's case): the host
+            // reaches it at the port's MAC, as ARP or neighbour discovery through the emulator may never answer.
+            for route in host.routes where !hostAddresses.contains(route.via.description) {
+                try wrap { () throws(NetworkConfigError) in
+                    try Link.addNeighbor(in: host.namespace, address: route.via.description,
+                                         mac: port.mac.description, dev: host.interface)
+                }
+            }
+        }
+        for port in topology.ports where port.host == nil {
+            try checkStop(signals)
+            taps[port.name] = try createRootTap(port.name, mtu: port.mtu, vnet: port.vnetHdr, stack: false)
+        }
+        for port in topology.ports {
+            guard let stack = port.stack else { continue }
+            try checkStop(signals)
+            stackTaps[port.name] = try createRootTap(stack, mtu: port.mtu, vnet: false, stack: true)
+        }
+        try checkStop(signals)
+
+        let captures = try options.captureDirectory.map { directory throws(RuntimeError) in
+            try CaptureSet(directory: directory,
+                           ports: topology.ports.map { ($0.name, $0.capture.ingress, $0.capture.egress) })
+        }
+        created.captures = captures
+        var wires = [String: TapWire]()
+        var stackWires = [String: TapWire]()
+        let segmenter = TCPSegmenter()
+        for (name, tap) in taps { wires[name] = TapWire(tap: tap, segmenter: segmenter) }
+        for (name, tap) in stackTaps { stackWires[name] = TapWire(tap: tap, segmenter: segmenter) }
+        let wiring = Emulation.Wiring(wire: { wires[$0.name]! }, stackWire: { stackWires[$0.name] })
+        let emulation = try Emulation(topology: topology, wiring: wiring, captures: captures,
+                                      poolCapacity: Self.poolCapacity(topology),
+                                      bufferSize: Self.bufferSize(topology))
+        let log = try options.eventsPath.map { path throws(RuntimeError) in
+            try EventLog(path: path, mapNames: emulation.mapNames)
+        }
+        created.log = log
+        var replays = [LiveLoop.ReplaySource]()
+        for input in options.replays {
+            do {
+                let reader = try PcapReader(path: input.path)
+                let index = emulation.ports.firstIndex { $0.spec.name == input.port }!
+                replays.append(LiveLoop.ReplaySource(input: input, reader: reader, port: index))
+            } catch {
+                throw RuntimeError.badInput("--replay \(input.port)=\(input.path): \(error)")
+            }
+        }
+        let eventLoop = try wrap { () throws(Errno) in try EventLoop(capacity: 64) }
+        created.eventLoop = eventLoop
+        let timer = try wrap { () throws(Errno) in try PeriodicTimer(intervalNanos: 1_000_000_000) }
+        created.timer = timer
+        let ports = emulation.ports.map { port in
+            LiveLoop.Port(device: port.device, tap: taps[port.spec.name]!, wire: wires[port.spec.name]!,
+                          stackTap: stackTaps[port.spec.name], stackWire: stackWires[port.spec.name],
+                          ingress: captures?.ingress[port.spec.name], egress: captures?.egress[port.spec.name])
+        }
+        let engine = LiveLoop(emulation: emulation, ports: ports, captures: captures, log: log, options: options,
+                              replays: replays, eventLoop: eventLoop, timer: timer, signals: signals,
+                              stopRequest: stopRequest)
+        try engine.register()
+        return engine
+    }
+
+    /// Creates a TAP in this namespace for a port without a host (`stack: false`) or a stack, records it, turns
+    /// IPv6 off on it (so it sends nothing of its own) and brings it up.
+    private func createRootTap(_ name: String, mtu: Int, vnet: Bool, stack: Bool) throws -> TapDevice {
+        let tap: TapDevice
+        do {
+            tap = try TapDevice(name: name, virtioNetHeader: vnet)
+        } catch {
+            throw Self.setupError(stack ? "stack TAP \(name)" : "port \(name)", error)
+        }
+        created.rootTaps.append(tap)
+        let runState = created.runState!
+        try wrap { () throws(RunStateError) in
+            if stack { try runState.recordStackTap(name) } else { try runState.recordTap(name, namespace: nil) }
+        }
+        try wrap { () throws(NetworkConfigError) in
+            if access("/proc/sys/net/ipv6/conf/\(name)", F_OK) == 0 { try Link.disableIPv6(onLocalLink: name) }
+            try Link.configure(name, in: nil, mtu: mtu, up: true)
+        }
+        return tap
+    }
+
+    private static func setupError(_ what: String, _ error: any Error) -> RuntimeError {
+        switch error {
+        case HostSetupError.namespaceExists, HostSetupError.tap(.nameInUse), TapError.nameInUse:
+            return .badInput("\(what): \(error)")
+        default:
+            return .failure("\(what): \(error)")
+        }
+    }
+
+    private func wrap<T, E: Error>(_ body: () throws(E) -> T) throws(RuntimeError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw .failure("\(error)")
+        }
+    }
+
+    /// The host as XDPEmuOS sets it up: MTU defaults to the port's.
+    static func hostSpec(port: PortSpec, host: XDPEmuTopology.HostSpec) -> XDPEmuOS.HostSpec {
+        XDPEmuOS.HostSpec(
+            name: host.namespace, interface: host.interface, mac: host.mac?.description, mtu: host.mtu ?? port.mtu,
+            ipv4: host.ipv4.map(\.description), ipv6: host.ipv6.map(\.description),
+            routes: host.routes.map { route in
+                switch route.to {
+                case .default: XDPEmuOS.Route(to: "default", via: route.via.description)
+                case .cidr(let cidr): XDPEmuOS.Route(to: cidr.description, via: route.via.description)
+                }
+            },
+            ipv6Autoconf: host.ipv6Autoconf)
+    }
+
+    /// Frame buffers must hold the largest frame any TAP can deliver: the largest MTU of a port or host plus an
+    /// Ethernet header and a VLAN tag; with a virtio-net header, a GSO super-frame of 64 KB.
+    static func bufferSize(_ topology: Topology) -> Int {
+        let largestMTU = topology.ports.contains(where: \.vnetHdr) ? 65535
+            : topology.ports.map { max($0.mtu, $0.host?.mtu ?? 0) }.max() ?? 1500
+        return KernelConstants.xdpPacketHeadroom + largestMTU + KernelConstants.ethHeaderLength
+            + KernelConstants.vlanHeaderLength + KernelConstants.sharedInfoReserve
+    }
+
+    /// The loop puts at most a budget of frames into a ring before polling it, so the pool needs far fewer frames
+    /// than the rings could hold: a few budgets per port plus every bulk queue full. An exhausted pool only
+    /// delays reading (frames wait in the TAP's queue).
+    static func poolCapacity(_ topology: Topology) -> Int {
+        let napi = topology.napi
+        let queued = topology.maps.reduce(0) { $0 + min(Int($1.maxEntries), 4096) } * 16
+        return max(1024, topology.ports.count * 4 * napi.budget + queued + 256)
+    }
+
+    // MARK: Finish and teardown
+
+    /// Closes captures and the event log and writes the statistics file; the first error, if any.
+    private func closeOutputs(statistics: RunStatistics) -> RuntimeError? {
+        var failure: RuntimeError?
+        do { try created.captures?.close() } catch { failure = error }
+        do { try created.log?.close() } catch { failure = failure ?? error }
+        if let statsPath = options.statsPath {
+            do {
+                try Data(statistics.json.utf8).write(to: URL(fileURLWithPath: statsPath))
+            } catch {
+                failure = failure ?? .failure("\(statsPath): cannot write: \(error.localizedDescription)")
+            }
+        }
+        return failure
+    }
+
+    /// Closes every fd, then deletes the namespaces, then removes the state file (kept if a step failed).
+    /// Returns the failed steps. Idempotent.
+    private func teardown() -> [String] {
+        var errors = [String]()
+        try? created.captures?.close()
+        try? created.log?.close()
+        created.eventLoop?.close()
+        created.timer?.close()
+        for host in created.hosts { host.tap?.close() }
+        for tap in created.rootTaps { tap.close() }
+        for host in created.hosts.reversed() {
+            errors += host.teardown().map { "host \(host.spec.name): \($0)" }
+        }
+        if let runState = created.runState {
+            for tap in created.rootTaps {
+                if if_nametoindex(tap.name) != 0 {
+                    errors.append("TAP \(tap.name) still exists after its fd was closed")
+                    continue
+                }
+                do { try runState.forgetTap(tap.name) } catch { errors.append("\(error)") }
+            }
+            if errors.isEmpty { runState.finish() }
+        }
+        created = Created()
+        return errors
+    }
+}
+
+/// `path` made absolute against the current directory.
+func absolutePath(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+}
+
+extension LiveRun {
+    /// What the user can do once the run is up, derived from the topology: ping between the first two hosts with
+    /// IPv4 (or, with a single host, its gateway), the root-namespace and stack TAPs, where the captures are.
+    public static func nextSteps(topology: Topology, captureDirectory: String?) -> [String] {
+        var lines = ["xdpemu: \(topology.name) is live: " + topology.ports.map { port in
+            port.host.map { "\(port.name) (host \($0.namespace))" } ?? "\(port.name) (TAP here)"
+        }.joined(separator: ", ")]
+        let hosts = topology.ports.compactMap { port -> (port: PortSpec, host: XDPEmuTopology.HostSpec)? in
+            guard let host = port.host, !host.ipv4.isEmpty else { return nil }
+            return (port, host)
+        }
+        var target: PortSpec?
+        if hosts.count >= 2 {
+            lines.append("  ip netns exec \(hosts[0].host.namespace) ping \(hosts[1].host.ipv4[0].address)")
+            target = hosts[1].port
+        } else if let only = hosts.first {
+            if let gateway = only.host.routes.first?.via {
+                lines.append("  ip netns exec \(only.host.namespace) ping \(gateway)")
+            } else {
+                lines.append("  ip netns exec \(only.host.namespace) ip address show")
+            }
+            target = only.port
+        }
+        for port in topology.ports where port.host == nil {
+            lines.append("  port \(port.name) is TAP \(port.name) in this namespace: tcpdump -ni \(port.name), "
+                + "tcpreplay -i \(port.name) TRACE.pcap")
+        }
+        for port in topology.ports {
+            guard let stack = port.stack else { continue }
+            lines.append("  XDP_PASS frames of \(port.name) come out of TAP \(stack): tcpdump -ni \(stack)")
+        }
+        if let directory = captureDirectory {
+            let shown = [target].compactMap { $0 }.filter(\.capture.egress).first
+                ?? topology.ports.first { $0.capture.egress }
+            lines.append("Captures in \(directory)/ (flushed every second):")
+            if let shown {
+                lines.append("  tcpdump -nn --nano -r \(directory)/\(shown.name).egress.pcap")
+            } else {
+                lines.append("  tcpdump -nn --nano -r \(directory)/drops.pcap")
+            }
+        }
+        lines.append("Ctrl-C to stop.")
+        return lines
+    }
+}

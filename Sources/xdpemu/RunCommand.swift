@@ -1,0 +1,145 @@
+import ArgumentParser
+import Foundation
+import XDPEmuOS
+import XDPEmuRuntime
+import XDPEmuTopology
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a topology live: a TAP per port, hosts in network namespaces, captures while it runs.",
+        discussion: """
+            Needs root (CAP_NET_ADMIN, and CAP_SYS_ADMIN for hosts) and /dev/net/tun. Every TAP, namespace and fd \
+            the run creates is removed when it ends (SIGINT, SIGTERM or --duration). A port's "stack" TAP in this \
+            namespace receives the port's XDP_PASS frames. See docs/live.md. Exit codes: 0 stopped cleanly; \
+            1 a failure (or a teardown step failed: see `xdpemu cleanup`); 2 bad input or a name already in use \
+            (nothing created); 77 missing privileges (use `xdpemu replay` instead).
+            """)
+
+    @Argument(help: "The topology file (JSON), e.g. topologies/two-hosts.json.")
+    var topology: String
+
+    @Option(help: ArgumentHelp("Directory for the captures.", valueName: "DIR"))
+    var capture: String = LiveOptions.defaultCaptureDirectory
+
+    @Flag(name: .customLong("no-capture"), help: "Write no capture files.")
+    var noCapture = false
+
+    @Option(help: ArgumentHelp("Stop after this many seconds.", valueName: "SECONDS"))
+    var duration: Double?
+
+    @Option(name: .customLong("replay"),
+            help: ArgumentHelp("Inject a trace into a port as if its TAP had received it.", valueName: "PORT=TRACE.pcap"))
+    var replays: [String] = []
+
+    @Option(help: "Replay timing: recorded (offsets of the trace) or topspeed.")
+    var timing: String = "recorded"
+
+    @Option(name: .customLong("map-events"),
+            help: ArgumentHelp("Scheduled map updates and deletes (times after the start).", valueName: "FILE.json"))
+    var mapEvents: String?
+
+    @Option(help: ArgumentHelp("Write the event log (JSON lines).", valueName: "FILE.jsonl"))
+    var events: String?
+
+    @Option(help: ArgumentHelp("Write the statistics as JSON at the end.", valueName: "FILE.json"))
+    var stats: String?
+
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where the run-state file goes.", valueName: "DIR"))
+    var stateDirectory: String = RunState.defaultDirectory
+
+    func validate() throws {
+        for replay in replays where !replay.contains("=") {
+            throw ValidationError("--replay \(replay): expected PORT=TRACE.pcap")
+        }
+        guard ReplayOptions.Timing(rawValue: timing) != nil else {
+            throw ValidationError("--timing must be recorded or topspeed")
+        }
+        if let duration, !(duration > 0 && duration < 1e9) {
+            throw ValidationError("--duration must be a positive number of seconds")
+        }
+    }
+
+    func run() throws {
+        // First, before any other thread exists and before anything is created: SIGINT/SIGTERM become readable
+        // events, so a signal at any later point (setup included) ends in a clean teardown.
+        let signals: SignalWatcher
+        do {
+            signals = try SignalWatcher()
+        } catch {
+            fail("cannot watch signals: \(error)", code: ExitStatus.failure)
+        }
+        let loaded = try loadTopology(topology)
+        var options = LiveOptions(topology: loaded)
+        options.captureDirectory = noCapture ? nil : capture
+        options.durationNanos = duration.map { UInt64($0 * 1e9) }
+        options.replays = replays.map {
+            let parts = $0.split(separator: "=", maxSplits: 1)
+            return ReplayOptions.Input(port: String(parts[0]), path: parts.count > 1 ? String(parts[1]) : "")
+        }
+        options.timing = ReplayOptions.Timing(rawValue: timing)!
+        options.eventsPath = events
+        options.statsPath = stats
+        options.stateDirectory = stateDirectory
+        if let mapEvents {
+            do {
+                options.mapEvents = try MapEventSchedule.load(path: mapEvents, topology: loaded)
+            } catch {
+                fail("\(error)", code: ExitStatus.badInput)
+            }
+        }
+        options.announce = { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
+        let result: LiveResult
+        do {
+            let live = try LiveRun(options: options)
+            result = try live.run(signals: signals)
+        } catch {
+            fail("\(error)", code: error.exitCode)
+        }
+        signals.close()
+        let how = switch result.ending {
+        case .signal(let number): number == SIGTERM ? "SIGTERM" : "SIGINT"
+        case .stopRequested: "a stop request"
+        case .duration: "the end of --duration"
+        }
+        let when = result.stoppedDuringSetup ? " during setup" : ""
+        if !result.teardownErrors.isEmpty {
+            fail("stopped by \(how)\(when), but teardown was incomplete; `xdpemu cleanup` removes what is left",
+                 code: ExitStatus.failure)
+        }
+        FileHandle.standardError.write(Data("xdpemu: stopped by \(how)\(when); everything removed\n".utf8))
+    }
+}
+
+struct CleanupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cleanup",
+        abstract: "Remove what crashed live runs left behind (namespaces and links recorded in their state files).",
+        discussion: """
+            Reads DIR/*.json (default /run/xdpemu); for each run whose process is dead, deletes the links and \
+            namespaces it recorded that still exist, and the file. Nothing else is touched, nor anything a live \
+            run has recorded. Exit codes: 0 done; 1 something could not be removed (listed).
+            """)
+
+    @Flag(help: "Also clean up after runs whose process still seems alive (a recycled pid).")
+    var force = false
+
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where run-state files are.", valueName: "DIR"))
+    var stateDirectory: String = RunState.defaultDirectory
+
+    func run() throws {
+        let report = RunState.cleanupStale(directory: stateDirectory, force: force)
+        for item in report.removed { print("removed \(item)") }
+        for item in report.alreadyGone {
+            print(item.contains("(now used by") ? "left \(item)" : "\(item): already gone")
+        }
+        for path in report.stateFilesRemoved { print("removed state file \(path)") }
+        for path in report.liveRuns { print("left \(path): its run is still alive (--force to clean it anyway)") }
+        for path in report.unreadable { print("left \(path): not a state file xdpemu can read") }
+        if report.removed.isEmpty && report.stateFilesRemoved.isEmpty && report.failures.isEmpty {
+            print("nothing to clean up")
+        }
+        for failure in report.failures { FileHandle.standardError.write(Data("xdpemu: cannot remove \(failure)\n".utf8)) }
+        if !report.failures.isEmpty { throw ExitCode(ExitStatus.failure) }
+    }
+}
