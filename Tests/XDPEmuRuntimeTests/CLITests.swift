@@ -5,10 +5,7 @@ import XDPEmuRuntime
 import XDPEmuTopology
 
 /// The built `xdpemu` next to the test bundle.
-let xdpemuBinary: String = {
-    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    return bundle.appendingPathComponent("xdpemu").path
-}()
+let xdpemuBinary = LiveSystem.binary
 
 struct ProcessResult {
     var status: Int32

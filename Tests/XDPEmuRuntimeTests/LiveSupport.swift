@@ -21,8 +21,7 @@ enum LiveSystem {
     }()
 
     /// The repository's top directory (for topologies/ and pcaps/).
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    static let repository = repositoryRoot
 
     /// Root-equivalent capabilities, /dev/net/tun, `ip netns`, and the built binary.
     static let available: Bool = {
@@ -210,14 +209,6 @@ func spawn(_ path: String, _ arguments: [String], stdout: String, stderr: String
 @discardableResult
 func inNamespace(_ ns: String, _ arguments: [String]) throws -> CommandOutput {
     try Command.runUnchecked("ip", ["netns", "exec", ns] + arguments)
-}
-
-/// Every record of a capture file, read to the end (throws on a malformed file).
-func readCapture(_ path: String) throws -> [[UInt8]] {
-    let reader = try PcapReader(path: path)
-    var frames = [[UInt8]]()
-    while let record = try reader.next() { frames.append(Array(record.bytes)) }
-    return frames
 }
 
 /// The ICMP type of an IPv4 ICMP frame, else nil.

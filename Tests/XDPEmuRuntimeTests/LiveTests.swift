@@ -21,7 +21,7 @@ struct LiveTests {
         #expect(run.interrupt() == 0, "\(run.stderr)")
         let capture = fixture.directory + "/capture/"
         func count(_ file: String, type: UInt8) throws -> Int {
-            try readCapture(capture + file).filter { icmpType($0) == type }.count
+            try readCapture(capture + file).map(\.bytes).filter { icmpType($0) == type }.count
         }
         #expect(try count("\(a).ingress.pcap", type: 8) == 200)
         #expect(try count("\(b).egress.pcap", type: 8) == 200)
@@ -101,7 +101,7 @@ struct LiveTests {
 
         #expect(output.stdout == "198.51.100.7 9999 xdpemu-reflect\n", "\(output.stdout)\(output.stderr)")
         #expect(run.interrupt() == 0, "\(run.stderr)")
-        let reflected = try readCapture(fixture.directory + "/capture/\(port).egress.pcap")
+        let reflected = try readCapture(fixture.directory + "/capture/\(port).egress.pcap").map(\.bytes)
         #expect(reflected.contains { frame in
             frame.count > 42 && frame[26..<30] == [198, 51, 100, 7] && frame[30..<34] == [10, 92, 0, 1]
         })
@@ -221,7 +221,7 @@ struct LiveTests {
         #expect(sent == "ready\nfrom-the-stack\n")
         #expect(run.interrupt() == 0, "\(run.stderr)")
         #expect(if_nametoindex(stack) == 0)
-        let egress = try readCapture(fixture.directory + "/capture/\(port).egress.pcap")
+        let egress = try readCapture(fixture.directory + "/capture/\(port).egress.pcap").map(\.bytes)
         #expect(egress.contains { $0.count > 16 && $0[12] == 0x88 && $0[13] == 0xb5 })
     }
 
@@ -401,6 +401,7 @@ func iperf3(_ fixture: LiveFixture, seconds: Int) throws -> Double {
     }
     guard client.status == 0 else { throw LiveTestError("iperf3 failed: \(client.stdout)\(client.stderr)") }
     let json = try JSONSerialization.jsonObject(with: Data(client.stdout.utf8)) as? [String: Any]
+    if let error = json?["error"] as? String { throw LiveTestError("iperf3 reported: \(error)") }
     let received = (json?["end"] as? [String: Any])?["sum_received"] as? [String: Any]
     return received?["bits_per_second"] as? Double ?? 0
 }
