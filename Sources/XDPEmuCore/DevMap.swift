@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Synchronization
 
 // The devmap: BPF_MAP_TYPE_DEVMAP with the 4.18 kernel's semantics.
@@ -112,23 +117,27 @@ public final class DevMap: @unchecked Sendable {
     /// Counters of entries already released, by key (guarded by the control lock).
     var releasedStatistics: [UInt32: MapEntryStatistics] = [:]
 
-    /// The largest map the emulator allocates; larger sizes fail with ENOMEM.
-    public static let emulatorMaxEntries: UInt32 = 1 << 24
-
-    init(id: UInt32, maxEntries: UInt32, flags: MapFlags, network: Network) {
+    /// Slots and flush bitmaps come from `calloc`: zeroed memory the system hands out page by page as it is
+    /// touched, so a large, sparsely used map costs only what is used (as the kernel's vmalloc'ed slot array).
+    /// Nil when the memory cannot be had (the caller answers ENOMEM).
+    init?(id: UInt32, maxEntries: UInt32, flags: MapFlags, network: Network) {
         self.id = id
         self.maxEntries = maxEntries
         self.flags = flags
         self.network = network
         workers = network.workerCount
-        slots = .allocate(capacity: Int(maxEntries))
-        for i in 0..<Int(maxEntries) { (slots + i).initialize(to: Atomic<UInt>(0)) }
         words = (Int(maxEntries) + 63) / 64
         summaryWords = (words + 63) / 64
         // Each worker's bitmap and summary, padded to whole 128-byte blocks so workers never share a line.
         bitmapStride = ((words + summaryWords + 15) / 16) * 16
-        flushBits = .allocate(capacity: bitmapStride * workers)
-        flushBits.initialize(repeating: 0, count: bitmapStride * workers)
+        // An all-zero Atomic<UInt> is an empty slot, so zeroed memory is a fully initialized slot array.
+        guard let slotMemory = calloc(Int(maxEntries), MemoryLayout<Atomic<UInt>>.stride) else { return nil }
+        guard let bitmapMemory = calloc(bitmapStride * workers, MemoryLayout<UInt64>.stride) else {
+            free(slotMemory)
+            return nil
+        }
+        slots = slotMemory.bindMemory(to: Atomic<UInt>.self, capacity: Int(maxEntries))
+        flushBits = bitmapMemory.bindMemory(to: UInt64.self, capacity: bitmapStride * workers)
     }
 
     deinit {
@@ -136,9 +145,8 @@ public final class DevMap: @unchecked Sendable {
             let bits = slots[i].load(ordering: .acquiring)
             if bits != 0 { Unmanaged<DevMapEntry>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).release() }
         }
-        slots.deinitialize(count: Int(maxEntries))
-        slots.deallocate()
-        flushBits.deallocate()
+        free(slots)
+        free(flushBits)
     }
 
     // MARK: Datapath (runs inside a poll, on a worker)

@@ -128,26 +128,28 @@ public final class Network: @unchecked Sendable {
         return id
     }
 
-    /// `BPF_MAP_CREATE` for BPF_MAP_TYPE_DEVMAP. Checks, in the kernel's order: CAP_NET_ADMIN (EPERM), then
-    /// max_entries 0, key_size != 4, value_size != 4, flags outside NUMA_NODE|RDONLY|WRONLY (EINVAL); both
-    /// RDONLY and WRONLY (EINVAL); a size whose cost overflows the kernel's u32 page accounting (EINVAL); beyond the
-    /// emulator's own limit, ENOMEM.
+    /// `BPF_MAP_CREATE` for BPF_MAP_TYPE_DEVMAP. Checks, in the 4.18 kernel's order: both BPF_F_RDONLY and
+    /// BPF_F_WRONLY (EINVAL: the syscall refuses the file mode before the map type is asked); then, in the devmap's
+    /// allocation, CAP_NET_ADMIN (EPERM); max_entries 0, key_size != 4, value_size != 4, flags outside
+    /// NUMA_NODE|RDONLY|WRONLY (EINVAL); a size whose cost overflows the kernel's u32 page accounting (EINVAL);
+    /// memory that cannot be had (ENOMEM). (RLIMIT_MEMLOCK accounting, which 4.18 also applies, is not modelled.)
     public func createDevMap(maxEntries: UInt32, keySize: UInt32 = 4, valueSize: UInt32 = 4, flags: UInt32 = 0,
                              capNetAdmin: Bool = true) throws(KernelErrno) -> DevMap {
-        guard capNetAdmin else { throw .EPERM }
         let mapFlags = MapFlags(rawValue: flags)
+        guard !mapFlags.isSuperset(of: [.readOnly, .writeOnly]) else { throw .EINVAL }
+        guard capNetAdmin else { throw .EPERM }
         guard maxEntries != 0, keySize == 4, valueSize == 4, MapFlags.devmapMask.isSuperset(of: mapFlags) else {
             throw .EINVAL
         }
-        guard !mapFlags.isSuperset(of: [.readOnly, .writeOnly]) else { throw .EINVAL }
         // dev_map_alloc's cost: slot pointers plus one flush bitmap per possible CPU, in bytes, must stay below
         // U32_MAX - PAGE_SIZE.
         let bitmapBytes = (UInt64(maxEntries) + 63) / 64 * 8
         let cost = UInt64(maxEntries) * 8 + bitmapBytes * UInt64(workerCount)
         guard cost < UInt64(UInt32.max) - 4096 else { throw .EINVAL }
-        guard maxEntries <= DevMap.emulatorMaxEntries else { throw .ENOMEM }
-        return withControlLock {
-            let map = DevMap(id: nextMapID, maxEntries: maxEntries, flags: mapFlags, network: self)
+        return try withControlLock { () throws(KernelErrno) -> DevMap in
+            guard let map = DevMap(id: nextMapID, maxEntries: maxEntries, flags: mapFlags, network: self) else {
+                throw .ENOMEM
+            }
             nextMapID += 1
             maps.append(map)
             return map

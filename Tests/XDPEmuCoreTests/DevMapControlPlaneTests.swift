@@ -23,9 +23,15 @@ import XDPEmuTesting
         // EPERM comes before the attribute checks.
         #expect(throws: KernelErrno.EPERM) { try network.createDevMap(maxEntries: 0, capNetAdmin: false) }
         #expect(throws: KernelErrno.EINVAL) { try network.createDevMap(maxEntries: UInt32.max) }
+        // RDONLY with WRONLY is refused by the syscall before the devmap checks the capability.
+        #expect(throws: KernelErrno.EINVAL) { try network.createDevMap(maxEntries: 4, flags: 8 | 16, capNetAdmin: false) }
+        // Large maps cost only the pages they touch.
+        let large = try network.createDevMap(maxEntries: 1 << 26)
+        try large.update(key: (1 << 26) - 1, ifindex: dev1.ifindex.rawValue)
+        #expect(try large.lookup(key: (1 << 26) - 1) == dev1.ifindex)
         let a = try network.createDevMap(maxEntries: 4)
         let b = try network.createDevMap(maxEntries: 4, flags: 4)
-        #expect(a.id == 1 && b.id == 2)
+        #expect(large.id == 1 && a.id == 2 && b.id == 3)
     }
 
     @Test func updateChecksInKernelOrder() throws {
