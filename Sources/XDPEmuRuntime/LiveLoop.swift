@@ -102,8 +102,7 @@ final class LiveLoop {
     private var startMonotonic: UInt64 = 0
     private var deadline: UInt64?
     private var mapEventIndex = 0
-    /// Replay: monotonic time of the run's start minus the earliest first timestamp of the traces.
-    private var replayOrigin: UInt64 = 0
+    /// Replay: the earliest first timestamp of the traces, which is due at the start of the run.
     private var replayBase: UInt64 = 0
     private var sequence: UInt64 = 0
     private var polls: UInt64 = 0
@@ -386,13 +385,11 @@ final class LiveLoop {
 
     private func startReplays() {
         for i in replays.indices { stage(i) }
-        let first = replays.compactMap { $0.staged?.timestampNanos }.min() ?? 0
-        replayOrigin = startMonotonic
-        replayBase = first
+        replayBase = replays.compactMap { $0.staged?.timestampNanos }.min() ?? 0
     }
 
     private func replayDue(_ record: PcapRecord) -> UInt64 {
-        replayOrigin &+ (record.timestampNanos &- min(record.timestampNanos, replayBase))
+        startMonotonic &+ (record.timestampNanos &- min(record.timestampNanos, replayBase))
     }
 
     private func stage(_ i: Int) {

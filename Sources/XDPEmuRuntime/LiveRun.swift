@@ -144,18 +144,18 @@ public final class LiveRun {
     /// out taken during setup, `.failure` for anything else; everything created is removed before it throws.
     public func run(signals: SignalWatcher?) throws(RuntimeError) -> LiveResult {
         try Self.preflight(options)
-        let setupResult: SetupOutcome
+        let engine: LiveLoop
         do {
-            setupResult = try setUp(signals: signals)
+            switch try setUp(signals: signals) {
+            case .ready(let ready):
+                engine = ready
+            case .stopped(let ending):
+                return LiveResult(ending: ending, stoppedDuringSetup: true, statistics: nil,
+                                  teardownErrors: teardown())
+            }
         } catch {
-            let errors = teardown()
-            for message in errors { options.report("xdpemu: teardown: \(message)") }
+            _ = teardown()
             throw error
-        }
-        guard case .ready(let engine) = setupResult else {
-            guard case .stopped(let ending) = setupResult else { preconditionFailure() }
-            let errors = teardown()
-            return LiveResult(ending: ending, stoppedDuringSetup: true, statistics: nil, teardownErrors: errors)
         }
         for line in Self.nextSteps(topology: options.topology, captureDirectory: options.captureDirectory) {
             options.announce(line)
@@ -172,7 +172,6 @@ public final class LiveRun {
         options.report(statistics.table)
         failure = failure ?? closeOutputs(statistics: statistics)
         let errors = teardown()
-        for message in errors { options.report("xdpemu: teardown: \(message)") }
         if let failure { throw failure }
         return LiveResult(ending: ending, stoppedDuringSetup: false, statistics: statistics, teardownErrors: errors)
     }
@@ -406,7 +405,7 @@ public final class LiveRun {
     }
 
     /// Closes every fd, then deletes the namespaces, then removes the state file (kept if a step failed).
-    /// Returns the failed steps. Idempotent.
+    /// Reports and returns the failed steps. Idempotent.
     private func teardown() -> [String] {
         var errors = [String]()
         try? created.captures?.close()
@@ -429,6 +428,7 @@ public final class LiveRun {
             if errors.isEmpty { runState.finish() }
         }
         created = Created()
+        for message in errors { options.report("xdpemu: teardown: \(message)") }
         return errors
     }
 }
