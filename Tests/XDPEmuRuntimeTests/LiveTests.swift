@@ -395,12 +395,15 @@ func iperf3(_ fixture: LiveFixture, seconds: Int) throws -> Double {
     }
     let arguments = ["iperf3", "-c", "10.91.0.2", "-t", "\(seconds)", "-J"]
     var client = try inNamespace(fixture.namespace("a"), arguments)
-    for _ in 0..<20 where client.status != 0 && client.stdout.contains("unable to connect") {
-        usleep(100_000)  // the server is not listening yet
+    // With -J, iperf3 3.12 reports "unable to connect" (the server is not listening yet) in the JSON, status 0.
+    for _ in 0..<30 where client.stdout.contains("unable to connect") {
+        usleep(100_000)
         client = try inNamespace(fixture.namespace("a"), arguments)
     }
-    guard client.status == 0 else { throw LiveTestError("iperf3 failed: \(client.stdout)\(client.stderr)") }
     let json = try JSONSerialization.jsonObject(with: Data(client.stdout.utf8)) as? [String: Any]
+    guard client.status == 0, json?["error"] == nil else {
+        throw LiveTestError("iperf3 failed: \(client.stdout)\(client.stderr)")
+    }
     let received = (json?["end"] as? [String: Any])?["sum_received"] as? [String: Any]
     return received?["bits_per_second"] as? Double ?? 0
 }
