@@ -246,6 +246,24 @@ struct LiveTests {
         #expect(frames >= 20)
     }
 
+    @Test func sigtermDuringSetupTearsDownWhatExists() throws {
+        let fixture = try LiveFixture()
+        let run = try XDPEmuProcess(arguments: [
+            "run", try fixture.twoHosts(), "--state-dir", fixture.stateDirectory, "--no-capture",
+        ], directory: fixture.directory)
+        // The state file is the first thing setup creates; the hosts follow it.
+        let deadline = Date().addingTimeInterval(10)
+        while try stateFiles(fixture.stateDirectory).isEmpty && Date() < deadline { usleep(1000) }
+
+        run.send(SIGTERM)
+
+        #expect(run.wait(timeout: 20) == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("stopped by SIGTERM during setup; everything removed"), "\(run.stderr)")
+        #expect(!NetNamespace.exists(fixture.namespace("a")) && !NetNamespace.exists(fixture.namespace("b")))
+        #expect(if_nametoindex(fixture.port("a")) == 0)
+        #expect(try stateFiles(fixture.stateDirectory).isEmpty)
+    }
+
     @Test func twoRunsInARowDoNotCollideAndCleanupRemovesOnlyAKilledRunsLeftovers() throws {
         let fixture = try LiveFixture()
         let topology = try fixture.twoHosts()
