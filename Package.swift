@@ -50,7 +50,8 @@ let package = Package(
         .testTarget(
             name: "XDPEmuRuntimeTests",
             dependencies: [
-                "XDPEmuRuntime", "XDPEmuTesting", "XDPEmuPcap", "XDPEmuPrograms", "XDPEmuOS", "XDPEmuTopology", "CTapShim",
+                "XDPEmuRuntime", "XDPEmuTesting", "XDPEmuPcap", "XDPEmuPrograms", "XDPEmuOS", "XDPEmuTopology",
+                "CTapShim",
             ]
         ),
     ]

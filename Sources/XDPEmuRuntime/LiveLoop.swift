@@ -512,5 +512,6 @@ final class LiveLoop {
 private func seconds(_ nanos: UInt64) -> String {
     let millis = nanos / 1_000_000
     let fraction = millis % 1000
-    return "\(millis / 1000)." + String(repeating: "0", count: fraction < 10 ? 2 : fraction < 100 ? 1 : 0) + "\(fraction)"
+    let padding = String(repeating: "0", count: fraction < 10 ? 2 : fraction < 100 ? 1 : 0)
+    return "\(millis / 1000).\(padding)\(fraction)"
 }

@@ -238,8 +238,8 @@ public final class LiveRun {
         }
         var taps = [String: TapDevice]()
         var stackTaps = [String: TapDevice]()
-        let hostAddresses = Set(topology.ports.flatMap { port in
-            (port.host?.ipv4.map { $0.address.description } ?? []) + (port.host?.ipv6.map { $0.address.description } ?? [])
+        let hostAddresses = Set(topology.ports.compactMap(\.host).flatMap { host in
+            host.ipv4.map(\.address.description) + host.ipv6.map(\.address.description)
         })
         for port in topology.ports {
             guard let host = port.host else { continue }

@@ -29,7 +29,8 @@ struct RunCommand: ParsableCommand {
     var duration: Double?
 
     @Option(name: .customLong("replay"),
-            help: ArgumentHelp("Inject a trace into a port as if its TAP had received it.", valueName: "PORT=TRACE.pcap"))
+            help: ArgumentHelp("Inject a trace into a port as if its TAP had received it.",
+                               valueName: "PORT=TRACE.pcap"))
     var replays: [String] = []
 
     @Option(help: "Replay timing: recorded (offsets of the trace) or topspeed.")
@@ -139,7 +140,9 @@ struct CleanupCommand: ParsableCommand {
         if report.removed.isEmpty && report.stateFilesRemoved.isEmpty && report.failures.isEmpty {
             print("nothing to clean up")
         }
-        for failure in report.failures { FileHandle.standardError.write(Data("xdpemu: cannot remove \(failure)\n".utf8)) }
+        for failure in report.failures {
+            FileHandle.standardError.write(Data("xdpemu: cannot remove \(failure)\n".utf8))
+        }
         if !report.failures.isEmpty { throw ExitCode(ExitStatus.failure) }
     }
 }

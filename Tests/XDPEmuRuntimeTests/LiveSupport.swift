@@ -40,7 +40,8 @@ enum LiveSystem {
         return true
     }()
 
-    static let reason: Comment = "needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), /dev/net/tun, `ip netns` and the xdpemu binary"
+    static let reason: Comment =
+        "needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), /dev/net/tun, `ip netns` and the xdpemu binary"
 }
 
 /// A test's private directory, names and cleanup.

@@ -147,7 +147,8 @@ struct LiveTests {
         ])
         let run = try fixture.startRun(topology)
         func pingWorks() throws -> Bool {
-            try inNamespace(fixture.namespace("a"), ["ping", "-c", "3", "-i", "0.05", "-W", "1", "10.91.0.2"]).status == 0
+            let ping = ["ping", "-c", "3", "-i", "0.05", "-W", "1", "10.91.0.2"]
+            return try inNamespace(fixture.namespace("a"), ping).status == 0
         }
         #expect(try pingWorks())
         #expect(if_nametoindex(root) != 0)
