@@ -473,13 +473,7 @@ final class LiveLoop {
         }
     }
 
-    private func drainEvents() {
-        guard let log else {
-            _ = worker.events.takeAll()
-            return
-        }
-        worker.events.drain { log.append($0) }
-    }
+    private func drainEvents() { XDPEmuRuntime.drainEvents(of: worker, into: log) }
 
     private func report(_ message: String) { options.report("xdpemu: " + message) }
 

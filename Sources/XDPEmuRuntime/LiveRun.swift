@@ -170,7 +170,8 @@ public final class LiveRun {
         }
         let statistics = engine.finish()
         options.report(statistics.table)
-        failure = failure ?? closeOutputs(statistics: statistics)
+        failure = failure ?? closeOutputs(captures: created.captures, log: created.log, statistics: statistics,
+                                          statsPath: options.statsPath)
         let errors = teardown()
         if let failure { throw failure }
         return LiveResult(ending: ending, stoppedDuringSetup: false, statistics: statistics, teardownErrors: errors)
@@ -388,21 +389,6 @@ public final class LiveRun {
     }
 
     // MARK: Finish and teardown
-
-    /// Closes captures and the event log and writes the statistics file; the first error, if any.
-    private func closeOutputs(statistics: RunStatistics) -> RuntimeError? {
-        var failure: RuntimeError?
-        do { try created.captures?.close() } catch { failure = error }
-        do { try created.log?.close() } catch { failure = failure ?? error }
-        if let statsPath = options.statsPath {
-            do {
-                try Data(statistics.json.utf8).write(to: URL(fileURLWithPath: statsPath))
-            } catch {
-                failure = failure ?? .failure("\(statsPath): cannot write: \(error.localizedDescription)")
-            }
-        }
-        return failure
-    }
 
     /// Closes every fd, then deletes the namespaces, then removes the state file (kept if a step failed).
     /// Reports and returns the failed steps. Idempotent.
