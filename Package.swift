@@ -51,7 +51,8 @@ let package = Package(
         .testTarget(
             name: "XDPEmuRuntimeTests",
             dependencies: [
-                "XDPEmuRuntime", "XDPEmuTesting", "XDPEmuPcap", "XDPEmuPrograms", "XDPEmuOS", "XDPEmuTopology", "CTapShim",
+                "XDPEmuRuntime", "XDPEmuTesting", "XDPEmuPcap", "XDPEmuPrograms", "XDPEmuOS", "XDPEmuTopology",
+                "CTapShim",
             ],
             exclude: ["Golden"]
         ),

@@ -241,7 +241,9 @@ public enum Sysctl {
             let fd = try retryingEINTROrThrow { open("/proc/sys/" + path, O_WRONLY | O_CLOEXEC) }
             defer { _ = Glibc.close(fd) }
             let bytes = Array(value.utf8)
-            let written = try retryingEINTROrThrow { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
+            let written = try retryingEINTROrThrow {
+                bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            }
             if written != bytes.count {
                 throw Errno.ioError
             }

@@ -233,8 +233,8 @@ public final class RunState {
             for link in record.taps + record.stackTaps {
                 // A link inside a namespace a live run owns belongs to that run too.
                 if let owner = claimedLinks[link] ?? link.namespace.flatMap({ claimedNamespaces[$0] }) {
-                    report.alreadyGone.append(
-                        "link \(link.name)" + (link.namespace.map { " in \($0)" } ?? "") + " (now used by run \(owner))")
+                    let label = "link \(link.name)" + (link.namespace.map { " in \($0)" } ?? "")
+                    report.alreadyGone.append("\(label) (now used by run \(owner))")
                     continue
                 }
                 cleanupLink(link, into: &report)

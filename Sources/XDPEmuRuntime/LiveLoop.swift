@@ -102,8 +102,7 @@ final class LiveLoop {
     private var startMonotonic: UInt64 = 0
     private var deadline: UInt64?
     private var mapEventIndex = 0
-    /// Replay: monotonic time of the run's start minus the earliest first timestamp of the traces.
-    private var replayOrigin: UInt64 = 0
+    /// Replay: the earliest first timestamp of the traces, which is due at the start of the run.
     private var replayBase: UInt64 = 0
     private var sequence: UInt64 = 0
     private var polls: UInt64 = 0
@@ -386,13 +385,11 @@ final class LiveLoop {
 
     private func startReplays() {
         for i in replays.indices { stage(i) }
-        let first = replays.compactMap { $0.staged?.timestampNanos }.min() ?? 0
-        replayOrigin = startMonotonic
-        replayBase = first
+        replayBase = replays.compactMap { $0.staged?.timestampNanos }.min() ?? 0
     }
 
     private func replayDue(_ record: PcapRecord) -> UInt64 {
-        replayOrigin &+ (record.timestampNanos &- min(record.timestampNanos, replayBase))
+        startMonotonic &+ (record.timestampNanos &- min(record.timestampNanos, replayBase))
     }
 
     private func stage(_ i: Int) {
@@ -476,13 +473,7 @@ final class LiveLoop {
         }
     }
 
-    private func drainEvents() {
-        guard let log else {
-            _ = worker.events.takeAll()
-            return
-        }
-        worker.events.drain { log.append($0) }
-    }
+    private func drainEvents() { XDPEmuRuntime.drainEvents(of: worker, into: log) }
 
     private func report(_ message: String) { options.report("xdpemu: " + message) }
 
@@ -515,5 +506,6 @@ final class LiveLoop {
 private func seconds(_ nanos: UInt64) -> String {
     let millis = nanos / 1_000_000
     let fraction = millis % 1000
-    return "\(millis / 1000)." + String(repeating: "0", count: fraction < 10 ? 2 : fraction < 100 ? 1 : 0) + "\(fraction)"
+    let padding = String(repeating: "0", count: fraction < 10 ? 2 : fraction < 100 ? 1 : 0)
+    return "\(millis / 1000).\(padding)\(fraction)"
 }

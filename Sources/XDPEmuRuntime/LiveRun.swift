@@ -144,18 +144,18 @@ public final class LiveRun {
     /// out taken during setup, `.failure` for anything else; everything created is removed before it throws.
     public func run(signals: SignalWatcher?) throws(RuntimeError) -> LiveResult {
         try Self.preflight(options)
-        let setupResult: SetupOutcome
+        let engine: LiveLoop
         do {
-            setupResult = try setUp(signals: signals)
+            switch try setUp(signals: signals) {
+            case .ready(let ready):
+                engine = ready
+            case .stopped(let ending):
+                return LiveResult(ending: ending, stoppedDuringSetup: true, statistics: nil,
+                                  teardownErrors: teardown())
+            }
         } catch {
-            let errors = teardown()
-            for message in errors { options.report("xdpemu: teardown: \(message)") }
+            _ = teardown()
             throw error
-        }
-        guard case .ready(let engine) = setupResult else {
-            guard case .stopped(let ending) = setupResult else { preconditionFailure() }
-            let errors = teardown()
-            return LiveResult(ending: ending, stoppedDuringSetup: true, statistics: nil, teardownErrors: errors)
         }
         for line in Self.nextSteps(topology: options.topology, captureDirectory: options.captureDirectory) {
             options.announce(line)
@@ -170,9 +170,9 @@ public final class LiveRun {
         }
         let statistics = engine.finish()
         options.report(statistics.table)
-        failure = failure ?? closeOutputs(statistics: statistics)
+        failure = failure ?? closeOutputs(captures: created.captures, log: created.log, statistics: statistics,
+                                          statsPath: options.statsPath)
         let errors = teardown()
-        for message in errors { options.report("xdpemu: teardown: \(message)") }
         if let failure { throw failure }
         return LiveResult(ending: ending, stoppedDuringSetup: false, statistics: statistics, teardownErrors: errors)
     }
@@ -239,8 +239,8 @@ public final class LiveRun {
         }
         var taps = [String: TapDevice]()
         var stackTaps = [String: TapDevice]()
-        let hostAddresses = Set(topology.ports.flatMap { port in
-            (port.host?.ipv4.map { $0.address.description } ?? []) + (port.host?.ipv6.map { $0.address.description } ?? [])
+        let hostAddresses = Set(topology.ports.compactMap(\.host).flatMap { host in
+            host.ipv4.map(\.address.description) + host.ipv6.map(\.address.description)
         })
         for port in topology.ports {
             guard let host = port.host else { continue }
@@ -390,23 +390,8 @@ public final class LiveRun {
 
     // MARK: Finish and teardown
 
-    /// Closes captures and the event log and writes the statistics file; the first error, if any.
-    private func closeOutputs(statistics: RunStatistics) -> RuntimeError? {
-        var failure: RuntimeError?
-        do { try created.captures?.close() } catch { failure = error }
-        do { try created.log?.close() } catch { failure = failure ?? error }
-        if let statsPath = options.statsPath {
-            do {
-                try Data(statistics.json.utf8).write(to: URL(fileURLWithPath: statsPath))
-            } catch {
-                failure = failure ?? .failure("\(statsPath): cannot write: \(error.localizedDescription)")
-            }
-        }
-        return failure
-    }
-
     /// Closes every fd, then deletes the namespaces, then removes the state file (kept if a step failed).
-    /// Returns the failed steps. Idempotent.
+    /// Reports and returns the failed steps. Idempotent.
     private func teardown() -> [String] {
         var errors = [String]()
         try? created.captures?.close()
@@ -429,6 +414,7 @@ public final class LiveRun {
             if errors.isEmpty { runState.finish() }
         }
         created = Created()
+        for message in errors { options.report("xdpemu: teardown: \(message)") }
         return errors
     }
 }

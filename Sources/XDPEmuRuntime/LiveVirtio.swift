@@ -93,7 +93,8 @@ struct VirtioNetHeader: Equatable {
         guard let tcp = TCPFrame(packet), gsoSize <= UInt32(UInt16.max) else { return nil }
         var header = VirtioNetHeader()
         header.flags = Self.needsChecksum
-        header.gsoType = (tcp.isIPv4 ? Self.gsoTCPv4 : Self.gsoTCPv6) | (tcp.flags(packet) & TCPFrame.cwr != 0 ? Self.gsoECN : 0)
+        header.gsoType = tcp.isIPv4 ? Self.gsoTCPv4 : Self.gsoTCPv6
+        if tcp.flags(packet) & TCPFrame.cwr != 0 { header.gsoType |= Self.gsoECN }
         header.headerLength = UInt16(tcp.headersLength)
         header.gsoSize = UInt16(gsoSize)
         header.checksumStart = UInt16(tcp.tcpOffset)
@@ -116,7 +117,7 @@ struct TCPFrame {
     init?(_ packet: UnsafeRawBufferPointer) {
         guard packet.count >= 14 + 20 + 20 else { return nil }
         let p = packet.baseAddress!
-        let etherType = UInt16(p.load(fromByteOffset: 12, as: UInt8.self)) << 8 | UInt16(p.load(fromByteOffset: 13, as: UInt8.self))
+        let etherType = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt16.self))
         switch etherType {
         case 0x0800:
             let versionAndLength = p.load(fromByteOffset: 14, as: UInt8.self)
@@ -127,8 +128,8 @@ struct TCPFrame {
             isIPv4 = true
             tcpOffset = 14 + ipLength
         case 0x86dd:
-            guard p.load(fromByteOffset: 14, as: UInt8.self) >> 4 == 6, p.load(fromByteOffset: 14 + 6, as: UInt8.self) == 6
-            else { return nil }
+            let version = p.load(fromByteOffset: 14, as: UInt8.self) >> 4
+            guard version == 6, p.load(fromByteOffset: 14 + 6, as: UInt8.self) == 6 else { return nil }
             isIPv4 = false
             tcpOffset = 14 + 40
         default:
@@ -213,7 +214,8 @@ final class TCPSegmenter {
             var pseudo: UInt64
             if tcp.isIPv4 {
                 let ipHeaderLength = th - ip
-                buffer.storeBytes(of: UInt16(ipHeaderLength + tcpLength).bigEndian, toByteOffset: ip + 2, as: UInt16.self)
+                buffer.storeBytes(of: UInt16(ipHeaderLength + tcpLength).bigEndian, toByteOffset: ip + 2,
+                                  as: UInt16.self)
                 buffer.storeBytes(of: (firstID &+ UInt16(truncatingIfNeeded: index)).bigEndian, toByteOffset: ip + 4,
                                   as: UInt16.self)
                 buffer.storeBytes(of: UInt16(0), toByteOffset: ip + 10, as: UInt16.self)

@@ -104,17 +104,10 @@ public enum Replay {
         engine.drainEvents()
         let statistics = RunStatistics(emulation: emulation, ingress: engine.ingressCountsByName, polls: engine.polls,
                                        framesIn: engine.sequence, errors: inputErrors)
-        var closeError: RuntimeError?
-        do { try captures.close() } catch { closeError = error }
-        do { try log?.close() } catch { closeError = closeError ?? error }
-        if let statsPath = options.statsPath {
-            do {
-                try Data(statistics.json.utf8).write(to: URL(fileURLWithPath: statsPath))
-            } catch {
-                closeError = closeError ?? .failure("\(statsPath): cannot write: \(error.localizedDescription)")
-            }
+        if let closeError = closeOutputs(captures: captures, log: log, statistics: statistics,
+                                         statsPath: options.statsPath) {
+            throw closeError
         }
-        if let closeError { throw closeError }
         return ReplayResult(statistics: statistics, inputErrors: inputErrors, interrupted: engine.interrupted)
     }
 }
@@ -363,13 +356,34 @@ struct ReplayEngine {
         }
     }
 
-    mutating func drainEvents() {
-        guard let log else {
-            _ = worker.events.takeAll()
-            return
-        }
-        worker.events.drain { log.append($0) }
+    func drainEvents() { XDPEmuRuntime.drainEvents(of: worker, into: log) }
+}
+
+/// Moves the events `worker` recorded into `log`, or discards them when there is no log.
+func drainEvents(of worker: Worker, into log: EventLog?) {
+    guard let log else {
+        _ = worker.events.takeAll()
+        return
     }
+    worker.events.drain { log.append($0) }
+}
+
+/// The end of a run (replay or live): closes the captures and the event log and writes the statistics file.
+/// Returns the first error, after trying every step.
+func closeOutputs(captures: CaptureSet?, log: EventLog?, statistics: RunStatistics, statsPath: String?)
+    -> RuntimeError?
+{
+    var failure: RuntimeError?
+    do { try captures?.close() } catch { failure = error }
+    do { try log?.close() } catch { failure = failure ?? error }
+    if let statsPath {
+        do {
+            try Data(statistics.json.utf8).write(to: URL(fileURLWithPath: statsPath))
+        } catch {
+            failure = failure ?? .failure("\(statsPath): cannot write: \(error.localizedDescription)")
+        }
+    }
+    return failure
 }
 
 extension ReplayEngine {

@@ -45,30 +45,16 @@ struct ReplayCommand: ParsableCommand {
 
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one --in PORT=TRACE.pcap") }
-        for input in inputs where !input.contains("=") {
-            throw ValidationError("--in \(input): expected PORT=TRACE.pcap")
-        }
-        guard ReplayOptions.Timing(rawValue: timing) != nil else {
-            throw ValidationError("--timing must be recorded or topspeed")
-        }
+        try validateTraceInputs(inputs, option: "--in", timing: timing)
     }
 
     func run() throws {
         let loaded = try loadTopology(topology)
-        var options = ReplayOptions(topology: loaded, inputs: inputs.map {
-            let parts = $0.split(separator: "=", maxSplits: 1)
-            return ReplayOptions.Input(port: String(parts[0]), path: parts.count > 1 ? String(parts[1]) : "")
-        }, outputDirectory: output)
+        var options = ReplayOptions(topology: loaded, inputs: traceInputs(inputs), outputDirectory: output)
         options.timing = ReplayOptions.Timing(rawValue: timing)!
         options.eventsPath = events
         options.statsPath = stats
-        if let mapEvents {
-            do {
-                options.mapEvents = try MapEventSchedule.load(path: mapEvents, topology: loaded)
-            } catch {
-                fail("\(error)", code: 2)
-            }
-        }
+        options.mapEvents = loadMapEvents(mapEvents, topology: loaded)
         signal(SIGINT) { _ in interruptRequested.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in interruptRequested.store(true, ordering: .relaxed) }
         options.shouldStop = { interruptRequested.load(ordering: .relaxed) }
@@ -121,6 +107,34 @@ func loadTopology(_ path: String) throws -> Topology {
 
 /// Runs `registerCustomPrograms` the first time it is read.
 let registerCustomProgramsOnce: Void = registerCustomPrograms()
+
+/// Checks PORT=TRACE.pcap arguments of `option` and a --timing value.
+func validateTraceInputs(_ inputs: [String], option: String, timing: String) throws {
+    for input in inputs where !input.contains("=") {
+        throw ValidationError("\(option) \(input): expected PORT=TRACE.pcap")
+    }
+    guard ReplayOptions.Timing(rawValue: timing) != nil else {
+        throw ValidationError("--timing must be recorded or topspeed")
+    }
+}
+
+/// PORT=TRACE.pcap arguments as inputs.
+func traceInputs(_ inputs: [String]) -> [ReplayOptions.Input] {
+    inputs.map {
+        let parts = $0.split(separator: "=", maxSplits: 1)
+        return ReplayOptions.Input(port: String(parts[0]), path: parts.count > 1 ? String(parts[1]) : "")
+    }
+}
+
+/// Loads a --map-events file against `topology`, or exits 2 with every problem listed.
+func loadMapEvents(_ path: String?, topology: Topology) -> MapEventSchedule? {
+    guard let path else { return nil }
+    do {
+        return try MapEventSchedule.load(path: path, topology: topology)
+    } catch {
+        fail("\(error)", code: ExitStatus.badInput)
+    }
+}
 
 /// Prints `message` to stderr and exits with `code`.
 func fail(_ message: String, code: Int32) -> Never {

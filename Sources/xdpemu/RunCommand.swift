@@ -29,7 +29,8 @@ struct RunCommand: ParsableCommand {
     var duration: Double?
 
     @Option(name: .customLong("replay"),
-            help: ArgumentHelp("Inject a trace into a port as if its TAP had received it.", valueName: "PORT=TRACE.pcap"))
+            help: ArgumentHelp("Inject a trace into a port as if its TAP had received it.",
+                               valueName: "PORT=TRACE.pcap"))
     var replays: [String] = []
 
     @Option(help: "Replay timing: recorded (offsets of the trace) or topspeed.")
@@ -49,12 +50,7 @@ struct RunCommand: ParsableCommand {
     var stateDirectory: String = RunState.defaultDirectory
 
     func validate() throws {
-        for replay in replays where !replay.contains("=") {
-            throw ValidationError("--replay \(replay): expected PORT=TRACE.pcap")
-        }
-        guard ReplayOptions.Timing(rawValue: timing) != nil else {
-            throw ValidationError("--timing must be recorded or topspeed")
-        }
+        try validateTraceInputs(replays, option: "--replay", timing: timing)
         if let duration, !(duration > 0 && duration < 1e9) {
             throw ValidationError("--duration must be a positive number of seconds")
         }
@@ -73,21 +69,12 @@ struct RunCommand: ParsableCommand {
         var options = LiveOptions(topology: loaded)
         options.captureDirectory = noCapture ? nil : capture
         options.durationNanos = duration.map { UInt64($0 * 1e9) }
-        options.replays = replays.map {
-            let parts = $0.split(separator: "=", maxSplits: 1)
-            return ReplayOptions.Input(port: String(parts[0]), path: parts.count > 1 ? String(parts[1]) : "")
-        }
+        options.replays = traceInputs(replays)
         options.timing = ReplayOptions.Timing(rawValue: timing)!
         options.eventsPath = events
         options.statsPath = stats
         options.stateDirectory = stateDirectory
-        if let mapEvents {
-            do {
-                options.mapEvents = try MapEventSchedule.load(path: mapEvents, topology: loaded)
-            } catch {
-                fail("\(error)", code: ExitStatus.badInput)
-            }
-        }
+        options.mapEvents = loadMapEvents(mapEvents, topology: loaded)
         options.announce = { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
         let result: LiveResult
         do {
@@ -139,7 +126,9 @@ struct CleanupCommand: ParsableCommand {
         if report.removed.isEmpty && report.stateFilesRemoved.isEmpty && report.failures.isEmpty {
             print("nothing to clean up")
         }
-        for failure in report.failures { FileHandle.standardError.write(Data("xdpemu: cannot remove \(failure)\n".utf8)) }
+        for failure in report.failures {
+            FileHandle.standardError.write(Data("xdpemu: cannot remove \(failure)\n".utf8))
+        }
         if !report.failures.isEmpty { throw ExitCode(ExitStatus.failure) }
     }
 }

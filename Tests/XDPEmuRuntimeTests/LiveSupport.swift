@@ -39,7 +39,8 @@ enum LiveSystem {
         return true
     }()
 
-    static let reason: Comment = "needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), /dev/net/tun, `ip netns` and the xdpemu binary"
+    static let reason: Comment =
+        "needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), /dev/net/tun, `ip netns` and the xdpemu binary"
 }
 
 /// A test's private directory, names and cleanup.
@@ -141,8 +142,10 @@ final class XDPEmuProcess {
     var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
-    /// Waits for the "Ctrl-C to stop." line that follows setup; throws if the process exits first.
-    func waitUntilReady(timeout: Double = 20) throws {
+    /// Waits for the "Ctrl-C to stop." line that follows setup; throws if the process exits first. Setup takes
+    /// a fraction of a second, but the run-state file is fsync'ed at every step, and on a disk busy with other
+    /// work one fsync has been seen to take seconds.
+    func waitUntilReady(timeout: Double = 60) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if stdout.contains("Ctrl-C to stop.") { return }
