@@ -420,13 +420,9 @@ func iperf3(_ fixture: LiveFixture, seconds: Int) throws -> Double {
         client = try inNamespace(fixture.namespace("a"), arguments)
     }
     let json = try JSONSerialization.jsonObject(with: Data(client.stdout.utf8)) as? [String: Any]
-<<<<<<< HEAD
-    if let error = json?["error"] as? String { throw LiveTestError("iperf3 reported: \(error)") }
-=======
     guard client.status == 0, json?["error"] == nil else {
         throw LiveTestError("iperf3 failed: \(client.stdout)\(client.stderr)")
     }
->>>>>>> live
     let received = (json?["end"] as? [String: Any])?["sum_received"] as? [String: Any]
     return received?["bits_per_second"] as? Double ?? 0
 }
