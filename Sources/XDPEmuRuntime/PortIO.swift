@@ -9,16 +9,39 @@ import XDPEmuPcap
 //   DropCapture (DropObserver)                    -> drops pcap
 
 /// The far side of a port: where its transmitted frames go (a TAP in live mode, nowhere in replay).
+///
+/// Frames cross a wire a bulk queue at a time (`send(_:pool:time:)`): one dynamic call per bulk of up to 16, not
+/// per frame. A wire that has nothing to gain from batches implements only the one-frame `send`; the batch
+/// requirement's default calls it for each frame in turn.
 public protocol Wire: AnyObject {
     /// Puts one frame on the wire at virtual time `time`. False when it could not be sent (the frame stays with
     /// the caller and is counted as unsent).
     func send(_ packet: UnsafeRawBufferPointer, missingBytes: UInt32, time: Nanos) -> Bool
+
+    /// Puts `frames` (of `pool`) on the wire in order at virtual time `time`, stopping at the first one it cannot
+    /// send; returns how many it sent. The frames stay the caller's either way.
+    func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int
+}
+
+extension Wire {
+    public func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int {
+        var sent = 0
+        for frame in frames {
+            let packet = UnsafeRawBufferPointer(pool.packet(frame))
+            guard send(packet, missingBytes: pool.info(frame).pointee.missingBytes, time: time) else { break }
+            sent &+= 1
+        }
+        return sent
+    }
 }
 
 /// A wire that accepts everything (replay: a transmitted frame has left the emulator).
 public final class OpenWire: Wire {
     public init() {}
     public func send(_ packet: UnsafeRawBufferPointer, missingBytes: UInt32, time: Nanos) -> Bool { true }
+    public func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int {
+        frames.count
+    }
 }
 
 /// Records what an inner wire accepted into a pcap file.
@@ -36,6 +59,16 @@ public final class CapturingWire: Wire {
         writer.write(timestampNanos: time, bytes: packet, originalLength: packet.count + Int(missingBytes))
         return true
     }
+
+    public func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int {
+        let sent = inner.send(frames, pool: pool, time: time)
+        for frame in frames[..<sent] {
+            let packet = UnsafeRawBufferPointer(pool.packet(frame))
+            writer.write(timestampNanos: time, bytes: packet,
+                         originalLength: packet.count + Int(pool.info(frame).pointee.missingBytes))
+        }
+        return sent
+    }
 }
 
 /// A port's ndo_xdp_xmit: sends frames in order until the wire refuses one, returns the number sent and gives
@@ -48,14 +81,9 @@ public final class PortTransmitter: XDPTransmitter {
     public func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
                         worker: Worker) -> Int32 {
         let pool = worker.pool
-        var sent: Int32 = 0
-        for frame in frames {
-            let packet = UnsafeRawBufferPointer(pool.packet(frame))
-            guard wire.send(packet, missingBytes: pool.info(frame).pointee.missingBytes, time: worker.now) else { break }
-            pool.give(frame)
-            sent += 1
-        }
-        return sent
+        let sent = wire.send(frames, pool: pool, time: worker.now)
+        for frame in frames[..<sent] { pool.give(frame) }
+        return Int32(sent)
     }
 }
 
