@@ -267,7 +267,7 @@ struct ReplayEngine {
             return true
         }
         if let arrival, let arrivalTime, arrivalTime <= (pollTime ?? .max) {
-            deliver(arrival, at: arrivalTime, pool: pool)
+            deliverOne(arrival, at: arrivalTime)
         } else {
             pollNext(at: pollTime!)
         }
@@ -286,9 +286,17 @@ struct ReplayEngine {
     /// Delivers staged frames in arrival order at `time` until the next one finds its ring full.
     mutating func fillRings(at time: Nanos) {
         let pool = self.pool
+        if laneCount == 1 {
+            // One input: no arrival order between sources to keep, so no search for the earliest.
+            let ring = lanes[0].ring
+            while lanes[0].staged != nil && !ring._withUnsafeGuaranteedRef({ $0.isFull }) {
+                deliver(0, at: time, pool: pool)
+            }
+            return
+        }
         while let next = nextSource() {
             guard !lanes[next].ring._withUnsafeGuaranteedRef({ $0.isFull }) else { break }
-            deliver(next, at: time, pool: pool)
+            deliverOne(next, at: time)
         }
     }
 
@@ -311,12 +319,20 @@ struct ReplayEngine {
         let lane = lanes + i
         do {
             guard let record = try lane.pointee.reader._withUnsafeGuaranteedRef({ try $0.next() }) else { return }
-            guard let frame = pool.take(copying: record.bytes, headroom: lane.pointee.headroom) else {
+            // FramePool.take(copying:) in three steps: it is not inlined across modules, and costs as much again.
+            guard let frame = pool.take(headroom: lane.pointee.headroom) else {
                 inputErrors.append("\(sources.inputs[i].path): record \(record.index + 1): no frame buffer left "
                     + "(pool of \(pool.capacity) exhausted)")
                 return
             }
+            let space = pool.writableSpace(frame)
+            precondition(record.capturedLength <= space.count, "frame buffers are sized for the largest record")
+            if record.capturedLength > 0 {
+                space.baseAddress.unsafelyUnwrapped.copyMemory(from: record.bytes.baseAddress.unsafelyUnwrapped,
+                                                               byteCount: record.capturedLength)
+            }
             let info = pool.info(frame)
+            info.pointee.length = UInt32(truncatingIfNeeded: record.capturedLength)
             info.pointee.ingress = lane.pointee.ifindex
             info.pointee.arrival = record.timestampNanos
             info.pointee.missingBytes = UInt32(clamping: max(0, record.originalLength - record.capturedLength))
@@ -334,6 +350,12 @@ struct ReplayEngine {
     func fractionRead(lastOffset: Int64, of i: Int) -> Double {
         guard totalBytes > 0 else { return 0 }
         return min(1, Double(lastOffset) / Double(max(sources.fileSizes[i], 1)))
+    }
+
+    /// `deliver` outside the one-input loop, kept out of line so that loop gets `deliver` compiled in place.
+    @inline(never)
+    mutating func deliverOne(_ i: Int, at time: Nanos) {
+        deliver(i, at: time, pool: pool)
     }
 
     /// The staged frame of source `i` arrives at its port at `time`.
