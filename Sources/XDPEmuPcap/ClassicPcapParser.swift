@@ -19,29 +19,38 @@ import Musl
 //
 // The parser is a noncopyable struct that PcapReader keeps behind a pointer: calling a method on a class instance
 // held by another object costs a retain and a release per record, more than the parsing itself.
+//
+// `next()` is @inlinable, so that a replay's read loop compiles it in place: its fast path (a whole record already
+// buffered, within the length limits) is a handful of loads and compares, and the record's unused fields are never
+// computed. Everything else (refills, end of file, every error) is the out-of-line `nextSlowly()`, which checks
+// the record again from the start.
 
 /// The state of one classic pcap file being read. Owns the file descriptor and the buffer.
+@usableFromInline
 struct ClassicPcapParser: ~Copyable {
     static let bufferSize = 1 << 20
 
     let path: String
     private let fd: FileDescriptor
-    private let buffer: UnsafeMutableRawBufferPointer
+    @usableFromInline let buffer: UnsafeMutableRawBufferPointer
     /// The first unconsumed byte in `buffer`.
-    private var position = 0
+    @usableFromInline var position = 0
     /// One past the last valid byte in `buffer`.
-    private var end = 0
+    @usableFromInline var end = 0
     /// The file offset of `buffer[0]`.
-    private var bufferOffset: Int64 = 0
+    @usableFromInline var bufferOffset: Int64 = 0
     private var atEndOfFile = false
 
     /// Whether the file was written on a machine of the other byte order.
-    private var swapped = false
-    private var nanosPerTick: UInt64 = 1000
+    @usableFromInline var swapped = false
+    @usableFromInline var nanosPerTick: UInt64 = 1000
     private(set) var timestampPrecision = TimestampPrecision.micro
     private(set) var snapLength: UInt32 = 0
+    /// The largest captured length the fast path of `next()` accepts: the snap length if any, and never more than
+    /// libpcap's maximum.
+    @usableFromInline var capturedLengthLimit: UInt32 = 0
     private(set) var linkType: UInt32 = 0
-    private(set) var recordsRead = 0
+    @usableFromInline var recordsRead = 0
 
     /// Opens `path` and reads its file header; returns nil, having closed the file again, if it is pcapng.
     static func open(path: String) throws(PcapError) -> ClassicPcapParser? {
@@ -113,6 +122,8 @@ struct ClassicPcapParser: ~Copyable {
             throw .fileHeader(path: path, offset: 4, reason: .unsupportedVersion(major: major, minor: minor))
         }
         snapLength = field(header, 16)
+        capturedLengthLimit = snapLength > 0 ? min(snapLength, PcapFormat.maximumCapturedLength)
+            : PcapFormat.maximumCapturedLength
         linkType = field(header, 20)
         guard linkType == PcapFormat.ethernetLinkType else {
             throw .fileHeader(path: path, offset: 20, reason: .notEthernet(linkType: linkType))
@@ -122,8 +133,35 @@ struct ClassicPcapParser: ~Copyable {
     }
 
     /// Returns the next record, or nil at a clean end of file.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func next() throws(PcapError) -> PcapRecord? {
+        let available = end &- position
+        if available >= 16 {  // PcapFormat.recordHeaderSize (internal: not usable here)
+            let header = UnsafeRawPointer(buffer.baseAddress.unsafelyUnwrapped) + position
+            let capturedLength = field(header, 8)
+            let recordSize = 16 &+ Int(capturedLength)
+            if capturedLength <= capturedLengthLimit && available >= recordSize {
+                let seconds = UInt64(field(header, 0))
+                let fraction = UInt64(field(header, 4))
+                let record = PcapRecord(
+                    timestampNanos: seconds &* 1_000_000_000 &+ fraction &* nanosPerTick,
+                    capturedLength: Int(capturedLength),
+                    originalLength: Int(field(header, 12)),
+                    bytes: UnsafeRawBufferPointer(start: header + 16, count: Int(capturedLength)),
+                    index: recordsRead,
+                    fileOffset: bufferOffset &+ Int64(position)
+                )
+                position &+= recordSize
+                recordsRead &+= 1
+                return record
+            }
+        }
+        return try nextSlowly()
+    }
+
+    /// `next()` for every case its fast path leaves out: refills, the end of the file and malformed records.
+    @usableFromInline
+    mutating func nextSlowly() throws(PcapError) -> PcapRecord? {
         let headerSize = PcapFormat.recordHeaderSize
         if end - position < headerSize {
             let left = try refillForRecord(atLeast: headerSize)
@@ -172,8 +210,8 @@ struct ClassicPcapParser: ~Copyable {
         return record
     }
 
-    @inline(__always)
-    private func field(_ header: UnsafeRawPointer, _ offset: Int) -> UInt32 {
+    @inlinable @inline(__always)
+    func field(_ header: UnsafeRawPointer, _ offset: Int) -> UInt32 {
         let raw = header.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
         return swapped ? raw.byteSwapped : raw
     }

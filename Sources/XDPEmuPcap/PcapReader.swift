@@ -16,6 +16,17 @@ public struct PcapRecord {
     /// Byte offset of the record header (classic pcap), or of the first block read for the record (pcapng).
     /// -1 when libpcap's stream position is unknown.
     public var fileOffset: Int64
+
+    @usableFromInline
+    init(timestampNanos: UInt64, capturedLength: Int, originalLength: Int, bytes: UnsafeRawBufferPointer, index: Int,
+         fileOffset: Int64) {
+        self.timestampNanos = timestampNanos
+        self.capturedLength = capturedLength
+        self.originalLength = originalLength
+        self.bytes = bytes
+        self.index = index
+        self.fileOffset = fileOffset
+    }
 }
 
 /// Reads Ethernet frames from one capture file: classic pcap (micro- or nanosecond, either byte order) or pcapng.
@@ -39,7 +50,7 @@ public final class PcapReader {
 
     // Exactly one of the two is set. The classic parser sits behind a pointer so that the per-record path does no
     // reference counting (see ClassicPcapParser).
-    private let classic: UnsafeMutablePointer<ClassicPcapParser>?
+    @usableFromInline let classic: UnsafeMutablePointer<ClassicPcapParser>?
     private let pcapng: LibpcapBackend?
 
     /// Opens `path` and checks its file header.
@@ -79,11 +90,17 @@ public final class PcapReader {
     ///
     /// Throws `.record` for a malformed or unreadable record; the records before it have been returned. The bytes
     /// stay valid until the next call.
+    @inlinable @inline(__always)
     public func next() throws(PcapError) -> PcapRecord? {
         if let classic {
             return try classic.pointee.next()
         }
-        return try pcapng!.next()
+        return try nextFromLibpcap()
+    }
+
+    @usableFromInline
+    func nextFromLibpcap() throws(PcapError) -> PcapRecord? {
+        try pcapng!.next()
     }
 
     /// The number of records returned so far.

@@ -3,6 +3,11 @@ import SystemPackage
 // Our own pcap writer, byte-identical to what libpcap's pcap_dump writes for a nanosecond-precision Ethernet handle
 // (the tests compare against libpcap itself). Records are staged in one buffer that only ever holds whole records,
 // so each flush leaves a valid file behind: a crash after a flush loses the unflushed tail, never the file.
+//
+// `write` is @inlinable so that a capture loop in another module compiles it in place. Its fast path (the file is
+// open, nothing has failed, the record fits in the buffer) stores a header and copies the bytes; everything else is
+// the out-of-line `writeSlowly`. The counters it updates live behind a pointer: a stored `var` of a class touched
+// from another module's inlined code would cost a run-time exclusivity check on every access.
 
 /// Writes Ethernet frames to a classic pcap file with nanosecond timestamps, in host byte order.
 ///
@@ -15,20 +20,35 @@ public final class PcapWriter {
     public let snapLength: UInt32
 
     private var fd: FileDescriptor?
-    private let buffer: UnsafeMutableRawBufferPointer
-    /// Bytes of whole records staged in `buffer`.
-    private var staged = 0
-    private var failure: PcapError?
+    @usableFromInline let buffer: UnsafeMutableRawBufferPointer
+    private var failure: PcapError? {
+        didSet { state.pointee.writable = fd != nil && failure == nil }
+    }
+    /// `snapLength` as an Int.
+    @usableFromInline let snapLimit: Int
 
-    // Private stored counters behind public computed properties: a public stored property would need a run-time
-    // exclusivity check on every update in `write`, since other modules could be accessing it.
-    private var recordCount = 0
-    private var byteCount = 0
+    /// What `write` reads and updates on every record.
+    @usableFromInline
+    struct State {
+        /// Bytes of whole records staged in `buffer`.
+        @usableFromInline var staged = 0
+        @usableFromInline var recordCount = 0
+        @usableFromInline var byteCount = 0
+        /// Open and without a failure: the fast path may write.
+        @usableFromInline var writable = false
+    }
+
+    @usableFromInline let state: UnsafeMutablePointer<State>
+
+    private var staged: Int {
+        get { state.pointee.staged }
+        set { state.pointee.staged = newValue }
+    }
 
     /// The number of records accepted by `write` (on disk once flushed).
-    public var recordsWritten: Int { recordCount }
+    public var recordsWritten: Int { state.pointee.recordCount }
     /// The size of the file once flushed: the header plus every accepted record.
-    public var bytesWritten: Int { byteCount }
+    public var bytesWritten: Int { state.pointee.byteCount }
 
     /// Creates (or truncates) `path` and writes the file header at once, so the file is valid from the start.
     ///
@@ -39,6 +59,7 @@ public final class PcapWriter {
         precondition(bufferSize >= PcapFormat.fileHeaderSize, "the buffer must hold at least the file header")
         self.path = path
         self.snapLength = snapLength
+        snapLimit = Int(snapLength)
         // Open before allocating: a throw before every property is set skips deinit, so nothing may need freeing yet.
         do {
             fd = try systemCall {
@@ -53,6 +74,8 @@ public final class PcapWriter {
             throw .cannotOpen(path: path, errno: error)
         }
         buffer = .allocate(byteCount: bufferSize, alignment: 16)
+        state = .allocate(capacity: 1)
+        state.initialize(to: State(writable: true))
         let header = buffer.baseAddress!
         header.storeBytes(of: PcapFormat.nanoMagic, as: UInt32.self)
         header.storeBytes(of: PcapFormat.versionMajor, toByteOffset: 4, as: UInt16.self)
@@ -62,7 +85,7 @@ public final class PcapWriter {
         header.storeBytes(of: snapLength, toByteOffset: 16, as: UInt32.self)
         header.storeBytes(of: PcapFormat.ethernetLinkType, toByteOffset: 20, as: UInt32.self)
         staged = PcapFormat.fileHeaderSize
-        byteCount = PcapFormat.fileHeaderSize
+        state.pointee.byteCount = PcapFormat.fileHeaderSize
         try flush()
     }
 
@@ -70,13 +93,35 @@ public final class PcapWriter {
         // Errors cannot be reported from here; callers who care call close() themselves.
         try? close()
         buffer.deallocate()
+        state.deallocate()
     }
 
     /// Appends one frame: `min(bytes.count, snapLength)` bytes are stored, `originalLength` is recorded as the length
     /// on the wire.
     ///
     /// Timestamps are stored as 32-bit seconds (as libpcap does, so they wrap in 2106) plus nanoseconds.
+    @inlinable @inline(__always)
     public func write(timestampNanos: UInt64, bytes: UnsafeRawBufferPointer, originalLength: Int) {
+        let capturedLength = min(bytes.count, snapLimit)
+        let recordSize = 16 &+ capturedLength  // PcapFormat.recordHeaderSize (internal: not usable here) + data
+        let staged = state.pointee.staged
+        if state.pointee.writable && originalLength >= 0 && recordSize <= buffer.count &- staged {
+            let record = buffer.baseAddress.unsafelyUnwrapped + staged
+            Self.storeRecordHeader(at: record, timestampNanos, capturedLength, originalLength)
+            if capturedLength > 0 {
+                (record + 16).copyMemory(from: bytes.baseAddress.unsafelyUnwrapped, byteCount: capturedLength)
+            }
+            state.pointee.staged = staged &+ recordSize
+            state.pointee.recordCount &+= 1
+            state.pointee.byteCount &+= recordSize
+            return
+        }
+        writeSlowly(timestampNanos: timestampNanos, bytes: bytes, originalLength: originalLength)
+    }
+
+    /// `write` for every case its fast path leaves out: closed, failed, a full buffer, a record larger than it.
+    @usableFromInline
+    func writeSlowly(timestampNanos: UInt64, bytes: UnsafeRawBufferPointer, originalLength: Int) {
         precondition(fd != nil, "PcapWriter.write after close")
         precondition(originalLength >= 0, "negative original length")
         guard failure == nil else {
@@ -103,8 +148,8 @@ public final class PcapWriter {
             }
             staged += recordSize
         }
-        recordCount += 1
-        byteCount += recordSize
+        state.pointee.recordCount += 1
+        state.pointee.byteCount += recordSize
     }
 
     /// Writes the staged records to the file; afterwards the file is a valid pcap holding every accepted record.
@@ -126,6 +171,7 @@ public final class PcapWriter {
         }
         drain()
         self.fd = nil
+        state.pointee.writable = false
         do {
             try systemCall { try fd.close() }
         } catch {
@@ -178,14 +224,15 @@ public final class PcapWriter {
         }
     }
 
-    private static func storeRecordHeader(
+    @inlinable @inline(__always)
+    static func storeRecordHeader(
         at header: UnsafeMutableRawPointer,
         _ timestampNanos: UInt64,
         _ capturedLength: Int,
         _ originalLength: Int
     ) {
-        let seconds = UInt32(truncatingIfNeeded: timestampNanos / PcapFormat.nanosPerSecond)
-        let nanoseconds = UInt32(truncatingIfNeeded: timestampNanos % PcapFormat.nanosPerSecond)
+        let seconds = UInt32(truncatingIfNeeded: timestampNanos / 1_000_000_000)
+        let nanoseconds = UInt32(truncatingIfNeeded: timestampNanos % 1_000_000_000)
         header.storeBytes(of: seconds, as: UInt32.self)
         header.storeBytes(of: nanoseconds, toByteOffset: 4, as: UInt32.self)
         header.storeBytes(of: UInt32(truncatingIfNeeded: capturedLength), toByteOffset: 8, as: UInt32.self)

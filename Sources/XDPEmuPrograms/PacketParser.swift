@@ -217,12 +217,73 @@ public struct FlowKey: Hashable, Sendable {
 
     /// FNV-1a 32 over the tuple's wire bytes, then fmix32 (see the type's documentation).
     public var hash: UInt32 {
-        var h: UInt32 = 0x811C_9DC5
+        var h = FlowKey.fnvOffsetBasis
         FlowKey.mix(source, into: &h)
         FlowKey.mix(destination, into: &h)
         FlowKey.mix(UInt64(sourcePort), bytes: 2, into: &h)
         FlowKey.mix(UInt64(destinationPort), bytes: 2, into: &h)
         FlowKey.mix(UInt64(ipProtocol), bytes: 1, into: &h)
+        return FlowKey.finish(h)
+    }
+
+    /// `PacketHeaders(parsing: bytes)?.flowKey?.hash`, for every input, without building the headers for the frames
+    /// a hash-spreading program mostly sees.
+    ///
+    /// Untagged IPv4 with a 20-byte header, not a fragment, and untagged IPv6 whose next header is TCP or UDP, each
+    /// with the whole TCP or UDP header present, have their tuple at fixed offsets and in the order the hash reads
+    /// it: addresses then ports, contiguous on the wire (IPv4: bytes 26..<38, IPv6: 22..<58), then the protocol
+    /// byte. Those are hashed where they lie. Every other frame (VLAN tags, IPv4 options, fragments, extension
+    /// headers, ICMP, truncated or malformed headers, non-IP) goes through the full parser; a test compares the two
+    /// over every truncation of many frames.
+    @inline(__always)
+    public static func hash(ofFrame bytes: UnsafeRawBufferPointer) -> UInt32? {
+        if let base = bytes.baseAddress, let h = fastHash(base, count: bytes.count) { return h }
+        return PacketHeaders(parsing: bytes)?.flowKey?.hash
+    }
+
+    /// The fast path of `hash(ofFrame:)`: nil when the frame is not one it handles.
+    @inline(__always)
+    static func fastHash(_ p: UnsafeRawPointer, count: Int) -> UInt32? {
+        guard count >= 42 else { return nil }
+        let etherType = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt16.self))
+        if etherType == EtherType.ipv4 {
+            // Version 4 and IHL 5; total length covers the header; MF and fragment offset 0 (DF may be set).
+            guard p.load(fromByteOffset: 14, as: UInt8.self) == 0x45,
+                  UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt16.self)) >= 20,
+                  UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 20, as: UInt16.self)) & 0x3FFF == 0
+            else { return nil }
+            let proto = p.load(fromByteOffset: 23, as: UInt8.self)
+            guard proto == IPProtocolNumber.udp || (proto == IPProtocolNumber.tcp && count >= 34 + 20) else {
+                return nil
+            }
+            return finish(mixBytes(p + 26, 12, proto))
+        }
+        if etherType == EtherType.ipv6 {
+            guard count >= 54 + 8, p.load(fromByteOffset: 14, as: UInt8.self) >> 4 == 6 else { return nil }
+            let next = p.load(fromByteOffset: 20, as: UInt8.self)
+            guard next == IPProtocolNumber.udp || (next == IPProtocolNumber.tcp && count >= 54 + 20) else {
+                return nil
+            }
+            return finish(mixBytes(p + 22, 36, next))
+        }
+        return nil
+    }
+
+    static let fnvOffsetBasis: UInt32 = 0x811C_9DC5
+    static let fnvPrime: UInt32 = 0x0100_0193
+
+    /// FNV-1a over `count` bytes at `p` then one more byte, from the offset basis.
+    @inline(__always)
+    private static func mixBytes(_ p: UnsafeRawPointer, _ count: Int, _ last: UInt8) -> UInt32 {
+        var h = fnvOffsetBasis
+        for i in 0..<count { h = (h ^ UInt32(p.load(fromByteOffset: i, as: UInt8.self))) &* fnvPrime }
+        return (h ^ UInt32(last)) &* fnvPrime
+    }
+
+    /// MurmurHash3's fmix32.
+    @inline(__always)
+    private static func finish(_ value: UInt32) -> UInt32 {
+        var h = value
         h ^= h >> 16
         h &*= 0x85EB_CA6B
         h ^= h >> 13
@@ -244,7 +305,7 @@ public struct FlowKey: Hashable, Sendable {
     private static func mix(_ value: UInt64, bytes: Int, into h: inout UInt32) {
         var shift = UInt64(8 * (bytes - 1))
         for _ in 0..<bytes {
-            h = (h ^ (UInt32(truncatingIfNeeded: value >> shift) & 0xff)) &* 0x0100_0193
+            h = (h ^ (UInt32(truncatingIfNeeded: value >> shift) & 0xff)) &* fnvPrime
             shift &-= 8
         }
     }

@@ -59,8 +59,10 @@ public struct RedirectMapProgram: XDPProgram, Sendable {
             else { return apply(miss, &context) }
             return context.redirectMap(map, key: key, flags: flags)
         case .hash(let modulo, let base, let nonIP):
-            guard let flow = PacketHeaders(parsing: context)?.flowKey else { return apply(nonIP, &context) }
-            return context.redirectMap(map, key: base &+ flow.hash % modulo, flags: flags)
+            guard let hash = FlowKey.hash(ofFrame: UnsafeRawBufferPointer(context.packet)) else {
+                return apply(nonIP, &context)
+            }
+            return context.redirectMap(map, key: base &+ hash % modulo, flags: flags)
         }
     }
 

@@ -9,6 +9,10 @@ import XDPEmuPcap
 //   DropCapture (DropObserver)                    -> drops pcap
 
 /// The far side of a port: where its transmitted frames go (a TAP in live mode, nowhere in replay).
+///
+/// Frames cross a wire a bulk queue at a time (`send(_:pool:time:)`): one dynamic call per bulk of up to 16, not
+/// per frame. A wire that has nothing to gain from batches implements only the one-frame `send`; the batch
+/// requirement's default calls it for each frame in turn.
 public protocol Wire: AnyObject {
     /// Puts one frame on the wire at virtual time `time`. False when it could not be sent (the frame stays with
     /// the caller and is counted as unsent).
@@ -16,6 +20,10 @@ public protocol Wire: AnyObject {
     /// The same for a frame of `pool`, for wires that need its bookkeeping too (a GSO super-frame's segment
     /// size, in live mode). The frame stays the caller's. By default sends its packet bytes.
     func send(_ frame: FrameID, pool: FramePool, time: Nanos) -> Bool
+
+    /// Puts `frames` (of `pool`) on the wire in order at virtual time `time`, stopping at the first one it cannot
+    /// send; returns how many it sent. The frames stay the caller's either way. By default sends them one by one.
+    func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int
 }
 
 extension Wire {
@@ -23,12 +31,24 @@ extension Wire {
         send(UnsafeRawBufferPointer(pool.packet(frame)), missingBytes: pool.info(frame).pointee.missingBytes,
              time: time)
     }
+
+    public func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int {
+        var sent = 0
+        for frame in frames {
+            guard send(frame, pool: pool, time: time) else { break }
+            sent &+= 1
+        }
+        return sent
+    }
 }
 
 /// A wire that accepts everything (replay: a transmitted frame has left the emulator).
 public final class OpenWire: Wire {
     public init() {}
     public func send(_ packet: UnsafeRawBufferPointer, missingBytes: UInt32, time: Nanos) -> Bool { true }
+    public func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int {
+        frames.count
+    }
 }
 
 /// Records what an inner wire accepted into a pcap file.
@@ -48,11 +68,20 @@ public final class CapturingWire: Wire {
     }
 
     public func send(_ frame: FrameID, pool: FramePool, time: Nanos) -> Bool {
-        guard inner.send(frame, pool: pool, time: time) else { return false }
-        let missingBytes = Int(pool.info(frame).pointee.missingBytes)
-        let packet = UnsafeRawBufferPointer(pool.packet(frame))
-        writer.write(timestampNanos: time, bytes: packet, originalLength: packet.count + missingBytes)
-        return true
+        var one = frame
+        return withUnsafeMutablePointer(to: &one) {
+            send(UnsafeMutableBufferPointer(start: $0, count: 1), pool: pool, time: time)
+        } == 1
+    }
+
+    public func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int {
+        let sent = inner.send(frames, pool: pool, time: time)
+        for frame in frames[..<sent] {
+            let packet = UnsafeRawBufferPointer(pool.packet(frame))
+            writer.write(timestampNanos: time, bytes: packet,
+                         originalLength: packet.count + Int(pool.info(frame).pointee.missingBytes))
+        }
+        return sent
     }
 }
 
@@ -66,13 +95,9 @@ public final class PortTransmitter: XDPTransmitter {
     public func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
                         worker: Worker) -> Int32 {
         let pool = worker.pool
-        var sent: Int32 = 0
-        for frame in frames {
-            guard wire.send(frame, pool: pool, time: worker.now) else { break }
-            pool.give(frame)
-            sent += 1
-        }
-        return sent
+        let sent = wire.send(frames, pool: pool, time: worker.now)
+        for frame in frames[..<sent] { pool.give(frame) }
+        return Int32(sent)
     }
 }
 

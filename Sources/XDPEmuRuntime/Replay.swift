@@ -113,26 +113,58 @@ public enum Replay {
 }
 
 /// The virtual-time loop of one replay (one worker).
+///
+/// The per-frame path (`stage`, `deliver`, the ring-filling loop of `stepTopspeed`) touches only values: the
+/// engine's own fields (a struct, mutated in place) and the sources' lanes, which sit behind a pointer. Reading a
+/// class's stored `var` costs a run-time exclusivity check, and a class reference loaded from memory that a call
+/// might change (an array, `self` in a mutating method) is retained and released around its use; per frame,
+/// either costs more than the work it guards. So the lanes hold `Unmanaged` references used through
+/// `_withUnsafeGuaranteedRef`, and the pool is loaded once per round of deliveries and passed down.
 struct ReplayEngine {
-    /// One input trace. A class, so the per-frame paths touch it through one reference instead of copying it.
-    final class Source {
-        let input: ReplayOptions.Input
-        let reader: PcapReader
-        let device: NetDevice
+    /// One input trace: what it reads, where its frames arrive, and its staged frame. Lanes are laid out in a
+    /// `Lanes` buffer; the references are unretained because `Lanes` keeps the objects alive.
+    struct Lane {
+        let reader: Unmanaged<PcapReader>
+        let ring: Unmanaged<FrameRing>
+        let ingress: Unmanaged<PcapWriter>?
+        let ifindex: IfIndex
+        let headroom: Int
         let portIndex: Int
-        let ingress: PcapWriter?
-        let fileSize: Int64
+        /// The next frame of the trace, read and copied into a frame, waiting for its arrival time.
         var staged: FrameID?
         var stagedTime: Nanos = 0
+        /// Records read and frames delivered to the port so far.
+        var recordsRead = 0
+        var delivered: UInt64 = 0
+    }
 
-        init(input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int, ingress: PcapWriter?,
-             fileSize: Int64) {
-            self.input = input
-            self.reader = reader
-            self.device = device
-            self.portIndex = portIndex
-            self.ingress = ingress
-            self.fileSize = fileSize
+    /// Owns the lanes and the objects they point at.
+    final class Lanes {
+        let inputs: [ReplayOptions.Input]
+        let fileSizes: [Int64]
+        let owners: [(PcapReader, FrameRing, PcapWriter?)]
+        let base: UnsafeMutablePointer<Lane>
+        let count: Int
+
+        init(_ sources: [(input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
+                          ingress: PcapWriter?, fileSize: Int64)]) {
+            inputs = sources.map(\.input)
+            fileSizes = sources.map(\.fileSize)
+            owners = sources.map { ($0.reader, $0.device.rxRing, $0.ingress) }
+            count = sources.count
+            base = .allocate(capacity: max(count, 1))
+            for (i, source) in sources.enumerated() {
+                (base + i).initialize(to: Lane(reader: .passUnretained(source.reader),
+                                               ring: .passUnretained(source.device.rxRing),
+                                               ingress: source.ingress.map { .passUnretained($0) },
+                                               ifindex: source.device.ifindex,
+                                               headroom: source.device.rxHeadroom, portIndex: source.portIndex))
+            }
+        }
+
+        deinit {
+            base.deinitialize(count: count)
+            base.deallocate()
         }
     }
 
@@ -144,7 +176,12 @@ struct ReplayEngine {
     let pool: FramePool
     let budget: Int
     let pollDelay: Nanos
-    var sources: [Source] = []
+    let sources: Lanes
+    /// `sources.base`, copied here so the per-frame path reaches the lanes without going through the object.
+    let lanes: UnsafeMutablePointer<Lane>
+    let laneCount: Int
+    /// Each port's poll, specialised for its program (by port index).
+    let portPolls: [SpecializedPolls.Poll]
     /// Ports waiting for a poll, in scheduling order, with the time they become ready.
     var pollList: [(port: Int, ready: Nanos)] = []
     var pollHead = 0
@@ -156,7 +193,6 @@ struct ReplayEngine {
     var lastArrival: Nanos = 0
     var sequence: UInt64 = 0
     var polls: UInt64 = 0
-    var ingressByPort: [UInt64]
     var inputErrors: [String] = []
     var interrupted = false
     var totalBytes: Int64 = 0
@@ -174,19 +210,23 @@ struct ReplayEngine {
         worker.frameCost = emulation.topology.napi.frameCostNanos
         worker.events.isEnabled = log != nil
         scheduled = Array(repeating: false, count: emulation.ports.count)
-        ingressByPort = Array(repeating: 0, count: emulation.ports.count)
+        portPolls = emulation.ports.map { emulation.polls.poll(for: $0.device) }
+        var sources = [(input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
+                        ingress: PcapWriter?, fileSize: Int64)]()
         for (input, reader) in readers {
             let index = emulation.ports.firstIndex { $0.spec.name == input.port }!
             let size = ((try? FileManager.default.attributesOfItem(atPath: input.path))?[.size] as? Int64) ?? 0
             totalBytes += size
-            sources.append(Source(input: input, reader: reader, device: emulation.ports[index].device,
-                                  portIndex: index, ingress: captures.ingress[input.port], fileSize: size))
+            sources.append((input, reader, emulation.ports[index].device, index, captures.ingress[input.port], size))
         }
+        self.sources = Lanes(sources)
+        lanes = self.sources.base
+        laneCount = self.sources.count
     }
 
     mutating func run() {
-        for i in sources.indices { stage(i) }
-        startTime = sources.compactMap { $0.staged == nil ? nil : $0.stagedTime }.min() ?? 0
+        for i in 0..<laneCount { stage(i, pool: pool) }
+        startTime = (0..<laneCount).compactMap { lanes[$0].staged == nil ? nil : lanes[$0].stagedTime }.min() ?? 0
         cpuFree = startTime!
         var iterations = 0
         while true {
@@ -204,6 +244,7 @@ struct ReplayEngine {
             if !step { break }
         }
         applyMapEvents(upTo: .max)
+        withExtendedLifetime(sources) {}
     }
 
     // MARK: Steps
@@ -213,7 +254,7 @@ struct ReplayEngine {
         let arrival = nextSource()
         // A trace whose timestamps go backwards cannot make a frame arrive in the past: it arrives with the
         // frame before it.
-        let arrivalTime = arrival.map { max(sources[$0].stagedTime, lastArrival) }
+        let arrivalTime = arrival.map { max(lanes[$0].stagedTime, lastArrival) }
         let pollTime = pollHead < pollList.count ? max(pollList[pollHead].ready, cpuFree) : nil
         let mapTime = nextMapEventTime()
         guard arrivalTime != nil || pollTime != nil else { return false }
@@ -223,7 +264,7 @@ struct ReplayEngine {
             return true
         }
         if let arrival, let arrivalTime, arrivalTime <= (pollTime ?? .max) {
-            deliver(arrival, at: arrivalTime)
+            deliverOne(arrival, at: arrivalTime)
         } else {
             pollNext(at: pollTime!)
         }
@@ -233,42 +274,69 @@ struct ReplayEngine {
     /// One round in topspeed timing: fill the rings as far as they take frames, then run the next poll.
     mutating func stepTopspeed() -> Bool {
         applyMapEvents(upTo: cpuFree)
-        while let next = nextSource() {
-            guard !sources[next].device.rxRing.isFull else { break }
-            deliver(next, at: cpuFree)
-        }
+        fillRings(at: cpuFree)
         guard pollHead < pollList.count else { return nextSource() != nil }
         pollNext(at: max(pollList[pollHead].ready, cpuFree))
         return true
     }
 
+    /// Delivers staged frames in arrival order at `time` until the next one finds its ring full.
+    mutating func fillRings(at time: Nanos) {
+        let pool = self.pool
+        if laneCount == 1 {
+            // One input: no arrival order between sources to keep, so no search for the earliest.
+            let ring = lanes[0].ring
+            while lanes[0].staged != nil && !ring._withUnsafeGuaranteedRef({ $0.isFull }) {
+                deliver(0, at: time, pool: pool)
+            }
+            return
+        }
+        while let next = nextSource() {
+            guard !lanes[next].ring._withUnsafeGuaranteedRef({ $0.isFull }) else { break }
+            deliverOne(next, at: time)
+        }
+    }
+
     /// The source whose staged frame comes first (recorded time, then command-line order).
     func nextSource() -> Int? {
         var best: Int?
-        for i in sources.indices where sources[i].staged != nil {
-            if best == nil || sources[i].stagedTime < sources[best!].stagedTime { best = i }
+        var bestTime = Nanos.max
+        for i in 0..<laneCount where lanes[i].staged != nil {
+            if best == nil || lanes[i].stagedTime < bestTime {
+                best = i
+                bestTime = lanes[i].stagedTime
+            }
         }
         return best
     }
 
     /// Reads the next record of source `i` into a frame (its time is the recorded timestamp).
-    mutating func stage(_ i: Int) {
-        let source = sources[i]
+    @inline(__always)
+    mutating func stage(_ i: Int, pool: FramePool) {
+        let lane = lanes + i
         do {
-            guard let record = try source.reader.next() else { return }
-            guard let frame = pool.take(copying: UnsafeRawBufferPointer(rebasing: record.bytes[...]),
-                                        headroom: source.device.rxHeadroom) else {
-                inputErrors.append("\(source.input.path): record \(record.index + 1): no frame buffer left "
+            guard let record = try lane.pointee.reader._withUnsafeGuaranteedRef({ try $0.next() }) else { return }
+            // FramePool.take(copying:) in three steps: it is not inlined across modules, and costs as much again.
+            guard let frame = pool.take(headroom: lane.pointee.headroom) else {
+                inputErrors.append("\(sources.inputs[i].path): record \(record.index + 1): no frame buffer left "
                     + "(pool of \(pool.capacity) exhausted)")
                 return
             }
+            let space = pool.writableSpace(frame)
+            precondition(record.capturedLength <= space.count, "frame buffers are sized for the largest record")
+            if record.capturedLength > 0 {
+                space.baseAddress.unsafelyUnwrapped.copyMemory(from: record.bytes.baseAddress.unsafelyUnwrapped,
+                                                               byteCount: record.capturedLength)
+            }
             let info = pool.info(frame)
-            info.pointee.ingress = source.device.ifindex
+            info.pointee.length = UInt32(truncatingIfNeeded: record.capturedLength)
+            info.pointee.ingress = lane.pointee.ifindex
             info.pointee.arrival = record.timestampNanos
             info.pointee.missingBytes = UInt32(clamping: max(0, record.originalLength - record.capturedLength))
-            sources[i].staged = frame
-            sources[i].stagedTime = record.timestampNanos
-            if source.reader.recordsRead & 0xffff == 0, let progress = options.progress {
+            lane.pointee.staged = frame
+            lane.pointee.stagedTime = record.timestampNanos
+            lane.pointee.recordsRead &+= 1
+            if lane.pointee.recordsRead & 0xffff == 0, let progress = options.progress {
                 progress(sequence, fractionRead(lastOffset: record.fileOffset, of: i))
             }
         } catch {
@@ -278,35 +346,43 @@ struct ReplayEngine {
 
     func fractionRead(lastOffset: Int64, of i: Int) -> Double {
         guard totalBytes > 0 else { return 0 }
-        return min(1, Double(lastOffset) / Double(max(sources[i].fileSize, 1)))
+        return min(1, Double(lastOffset) / Double(max(sources.fileSizes[i], 1)))
+    }
+
+    /// `deliver` outside the one-input loop, kept out of line so that loop gets `deliver` compiled in place.
+    @inline(never)
+    mutating func deliverOne(_ i: Int, at time: Nanos) {
+        deliver(i, at: time, pool: pool)
     }
 
     /// The staged frame of source `i` arrives at its port at `time`.
-    mutating func deliver(_ i: Int, at time: Nanos) {
-        guard let frame = sources[i].staged else { return }
-        sources[i].staged = nil
-        let port = sources[i].portIndex
-        let device = sources[i].device
+    @inline(__always)
+    mutating func deliver(_ i: Int, at time: Nanos, pool: FramePool) {
+        let lane = lanes + i
+        guard let frame = lane.pointee.staged else { return }
+        lane.pointee.staged = nil
+        let port = lane.pointee.portIndex
         lastArrival = time
-        sequence += 1
+        sequence &+= 1
         let info = pool.info(frame)
         info.pointee.sequence = sequence
         info.pointee.arrival = time
-        worker.now = time
-        ingressByPort[port] += 1
-        if let writer = sources[i].ingress {
-            writer.write(timestampNanos: time, bytes: UnsafeRawBufferPointer(pool.packet(frame)),
-                         originalLength: Int(info.pointee.length + info.pointee.missingBytes))
+        lane.pointee.delivered &+= 1
+        lane.pointee.ingress?._withUnsafeGuaranteedRef {
+            $0.write(timestampNanos: time, bytes: UnsafeRawBufferPointer(pool.packet(frame)),
+                     originalLength: Int(info.pointee.length + info.pointee.missingBytes))
         }
-        if device.rxRing.push(frame) {
+        if lane.pointee.ring._withUnsafeGuaranteedRef({ $0.push(frame) }) {
             if !scheduled[port] {
                 scheduled[port] = true
                 pollList.append((port, time + pollDelay))
             }
         } else {
-            worker.drop(frame, .rxRingFull, at: device)
+            // The only use of the worker's clock outside a poll: the drop is stamped with the arrival time.
+            worker.now = time
+            worker.drop(frame, .rxRingFull, at: emulation.ports[port].device)
         }
-        stage(i)
+        stage(i, pool: pool)
     }
 
     /// Runs the poll at the head of the poll list at `time`.
@@ -318,7 +394,8 @@ struct ReplayEngine {
             pollHead = 0
         }
         let device = emulation.ports[port].device
-        worker.poll(device, budget: budget, now: time)
+        worker.now = time
+        _ = portPolls[port](worker, device, budget)
         polls += 1
         cpuFree = worker.now
         if device.rxRing.isEmpty {
@@ -350,9 +427,9 @@ struct ReplayEngine {
 
     /// Stops reading every input (SIGINT): staged frames are freed unseen.
     mutating func stopReading() {
-        for i in sources.indices {
-            if let frame = sources[i].staged { pool.give(frame) }
-            sources[i].staged = nil
+        for i in 0..<laneCount {
+            if let frame = lanes[i].staged { pool.give(frame) }
+            lanes[i].staged = nil
         }
     }
 
@@ -389,7 +466,8 @@ func closeOutputs(captures: CaptureSet?, log: EventLog?, statistics: RunStatisti
 extension ReplayEngine {
     var ingressCountsByName: [String: UInt64] {
         var counts = [String: UInt64]()
-        for (i, port) in emulation.ports.enumerated() { counts[port.spec.name] = ingressByPort[i] }
+        for port in emulation.ports { counts[port.spec.name] = 0 }
+        for i in 0..<laneCount { counts[emulation.ports[lanes[i].portIndex].spec.name]! += lanes[i].delivered }
         return counts
     }
 }

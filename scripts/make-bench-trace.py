@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Write a large, deterministic classic pcap trace for benchmarks (never commit its output: keep it in /tmp).
+
+Usage: scripts/make-bench-trace.py FRAMES OUT.pcap [--flows 64] [--mix mixed|small]
+
+Frames: Ethernet II + IPv4 + UDP from 02:00:00:00:0a:01 to 02:00:00:00:0a:02, `--flows` flows (10.90.0.1 ->
+10.91.0.x, source port 40000 + x, destination port 7000 + x % 7), one frame per flow in turn. Every eighth flow is
+IPv6 (2001:db8::1 -> 2001:db8:1::x) so that both fast paths of the hash are exercised. Sizes cycle through a fixed
+list whose mean is ~500 bytes (`mixed`) or ~100 bytes (`small`, for the 10-million-frame memory check). The file
+is nanosecond pcap, little endian, snaplen 262144; timestamps start at 1700000000 s and advance 1 microsecond per
+frame. No clock and no randomness: the same arguments give the same bytes. IP and UDP checksums are left 0 (the
+emulator does not check them).
+"""
+
+import argparse
+import struct
+import sys
+
+SIZES = {
+    # mean (64+128+256+512+576+1024+1514+60+90+800) / 10 = 502.4
+    "mixed": [64, 128, 256, 512, 576, 1024, 1514, 60, 90, 800],
+    # mean 102.0
+    "small": [60, 64, 90, 128, 168],
+}
+
+
+def frame(flow: int, size: int) -> bytes:
+    eth_v4 = bytes.fromhex("02000000 0a02 02000000 0a01".replace(" ", "")) + b"\x08\x00"
+    sport = 40000 + flow
+    dport = 7000 + flow % 7
+    if flow % 8 == 7:
+        eth = eth_v4[:12] + b"\x86\xdd"
+        size = max(size, 14 + 40 + 8)
+        payload = size - 14 - 40 - 8
+        udp = struct.pack("!HHHH", sport, dport, 8 + payload, 0)
+        ip = struct.pack("!IHBB", 6 << 28, 8 + payload, 17, 64)
+        ip += bytes.fromhex("20010db8000000000000000000000001")
+        ip += bytes.fromhex("20010db8000100000000000000000000")[:14] + struct.pack("!H", flow)
+        return eth + ip + udp + bytes(payload)
+    size = max(size, 14 + 20 + 8)
+    payload = size - 14 - 20 - 8
+    udp = struct.pack("!HHHH", sport, dport, 8 + payload, 0)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + payload, flow, 0x4000, 64, 17, 0,
+                     bytes([10, 90, 0, 1]), bytes([10, 91, flow >> 8 & 0xFF, flow & 0xFF]))
+    return eth_v4 + ip + udp + bytes(payload)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("frames", type=int)
+    parser.add_argument("out")
+    parser.add_argument("--flows", type=int, default=64)
+    parser.add_argument("--mix", choices=sorted(SIZES), default="mixed")
+    args = parser.parse_args()
+
+    sizes = SIZES[args.mix]
+    # The sequence of (flow, size) repeats every lcm(flows, len(sizes)) frames: build that block of records once
+    # (without timestamps) and stamp each record as it is written.
+    period = args.flows * len(sizes)
+    while period % args.flows or period % len(sizes):
+        period += 1
+    records = []
+    for i in range(period):
+        data = frame(i % args.flows, sizes[i % len(sizes)])
+        records.append((struct.pack("<II", len(data), len(data)), data))
+
+    start = 1_700_000_000 * 1_000_000_000
+    header = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1)
+    pack = struct.Struct("<II").pack
+    with open(args.out, "wb", buffering=1 << 22) as out:
+        out.write(header)
+        chunk = []
+        for i in range(args.frames):
+            lengths, data = records[i % period]
+            t = start + i * 1000
+            chunk.append(pack(t // 1_000_000_000, t % 1_000_000_000))
+            chunk.append(lengths)
+            chunk.append(data)
+            if len(chunk) >= 3 * 65536:
+                out.write(b"".join(chunk))
+                chunk.clear()
+        out.write(b"".join(chunk))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
