@@ -1,0 +1,73 @@
+import Benchmark
+import BenchSupport
+
+// Every benchmark runs 1,000,000 frames per iteration (15,625 full 64-frame polls, each preceded by the RX refill)
+// with `scalingFactor: .mega`, so each metric reads per frame: wall clock and CPU time in ns per frame,
+// throughput in frames per second, mallocs per frame (asserted 0: see the thresholds).
+let benchmarks: @Sendable () -> Void = {
+    let perFrame: [BenchmarkMetric] = [
+        .throughput, .wallClock, .cpuTotal, .mallocCountTotal, .instructions, .contextSwitches,
+    ]
+    // Steady state allocates nothing: p100 (the worst iteration) of mallocs must be 0. Checked against a run by
+    // `swift package benchmark thresholds check` (see README.md).
+    let noMallocs: [BenchmarkMetric: BenchmarkThresholds] = [
+        .mallocCountTotal: BenchmarkThresholds(absolute: [.p0: 0, .p50: 0, .p100: 0]),
+    ]
+
+    func coreBenchmark(_ name: String, _ kind: ScenarioKind, frameLength: Int = 64, events: Bool = false) {
+        final class Holder { var scenario: CoreScenario? }
+        let holder = Holder()
+        Benchmark(
+            name,
+            configuration: .init(
+                metrics: perFrame, warmupIterations: 3, scalingFactor: .mega, maxDuration: .seconds(3),
+                maxIterations: 1_000, thresholds: noMallocs,
+                setup: {
+                    let scenario = try CoreScenario(kind, frameLength: frameLength, events: events)
+                    if kind == .largeMap {
+                        print("\(name): setup of \(CoreScenario.largeMapEntries) entries over "
+                            + "\(CoreScenario.largeMapPorts) ports took \(Int(scenario.setupSeconds * 1000)) ms")
+                    }
+                    holder.scenario = scenario
+                },
+                teardown: {
+                    if let error = holder.scenario?.conservationError() { fatalError("\(name): \(error)") }
+                    holder.scenario = nil
+                }
+            )
+        ) { benchmark in
+            holder.scenario.unsafelyUnwrapped.run(frames: CoreScenario.framesPerIteration)
+        }
+    }
+
+    coreBenchmark("core/redirect/4targets/64B", .redirect4)
+    coreBenchmark("core/redirect/4targets/1500B", .redirect4, frameLength: 1500)
+    coreBenchmark("core/redirect/4targets/64B/events", .redirect4, events: true)
+    coreBenchmark("core/redirect/4targets/1500B/events", .redirect4, frameLength: 1500, events: true)
+    coreBenchmark("core/redirect/65536entries-1024ports/64B", .largeMap)
+    coreBenchmark("core/drop/64B", .drop)
+
+    // Two workers on their own threads into one map, a third thread rewriting an entry every ~5 µs. The custom
+    // metrics are each worker's thread CPU time per frame (CLOCK_THREAD_CPUTIME_ID), in picoseconds (integers).
+    let worker0 = BenchmarkMetric.custom("worker0 CPU ps/frame", useScalingFactor: false)
+    let worker1 = BenchmarkMetric.custom("worker1 CPU ps/frame", useScalingFactor: false)
+    let updateInterval = BenchmarkMetric.custom("ns between map updates", useScalingFactor: false)
+    Benchmark(
+        "core/redirect/2workers+map-updates/64B",
+        configuration: .init(metrics: [.wallClock, worker0, worker1, updateInterval], warmupIterations: 1,
+                             maxDuration: .seconds(5), maxIterations: 20)
+    ) { benchmark in
+        do {
+            let scenario = try TwoWorkerScenario()
+            benchmark.startMeasurement()
+            let result = scenario.run(framesPerWorker: 4 * CoreScenario.framesPerIteration)
+            benchmark.stopMeasurement()
+            if let error = scenario.conservationError() { benchmark.error(error) }
+            benchmark.measurement(worker0, Int((result.cpuNanosPerFrame[0] * 1000).rounded()))
+            benchmark.measurement(worker1, Int((result.cpuNanosPerFrame[1] * 1000).rounded()))
+            benchmark.measurement(updateInterval, Int(result.meanUpdateInterval.rounded()))
+        } catch {
+            benchmark.error("\(error)")
+        }
+    }
+}
