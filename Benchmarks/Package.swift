@@ -2,7 +2,7 @@
 import PackageDescription
 
 // The benchmarks of the core datapath, in their own package so that the root package does not depend on
-// package-benchmark. CoreBenchmarks is what `swift package benchmark` runs (the plugin picks executable targets
+// ordo-one/benchmark. CoreBenchmarks is what `swift package benchmark` runs (the plugin picks executable targets
 // whose folder sits in a folder named Benchmarks); core-loop is a plain executable for callgrind and quick runs.
 // Both drive the same scenarios from BenchSupport.
 let package = Package(
@@ -11,7 +11,7 @@ let package = Package(
     dependencies: [
         // `name:` so that products resolve whatever the checkout folder is called (main, a worktree, CI's clone).
         .package(name: "xdpemu", path: ".."),
-        .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         .target(name: "CBenchShim", path: "Sources/CBenchShim"),
@@ -29,11 +29,11 @@ let package = Package(
             name: "CoreBenchmarks",
             dependencies: [
                 "BenchSupport",
-                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "XDPEmuCore", package: "xdpemu"),
             ],
             path: "CoreBenchmarks",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ]
 )

@@ -61,6 +61,9 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
     /// The attached program's runner (set once at attach time, before polling starts).
     public internal(set) var program: (any NAPIPollable)?
 
+    @usableFromInline
+    func setProgram(_ runner: any NAPIPollable) { program = runner }
+
     init(ifindex: IfIndex, name: String, mac: MACAddress, mtu: UInt32, up: Bool, transmitter: (any XDPTransmitter)?,
          stack: any LocalStack, rxHeadroom: Int, ringSize: Int, workers: Int) {
         self.ifindex = ifindex

@@ -118,14 +118,21 @@ public final class Network: @unchecked Sendable {
     // MARK: Programs and maps
 
     /// Attaches `program` to `device` and returns its program id. Attach before polling starts.
-    @discardableResult
+    ///
+    /// Inlinable so that the poll loop is specialised for `P` in the caller's module (see `ProgramRunner`).
+    @inlinable @discardableResult
     public func attach<P: XDPProgram>(_ program: P, to device: NetDevice) -> UInt32 {
-        let id = withControlLock {
+        let id = allocateProgramID()
+        device.setProgram(ProgramRunner(program, programID: id))
+        return id
+    }
+
+    @usableFromInline
+    func allocateProgramID() -> UInt32 {
+        withControlLock {
             defer { nextProgramID += 1 }
             return nextProgramID
         }
-        device.program = ProgramRunner(program, programID: id)
-        return id
     }
 
     /// `BPF_MAP_CREATE` for BPF_MAP_TYPE_DEVMAP. Checks, in the kernel's order: CAP_NET_ADMIN (EPERM), then
