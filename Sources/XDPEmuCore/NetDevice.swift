@@ -3,9 +3,9 @@ import Synchronization
 /// Flags of ndo_xdp_xmit.
 public struct XmitFlags: OptionSet, Sendable {
     public var rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
     /// XDP_XMIT_FLUSH: the caller is done with this batch; the driver should kick its TX ring.
-    public static let flush = XmitFlags(rawValue: 1)
+    @inlinable public static var flush: XmitFlags { XmitFlags(rawValue: 1) }
 }
 
 /// A device driver's `ndo_xdp_xmit(dev, n, frames, flags)`.

@@ -1,9 +1,10 @@
 /// An interface index, as `dev->ifindex`. 0 means "no device".
 public struct IfIndex: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible {
     public var rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public init(_ value: UInt32) { self.rawValue = value }
-    public static let none = IfIndex(0)
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(_ value: UInt32) { self.rawValue = value }
+    /// Computed, not a stored static: see `XDPAction.drop`.
+    @inlinable public static var none: IfIndex { IfIndex(0) }
     public static func < (lhs: IfIndex, rhs: IfIndex) -> Bool { lhs.rawValue < rhs.rawValue }
     public var description: String { String(rawValue) }
 }
