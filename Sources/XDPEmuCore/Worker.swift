@@ -30,7 +30,8 @@ public protocol NAPIPollable: AnyObject {
 /// `poll` only calls it, once per NAPI poll.
 public final class ProgramRunner<Program: XDPProgram>: NAPIPollable {
     public let programID: UInt32
-    public var program: Program
+    /// Unchecked exclusivity: only the worker polling the device touches the program (see `Worker`).
+    @exclusivity(unchecked) public var program: Program
     @usableFromInline let specialisedPoll: (ProgramRunner<Program>, NetDevice, Worker, Int) -> Int
 
     @inlinable
@@ -55,17 +56,19 @@ public protocol DropObserver: AnyObject {
 public final class Worker: @unchecked Sendable {
     // @unchecked Sendable: a worker is driven by exactly one thread at a time; shared state is reached only
     // through atomics (map slots, the retire epoch) or the network's control lock.
+    // The same contract is why its `var`s opt out of dynamic exclusivity checks: a check is a runtime call of
+    // ~90 instructions (swift_beginAccess), made per frame for `now`, `frameCost` and `dropObserver`.
 
     /// The simulated CPU number.
     public let cpu: Int
     public let pool: FramePool
     public let events: EventRing
     /// Virtual time now; during a poll it advances by `frameCost` per frame.
-    public var now: Nanos = 0
+    @exclusivity(unchecked) public var now: Nanos = 0
     /// Virtual processing time per frame.
-    public var frameCost: Nanos = 0
+    @exclusivity(unchecked) public var frameCost: Nanos = 0
     /// Sees every dropped frame before it is freed.
-    public var dropObserver: (any DropObserver)?
+    @exclusivity(unchecked) public var dropObserver: (any DropObserver)?
     /// Largest budget a poll may use (size of the XDP_TX queue).
     public let maxBudget: Int
     /// Inverse of `NetDevice.isRegistered`-style lookups without locks: the network, for bpf_redirect and
@@ -75,7 +78,7 @@ public final class Worker: @unchecked Sendable {
     @usableFromInline let txQueue: UnsafeMutablePointer<FrameID>
     @usableFromInline let semantics: Semantics
     /// Retire epoch seen at the previous quiescent point.
-    var lastSeenEpoch: UInt64 = 0
+    @exclusivity(unchecked) var lastSeenEpoch: UInt64 = 0
 
     init(cpu: Int, network: Network, pool: FramePool, eventCapacity: Int, maxBudget: Int) {
         self.cpu = cpu
