@@ -194,7 +194,7 @@ public final class Worker: @unchecked Sendable {
                 flushRedirects()
             }
             return entryRef._withUnsafeGuaranteedRef { entry in
-                let error = enqueue(frame, info: info, into: entry, from: ingress)
+                let error = enqueue(frame, info: info, into: entry, of: map, from: ingress)
                 if error != 0 {
                     traceRedirectMap(.redirectMapErr, map: map, index: index, to: entry.device.ifindex.rawValue,
                                      error: -error, from: ingress, programID: programID, frame: info.pointee.sequence)
@@ -222,7 +222,9 @@ public final class Worker: @unchecked Sendable {
     /// (EOPNOTSUPP), target down (ENETDOWN), longer than mtu + 18 (EMSGSIZE; GSO super-frames are exempt, as
     /// `is_skb_forwardable` exempts them), no headroom for struct xdp_frame plus metadata (EOVERFLOW).
     @inlinable
-    func enqueue(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: DevMapEntry,
+    /// `map` is `entry.map`, passed in because the caller holds it: reading the entry's unowned(unsafe)
+    /// back-reference costs a retain and a release on every frame.
+    func enqueue(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: DevMapEntry, of map: DevMap,
                  from ingress: NetDevice) -> Int32 {
         let error = forwardCheck(info: info, target: entry.device)
         guard error == 0 else { return error }
@@ -237,7 +239,7 @@ public final class Worker: @unchecked Sendable {
         }
         queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
         queue.storeBytes(of: UInt32(count &+ 1), toByteOffset: BulkQueueLayout.countOffset, as: UInt32.self)
-        entry.map.markForFlush(entry.key, cpu: cpu)
+        map.markForFlush(entry.key, cpu: cpu)
         return 0
     }
 
@@ -402,7 +404,7 @@ public final class Worker: @unchecked Sendable {
             if let previousTarget = pending {
                 guard let copy = pool.clone(frame) else { break }
                 ingress.count(DeviceCounter.cloned, cpu: cpu)
-                _ = enqueue(copy, info: pool.info(copy), into: previousTarget, from: ingress)
+                _ = enqueue(copy, info: pool.info(copy), into: previousTarget, of: map, from: ingress)
             }
             pending = entry
         }
@@ -416,7 +418,7 @@ public final class Worker: @unchecked Sendable {
             drop(frame, .redirectInvalid, at: ingress)
             return false
         }
-        _ = enqueue(frame, info: info, into: last, from: ingress)
+        _ = enqueue(frame, info: info, into: last, of: map, from: ingress)
         redirectInfo.pointee.mapToFlush = Unmanaged.passUnretained(map)
         return true
     }
