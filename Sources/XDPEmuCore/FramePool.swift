@@ -41,6 +41,7 @@ public final class FramePool: @unchecked Sendable {
     /// Headroom in front of a freshly received packet.
     public let headroom: Int
 
+    @usableFromInline let defaultDataOffset: UInt32
     @usableFromInline let base: UnsafeMutableRawPointer
     @usableFromInline let infos: UnsafeMutablePointer<FrameInfo>
     @usableFromInline let freeStack: UnsafeMutablePointer<UInt32>
@@ -57,6 +58,7 @@ public final class FramePool: @unchecked Sendable {
         self.capacity = capacity
         self.bufferSize = (bufferSize + 63) & ~63
         self.headroom = headroom
+        defaultDataOffset = UInt32(headroom)
         base = UnsafeMutableRawPointer.allocate(byteCount: capacity * self.bufferSize, alignment: 4096)
         infos = .allocate(capacity: capacity)
         infos.initialize(repeating: FrameInfo(dataOffset: 0, length: 0, metaLength: 0, ingress: .none, arrival: 0,
@@ -88,11 +90,11 @@ public final class FramePool: @unchecked Sendable {
     public func take(headroom: Int? = nil) -> FrameID? {
         let n = freeCount.pointee
         guard n > 0 else { return nil }
-        freeCount.pointee = n - 1
-        let index = freeStack[n - 1]
+        freeCount.pointee = n &- 1
+        let index = freeStack[n &- 1]
         inUse[Int(index)] = true
         let info = infos + Int(index)
-        info.pointee.dataOffset = UInt32(headroom ?? self.headroom)
+        info.pointee.dataOffset = headroom.map { UInt32($0) } ?? defaultDataOffset
         info.pointee.length = 0
         info.pointee.metaLength = 0
         info.pointee.wireLength = 0

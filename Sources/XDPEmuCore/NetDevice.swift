@@ -162,9 +162,9 @@ public final class FrameRing: @unchecked Sendable {
         let n = indices[1]
         guard n < capacity else { return false }
         var tail = indices[0] &+ n
-        if tail >= capacity { tail -= capacity }
+        if tail >= capacity { tail &-= capacity }
         slots[tail] = frame
-        indices[1] = n + 1
+        indices[1] = n &+ 1
         return true
     }
 
@@ -174,8 +174,9 @@ public final class FrameRing: @unchecked Sendable {
         guard n > 0 else { return nil }
         let head = indices[0]
         let frame = slots[head]
-        indices[0] = head + 1 == capacity ? 0 : head + 1
-        indices[1] = n - 1
+        let next = head &+ 1
+        indices[0] = next == capacity ? 0 : next
+        indices[1] = n &- 1
         return frame
     }
 }

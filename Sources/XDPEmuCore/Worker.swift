@@ -122,11 +122,14 @@ public final class Worker: @unchecked Sendable {
         let ring = device.rxRing
         var processed = 0
         var txCount = 0
+        // The ingress device's per-frame counters, added to its counters once per poll, before the flush.
+        var rxBytes: UInt64 = 0
+        var redirected: UInt64 = 0
+        var passed: UInt64 = 0
         while processed < budget, let frame = ring.pop() {
             processed &+= 1
             let info = pool.info(frame)
-            device.count(DeviceCounter.rxPackets, cpu: cpu)
-            device.count(DeviceCounter.rxBytes, cpu: cpu, UInt64(info.pointee.length))
+            rxBytes &+= UInt64(info.pointee.length)
             var context = XDPContext(hardStart: pool.bufferStart(frame), bufferSize: pool.bufferSize, info: info.pointee,
                                      rxQueueIndex: 0, now: now, programID: programID, redirectInfo: redirectInfo,
                                      semantics: semantics)
@@ -134,13 +137,11 @@ public final class Worker: @unchecked Sendable {
             context.store(into: info)
             switch action.rawValue {
             case XDPAction.redirect.rawValue:
-                if carryOutRedirect(frame, info: info, from: device, programID: programID) {
-                    device.count(DeviceCounter.redirected, cpu: cpu)
-                }
+                if carryOutRedirect(frame, info: info, from: device, programID: programID) { redirected &+= 1 }
             case XDPAction.drop.rawValue:
                 drop(frame, .programDrop, at: device)
             case XDPAction.pass.rawValue:
-                device.count(DeviceCounter.passed, cpu: cpu)
+                passed &+= 1
                 device.stack.receive(frame, device: device, worker: self)
             case XDPAction.tx.rawValue:
                 txQueue[txCount] = frame
@@ -156,6 +157,10 @@ public final class Worker: @unchecked Sendable {
             }
             if frameCost != 0 { now &+= frameCost }
         }
+        device.count(DeviceCounter.rxPackets, cpu: cpu, UInt64(processed))
+        device.count(DeviceCounter.rxBytes, cpu: cpu, rxBytes)
+        device.count(DeviceCounter.redirected, cpu: cpu, redirected)
+        device.count(DeviceCounter.passed, cpu: cpu, passed)
         flushRedirects()
         if txCount > 0 { transmitXDPTx(count: txCount, device: device, programID: programID) }
         quiescentPoint()
@@ -166,28 +171,24 @@ public final class Worker: @unchecked Sendable {
 
     /// Carries out the redirect the program asked for. Returns true when the frame was queued or sent; false when
     /// it was dropped (the reason is counted at the ingress device).
-    @inlinable
+    ///
+    /// Runs for every redirected frame, so the common case (`bpf_redirect_map` to an entry that accepts the frame)
+    /// is forced inline into the poll loop and everything else (plain `bpf_redirect`, flood, errors, tracing)
+    /// is out of line: left to the inliner, the loop's inlining changed with any edit, costing up to 40
+    /// instructions per frame.
+    @inlinable @inline(__always)
     func carryOutRedirect(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, from ingress: NetDevice,
                           programID: UInt32) -> Bool {
         let index = redirectInfo.pointee.index
         redirectInfo.pointee.index = 0
-        guard let mapRef = redirectInfo.pointee.map else {
-            return redirectToDevice(frame, ifindex: index, from: ingress, programID: programID)
+        guard let mapRef = redirectInfo.pointee.map, redirectInfo.pointee.broadcast == 0 else {
+            return carryOutOtherRedirect(frame, index: index, from: ingress, programID: programID)
         }
         redirectInfo.pointee.map = nil
-        if redirectInfo.pointee.broadcast != 0 {
-            let excludeIngress = redirectInfo.pointee.broadcast == 2
-            redirectInfo.pointee.broadcast = 0
-            return mapRef._withUnsafeGuaranteedRef {
-                flood(frame, map: $0, excludeIngress: excludeIngress, from: ingress, programID: programID)
-            }
-        }
         return mapRef._withUnsafeGuaranteedRef { map in
             guard let entryRef = map.entry(at: index) else {
-                traceRedirectMap(.redirectMapErr, map: map, index: index, to: 0, error: -KernelErrno.EINVAL.rawValue,
-                                 from: ingress, programID: programID, frame: info.pointee.sequence)
-                drop(frame, .redirectInvalid, at: ingress)
-                return false
+                return redirectMapFailed(frame, info: info, map: map, index: index, to: 0,
+                                         error: KernelErrno.EINVAL.rawValue, from: ingress, programID: programID)
             }
             // A redirect into a different map first flushes the one redirected into before (4.18).
             if let previous = redirectInfo.pointee.mapToFlush, previous.toOpaque() != mapRef.toOpaque() {
@@ -195,24 +196,57 @@ public final class Worker: @unchecked Sendable {
             }
             return entryRef._withUnsafeGuaranteedRef { entry in
                 let error = enqueue(frame, info: info, into: entry, of: map, from: ingress)
-                if error != 0 {
-                    traceRedirectMap(.redirectMapErr, map: map, index: index, to: entry.device.ifindex.rawValue,
-                                     error: -error, from: ingress, programID: programID, frame: info.pointee.sequence)
-                    drop(frame, DropReason.redirect(errno: error), at: ingress)
-                    return false
+                guard error == 0 else {
+                    return redirectMapFailed(frame, info: info, map: map, index: index,
+                                             to: entry.device.ifindex.rawValue, error: error, from: ingress,
+                                             programID: programID)
                 }
                 redirectInfo.pointee.mapToFlush = mapRef
-                traceRedirectMap(.redirectMap, map: map, index: index, to: entry.device.ifindex.rawValue, error: 0,
-                                 from: ingress, programID: programID, frame: info.pointee.sequence)
+                if events.isRecording {
+                    recordRedirectMap(.redirectMap, map: map, index: index, to: entry.device.ifindex.rawValue,
+                                      error: 0, from: ingress, programID: programID, frame: info.pointee.sequence)
+                }
                 return true
             }
         }
+    }
+
+    /// The redirects other than `bpf_redirect_map`: plain `bpf_redirect` (no map) and the flood.
+    @usableFromInline @inline(never)
+    func carryOutOtherRedirect(_ frame: FrameID, index: UInt32, from ingress: NetDevice, programID: UInt32) -> Bool {
+        guard let mapRef = redirectInfo.pointee.map else {
+            return redirectToDevice(frame, ifindex: index, from: ingress, programID: programID)
+        }
+        redirectInfo.pointee.map = nil
+        let excludeIngress = redirectInfo.pointee.broadcast == 2
+        redirectInfo.pointee.broadcast = 0
+        return mapRef._withUnsafeGuaranteedRef {
+            flood(frame, map: $0, excludeIngress: excludeIngress, from: ingress, programID: programID)
+        }
+    }
+
+    /// A `bpf_redirect_map` that failed with `error` (positive errno): traced as `xdp_redirect_map_err`, the frame
+    /// dropped at the ingress device. Returns false.
+    @usableFromInline @inline(never)
+    func redirectMapFailed(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map: DevMap, index: UInt32,
+                           to: UInt32, error: Int32, from ingress: NetDevice, programID: UInt32) -> Bool {
+        traceRedirectMap(.redirectMapErr, map: map, index: index, to: to, error: -error, from: ingress,
+                         programID: programID, frame: info.pointee.sequence)
+        drop(frame, DropReason.redirect(errno: error), at: ingress)
+        return false
     }
 
     @inlinable
     func traceRedirectMap(_ kind: XDPEventKind, map: DevMap, index: UInt32, to: UInt32, error: Int32,
                           from ingress: NetDevice, programID: UInt32, frame: UInt64) {
         guard events.isRecording else { return }
+        recordRedirectMap(kind, map: map, index: index, to: to, error: error, from: ingress, programID: programID,
+                          frame: frame)
+    }
+
+    @usableFromInline @inline(never)
+    func recordRedirectMap(_ kind: XDPEventKind, map: DevMap, index: UInt32, to: UInt32, error: Int32,
+                           from ingress: NetDevice, programID: UInt32, frame: UInt64) {
         events.record(XDPEvent(kind: kind, time: now, cpu: UInt32(cpu), programID: programID,
                                action: XDPAction.redirect.rawValue, ifindex: ingress.ifindex.rawValue, error: error,
                                toIfindex: to, mapID: map.id, mapIndex: index, frame: frame))
@@ -221,9 +255,9 @@ public final class Worker: @unchecked Sendable {
     /// `dev_map_enqueue`: returns 0 or a positive errno. Checks in the kernel's order: no ndo_xdp_xmit
     /// (EOPNOTSUPP), target down (ENETDOWN), longer than mtu + 18 (EMSGSIZE; GSO super-frames are exempt, as
     /// `is_skb_forwardable` exempts them), no headroom for struct xdp_frame plus metadata (EOVERFLOW).
-    @inlinable
     /// `map` is `entry.map`, passed in because the caller holds it: reading the entry's unowned(unsafe)
     /// back-reference costs a retain and a release on every frame.
+    @inlinable @inline(__always)
     func enqueue(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: DevMapEntry, of map: DevMap,
                  from ingress: NetDevice) -> Int32 {
         let error = forwardCheck(info: info, target: entry.device)
@@ -244,7 +278,7 @@ public final class Worker: @unchecked Sendable {
     }
 
     /// The checks a frame passes before it may be handed to `target`'s ndo_xdp_xmit; 0 or a positive errno.
-    @inlinable
+    @inlinable @inline(__always)
     func forwardCheck(info: UnsafeMutablePointer<FrameInfo>, target: NetDevice) -> Int32 {
         guard target.transmitter != nil else { return KernelErrno.EOPNOTSUPP.rawValue }
         guard target.isUp else { return KernelErrno.ENETDOWN.rawValue }
