@@ -35,12 +35,14 @@ if name == "two-workers" {
 let kind: ScenarioKind = name.hasPrefix("largemap") ? .largeMap : name.hasPrefix("drop") ? .drop : .redirect4
 let scenario = try CoreScenario(kind, frameLength: name.contains("1500") ? 1500 : 64, events: name.hasSuffix("events"))
 let start = BenchClock.monotonicNanos()
+let cpuStart = BenchClock.threadCPUNanos()
 scenario.run(frames: frames)
+let cpu = BenchClock.threadCPUNanos() - cpuStart
 let elapsed = BenchClock.monotonicNanos() - start
 if let error = scenario.conservationError() { fail(error) }
 let nanosPerFrame = Double(elapsed) / Double(frames)
-print("\(name): setup \(format2(scenario.setupSeconds * 1000)) ms, \(frames) frames, \(format2(nanosPerFrame)) ns/frame, "
-    + "\(format2(1000 / nanosPerFrame)) M frames/s")
+print("\(name): setup \(format2(scenario.setupSeconds * 1000)) ms, \(frames) frames, \(format2(nanosPerFrame)) ns/frame "
+    + "(CPU \(format2(Double(cpu) / Double(frames))) ns), \(format2(1000 / nanosPerFrame)) M frames/s")
 
 func format2(_ value: Double) -> String {
     let scaled = (value * 100).rounded()
