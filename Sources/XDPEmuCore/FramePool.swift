@@ -103,14 +103,29 @@ public final class FramePool: @unchecked Sendable {
     }
 
     /// Returns a frame. Returning a frame twice is a bug in the caller and stops the process.
-    @inlinable
+    @inlinable @inline(__always)
     public func give(_ frame: FrameID) {
         let index = Int(frame.rawValue)
         precondition(index < capacity && inUse[index], "frame returned twice or not from this pool")
         inUse[index] = false
         let n = freeCount.pointee
         freeStack[n] = frame.rawValue
-        freeCount.pointee = n + 1
+        freeCount.pointee = n &+ 1
+    }
+
+    /// Returns a batch of frames, as a driver does at TX completion: the same checks as `give` for each frame,
+    /// the free count updated once.
+    @inlinable
+    public func give(_ frames: UnsafeMutableBufferPointer<FrameID>) {
+        var n = freeCount.pointee
+        for frame in frames {
+            let index = Int(frame.rawValue)
+            precondition(index < capacity && inUse[index], "frame returned twice or not from this pool")
+            inUse[index] = false
+            freeStack[n] = frame.rawValue
+            n &+= 1
+        }
+        freeCount.pointee = n
     }
 
     /// The frame's bookkeeping record.

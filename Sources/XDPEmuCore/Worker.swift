@@ -126,6 +126,7 @@ public final class Worker: @unchecked Sendable {
         var rxBytes: UInt64 = 0
         var redirected: UInt64 = 0
         var passed: UInt64 = 0
+        var programDrops: UInt64 = 0
         while processed < budget, let frame = ring.pop() {
             processed &+= 1
             let info = pool.info(frame)
@@ -139,7 +140,8 @@ public final class Worker: @unchecked Sendable {
             case XDPAction.redirect.rawValue:
                 if carryOutRedirect(frame, info: info, from: device, programID: programID) { redirected &+= 1 }
             case XDPAction.drop.rawValue:
-                drop(frame, .programDrop, at: device)
+                programDrops &+= 1
+                release(frame, .programDrop, at: device)
             case XDPAction.pass.rawValue:
                 passed &+= 1
                 device.stack.receive(frame, device: device, worker: self)
@@ -161,6 +163,7 @@ public final class Worker: @unchecked Sendable {
         device.count(DeviceCounter.rxBytes, cpu: cpu, rxBytes)
         device.count(DeviceCounter.redirected, cpu: cpu, redirected)
         device.count(DeviceCounter.passed, cpu: cpu, passed)
+        device.countDrop(.programDrop, cpu: cpu, programDrops)
         flushRedirects()
         if txCount > 0 { transmitXDPTx(count: txCount, device: device, programID: programID) }
         quiescentPoint()
@@ -272,7 +275,8 @@ public final class Worker: @unchecked Sendable {
             queue.storeBytes(of: ingress.ifindex.rawValue, toByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self)
         }
         queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
-        queue.storeBytes(of: UInt32(count &+ 1), toByteOffset: BulkQueueLayout.countOffset, as: UInt32.self)
+        queue.storeBytes(of: UInt32(truncatingIfNeeded: count &+ 1), toByteOffset: BulkQueueLayout.countOffset,
+                         as: UInt32.self)
         map.markForFlush(entry.key, cpu: cpu)
         return 0
     }
@@ -463,12 +467,21 @@ public final class Worker: @unchecked Sendable {
     @inlinable
     public func drop(_ frame: FrameID, _ reason: DropReason, at device: NetDevice) {
         device.countDrop(reason, cpu: cpu)
+        release(frame, reason, at: device)
+    }
+
+    /// `drop` without the counting, for a caller that counts drops itself (the poll loop, once per poll).
+    @inlinable @inline(__always)
+    func release(_ frame: FrameID, _ reason: DropReason, at device: NetDevice) {
         if let observer = dropObserver { observer.dropped(frame, reason: reason, device: device, worker: self) }
-        if events.isRecording {
-            events.record(XDPEvent(kind: .drop, time: now, cpu: UInt32(cpu), ifindex: device.ifindex.rawValue,
-                                   frame: pool.info(frame).pointee.sequence, reason: reason))
-        }
+        if events.isRecording { recordDrop(frame, reason, at: device) }
         pool.give(frame)
+    }
+
+    @usableFromInline @inline(never)
+    func recordDrop(_ frame: FrameID, _ reason: DropReason, at device: NetDevice) {
+        events.record(XDPEvent(kind: .drop, time: now, cpu: UInt32(cpu), ifindex: device.ifindex.rawValue,
+                               frame: pool.info(frame).pointee.sequence, reason: reason))
     }
 
     /// The quiescent point (end of a poll): sends this worker's queues of the entries retired since the previous

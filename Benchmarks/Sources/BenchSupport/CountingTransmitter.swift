@@ -19,8 +19,7 @@ public final class CountingTransmitter: XDPTransmitter, @unchecked Sendable {
 
     public func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
                         worker: Worker) -> Int32 {
-        let pool = worker.pool
-        for frame in frames { pool.give(frame) }
+        worker.pool.give(frames)
         counts[worker.cpu &* Self.stride] &+= UInt64(frames.count)
         return Int32(truncatingIfNeeded: frames.count)
     }
