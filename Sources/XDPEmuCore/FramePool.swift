@@ -117,6 +117,7 @@ public final class FramePool: @unchecked Sendable {
     /// the free count updated once.
     @inlinable
     public func give(_ frames: UnsafeMutableBufferPointer<FrameID>) {
+        let capacity = self.capacity, inUse = self.inUse, freeStack = self.freeStack  // read once, as in Storage
         var n = freeCount.pointee
         for frame in frames {
             let index = Int(frame.rawValue)
@@ -130,12 +131,34 @@ public final class FramePool: @unchecked Sendable {
 
     /// The frame's bookkeeping record.
     @inlinable
-    public func info(_ frame: FrameID) -> UnsafeMutablePointer<FrameInfo> { infos + Int(frame.rawValue) }
+    public func info(_ frame: FrameID) -> UnsafeMutablePointer<FrameInfo> { storage.info(frame) }
 
     /// Start of the frame's buffer (`data_hard_start`).
     @inlinable
-    public func bufferStart(_ frame: FrameID) -> UnsafeMutableRawPointer {
-        base + Int(frame.rawValue) &* bufferSize
+    public func bufferStart(_ frame: FrameID) -> UnsafeMutableRawPointer { storage.bufferStart(frame) }
+
+    /// Where the frames live, for a loop that reaches many frames (the poll loop) without reloading the pool
+    /// object's fields each time. Valid while the pool lives.
+    @inlinable var storage: Storage { Storage(base: base, infos: infos, bufferSize: bufferSize) }
+
+    @usableFromInline
+    struct Storage {
+        @usableFromInline let base: UnsafeMutableRawPointer
+        @usableFromInline let infos: UnsafeMutablePointer<FrameInfo>
+        @usableFromInline let bufferSize: Int
+
+        @inlinable
+        init(base: UnsafeMutableRawPointer, infos: UnsafeMutablePointer<FrameInfo>, bufferSize: Int) {
+            self.base = base
+            self.infos = infos
+            self.bufferSize = bufferSize
+        }
+
+        @inlinable
+        func info(_ frame: FrameID) -> UnsafeMutablePointer<FrameInfo> { infos + Int(frame.rawValue) }
+
+        @inlinable
+        func bufferStart(_ frame: FrameID) -> UnsafeMutableRawPointer { base + Int(frame.rawValue) &* bufferSize }
     }
 
     /// The packet bytes (`data` ..< `data_end`).

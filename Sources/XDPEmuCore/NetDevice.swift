@@ -169,14 +169,35 @@ public final class FrameRing: @unchecked Sendable {
     }
 
     @inlinable
-    public func pop() -> FrameID? {
-        let n = indices[1]
-        guard n > 0 else { return nil }
-        let head = indices[0]
-        let frame = slots[head]
-        let next = head &+ 1
-        indices[0] = next == capacity ? 0 : next
-        indices[1] = n &- 1
-        return frame
+    public func pop() -> FrameID? { consumer.pop() }
+
+    /// The ring's storage, for a consumer that pops frame after frame (the poll loop) without reloading the
+    /// ring object's fields each time. Valid while the ring lives.
+    @inlinable var consumer: Consumer { Consumer(slots: slots, indices: indices, capacity: capacity) }
+
+    @usableFromInline
+    struct Consumer {
+        @usableFromInline let slots: UnsafeMutablePointer<FrameID>
+        @usableFromInline let indices: UnsafeMutablePointer<Int>
+        @usableFromInline let capacity: Int
+
+        @inlinable
+        init(slots: UnsafeMutablePointer<FrameID>, indices: UnsafeMutablePointer<Int>, capacity: Int) {
+            self.slots = slots
+            self.indices = indices
+            self.capacity = capacity
+        }
+
+        @inlinable
+        func pop() -> FrameID? {
+            let n = indices[1]
+            guard n > 0 else { return nil }
+            let head = indices[0]
+            let frame = slots[head]
+            let next = head &+ 1
+            indices[0] = next == capacity ? 0 : next
+            indices[1] = n &- 1
+            return frame
+        }
     }
 }

@@ -119,7 +119,10 @@ public final class Worker: @unchecked Sendable {
         precondition(budget > 0 && budget <= maxBudget, "budget out of range")
         let pool = self.pool
         let cpu = self.cpu
-        let ring = device.rxRing
+        // The ring's and the pool's storage pointers, read once: the optimiser cannot tell that the stores through
+        // raw pointers in the loop leave the objects' fields alone, so it would reload them for every frame.
+        let ring = device.rxRing.consumer
+        let frames = pool.storage
         var processed = 0
         var txCount = 0
         // The ingress device's per-frame counters, added to its counters once per poll, before the flush.
@@ -129,9 +132,9 @@ public final class Worker: @unchecked Sendable {
         var programDrops: UInt64 = 0
         while processed < budget, let frame = ring.pop() {
             processed &+= 1
-            let info = pool.info(frame)
+            let info = frames.info(frame)
             rxBytes &+= UInt64(info.pointee.length)
-            var context = XDPContext(hardStart: pool.bufferStart(frame), bufferSize: pool.bufferSize, info: info.pointee,
+            var context = XDPContext(hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize, info: info.pointee,
                                      rxQueueIndex: 0, now: now, programID: programID, redirectInfo: redirectInfo,
                                      semantics: semantics)
             let action = program.run(&context)
