@@ -138,10 +138,20 @@ public final class Worker: @unchecked Sendable {
                                      rxQueueIndex: 0, now: now, programID: programID, redirectInfo: redirectInfo,
                                      semantics: semantics)
             let action = program.run(&context)
+            if action.rawValue == XDPAction.redirect.rawValue {
+                // What the helper asked for is read before the frame record is written: read after, it is reloaded
+                // from memory (the record is written through another pointer); read before, the values come
+                // straight from the helper's stores and the helper's dead stores go away.
+                let request = redirectInfo.pointee
+                context.store(into: info)
+                if carryOutRedirect(frame, request: request, info: info, from: device, programID: programID) {
+                    redirected &+= 1
+                }
+                if frameCost != 0 { now &+= frameCost }
+                continue
+            }
             context.store(into: info)
             switch action.rawValue {
-            case XDPAction.redirect.rawValue:
-                if carryOutRedirect(frame, info: info, from: device, programID: programID) { redirected &+= 1 }
             case XDPAction.drop.rawValue:
                 programDrops &+= 1
                 release(frame, .programDrop, at: device)
@@ -182,12 +192,13 @@ public final class Worker: @unchecked Sendable {
     /// is forced inline into the poll loop and everything else (plain `bpf_redirect`, flood, errors, tracing)
     /// is out of line: left to the inliner, the loop's inlining changed with any edit, costing up to 40
     /// instructions per frame.
+    /// `request` is `redirectInfo.pointee` as the program left it.
     @inlinable @inline(__always)
-    func carryOutRedirect(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, from ingress: NetDevice,
-                          programID: UInt32) -> Bool {
-        let index = redirectInfo.pointee.index
+    func carryOutRedirect(_ frame: FrameID, request: RedirectInfo, info: UnsafeMutablePointer<FrameInfo>,
+                          from ingress: NetDevice, programID: UInt32) -> Bool {
+        let index = request.index
         redirectInfo.pointee.index = 0
-        guard let mapRef = redirectInfo.pointee.map, redirectInfo.pointee.broadcast == 0 else {
+        guard let mapRef = request.map, request.broadcast == 0 else {
             return carryOutOtherRedirect(frame, index: index, from: ingress, programID: programID)
         }
         redirectInfo.pointee.map = nil
@@ -274,13 +285,18 @@ public final class Worker: @unchecked Sendable {
             transmitBulk(entry, flags: [])
             count = 0
         }
-        if queue.load(fromByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self) == 0 {
+        // The first frame since the queue was last sent records dev_rx and marks the key for the flush. Later
+        // frames need neither: dev_rx is set exactly while the queue holds frames (transmitBulk resets both), and
+        // the queue of a published entry that holds frames is always marked (only the flush clears the mark of
+        // a published entry, and it sends the queue first; the quiescent point clears marks after the flush,
+        // when every published entry's queue is empty).
+        if count == 0 {
             queue.storeBytes(of: ingress.ifindex.rawValue, toByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self)
+            map.markForFlush(entry.key, cpu: cpu)
         }
         queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
         queue.storeBytes(of: UInt32(truncatingIfNeeded: count &+ 1), toByteOffset: BulkQueueLayout.countOffset,
                          as: UInt32.self)
-        map.markForFlush(entry.key, cpu: cpu)
         return 0
     }
 
