@@ -207,8 +207,10 @@ public final class Worker: @unchecked Sendable {
                 return redirectMapFailed(frame, info: info, map: map, index: index, to: 0,
                                          error: KernelErrno.EINVAL.rawValue, from: ingress, programID: programID)
             }
-            // A redirect into a different map first flushes the one redirected into before (4.18).
-            if let previous = redirectInfo.pointee.mapToFlush, previous.toOpaque() != mapRef.toOpaque() {
+            // A redirect into a different map first flushes the one redirected into before (4.18). Usually it is
+            // the same map: one comparison, the nil check only on the rare path.
+            let previous = redirectInfo.pointee.mapToFlush
+            if _slowPath(previous?.toOpaque() != mapRef.toOpaque()), previous != nil {
                 flushRedirects()
             }
             return entryRef._withUnsafeGuaranteedRef { entry in
