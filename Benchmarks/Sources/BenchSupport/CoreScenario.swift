@@ -5,8 +5,11 @@ import XDPEmuTesting
 public enum ScenarioKind: String, CaseIterable, Sendable {
     /// `RoundRobinRedirect` over a 4-entry devmap pointing at 4 ports.
     case redirect4
-    /// `SpreadRedirect` over a 65,536-entry devmap pointing at 1,024 ports (key k -> port k % 1,024).
+    /// `SpreadRedirect` over a 65,536-entry devmap pointing at 1,024 ports (key k -> port k % 1,024), the 4 keys
+    /// of a poll moving across the whole map from poll to poll.
     case largeMap
+    /// The same map and ports, always the same 4 keys (spread a quarter of the map apart).
+    case largeMapFixedKeys
     /// XDP_DROP: the floor (RX ring, program dispatch, drop accounting, pool).
     case drop
 }
@@ -49,7 +52,7 @@ public final class CoreScenario {
         worker = network.workers[0]
         transmitter = CountingTransmitter(workers: 1)
         ingress = try network.addDevice(name: "in0", transmitter: transmitter)
-        let ports = kind == .largeMap ? Self.largeMapPorts : kind == .redirect4 ? 4 : 0
+        let ports = kind == .redirect4 ? 4 : kind == .drop ? 0 : Self.largeMapPorts
         var targets = [NetDevice]()
         targets.reserveCapacity(ports)
         for i in 0..<ports { targets.append(try network.addDevice(name: "out\(i)", transmitter: transmitter)) }
@@ -60,13 +63,13 @@ public final class CoreScenario {
             for (key, target) in targets.enumerated() { try map.update(key: UInt32(key), ifindex: target.ifindex.rawValue) }
             network.attach(RoundRobinRedirect(map: map), to: ingress)
             self.map = map
-        case .largeMap:
+        case .largeMap, .largeMapFixedKeys:
             let entries = Self.largeMapEntries
             let map = try network.createDevMap(maxEntries: entries)
             for key in 0..<entries {
                 try map.update(key: key, ifindex: targets[Int(key) % ports].ifindex.rawValue)
             }
-            network.attach(SpreadRedirect(map: map, entries: entries), to: ingress)
+            network.attach(SpreadRedirect(map: map, entries: entries, moving: kind == .largeMap), to: ingress)
             self.map = map
         case .drop:
             network.attach(ConstantProgram(.drop), to: ingress)

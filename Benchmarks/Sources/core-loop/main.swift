@@ -2,14 +2,16 @@
 // values of N and divides the difference of the instruction counts by the difference of N, which cancels the setup.
 //
 //   core-loop <scenario> <frames>
-//   scenarios: redirect4-64 redirect4-1500 redirect4-64-events largemap-64 drop-64 two-workers
+//   scenarios: redirect4-64 redirect4-1500 redirect4-64-events largemap-64 largemap-fixed-64 drop-64 two-workers
 import BenchSupport
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-let scenarios = ["redirect4-64", "redirect4-1500", "redirect4-64-events", "largemap-64", "drop-64", "two-workers"]
+let scenarios = [
+    "redirect4-64", "redirect4-1500", "redirect4-64-events", "largemap-64", "largemap-fixed-64", "drop-64", "two-workers",
+]
 let arguments = CommandLine.arguments
 guard arguments.count == 3, scenarios.contains(arguments[1]), let frames = Int(arguments[2]), frames > 0 else {
     print("usage: core-loop <\(scenarios.joined(separator: "|"))> <frames>")
@@ -32,7 +34,9 @@ if name == "two-workers" {
     exit(0)
 }
 
-let kind: ScenarioKind = name.hasPrefix("largemap") ? .largeMap : name.hasPrefix("drop") ? .drop : .redirect4
+let kind: ScenarioKind =
+    name.hasPrefix("largemap-fixed") ? .largeMapFixedKeys
+    : name.hasPrefix("largemap") ? .largeMap : name.hasPrefix("drop") ? .drop : .redirect4
 let scenario = try CoreScenario(kind, frameLength: name.contains("1500") ? 1500 : 64, events: name.hasSuffix("events"))
 let start = BenchClock.monotonicNanos()
 let cpuStart = BenchClock.threadCPUNanos()
