@@ -3,6 +3,7 @@
 //
 //   core-loop <scenario> <frames>
 //   scenarios: redirect4-64 redirect4-1500 redirect4-64-events largemap-64 largemap-fixed-64 drop-64 two-workers
+//   two-workers-sleep (two-workers paces the map updates by spinning on the clock; this one sleeps)
 import BenchSupport
 
 #if canImport(Glibc)
@@ -11,6 +12,7 @@ import Glibc
 
 let scenarios = [
     "redirect4-64", "redirect4-1500", "redirect4-64-events", "largemap-64", "largemap-fixed-64", "drop-64", "two-workers",
+    "two-workers-sleep",
 ]
 let arguments = CommandLine.arguments
 guard arguments.count == 3, scenarios.contains(arguments[1]), let frames = Int(arguments[2]), frames > 0 else {
@@ -24,12 +26,12 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
-if name == "two-workers" {
+if name.hasPrefix("two-workers") {
     let scenario = try TwoWorkerScenario()
-    let result = scenario.run(framesPerWorker: frames)
+    let result = scenario.run(framesPerWorker: frames, pacing: name.hasSuffix("sleep") ? .sleep : .spin)
     if let error = scenario.conservationError() { fail(error) }
     let perFrame = result.cpuNanosPerFrame.map { String(format2($0)) }.joined(separator: " ")
-    print("two-workers: \(frames) frames per worker, CPU ns per frame per worker: \(perFrame), "
+    print("\(name): \(frames) frames per worker, CPU ns per frame per worker: \(perFrame), "
         + "\(result.updates) map updates, one every \(Int(result.meanUpdateInterval)) ns, wall \(format2(result.wallSeconds)) s")
     exit(0)
 }
