@@ -24,7 +24,8 @@ let benchmarks: @Sendable () -> Void = {
         Benchmark(
             name,
             configuration: .init(
-                metrics: perFrame, warmupIterations: 3, scalingFactor: .mega, maxDuration: .seconds(3),
+                metrics: perFrame, units: [threadCPU: .count], warmupIterations: 3, scalingFactor: .mega,
+                maxDuration: .seconds(3),
                 maxIterations: 1_000, thresholds: noMallocs,
                 setup: {
                     let scenario = try CoreScenario(kind, frameLength: frameLength, events: events)
@@ -62,7 +63,8 @@ let benchmarks: @Sendable () -> Void = {
     let updateInterval = BenchmarkMetric.custom("ns between map updates", useScalingFactor: false)
     Benchmark(
         "core/redirect/2workers+map-updates/64B",
-        configuration: .init(metrics: [.wallClock, worker0, worker1, updateInterval], warmupIterations: 1,
+        configuration: .init(metrics: [.wallClock, worker0, worker1, updateInterval],
+                             units: [worker0: .count, worker1: .count, updateInterval: .count], warmupIterations: 1,
                              maxDuration: .seconds(5), maxIterations: 20)
     ) { benchmark in
         do {
