@@ -4,18 +4,18 @@ import BenchSupport
 // Every benchmark runs 1,000,000 frames per iteration (15,625 full 64-frame polls, each preceded by the RX refill)
 // with `scalingFactor: .mega`, so each metric reads per frame: wall clock and CPU time in ns per frame,
 // throughput in frames per second, mallocs per frame (asserted 0: see the thresholds).
-// `cpuTotal` comes from the process's clock ticks (10 ms, i.e. 10 ns per frame at this scale), so the custom
-// "thread CPU ps/frame" (CLOCK_THREAD_CPUTIME_ID around the iteration, in picoseconds) is the precise one.
-// `instructions` needs hardware counters (perf_event_open); in a VM without a PMU it is left out of the report.
+// CPU time is the custom "thread CPU ps/frame" (CLOCK_THREAD_CPUTIME_ID around the iteration, in picoseconds).
+// Two of the framework's metrics are left out because measuring them allocates 16 times per iteration inside the
+// measured region (seen with `--metric mallocCountTotal --metric X --scale`), which would hide our 0:
+// `cpuTotal` (also only 10 ms resolution) and `instructions` (hardware counters, absent in this VM anyway;
+// callgrind.sh counts instructions instead).
 let benchmarks: @Sendable () -> Void = {
     let threadCPU = BenchmarkMetric.custom("thread CPU ps/frame", useScalingFactor: false)
-    let perFrame: [BenchmarkMetric] = [
-        .throughput, .wallClock, .cpuTotal, threadCPU, .mallocCountTotal, .instructions,
-    ]
-    // Steady state allocates nothing: p100 (the worst iteration) of mallocs must be 0. Checked against a run by
-    // `swift package benchmark thresholds check` (see README.md).
+    let perFrame: [BenchmarkMetric] = [.throughput, .wallClock, threadCPU, .mallocCountTotal]
+    // Steady state allocates nothing: mallocs per iteration must be exactly 0. `swift package benchmark thresholds
+    // check` compares a run's p90 with Thresholds/ (0 for every benchmark) within these tolerances (README.md).
     let noMallocs: [BenchmarkMetric: BenchmarkThresholds] = [
-        .mallocCountTotal: BenchmarkThresholds(absolute: [.p0: 0, .p50: 0, .p100: 0]),
+        .mallocCountTotal: BenchmarkThresholds(absolute: [.p0: 0, .p50: 0, .p90: 0, .p100: 0]),
     ]
 
     func coreBenchmark(_ name: String, _ kind: ScenarioKind, frameLength: Int = 64, events: Bool = false) {
