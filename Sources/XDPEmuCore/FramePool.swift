@@ -102,6 +102,28 @@ public final class FramePool: @unchecked Sendable {
         return FrameID(index)
     }
 
+    /// Takes up to `frames.count` frames into `frames`, as `take()` would one by one (a driver refilling its RX
+    /// ring in a batch). Returns how many were taken; fewer when the pool runs out.
+    @inlinable
+    public func take(into frames: UnsafeMutableBufferPointer<FrameID>) -> Int {
+        let freeStack = self.freeStack, inUse = self.inUse, infos = self.infos, dataOffset = defaultDataOffset
+        let n = freeCount.pointee
+        let count = min(n, frames.count)
+        for i in 0..<count {
+            let index = freeStack[n &- 1 &- i]
+            inUse[Int(index)] = true
+            let info = infos + Int(index)
+            info.pointee.dataOffset = dataOffset
+            info.pointee.length = 0
+            info.pointee.metaLength = 0
+            info.pointee.wireLength = 0
+            info.pointee.gsoSize = 0
+            frames[i] = FrameID(index)
+        }
+        freeCount.pointee = n &- count
+        return count
+    }
+
     /// Returns a frame. Returning a frame twice is a bug in the caller and stops the process.
     @inlinable @inline(__always)
     public func give(_ frame: FrameID) {

@@ -168,6 +168,23 @@ public final class FrameRing: @unchecked Sendable {
         return true
     }
 
+    /// Appends as many of `frames` as fit, in order; returns how many (the rest are still the caller's).
+    @inlinable
+    public func push(contentsOf frames: UnsafeBufferPointer<FrameID>) -> Int {
+        let slots = self.slots, capacity = self.capacity
+        let n = indices[1]
+        let count = min(capacity &- n, frames.count)
+        var tail = indices[0] &+ n
+        if tail >= capacity { tail &-= capacity }
+        for frame in frames[0..<count] {
+            slots[tail] = frame
+            tail &+= 1
+            if tail == capacity { tail = 0 }
+        }
+        indices[1] = n &+ count
+        return count
+    }
+
     @inlinable
     public func pop() -> FrameID? { consumer.pop() }
 
