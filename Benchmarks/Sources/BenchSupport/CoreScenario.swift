@@ -17,9 +17,8 @@ public enum ScenarioKind: String, CaseIterable, Sendable {
 /// One worker polling one ingress port in 64-frame polls, as a driver's NAPI poll does, with the frames
 /// re-injected from the worker's pool before each poll.
 ///
-/// Injection is kept to what a driver's RX refill does: take a buffer, set the length, push it on the ring. The
-/// packet bytes were written into every buffer of the pool once, at setup; `FramePool.take` keeps the data at the
-/// headroom, so they stay valid.
+/// Injection is kept to what a driver's RX refill does (`RxRefill`): take buffers, set the length, push them on
+/// the ring.
 public final class CoreScenario {
     public static let framesPerPoll = 64
     /// Frames in one benchmark iteration (so that per-iteration metrics scaled by `.mega` read as per frame).
@@ -39,6 +38,7 @@ public final class CoreScenario {
     /// Frames injected so far.
     public private(set) var injected: UInt64 = 0
     var now: Nanos = 0
+    let refill = RxRefill()
 
     public static let largeMapEntries: UInt32 = 65_536
     public static let largeMapPorts = 1_024
@@ -112,19 +112,8 @@ public final class CoreScenario {
     /// The driver's RX refill: `count` buffers from the pool, length set, onto the ingress ring.
     @inline(__always)
     func inject(_ count: Int) {
-        let pool = worker.pool
-        let ring = ingress.rxRing
-        let length = UInt32(frameLength)
-        let ifindex = ingress.ifindex
-        for _ in 0..<count {
-            let frame = pool.take().unsafelyUnwrapped
-            let info = pool.info(frame)
-            info.pointee.length = length
-            info.pointee.wireLength = length
-            info.pointee.ingress = ifindex
-            _ = ring.push(frame)
-        }
-        injected &+= UInt64(count)
+        injected &+= UInt64(refill.refill(count, from: worker.pool, into: ingress.rxRing, length: UInt32(frameLength),
+                                          ingress: ingress.ifindex))
     }
 
     /// Every injected frame accounted for: sent (redirect) or dropped (drop), none left in the pool. nil when so.

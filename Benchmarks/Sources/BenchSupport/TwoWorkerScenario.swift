@@ -122,20 +122,12 @@ public final class TwoWorkerScenario: @unchecked Sendable {
     func pollLoop(cpu: Int, frames: Int) {
         let worker = network.workers[cpu]
         let ingress = ingresses[cpu]
-        let pool = worker.pool
-        let ring = ingress.rxRing
+        let refill = RxRefill()
         var now: Nanos = 0
         var remaining = frames
         while remaining > 0 {
-            let batch = min(remaining, CoreScenario.framesPerPoll)
-            for _ in 0..<batch {
-                let frame = pool.take().unsafelyUnwrapped
-                let info = pool.info(frame)
-                info.pointee.length = 64
-                info.pointee.wireLength = 64
-                info.pointee.ingress = ingress.ifindex
-                _ = ring.push(frame)
-            }
+            let batch = refill.refill(min(remaining, CoreScenario.framesPerPoll), from: worker.pool,
+                                      into: ingress.rxRing, length: 64, ingress: ingress.ifindex)
             injected[cpu * 16] &+= UInt64(batch)
             now &+= 1_000
             remaining -= worker.poll(ingress, budget: CoreScenario.framesPerPoll, now: now)
