@@ -68,7 +68,7 @@ public final class FramePool: @unchecked Sendable {
         inUse.initialize(repeating: false, count: capacity)
         // Lowest indices on top, so a lightly loaded run touches few pages.
         for i in 0..<capacity { freeStack[i] = UInt32(capacity - 1 - i) }
-        freeCount = .allocate(capacity: 1)
+        freeCount = allocateOnOwnCacheLines(Int.self)
         freeCount.initialize(to: capacity)
     }
 

@@ -143,7 +143,7 @@ public final class FrameRing: @unchecked Sendable {
         precondition(capacity > 0)
         self.capacity = capacity
         slots = .allocate(capacity: capacity)
-        indices = .allocate(capacity: 2)
+        indices = allocateOnOwnCacheLines(Int.self, count: 2)
         indices.initialize(repeating: 0, count: 2)
     }
 

@@ -141,3 +141,13 @@ public enum KernelConstants {
     /// Bytes a modern kernel reserves at the end of a buffer for skb_shared_info (limits adjust_tail growth).
     public static let sharedInfoReserve = 320
 }
+
+/// Memory for `count` values of `T` on cache lines of their own: 128-byte aligned and padded to 128 bytes (the
+/// adjacent-line prefetcher pairs 64-byte lines). Used for the small per-worker structures written on every frame
+/// or poll (free count, ring indices, redirect info, event ring state): allocated one after another, two
+/// workers' copies would otherwise share a line. Free with `deallocate()`.
+@usableFromInline
+func allocateOnOwnCacheLines<T>(_: T.Type, count: Int = 1) -> UnsafeMutablePointer<T> {
+    let bytes = (MemoryLayout<T>.stride * count + 127) & ~127
+    return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128).bindMemory(to: T.self, capacity: count)
+}

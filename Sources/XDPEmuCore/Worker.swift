@@ -87,7 +87,7 @@ public final class Worker: @unchecked Sendable {
         self.maxBudget = maxBudget
         semantics = network.semantics
         events = EventRing(capacity: eventCapacity)
-        redirectInfo = .allocate(capacity: 1)
+        redirectInfo = allocateOnOwnCacheLines(RedirectInfo.self)
         redirectInfo.initialize(to: RedirectInfo(map: nil, index: 0, flags: 0, broadcast: 0, mapToFlush: nil))
         txQueue = .allocate(capacity: maxBudget)
         lastSeenEpoch = network.retireEpoch.load(ordering: .acquiring)
