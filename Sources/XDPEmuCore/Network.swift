@@ -175,9 +175,12 @@ public final class Network: @unchecked Sendable {
         retireEpoch.store(epoch, ordering: .releasing)
     }
 
-    /// Entries retired in the epochs (since, upTo], for a worker's quiescent point.
-    func retiredEntries(after since: UInt64, upTo latest: UInt64) -> [DevMapEntry] {
-        withControlLock { retired.filter { $0.epoch > since && $0.epoch <= latest }.map(\.entry) }
+    /// Appends the entries retired in the epochs (since, upTo] to `entries`, for a worker's quiescent point. The
+    /// array is the worker's own and keeps its capacity, so the quiescent point allocates nothing once it has grown.
+    func collectRetired(after since: UInt64, upTo latest: UInt64, into entries: inout [DevMapEntry]) {
+        withControlLock {
+            for item in retired where item.epoch > since && item.epoch <= latest { entries.append(item.entry) }
+        }
     }
 
     /// One worker is done with the entries of epochs (since, upTo]; entries every worker is done with are released

@@ -79,6 +79,8 @@ public final class Worker: @unchecked Sendable {
     @usableFromInline let semantics: Semantics
     /// Retire epoch seen at the previous quiescent point.
     @exclusivity(unchecked) var lastSeenEpoch: UInt64 = 0
+    /// The entries a quiescent point handles, kept between calls so that it does not allocate.
+    @exclusivity(unchecked) var retiredScratch: [DevMapEntry] = []
 
     init(cpu: Int, network: Network, pool: FramePool, eventCapacity: Int, maxBudget: Int) {
         self.cpu = cpu
@@ -90,6 +92,7 @@ public final class Worker: @unchecked Sendable {
         redirectInfo = allocateOnOwnCacheLines(RedirectInfo.self)
         redirectInfo.initialize(to: RedirectInfo(map: nil, index: 0, flags: 0, broadcast: 0, mapToFlush: nil))
         txQueue = .allocate(capacity: maxBudget)
+        retiredScratch.reserveCapacity(16)
         lastSeenEpoch = network.retireEpoch.load(ordering: .acquiring)
     }
 
@@ -513,11 +516,13 @@ public final class Worker: @unchecked Sendable {
         guard latest != lastSeenEpoch else { return }
         let since = lastSeenEpoch
         lastSeenEpoch = latest
-        let entries = network.retiredEntries(after: since, upTo: latest)
-        for entry in entries where entry.device.transmitter != nil {
+        network.collectRetired(after: since, upTo: latest, into: &retiredScratch)
+        for entry in retiredScratch where entry.device.transmitter != nil {
             entry.map.clearFlushMark(entry.key, cpu: cpu)
             transmitBulk(entry, flags: .flush)
         }
+        // Emptied before finishRetired, so that the last reference to a released entry is the network's.
+        retiredScratch.removeAll(keepingCapacity: true)
         network.finishRetired(after: since, upTo: latest)
     }
 }
