@@ -137,7 +137,8 @@ public final class Worker: @unchecked Sendable {
             processed &+= 1
             let info = frames.info(frame)
             rxBytes &+= UInt64(info.pointee.length)
-            var context = XDPContext(hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize, info: info.pointee,
+            var context = XDPContext(hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize,
+                                     info: info.pointee,
                                      rxQueueIndex: 0, now: now, programID: programID, redirectInfo: redirectInfo,
                                      semantics: semantics)
             let action = program.run(&context)

@@ -60,7 +60,9 @@ public final class CoreScenario {
         switch kind {
         case .redirect4:
             let map = try network.createDevMap(maxEntries: 4)
-            for (key, target) in targets.enumerated() { try map.update(key: UInt32(key), ifindex: target.ifindex.rawValue) }
+            for (key, target) in targets.enumerated() {
+                try map.update(key: UInt32(key), ifindex: target.ifindex.rawValue)
+            }
             network.attach(RoundRobinRedirect(map: map), to: ingress)
             self.map = map
         case .largeMap, .largeMapFixedKeys:

@@ -43,7 +43,9 @@ public final class TwoWorkerScenario: @unchecked Sendable {
         network.quiesceAll()
         injected = .allocate(capacity: 2 * 16)
         injected.initialize(repeating: 0, count: 2 * 16)
-        for worker in network.workers { CoreScenario.prefill(worker.pool, length: frameLength, source: ingresses[0].mac) }
+        for worker in network.workers {
+            CoreScenario.prefill(worker.pool, length: frameLength, source: ingresses[0].mac)
+        }
     }
 
     deinit { injected.deallocate() }
@@ -111,7 +113,11 @@ public final class TwoWorkerScenario: @unchecked Sendable {
         let cpuNanos1 = Atomic<UInt64>(0)
 
         func setCPUNanos(_ cpu: Int, _ value: UInt64) {
-            if cpu == 0 { cpuNanos0.store(value, ordering: .releasing) } else { cpuNanos1.store(value, ordering: .releasing) }
+            if cpu == 0 {
+                cpuNanos0.store(value, ordering: .releasing)
+            } else {
+                cpuNanos1.store(value, ordering: .releasing)
+            }
         }
 
         func cpuNanos(_ cpu: Int) -> UInt64 {

@@ -11,8 +11,8 @@ import Glibc
 #endif
 
 let scenarios = [
-    "redirect4-64", "redirect4-1500", "redirect4-64-events", "largemap-64", "largemap-fixed-64", "drop-64", "two-workers",
-    "two-workers-sleep",
+    "redirect4-64", "redirect4-1500", "redirect4-64-events", "largemap-64", "largemap-fixed-64", "drop-64",
+    "two-workers", "two-workers-sleep",
 ]
 let arguments = CommandLine.arguments
 guard arguments.count == 3, scenarios.contains(arguments[1]), let frames = Int(arguments[2]), frames > 0 else {
@@ -32,7 +32,8 @@ if name.hasPrefix("two-workers") {
     if let error = scenario.conservationError() { fail(error) }
     let perFrame = result.cpuNanosPerFrame.map { String(format2($0)) }.joined(separator: " ")
     print("\(name): \(frames) frames per worker, CPU ns per frame per worker: \(perFrame), "
-        + "\(result.updates) map updates, one every \(Int(result.meanUpdateInterval)) ns, wall \(format2(result.wallSeconds)) s")
+        + "\(result.updates) map updates, one every \(Int(result.meanUpdateInterval)) ns, "
+        + "wall \(format2(result.wallSeconds)) s")
     exit(0)
 }
 
@@ -47,7 +48,8 @@ let cpu = BenchClock.threadCPUNanos() - cpuStart
 let elapsed = BenchClock.monotonicNanos() - start
 if let error = scenario.conservationError() { fail(error) }
 let nanosPerFrame = Double(elapsed) / Double(frames)
-print("\(name): setup \(format2(scenario.setupSeconds * 1000)) ms, \(frames) frames, \(format2(nanosPerFrame)) ns/frame "
+print("\(name): setup \(format2(scenario.setupSeconds * 1000)) ms, \(frames) frames, "
+    + "\(format2(nanosPerFrame)) ns/frame "
     + "(CPU \(format2(Double(cpu) / Double(frames))) ns), \(format2(1000 / nanosPerFrame)) M frames/s")
 
 func format2(_ value: Double) -> String {
