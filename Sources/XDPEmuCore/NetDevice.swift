@@ -58,8 +58,9 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
     let registered = Atomic<Bool>(true)
     @usableFromInline let counters: UnsafeMutablePointer<UInt64>
     @usableFromInline let workerCount: Int
-    /// The attached program's runner (set once at attach time, before polling starts).
-    public internal(set) var program: (any NAPIPollable)?
+    /// The attached program's runner (set once at attach time, before polling starts; hence no dynamic
+    /// exclusivity check on the read every poll makes).
+    @exclusivity(unchecked) public internal(set) var program: (any NAPIPollable)?
 
     @usableFromInline
     func setProgram(_ runner: any NAPIPollable) { program = runner }

@@ -109,8 +109,9 @@ public final class Worker: @unchecked Sendable {
     @discardableResult
     public func poll(_ device: NetDevice, budget: Int, now: Nanos) -> Int {
         self.now = now
-        if let program = device.program {
-            return program.poll(device: device, worker: self, budget: budget)
+        if device.program != nil {
+            // Called through the stored existential (`if let` would copy it: a retain and release per poll).
+            return device.program!.poll(device: device, worker: self, budget: budget)
         }
         var passAll = ConstantProgram(.pass)
         return run(&passAll, programID: 0, device: device, budget: budget)
@@ -331,7 +332,7 @@ public final class Worker: @unchecked Sendable {
         let frames = UnsafeMutableBufferPointer(
             start: (queue + BulkQueueLayout.framesOffset).assumingMemoryBound(to: FrameID.self), count: count)
         let bytes = bytesOf(frames)
-        var sent = device.transmitter.unsafelyUnwrapped.xdpXmit(frames, flags: flags, device: device, worker: self)
+        var sent = device.transmitter!.xdpXmit(frames, flags: flags, device: device, worker: self)
         var error: Int32 = 0
         var sentBytes = bytes
         if sent < 0 {
@@ -420,7 +421,7 @@ public final class Worker: @unchecked Sendable {
                 var one = frame
                 let bytes = UInt64(info.pointee.length)
                 let sent = withUnsafeMutablePointer(to: &one) {
-                    target.transmitter.unsafelyUnwrapped.xdpXmit(UnsafeMutableBufferPointer(start: $0, count: 1),
+                    target.transmitter!.xdpXmit(UnsafeMutableBufferPointer(start: $0, count: 1),
                                                                 flags: .flush, device: target, worker: self)
                 }
                 if sent < 0 {
