@@ -153,7 +153,7 @@ public final class DevMap: @unchecked Sendable {
 
     /// `__dev_map_lookup_elem`: the entry at `key`, without taking a reference (valid until the worker's next
     /// quiescent point).
-    @inlinable
+    @inlinable @inline(__always)
     func entry(at key: UInt32) -> Unmanaged<DevMapEntry>? {
         guard key < maxEntries else { return nil }
         let bits = slots[Int(key)].load(ordering: .acquiring)
@@ -161,12 +161,17 @@ public final class DevMap: @unchecked Sendable {
         return Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: bits).unsafelyUnwrapped)
     }
 
-    /// `__dev_map_insert_ctx`: marks `key` for this worker's next flush.
-    @inlinable
+    /// `__dev_map_insert_ctx`: marks `key` for this worker's next flush. Runs for every redirected frame, so it
+    /// is forced inline and writes nothing when the key is already marked (a key's bit implies its summary bit:
+    /// both are set together, and the flush clears a summary bit only once its word is empty).
+    @inlinable @inline(__always)
     func markForFlush(_ key: UInt32, cpu: Int) {
         let bitmap = flushBits + cpu &* bitmapStride
         let word = Int(key >> 6)
-        bitmap[word] |= 1 << UInt64(key & 63)
+        let bit: UInt64 = 1 << UInt64(key & 63)
+        let bits = bitmap[word]
+        guard bits & bit == 0 else { return }
+        bitmap[word] = bits | bit
         bitmap[words &+ (word >> 6)] |= 1 << UInt64(word & 63)
     }
 

@@ -90,7 +90,7 @@ public final class EventRing: @unchecked Sendable {
         precondition(capacity > 0)
         self.capacity = capacity
         storage = .allocate(capacity: capacity)
-        state = .allocate(capacity: 1)
+        state = allocateOnOwnCacheLines(State.self)
         state.initialize(to: State(enabled: enabled, count: 0, lost: 0))
     }
 

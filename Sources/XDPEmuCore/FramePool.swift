@@ -42,6 +42,7 @@ public final class FramePool: @unchecked Sendable {
     /// Headroom in front of a freshly received packet.
     public let headroom: Int
 
+    @usableFromInline let defaultDataOffset: UInt32
     @usableFromInline let base: UnsafeMutableRawPointer
     @usableFromInline let infos: UnsafeMutablePointer<FrameInfo>
     @usableFromInline let freeStack: UnsafeMutablePointer<UInt32>
@@ -58,6 +59,7 @@ public final class FramePool: @unchecked Sendable {
         self.capacity = capacity
         self.bufferSize = (bufferSize + 63) & ~63
         self.headroom = headroom
+        defaultDataOffset = UInt32(headroom)
         base = UnsafeMutableRawPointer.allocate(byteCount: capacity * self.bufferSize, alignment: 4096)
         infos = .allocate(capacity: capacity)
         infos.initialize(repeating: FrameInfo(dataOffset: 0, length: 0, metaLength: 0, ingress: .none, arrival: 0,
@@ -67,7 +69,7 @@ public final class FramePool: @unchecked Sendable {
         inUse.initialize(repeating: false, count: capacity)
         // Lowest indices on top, so a lightly loaded run touches few pages.
         for i in 0..<capacity { freeStack[i] = UInt32(capacity - 1 - i) }
-        freeCount = .allocate(capacity: 1)
+        freeCount = allocateOnOwnCacheLines(Int.self)
         freeCount.initialize(to: capacity)
     }
 
@@ -89,11 +91,11 @@ public final class FramePool: @unchecked Sendable {
     public func take(headroom: Int? = nil) -> FrameID? {
         let n = freeCount.pointee
         guard n > 0 else { return nil }
-        freeCount.pointee = n - 1
-        let index = freeStack[n - 1]
+        freeCount.pointee = n &- 1
+        let index = freeStack[n &- 1]
         inUse[Int(index)] = true
         let info = infos + Int(index)
-        info.pointee.dataOffset = UInt32(headroom ?? self.headroom)
+        info.pointee.dataOffset = headroom.map { UInt32($0) } ?? defaultDataOffset
         info.pointee.length = 0
         info.pointee.metaLength = 0
         info.pointee.missingBytes = 0
@@ -101,25 +103,85 @@ public final class FramePool: @unchecked Sendable {
         return FrameID(index)
     }
 
-    /// Returns a frame. Returning a frame twice is a bug in the caller and stops the process.
+    /// Takes up to `frames.count` frames into `frames`, as `take()` would one by one (a driver refilling its RX
+    /// ring in a batch). Returns how many were taken; fewer when the pool runs out.
     @inlinable
+    public func take(into frames: UnsafeMutableBufferPointer<FrameID>) -> Int {
+        let freeStack = self.freeStack, inUse = self.inUse, infos = self.infos, dataOffset = defaultDataOffset
+        let n = freeCount.pointee
+        let count = min(n, frames.count)
+        for i in 0..<count {
+            let index = freeStack[n &- 1 &- i]
+            inUse[Int(index)] = true
+            let info = infos + Int(index)
+            info.pointee.dataOffset = dataOffset
+            info.pointee.length = 0
+            info.pointee.metaLength = 0
+            info.pointee.wireLength = 0
+            info.pointee.gsoSize = 0
+            frames[i] = FrameID(index)
+        }
+        freeCount.pointee = n &- count
+        return count
+    }
+
+    /// Returns a frame. Returning a frame twice is a bug in the caller and stops the process.
+    @inlinable @inline(__always)
     public func give(_ frame: FrameID) {
         let index = Int(frame.rawValue)
         precondition(index < capacity && inUse[index], "frame returned twice or not from this pool")
         inUse[index] = false
         let n = freeCount.pointee
         freeStack[n] = frame.rawValue
-        freeCount.pointee = n + 1
+        freeCount.pointee = n &+ 1
+    }
+
+    /// Returns a batch of frames, as a driver does at TX completion: the same checks as `give` for each frame,
+    /// the free count updated once.
+    @inlinable
+    public func give(_ frames: UnsafeMutableBufferPointer<FrameID>) {
+        let capacity = self.capacity, inUse = self.inUse, freeStack = self.freeStack  // read once, as in Storage
+        var n = freeCount.pointee
+        for frame in frames {
+            let index = Int(frame.rawValue)
+            precondition(index < capacity && inUse[index], "frame returned twice or not from this pool")
+            inUse[index] = false
+            freeStack[n] = frame.rawValue
+            n &+= 1
+        }
+        freeCount.pointee = n
     }
 
     /// The frame's bookkeeping record.
     @inlinable
-    public func info(_ frame: FrameID) -> UnsafeMutablePointer<FrameInfo> { infos + Int(frame.rawValue) }
+    public func info(_ frame: FrameID) -> UnsafeMutablePointer<FrameInfo> { storage.info(frame) }
 
     /// Start of the frame's buffer (`data_hard_start`).
     @inlinable
-    public func bufferStart(_ frame: FrameID) -> UnsafeMutableRawPointer {
-        base + Int(frame.rawValue) &* bufferSize
+    public func bufferStart(_ frame: FrameID) -> UnsafeMutableRawPointer { storage.bufferStart(frame) }
+
+    /// Where the frames live, for a loop that reaches many frames (the poll loop) without reloading the pool
+    /// object's fields each time. Valid while the pool lives.
+    @inlinable var storage: Storage { Storage(base: base, infos: infos, bufferSize: bufferSize) }
+
+    @usableFromInline
+    struct Storage {
+        @usableFromInline let base: UnsafeMutableRawPointer
+        @usableFromInline let infos: UnsafeMutablePointer<FrameInfo>
+        @usableFromInline let bufferSize: Int
+
+        @inlinable
+        init(base: UnsafeMutableRawPointer, infos: UnsafeMutablePointer<FrameInfo>, bufferSize: Int) {
+            self.base = base
+            self.infos = infos
+            self.bufferSize = bufferSize
+        }
+
+        @inlinable
+        func info(_ frame: FrameID) -> UnsafeMutablePointer<FrameInfo> { infos + Int(frame.rawValue) }
+
+        @inlinable
+        func bufferStart(_ frame: FrameID) -> UnsafeMutableRawPointer { base + Int(frame.rawValue) &* bufferSize }
     }
 
     /// The packet bytes (`data` ..< `data_end`).

@@ -3,9 +3,9 @@ import Synchronization
 /// Flags of ndo_xdp_xmit.
 public struct XmitFlags: OptionSet, Sendable {
     public var rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
     /// XDP_XMIT_FLUSH: the caller is done with this batch; the driver should kick its TX ring.
-    public static let flush = XmitFlags(rawValue: 1)
+    @inlinable public static var flush: XmitFlags { XmitFlags(rawValue: 1) }
 }
 
 /// A device driver's `ndo_xdp_xmit(dev, n, frames, flags)`.
@@ -58,8 +58,12 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
     let registered = Atomic<Bool>(true)
     @usableFromInline let counters: UnsafeMutablePointer<UInt64>
     @usableFromInline let workerCount: Int
-    /// The attached program's runner (set once at attach time, before polling starts).
-    public internal(set) var program: (any NAPIPollable)?
+    /// The attached program's runner (set once at attach time, before polling starts; hence no dynamic
+    /// exclusivity check on the read every poll makes).
+    @exclusivity(unchecked) public internal(set) var program: (any NAPIPollable)?
+
+    @usableFromInline
+    func setProgram(_ runner: any NAPIPollable) { program = runner }
 
     init(ifindex: IfIndex, name: String, mac: MACAddress, mtu: UInt32, up: Bool, transmitter: (any XDPTransmitter)?,
          stack: any LocalStack, rxHeadroom: Int, ringSize: Int, workers: Int) {
@@ -140,7 +144,7 @@ public final class FrameRing: @unchecked Sendable {
         precondition(capacity > 0)
         self.capacity = capacity
         slots = .allocate(capacity: capacity)
-        indices = .allocate(capacity: 2)
+        indices = allocateOnOwnCacheLines(Int.self, count: 2)
         indices.initialize(repeating: 0, count: 2)
     }
 
@@ -159,20 +163,59 @@ public final class FrameRing: @unchecked Sendable {
         let n = indices[1]
         guard n < capacity else { return false }
         var tail = indices[0] &+ n
-        if tail >= capacity { tail -= capacity }
+        if tail >= capacity { tail &-= capacity }
         slots[tail] = frame
-        indices[1] = n + 1
+        indices[1] = n &+ 1
         return true
     }
 
+    /// Appends as many of `frames` as fit, in order; returns how many (the rest are still the caller's).
     @inlinable
-    public func pop() -> FrameID? {
+    public func push(contentsOf frames: UnsafeBufferPointer<FrameID>) -> Int {
+        let slots = self.slots, capacity = self.capacity
         let n = indices[1]
-        guard n > 0 else { return nil }
-        let head = indices[0]
-        let frame = slots[head]
-        indices[0] = head + 1 == capacity ? 0 : head + 1
-        indices[1] = n - 1
-        return frame
+        let count = min(capacity &- n, frames.count)
+        var tail = indices[0] &+ n
+        if tail >= capacity { tail &-= capacity }
+        for frame in frames[0..<count] {
+            slots[tail] = frame
+            tail &+= 1
+            if tail == capacity { tail = 0 }
+        }
+        indices[1] = n &+ count
+        return count
+    }
+
+    @inlinable
+    public func pop() -> FrameID? { consumer.pop() }
+
+    /// The ring's storage, for a consumer that pops frame after frame (the poll loop) without reloading the
+    /// ring object's fields each time. Valid while the ring lives.
+    @inlinable var consumer: Consumer { Consumer(slots: slots, indices: indices, capacity: capacity) }
+
+    @usableFromInline
+    struct Consumer {
+        @usableFromInline let slots: UnsafeMutablePointer<FrameID>
+        @usableFromInline let indices: UnsafeMutablePointer<Int>
+        @usableFromInline let capacity: Int
+
+        @inlinable
+        init(slots: UnsafeMutablePointer<FrameID>, indices: UnsafeMutablePointer<Int>, capacity: Int) {
+            self.slots = slots
+            self.indices = indices
+            self.capacity = capacity
+        }
+
+        @inlinable
+        func pop() -> FrameID? {
+            let n = indices[1]
+            guard n > 0 else { return nil }
+            let head = indices[0]
+            let frame = slots[head]
+            let next = head &+ 1
+            indices[0] = next == capacity ? 0 : next
+            indices[1] = n &- 1
+            return frame
+        }
     }
 }

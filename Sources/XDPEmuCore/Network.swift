@@ -118,14 +118,21 @@ public final class Network: @unchecked Sendable {
     // MARK: Programs and maps
 
     /// Attaches `program` to `device` and returns its program id. Attach before polling starts.
-    @discardableResult
+    ///
+    /// Inlinable so that the poll loop is specialised for `P` in the caller's module (see `ProgramRunner`).
+    @inlinable @discardableResult
     public func attach<P: XDPProgram>(_ program: P, to device: NetDevice) -> UInt32 {
-        let id = withControlLock {
+        let id = allocateProgramID()
+        device.setProgram(ProgramRunner(program, programID: id))
+        return id
+    }
+
+    @usableFromInline
+    func allocateProgramID() -> UInt32 {
+        withControlLock {
             defer { nextProgramID += 1 }
             return nextProgramID
         }
-        device.program = ProgramRunner(program, programID: id)
-        return id
     }
 
     /// `BPF_MAP_CREATE` for BPF_MAP_TYPE_DEVMAP. Checks, in the 4.18 kernel's order: both BPF_F_RDONLY and
@@ -170,9 +177,12 @@ public final class Network: @unchecked Sendable {
         retireEpoch.store(epoch, ordering: .releasing)
     }
 
-    /// Entries retired in the epochs (since, upTo], for a worker's quiescent point.
-    func retiredEntries(after since: UInt64, upTo latest: UInt64) -> [DevMapEntry] {
-        withControlLock { retired.filter { $0.epoch > since && $0.epoch <= latest }.map(\.entry) }
+    /// Appends the entries retired in the epochs (since, upTo] to `entries`, for a worker's quiescent point. The
+    /// array is the worker's own and keeps its capacity, so the quiescent point allocates nothing once it has grown.
+    func collectRetired(after since: UInt64, upTo latest: UInt64, into entries: inout [DevMapEntry]) {
+        withControlLock {
+            for item in retired where item.epoch > since && item.epoch <= latest { entries.append(item.entry) }
+        }
     }
 
     /// One worker is done with the entries of epochs (since, upTo]; entries every worker is done with are released

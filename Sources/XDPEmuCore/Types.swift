@@ -1,9 +1,10 @@
 /// An interface index, as `dev->ifindex`. 0 means "no device".
 public struct IfIndex: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible {
     public var rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public init(_ value: UInt32) { self.rawValue = value }
-    public static let none = IfIndex(0)
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(_ value: UInt32) { self.rawValue = value }
+    /// Computed, not a stored static: see `XDPAction.drop`.
+    @inlinable public static var none: IfIndex { IfIndex(0) }
     public static func < (lhs: IfIndex, rhs: IfIndex) -> Bool { lhs.rawValue < rhs.rawValue }
     public var description: String { String(rawValue) }
 }
@@ -141,4 +142,14 @@ public enum KernelConstants {
     public static let maxMetadataLength = 32
     /// Bytes a modern kernel reserves at the end of a buffer for skb_shared_info (limits adjust_tail growth).
     public static let sharedInfoReserve = 320
+}
+
+/// Memory for `count` values of `T` on cache lines of their own: 128-byte aligned and padded to 128 bytes (the
+/// adjacent-line prefetcher pairs 64-byte lines). Used for the small per-worker structures written on every frame
+/// or poll (free count, ring indices, redirect info, event ring state): allocated one after another, two
+/// workers' copies would otherwise share a line. Free with `deallocate()`.
+@usableFromInline
+func allocateOnOwnCacheLines<T>(_: T.Type, count: Int = 1) -> UnsafeMutablePointer<T> {
+    let bytes = (MemoryLayout<T>.stride * count + 127) & ~127
+    return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128).bindMemory(to: T.self, capacity: count)
 }

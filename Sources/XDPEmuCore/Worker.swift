@@ -22,17 +22,29 @@ public protocol NAPIPollable: AnyObject {
 }
 
 /// Holds a program of a concrete type so that `Worker.poll` is specialised (and the program inlined) for it.
+///
+/// A protocol witness of a generic class is compiled once for every `Program`, so calling `Worker.run` from
+/// `poll` directly would run the unspecialised loop (every program call through a witness table, ARC on each
+/// frame: about 4x slower). Instead the initialiser, inlinable like `Network.attach`, forms `specialisedPoll` in
+/// the module that knows the concrete type, where the compiler specialises `Worker.run` and inlines the program;
+/// `poll` only calls it, once per NAPI poll.
 public final class ProgramRunner<Program: XDPProgram>: NAPIPollable {
     public let programID: UInt32
-    public var program: Program
+    /// Unchecked exclusivity: only the worker polling the device touches the program (see `Worker`).
+    @exclusivity(unchecked) public var program: Program
+    @usableFromInline let specialisedPoll: (ProgramRunner<Program>, NetDevice, Worker, Int) -> Int
 
+    @inlinable
     public init(_ program: Program, programID: UInt32) {
         self.program = program
         self.programID = programID
+        specialisedPoll = { runner, device, worker, budget in
+            worker.run(&runner.program, programID: runner.programID, device: device, budget: budget)
+        }
     }
 
     public func poll(device: NetDevice, worker: Worker, budget: Int) -> Int {
-        worker.run(&program, programID: programID, device: device, budget: budget)
+        specialisedPoll(self, device, worker, budget)
     }
 }
 
@@ -44,17 +56,19 @@ public protocol DropObserver: AnyObject {
 public final class Worker: @unchecked Sendable {
     // @unchecked Sendable: a worker is driven by exactly one thread at a time; shared state is reached only
     // through atomics (map slots, the retire epoch) or the network's control lock.
+    // The same contract is why its `var`s opt out of dynamic exclusivity checks: a check is a runtime call of
+    // ~90 instructions (swift_beginAccess), made per frame for `now`, `frameCost` and `dropObserver`.
 
     /// The simulated CPU number.
     public let cpu: Int
     public let pool: FramePool
     public let events: EventRing
     /// Virtual time now; during a poll it advances by `frameCost` per frame.
-    public var now: Nanos = 0
+    @exclusivity(unchecked) public var now: Nanos = 0
     /// Virtual processing time per frame.
-    public var frameCost: Nanos = 0
+    @exclusivity(unchecked) public var frameCost: Nanos = 0
     /// Sees every dropped frame before it is freed.
-    public var dropObserver: (any DropObserver)?
+    @exclusivity(unchecked) public var dropObserver: (any DropObserver)?
     /// Largest budget a poll may use (size of the XDP_TX queue).
     public let maxBudget: Int
     /// Inverse of `NetDevice.isRegistered`-style lookups without locks: the network, for bpf_redirect and
@@ -64,7 +78,9 @@ public final class Worker: @unchecked Sendable {
     @usableFromInline let txQueue: UnsafeMutablePointer<FrameID>
     @usableFromInline let semantics: Semantics
     /// Retire epoch seen at the previous quiescent point.
-    var lastSeenEpoch: UInt64 = 0
+    @exclusivity(unchecked) var lastSeenEpoch: UInt64 = 0
+    /// The entries a quiescent point handles, kept between calls so that it does not allocate.
+    @exclusivity(unchecked) var retiredScratch: [DevMapEntry] = []
 
     init(cpu: Int, network: Network, pool: FramePool, eventCapacity: Int, maxBudget: Int) {
         self.cpu = cpu
@@ -73,9 +89,10 @@ public final class Worker: @unchecked Sendable {
         self.maxBudget = maxBudget
         semantics = network.semantics
         events = EventRing(capacity: eventCapacity)
-        redirectInfo = .allocate(capacity: 1)
+        redirectInfo = allocateOnOwnCacheLines(RedirectInfo.self)
         redirectInfo.initialize(to: RedirectInfo(map: nil, index: 0, flags: 0, broadcast: 0, mapToFlush: nil))
         txQueue = .allocate(capacity: maxBudget)
+        retiredScratch.reserveCapacity(16)
         lastSeenEpoch = network.retireEpoch.load(ordering: .acquiring)
     }
 
@@ -92,8 +109,9 @@ public final class Worker: @unchecked Sendable {
     @discardableResult
     public func poll(_ device: NetDevice, budget: Int, now: Nanos) -> Int {
         self.now = now
-        if let program = device.program {
-            return program.poll(device: device, worker: self, budget: budget)
+        if device.program != nil {
+            // Called through the stored existential (`if let` would copy it: a retain and release per poll).
+            return device.program!.poll(device: device, worker: self, budget: budget)
         }
         var passAll = ConstantProgram(.pass)
         return run(&passAll, programID: 0, device: device, budget: budget)
@@ -105,28 +123,45 @@ public final class Worker: @unchecked Sendable {
         precondition(budget > 0 && budget <= maxBudget, "budget out of range")
         let pool = self.pool
         let cpu = self.cpu
-        let ring = device.rxRing
+        // The ring's and the pool's storage pointers, read once: the optimiser cannot tell that the stores through
+        // raw pointers in the loop leave the objects' fields alone, so it would reload them for every frame.
+        let ring = device.rxRing.consumer
+        let frames = pool.storage
         var processed = 0
         var txCount = 0
+        // The ingress device's per-frame counters, added to its counters once per poll, before the flush.
+        var rxBytes: UInt64 = 0
+        var redirected: UInt64 = 0
+        var passed: UInt64 = 0
+        var programDrops: UInt64 = 0
         while processed < budget, let frame = ring.pop() {
             processed &+= 1
-            let info = pool.info(frame)
-            device.count(DeviceCounter.rxPackets, cpu: cpu)
-            device.count(DeviceCounter.rxBytes, cpu: cpu, UInt64(info.pointee.length))
-            var context = XDPContext(hardStart: pool.bufferStart(frame), bufferSize: pool.bufferSize, info: info.pointee,
+            let info = frames.info(frame)
+            rxBytes &+= UInt64(info.pointee.length)
+            var context = XDPContext(hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize,
+                                     info: info.pointee,
                                      rxQueueIndex: 0, now: now, programID: programID, redirectInfo: redirectInfo,
                                      semantics: semantics)
             let action = program.run(&context)
+            if action.rawValue == XDPAction.redirect.rawValue {
+                // What the helper asked for is read before the frame record is written: read after, it is reloaded
+                // from memory (the record is written through another pointer); read before, the values come
+                // straight from the helper's stores and the helper's dead stores go away.
+                let request = redirectInfo.pointee
+                context.store(into: info)
+                if carryOutRedirect(frame, request: request, info: info, from: device, programID: programID) {
+                    redirected &+= 1
+                }
+                if frameCost != 0 { now &+= frameCost }
+                continue
+            }
             context.store(into: info)
             switch action.rawValue {
-            case XDPAction.redirect.rawValue:
-                if carryOutRedirect(frame, info: info, from: device, programID: programID) {
-                    device.count(DeviceCounter.redirected, cpu: cpu)
-                }
             case XDPAction.drop.rawValue:
-                drop(frame, .programDrop, at: device)
+                programDrops &+= 1
+                release(frame, .programDrop, at: device)
             case XDPAction.pass.rawValue:
-                device.count(DeviceCounter.passed, cpu: cpu)
+                passed &+= 1
                 device.stack.receive(frame, device: device, worker: self)
             case XDPAction.tx.rawValue:
                 txQueue[txCount] = frame
@@ -142,6 +177,11 @@ public final class Worker: @unchecked Sendable {
             }
             if frameCost != 0 { now &+= frameCost }
         }
+        device.count(DeviceCounter.rxPackets, cpu: cpu, UInt64(processed))
+        device.count(DeviceCounter.rxBytes, cpu: cpu, rxBytes)
+        device.count(DeviceCounter.redirected, cpu: cpu, redirected)
+        device.count(DeviceCounter.passed, cpu: cpu, passed)
+        device.countDrop(.programDrop, cpu: cpu, programDrops)
         flushRedirects()
         if txCount > 0 { transmitXDPTx(count: txCount, device: device, programID: programID) }
         quiescentPoint()
@@ -152,53 +192,85 @@ public final class Worker: @unchecked Sendable {
 
     /// Carries out the redirect the program asked for. Returns true when the frame was queued or sent; false when
     /// it was dropped (the reason is counted at the ingress device).
-    @inlinable
-    func carryOutRedirect(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, from ingress: NetDevice,
-                          programID: UInt32) -> Bool {
-        let index = redirectInfo.pointee.index
+    ///
+    /// Runs for every redirected frame, so the common case (`bpf_redirect_map` to an entry that accepts the frame)
+    /// is forced inline into the poll loop and everything else (plain `bpf_redirect`, flood, errors, tracing)
+    /// is out of line: left to the inliner, the loop's inlining changed with any edit, costing up to 40
+    /// instructions per frame.
+    /// `request` is `redirectInfo.pointee` as the program left it.
+    @inlinable @inline(__always)
+    func carryOutRedirect(_ frame: FrameID, request: RedirectInfo, info: UnsafeMutablePointer<FrameInfo>,
+                          from ingress: NetDevice, programID: UInt32) -> Bool {
+        let index = request.index
         redirectInfo.pointee.index = 0
+        guard let mapRef = request.map, request.broadcast == 0 else {
+            return carryOutOtherRedirect(frame, index: index, from: ingress, programID: programID)
+        }
+        redirectInfo.pointee.map = nil
+        return mapRef._withUnsafeGuaranteedRef { map in
+            guard let entryRef = map.entry(at: index) else {
+                return redirectMapFailed(frame, info: info, map: map, index: index, to: 0,
+                                         error: KernelErrno.EINVAL.rawValue, from: ingress, programID: programID)
+            }
+            // A redirect into a different map first flushes the one redirected into before (4.18). Usually it is
+            // the same map: one comparison, the nil check only on the rare path.
+            let previous = redirectInfo.pointee.mapToFlush
+            if _slowPath(previous?.toOpaque() != mapRef.toOpaque()), previous != nil {
+                flushRedirects()
+            }
+            return entryRef._withUnsafeGuaranteedRef { entry in
+                let error = enqueue(frame, info: info, into: entry, of: map, from: ingress)
+                guard error == 0 else {
+                    return redirectMapFailed(frame, info: info, map: map, index: index,
+                                             to: entry.device.ifindex.rawValue, error: error, from: ingress,
+                                             programID: programID)
+                }
+                redirectInfo.pointee.mapToFlush = mapRef
+                if events.isRecording {
+                    recordRedirectMap(.redirectMap, map: map, index: index, to: entry.device.ifindex.rawValue,
+                                      error: 0, from: ingress, programID: programID, frame: info.pointee.sequence)
+                }
+                return true
+            }
+        }
+    }
+
+    /// The redirects other than `bpf_redirect_map`: plain `bpf_redirect` (no map) and the flood.
+    @usableFromInline @inline(never)
+    func carryOutOtherRedirect(_ frame: FrameID, index: UInt32, from ingress: NetDevice, programID: UInt32) -> Bool {
         guard let mapRef = redirectInfo.pointee.map else {
             return redirectToDevice(frame, ifindex: index, from: ingress, programID: programID)
         }
         redirectInfo.pointee.map = nil
-        if redirectInfo.pointee.broadcast != 0 {
-            let excludeIngress = redirectInfo.pointee.broadcast == 2
-            redirectInfo.pointee.broadcast = 0
-            return mapRef._withUnsafeGuaranteedRef {
-                flood(frame, map: $0, excludeIngress: excludeIngress, from: ingress, programID: programID)
-            }
+        let excludeIngress = redirectInfo.pointee.broadcast == 2
+        redirectInfo.pointee.broadcast = 0
+        return mapRef._withUnsafeGuaranteedRef {
+            flood(frame, map: $0, excludeIngress: excludeIngress, from: ingress, programID: programID)
         }
-        return mapRef._withUnsafeGuaranteedRef { map in
-            guard let entryRef = map.entry(at: index) else {
-                traceRedirectMap(.redirectMapErr, map: map, index: index, to: 0, error: -KernelErrno.EINVAL.rawValue,
-                                 from: ingress, programID: programID, frame: info.pointee.sequence)
-                drop(frame, .redirectInvalid, at: ingress)
-                return false
-            }
-            // A redirect into a different map first flushes the one redirected into before (4.18).
-            if let previous = redirectInfo.pointee.mapToFlush, previous.toOpaque() != mapRef.toOpaque() {
-                flushRedirects()
-            }
-            return entryRef._withUnsafeGuaranteedRef { entry in
-                let error = enqueue(frame, info: info, into: entry, from: ingress)
-                if error != 0 {
-                    traceRedirectMap(.redirectMapErr, map: map, index: index, to: entry.device.ifindex.rawValue,
-                                     error: -error, from: ingress, programID: programID, frame: info.pointee.sequence)
-                    drop(frame, DropReason.redirect(errno: error), at: ingress)
-                    return false
-                }
-                redirectInfo.pointee.mapToFlush = mapRef
-                traceRedirectMap(.redirectMap, map: map, index: index, to: entry.device.ifindex.rawValue, error: 0,
-                                 from: ingress, programID: programID, frame: info.pointee.sequence)
-                return true
-            }
-        }
+    }
+
+    /// A `bpf_redirect_map` that failed with `error` (positive errno): traced as `xdp_redirect_map_err`, the frame
+    /// dropped at the ingress device. Returns false.
+    @usableFromInline @inline(never)
+    func redirectMapFailed(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map: DevMap, index: UInt32,
+                           to: UInt32, error: Int32, from ingress: NetDevice, programID: UInt32) -> Bool {
+        traceRedirectMap(.redirectMapErr, map: map, index: index, to: to, error: -error, from: ingress,
+                         programID: programID, frame: info.pointee.sequence)
+        drop(frame, DropReason.redirect(errno: error), at: ingress)
+        return false
     }
 
     @inlinable
     func traceRedirectMap(_ kind: XDPEventKind, map: DevMap, index: UInt32, to: UInt32, error: Int32,
                           from ingress: NetDevice, programID: UInt32, frame: UInt64) {
         guard events.isRecording else { return }
+        recordRedirectMap(kind, map: map, index: index, to: to, error: error, from: ingress, programID: programID,
+                          frame: frame)
+    }
+
+    @usableFromInline @inline(never)
+    func recordRedirectMap(_ kind: XDPEventKind, map: DevMap, index: UInt32, to: UInt32, error: Int32,
+                           from ingress: NetDevice, programID: UInt32, frame: UInt64) {
         events.record(XDPEvent(kind: kind, time: now, cpu: UInt32(cpu), programID: programID,
                                action: XDPAction.redirect.rawValue, ifindex: ingress.ifindex.rawValue, error: error,
                                toIfindex: to, mapID: map.id, mapIndex: index, frame: frame))
@@ -207,8 +279,10 @@ public final class Worker: @unchecked Sendable {
     /// `dev_map_enqueue`: returns 0 or a positive errno. Checks in the kernel's order: no ndo_xdp_xmit
     /// (EOPNOTSUPP), target down (ENETDOWN), longer than mtu + 18 (EMSGSIZE; GSO super-frames are exempt, as
     /// `is_skb_forwardable` exempts them), no headroom for struct xdp_frame plus metadata (EOVERFLOW).
-    @inlinable
-    func enqueue(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: DevMapEntry,
+    /// `map` is `entry.map`, passed in because the caller holds it: reading the entry's unowned(unsafe)
+    /// back-reference costs a retain and a release on every frame.
+    @inlinable @inline(__always)
+    func enqueue(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: DevMapEntry, of map: DevMap,
                  from ingress: NetDevice) -> Int32 {
         let error = forwardCheck(info: info, target: entry.device)
         guard error == 0 else { return error }
@@ -218,17 +292,23 @@ public final class Worker: @unchecked Sendable {
             transmitBulk(entry, flags: [])
             count = 0
         }
-        if queue.load(fromByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self) == 0 {
+        // The first frame since the queue was last sent records dev_rx and marks the key for the flush. Later
+        // frames need neither: dev_rx is set exactly while the queue holds frames (transmitBulk resets both), and
+        // the queue of a published entry that holds frames is always marked (only the flush clears the mark of
+        // a published entry, and it sends the queue first; the quiescent point clears marks after the flush,
+        // when every published entry's queue is empty).
+        if count == 0 {
             queue.storeBytes(of: ingress.ifindex.rawValue, toByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self)
+            map.markForFlush(entry.key, cpu: cpu)
         }
         queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
-        queue.storeBytes(of: UInt32(count &+ 1), toByteOffset: BulkQueueLayout.countOffset, as: UInt32.self)
-        entry.map.markForFlush(entry.key, cpu: cpu)
+        queue.storeBytes(of: UInt32(truncatingIfNeeded: count &+ 1), toByteOffset: BulkQueueLayout.countOffset,
+                         as: UInt32.self)
         return 0
     }
 
     /// The checks a frame passes before it may be handed to `target`'s ndo_xdp_xmit; 0 or a positive errno.
-    @inlinable
+    @inlinable @inline(__always)
     func forwardCheck(info: UnsafeMutablePointer<FrameInfo>, target: NetDevice) -> Int32 {
         guard target.transmitter != nil else { return KernelErrno.EOPNOTSUPP.rawValue }
         guard target.isUp else { return KernelErrno.ENETDOWN.rawValue }
@@ -252,7 +332,7 @@ public final class Worker: @unchecked Sendable {
         let frames = UnsafeMutableBufferPointer(
             start: (queue + BulkQueueLayout.framesOffset).assumingMemoryBound(to: FrameID.self), count: count)
         let bytes = bytesOf(frames)
-        var sent = device.transmitter.unsafelyUnwrapped.xdpXmit(frames, flags: flags, device: device, worker: self)
+        var sent = device.transmitter!.xdpXmit(frames, flags: flags, device: device, worker: self)
         var error: Int32 = 0
         var sentBytes = bytes
         if sent < 0 {
@@ -341,7 +421,7 @@ public final class Worker: @unchecked Sendable {
                 var one = frame
                 let bytes = UInt64(info.pointee.length)
                 let sent = withUnsafeMutablePointer(to: &one) {
-                    target.transmitter.unsafelyUnwrapped.xdpXmit(UnsafeMutableBufferPointer(start: $0, count: 1),
+                    target.transmitter!.xdpXmit(UnsafeMutableBufferPointer(start: $0, count: 1),
                                                                 flags: .flush, device: target, worker: self)
                 }
                 if sent < 0 {
@@ -388,7 +468,7 @@ public final class Worker: @unchecked Sendable {
             if let previousTarget = pending {
                 guard let copy = pool.clone(frame) else { break }
                 ingress.count(DeviceCounter.cloned, cpu: cpu)
-                _ = enqueue(copy, info: pool.info(copy), into: previousTarget, from: ingress)
+                _ = enqueue(copy, info: pool.info(copy), into: previousTarget, of: map, from: ingress)
             }
             pending = entry
         }
@@ -402,7 +482,7 @@ public final class Worker: @unchecked Sendable {
             drop(frame, .redirectInvalid, at: ingress)
             return false
         }
-        _ = enqueue(frame, info: info, into: last, from: ingress)
+        _ = enqueue(frame, info: info, into: last, of: map, from: ingress)
         redirectInfo.pointee.mapToFlush = Unmanaged.passUnretained(map)
         return true
     }
@@ -413,12 +493,21 @@ public final class Worker: @unchecked Sendable {
     @inlinable
     public func drop(_ frame: FrameID, _ reason: DropReason, at device: NetDevice) {
         device.countDrop(reason, cpu: cpu)
+        release(frame, reason, at: device)
+    }
+
+    /// `drop` without the counting, for a caller that counts drops itself (the poll loop, once per poll).
+    @inlinable @inline(__always)
+    func release(_ frame: FrameID, _ reason: DropReason, at device: NetDevice) {
         if let observer = dropObserver { observer.dropped(frame, reason: reason, device: device, worker: self) }
-        if events.isRecording {
-            events.record(XDPEvent(kind: .drop, time: now, cpu: UInt32(cpu), ifindex: device.ifindex.rawValue,
-                                   frame: pool.info(frame).pointee.sequence, reason: reason))
-        }
+        if events.isRecording { recordDrop(frame, reason, at: device) }
         pool.give(frame)
+    }
+
+    @usableFromInline @inline(never)
+    func recordDrop(_ frame: FrameID, _ reason: DropReason, at device: NetDevice) {
+        events.record(XDPEvent(kind: .drop, time: now, cpu: UInt32(cpu), ifindex: device.ifindex.rawValue,
+                               frame: pool.info(frame).pointee.sequence, reason: reason))
     }
 
     /// The quiescent point (end of a poll): sends this worker's queues of the entries retired since the previous
@@ -429,11 +518,13 @@ public final class Worker: @unchecked Sendable {
         guard latest != lastSeenEpoch else { return }
         let since = lastSeenEpoch
         lastSeenEpoch = latest
-        let entries = network.retiredEntries(after: since, upTo: latest)
-        for entry in entries where entry.device.transmitter != nil {
+        network.collectRetired(after: since, upTo: latest, into: &retiredScratch)
+        for entry in retiredScratch where entry.device.transmitter != nil {
             entry.map.clearFlushMark(entry.key, cpu: cpu)
             transmitBulk(entry, flags: .flush)
         }
+        // Emptied before finishRetired, so that the last reference to a released entry is the network's.
+        retiredScratch.removeAll(keepingCapacity: true)
         network.finishRetired(after: since, upTo: latest)
     }
 }

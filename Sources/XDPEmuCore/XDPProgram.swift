@@ -4,11 +4,13 @@ public struct XDPAction: RawRepresentable, Hashable, Sendable, CustomStringConve
     public var rawValue: UInt32
     @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    public static let aborted = XDPAction(rawValue: 0)
-    public static let drop = XDPAction(rawValue: 1)
-    public static let pass = XDPAction(rawValue: 2)
-    public static let tx = XDPAction(rawValue: 3)
-    public static let redirect = XDPAction(rawValue: 4)
+    // Computed and inlinable rather than `static let`: a stored static of another module is read through its
+    // lazy-initialising addressor, a call on every use in the poll loop.
+    @inlinable public static var aborted: XDPAction { XDPAction(rawValue: 0) }
+    @inlinable public static var drop: XDPAction { XDPAction(rawValue: 1) }
+    @inlinable public static var pass: XDPAction { XDPAction(rawValue: 2) }
+    @inlinable public static var tx: XDPAction { XDPAction(rawValue: 3) }
+    @inlinable public static var redirect: XDPAction { XDPAction(rawValue: 4) }
 
     public var description: String {
         switch rawValue {

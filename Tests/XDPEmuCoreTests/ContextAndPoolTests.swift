@@ -134,6 +134,37 @@ import XDPEmuTesting
         #expect(pool.outstanding == 0)
     }
 
+    @Test func batchTakeAndGiveMatchOneByOne() {
+        let single = FramePool(capacity: 4, bufferSize: 512)
+        let batched = FramePool(capacity: 4, bufferSize: 512)
+        let one = (0..<3).map { _ in single.take()! }
+        var frames = [FrameID](repeating: FrameID(0), count: 6)
+        let taken = frames.withUnsafeMutableBufferPointer { batched.take(into: $0) }
+        #expect(taken == 4 && Array(frames[0..<3]) == one)  // same frames, same order; only 4 in the pool
+        #expect(batched.outstanding == 4 && batched.info(frames[0]).pointee.dataOffset == 256)
+        frames.withUnsafeMutableBufferPointer { batched.give(UnsafeMutableBufferPointer(rebasing: $0[0..<4])) }
+        #expect(batched.outstanding == 0)
+    }
+
+    @Test func returningAFrameTwiceInABatchStopsTheProcess() async {
+        await #expect(processExitsWith: .failure) {
+            let pool = FramePool(capacity: 2)
+            var frames = [pool.take()!]
+            frames.append(frames[0])
+            frames.withUnsafeMutableBufferPointer { pool.give($0) }
+        }
+    }
+
+    @Test func ringPushesABatchAsFarAsItFits() {
+        let ring = FrameRing(capacity: 3)
+        #expect(ring.push(FrameID(1)) && ring.pop() == FrameID(1))  // the batch wraps around the end
+        let pushed = [FrameID(2), FrameID(3), FrameID(4), FrameID(5)].withUnsafeBufferPointer {
+            ring.push(contentsOf: $0)
+        }
+        #expect(pushed == 3)
+        #expect([ring.pop(), ring.pop(), ring.pop(), ring.pop()] == [FrameID(2), FrameID(3), FrameID(4), nil])
+    }
+
     @Test func returningAFrameTwiceStopsTheProcess() async {
         await #expect(processExitsWith: .failure) {
             let pool = FramePool(capacity: 2)
