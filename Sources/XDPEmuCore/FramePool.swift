@@ -117,7 +117,7 @@ public final class FramePool: @unchecked Sendable {
             info.pointee.dataOffset = dataOffset
             info.pointee.length = 0
             info.pointee.metaLength = 0
-            info.pointee.wireLength = 0
+            info.pointee.missingBytes = 0
             info.pointee.gsoSize = 0
             frames[i] = FrameID(index)
         }

@@ -21,7 +21,7 @@ final class RxRefill {
         for frame in batch[0..<taken] {
             let info = pool.info(frame)
             info.pointee.length = length
-            info.pointee.wireLength = length
+            info.pointee.missingBytes = 0
             info.pointee.ingress = ingress
         }
         let pushed = ring.push(contentsOf: UnsafeBufferPointer(rebasing: batch[0..<taken]))
