@@ -10,6 +10,8 @@
 # Prints a table of medians and the ratios xdpemu/c (CPU per frame) and xdpemu-vnet/c (TCP throughput).
 #
 # Usage (root): scripts/bench/live.sh     Environment: RUNS=3 UDP_SECONDS=5 TCP_SECONDS=5
+#   STRACE=1: count the forwarder's system calls per frame during the UDP load (strace -c; it slows the
+#   forwarder, so the CPU figures of such a run mean nothing). KINDS="c xdpemu" limits the forwarders.
 #   XDPEMU=.build-lp/release/xdpemu (build it with `swift build -c release` first)
 # Creates only namespaces xdpemu-lp1/xdpemu-lp2 and TAPs lpa0/lpa1 (10.99.0.1/24, 10.99.0.2/24); removes them
 # at the end, also on failure or Ctrl-C.
@@ -137,19 +139,33 @@ stop() {
 }
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+user_ticks() { awk '{ print $14 }' "/proc/$1/stat"; }
 
-# udp KIND: RESULT = "kpps ns_per_frame"
+# udp KIND: RESULT = "kpps ns_per_frame user_ns_per_frame"
 udp() {
     RESULT="- -"
     start "$1" || { cleanup; return; }
-    local t0 t1
-    t0=$(cpu_ticks "$FWD_PID")
+    local t0 t1 u0 u1
+    t0=$(cpu_ticks "$FWD_PID") u0=$(user_ticks "$FWD_PID")
+    local tracer=
+    if [[ -n ${STRACE:-} ]]; then
+        strace -c -f -p "$FWD_PID" -o "$WORK/strace" 2>/dev/null &
+        tracer=$!
+        sleep 0.5
+    fi
     ip netns exec $NS1 taskset -c 1 "$WORK/udp-blast" $IP2 "$UDP_SECONDS" >"$WORK/blast"
     sleep 0.2
-    t1=$(cpu_ticks "$FWD_PID")
+    t1=$(cpu_ticks "$FWD_PID") u1=$(user_ticks "$FWD_PID")
+    if [[ -n $tracer ]]; then kill -INT $tracer; wait $tracer; fi
     stop
+    if [[ -n $tracer ]]; then
+        echo "  $1: system calls during the load (strace -c), $FRAMES frames forwarded:" >&2
+        sed -n '1,/^-.*-$/d; /^-.*-$/q; p' "$WORK/strace" | awk -v f="$FRAMES" \
+            '{ printf "    %-16s %10d calls  %.2f per frame\n", $NF, $4, $4 / (f > 0 ? f : 1) }' >&2
+    fi
     echo "  $1: udp-blast $(cat "$WORK/blast"), forwarded $FRAMES, forwarder CPU $((t1 - t0)) ticks" >&2
-    RESULT=$(python3 -c "t=($t1-$t0)*1e9/$TICK; f=max(${FRAMES:-0},1); print('%.0f %.0f' % (f/$UDP_SECONDS/1e3, t/f))")
+    RESULT=$(python3 -c "t=($t1-$t0)*1e9/$TICK; u=($u1-$u0)*1e9/$TICK; f=max(${FRAMES:-0},1)
+print('%.0f %.0f %.0f' % (f/$UDP_SECONDS/1e3, t/f, u/f))")
 }
 
 # tcp KIND: RESULT = "gbit_per_s cpu_percent"
@@ -171,11 +187,12 @@ except Exception: print("-")' "$WORK/iperf.json")
 
 declare -A RESULTS
 for run in $(seq "$RUNS"); do
-    for kind in c xdpemu xdpemu+cap xdpemu-vnet; do
+    for kind in ${KINDS:-c xdpemu xdpemu+cap xdpemu-vnet}; do
         udp $kind; RESULTS[$kind,udp]+="$RESULT;"
-        echo "run $run $kind udp: kpps ns/frame = $RESULT" >&2
+        echo "run $run $kind udp: kpps ns/frame user-ns/frame = $RESULT" >&2
     done
-    for kind in c xdpemu xdpemu-vnet; do
+    for kind in ${KINDS:-c xdpemu xdpemu-vnet}; do
+        [[ $kind == xdpemu+cap || -n ${STRACE:-} ]] && continue
         tcp $kind; RESULTS[$kind,tcp]+="$RESULT;"
         echo "run $run $kind tcp: Gbit/s cpu% = $RESULT" >&2
     done
@@ -188,11 +205,11 @@ def med(key, i):
     vals = [float(r.split()[i]) for r in raw.get(key, "").split(";") if r and r.split()[i] != "-"]
     return statistics.median(vals) if vals else float("nan")
 print("medians of %s runs (forwarder on CPU 0, load on CPU 1)" % __import__("sys").argv[1])
-print("| forwarder | UDP kpps | CPU ns/frame | TCP Gbit/s | forwarder CPU % during TCP |")
-print("|---|---|---|---|---|")
+print("| forwarder | UDP kpps | CPU ns/frame | of which user | TCP Gbit/s | forwarder CPU % during TCP |")
+print("|---|---|---|---|---|---|")
 for k in ["c", "xdpemu", "xdpemu+cap", "xdpemu-vnet"]:
     tcp = "| %.2f | %.0f |" % (med(k + ",tcp", 0), med(k + ",tcp", 1)) if k + ",tcp" in raw else "| — | — |"
-    print("| %s | %.0f | %.0f %s" % (k, med(k + ",udp", 0), med(k + ",udp", 1), tcp))
+    print("| %s | %.0f | %.0f | %.0f %s" % (k, med(k + ",udp", 0), med(k + ",udp", 1), med(k + ",udp", 2), tcp))
 print("ratio CPU ns/frame xdpemu / c: %.2f (target <= 1)" % (med("xdpemu,udp", 1) / med("c,udp", 1)))
 print("ratio TCP Gbit/s xdpemu-vnet / c: %.2f (target >= 4)" % (med("xdpemu-vnet,tcp", 0) / med("c,tcp", 0)))
 PY
