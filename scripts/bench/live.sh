@@ -140,13 +140,15 @@ stop() {
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 user_ticks() { awk '{ print $14 }' "/proc/$1/stat"; }
+# Voluntary context switches: how often the forwarder slept in epoll_wait.
+sleeps() { awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$1/status"; }
 
 # udp KIND: RESULT = "kpps ns_per_frame user_ns_per_frame"
 udp() {
     RESULT="- -"
     start "$1" || { cleanup; return; }
-    local t0 t1 u0 u1
-    t0=$(cpu_ticks "$FWD_PID") u0=$(user_ticks "$FWD_PID")
+    local t0 t1 u0 u1 s0 s1
+    t0=$(cpu_ticks "$FWD_PID") u0=$(user_ticks "$FWD_PID") s0=$(sleeps "$FWD_PID")
     local tracer=
     if [[ -n ${STRACE:-} ]]; then
         strace -c -f -p "$FWD_PID" -o "$WORK/strace" 2>/dev/null &
@@ -155,7 +157,7 @@ udp() {
     fi
     ip netns exec $NS1 taskset -c 1 "$WORK/udp-blast" $IP2 "$UDP_SECONDS" >"$WORK/blast"
     sleep 0.2
-    t1=$(cpu_ticks "$FWD_PID") u1=$(user_ticks "$FWD_PID")
+    t1=$(cpu_ticks "$FWD_PID") u1=$(user_ticks "$FWD_PID") s1=$(sleeps "$FWD_PID")
     if [[ -n $tracer ]]; then kill -INT $tracer; wait $tracer; fi
     stop
     if [[ -n $tracer ]]; then
@@ -163,7 +165,7 @@ udp() {
         sed -n '1,/^-.*-$/d; /^-.*-$/q; p' "$WORK/strace" | awk -v f="$FRAMES" \
             '{ printf "    %-16s %10d calls  %.2f per frame\n", $NF, $4, $4 / (f > 0 ? f : 1) }' >&2
     fi
-    echo "  $1: udp-blast $(cat "$WORK/blast"), forwarded $FRAMES, forwarder CPU $((t1 - t0)) ticks" >&2
+    echo "  $1: udp-blast $(cat "$WORK/blast"), forwarded $FRAMES, forwarder CPU $((t1 - t0)) ticks, slept $((s1 - s0)) times" >&2
     RESULT=$(python3 -c "t=($t1-$t0)*1e9/$TICK; u=($u1-$u0)*1e9/$TICK; f=max(${FRAMES:-0},1)
 print('%.0f %.0f %.0f' % (f/$UDP_SECONDS/1e3, t/f, u/f))")
 }
