@@ -258,6 +258,15 @@ final class LiveLoop {
         var received = 0
         if port.alive && reading {
             let arrival = WallClock.nowNanos()
+            // The loop's counters are class properties, so every access to them is checked for exclusivity at
+            // run time (a call into the runtime and a TLS lookup): they are carried in locals through the
+            // per-frame loop and stored back once.
+            var sequence = self.sequence
+            var arrived: UInt64 = 0
+            defer {
+                self.sequence = sequence
+                ingressByPort[index] &+= arrived
+            }
             let vnet = port.tap.hasVirtioNetHeader
             while received < budget {
                 guard let frame = pool.take(headroom: device.rxHeadroom) else { break }
@@ -285,7 +294,9 @@ final class LiveLoop {
                     }
                     pool.info(frame).pointee.gsoSize = gsoSize
                 }
-                arrive(frame, port: index, at: arrival)
+                sequence &+= 1
+                arrived &+= 1
+                arrive(frame, device: device, ingress: port.ingress, sequence: sequence, at: arrival)
             }
         }
         guard ports[index].alive, !device.rxRing.isEmpty else { return false }
@@ -296,15 +307,14 @@ final class LiveLoop {
     }
 
     /// A frame arrives at a port: sequence number, ingress capture, onto the RX ring (or dropped if it is full).
-    private func arrive(_ frame: FrameID, port index: Int, at time: Nanos) {
-        let device = ports[index].device
-        sequence &+= 1
-        ingressByPort[index] &+= 1
+    /// The caller counts it (`sequence`, `ingressByPort`); this touches no mutable state of the loop.
+    @inline(__always)
+    private func arrive(_ frame: FrameID, device: NetDevice, ingress: PcapWriter?, sequence: UInt64, at time: Nanos) {
         let info = pool.info(frame)
         info.pointee.ingress = device.ifindex
         info.pointee.sequence = sequence
         info.pointee.arrival = time
-        if let writer = ports[index].ingress {
+        if let writer = ingress {
             writer.write(timestampNanos: time, bytes: UnsafeRawBufferPointer(pool.packet(frame)),
                          originalLength: Int(info.pointee.length + info.pointee.missingBytes))
         }
@@ -432,7 +442,10 @@ final class LiveLoop {
                 guard let frame = pool.take(copying: record.bytes, headroom: device.rxHeadroom) else { break }
                 pool.info(frame).pointee.missingBytes = UInt32(clamping: max(0, record.originalLength
                     - record.capturedLength))
-                arrive(frame, port: index, at: WallClock.nowNanos())
+                sequence &+= 1
+                ingressByPort[index] &+= 1
+                arrive(frame, device: device, ingress: ports[index].ingress, sequence: sequence,
+                       at: WallClock.nowNanos())
                 replays[i].injected &+= 1
                 count += 1
                 stage(i)

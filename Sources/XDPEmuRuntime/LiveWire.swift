@@ -32,10 +32,14 @@ final class TapWire: Wire {
     }
 
     func send(_ frame: FrameID, pool: FramePool, time: Nanos) -> Bool {
+        guard !isDead, tap.fd != nil else { return false }
         let gsoSize = pool.info(frame).pointee.gsoSize
         let packet = UnsafeRawBufferPointer(pool.packet(frame))
-        guard gsoSize != 0 else { return send(packet, missingBytes: 0, time: time) }
-        guard !isDead, tap.fd != nil else { return false }
+        if gsoSize == 0 {
+            // The per-frame path of every transmit: straight to the TAP, no further call level.
+            if tap.hasVirtioNetHeader { return write(packet, header: plainHeader) }
+            return accepted(tap.write(packet))
+        }
         if tap.hasVirtioNetHeader {
             guard let gso = VirtioNetHeader.gso(for: packet, gsoSize: gsoSize) else { return false }
             return write(packet, header: gso)
