@@ -206,16 +206,18 @@ public final class FramePool: @unchecked Sendable {
     /// the free count updated once.
     @inlinable
     public func give(_ frames: UnsafeMutableBufferPointer<FrameID>) {
-        let capacity = self.capacity, inUse = self.inUse, freeStack = self.freeStack  // read once, as in Storage
-        var n = freeCount.pointee
-        for frame in frames {
-            let index = Int(frame.rawValue)
+        let capacity = self.capacity, inUse = self.inUse  // read once, as in Storage
+        let n = freeCount.pointee
+        let top = freeStack + n
+        guard let source = frames.baseAddress else { return }
+        for i in 0..<frames.count {
+            let raw = source[i].rawValue
+            let index = Int(raw)
             precondition(index < capacity && inUse[index], "frame returned twice or not from this pool")
             inUse[index] = false
-            freeStack[n] = frame.rawValue
-            n &+= 1
+            top[i] = raw
         }
-        freeCount.pointee = n
+        freeCount.pointee = n &+ frames.count
     }
 
     /// The frame's bookkeeping record.

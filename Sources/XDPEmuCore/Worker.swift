@@ -304,6 +304,7 @@ public final class Worker: @unchecked Sendable {
         queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
         queue.storeBytes(of: UInt32(truncatingIfNeeded: count &+ 1), toByteOffset: BulkQueueLayout.countOffset,
                          as: UInt32.self)
+        addToQueueCounter(queue, BulkQueueLayout.bytesOffset, UInt64(info.pointee.length))
         return 0
     }
 
@@ -331,7 +332,9 @@ public final class Worker: @unchecked Sendable {
         let device = entry.device
         let frames = UnsafeMutableBufferPointer(
             start: (queue + BulkQueueLayout.framesOffset).assumingMemoryBound(to: FrameID.self), count: count)
-        let bytes = bytesOf(frames)
+        // Summed at enqueue time (a queued frame's record does not change until it is sent).
+        let bytes = queue.load(fromByteOffset: BulkQueueLayout.bytesOffset, as: UInt64.self)
+        queue.storeBytes(of: 0, toByteOffset: BulkQueueLayout.bytesOffset, as: UInt64.self)
         var sent = device.transmitter!.xdpXmit(frames, flags: flags, device: device, worker: self)
         var error: Int32 = 0
         var sentBytes = bytes
