@@ -171,8 +171,11 @@ public final class FramePool: @unchecked Sendable {
             let run = min(total &- done, ringCapacity &- tail)
             let source = freeStack + (available &- done &- run)
             let destination = slots + tail
+            // Frames in the order `take()` pops them: the top of the free stack first.
+            var from = source + run
             for i in 0..<run {
-                let index = source[run &- 1 &- i]
+                from -= 1
+                let index = from.pointee
                 inUse[Int(index)] = true
                 // The six leading words (dataOffset, length, metaLength, missingBytes, gsoSize, ingress) as three
                 // 8-byte stores; `hotWordsAdjacent` (checked above, folded at compile time) guarantees the layout.
