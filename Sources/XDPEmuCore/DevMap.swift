@@ -57,6 +57,8 @@ enum BulkQueueLayout {
     @usableFromInline static let sentOffset = 72
     @usableFromInline static let dropsOffset = 80
     @usableFromInline static let flushesOffset = 88
+    /// Bytes of the queued frames (summed at enqueue, so the transmit does not walk the frames' records).
+    @usableFromInline static let bytesOffset = 96
     @usableFromInline static let stride = 128
 }
 

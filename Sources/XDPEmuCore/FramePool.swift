@@ -5,7 +5,8 @@ public struct FrameID: Hashable, Sendable {
     @inlinable public init(_ rawValue: UInt32) { self.rawValue = rawValue }
 }
 
-/// Per-frame bookkeeping kept beside the buffers (one cache-friendly record per frame).
+/// Per-frame bookkeeping kept beside the buffers (one cache-friendly record per frame). The fields the RX path
+/// and the forwarding checks touch come first, as six adjacent 4-byte words; `arrival` and `sequence` last.
 public struct FrameInfo: Sendable {
     /// Offset of the packet's first byte from the buffer start (`data - data_hard_start`).
     public var dataOffset: UInt32
@@ -13,17 +14,40 @@ public struct FrameInfo: Sendable {
     public var length: UInt32
     /// Metadata bytes in front of the packet (`data - data_meta`).
     public var metaLength: UInt32
+    /// Bytes of the frame that are not in the buffer because the capture it came from was truncated (pcap
+    /// `len - caplen`). The frame's length on the wire is `length + missingBytes`; size checks use that.
+    public var missingBytes: UInt32
+    /// Segment size when the frame is a GSO super-frame (a virtio-net header said so), else 0.
+    public var gsoSize: UInt32
     /// Ingress device.
     public var ingress: IfIndex
     /// Virtual time at which the frame entered its port's RX ring.
     public var arrival: Nanos
     /// Ingress sequence number, used to name the frame in event logs.
     public var sequence: UInt64
-    /// Bytes of the frame that are not in the buffer because the capture it came from was truncated (pcap
-    /// `len - caplen`). The frame's length on the wire is `length + missingBytes`; size checks use that.
-    public var missingBytes: UInt32
-    /// Segment size when the frame is a GSO super-frame (a virtio-net header said so), else 0.
-    public var gsoSize: UInt32
+
+    /// Whether the six leading words sit at offsets 0, 4, ... 20 of a little-endian record, as the batch refill
+    /// (`FramePool.take(_:onto:length:ingress:)`) writes them.
+    /// A stored static (computed once): the batch refill reads it once per call.
+    @usableFromInline static let hotWordsAdjacent: Bool = {
+        1.littleEndian == 1 && MemoryLayout<FrameInfo>.offset(of: \.dataOffset) == 0
+            && MemoryLayout<FrameInfo>.offset(of: \.length) == 4 && MemoryLayout<FrameInfo>.offset(of: \.metaLength) == 8
+            && MemoryLayout<FrameInfo>.offset(of: \.missingBytes) == 12
+            && MemoryLayout<FrameInfo>.offset(of: \.gsoSize) == 16 && MemoryLayout<FrameInfo>.offset(of: \.ingress) == 20
+    }()
+
+    @inlinable
+    public init(dataOffset: UInt32, length: UInt32, metaLength: UInt32, ingress: IfIndex, arrival: Nanos,
+                sequence: UInt64, missingBytes: UInt32, gsoSize: UInt32) {
+        self.dataOffset = dataOffset
+        self.length = length
+        self.metaLength = metaLength
+        self.missingBytes = missingBytes
+        self.gsoSize = gsoSize
+        self.ingress = ingress
+        self.arrival = arrival
+        self.sequence = sequence
+    }
 }
 
 /// Fixed frame buffers allocated once, each with XDP_PACKET_HEADROOM (or a port's own headroom) in front of the
@@ -125,6 +149,51 @@ public final class FramePool: @unchecked Sendable {
         return count
     }
 
+    /// A driver's RX refill: takes up to `count` frames straight onto `ring`, in one pass, each with `length`
+    /// bytes at the pool's headroom and `ingress` as its ingress device (as `take()`, then setting length and
+    /// ingress, then `ring.push`, frame by frame). Returns how many; fewer when the pool or the ring runs out.
+    @inlinable
+    public func take(_ count: Int, onto ring: FrameRing, length: UInt32, ingress: IfIndex) -> Int {
+        let freeStack = self.freeStack, inUse = self.inUse, infos = self.infos, dataOffset = defaultDataOffset
+        let slots = ring.slots, ringCapacity = ring.capacity, indices = ring.indices
+        let available = freeCount.pointee
+        let queued = indices[1]
+        let total = min(available, count, ringCapacity &- queued)
+        guard total > 0 else { return 0 }
+        var tail = indices[0] &+ queued
+        if tail >= ringCapacity { tail &-= ringCapacity }
+        precondition(FrameInfo.hotWordsAdjacent, "FrameInfo layout changed")
+        let first = UInt64(dataOffset) | UInt64(length) << 32  // dataOffset, length (little-endian words)
+        let third = UInt64(ingress.rawValue) << 32              // gsoSize 0, ingress
+        var done = 0
+        while done < total {
+            // One contiguous run of ring slots at a time: no wrap check per frame.
+            let run = min(total &- done, ringCapacity &- tail)
+            let source = freeStack + (available &- done &- run)
+            let destination = slots + tail
+            // Frames in the order `take()` pops them: the top of the free stack first.
+            var from = source + run
+            for i in 0..<run {
+                from -= 1
+                let index = from.pointee
+                inUse[Int(index)] = true
+                // The six leading words (dataOffset, length, metaLength, missingBytes, gsoSize, ingress) as three
+                // 8-byte stores; `hotWordsAdjacent` (checked above, folded at compile time) guarantees the layout.
+                let record = UnsafeMutableRawPointer(infos + Int(index))
+                record.storeBytes(of: first, as: UInt64.self)
+                record.storeBytes(of: 0, toByteOffset: 8, as: UInt64.self)
+                record.storeBytes(of: third, toByteOffset: 16, as: UInt64.self)
+                destination[i] = FrameID(index)
+            }
+            done &+= run
+            tail &+= run
+            if tail == ringCapacity { tail = 0 }
+        }
+        freeCount.pointee = available &- total
+        indices[1] = queued &+ total
+        return total
+    }
+
     /// Returns a frame. Returning a frame twice is a bug in the caller and stops the process.
     @inlinable @inline(__always)
     public func give(_ frame: FrameID) {
@@ -140,16 +209,18 @@ public final class FramePool: @unchecked Sendable {
     /// the free count updated once.
     @inlinable
     public func give(_ frames: UnsafeMutableBufferPointer<FrameID>) {
-        let capacity = self.capacity, inUse = self.inUse, freeStack = self.freeStack  // read once, as in Storage
-        var n = freeCount.pointee
-        for frame in frames {
-            let index = Int(frame.rawValue)
+        let capacity = self.capacity, inUse = self.inUse  // read once, as in Storage
+        let n = freeCount.pointee
+        let top = freeStack + n
+        guard let source = frames.baseAddress else { return }
+        for i in 0..<frames.count {
+            let raw = source[i].rawValue
+            let index = Int(raw)
             precondition(index < capacity && inUse[index], "frame returned twice or not from this pool")
             inUse[index] = false
-            freeStack[n] = frame.rawValue
-            n &+= 1
+            top[i] = raw
         }
-        freeCount.pointee = n
+        freeCount.pointee = n &+ frames.count
     }
 
     /// The frame's bookkeeping record.

@@ -206,6 +206,26 @@ public final class FrameRing: @unchecked Sendable {
             self.capacity = capacity
         }
 
+        /// Takes up to `limit` frames (all the ring holds, if fewer) off the ring into `destination`, in order;
+        /// returns how many.
+        @inlinable
+        func pop(upTo limit: Int, into destination: UnsafeMutablePointer<FrameID>) -> Int {
+            let n = indices[1]
+            let count = min(n, limit)
+            guard count > 0 else { return 0 }
+            let head = indices[0]
+            let first = min(count, capacity &- head)
+            destination.update(from: slots + head, count: first)
+            var next = head &+ first
+            if first < count {
+                destination.advanced(by: first).update(from: slots, count: count &- first)
+                next = count &- first
+            }
+            indices[0] = next == capacity ? 0 : next
+            indices[1] = n &- count
+            return count
+        }
+
         @inlinable
         func pop() -> FrameID? {
             let n = indices[1]

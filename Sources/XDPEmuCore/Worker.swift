@@ -76,6 +76,8 @@ public final class Worker: @unchecked Sendable {
     @usableFromInline unowned(unsafe) let network: Network
     @usableFromInline let redirectInfo: UnsafeMutablePointer<RedirectInfo>
     @usableFromInline let txQueue: UnsafeMutablePointer<FrameID>
+    /// The frames a poll has taken off the RX ring and not yet processed (at most `maxBudget`).
+    @usableFromInline let rxBatch: UnsafeMutablePointer<FrameID>
     @usableFromInline let semantics: Semantics
     /// Retire epoch seen at the previous quiescent point.
     @exclusivity(unchecked) var lastSeenEpoch: UInt64 = 0
@@ -92,6 +94,7 @@ public final class Worker: @unchecked Sendable {
         redirectInfo = allocateOnOwnCacheLines(RedirectInfo.self)
         redirectInfo.initialize(to: RedirectInfo(map: nil, index: 0, flags: 0, broadcast: 0, mapToFlush: nil))
         txQueue = .allocate(capacity: maxBudget)
+        rxBatch = .allocate(capacity: maxBudget)
         retiredScratch.reserveCapacity(16)
         lastSeenEpoch = network.retireEpoch.load(ordering: .acquiring)
     }
@@ -99,6 +102,7 @@ public final class Worker: @unchecked Sendable {
     deinit {
         redirectInfo.deallocate()
         txQueue.deallocate()
+        rxBatch.deallocate()
     }
 
     // MARK: NAPI poll
@@ -127,56 +131,70 @@ public final class Worker: @unchecked Sendable {
         // raw pointers in the loop leave the objects' fields alone, so it would reload them for every frame.
         let ring = device.rxRing.consumer
         let frames = pool.storage
+        let rxBatch = self.rxBatch
+        // Read once per poll: only the control plane sets it, between polls.
+        let frameCost = self.frameCost
         var processed = 0
         var txCount = 0
         // The ingress device's per-frame counters, added to its counters once per poll, before the flush.
+        // `redirected` is derived at the end from the frames that took another way (rare paths count those).
         var rxBytes: UInt64 = 0
-        var redirected: UInt64 = 0
+        var notRedirected = 0
         var passed: UInt64 = 0
         var programDrops: UInt64 = 0
-        while processed < budget, let frame = ring.pop() {
-            processed &+= 1
-            let info = frames.info(frame)
-            rxBytes &+= UInt64(info.pointee.length)
-            var context = XDPContext(hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize,
-                                     info: info.pointee,
-                                     rxQueueIndex: 0, now: now, programID: programID, redirectInfo: redirectInfo,
-                                     semantics: semantics)
-            let action = program.run(&context)
-            if action.rawValue == XDPAction.redirect.rawValue {
-                // What the helper asked for is read before the frame record is written: read after, it is reloaded
-                // from memory (the record is written through another pointer); read before, the values come
-                // straight from the helper's stores and the helper's dead stores go away.
-                let request = redirectInfo.pointee
+        // The RX ring is drained in batches: every frame the ring holds (up to the budget) is taken off it and
+        // copied into `rxBatch`, then processed one by one in ring order; then the ring is looked at again, so
+        // frames pushed during the poll are still processed in this poll, in the same order as one pop per frame.
+        while processed < budget {
+            let run = ring.pop(upTo: budget &- processed, into: rxBatch)
+            if run == 0 { break }
+            processed &+= run
+            for i in 0..<run {
+                let frame = rxBatch[i]
+                let info = frames.info(frame)
+                rxBytes &+= UInt64(info.pointee.length)
+                var context = XDPContext(hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize,
+                                         info: info.pointee,
+                                         rxQueueIndex: 0, now: now, programID: programID, redirectInfo: redirectInfo,
+                                         semantics: semantics)
+                let action = program.run(&context)
+                if action.rawValue == XDPAction.redirect.rawValue {
+                    // What the helper asked for is read before the frame record is written: read after, it is
+                    // reloaded from memory (the record is written through another pointer); read before, the values
+                    // come straight from the helper's stores and the helper's dead stores go away.
+                    let request = redirectInfo.pointee
+                    context.store(into: info)
+                    if !carryOutRedirect(frame, request: request, info: info, from: device, programID: programID) {
+                        notRedirected &+= 1
+                    }
+                    if frameCost != 0 { now &+= frameCost }
+                    continue
+                }
                 context.store(into: info)
-                if carryOutRedirect(frame, request: request, info: info, from: device, programID: programID) {
-                    redirected &+= 1
+                notRedirected &+= 1
+                switch action.rawValue {
+                case XDPAction.drop.rawValue:
+                    programDrops &+= 1
+                    release(frame, .programDrop, at: device)
+                case XDPAction.pass.rawValue:
+                    passed &+= 1
+                    device.stack.receive(frame, device: device, worker: self)
+                case XDPAction.tx.rawValue:
+                    txQueue[txCount] = frame
+                    txCount &+= 1
+                default:
+                    // XDP_ABORTED, and any unknown code (bpf_warn_invalid_xdp_action), trace xdp_exception and drop.
+                    if events.isRecording {
+                        events.record(XDPEvent(kind: .exception, time: now, cpu: UInt32(cpu), programID: programID,
+                                               action: action.rawValue, ifindex: device.ifindex.rawValue,
+                                               frame: info.pointee.sequence))
+                    }
+                    drop(frame, .aborted, at: device)
                 }
                 if frameCost != 0 { now &+= frameCost }
-                continue
             }
-            context.store(into: info)
-            switch action.rawValue {
-            case XDPAction.drop.rawValue:
-                programDrops &+= 1
-                release(frame, .programDrop, at: device)
-            case XDPAction.pass.rawValue:
-                passed &+= 1
-                device.stack.receive(frame, device: device, worker: self)
-            case XDPAction.tx.rawValue:
-                txQueue[txCount] = frame
-                txCount &+= 1
-            default:
-                // XDP_ABORTED, and any unknown code (bpf_warn_invalid_xdp_action), trace xdp_exception and drop.
-                if events.isRecording {
-                    events.record(XDPEvent(kind: .exception, time: now, cpu: UInt32(cpu), programID: programID,
-                                           action: action.rawValue, ifindex: device.ifindex.rawValue,
-                                           frame: info.pointee.sequence))
-                }
-                drop(frame, .aborted, at: device)
-            }
-            if frameCost != 0 { now &+= frameCost }
         }
+        let redirected = UInt64(processed &- notRedirected)
         device.count(DeviceCounter.rxPackets, cpu: cpu, UInt64(processed))
         device.count(DeviceCounter.rxBytes, cpu: cpu, rxBytes)
         device.count(DeviceCounter.redirected, cpu: cpu, redirected)
@@ -304,6 +322,7 @@ public final class Worker: @unchecked Sendable {
         queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
         queue.storeBytes(of: UInt32(truncatingIfNeeded: count &+ 1), toByteOffset: BulkQueueLayout.countOffset,
                          as: UInt32.self)
+        addToQueueCounter(queue, BulkQueueLayout.bytesOffset, UInt64(info.pointee.length))
         return 0
     }
 
@@ -331,7 +350,9 @@ public final class Worker: @unchecked Sendable {
         let device = entry.device
         let frames = UnsafeMutableBufferPointer(
             start: (queue + BulkQueueLayout.framesOffset).assumingMemoryBound(to: FrameID.self), count: count)
-        let bytes = bytesOf(frames)
+        // Summed at enqueue time (a queued frame's record does not change until it is sent).
+        let bytes = queue.load(fromByteOffset: BulkQueueLayout.bytesOffset, as: UInt64.self)
+        queue.storeBytes(of: 0, toByteOffset: BulkQueueLayout.bytesOffset, as: UInt64.self)
         var sent = device.transmitter!.xdpXmit(frames, flags: flags, device: device, worker: self)
         var error: Int32 = 0
         var sentBytes = bytes

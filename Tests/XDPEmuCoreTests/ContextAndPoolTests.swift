@@ -146,6 +146,25 @@ import XDPEmuTesting
         #expect(batched.outstanding == 0)
     }
 
+    @Test func refillOntoARingMatchesTakeThenPush() {
+        let single = FramePool(capacity: 8, bufferSize: 512)
+        let batched = FramePool(capacity: 8, bufferSize: 512)
+        let ring = FrameRing(capacity: 5)
+        #expect(ring.push(FrameID(7)) && ring.push(FrameID(7)) && ring.pop() != nil && ring.pop() != nil)  // wraps
+        #expect(ring.push(FrameID(9)))
+        let one = (0..<4).map { _ in single.take()! }
+        let taken = batched.take(6, onto: ring, length: 60, ingress: IfIndex(3))
+        #expect(taken == 4 && batched.outstanding == 4)  // only 4 fit on the ring
+        #expect((0..<5).map { _ in ring.pop() } == [FrameID(9)] + one.map { Optional($0) })
+        for frame in one {
+            let info = batched.info(frame).pointee
+            #expect(info.dataOffset == 256 && info.length == 60 && info.metaLength == 0 && info.missingBytes == 0
+                    && info.gsoSize == 0 && info.ingress == IfIndex(3))
+            batched.give(frame)
+        }
+        #expect(batched.outstanding == 0 && ring.isEmpty)
+    }
+
     @Test func returningAFrameTwiceInABatchStopsTheProcess() async {
         await #expect(processExitsWith: .failure) {
             let pool = FramePool(capacity: 2)
