@@ -19,8 +19,6 @@ public final class Emulation {
     public let maps: [String: DevMap]
     /// Map names by map id, in creation order.
     public let mapNames: [(id: UInt32, name: String)]
-    /// Each port's poll, specialised for its program's type.
-    public let polls = SpecializedPolls()
 
     /// What to put behind each port.
     public struct Wiring {
@@ -104,8 +102,7 @@ public final class Emulation {
         let devices = Dictionary(uniqueKeysWithValues: ports.map { ($0.spec.name, $0.device) })
         for (index, port) in ports.enumerated() {
             let context = ProgramContext(topology: topology, network: network, device: port.device, maps: maps,
-                                         ports: devices, path: "$.ports[\(index)].program", shared: shared,
-                                         polls: polls)
+                                         ports: devices, path: "$.ports[\(index)].program", shared: shared)
             try ProgramRegistry.attach(port.spec.program, context: context)
         }
         if let drops = captures?.drops {

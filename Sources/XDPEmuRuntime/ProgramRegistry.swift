@@ -16,8 +16,6 @@ public struct ProgramContext {
     public let path: String
     /// State shared by the programs of one topology (e.g. one learning table per switch).
     public let shared: SharedProgramState
-    /// Where `attach` leaves the port's poll specialised for the program's type.
-    @usableFromInline let polls: SpecializedPolls
 
     /// The devmap named `name`, or a bad-input error naming the JSON path.
     public func map(_ name: String) throws(RuntimeError) -> DevMap {
@@ -25,47 +23,10 @@ public struct ProgramContext {
         return map
     }
 
-    /// Attaches `program` to the port and returns its program id.
+    /// Attaches `program` to the port and returns its program id. Inlinable, like `Network.attach`, so the poll
+    /// loop is specialised for `P` wherever the concrete type is known (see `ProgramRunner`).
     @inlinable @discardableResult
-    public func attach<P: XDPProgram>(_ program: P) -> UInt32 {
-        let id = network.attach(program, to: device)
-        polls.register(P.self, device: device)
-        return id
-    }
-}
-
-/// Each port's NAPI poll, compiled for the concrete type of the port's program.
-///
-/// `Network.attach` keeps a program in a `ProgramRunner<P>` reached through `any NAPIPollable`. The methods of a
-/// generic class are not specialised, so `Worker.poll` ends in the unspecialised `Worker.run`, which calls the
-/// program through its witness table on every frame and cannot inline it. The closure made in `register`, inside a
-/// specialised `ProgramContext.attach<P>` (it is @inlinable, so programs attached from other modules get one too),
-/// calls the @inlinable `Worker.run` with `P` known: the loop, the program and the redirect are compiled as one.
-/// Same semantics as `Worker.poll`, which it falls back to when the device's program is no longer the one
-/// registered.
-public final class SpecializedPolls {
-    public typealias Poll = (_ worker: Worker, _ device: NetDevice, _ budget: Int) -> Int
-
-    @usableFromInline var byIfindex: [UInt32: Poll] = [:]
-
-    public init() {}
-
-    @inlinable
-    func register<P: XDPProgram>(_: P.Type, device: NetDevice) {
-        guard let runner = device.program as? ProgramRunner<P> else { return }
-        byIfindex[device.ifindex.rawValue] = { worker, device, budget in
-            guard device.program === runner else { return worker.poll(device, budget: budget, now: worker.now) }
-            return worker.run(&runner.program, programID: runner.programID, device: device, budget: budget)
-        }
-    }
-
-    /// The poll of `device`: `Worker.poll` through the specialised loop when there is one. Look it up once and
-    /// keep it; call it with the worker's clock set to the poll's time.
-    public func poll(for device: NetDevice) -> Poll {
-        byIfindex[device.ifindex.rawValue] ?? { worker, device, budget in
-            worker.poll(device, budget: budget, now: worker.now)
-        }
-    }
+    public func attach<P: XDPProgram>(_ program: P) -> UInt32 { network.attach(program, to: device) }
 }
 
 /// Objects the programs of one topology share, by name: a factory that builds programs acting as one (the ports

@@ -181,7 +181,6 @@ struct ReplayEngine {
     let lanes: UnsafeMutablePointer<Lane>
     let laneCount: Int
     /// Each port's poll, specialised for its program (by port index).
-    let portPolls: [SpecializedPolls.Poll]
     /// Ports waiting for a poll, in scheduling order, with the time they become ready.
     var pollList: [(port: Int, ready: Nanos)] = []
     var pollHead = 0
@@ -210,7 +209,6 @@ struct ReplayEngine {
         worker.frameCost = emulation.topology.napi.frameCostNanos
         worker.events.isEnabled = log != nil
         scheduled = Array(repeating: false, count: emulation.ports.count)
-        portPolls = emulation.ports.map { emulation.polls.poll(for: $0.device) }
         var sources = [(input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
                         ingress: PcapWriter?, fileSize: Int64)]()
         for (input, reader) in readers {
@@ -394,8 +392,7 @@ struct ReplayEngine {
             pollHead = 0
         }
         let device = emulation.ports[port].device
-        worker.now = time
-        _ = portPolls[port](worker, device, budget)
+        worker.poll(device, budget: budget, now: time)
         polls += 1
         cpuFree = worker.now
         if device.rxRing.isEmpty {
