@@ -20,7 +20,11 @@ public final class Network: @unchecked Sendable {
     private var devicesByIndex: [UInt32: NetDevice] = [:]
     private var orderedDevices: [NetDevice] = []
     private var maps: [DevMap] = []
-    private var retired: [(entry: DevMapEntry, epoch: UInt64, remaining: Int)] = []
+    /// Retired entries in epoch order; `retired[retiredHead...]` are still waiting. Epochs are consecutive, and
+    /// every worker handles them in order, so entries are released as a prefix: the list is a queue whose element
+    /// for epoch e sits at `retiredHead + (e - first epoch)`, and a quiescent point costs only its own epochs.
+    private var retired: [(entry: DevMapEntry?, epoch: UInt64, remaining: Int)] = []
+    private var retiredHead = 0
     private var nextMapID: UInt32 = 1
     private var nextProgramID: UInt32 = 1
     private var nextAutoIfindex: UInt32 = 1
@@ -177,11 +181,20 @@ public final class Network: @unchecked Sendable {
         retireEpoch.store(epoch, ordering: .releasing)
     }
 
+    /// The indices in `retired` of the epochs (since, upTo]. Control lock held.
+    private func retiredIndices(after since: UInt64, upTo latest: UInt64) -> Range<Int> {
+        guard retiredHead < retired.count else { return retiredHead..<retiredHead }
+        let first = retired[retiredHead].epoch
+        let lower = retiredHead + Int(max(since + 1, first) - first)
+        let upper = retiredHead + Int(max(latest + 1, first) - first)
+        return min(lower, retired.count)..<min(upper, retired.count)
+    }
+
     /// Appends the entries retired in the epochs (since, upTo] to `entries`, for a worker's quiescent point. The
     /// array is the worker's own and keeps its capacity, so the quiescent point allocates nothing once it has grown.
     func collectRetired(after since: UInt64, upTo latest: UInt64, into entries: inout [DevMapEntry]) {
         withControlLock {
-            for item in retired where item.epoch > since && item.epoch <= latest { entries.append(item.entry) }
+            for i in retiredIndices(after: since, upTo: latest) { entries.append(retired[i].entry!) }
         }
     }
 
@@ -189,20 +202,26 @@ public final class Network: @unchecked Sendable {
     /// and their counters kept under their key.
     func finishRetired(after since: UInt64, upTo latest: UInt64) {
         withControlLock {
-            for i in retired.indices where retired[i].epoch > since && retired[i].epoch <= latest {
-                retired[i].remaining -= 1
+            for i in retiredIndices(after: since, upTo: latest) { retired[i].remaining -= 1 }
+            while retiredHead < retired.count && retired[retiredHead].remaining == 0 {
+                let entry = retired[retiredHead].entry!
+                entry.map.releasedStatistics[entry.key, default: MapEntryStatistics()]
+                    .add(entry.statistics(workers: workerCount))
+                retired[retiredHead].entry = nil
+                retiredHead += 1
             }
-            for item in retired where item.remaining == 0 {
-                let map = item.entry.map
-                map.releasedStatistics[item.entry.key, default: MapEntryStatistics()]
-                    .add(item.entry.statistics(workers: workerCount))
+            if retiredHead == retired.count {
+                retired.removeAll(keepingCapacity: true)
+                retiredHead = 0
+            } else if retiredHead >= 1024 && retiredHead * 2 >= retired.count {
+                retired.removeFirst(retiredHead)
+                retiredHead = 0
             }
-            retired.removeAll { $0.remaining == 0 }
         }
     }
 
     /// Entries retired and not yet released (for tests).
-    public var pendingRetiredCount: Int { withControlLock { retired.count } }
+    public var pendingRetiredCount: Int { withControlLock { retired.count - retiredHead } }
 
     /// Runs the quiescent point of every worker. Only when no worker is polling: single-threaded drivers
     /// (replay, tests, the map batch tool) call it between polls and at the end.
