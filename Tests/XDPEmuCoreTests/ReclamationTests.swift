@@ -101,6 +101,25 @@ import XDPEmuTesting
         f.expectConservation(extra: [second])
     }
 
+    @Test func aLaggingWorkerKeepsEntriesUntilItPassesAndThenReleasesThemInOrder() throws {
+        let f = try Fixture(workers: 2)
+        let w0 = f.network.workers[0], w1 = f.network.workers[1]
+        for round in 0..<3000 {
+            try f.map.update(key: 0, ifindex: f.targets[round % 4].ifindex.rawValue)
+            if round % 7 == 0 { w0.quiescentPoint() }
+        }
+        w0.quiescentPoint()
+        #expect(f.network.pendingRetiredCount == 3000)  // worker 1 has not passed a quiescent point yet
+        w1.quiescentPoint()
+        #expect(f.network.pendingRetiredCount == 0)
+        try f.map.update(key: 0, ifindex: f.targets[1].ifindex.rawValue)
+        w1.quiescentPoint()
+        #expect(f.network.pendingRetiredCount == 1)
+        w0.quiescentPoint()
+        #expect(f.network.pendingRetiredCount == 0)
+        f.expectConservation()
+    }
+
     @Test func updateRacingUnregisterWins() throws {
         // The notifier clears a slot only if it still holds the vanishing device's entry: an update that
         // replaced it first survives.
