@@ -1,5 +1,6 @@
 import Foundation
 import XDPEmuCore
+import XDPEmuTopology
 
 /// What a run did, gathered from the devices' and maps' counters: printed as a table and written as JSON.
 public struct RunStatistics: Equatable, Sendable {
@@ -88,13 +89,13 @@ public struct RunStatistics: Equatable, Sendable {
     /// The same as JSON, keys in a fixed order (byte-identical for identical runs).
     public var json: String {
         var out = "{\n"
-        out += "  \"topology\": \(quote(topology)),\n"
+        out += "  \"topology\": \(jsonQuoted(topology)),\n"
         out += "  \"frames_in\": \(framesIn),\n  \"polls\": \(polls),\n  \"flushes\": \(flushes),\n"
         out += "  \"average_bulk\": \(formatDouble(averageBulk)),\n  \"events_lost\": \(eventsLost),\n"
         out += "  \"ports\": [\n"
         out += ports.map { p in
-            let drops = DropReason.allCases.compactMap { r in p.device.drops[r].map { "\(quote(r.description)): \($0)" } }
-            return "    {\"name\": \(quote(p.name)), \"ifindex\": \(p.ifindex), \"ingress\": \(p.ingress), "
+            let drops = DropReason.allCases.compactMap { r in p.device.drops[r].map { "\(jsonQuoted(r.description)): \($0)" } }
+            return "    {\"name\": \(jsonQuoted(p.name)), \"ifindex\": \(p.ifindex), \"ingress\": \(p.ingress), "
                 + "\"rx\": \(p.device.rxPackets), \"rx_bytes\": \(p.device.rxBytes), \"tx\": \(p.device.txPackets), "
                 + "\"tx_bytes\": \(p.device.txBytes), \"pass\": \(p.device.passed), "
                 + "\"redirect\": \(p.device.redirected), \"xdp_tx\": \(p.device.xdpTx), \"cloned\": \(p.device.cloned), "
@@ -106,9 +107,9 @@ public struct RunStatistics: Equatable, Sendable {
                 "{\"key\": \(e.key), \"sent\": \(e.statistics.sent), \"drops\": \(e.statistics.drops), "
                     + "\"flushes\": \(e.statistics.flushes), \"average_bulk\": \(formatDouble(e.statistics.averageBulk))}"
             }
-            return "    {\"name\": \(quote(m.name)), \"id\": \(m.id), \"entries\": [\(entries.joined(separator: ", "))]}"
+            return "    {\"name\": \(jsonQuoted(m.name)), \"id\": \(m.id), \"entries\": [\(entries.joined(separator: ", "))]}"
         }.joined(separator: ",\n")
-        out += "\n  ],\n  \"errors\": [\(errors.map(quote).joined(separator: ", "))]\n}\n"
+        out += "\n  ],\n  \"errors\": [\(errors.map(jsonQuoted).joined(separator: ", "))]\n}\n"
         return out
     }
 
@@ -128,20 +129,4 @@ func formatDouble(_ value: Double) -> String {
     let hundredths = Int((value * 100).rounded())
     let fraction = hundredths % 100
     return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
-}
-
-/// A JSON string literal.
-func quote(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
 }

@@ -62,7 +62,7 @@ public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// `text` as a JSON string literal.
-func jsonQuoted(_ text: String) -> String {
+public func jsonQuoted(_ text: String) -> String {
     var result = "\""
     for scalar in text.unicodeScalars {
         switch scalar {
