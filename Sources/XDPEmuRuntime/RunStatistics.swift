@@ -94,7 +94,9 @@ public struct RunStatistics: Equatable, Sendable {
         out += "  \"average_bulk\": \(formatDouble(averageBulk)),\n  \"events_lost\": \(eventsLost),\n"
         out += "  \"ports\": [\n"
         out += ports.map { p in
-            let drops = DropReason.allCases.compactMap { r in p.device.drops[r].map { "\(jsonQuoted(r.description)): \($0)" } }
+            let drops = DropReason.allCases.compactMap { reason in
+                p.device.drops[reason].map { "\(jsonQuoted(reason.description)): \($0)" }
+            }
             return "    {\"name\": \(jsonQuoted(p.name)), \"ifindex\": \(p.ifindex), \"ingress\": \(p.ingress), "
                 + "\"rx\": \(p.device.rxPackets), \"rx_bytes\": \(p.device.rxBytes), \"tx\": \(p.device.txPackets), "
                 + "\"tx_bytes\": \(p.device.txBytes), \"pass\": \(p.device.passed), "
