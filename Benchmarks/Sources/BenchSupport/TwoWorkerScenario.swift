@@ -17,6 +17,8 @@ public final class TwoWorkerScenario: @unchecked Sendable {
         public var framesPerWorker: Int
         /// CPU time of each worker thread (CLOCK_THREAD_CPUTIME_ID) divided by its frames.
         public var cpuNanosPerFrame: [Double]
+        /// Each worker thread's user and system time and context switches during its frames.
+        public var usage: [ThreadUsage]
         public var wallSeconds: Double
         public var updates: Int
         /// Mean time between two map updates, in nanoseconds.
@@ -58,25 +60,31 @@ public final class TwoWorkerScenario: @unchecked Sendable {
         /// Polls the monotonic clock until the next update is due, yielding the CPU in between (sched_yield):
         /// the interval is kept, at the price of a third runnable thread on the machine.
         case spin
+        /// As `spin`, but the updater never touches the map: what a third runnable thread costs the workers.
+        case spinWithoutUpdates
+        /// No updater thread at all: two workers alone.
+        case noUpdater
     }
 
     /// Runs `framesPerWorker` frames on each worker while the map is rewritten every `updateInterval` ns.
     public func run(framesPerWorker: Int, updateInterval: Int = 5_000, pacing: Pacing = .spin) -> Result {
         let state = RunState()
         let wallStart = BenchClock.monotonicNanos()
-        let updater = startThread { [self] in
+        let updater = pacing == .noUpdater ? nil : startThread { [self] in
             _ = bench_set_timer_slack(1)
             var i = 0
             var pause = timespec(tv_sec: 0, tv_nsec: updateInterval)
             while state.ready.load(ordering: .acquiring) < 2 {}
             var due = BenchClock.monotonicNanos()
             while !state.stop.load(ordering: .relaxed) {
-                try? map.update(key: UInt32(i & 3), ifindex: targets[(i >> 2) & 3].ifindex.rawValue)
-                i += 1
+                if pacing != .spinWithoutUpdates {
+                    try? map.update(key: UInt32(i & 3), ifindex: targets[(i >> 2) & 3].ifindex.rawValue)
+                    i += 1
+                }
                 switch pacing {
-                case .sleep:
+                case .sleep, .noUpdater:
                     nanosleep(&pause, nil)
-                case .spin:
+                case .spin, .spinWithoutUpdates:
                     due += UInt64(updateInterval)
                     while BenchClock.monotonicNanos() < due && !state.stop.load(ordering: .relaxed) { sched_yield() }
                 }
@@ -87,20 +95,23 @@ public final class TwoWorkerScenario: @unchecked Sendable {
             startThread { [self] in
                 state.ready.add(1, ordering: .acquiringAndReleasing)
                 while state.ready.load(ordering: .acquiring) < 2 {}
+                let usage = ThreadUsage.current()
                 let start = BenchClock.threadCPUNanos()
                 pollLoop(cpu: cpu, frames: framesPerWorker)
                 state.setCPUNanos(cpu, BenchClock.threadCPUNanos() - start)
+                state.usage.withLock { $0[cpu] = ThreadUsage.current().since(usage) }
             }
         }
         for thread in workers { pthread_join(thread, nil) }
         let wall = Double(BenchClock.monotonicNanos() - wallStart) / 1e9
         state.stop.store(true, ordering: .relaxed)
-        pthread_join(updater, nil)
+        if let updater { pthread_join(updater, nil) }
         let updates = state.updates.load(ordering: .acquiring)
         return Result(framesPerWorker: framesPerWorker,
                       cpuNanosPerFrame: (0..<2).map {
                           Double(state.cpuNanos($0)) / Double(framesPerWorker)
                       },
+                      usage: state.usage.withLock { $0 },
                       wallSeconds: wall, updates: updates, meanUpdateInterval: wall * 1e9 / Double(max(updates, 1)))
     }
 
@@ -111,6 +122,7 @@ public final class TwoWorkerScenario: @unchecked Sendable {
         let updates = Atomic<Int>(0)
         let cpuNanos0 = Atomic<UInt64>(0)
         let cpuNanos1 = Atomic<UInt64>(0)
+        let usage = Mutex<[ThreadUsage]>([ThreadUsage(), ThreadUsage()])
 
         func setCPUNanos(_ cpu: Int, _ value: UInt64) {
             if cpu == 0 {

@@ -3,7 +3,8 @@
 //
 //   core-loop <scenario> <frames>
 //   scenarios: redirect4-64 redirect4-1500 redirect4-64-events largemap-64 largemap-fixed-64 drop-64 two-workers
-//   two-workers-sleep (two-workers paces the map updates by spinning on the clock; this one sleeps)
+//   two-workers-sleep two-workers-noupdates two-workers-alone (two-workers paces the map updates by spinning on the
+//   clock; -sleep sleeps instead; -noupdates spins the same way without updating the map; -alone has no updater)
 import BenchSupport
 
 #if canImport(Glibc)
@@ -12,7 +13,7 @@ import Glibc
 
 let scenarios = [
     "redirect4-64", "redirect4-1500", "redirect4-64-events", "largemap-64", "largemap-fixed-64", "drop-64",
-    "two-workers", "two-workers-sleep",
+    "two-workers", "two-workers-sleep", "two-workers-noupdates", "two-workers-alone",
 ]
 let arguments = CommandLine.arguments
 guard arguments.count == 3, scenarios.contains(arguments[1]), let frames = Int(arguments[2]), frames > 0 else {
@@ -28,12 +29,19 @@ func fail(_ message: String) -> Never {
 
 if name.hasPrefix("two-workers") {
     let scenario = try TwoWorkerScenario()
-    let result = scenario.run(framesPerWorker: frames, pacing: name.hasSuffix("sleep") ? .sleep : .spin)
+    let pacing: TwoWorkerScenario.Pacing =
+        name.hasSuffix("sleep") ? .sleep : name.hasSuffix("noupdates") ? .spinWithoutUpdates
+        : name.hasSuffix("alone") ? .noUpdater : .spin
+    let result = scenario.run(framesPerWorker: frames, pacing: pacing)
     if let error = scenario.conservationError() { fail(error) }
     let perFrame = result.cpuNanosPerFrame.map { String(format2($0)) }.joined(separator: " ")
     print("\(name): \(frames) frames per worker, CPU ns per frame per worker: \(perFrame), "
         + "\(result.updates) map updates, one every \(Int(result.meanUpdateInterval)) ns, "
         + "wall \(format2(result.wallSeconds)) s")
+    for (cpu, usage) in result.usage.enumerated() {
+        print("  worker \(cpu): user \(usage.userNanos / 1_000_000) ms, system \(usage.systemNanos / 1_000_000) ms, "
+            + "\(usage.voluntarySwitches) voluntary and \(usage.involuntarySwitches) involuntary context switches")
+    }
     exit(0)
 }
 
