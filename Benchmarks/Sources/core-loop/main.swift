@@ -3,8 +3,10 @@
 //
 //   core-loop <scenario> <frames>
 //   scenarios: redirect4-64 redirect4-1500 redirect4-64-events largemap-64 largemap-fixed-64 drop-64 two-workers
-//   two-workers-sleep two-workers-noupdates two-workers-alone (two-workers paces the map updates by spinning on the
-//   clock; -sleep sleeps instead; -noupdates spins the same way without updating the map; -alone has no updater)
+//   two-workers-sleep two-workers-noupdates two-workers-alone two-workers-serial (two-workers paces the map updates
+//   by spinning on the clock; -sleep sleeps instead; -noupdates spins the same way without updating the map; -alone
+//   has no updater; -serial runs both workers and the updates on one thread, an update every 512 frames, for
+//   callgrind)
 import BenchSupport
 
 #if canImport(Glibc)
@@ -14,6 +16,7 @@ import Glibc
 let scenarios = [
     "redirect4-64", "redirect4-1500", "redirect4-64-events", "largemap-64", "largemap-fixed-64", "drop-64",
     "two-workers", "two-workers-sleep", "two-workers-noupdates", "two-workers-alone",
+    "two-workers-serial",
 ]
 let arguments = CommandLine.arguments
 guard arguments.count == 3, scenarios.contains(arguments[1]), let frames = Int(arguments[2]), frames > 0 else {
@@ -25,6 +28,17 @@ let name = arguments[1]
 func fail(_ message: String) -> Never {
     print("core-loop: \(message)")
     exit(1)
+}
+
+if name == "two-workers-serial" {
+    let scenario = try TwoWorkerScenario()
+    let cpuStart = BenchClock.threadCPUNanos()
+    let updates = scenario.runSerial(framesPerWorker: frames)
+    let cpu = BenchClock.threadCPUNanos() - cpuStart
+    if let error = scenario.conservationError() { fail(error) }
+    print("\(name): \(frames) frames per worker, \(updates) map updates, "
+        + "CPU \(format2(Double(cpu) / Double(2 * frames))) ns per frame (updates included)")
+    exit(0)
 }
 
 if name.hasPrefix("two-workers") {
