@@ -20,10 +20,10 @@ import Synchronization
 //   old entry are sent by the deferred free below.
 // - Deferred free (`dev_map_flush_old` after the RCU grace period): right after its flush each worker passes a
 //   quiescent point. A worker that sees an entry retired since its previous quiescent point knows it will never
-//   touch that entry again, so it transmits its own queue of the entry (XDP_XMIT_FLUSH) and clears its own bit
-//   for the key. When the last worker has done so the entry is released. Every worker only ever touches its own
-//   per-CPU parts, so none of this needs a lock on the datapath; the control-plane lock is taken by a worker only
-//   when an entry was retired since it last looked.
+//   touch that entry again, so it transmits its own queue of the entry (XDP_XMIT_FLUSH), clears its own bit for
+//   the key, and says so. Once every worker has done so the control plane releases the entry. Every worker only
+//   ever touches its own per-CPU parts, and learns of retired entries through epochs (RetireLog.swift), so none of
+//   this takes a lock on the datapath.
 // Together: a queued frame is sent exactly once, by the flush or by the deferred free, and never lost.
 
 /// Creation flags of a map (`map_flags`).
@@ -274,6 +274,7 @@ public final class DevMap: @unchecked Sendable {
     /// Per-key transmit counters, over every entry the key has held. Exact when the workers are stopped.
     public func statistics() -> [UInt32: MapEntryStatistics] {
         network.withControlLock {
+            network.reclaimLocked()
             var result = releasedStatistics
             for key in 0..<maxEntries {
                 guard let entry = entry(at: key) else { continue }

@@ -1,10 +1,10 @@
 import Synchronization
 
 /// Everything one emulated kernel holds: its devices (by ifindex), its devmaps, the workers (simulated CPUs)
-/// and the list of retired devmap entries waiting for their deferred free.
+/// and the log of retired devmap entries waiting for their deferred free.
 ///
-/// Control-plane operations (device registration and unregistration, map updates) take one lock, the control
-/// lock; the datapath never does, except a worker's quiescent point right after an entry was retired.
+/// Control-plane operations (device registration and unregistration, map updates, releasing retired entries)
+/// take one lock, the control lock; the datapath never does (see RetireLog.swift for the quiescent point).
 public final class Network: @unchecked Sendable {
     // @unchecked Sendable: mutable state is guarded by `control` or is atomic.
 
@@ -12,19 +12,14 @@ public final class Network: @unchecked Sendable {
     public let workerCount: Int
     /// The workers, one per simulated CPU. Worker i may run on its own thread.
     public private(set) var workers: [Worker] = []
-    /// Incremented (under the control lock) each time an entry is retired.
-    let retireEpoch = Atomic<UInt64>(0)
+    /// Retired entries by epoch; its control-plane side is guarded by `control`.
+    let retireLog: RetireLog
 
     private let control = Mutex<Void>(())
     // The fields below are guarded by `control`.
     private var devicesByIndex: [UInt32: NetDevice] = [:]
     private var orderedDevices: [NetDevice] = []
     private var maps: [DevMap] = []
-    /// Retired entries in epoch order; `retired[retiredHead...]` are still waiting. Epochs are consecutive, and
-    /// every worker handles them in order, so entries are released as a prefix: the list is a queue whose element
-    /// for epoch e sits at `retiredHead + (e - first epoch)`, and a quiescent point costs only its own epochs.
-    private var retired: [(entry: DevMapEntry?, epoch: UInt64, remaining: Int)] = []
-    private var retiredHead = 0
     private var nextMapID: UInt32 = 1
     private var nextProgramID: UInt32 = 1
     private var nextAutoIfindex: UInt32 = 1
@@ -40,6 +35,7 @@ public final class Network: @unchecked Sendable {
         precondition(workers >= 1 && workers <= 64, "1...64 workers")
         self.semantics = semantics
         workerCount = workers
+        retireLog = RetireLog(workers: workers)
         self.workers = (0..<workers).map { cpu in
             Worker(cpu: cpu, network: self, pool: FramePool(capacity: poolCapacity, bufferSize: bufferSize),
                    eventCapacity: eventCapacity, maxBudget: maxBudget)
@@ -173,59 +169,24 @@ public final class Network: @unchecked Sendable {
     // MARK: Deferred reclamation
 
     /// Retires the entry whose bits were just swapped out of a slot (0: nothing). Control lock held.
-    func retireLocked(bits: UInt) {
-        guard bits != 0 else { return }
-        let entry = Unmanaged<DevMapEntry>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).takeRetainedValue()
-        let epoch = retireEpoch.load(ordering: .relaxed) + 1
-        retired.append((entry, epoch, workerCount))
-        retireEpoch.store(epoch, ordering: .releasing)
-    }
+    func retireLocked(bits: UInt) { retireLog.retire(bits: bits) }
 
-    /// The indices in `retired` of the epochs (since, upTo]. Control lock held.
-    private func retiredIndices(after since: UInt64, upTo latest: UInt64) -> Range<Int> {
-        guard retiredHead < retired.count else { return retiredHead..<retiredHead }
-        let first = retired[retiredHead].epoch
-        let lower = retiredHead + Int(max(since + 1, first) - first)
-        let upper = retiredHead + Int(max(latest + 1, first) - first)
-        return min(lower, retired.count)..<min(upper, retired.count)
-    }
+    /// Releases the retired entries every worker is done with. Control lock held.
+    func reclaimLocked() { retireLog.reclaim() }
 
-    /// Appends the entries retired in the epochs (since, upTo] to `entries`, for a worker's quiescent point. The
-    /// array is the worker's own and keeps its capacity, so the quiescent point allocates nothing once it has grown.
-    func collectRetired(after since: UInt64, upTo latest: UInt64, into entries: inout [DevMapEntry]) {
+    /// Entries retired and not yet released, once those every worker is done with are released (for tests).
+    public var pendingRetiredCount: Int {
         withControlLock {
-            for i in retiredIndices(after: since, upTo: latest) { entries.append(retired[i].entry!) }
+            retireLog.reclaim()
+            return retireLog.pendingCount
         }
     }
 
-    /// One worker is done with the entries of epochs (since, upTo]; entries every worker is done with are released
-    /// and their counters kept under their key.
-    func finishRetired(after since: UInt64, upTo latest: UInt64) {
-        withControlLock {
-            for i in retiredIndices(after: since, upTo: latest) { retired[i].remaining -= 1 }
-            while retiredHead < retired.count && retired[retiredHead].remaining == 0 {
-                let entry = retired[retiredHead].entry!
-                entry.map.releasedStatistics[entry.key, default: MapEntryStatistics()]
-                    .add(entry.statistics(workers: workerCount))
-                retired[retiredHead].entry = nil
-                retiredHead += 1
-            }
-            if retiredHead == retired.count {
-                retired.removeAll(keepingCapacity: true)
-                retiredHead = 0
-            } else if retiredHead >= 1024 && retiredHead * 2 >= retired.count {
-                retired.removeFirst(retiredHead)
-                retiredHead = 0
-            }
-        }
-    }
-
-    /// Entries retired and not yet released (for tests).
-    public var pendingRetiredCount: Int { withControlLock { retired.count - retiredHead } }
-
-    /// Runs the quiescent point of every worker. Only when no worker is polling: single-threaded drivers
-    /// (replay, tests, the map batch tool) call it between polls and at the end.
+    /// Runs the quiescent point of every worker, then releases the entries they are all done with. Only when no
+    /// worker is polling: single-threaded drivers (replay, tests, the map batch tool) call it between polls and at
+    /// the end.
     public func quiesceAll() {
         for worker in workers { worker.quiescentPoint() }
+        withControlLock { retireLog.reclaim() }
     }
 }

@@ -55,7 +55,7 @@ public protocol DropObserver: AnyObject {
 
 public final class Worker: @unchecked Sendable {
     // @unchecked Sendable: a worker is driven by exactly one thread at a time; shared state is reached only
-    // through atomics (map slots, the retire epoch) or the network's control lock.
+    // through atomics (map slots, the retire epochs and the log they guard) or the network's control lock.
     // The same contract is why its `var`s opt out of dynamic exclusivity checks: a check is a runtime call of
     // ~90 instructions (swift_beginAccess), made per frame for `now`, `frameCost` and `dropObserver`.
 
@@ -72,17 +72,17 @@ public final class Worker: @unchecked Sendable {
     /// Largest budget a poll may use (size of the XDP_TX queue).
     public let maxBudget: Int
     /// Inverse of `NetDevice.isRegistered`-style lookups without locks: the network, for bpf_redirect and
-    /// the retire list.
+    /// the control plane.
     @usableFromInline unowned(unsafe) let network: Network
     @usableFromInline let redirectInfo: UnsafeMutablePointer<RedirectInfo>
     @usableFromInline let txQueue: UnsafeMutablePointer<FrameID>
     /// The frames a poll has taken off the RX ring and not yet processed (at most `maxBudget`).
     @usableFromInline let rxBatch: UnsafeMutablePointer<FrameID>
     @usableFromInline let semantics: Semantics
-    /// Retire epoch seen at the previous quiescent point.
+    /// The retire log as the quiescent point sees it (plain pointers: no reference counting on shared objects).
+    let retireLog: RetireLog.Reader
+    /// Retire epoch passed at the previous quiescent point.
     @exclusivity(unchecked) var lastSeenEpoch: UInt64 = 0
-    /// The entries a quiescent point handles, kept between calls so that it does not allocate.
-    @exclusivity(unchecked) var retiredScratch: [DevMapEntry] = []
 
     init(cpu: Int, network: Network, pool: FramePool, eventCapacity: Int, maxBudget: Int) {
         self.cpu = cpu
@@ -95,8 +95,9 @@ public final class Worker: @unchecked Sendable {
         redirectInfo.initialize(to: RedirectInfo(map: nil, index: 0, flags: 0, broadcast: 0, mapToFlush: nil))
         txQueue = .allocate(capacity: maxBudget)
         rxBatch = .allocate(capacity: maxBudget)
-        retiredScratch.reserveCapacity(16)
-        lastSeenEpoch = network.retireEpoch.load(ordering: .acquiring)
+        retireLog = network.retireLog.reader(cpu: cpu)
+        lastSeenEpoch = retireLog.publishedEpoch()
+        retireLog.pass(lastSeenEpoch)
     }
 
     deinit {
@@ -532,20 +533,18 @@ public final class Worker: @unchecked Sendable {
     }
 
     /// The quiescent point (end of a poll): sends this worker's queues of the entries retired since the previous
-    /// one (`dev_map_flush_old`) and releases entries every worker is done with. Call it also when a worker goes
-    /// idle, so retired entries do not wait for its next poll.
+    /// one (`dev_map_flush_old`) and tells the control plane, which releases an entry once every worker is done
+    /// with it. Takes no lock and allocates nothing (see RetireLog.swift). Call it also when a worker goes idle, so
+    /// retired entries do not wait for its next poll.
     public func quiescentPoint() {
-        let latest = network.retireEpoch.load(ordering: .acquiring)
+        let latest = retireLog.publishedEpoch()
         guard latest != lastSeenEpoch else { return }
-        let since = lastSeenEpoch
-        lastSeenEpoch = latest
-        network.collectRetired(after: since, upTo: latest, into: &retiredScratch)
-        for entry in retiredScratch where entry.device.transmitter != nil {
+        retireLog.forEachRetired(after: lastSeenEpoch, upTo: latest) { entry in
+            guard entry.device.transmitter != nil else { return }
             entry.map.clearFlushMark(entry.key, cpu: cpu)
             transmitBulk(entry, flags: .flush)
         }
-        // Emptied before finishRetired, so that the last reference to a released entry is the network's.
-        retiredScratch.removeAll(keepingCapacity: true)
-        network.finishRetired(after: since, upTo: latest)
+        lastSeenEpoch = latest
+        retireLog.pass(latest)
     }
 }
