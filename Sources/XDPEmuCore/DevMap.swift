@@ -75,7 +75,9 @@ final class DevMapEntry {
         self.device = device
         self.key = key
         self.map = map
-        queues = .allocate(byteCount: workers * BulkQueueLayout.stride, alignment: 64)
+        // 128-byte aligned: each worker's queue is a pair of cache lines of its own (the adjacent-line prefetcher
+        // fetches lines in aligned pairs).
+        queues = .allocate(byteCount: workers * BulkQueueLayout.stride, alignment: 128)
         queues.initializeMemory(as: UInt8.self, repeating: 0, count: workers * BulkQueueLayout.stride)
     }
 
@@ -119,9 +121,10 @@ public final class DevMap: @unchecked Sendable {
     /// Counters of entries already released, by key (guarded by the control lock).
     var releasedStatistics: [UInt32: MapEntryStatistics] = [:]
 
-    /// Slots and flush bitmaps come from `calloc`: zeroed memory the system hands out page by page as it is
-    /// touched, so a large, sparsely used map costs only what is used (as the kernel's vmalloc'ed slot array).
-    /// Nil when the memory cannot be had (the caller answers ENOMEM).
+    /// Slots come from `calloc`: zeroed memory the system hands out page by page as it is touched, so a large,
+    /// sparsely used map costs only what is used (as the kernel's vmalloc'ed slot array). The flush bitmaps (a bit
+    /// per key per worker) are 128-byte aligned, so that each worker's bitmap starts a pair of cache lines of its
+    /// own (calloc aligns to 16 bytes only). Nil when the memory cannot be had (the caller answers ENOMEM).
     init?(id: UInt32, maxEntries: UInt32, flags: MapFlags, network: Network) {
         self.id = id
         self.maxEntries = maxEntries
@@ -134,10 +137,12 @@ public final class DevMap: @unchecked Sendable {
         bitmapStride = ((words + summaryWords + 15) / 16) * 16
         // An all-zero Atomic<UInt> is an empty slot, so zeroed memory is a fully initialized slot array.
         guard let slotMemory = calloc(Int(maxEntries), MemoryLayout<Atomic<UInt>>.stride) else { return nil }
-        guard let bitmapMemory = calloc(bitmapStride * workers, MemoryLayout<UInt64>.stride) else {
+        let bitmapBytes = bitmapStride * workers * MemoryLayout<UInt64>.stride
+        guard let bitmapMemory = aligned_alloc(128, bitmapBytes) else {
             free(slotMemory)
             return nil
         }
+        memset(bitmapMemory, 0, bitmapBytes)
         slots = slotMemory.bindMemory(to: Atomic<UInt>.self, capacity: Int(maxEntries))
         flushBits = bitmapMemory.bindMemory(to: UInt64.self, capacity: bitmapStride * workers)
     }
