@@ -182,6 +182,9 @@ public final class Network: @unchecked Sendable {
         }
     }
 
+    /// Entries retired so far: swapped out of a slot by an update, a delete or a device's unregistration (for tests).
+    public var retiredEntryCount: Int { withControlLock { retireLog.retiredCount } }
+
     /// Runs the quiescent point of every worker, then releases the entries they are all done with. Only when no
     /// worker is polling: single-threaded drivers (replay, tests, the map batch tool) call it between polls and at
     /// the end.

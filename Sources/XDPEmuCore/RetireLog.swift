@@ -157,6 +157,9 @@ final class RetireLog {
     /// Entries retired and not yet released (as of the last `reclaim`).
     var pendingCount: Int { Int(epoch - released) }
 
+    /// Entries retired so far (one per epoch).
+    var retiredCount: Int { Int(epoch) }
+
     // MARK: Workers
 
     /// What a worker's quiescent point reads and writes. Copy it into the worker.
