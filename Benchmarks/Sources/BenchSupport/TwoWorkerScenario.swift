@@ -118,7 +118,8 @@ public final class TwoWorkerScenario: @unchecked Sendable {
     /// The same work on one thread, deterministically, for callgrind (which runs threads one at a time, so the
     /// threaded run's update rate would depend on valgrind's slowdown): worker 0 and worker 1 poll in turn, and
     /// the map is updated after every `roundsPerUpdate` rounds (a round is one poll of each worker). With 64-frame
-    /// polls and 4 rounds, an update every 512 frames, as the threaded run at ~20 ns per frame and 5 µs.
+    /// polls and 4 rounds, an update every 256 frames of each worker (the threaded run, where each worker gets
+    /// about half a CPU, sees one every 75-110).
     /// Returns the number of updates.
     public func runSerial(framesPerWorker: Int, roundsPerUpdate: Int = 4) -> Int {
         var updates = 0

@@ -5,7 +5,7 @@
 //   scenarios: redirect4-64 redirect4-1500 redirect4-64-events largemap-64 largemap-fixed-64 drop-64 two-workers
 //   two-workers-sleep two-workers-noupdates two-workers-alone two-workers-serial (two-workers paces the map updates
 //   by spinning on the clock; -sleep sleeps instead; -noupdates spins the same way without updating the map; -alone
-//   has no updater; -serial runs both workers and the updates on one thread, an update every 512 frames, for
+//   has no updater; -serial runs both workers and the updates on one thread, an update every 4 polls of each, for
 //   callgrind)
 import BenchSupport
 
