@@ -68,6 +68,11 @@ public final class FramePool: @unchecked Sendable {
 
     @usableFromInline let defaultDataOffset: UInt32
     @usableFromInline let base: UnsafeMutableRawPointer
+    /// Distance between two buffers: `bufferSize`, plus one cache line when that is an even number of lines.
+    /// With a power-of-two stride (2048) the first lines of all buffers fall into the same few sets of the L1
+    /// cache (64 sets of 64 B: a 2 KB stride reaches 2 of them), so a poll's packet headers evicted each other
+    /// and every header read missed L1; an odd number of lines spreads them over every set.
+    @usableFromInline let stride: Int
     @usableFromInline let infos: UnsafeMutablePointer<FrameInfo>
     @usableFromInline let freeStack: UnsafeMutablePointer<UInt32>
     /// Which frames are out of the pool, for the double-return check. Kept only in debug builds (the tests): it
@@ -87,7 +92,8 @@ public final class FramePool: @unchecked Sendable {
         self.bufferSize = (bufferSize + 63) & ~63
         self.headroom = headroom
         defaultDataOffset = UInt32(headroom)
-        base = UnsafeMutableRawPointer.allocate(byteCount: capacity * self.bufferSize, alignment: 4096)
+        stride = (self.bufferSize / 64) % 2 == 0 ? self.bufferSize + 64 : self.bufferSize
+        base = UnsafeMutableRawPointer.allocate(byteCount: capacity * stride, alignment: 4096)
         infos = .allocate(capacity: capacity)
         infos.initialize(repeating: FrameInfo(dataOffset: 0, length: 0, metaLength: 0, ingress: .none, arrival: 0,
                                               sequence: 0, missingBytes: 0, gsoSize: 0), count: capacity)
@@ -251,26 +257,28 @@ public final class FramePool: @unchecked Sendable {
 
     /// Where the frames live, for a loop that reaches many frames (the poll loop) without reloading the pool
     /// object's fields each time. Valid while the pool lives.
-    @inlinable var storage: Storage { Storage(base: base, infos: infos, bufferSize: bufferSize) }
+    @inlinable var storage: Storage { Storage(base: base, infos: infos, bufferSize: bufferSize, stride: stride) }
 
     @usableFromInline
     struct Storage {
         @usableFromInline let base: UnsafeMutableRawPointer
         @usableFromInline let infos: UnsafeMutablePointer<FrameInfo>
         @usableFromInline let bufferSize: Int
+        @usableFromInline let stride: Int
 
         @inlinable
-        init(base: UnsafeMutableRawPointer, infos: UnsafeMutablePointer<FrameInfo>, bufferSize: Int) {
+        init(base: UnsafeMutableRawPointer, infos: UnsafeMutablePointer<FrameInfo>, bufferSize: Int, stride: Int) {
             self.base = base
             self.infos = infos
             self.bufferSize = bufferSize
+            self.stride = stride
         }
 
         @inlinable
         func info(_ frame: FrameID) -> UnsafeMutablePointer<FrameInfo> { infos + Int(frame.rawValue) }
 
         @inlinable
-        func bufferStart(_ frame: FrameID) -> UnsafeMutableRawPointer { base + Int(frame.rawValue) &* bufferSize }
+        func bufferStart(_ frame: FrameID) -> UnsafeMutableRawPointer { base + Int(frame.rawValue) &* stride }
     }
 
     /// The packet bytes (`data` ..< `data_end`).
