@@ -28,8 +28,8 @@ public struct FrameInfo: Sendable {
 
     /// Whether the six leading words sit at offsets 0, 4, ... 20 of a little-endian record, as the batch refill
     /// (`FramePool.take(_:onto:length:ingress:)`) writes them.
-    /// A stored static (computed once): the batch refill reads it once per call.
-    @usableFromInline static let hotWordsAdjacent: Bool = {
+    /// Checked once, when a pool is created.
+    static let hotWordsAdjacent: Bool = {
         1.littleEndian == 1 && MemoryLayout<FrameInfo>.offset(of: \.dataOffset) == 0
             && MemoryLayout<FrameInfo>.offset(of: \.length) == 4 && MemoryLayout<FrameInfo>.offset(of: \.metaLength) == 8
             && MemoryLayout<FrameInfo>.offset(of: \.missingBytes) == 12
@@ -88,6 +88,7 @@ public final class FramePool: @unchecked Sendable {
     public init(capacity: Int, bufferSize: Int = 2048, headroom: Int = KernelConstants.xdpPacketHeadroom) {
         precondition(capacity > 0 && capacity < Int(UInt32.max), "frame pool capacity out of range")
         precondition(headroom >= 0 && headroom < bufferSize, "headroom must be smaller than the buffer")
+        precondition(FrameInfo.hotWordsAdjacent, "FrameInfo layout changed")
         self.capacity = capacity
         self.bufferSize = (bufferSize + 63) & ~63
         self.headroom = headroom
@@ -175,7 +176,6 @@ public final class FramePool: @unchecked Sendable {
         guard total > 0 else { return 0 }
         var tail = indices[0] &+ queued
         if tail >= ringCapacity { tail &-= ringCapacity }
-        precondition(FrameInfo.hotWordsAdjacent, "FrameInfo layout changed")
         let first = UInt64(dataOffset) | UInt64(length) << 32  // dataOffset, length (little-endian words)
         let third = UInt64(ingress.rawValue) << 32              // gsoSize 0, ingress
         var done = 0
@@ -193,7 +193,7 @@ public final class FramePool: @unchecked Sendable {
                 inUse[Int(index)] = true
                 #endif
                 // The six leading words (dataOffset, length, metaLength, missingBytes, gsoSize, ingress) as three
-                // 8-byte stores; `hotWordsAdjacent` (checked above, folded at compile time) guarantees the layout.
+                // 8-byte stores; `hotWordsAdjacent` (checked once, by `init`) guarantees the layout.
                 let record = UnsafeMutableRawPointer(infos + Int(index))
                 record.storeBytes(of: first, as: UInt64.self)
                 record.storeBytes(of: 0, toByteOffset: 8, as: UInt64.self)
