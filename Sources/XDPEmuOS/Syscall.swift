@@ -61,3 +61,18 @@ func negatedErrnoToMinusOne(_ result: Int32) -> Int32 {
     }
     return result
 }
+
+/// `retryingEINTR(_:)` for CTapShim's bare system calls, which return -errno instead of setting `errno`
+/// (`xdpemu_read`, `xdpemu_write`): the same outcomes without the round trip through `errno`.
+@inline(__always)
+public func retryingEINTR(negatedErrno body: () -> Int) throws(Errno) -> SyscallResult<Int> {
+    while true {
+        let result = body()
+        if result >= 0 { return .value(result) }
+        switch Int32(truncatingIfNeeded: -result) {
+        case EINTR: continue
+        case EAGAIN: return .wouldBlock  // EWOULDBLOCK == EAGAIN on Linux
+        case let code: throw Errno(rawValue: code)
+        }
+    }
+}

@@ -31,8 +31,8 @@ public final class TapWriteRing {
     }
 
     private var ring: OpaquePointer?
-    private let vectors: UnsafeMutablePointer<iovec>
-    private let results: UnsafeMutablePointer<Int32>
+    @usableFromInline let vectors: UnsafeMutablePointer<iovec>
+    @usableFromInline let results: UnsafeMutablePointer<Int32>
     /// The most frames one `write` takes (the ring's submission entries).
     public let capacity: Int
 
@@ -62,7 +62,7 @@ public final class TapWriteRing {
 
     /// Puts frame `bytes` at position `index` (0..<capacity) of the next batch. The bytes must stay valid until
     /// `write` returns.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func stage(_ index: Int, _ bytes: UnsafeRawBufferPointer) {
         vectors[index] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
     }
@@ -79,16 +79,21 @@ public final class TapWriteRing {
     }
 
     /// What the write of frame `index` of the last batch returned, as `TapDevice.write` reports it.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func result(_ index: Int) -> IOResult {
         let value = results[index]
         if value >= 0 { return .transferred(Int(value)) }
         switch -value {
         case EAGAIN: return .wouldBlock
         case EBADFD: return .gone
-        case EBADF: preconditionFailure("EBADF on a TAP: fd closed behind our back")
-        default: return .failed(Errno(rawValue: -value))
+        default: return Self.failure(-value)
         }
+    }
+
+    @usableFromInline
+    static func failure(_ errno: Int32) -> IOResult {
+        precondition(errno != EBADF, "EBADF on a TAP: fd closed behind our back")
+        return .failed(Errno(rawValue: errno))
     }
 
     /// Unmaps the rings and closes the ring's fd (close(2)). Idempotent.

@@ -85,28 +85,31 @@ final class LiveLoop {
     let worker: Worker
     let pool: FramePool
     let budget: Int
-    private var ports: [Port]
-    private var replays: [ReplaySource]
+    // The loop's state below is touched only by the loop's thread, one access at a time, so its `var`s opt out of
+    // Swift's dynamic exclusivity checks: each check is a runtime call and a thread-local lookup (swift_beginAccess,
+    // ~90 instructions), and a round made a few dozen of them (about 35 instructions per forwarded frame).
+    @exclusivity(unchecked) private var ports: [Port]
+    @exclusivity(unchecked) private var replays: [ReplaySource]
     private let eventLoop: EventLoop
     private let timer: PeriodicTimer
     private let signals: SignalWatcher?
     private let stopRequest: EventNotifier
-    private var sources: [Int32: Source] = [:]
-    private var ready: [ReadyEvent]
-    private var pollList: [Int] = []
-    private var nextPollList: [Int] = []
-    private var scheduled: [Bool]
+    @exclusivity(unchecked) private var sources: [Int32: Source] = [:]
+    @exclusivity(unchecked) private var ready: [ReadyEvent]
+    @exclusivity(unchecked) private var pollList: [Int] = []
+    @exclusivity(unchecked) private var nextPollList: [Int] = []
+    @exclusivity(unchecked) private var scheduled: [Bool]
     /// Ports whose TAP was found deleted during a poll, handled right after it.
-    private var goneQueue: [Int] = []
-    private var reading = true
-    private var startMonotonic: UInt64 = 0
-    private var deadline: UInt64?
-    private var mapEventIndex = 0
+    @exclusivity(unchecked) private var goneQueue: [Int] = []
+    @exclusivity(unchecked) private var reading = true
+    @exclusivity(unchecked) private var startMonotonic: UInt64 = 0
+    @exclusivity(unchecked) private var deadline: UInt64?
+    @exclusivity(unchecked) private var mapEventIndex = 0
     /// Replay: the earliest first timestamp of the traces, which is due at the start of the run.
-    private var replayBase: UInt64 = 0
-    private var sequence: UInt64 = 0
-    private var polls: UInt64 = 0
-    private var ingressByPort: [UInt64]
+    @exclusivity(unchecked) private var replayBase: UInt64 = 0
+    @exclusivity(unchecked) private var sequence: UInt64 = 0
+    @exclusivity(unchecked) private var polls: UInt64 = 0
+    @exclusivity(unchecked) private var ingressByPort: [UInt64]
     private var errors: [String] = []
     private var reportedReadErrors = Set<Int>()
     private let stackBuffer: UnsafeMutableRawBufferPointer

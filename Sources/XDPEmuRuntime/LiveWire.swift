@@ -17,13 +17,15 @@ import XDPEmuOS
 final class TapWire: Wire {
     let tap: TapDevice
     /// Called once when a write finds the TAP deleted.
-    var onGone: (() -> Void)?
-    private(set) var isDead = false
+    @exclusivity(unchecked) var onGone: (() -> Void)?
+    // Only the loop's thread touches the wire, so its vars skip the dynamic exclusivity checks (a runtime call
+    // each, made for every batch).
+    @exclusivity(unchecked) private(set) var isDead = false
     private let segmenter: TCPSegmenter
     /// The loop's ring, shared by its wires; nil (no ring, or a TAP with virtio-net headers) writes with write(2).
     private let ring: SharedWriteRing?
     /// The frames of the current batch whose write failed (rare), until they are put behind the written ones.
-    private var unsent: [FrameID] = []
+    @exclusivity(unchecked) private var unsent: [FrameID] = []
     private let header = UnsafeMutableRawBufferPointer.allocate(byteCount: VirtioNetHeader.length, alignment: 8)
     private let plainHeader = VirtioNetHeader()
 
@@ -142,7 +144,7 @@ final class TapWire: Wire {
 /// and the reason is reported once.
 final class SharedWriteRing {
     let ring: TapWriteRing
-    private(set) var isUsable = true
+    @exclusivity(unchecked) private(set) var isUsable = true
     private let report: (String) -> Void
 
     init(_ ring: TapWriteRing, report: @escaping (String) -> Void) {

@@ -6,6 +6,7 @@
 // that no Swift executor ever runs on. Every function returns a non-negative value on success and
 // -errno on failure, so no caller ever reads `errno` across a Swift call boundary.
 
+#include <errno.h>
 #include <spawn.h>
 #include <stddef.h>
 // Not C code, only declarations: Swift's Glibc module does not export these Linux-only headers, so
@@ -14,7 +15,9 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -53,6 +56,37 @@ int xdpemu_pipe_cloexec(int fds[2]);
 /// posix_spawn_file_actions_addclosefrom_np(actions, low_fd): the child closes every fd >= low_fd.
 /// Returns 0 or an error number.
 int xdpemu_spawn_closefrom(posix_spawn_file_actions_t *actions, int low_fd);
+
+// Why these are C: glibc's read(2) and write(2) are thread-cancellation points. In a process with more than one
+// thread (xdpemu's runtime has a few) every call switches asynchronous cancellation on and off around the system
+// call, about 30 instructions a forwarder pays per frame and per direction; xdpemu never cancels a thread. Swift
+// cannot issue a system call itself. Static inline, so the compiler inlines them into the Swift caller.
+
+/// read(2) as a bare system call, no cancellation point. Returns the byte count or -errno.
+static inline long xdpemu_read(int fd, void *buf, size_t len) {
+#if defined(__x86_64__)
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "0"((long)SYS_read), "D"((long)fd), "S"(buf), "d"(len)
+                     : "rcx", "r11", "memory");
+    return ret;
+#else
+    long ret = syscall(SYS_read, fd, buf, len);
+    return ret < 0 ? -errno : ret;
+#endif
+}
+
+/// write(2) as a bare system call, no cancellation point. Returns the byte count or -errno.
+static inline long xdpemu_write(int fd, const void *buf, size_t len) {
+#if defined(__x86_64__)
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "0"((long)SYS_write), "D"((long)fd), "S"(buf), "d"(len)
+                     : "rcx", "r11", "memory");
+    return ret;
+#else
+    long ret = syscall(SYS_write, fd, buf, len);
+    return ret < 0 ? -errno : ret;
+#endif
+}
 
 /// An io_uring that only writes batches of frames to TAPs (one io_uring_enter per batch). Opaque.
 struct xdpemu_write_ring;
