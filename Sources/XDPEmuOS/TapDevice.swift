@@ -213,7 +213,7 @@ public final class TapDevice {
     @inline(__always)
     private func transferNegated(_ body: () -> Int) -> IOResult {
         do throws(Errno) {
-            switch try retryingEINTR(negatedErrno: body) {
+            switch try retryingEINTRNegated(body) {
             case .value(let count): return .transferred(count)
             case .wouldBlock: return .wouldBlock
             }

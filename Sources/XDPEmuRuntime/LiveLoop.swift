@@ -256,31 +256,32 @@ final class LiveLoop {
     /// One NAPI poll of `index`: up to a budget of frames from its TAP into its RX ring, then the worker's poll.
     /// Returns whether the port has more work (its read hit the budget or its ring is not empty).
     private func napiPoll(_ index: Int) -> Bool {
-        let port = ports[index]
-        let device = port.device
+        // The fields it needs, not a copy of the whole `Port` (a retain and a release for each of its references).
+        let device = ports[index].device
+        let tap = ports[index].tap
         var received = 0
-        if port.alive && reading {
+        if ports[index].alive && reading {
+            let ingress = ports[index].ingress
             let arrival = WallClock.nowNanos()
-            // The loop's counters are class properties, so every access to them is checked for exclusivity at
-            // run time (a call into the runtime and a TLS lookup): they are carried in locals through the
-            // per-frame loop and stored back once.
+            // The loop's counters are class properties, reloaded from memory after every call: they are carried
+            // in locals through the per-frame loop and stored back once.
             var sequence = self.sequence
             var arrived: UInt64 = 0
             defer {
                 self.sequence = sequence
                 ingressByPort[index] &+= arrived
             }
-            let vnet = port.tap.hasVirtioNetHeader
+            let vnet = tap.hasVirtioNetHeader
             while received < budget {
                 guard let frame = pool.take(headroom: device.rxHeadroom) else { break }
-                let result = vnet ? port.tap.read(header: vnetHeader, into: pool.writableSpace(frame))
-                    : port.tap.read(into: pool.writableSpace(frame))
+                let result = vnet ? tap.read(header: vnetHeader, into: pool.writableSpace(frame))
+                    : tap.read(into: pool.writableSpace(frame))
                 guard case .transferred(let count) = result else {
                     pool.give(frame)
                     if result == .gone {
                         portGone(index, how: "reading it fails with EBADFD")
                     } else if case .failed(let errno) = result, reportedReadErrors.insert(index).inserted {
-                        report("port \(device.name): reading TAP \(port.tap.name) failed: \(errno)")
+                        report("port \(device.name): reading TAP \(tap.name) failed: \(errno)")
                     }
                     break
                 }
@@ -299,7 +300,7 @@ final class LiveLoop {
                 }
                 sequence &+= 1
                 arrived &+= 1
-                arrive(frame, device: device, ingress: port.ingress, sequence: sequence, at: arrival)
+                arrive(frame, device: device, ingress: ingress, sequence: sequence, at: arrival)
             }
         }
         guard ports[index].alive, !device.rxRing.isEmpty else { return false }
