@@ -53,8 +53,9 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
     /// Tracks whether the device is still registered.
     public var isRegistered: Bool { registered.load(ordering: .acquiring) }
 
-    @usableFromInline let mtuStorage: Atomic<UInt32>
-    @usableFromInline let upStorage: Atomic<Bool>
+    /// MTU and IFF_UP in one word, so that the forwarding limit derived from them is never out of step with
+    /// either: bits 0-31 `forwardLimit`, bits 32-62 the MTU, bit 63 up. Changed only by `updateLinkState`.
+    @usableFromInline let linkState: Atomic<UInt64>
     let registered = Atomic<Bool>(true)
     @usableFromInline let counters: UnsafeMutablePointer<UInt64>
     @usableFromInline let workerCount: Int
@@ -74,8 +75,7 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
         self.stack = stack
         self.rxHeadroom = rxHeadroom
         rxRing = FrameRing(capacity: ringSize)
-        mtuStorage = Atomic(mtu)
-        upStorage = Atomic(up)
+        linkState = Atomic(Self.packLinkState(mtu: mtu, up: up, canTransmit: transmitter != nil))
         workerCount = workers
         counters = .allocate(capacity: workers * DeviceCounter.stride)
         counters.initialize(repeating: 0, count: workers * DeviceCounter.stride)
@@ -83,20 +83,50 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
 
     deinit { counters.deallocate() }
 
+    /// The MTU (at most `Int32.max`). May change at any time; the datapath sees the change at its next frame.
     public var mtu: UInt32 {
-        get { mtuStorage.load(ordering: .relaxed) }
-        set { mtuStorage.store(newValue, ordering: .relaxed) }
+        get { UInt32(truncatingIfNeeded: linkState.load(ordering: .relaxed) >> 32) & 0x7FFF_FFFF }
+        set {
+            precondition(newValue <= UInt32(Int32.max), "MTU out of range")
+            updateLinkState { state in state.mtu = newValue }
+        }
     }
 
     /// IFF_UP.
     public var isUp: Bool {
-        get { upStorage.load(ordering: .relaxed) }
-        set { upStorage.store(newValue, ordering: .relaxed) }
+        get { linkState.load(ordering: .relaxed) >> 63 != 0 }
+        set { updateLinkState { state in state.up = newValue } }
     }
 
     /// The largest frame the forwarding check accepts: mtu + hard_header_len (14) + VLAN_HLEN (4).
     @inlinable public var maxForwardLength: UInt32 {
-        mtuStorage.load(ordering: .relaxed) &+ UInt32(KernelConstants.ethHeaderLength + KernelConstants.vlanHeaderLength)
+        UInt32(truncatingIfNeeded: linkState.load(ordering: .relaxed) >> 32) & 0x7FFF_FFFF
+            &+ UInt32(KernelConstants.ethHeaderLength + KernelConstants.vlanHeaderLength)
+    }
+
+    /// The forwarding checks of the device's state folded into one number, for the datapath's fast path: a frame
+    /// of `length` bytes passes the transmitter, up and MTU checks when `length <= forwardLimit`. It is
+    /// `maxForwardLength` while the device is up and has an ndo_xdp_xmit, 0 otherwise (every frame then takes
+    /// the slow path, which finds the errno).
+    @inlinable var forwardLimit: UInt32 { UInt32(truncatingIfNeeded: linkState.load(ordering: .relaxed)) }
+
+    /// Changes MTU and up together with the forwarding limit. Relaxed: the word carries no other data.
+    private func updateLinkState(_ change: (inout (mtu: UInt32, up: Bool)) -> Void) {
+        var old = linkState.load(ordering: .relaxed)
+        while true {
+            var state = (mtu: UInt32(truncatingIfNeeded: old >> 32) & 0x7FFF_FFFF, up: old >> 63 != 0)
+            change(&state)
+            let new = Self.packLinkState(mtu: state.mtu, up: state.up, canTransmit: transmitter != nil)
+            let (exchanged, current) = linkState.compareExchange(expected: old, desired: new, ordering: .relaxed)
+            if exchanged { return }
+            old = current
+        }
+    }
+
+    private static func packLinkState(mtu: UInt32, up: Bool, canTransmit: Bool) -> UInt64 {
+        precondition(mtu <= UInt32(Int32.max), "MTU out of range")
+        let limit = up && canTransmit ? UInt64(mtu) + UInt64(KernelConstants.ethHeaderLength + KernelConstants.vlanHeaderLength) : 0
+        return limit | UInt64(mtu) << 32 | (up ? 1 << 63 : 0)
     }
 
     @inlinable

@@ -92,7 +92,7 @@ public final class Worker: @unchecked Sendable {
         semantics = network.semantics
         events = EventRing(capacity: eventCapacity)
         redirectInfo = allocateOnOwnCacheLines(RedirectInfo.self)
-        redirectInfo.initialize(to: RedirectInfo(map: nil, index: 0, flags: 0, broadcast: 0, mapToFlush: nil))
+        redirectInfo.initialize(to: RedirectInfo(mapBits: 0, index: 0, mapToFlush: nil))
         txQueue = .allocate(capacity: maxBudget)
         rxBatch = .allocate(capacity: maxBudget)
         retireLog = network.retireLog.reader(cpu: cpu)
@@ -133,8 +133,9 @@ public final class Worker: @unchecked Sendable {
         let ring = device.rxRing.consumer
         let frames = pool.storage
         let rxBatch = self.rxBatch
-        // Read once per poll: only the control plane sets it, between polls.
+        // Read once per poll: only the control plane sets them, between polls.
         let frameCost = self.frameCost
+        let recording = events.isRecording
         var processed = 0
         var txCount = 0
         // The ingress device's per-frame counters, added to its counters once per poll, before the flush.
@@ -143,6 +144,11 @@ public final class Worker: @unchecked Sendable {
         var notRedirected = 0
         var passed: UInt64 = 0
         var programDrops: UInt64 = 0
+        // The map of the poll's fast path (bits of its reference; `noFastMap` for none): a `bpf_redirect_map` into
+        // it needs no map_to_flush work, because it is the map to flush already. Kept only while that is known to
+        // hold: it is set from map_to_flush after every redirect that took the full path, the only redirects that
+        // change map_to_flush during a poll. With events recording, every redirect takes the full path.
+        var fastMap = recording ? Self.noFastMap : redirectInfo.pointee.mapToFlush.fastMapBits
         // The RX ring is drained in batches: every frame the ring holds (up to the budget) is taken off it and
         // copied into `rxBatch`, then processed one by one in ring order; then the ring is looked at again, so
         // frames pushed during the poll are still processed in this poll, in the same order as one pop per frame.
@@ -155,23 +161,31 @@ public final class Worker: @unchecked Sendable {
                 let info = frames.info(frame)
                 rxBytes &+= UInt64(info.pointee.length)
                 var context = XDPContext(hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize,
-                                         info: info.pointee,
-                                         rxQueueIndex: 0, now: now, programID: programID, redirectInfo: redirectInfo,
-                                         semantics: semantics)
+                                         record: info, rxQueueIndex: 0, now: now, programID: programID,
+                                         redirectInfo: redirectInfo, semantics: semantics)
                 let action = program.run(&context)
                 if action.rawValue == XDPAction.redirect.rawValue {
-                    // What the helper asked for is read before the frame record is written: read after, it is
-                    // reloaded from memory (the record is written through another pointer); read before, the values
-                    // come straight from the helper's stores and the helper's dead stores go away.
-                    let request = redirectInfo.pointee
-                    context.store(into: info)
-                    if !carryOutRedirect(frame, request: request, info: info, from: device, programID: programID) {
-                        notRedirected &+= 1
+                    // Carrying out a redirect consumes the request (ri->ifindex = 0, ri->map = NULL).
+                    let mapBits = redirectInfo.pointee.mapBits
+                    let index = redirectInfo.pointee.index
+                    redirectInfo.pointee.index = 0
+                    redirectInfo.pointee.mapBits = 0
+                    let done: Bool
+                    if mapBits == fastMap {
+                        // Equal to fastMap: a map reference without a flood tag.
+                        let map = Unmanaged<DevMap>.fromOpaque(UnsafeRawPointer(bitPattern: mapBits).unsafelyUnwrapped)
+                        done = redirectIntoMapToFlush(frame, info: info, map: map, index: index, from: device,
+                                                      programID: programID)
+                    } else {
+                        done = carryOutRedirect(frame, request: RedirectInfo(mapBits: mapBits, index: index,
+                                                                             mapToFlush: nil),
+                                                info: info, from: device, programID: programID)
+                        fastMap = recording ? Self.noFastMap : redirectInfo.pointee.mapToFlush.fastMapBits
                     }
+                    if !done { notRedirected &+= 1 }
                     if frameCost != 0 { now &+= frameCost }
                     continue
                 }
-                context.store(into: info)
                 notRedirected &+= 1
                 switch action.rawValue {
                 case XDPAction.drop.rawValue:
@@ -209,32 +223,51 @@ public final class Worker: @unchecked Sendable {
 
     // MARK: Redirect (xdp_do_redirect)
 
-    /// Carries out the redirect the program asked for. Returns true when the frame was queued or sent; false when
-    /// it was dropped (the reason is counted at the ingress device).
-    ///
-    /// Runs for every redirected frame, so the common case (`bpf_redirect_map` to an entry that accepts the frame)
-    /// is forced inline into the poll loop and everything else (plain `bpf_redirect`, flood, errors, tracing)
-    /// is out of line: left to the inliner, the loop's inlining changed with any edit, costing up to 40
-    /// instructions per frame.
-    /// `request` is `redirectInfo.pointee` as the program left it.
+    /// `fastMap` when no map may take the fast path: never the bits of a reference or of nil.
+    @inlinable static var noFastMap: UInt { UInt.max }
+
+    /// `bpf_redirect_map`'s redirect into the map that is map_to_flush already (the usual case, forced inline into
+    /// the poll loop): the lookup and the enqueue; map_to_flush stays as it is, whether the redirect succeeds or
+    /// fails. Returns true when the frame was queued or sent, false when it was dropped.
     @inlinable @inline(__always)
+    func redirectIntoMapToFlush(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map mapRef: Unmanaged<DevMap>,
+                                index: UInt32, from ingress: NetDevice, programID: UInt32) -> Bool {
+        mapRef._withUnsafeGuaranteedRef { map in
+            guard let entryRef = map.entry(at: index) else {
+                return redirectMapFailed(frame, info: info, map: map, index: index, to: 0,
+                                         error: KernelErrno.EINVAL.rawValue, from: ingress, programID: programID)
+            }
+            return entryRef._withUnsafeGuaranteedRef { entry in
+                let error = enqueue(frame, info: info, into: entry, of: map, from: ingress)
+                guard error == 0 else {
+                    return redirectMapFailed(frame, info: info, map: map, index: index,
+                                             to: entry.device.ifindex.rawValue, error: error, from: ingress,
+                                             programID: programID)
+                }
+                return true
+            }
+        }
+    }
+
+    /// Carries out the redirect the program asked for (`xdp_do_redirect`), whatever it is; the poll loop takes
+    /// `redirectIntoMapToFlush` instead when it can. `request` is what the program left in the redirect info, which
+    /// is already consumed. Returns true when the frame was queued or sent; false when it was dropped (the reason
+    /// is counted at the ingress device).
+    @usableFromInline @inline(never)
     func carryOutRedirect(_ frame: FrameID, request: RedirectInfo, info: UnsafeMutablePointer<FrameInfo>,
                           from ingress: NetDevice, programID: UInt32) -> Bool {
         let index = request.index
-        redirectInfo.pointee.index = 0
-        guard let mapRef = request.map, request.broadcast == 0 else {
-            return carryOutOtherRedirect(frame, index: index, from: ingress, programID: programID)
+        guard let mapRef = request.map, request.mapBits & RedirectInfo.floodBits == 0 else {
+            return carryOutOtherRedirect(frame, request: request, from: ingress, programID: programID)
         }
-        redirectInfo.pointee.map = nil
         return mapRef._withUnsafeGuaranteedRef { map in
             guard let entryRef = map.entry(at: index) else {
                 return redirectMapFailed(frame, info: info, map: map, index: index, to: 0,
                                          error: KernelErrno.EINVAL.rawValue, from: ingress, programID: programID)
             }
-            // A redirect into a different map first flushes the one redirected into before (4.18). Usually it is
-            // the same map: one comparison, the nil check only on the rare path.
-            let previous = redirectInfo.pointee.mapToFlush
-            if _slowPath(previous?.toOpaque() != mapRef.toOpaque()), previous != nil {
+            // A redirect into a different map first flushes the one redirected into before (4.18), and only a
+            // successful one makes its map the one to flush.
+            if let previous = redirectInfo.pointee.mapToFlush, previous.toOpaque() != mapRef.toOpaque() {
                 flushRedirects()
             }
             return entryRef._withUnsafeGuaranteedRef { entry in
@@ -256,13 +289,12 @@ public final class Worker: @unchecked Sendable {
 
     /// The redirects other than `bpf_redirect_map`: plain `bpf_redirect` (no map) and the flood.
     @usableFromInline @inline(never)
-    func carryOutOtherRedirect(_ frame: FrameID, index: UInt32, from ingress: NetDevice, programID: UInt32) -> Bool {
-        guard let mapRef = redirectInfo.pointee.map else {
-            return redirectToDevice(frame, ifindex: index, from: ingress, programID: programID)
+    func carryOutOtherRedirect(_ frame: FrameID, request: RedirectInfo, from ingress: NetDevice,
+                               programID: UInt32) -> Bool {
+        guard let mapRef = request.map else {
+            return redirectToDevice(frame, ifindex: request.index, from: ingress, programID: programID)
         }
-        redirectInfo.pointee.map = nil
-        let excludeIngress = redirectInfo.pointee.broadcast == 2
-        redirectInfo.pointee.broadcast = 0
+        let excludeIngress = request.mapBits & RedirectInfo.floodBits == RedirectInfo.floodExcludingIngress
         return mapRef._withUnsafeGuaranteedRef {
             flood(frame, map: $0, excludeIngress: excludeIngress, from: ingress, programID: programID)
         }
@@ -307,16 +339,15 @@ public final class Worker: @unchecked Sendable {
         guard error == 0 else { return error }
         let queue = entry.queue(cpu: cpu)
         var count = Int(queue.load(fromByteOffset: BulkQueueLayout.countOffset, as: UInt32.self))
-        if count == BulkQueueLayout.capacity {
-            transmitBulk(entry, flags: [])
+        // One unsigned comparison for the two rare cases, an empty queue (count 0) and a full one (16).
+        if _slowPath(UInt(bitPattern: count &- 1) >= UInt(BulkQueueLayout.capacity &- 1)) {
+            if count == BulkQueueLayout.capacity { transmitBulk(entry, flags: []) }
             count = 0
-        }
-        // The first frame since the queue was last sent records dev_rx and marks the key for the flush. Later
-        // frames need neither: dev_rx is set exactly while the queue holds frames (transmitBulk resets both), and
-        // the queue of a published entry that holds frames is always marked (only the flush clears the mark of
-        // a published entry, and it sends the queue first; the quiescent point clears marks after the flush,
-        // when every published entry's queue is empty).
-        if count == 0 {
+            // The first frame since the queue was last sent records dev_rx and marks the key for the flush. Later
+            // frames need neither: dev_rx is set exactly while the queue holds frames (transmitBulk resets both),
+            // and the queue of a published entry that holds frames is always marked (only the flush clears the
+            // mark of a published entry, and it sends the queue first; the quiescent point clears marks after the
+            // flush, when every published entry's queue is empty).
             queue.storeBytes(of: ingress.ifindex.rawValue, toByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self)
             map.markForFlush(entry.key, cpu: cpu)
         }
@@ -328,8 +359,22 @@ public final class Worker: @unchecked Sendable {
     }
 
     /// The checks a frame passes before it may be handed to `target`'s ndo_xdp_xmit; 0 or a positive errno.
+    /// The usual case, an up device with a transmitter, a frame within its MTU and the headroom for the
+    /// xdp_frame, is two comparisons (`NetDevice.forwardLimit` folds the device's state into one number);
+    /// anything else takes `forwardError`, which finds the errno in the kernel's order.
     @inlinable @inline(__always)
     func forwardCheck(info: UnsafeMutablePointer<FrameInfo>, target: NetDevice) -> Int32 {
+        let record = info.pointee
+        if _fastPath(record.length &+ record.missingBytes <= target.forwardLimit
+            && Int(record.dataOffset) &- Int(record.metaLength) >= KernelConstants.xdpFrameSize) {
+            return 0
+        }
+        return forwardError(info: info, target: target)
+    }
+
+    /// `forwardCheck`'s rare path: 0 (a GSO super-frame above the MTU) or the errno of the first failing check.
+    @usableFromInline @inline(never)
+    func forwardError(info: UnsafeMutablePointer<FrameInfo>, target: NetDevice) -> Int32 {
         guard target.transmitter != nil else { return KernelErrno.EOPNOTSUPP.rawValue }
         guard target.isUp else { return KernelErrno.ENETDOWN.rawValue }
         if info.pointee.length &+ info.pointee.missingBytes > target.maxForwardLength && info.pointee.gsoSize == 0 {
@@ -398,9 +443,10 @@ public final class Worker: @unchecked Sendable {
                          as: UInt64.self)
     }
 
-    /// `xdp_do_flush_map`: flushes the map last redirected into, if any. Must run before a poll returns.
+    /// `xdp_do_flush_map`: flushes the map last redirected into, if any. Must run before a poll returns. Only the
+    /// poll and the redirect paths call it: the poll loop's fast path relies on map_to_flush not changing behind it.
     @inlinable
-    public func flushRedirects() {
+    func flushRedirects() {
         guard let map = redirectInfo.pointee.mapToFlush else { return }
         redirectInfo.pointee.mapToFlush = nil
         map._withUnsafeGuaranteedRef { $0.flush(worker: self) }
@@ -546,5 +592,14 @@ public final class Worker: @unchecked Sendable {
         }
         lastSeenEpoch = latest
         retireLog.pass(latest)
+    }
+}
+
+extension Optional where Wrapped == Unmanaged<DevMap> {
+    /// The poll loop's `fastMap` for this map_to_flush: the bits `RedirectInfo.mapBits` holds for the map, or
+    /// `Worker.noFastMap` when there is none (so that a plain `bpf_redirect`, mapBits 0, never matches).
+    @inlinable var fastMapBits: UInt {
+        guard let map = self else { return Worker.noFastMap }
+        return UInt(bitPattern: map.toOpaque())
     }
 }

@@ -38,21 +38,21 @@ public protocol XDPProgram {
 ///
 /// The packet lives in the frame's buffer: `hardStart` is `data_hard_start`; `dataOffset`, `dataEndOffset` and
 /// `metaOffset` are `data`, `data_end` and `data_meta` relative to it. Helpers enforce the kernel's bounds and
-/// return 0 or a negative errno, as the BPF helpers do.
+/// return 0 or a negative errno, as the BPF helpers do. The bounds are read from and written to the frame's
+/// record directly (nothing is copied in or back), as `xdp_buff` points into the driver's buffer.
 public struct XDPContext {
     /// `data_hard_start`.
     public let hardStart: UnsafeMutableRawPointer
     /// End of the usable buffer (modern adjust_tail may grow up to `bufferSize - 320`).
     public let bufferSize: Int
     /// `data - data_hard_start`.
-    @inlinable public var dataOffset: Int { start }
+    @inlinable public var dataOffset: Int { Int(record.pointee.dataOffset) }
     /// `data_end - data_hard_start`.
-    @inlinable public var dataEndOffset: Int { end }
+    @inlinable public var dataEndOffset: Int { Int(record.pointee.dataOffset) &+ Int(record.pointee.length) }
     /// `data_meta - data_hard_start`.
-    @inlinable public var metaOffset: Int { meta }
-    @usableFromInline var start: Int
-    @usableFromInline var end: Int
-    @usableFromInline var meta: Int
+    @inlinable public var metaOffset: Int { Int(record.pointee.dataOffset) &- Int(record.pointee.metaLength) }
+    /// The frame's record, which holds the bounds.
+    @usableFromInline let record: UnsafeMutablePointer<FrameInfo>
     /// `ingress_ifindex`.
     public let ingressIfindex: IfIndex
     /// `rx_queue_index`.
@@ -67,14 +67,13 @@ public struct XDPContext {
     @usableFromInline let semantics: Semantics
 
     @inlinable
-    init(hardStart: UnsafeMutableRawPointer, bufferSize: Int, info: FrameInfo, rxQueueIndex: UInt32, now: Nanos,
-         programID: UInt32, redirectInfo: UnsafeMutablePointer<RedirectInfo>, semantics: Semantics) {
+    init(hardStart: UnsafeMutableRawPointer, bufferSize: Int, record: UnsafeMutablePointer<FrameInfo>,
+         rxQueueIndex: UInt32, now: Nanos, programID: UInt32, redirectInfo: UnsafeMutablePointer<RedirectInfo>,
+         semantics: Semantics) {
         self.hardStart = hardStart
         self.bufferSize = bufferSize
-        start = Int(info.dataOffset)
-        end = Int(info.dataOffset) + Int(info.length)
-        meta = Int(info.dataOffset) - Int(info.metaLength)
-        ingressIfindex = info.ingress
+        self.record = record
+        ingressIfindex = record.pointee.ingress
         self.rxQueueIndex = rxQueueIndex
         egressIfindex = .none
         self.now = now
@@ -84,9 +83,9 @@ public struct XDPContext {
     }
 
     /// Packet length (`data_end - data`).
-    @inlinable public var length: Int { dataEndOffset - dataOffset }
+    @inlinable public var length: Int { Int(record.pointee.length) }
     /// Metadata length (`data - data_meta`).
-    @inlinable public var metaLength: Int { dataOffset - metaOffset }
+    @inlinable public var metaLength: Int { Int(record.pointee.metaLength) }
     /// `data`.
     @inlinable public var data: UnsafeMutableRawPointer { hardStart + dataOffset }
     /// The packet as bytes.
@@ -128,10 +127,10 @@ public struct XDPContext {
             return -KernelErrno.EINVAL.rawValue
         }
         if metaBytes > 0 {
-            (hardStart + meta + delta).copyMemory(from: hardStart + meta, byteCount: metaBytes)
+            (hardStart + metaOffset + delta).copyMemory(from: hardStart + metaOffset, byteCount: metaBytes)
         }
-        meta += delta
-        start = newData
+        record.pointee.length = UInt32(dataEndOffset - newData)
+        record.pointee.dataOffset = UInt32(newData)
         return 0
     }
 
@@ -145,7 +144,7 @@ public struct XDPContext {
         guard newLength & 3 == 0, newLength <= KernelConstants.maxMetadataLength else {
             return -KernelErrno.EACCES.rawValue
         }
-        meta = newMeta
+        record.pointee.metaLength = UInt32(newLength)
         return 0
     }
 
@@ -165,7 +164,7 @@ public struct XDPContext {
         if newEnd > dataEndOffset {
             (hardStart + dataEndOffset).initializeMemory(as: UInt8.self, repeating: 0, count: newEnd - dataEndOffset)
         }
-        end = newEnd
+        record.pointee.length = UInt32(newEnd - dataOffset)
         return 0
     }
 
@@ -175,10 +174,8 @@ public struct XDPContext {
     @inlinable
     public func redirectMap(_ map: DevMap, key: UInt32, flags: UInt64 = 0) -> XDPAction {
         guard flags == 0 else { return .aborted }
-        redirectInfo.pointee.map = Unmanaged.passUnretained(map)
+        redirectInfo.pointee.mapBits = UInt(bitPattern: Unmanaged.passUnretained(map).toOpaque())
         redirectInfo.pointee.index = key
-        redirectInfo.pointee.flags = flags
-        redirectInfo.pointee.broadcast = 0
         return .redirect
     }
 
@@ -187,10 +184,10 @@ public struct XDPContext {
     /// clone. Targets that are down, cannot transmit or whose MTU is too small are skipped silently.
     @inlinable
     public func floodMap(_ map: DevMap, excludeIngress: Bool) -> XDPAction {
-        redirectInfo.pointee.map = Unmanaged.passUnretained(map)
+        let bits = UInt(bitPattern: Unmanaged.passUnretained(map).toOpaque())
+        precondition(bits & RedirectInfo.floodBits == 0, "map reference not aligned")
+        redirectInfo.pointee.mapBits = bits | (excludeIngress ? RedirectInfo.floodExcludingIngress : RedirectInfo.flood)
         redirectInfo.pointee.index = 0
-        redirectInfo.pointee.flags = 0
-        redirectInfo.pointee.broadcast = excludeIngress ? 2 : 1
         return .redirect
     }
 
@@ -199,19 +196,9 @@ public struct XDPContext {
     @inlinable
     public func redirect(ifindex: IfIndex, flags: UInt64 = 0) -> XDPAction {
         guard flags == 0 else { return .aborted }
-        redirectInfo.pointee.map = nil
+        redirectInfo.pointee.mapBits = 0
         redirectInfo.pointee.index = ifindex.rawValue
-        redirectInfo.pointee.flags = flags
-        redirectInfo.pointee.broadcast = 0
         return .redirect
-    }
-
-    /// Writes the helper-adjusted bounds back into the frame record.
-    @inlinable
-    func store(into info: UnsafeMutablePointer<FrameInfo>) {
-        info.pointee.dataOffset = UInt32(dataOffset)
-        info.pointee.length = UInt32(dataEndOffset - dataOffset)
-        info.pointee.metaLength = UInt32(dataOffset - metaOffset)
     }
 }
 
@@ -219,13 +206,35 @@ public struct XDPContext {
 /// the kernel: a program that returns XDP_REDIRECT without calling a helper uses whatever is left here (after a
 /// carried-out redirect, nothing: index 0, no map, which fails with EINVAL).
 public struct RedirectInfo {
-    @usableFromInline var map: Unmanaged<DevMap>?
+    /// `ri->map`: the bits of an unretained `DevMap` reference, 0 for none. `ri->flags` is not kept: the 4.18
+    /// helpers store only 0 (other flags return XDP_ABORTED first). The emulator's flood request (the modern
+    /// kernel's BPF_F_BROADCAST and BPF_F_EXCLUDE_INGRESS) is tagged into the two low bits, which an object
+    /// reference (16-byte aligned) leaves 0: the helpers write two words, as bpf_redirect_map does, and a
+    /// flood never compares equal to a plain redirect into the same map.
+    @usableFromInline var mapBits: UInt
+    /// `ri->ifindex`: the key, or the ifindex of `bpf_redirect`.
     @usableFromInline var index: UInt32
-    @usableFromInline var flags: UInt64
-    /// Flood request of the emulator's `floodMap` helper: 0 none, 1 every entry, 2 every entry but the ingress.
-    @usableFromInline var broadcast: UInt8
     /// The map whose marked entries the next flush transmits (`map_to_flush`).
     @usableFromInline var mapToFlush: Unmanaged<DevMap>?
+
+    @inlinable
+    init(mapBits: UInt, index: UInt32, mapToFlush: Unmanaged<DevMap>?) {
+        self.mapBits = mapBits
+        self.index = index
+        self.mapToFlush = mapToFlush
+    }
+
+    /// `floodMap` asked for a copy to every entry (tag in `mapBits`).
+    @inlinable static var flood: UInt { 1 }
+    /// ...to every entry but the ingress device.
+    @inlinable static var floodExcludingIngress: UInt { 2 }
+    @inlinable static var floodBits: UInt { 3 }
+
+    /// The map of `mapBits`, without the flood tag.
+    @inlinable var map: Unmanaged<DevMap>? {
+        guard let pointer = UnsafeRawPointer(bitPattern: mapBits & ~Self.floodBits) else { return nil }
+        return Unmanaged.fromOpaque(pointer)
+    }
 }
 
 /// Programs that need nothing but a fixed action.

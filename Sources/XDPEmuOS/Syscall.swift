@@ -1,7 +1,10 @@
 // The one path by which XDPEmuOS makes system calls.
 //
 // Every wrapper in this module calls `retryingEINTR` with a closure in the libc convention (-1 and errno);
-// CTapShim functions, which return -errno, are adapted by `negatedErrnoToMinusOne` inside that closure.
+// CTapShim functions, which return -errno, are adapted by `negatedErrnoToMinusOne` inside that closure, except the
+// bare per-frame system calls (`xdpemu_read`, `xdpemu_write`), which go through `retryingEINTRNegated` directly.
+// (It has its own name: as an overload of `retryingEINTR` it would catch every closure returning Int, read(2)'s
+// included, and take its -1 for -EPERM.)
 // The helper reads errno immediately after the call, retries EINTR, and hands back "would block"
 // (EAGAIN/EWOULDBLOCK) as a value, because on a non-blocking descriptor it is an ordinary outcome.
 
@@ -60,4 +63,19 @@ func negatedErrnoToMinusOne(_ result: Int32) -> Int32 {
         return -1
     }
     return result
+}
+
+/// `retryingEINTR(_:)` for CTapShim's bare system calls, which return -errno instead of setting `errno`
+/// (`xdpemu_read`, `xdpemu_write`): the same outcomes without the round trip through `errno`.
+@inline(__always)
+public func retryingEINTRNegated(_ body: () -> Int) throws(Errno) -> SyscallResult<Int> {
+    while true {
+        let result = body()
+        if result >= 0 { return .value(result) }
+        switch Int32(truncatingIfNeeded: -result) {
+        case EINTR: continue
+        case EAGAIN: return .wouldBlock  // EWOULDBLOCK == EAGAIN on Linux
+        case let code: throw Errno(rawValue: code)
+        }
+    }
 }

@@ -146,16 +146,18 @@ public final class TapDevice {
         close()
     }
 
-    /// Reads one frame into `buffer` with read(2). A frame longer than the buffer is truncated.
+    /// Reads one frame into `buffer` with read(2) (xdpemu_read: the system call without glibc's cancellation
+    /// point). A frame longer than the buffer is truncated.
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
         guard let descriptor else { preconditionFailure("read from a closed TapDevice \(name)") }
-        return transfer { Glibc.read(descriptor.rawValue, buffer.baseAddress, buffer.count) }
+        return transferNegated({ xdpemu_read(descriptor.rawValue, buffer.baseAddress, buffer.count) })
     }
 
-    /// Writes one frame with write(2). EIO means the interface is down; `.gone` that it was deleted.
+    /// Writes one frame with write(2) (xdpemu_write: the system call without glibc's cancellation point). EIO
+    /// means the interface is down; `.gone` that it was deleted.
     public func write(_ frame: UnsafeRawBufferPointer) -> IOResult {
         guard let descriptor else { preconditionFailure("write to a closed TapDevice \(name)") }
-        return transfer { Glibc.write(descriptor.rawValue, frame.baseAddress, frame.count) }
+        return transferNegated({ xdpemu_write(descriptor.rawValue, frame.baseAddress, frame.count) })
     }
 
     /// Reads one frame with readv(2): its virtio-net header into `header` (`virtioNetHeaderLength` bytes), the
@@ -204,11 +206,27 @@ public final class TapDevice {
             case .wouldBlock: return .wouldBlock
             }
         } catch {
-            if error.rawValue == EBADFD {
-                return .gone
-            }
-            precondition(error != .badFileDescriptor, "EBADF on TAP \(name): fd closed behind our back")
-            return .failed(error)
+            return failure(error)
         }
+    }
+
+    @inline(__always)
+    private func transferNegated(_ body: () -> Int) -> IOResult {
+        do throws(Errno) {
+            switch try retryingEINTRNegated(body) {
+            case .value(let count): return .transferred(count)
+            case .wouldBlock: return .wouldBlock
+            }
+        } catch {
+            return failure(error)
+        }
+    }
+
+    private func failure(_ error: Errno) -> IOResult {
+        if error.rawValue == EBADFD {
+            return .gone
+        }
+        precondition(error != .badFileDescriptor, "EBADF on TAP \(name): fd closed behind our back")
+        return .failed(error)
     }
 }

@@ -36,6 +36,9 @@ public struct LiveOptions {
     public var statsPath: String?
     /// Where the run-state file goes.
     public var stateDirectory: String = RunState.defaultDirectory
+    /// Write each batch of frames to a TAP with one io_uring_enter (`TapWriteRing`) where the kernel allows it;
+    /// false, or without io_uring, one write(2) per frame.
+    public var ioUring = true
     /// Receives what the user can do next (stdout in the CLI), once setup is done.
     public var announce: (String) -> Void = { print($0) }
     /// Receives diagnostics and the summary table (stderr in the CLI).
@@ -189,6 +192,7 @@ public final class LiveRun {
         var log: EventLog?
         var eventLoop: EventLoop?
         var timer: PeriodicTimer?
+        var writeRing: TapWriteRing?
     }
 
     private enum SetupOutcome {
@@ -282,8 +286,9 @@ public final class LiveRun {
         var wires = [String: TapWire]()
         var stackWires = [String: TapWire]()
         let segmenter = TCPSegmenter()
-        for (name, tap) in taps { wires[name] = TapWire(tap: tap, segmenter: segmenter) }
-        for (name, tap) in stackTaps { stackWires[name] = TapWire(tap: tap, segmenter: segmenter) }
+        let ring = openWriteRing(budget: topology.napi.budget)
+        for (name, tap) in taps { wires[name] = TapWire(tap: tap, segmenter: segmenter, ring: ring) }
+        for (name, tap) in stackTaps { stackWires[name] = TapWire(tap: tap, segmenter: segmenter, ring: ring) }
         let wiring = Emulation.Wiring(wire: { wires[$0.name]! }, stackWire: { stackWires[$0.name] })
         let emulation = try Emulation(topology: topology, wiring: wiring, captures: captures,
                                       poolCapacity: Self.poolCapacity(topology),
@@ -316,6 +321,21 @@ public final class LiveRun {
                               stopRequest: stopRequest)
         try engine.register()
         return engine
+    }
+
+    /// The ring for batched TAP writes, unless `--no-io-uring`; without io_uring (too old a kernel, or
+    /// kernel.io_uring_disabled) says why and returns nil: frames are then written with write(2).
+    private func openWriteRing(budget: Int) -> SharedWriteRing? {
+        guard options.ioUring else { return nil }
+        do {
+            // A batch is a bulk queue (16 frames) or a poll's XDP_TX frames (up to the budget).
+            let ring = try TapWriteRing(capacity: max(budget, 16))
+            created.writeRing = ring
+            return SharedWriteRing(ring, report: options.report)
+        } catch {
+            options.report("xdpemu: io_uring is not available (\(error)); writing frames to TAPs with write(2)")
+            return nil
+        }
     }
 
     /// Creates a TAP in this namespace for a port without a host (`stack: false`) or a stack, records it, turns
@@ -398,6 +418,7 @@ public final class LiveRun {
         try? created.log?.close()
         created.eventLoop?.close()
         created.timer?.close()
+        created.writeRing?.close()
         for host in created.hosts { host.tap?.close() }
         for tap in created.rootTaps { tap.close() }
         for host in created.hosts.reversed() {

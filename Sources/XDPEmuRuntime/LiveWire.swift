@@ -9,18 +9,30 @@ import XDPEmuOS
 /// wire goes dead and reports it through `onGone`, once; the loop then unregisters the port after the current
 /// poll (never inside it). GSO super-frames get a virtio-net header or are segmented (LiveVirtio.swift). Runs on
 /// the loop's thread only.
+///
+/// A batch (a bulk queue, the XDP_TX frames of a poll) of ordinary frames to a TAP without virtio-net headers is
+/// written through the loop's `TapWriteRing` when there is one: one io_uring_enter for the batch instead of one
+/// write(2) per frame, the same writes in the same order with the same results. Otherwise, and for single frames,
+/// each frame is written with write(2).
 final class TapWire: Wire {
     let tap: TapDevice
     /// Called once when a write finds the TAP deleted.
-    var onGone: (() -> Void)?
-    private(set) var isDead = false
+    @exclusivity(unchecked) var onGone: (() -> Void)?
+    // Only the loop's thread touches the wire, so its vars skip the dynamic exclusivity checks (a runtime call
+    // each, made for every batch).
+    @exclusivity(unchecked) private(set) var isDead = false
     private let segmenter: TCPSegmenter
+    /// The loop's ring, shared by its wires; nil (no ring, or a TAP with virtio-net headers) writes with write(2).
+    private let ring: SharedWriteRing?
+    /// The frames of the current batch whose write failed (rare), until they are put behind the written ones.
+    @exclusivity(unchecked) private var unsent: [FrameID] = []
     private let header = UnsafeMutableRawBufferPointer.allocate(byteCount: VirtioNetHeader.length, alignment: 8)
     private let plainHeader = VirtioNetHeader()
 
-    init(tap: TapDevice, segmenter: TCPSegmenter) {
+    init(tap: TapDevice, segmenter: TCPSegmenter, ring: SharedWriteRing? = nil) {
         self.tap = tap
         self.segmenter = segmenter
+        self.ring = tap.hasVirtioNetHeader ? nil : ring
     }
 
     deinit { header.deallocate() }
@@ -48,6 +60,60 @@ final class TapWire: Wire {
         return (segments ?? 0) > 0
     }
 
+    /// Writes every frame, in order; returns how many were written, with the frames it could not write moved
+    /// behind them (the written ones keep their order), so the devmap counts exactly those as unsent. A frame
+    /// that fails does not stop the ones after it, as tun's ndo_xdp_xmit drops a frame and goes on.
+    func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int {
+        guard !isDead, tap.fd != nil else { return 0 }
+        var sent = 0
+        var next = 0
+        if frames.count > 1, let shared = ring, shared.isUsable {
+            let ring = shared.ring
+            batches: while next < frames.count {
+                let count = min(frames.count &- next, ring.capacity)
+                for i in 0..<count {
+                    let frame = frames[next &+ i]
+                    // A GSO super-frame is segmented or gets a header: the rest goes the per-frame way.
+                    guard pool.info(frame).pointee.gsoSize == 0 else { break batches }
+                    ring.stage(i, UnsafeRawBufferPointer(pool.packet(frame)))
+                }
+                switch ring.write(count: count, to: tap) {
+                case .written:
+                    for i in 0..<count { place(frames, next &+ i, written: accepted(ring.result(i)), sent: &sent) }
+                    next &+= count
+                case .notSupported:
+                    shared.disable(because: "the kernel refuses io_uring writes to TAPs (EOPNOTSUPP)")
+                    break batches
+                case .failed(let errno):
+                    shared.disable(because: "io_uring_enter failed: \(errno)")
+                    break batches
+                }
+            }
+        }
+        while next < frames.count {
+            place(frames, next, written: send(frames[next], pool: pool, time: time), sent: &sent)
+            next &+= 1
+        }
+        if !unsent.isEmpty {
+            for (i, frame) in unsent.enumerated() { frames[sent &+ i] = frame }
+            unsent.removeAll(keepingCapacity: true)
+        }
+        return sent
+    }
+
+    /// Moves frame `index` to position `sent` if it was written, else keeps it aside in `unsent`. Every position
+    /// before `index` has been placed, so position `sent` holds nothing that is still needed there.
+    @inline(__always)
+    private func place(_ frames: UnsafeMutableBufferPointer<FrameID>, _ index: Int, written: Bool, sent: inout Int) {
+        let frame = frames[index]
+        if written {
+            frames[sent] = frame
+            sent &+= 1
+        } else {
+            unsent.append(frame)
+        }
+    }
+
     private func write(_ packet: UnsafeRawBufferPointer, header value: VirtioNetHeader) -> Bool {
         value.store(to: header.baseAddress!)
         return accepted(tap.write(header: UnsafeRawBufferPointer(header), frame: packet))
@@ -70,5 +136,25 @@ final class TapWire: Wire {
         guard !isDead else { return }
         isDead = true
         onGone?()
+    }
+}
+
+/// The loop's `TapWriteRing`, shared by its wires, and whether it may still be used: the first time the kernel
+/// refuses io_uring writes (or io_uring_enter fails) every wire goes back to write(2) for the rest of the run,
+/// and the reason is reported once.
+final class SharedWriteRing {
+    let ring: TapWriteRing
+    @exclusivity(unchecked) private(set) var isUsable = true
+    private let report: (String) -> Void
+
+    init(_ ring: TapWriteRing, report: @escaping (String) -> Void) {
+        self.ring = ring
+        self.report = report
+    }
+
+    func disable(because reason: String) {
+        guard isUsable else { return }
+        isUsable = false
+        report("xdpemu: \(reason); writing frames to TAPs with write(2) from now on")
     }
 }

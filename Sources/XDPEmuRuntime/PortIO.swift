@@ -21,8 +21,10 @@ public protocol Wire: AnyObject {
     /// size, in live mode). The frame stays the caller's. By default sends its packet bytes.
     func send(_ frame: FrameID, pool: FramePool, time: Nanos) -> Bool
 
-    /// Puts `frames` (of `pool`) on the wire in order at virtual time `time`, stopping at the first one it cannot
-    /// send; returns how many it sent. The frames stay the caller's either way. By default sends them one by one.
+    /// Puts `frames` (of `pool`) on the wire in order at virtual time `time`; returns how many it sent. A frame it
+    /// cannot send does not stop the ones after it (as tun's ndo_xdp_xmit drops a frame and goes on): the sent
+    /// frames end up first in `frames`, in their order, the unsent ones after them. The frames stay the caller's
+    /// either way. By default sends them one by one.
     func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int
 }
 
@@ -34,10 +36,16 @@ extension Wire {
 
     public func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int {
         var sent = 0
+        var unsent: [FrameID] = []
         for frame in frames {
-            guard send(frame, pool: pool, time: time) else { break }
-            sent &+= 1
+            if send(frame, pool: pool, time: time) {
+                frames[sent] = frame
+                sent &+= 1
+            } else {
+                unsent.append(frame)
+            }
         }
+        for (i, frame) in unsent.enumerated() { frames[sent &+ i] = frame }
         return sent
     }
 }
@@ -85,8 +93,9 @@ public final class CapturingWire: Wire {
     }
 }
 
-/// A port's ndo_xdp_xmit: sends frames in order until the wire refuses one, returns the number sent and gives
-/// the sent frames back to the pool (the rest stay with the devmap, which counts them as drops).
+/// A port's ndo_xdp_xmit: sends the frames in order, returns the number sent and gives the sent frames back to
+/// the pool. The wire puts the ones it could not send behind the sent ones; they stay with the devmap, which
+/// counts them as drops (`xmit_unsent`).
 public final class PortTransmitter: XDPTransmitter {
     let wire: any Wire
 

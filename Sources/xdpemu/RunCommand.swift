@@ -49,6 +49,10 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where the run-state file goes.", valueName: "DIR"))
     var stateDirectory: String = RunState.defaultDirectory
 
+    @Flag(name: .customLong("no-io-uring"),
+          help: "Write frames to TAPs with one write(2) each, not in batches through io_uring.")
+    var noIOUring = false
+
     func validate() throws {
         try validateTraceInputs(replays, option: "--replay", timing: timing)
         if let duration, !(duration > 0 && duration < 1e9) {
@@ -74,6 +78,7 @@ struct RunCommand: ParsableCommand {
         options.eventsPath = events
         options.statsPath = stats
         options.stateDirectory = stateDirectory
+        options.ioUring = !noIOUring
         options.mapEvents = loadMapEvents(mapEvents, topology: loaded)
         options.announce = { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
         let result: LiveResult

@@ -9,7 +9,7 @@
 # (`"vnet_hdr": true` on both ports, TSO super-frames). The forwarder runs on CPU 0, the load on CPU 1.
 # Prints a table of medians and the ratios xdpemu/c (CPU per frame) and xdpemu-vnet/c (TCP throughput).
 #
-# Usage (root): scripts/bench/live.sh     Environment: RUNS=3 UDP_SECONDS=5 TCP_SECONDS=5
+# Usage (root): scripts/bench/live.sh     Environment: RUNS=3 UDP_SECONDS=5 TCP_SECONDS=5 (0: no TCP runs)
 #   STRACE=1: count the forwarder's system calls per frame during the UDP load (strace -c; it slows the
 #   forwarder, so the CPU figures of such a run mean nothing). KINDS="c xdpemu" limits the forwarders.
 #   XDPEMU=.build-lp/release/xdpemu (build it with `swift build -c release` first)
@@ -58,6 +58,7 @@ trap 'exit 130' INT TERM
 
 cc -O2 -o "$WORK/tap-forwarder" scripts/bench/tap-forwarder.c || exit 1
 cc -O2 -o "$WORK/udp-blast" scripts/bench/udp-blast.c || exit 1
+cc -O2 -o "$WORK/tap-forwarder-uring" scripts/bench/tap-forwarder-uring.c || exit 1
 
 # The topology: two hosts behind ports lpa0/lpa1, redirected to each other through a devmap.
 topology() {  # $1 = true|false (vnet_hdr)
@@ -93,8 +94,14 @@ start() {
     local kind=$1
     : >"$WORK/out"
     case $kind in
-    c)
-        taskset -c 0 "$WORK/tap-forwarder" $TAP1 $TAP2 >"$WORK/out" 2>"$WORK/err" &
+    c | c-uring*)
+        # c-uring, c-uring-rw, c-uring-unlinked-fixed...: tap-forwarder-uring with the options named.
+        local forwarder=("$WORK/tap-forwarder") option
+        if [[ $kind == c-uring* ]]; then
+            forwarder=("$WORK/tap-forwarder-uring")
+            for option in $(tr - ' ' <<<"${kind#c-uring}"); do forwarder+=("--$option"); done
+        fi
+        taskset -c 0 "${forwarder[@]}" $TAP1 $TAP2 >"$WORK/out" 2>"$WORK/err" &
         FWD_PID=$!
         wait_for "$WORK/out" ready || { echo "tap-forwarder failed: $(cat "$WORK/err")"; return 1; }
         local i=0
@@ -109,9 +116,10 @@ start() {
             ip -n "$1" link set "$2" up || return 1
         done
         ;;
-    xdpemu | xdpemu+cap | xdpemu-vnet)
+    xdpemu | xdpemu+cap | xdpemu-vnet | xdpemu-write)
         local args=(--no-capture) topo=$WORK/plain.json
         [[ $kind == xdpemu+cap ]] && args=(--capture "$WORK/capture")
+        [[ $kind == xdpemu-write ]] && args+=(--no-io-uring)
         [[ $kind == xdpemu-vnet ]] && topo=$WORK/vnet.json
         rm -rf "$WORK/capture" "$WORK/stats.json"
         taskset -c 0 "$XDPEMU" run "$topo" "${args[@]}" --stats "$WORK/stats.json" --state-dir "$WORK/state" \
@@ -194,7 +202,7 @@ for run in $(seq "$RUNS"); do
         echo "run $run $kind udp: kpps ns/frame user-ns/frame = $RESULT" >&2
     done
     for kind in ${KINDS:-c xdpemu xdpemu-vnet}; do
-        [[ $kind == xdpemu+cap || -n ${STRACE:-} ]] && continue
+        [[ $kind == xdpemu+cap || -n ${STRACE:-} || $TCP_SECONDS == 0 ]] && continue
         tcp $kind; RESULTS[$kind,tcp]+="$RESULT;"
         echo "run $run $kind tcp: Gbit/s cpu% = $RESULT" >&2
     done
@@ -209,9 +217,14 @@ def med(key, i):
 print("medians of %s runs (forwarder on CPU 0, load on CPU 1)" % __import__("sys").argv[1])
 print("| forwarder | UDP kpps | CPU ns/frame | of which user | TCP Gbit/s | forwarder CPU % during TCP |")
 print("|---|---|---|---|---|---|")
-for k in ["c", "xdpemu", "xdpemu+cap", "xdpemu-vnet"]:
+for k in ["c"] + sorted({key.split(",")[0] for key in raw if key.startswith("c-")}) + ["xdpemu", "xdpemu-write", "xdpemu+cap", "xdpemu-vnet"]:
+    if k + ",udp" not in raw: continue
     tcp = "| %.2f | %.0f |" % (med(k + ",tcp", 0), med(k + ",tcp", 1)) if k + ",tcp" in raw else "| — | — |"
     print("| %s | %.0f | %.0f | %.0f %s" % (k, med(k + ",udp", 0), med(k + ",udp", 1), med(k + ",udp", 2), tcp))
+for k in sorted({key.split(",")[0] for key in raw if key.startswith("c-")}):
+    if k + ",udp" in raw: print("ratio CPU ns/frame %s / c: %.2f" % (k, med(k + ",udp", 1) / med("c,udp", 1)))
+if "xdpemu-write,udp" in raw:
+    print("ratio CPU ns/frame xdpemu-write / c: %.2f" % (med("xdpemu-write,udp", 1) / med("c,udp", 1)))
 print("ratio CPU ns/frame xdpemu / c: %.2f (target <= 1)" % (med("xdpemu,udp", 1) / med("c,udp", 1)))
 print("ratio TCP Gbit/s xdpemu-vnet / c: %.2f (target >= 4)" % (med("xdpemu-vnet,tcp", 0) / med("c,tcp", 0)))
 PY

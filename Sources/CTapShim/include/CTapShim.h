@@ -6,6 +6,7 @@
 // that no Swift executor ever runs on. Every function returns a non-negative value on success and
 // -errno on failure, so no caller ever reads `errno` across a Swift call boundary.
 
+#include <errno.h>
 #include <spawn.h>
 #include <stddef.h>
 // Not C code, only declarations: Swift's Glibc module does not export these Linux-only headers, so
@@ -14,6 +15,9 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,6 +56,65 @@ int xdpemu_pipe_cloexec(int fds[2]);
 /// posix_spawn_file_actions_addclosefrom_np(actions, low_fd): the child closes every fd >= low_fd.
 /// Returns 0 or an error number.
 int xdpemu_spawn_closefrom(posix_spawn_file_actions_t *actions, int low_fd);
+
+// Why these are C: glibc's read(2) and write(2) are thread-cancellation points. In a process with more than one
+// thread (xdpemu's runtime has a few) every call switches asynchronous cancellation on and off around the system
+// call, about 30 instructions a forwarder pays per frame and per direction; xdpemu never cancels a thread. Swift
+// cannot issue a system call itself. Static inline, so the compiler inlines them into the Swift caller.
+
+/// read(2) as a bare system call, no cancellation point. Returns the byte count or -errno.
+static inline long xdpemu_read(int fd, void *buf, size_t len) {
+#if defined(__x86_64__)
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "0"((long)SYS_read), "D"((long)fd), "S"(buf), "d"(len)
+                     : "rcx", "r11", "memory");
+    return ret;
+#else
+    long ret = syscall(SYS_read, fd, buf, len);
+    return ret < 0 ? -errno : ret;
+#endif
+}
+
+/// write(2) as a bare system call, no cancellation point. Returns the byte count or -errno.
+static inline long xdpemu_write(int fd, const void *buf, size_t len) {
+#if defined(__x86_64__)
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "0"((long)SYS_write), "D"((long)fd), "S"(buf), "d"(len)
+                     : "rcx", "r11", "memory");
+    return ret;
+#else
+    long ret = syscall(SYS_write, fd, buf, len);
+    return ret < 0 ? -errno : ret;
+#endif
+}
+
+/// An io_uring that only writes batches of frames to TAPs (one io_uring_enter per batch). Opaque.
+struct xdpemu_write_ring;
+
+/// io_uring_setup(entries) with IORING_SETUP_SUBMIT_ALL|IORING_SETUP_CQSIZE (2 x entries), plus
+/// IORING_SETUP_SINGLE_ISSUER|IORING_SETUP_DEFER_TASKRUN where the kernel has them (6.1), then mmap of the rings.
+/// Needs IORING_FEAT_SINGLE_MMAP and IORING_FEAT_NODROP (5.5). On success stores the ring in `*out` and returns
+/// 0; else -errno (-ENOSYS: no io_uring; -EPERM: kernel.io_uring_disabled; -EOPNOTSUPP: a feature is missing).
+int xdpemu_write_ring_open(unsigned entries, struct xdpemu_write_ring **out);
+
+/// The ring's fd (for tests and diagnostics).
+int xdpemu_write_ring_fd(const struct xdpemu_write_ring *ring);
+
+/// The number of submission entries: the largest batch `xdpemu_write_ring_write` takes.
+unsigned xdpemu_write_ring_entries(const struct xdpemu_write_ring *ring);
+
+/// Writes `count` frames (`frames[i]`, one frame each) to `fd` in order: one IORING_OP_WRITE per frame with
+/// RWF_NOWAIT, all submitted by one io_uring_enter that also waits for their completions. On a non-blocking fd
+/// the kernel runs each write inline, in submission order, as write(2) would; a write that would block completes
+/// with -EAGAIN instead of being parked. Each write runs whatever happened to the ones before it (no links).
+/// `results[i]` receives what write(2) would have returned for frame i: the byte count, or -errno.
+/// `count` must not exceed the ring's entries. Returns 0, or -errno if io_uring_enter itself failed (then no
+/// result is valid and the ring must not be used again).
+int xdpemu_write_ring_write(struct xdpemu_write_ring *ring, int fd, const struct iovec *frames, unsigned count,
+                            int *results);
+
+/// Unmaps the rings and closes the ring's fd. NULL is ignored.
+void xdpemu_write_ring_close(struct xdpemu_write_ring *ring);
 
 #ifdef __cplusplus
 }

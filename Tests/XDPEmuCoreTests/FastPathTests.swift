@@ -1,0 +1,127 @@
+import Testing
+import XDPEmuCore
+import XDPEmuTesting
+
+/// The poll loop sends a `bpf_redirect_map` into the map that is map_to_flush already down a short path, and
+/// everything else (and every redirect while events are recorded) down the full `xdp_do_redirect`. These tests
+/// run the same mixed traffic with events off and on and require the same outcome from both.
+@Suite struct FastPathTests {
+    /// What a run leaves behind that does not depend on events: every transmit call and its frames, the frames
+    /// handed to the local stack, and every device's counters.
+    struct Outcome: Equatable {
+        var calls: [[FakeTransmitter.Call]]
+        var passed: [UInt64]
+        var statistics: [DeviceStatistics]
+        var mapStatistics: [UInt32: MapEntryStatistics]
+    }
+
+    /// Deterministic mixed traffic over three polls, with the control plane changing targets between them.
+    func run(events: Bool) throws -> Outcome {
+        let f = try Fixture()
+        for w in f.network.workers { w.events.isEnabled = events }
+        let map = f.map
+        let other = try f.network.createDevMap(maxEntries: 2)
+        try other.update(key: 0, ifindex: f.targets[3].ifindex.rawValue)
+        let bpfRedirectTarget = f.targets[1].ifindex
+        var n: UInt32 = 0
+        f.network.attach(ClosureProgram { ctx in
+            n &+= 1
+            // A small multiplicative hash: runs of the same map interleaved with everything else.
+            let r = (n &* 2_654_435_761) >> 27
+            switch r {
+            case 0..<14: return ctx.redirectMap(map, key: r % 4)
+            case 14: return ctx.redirectMap(map, key: 5)  // empty slot: EINVAL
+            case 15, 16: return ctx.redirectMap(other, key: 0)  // another map: flushes the first
+            case 17: return ctx.redirect(ifindex: bpfRedirectTarget)
+            case 18: return ctx.floodMap(map, excludeIngress: true)
+            case 19: return .redirect  // no helper: whatever the redirect info holds
+            case 20:
+                _ = ctx.redirectMap(map, key: 2)
+                return .pass  // leaves a request behind for a later bare XDP_REDIRECT
+            case 21: return .drop
+            case 22: return .tx
+            case 23:
+                // Headroom below the xdp_frame reserve is impossible through the helpers; a longer frame is not.
+                guard ctx.adjustHead(-20) == 0 else { return .aborted }
+                return ctx.redirectMap(map, key: 3)
+            case 24: return ctx.redirectMap(map, key: 1, flags: 1)  // 4.18: ABORTED
+            case 25: return XDPAction(rawValue: 9)
+            default: return ctx.redirectMap(map, key: (r >> 1) % 4)
+            }
+        }, to: f.ingress)
+        f.inject(64, length: 60)
+        f.poll(now: 1000)
+        // Target 2 goes down, target 3's MTU drops below the frames' size, key 0 is deleted.
+        f.targets[2].isUp = false
+        f.targets[3].mtu = 30
+        try map.delete(key: 0)
+        f.inject(64, length: 60)
+        f.poll(now: 2000)
+        f.targets[2].isUp = true
+        f.targets[3].mtu = 1500
+        try map.update(key: 0, ifindex: f.targets[0].ifindex.rawValue)
+        f.inject(100, length: 60)
+        f.poll(now: 3000)
+        f.poll(now: 4000)
+        f.expectConservation()
+        return Outcome(calls: (f.transmitters + [f.ingressTransmitter]).map(\.calls),
+                       passed: f.stack.received.map(\.sequence),
+                       statistics: ([f.ingress] + f.targets).map(\.statistics), mapStatistics: map.statistics())
+    }
+
+    @Test func mixedTrafficGivesTheSameOutcomeWithAndWithoutEvents() throws {
+        let fast = try run(events: false)
+        let full = try run(events: true)
+        #expect(fast == full)
+        // The traffic does reach every path: drops of several kinds, passes, XDP_TX, map switches.
+        let drops = fast.statistics[0].drops
+        #expect(drops[.programDrop] != nil && drops[.aborted] != nil && drops[.redirectInvalid] != nil)
+        #expect(drops[.redirectDown] != nil && drops[.redirectTooBig] != nil)
+        #expect(!fast.passed.isEmpty && !fast.calls[4].isEmpty)
+        #expect(fast.calls[3].count >= 3)
+    }
+
+    @Test func aBareRedirectAfterACarriedOutOneFailsWithEINVAL() throws {
+        let f = try Fixture()
+        f.worker.events.isEnabled = false
+        let map = f.map
+        var n = 0
+        f.network.attach(ClosureProgram { ctx in
+            n += 1
+            // Frames 1-3 redirect into key 0 (the third takes the fast path); frame 4 returns XDP_REDIRECT
+            // without a helper: the request was consumed, so it fails as the kernel's does.
+            return n <= 3 ? ctx.redirectMap(map, key: 0) : .redirect
+        }, to: f.ingress)
+        f.inject(4)
+        f.poll()
+        #expect(f.transmitters[0].bulkSizes == [3])
+        #expect(f.ingress.statistics.drops == [.redirectInvalid: 1])
+        f.expectConservation()
+    }
+
+    @Test func aFailedFirstRedirectLeavesNothingToFlush() throws {
+        let f = try Fixture()
+        f.worker.events.isEnabled = false
+        let other = try f.network.createDevMap(maxEntries: 2)
+        try other.update(key: 0, ifindex: f.targets[3].ifindex.rawValue)
+        let map = f.map
+        var n = 0
+        f.network.attach(ClosureProgram { ctx in
+            n += 1
+            // Frame 1 into an empty slot of map A (fails), frames 2-3 into map B, frame 4 into map A: B is
+            // flushed before frame 4 is queued, A at the end of the poll.
+            switch n {
+            case 1: return ctx.redirectMap(map, key: 6)
+            case 2, 3: return ctx.redirectMap(other, key: 0)
+            default: return ctx.redirectMap(map, key: 1)
+            }
+        }, to: f.ingress)
+        f.inject(4)
+        f.poll(now: 50)
+        #expect(f.transmitters[3].calls.map(\.frames) == [[2, 3]])
+        #expect(f.transmitters[1].calls.map(\.frames) == [[4]])
+        #expect(f.transmitters[3].calls.map(\.flush) == [true] && f.transmitters[1].calls.map(\.flush) == [true])
+        #expect(f.ingress.statistics.drops == [.redirectInvalid: 1])
+        f.expectConservation()
+    }
+}
