@@ -29,7 +29,7 @@ final class RetireLog {
     /// UInt64s per 128-byte block: each shared word below sits alone on its pair of cache lines.
     static let wordsPerBlock = 16
 
-    /// [0]: the last published epoch. Written by the control plane, read by every worker at its quiescent points.
+    /// The last published epoch. Written by the control plane, read by every worker at its quiescent points.
     let published: UnsafeMutablePointer<Atomic<UInt64>>
     /// The current buffer's address, in the same block as `published` (both are read together, both written only
     /// by the control plane). A buffer is `[mask, slot 0, slot 1, ...]`; the entry of epoch e is at 1 + (e & mask).
