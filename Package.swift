@@ -12,6 +12,9 @@ let package = Package(
         .library(name: "XDPEmuTesting", targets: ["XDPEmuTesting"]),
         .library(name: "XDPEmuPcap", targets: ["XDPEmuPcap"]),
         .library(name: "XDPEmuRuntime", targets: ["XDPEmuRuntime"]),
+        // For Benchmarks/: the replay and live benchmarks build topologies and clean up namespaces.
+        .library(name: "XDPEmuTopology", targets: ["XDPEmuTopology"]),
+        .library(name: "XDPEmuOS", targets: ["XDPEmuOS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -136,6 +136,10 @@ final class LiveLoop {
         worker.events.isEnabled = log != nil
         ready = eventLoop.makeReadyBuffer()
         scheduled = Array(repeating: false, count: ports.count)
+        // A port is listed at most once, so both lists stay within the port count: no growth while forwarding.
+        pollList.reserveCapacity(ports.count)
+        nextPollList.reserveCapacity(ports.count)
+        goneQueue.reserveCapacity(ports.count)
         ingressByPort = Array(repeating: 0, count: ports.count)
         stackBuffer = .allocate(byteCount: pool.bufferSize, alignment: 64)
     }

@@ -207,8 +207,8 @@ final class ThreadBody: @unchecked Sendable {
     init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 }
 
-/// pthread_create with a Swift closure.
-func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+/// pthread_create with a Swift closure (also used by the live pipeline benchmark).
+public func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
     let context = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var thread = pthread_t()
     let rc = pthread_create(&thread, nil, { argument in
