@@ -232,21 +232,8 @@ public final class Worker: @unchecked Sendable {
     @inlinable @inline(__always)
     func redirectIntoMapToFlush(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map mapRef: Unmanaged<DevMap>,
                                 index: UInt32, from ingress: NetDevice, programID: UInt32) -> Bool {
-        mapRef._withUnsafeGuaranteedRef { map in
-            guard let entryRef = map.entry(at: index) else {
-                return redirectMapFailed(frame, info: info, map: map, index: index, to: 0,
-                                         error: KernelErrno.EINVAL.rawValue, from: ingress, programID: programID)
-            }
-            return entryRef._withUnsafeGuaranteedRef { entry in
-                let error = enqueue(frame, info: info, into: entry, of: map, from: ingress)
-                guard error == 0 else {
-                    return redirectMapFailed(frame, info: info, map: map, index: index,
-                                             to: entry.device.ifindex.rawValue, error: error, from: ingress,
-                                             programID: programID)
-                }
-                return true
-            }
-        }
+        redirect(frame, info: info, map: mapRef, index: index, from: ingress, programID: programID,
+                 beforeEnqueue: {}, onQueued: { _, _ in })
     }
 
     /// Carries out the redirect the program asked for (`xdp_do_redirect`), whatever it is; the poll loop takes
@@ -256,20 +243,41 @@ public final class Worker: @unchecked Sendable {
     @usableFromInline @inline(never)
     func carryOutRedirect(_ frame: FrameID, request: RedirectInfo, info: UnsafeMutablePointer<FrameInfo>,
                           from ingress: NetDevice, programID: UInt32) -> Bool {
-        let index = request.index
         guard let mapRef = request.map, request.mapBits & RedirectInfo.floodBits == 0 else {
             return carryOutOtherRedirect(frame, request: request, from: ingress, programID: programID)
         }
-        return mapRef._withUnsafeGuaranteedRef { map in
+        let index = request.index
+        return redirect(frame, info: info, map: mapRef, index: index, from: ingress, programID: programID,
+                        beforeEnqueue: {
+                            // A redirect into a different map first flushes the one redirected into before (4.18)...
+                            if let previous = redirectInfo.pointee.mapToFlush, previous.toOpaque() != mapRef.toOpaque() {
+                                flushRedirects()
+                            }
+                        },
+                        onQueued: { map, entry in
+                            // ...and only a successful one makes its map the one to flush.
+                            redirectInfo.pointee.mapToFlush = mapRef
+                            if events.isRecording {
+                                recordRedirectMap(.redirectMap, map: map, index: index,
+                                                  to: entry.device.ifindex.rawValue, error: 0, from: ingress,
+                                                  programID: programID, frame: info.pointee.sequence)
+                            }
+                        })
+    }
+
+    /// `bpf_redirect_map` carried out: looks `index` up in the map (EINVAL when the slot is empty), runs
+    /// `beforeEnqueue`, enqueues the frame into the entry's bulk queue and runs `onQueued` when that worked. A
+    /// failure traces `xdp_redirect_map_err` and drops the frame. Forced inline, so that the closures are too.
+    @inlinable @inline(__always)
+    func redirect(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map mapRef: Unmanaged<DevMap>, index: UInt32,
+                  from ingress: NetDevice, programID: UInt32, beforeEnqueue: () -> Void,
+                  onQueued: (DevMap, DevMapEntry) -> Void) -> Bool {
+        mapRef._withUnsafeGuaranteedRef { map in
             guard let entryRef = map.entry(at: index) else {
                 return redirectMapFailed(frame, info: info, map: map, index: index, to: 0,
                                          error: KernelErrno.EINVAL.rawValue, from: ingress, programID: programID)
             }
-            // A redirect into a different map first flushes the one redirected into before (4.18), and only a
-            // successful one makes its map the one to flush.
-            if let previous = redirectInfo.pointee.mapToFlush, previous.toOpaque() != mapRef.toOpaque() {
-                flushRedirects()
-            }
+            beforeEnqueue()
             return entryRef._withUnsafeGuaranteedRef { entry in
                 let error = enqueue(frame, info: info, into: entry, of: map, from: ingress)
                 guard error == 0 else {
@@ -277,11 +285,7 @@ public final class Worker: @unchecked Sendable {
                                              to: entry.device.ifindex.rawValue, error: error, from: ingress,
                                              programID: programID)
                 }
-                redirectInfo.pointee.mapToFlush = mapRef
-                if events.isRecording {
-                    recordRedirectMap(.redirectMap, map: map, index: index, to: entry.device.ifindex.rawValue,
-                                      error: 0, from: ingress, programID: programID, frame: info.pointee.sequence)
-                }
+                onQueued(map, entry)
                 return true
             }
         }
