@@ -89,6 +89,7 @@ public final class FramePool: @unchecked Sendable {
         precondition(capacity > 0 && capacity < Int(UInt32.max), "frame pool capacity out of range")
         precondition(headroom >= 0 && headroom < bufferSize, "headroom must be smaller than the buffer")
         precondition(FrameInfo.hotWordsAdjacent, "FrameInfo layout changed")
+        precondition(MemoryLayout<FrameID>.stride == MemoryLayout<UInt32>.stride, "FrameID is no longer a bare UInt32")
         self.capacity = capacity
         self.bufferSize = (bufferSize + 63) & ~63
         self.headroom = headroom
@@ -235,15 +236,15 @@ public final class FramePool: @unchecked Sendable {
         precondition(n &+ frames.count <= self.capacity, "more frames returned than the pool holds")
         let top = freeStack + n
         guard let source = frames.baseAddress else { return }
+        #if DEBUG
         for i in 0..<frames.count {
-            let raw = source[i].rawValue
-            let index = Int(raw)
-            #if DEBUG
+            let index = Int(source[i].rawValue)
             precondition(index < capacity && inUse[index], "frame returned twice or not from this pool")
             inUse[index] = false
-            #endif
-            top[i] = raw
         }
+        #endif
+        // A FrameID is its UInt32 (the free stack's element), so the batch goes onto the stack as one copy.
+        UnsafeMutableRawPointer(top).copyMemory(from: source, byteCount: frames.count &* MemoryLayout<FrameID>.stride)
         freeCount.pointee = n &+ frames.count
     }
 
