@@ -150,14 +150,18 @@ public final class TapDevice {
     /// point). A frame longer than the buffer is truncated.
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
         guard let descriptor else { preconditionFailure("read from a closed TapDevice \(name)") }
-        return transferNegated({ xdpemu_read(descriptor.rawValue, buffer.baseAddress, buffer.count) })
+        return transfer { () throws(Errno) in
+            try retryingEINTRNegated { xdpemu_read(descriptor.rawValue, buffer.baseAddress, buffer.count) }
+        }
     }
 
     /// Writes one frame with write(2) (xdpemu_write: the system call without glibc's cancellation point). EIO
     /// means the interface is down; `.gone` that it was deleted.
     public func write(_ frame: UnsafeRawBufferPointer) -> IOResult {
         guard let descriptor else { preconditionFailure("write to a closed TapDevice \(name)") }
-        return transferNegated({ xdpemu_write(descriptor.rawValue, frame.baseAddress, frame.count) })
+        return transfer { () throws(Errno) in
+            try retryingEINTRNegated { xdpemu_write(descriptor.rawValue, frame.baseAddress, frame.count) }
+        }
     }
 
     /// Reads one frame with readv(2): its virtio-net header into `header` (`virtioNetHeaderLength` bytes), the
@@ -170,7 +174,7 @@ public final class TapDevice {
                        iovec(iov_base: buffer.baseAddress, iov_len: buffer.count))
         return withUnsafeMutablePointer(to: &vectors) { pointer in
             pointer.withMemoryRebound(to: iovec.self, capacity: 2) { iov in
-                transfer { Glibc.readv(descriptor.rawValue, iov, 2) }
+                transfer { () throws(Errno) in try retryingEINTR { Glibc.readv(descriptor.rawValue, iov, 2) } }
             }
         }
     }
@@ -185,7 +189,7 @@ public final class TapDevice {
                        iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count))
         return withUnsafeMutablePointer(to: &vectors) { pointer in
             pointer.withMemoryRebound(to: iovec.self, capacity: 2) { iov in
-                transfer { Glibc.writev(descriptor.rawValue, iov, 2) }
+                transfer { () throws(Errno) in try retryingEINTR { Glibc.writev(descriptor.rawValue, iov, 2) } }
             }
         }
     }
@@ -198,22 +202,12 @@ public final class TapDevice {
         _ = Glibc.close(descriptor.rawValue)
     }
 
+    /// Turns one retried system call (`retryingEINTR` or, for CTapShim's bare calls, `retryingEINTRNegated`) into
+    /// the transfer's outcome.
     @inline(__always)
-    private func transfer(_ body: () -> Int) -> IOResult {
+    private func transfer(_ call: () throws(Errno) -> SyscallResult<Int>) -> IOResult {
         do throws(Errno) {
-            switch try retryingEINTR(body) {
-            case .value(let count): return .transferred(count)
-            case .wouldBlock: return .wouldBlock
-            }
-        } catch {
-            return failure(error)
-        }
-    }
-
-    @inline(__always)
-    private func transferNegated(_ body: () -> Int) -> IOResult {
-        do throws(Errno) {
-            switch try retryingEINTRNegated(body) {
+            switch try call() {
             case .value(let count): return .transferred(count)
             case .wouldBlock: return .wouldBlock
             }
