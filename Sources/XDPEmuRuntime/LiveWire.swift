@@ -24,7 +24,8 @@ final class TapWire: Wire {
     private let segmenter: TCPSegmenter
     /// The loop's ring, shared by its wires; nil (no ring, or a TAP with virtio-net headers) writes with write(2).
     private let ring: SharedWriteRing?
-    /// The frames of the current batch whose write failed (rare), until they are put behind the written ones.
+    /// The frames of the current batch whose write failed (rare), until they are put behind the written ones; kept
+    /// between batches for its capacity.
     @exclusivity(unchecked) private var unsent: [FrameID] = []
     private let header = UnsafeMutableRawBufferPointer.allocate(byteCount: VirtioNetHeader.length, alignment: 8)
     private let plainHeader = VirtioNetHeader()
@@ -65,7 +66,7 @@ final class TapWire: Wire {
     /// that fails does not stop the ones after it, as tun's ndo_xdp_xmit drops a frame and goes on.
     func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int {
         guard !isDead, tap.fd != nil else { return 0 }
-        var sent = 0
+        var order = SentFramesFirst(frames)
         var next = 0
         if frames.count > 1, let shared = ring, shared.isUsable {
             let ring = shared.ring
@@ -79,7 +80,7 @@ final class TapWire: Wire {
                 }
                 switch ring.write(count: count, to: tap) {
                 case .written:
-                    for i in 0..<count { place(frames, next &+ i, written: accepted(ring.result(i)), sent: &sent) }
+                    for i in 0..<count { order.place(next &+ i, sent: accepted(ring.result(i)), unsent: &unsent) }
                     next &+= count
                 case .notSupported:
                     shared.disable(because: "the kernel refuses io_uring writes to TAPs (EOPNOTSUPP)")
@@ -91,27 +92,10 @@ final class TapWire: Wire {
             }
         }
         while next < frames.count {
-            place(frames, next, written: send(frames[next], pool: pool, time: time), sent: &sent)
+            order.place(next, sent: send(frames[next], pool: pool, time: time), unsent: &unsent)
             next &+= 1
         }
-        if !unsent.isEmpty {
-            for (i, frame) in unsent.enumerated() { frames[sent &+ i] = frame }
-            unsent.removeAll(keepingCapacity: true)
-        }
-        return sent
-    }
-
-    /// Moves frame `index` to position `sent` if it was written, else keeps it aside in `unsent`. Every position
-    /// before `index` has been placed, so position `sent` holds nothing that is still needed there.
-    @inline(__always)
-    private func place(_ frames: UnsafeMutableBufferPointer<FrameID>, _ index: Int, written: Bool, sent: inout Int) {
-        let frame = frames[index]
-        if written {
-            frames[sent] = frame
-            sent &+= 1
-        } else {
-            unsent.append(frame)
-        }
+        return order.finish(unsent: &unsent)
     }
 
     private func write(_ packet: UnsafeRawBufferPointer, header value: VirtioNetHeader) -> Bool {

@@ -35,17 +35,43 @@ extension Wire {
     }
 
     public func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int {
-        var sent = 0
         var unsent: [FrameID] = []
-        for frame in frames {
-            if send(frame, pool: pool, time: time) {
-                frames[sent] = frame
-                sent &+= 1
-            } else {
-                unsent.append(frame)
-            }
+        var order = SentFramesFirst(frames)
+        for index in frames.indices {
+            order.place(index, sent: send(frames[index], pool: pool, time: time), unsent: &unsent)
         }
+        return order.finish(unsent: &unsent)
+    }
+}
+
+/// Reorders a batch as `Wire.send(_:pool:time:)` hands it back: the sent frames first, in their order, the unsent
+/// ones after them. Frames are placed in order, each once; `unsent` holds the unsent ones meanwhile (a wire may keep
+/// it between batches so that a failure does not allocate every time).
+struct SentFramesFirst {
+    let frames: UnsafeMutableBufferPointer<FrameID>
+    /// Frames sent so far, which are `frames[0..<sent]`.
+    private(set) var sent = 0
+
+    init(_ frames: UnsafeMutableBufferPointer<FrameID>) { self.frames = frames }
+
+    /// Frame `index` was sent or not. Every position before `index` is placed, so position `sent` holds nothing
+    /// that is still needed there.
+    @inline(__always)
+    mutating func place(_ index: Int, sent wasSent: Bool, unsent: inout [FrameID]) {
+        let frame = frames[index]
+        if wasSent {
+            frames[sent] = frame
+            sent &+= 1
+        } else {
+            unsent.append(frame)
+        }
+    }
+
+    /// Puts the unsent frames behind the sent ones, empties `unsent` (keeping its capacity) and returns how many
+    /// were sent.
+    func finish(unsent: inout [FrameID]) -> Int {
         for (i, frame) in unsent.enumerated() { frames[sent &+ i] = frame }
+        unsent.removeAll(keepingCapacity: true)
         return sent
     }
 }
