@@ -8,7 +8,9 @@ public struct FrameID: Hashable, Sendable {
 /// Per-frame bookkeeping kept beside the buffers (one cache-friendly record per frame). The fields the RX path
 /// and the forwarding checks touch come first, as six adjacent 4-byte words; `arrival` and `sequence` last.
 public struct FrameInfo: Sendable {
-    /// Offset of the packet's first byte from the buffer start (`data - data_hard_start`).
+    /// Offset of the packet's first byte from the buffer start (`data - data_hard_start`). Set by the pool and
+    /// moved only by the helpers, which keep the headroom the pool's `mayHoldShortHeadroom` relies on: writing it
+    /// (or `metaLength`) elsewhere may break that.
     public var dataOffset: UInt32
     /// Packet length in bytes (`data_end - data`).
     public var length: UInt32
@@ -36,8 +38,8 @@ public struct FrameInfo: Sendable {
             && MemoryLayout<FrameInfo>.offset(of: \.gsoSize) == 16 && MemoryLayout<FrameInfo>.offset(of: \.ingress) == 20
     }()
 
-    @inlinable
-    public init(dataOffset: UInt32, length: UInt32, metaLength: UInt32, ingress: IfIndex, arrival: Nanos,
+    @usableFromInline
+    init(dataOffset: UInt32, length: UInt32, metaLength: UInt32, ingress: IfIndex, arrival: Nanos,
                 sequence: UInt64, missingBytes: UInt32, gsoSize: UInt32) {
         self.dataOffset = dataOffset
         self.length = length
@@ -80,6 +82,15 @@ public final class FramePool: @unchecked Sendable {
     /// kernel's page pool does.
     @usableFromInline let inUse: UnsafeMutablePointer<Bool>
     @usableFromInline let freeCount: UnsafeMutablePointer<Int>
+    /// Whether a frame may have been given less headroom than `struct xdp_frame` needs (32 bytes), so that a
+    /// redirect of it can fail with EOVERFLOW. Sticky: set when the pool's headroom is that small or when `take`
+    /// is asked for such a headroom. Frames taken with enough keep it: the helpers never move `data_meta` into the
+    /// reserve (see `XDPContext.adjustHead`/`adjustMeta`), and nothing else moves `data` or `data_meta`. While it
+    /// is false the poll loop's fast path leaves out the headroom check.
+    /// Unchecked exclusivity: the pool is used by one thread (see above).
+    @exclusivity(unchecked) @usableFromInline internal(set) var shortHeadroomTaken: Bool
+    /// See `shortHeadroomTaken`.
+    public var mayHoldShortHeadroom: Bool { shortHeadroomTaken }
 
     /// - Parameters:
     ///   - capacity: number of frames.
@@ -94,6 +105,7 @@ public final class FramePool: @unchecked Sendable {
         self.bufferSize = (bufferSize + 63) & ~63
         self.headroom = headroom
         defaultDataOffset = UInt32(headroom)
+        shortHeadroomTaken = headroom < KernelConstants.xdpFrameSize
         stride = (self.bufferSize / 64) % 2 == 0 ? self.bufferSize + 64 : self.bufferSize
         base = UnsafeMutableRawPointer.allocate(byteCount: capacity * stride, alignment: 4096)
         infos = .allocate(capacity: capacity)
@@ -132,6 +144,7 @@ public final class FramePool: @unchecked Sendable {
         inUse[Int(index)] = true
         #endif
         let info = infos + Int(index)
+        if let headroom, headroom < KernelConstants.xdpFrameSize { shortHeadroomTaken = true }
         info.pointee.dataOffset = headroom.map { UInt32($0) } ?? defaultDataOffset
         info.pointee.length = 0
         info.pointee.metaLength = 0

@@ -148,13 +148,22 @@ public final class Worker: @unchecked Sendable {
         // it needs no map_to_flush work, because it is the map to flush already. Kept only while that is known to
         // hold: it is set from map_to_flush after every redirect that took the full path, the only redirects that
         // change map_to_flush during a poll. With events recording, every redirect takes the full path.
-        var fastMap = recording ? Self.noFastMap : redirectInfo.pointee.mapToFlush.fastMapBits
+        //
+        // The fast path also leaves out the headroom check (EOVERFLOW), which only a frame taken with less than
+        // 32 bytes of headroom can fail: while the pool has handed out none (`mayHoldShortHeadroom`, read again
+        // for each batch, as a frame pushed during the poll may be one), every frame passes it.
+        var fastPathOff = recording || pool.shortHeadroomTaken
+        var fastMap = fastPathOff ? Self.noFastMap : redirectInfo.pointee.mapToFlush.fastMapBits
         // The RX ring is drained in batches: every frame the ring holds (up to the budget) is taken off it and
         // copied into `rxBatch`, then processed one by one in ring order; then the ring is looked at again, so
         // frames pushed during the poll are still processed in this poll, in the same order as one pop per frame.
         while processed < budget {
             let run = ring.pop(upTo: budget &- processed, into: rxBatch)
             if run == 0 { break }
+            if _slowPath(pool.shortHeadroomTaken) && !fastPathOff {
+                fastPathOff = true
+                fastMap = Self.noFastMap
+            }
             processed &+= run
             for i in 0..<run {
                 let frame = rxBatch[i]
@@ -164,7 +173,7 @@ public final class Worker: @unchecked Sendable {
                                          record: info, rxQueueIndex: 0, now: now, programID: programID,
                                          redirectInfo: redirectInfo, semantics: semantics)
                 let action = program.run(&context)
-                if action.rawValue == XDPAction.redirect.rawValue {
+                if _fastPath(action.rawValue == XDPAction.redirect.rawValue) {
                     // Carrying out a redirect consumes the request (ri->ifindex = 0, ri->map = NULL).
                     let mapBits = redirectInfo.pointee.mapBits
                     let index = redirectInfo.pointee.index
@@ -180,7 +189,7 @@ public final class Worker: @unchecked Sendable {
                         done = carryOutRedirect(frame, request: RedirectInfo(mapBits: mapBits, index: index,
                                                                              mapToFlush: nil),
                                                 info: info, from: device, programID: programID)
-                        fastMap = recording ? Self.noFastMap : redirectInfo.pointee.mapToFlush.fastMapBits
+                        fastMap = fastPathOff ? Self.noFastMap : redirectInfo.pointee.mapToFlush.fastMapBits
                     }
                     if !done { notRedirected &+= 1 }
                     if frameCost != 0 { now &+= frameCost }
@@ -233,7 +242,7 @@ public final class Worker: @unchecked Sendable {
     func redirectIntoMapToFlush(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map mapRef: Unmanaged<DevMap>,
                                 index: UInt32, from ingress: NetDevice, programID: UInt32) -> Bool {
         redirect(frame, info: info, map: mapRef, index: index, from: ingress, programID: programID,
-                 beforeEnqueue: {}, onQueued: { _, _ in })
+                 headroomAssured: true, beforeEnqueue: {}, onQueued: { _, _ in })
     }
 
     /// Carries out the redirect the program asked for (`xdp_do_redirect`), whatever it is; the poll loop takes
@@ -248,7 +257,7 @@ public final class Worker: @unchecked Sendable {
         }
         let index = request.index
         return redirect(frame, info: info, map: mapRef, index: index, from: ingress, programID: programID,
-                        beforeEnqueue: {
+                        headroomAssured: false, beforeEnqueue: {
                             // A redirect into a different map first flushes the one redirected into before (4.18)...
                             if let previous = redirectInfo.pointee.mapToFlush, previous.toOpaque() != mapRef.toOpaque() {
                                 flushRedirects()
@@ -270,7 +279,7 @@ public final class Worker: @unchecked Sendable {
     /// failure traces `xdp_redirect_map_err` and drops the frame. Forced inline, so that the closures are too.
     @inlinable @inline(__always)
     func redirect(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map mapRef: Unmanaged<DevMap>, index: UInt32,
-                  from ingress: NetDevice, programID: UInt32, beforeEnqueue: () -> Void,
+                  from ingress: NetDevice, programID: UInt32, headroomAssured: Bool, beforeEnqueue: () -> Void,
                   onQueued: (DevMap, DevMapEntry) -> Void) -> Bool {
         mapRef._withUnsafeGuaranteedRef { map in
             guard let entryRef = map.entry(at: index) else {
@@ -279,7 +288,8 @@ public final class Worker: @unchecked Sendable {
             }
             beforeEnqueue()
             return entryRef._withUnsafeGuaranteedRef { entry in
-                let error = enqueue(frame, info: info, into: entry, of: map, from: ingress)
+                let error = enqueue(frame, info: info, into: entry, of: map, from: ingress,
+                                    headroomAssured: headroomAssured)
                 guard error == 0 else {
                     return redirectMapFailed(frame, info: info, map: map, index: index,
                                              to: entry.device.ifindex.rawValue, error: error, from: ingress,
@@ -338,8 +348,8 @@ public final class Worker: @unchecked Sendable {
     /// back-reference costs a retain and a release on every frame.
     @inlinable @inline(__always)
     func enqueue(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: DevMapEntry, of map: DevMap,
-                 from ingress: NetDevice) -> Int32 {
-        let error = forwardCheck(info: info, target: entry.device)
+                 from ingress: NetDevice, headroomAssured: Bool = false) -> Int32 {
+        let error = forwardCheck(info: info, target: entry.device, headroomAssured: headroomAssured)
         guard error == 0 else { return error }
         let queue = entry.queue(cpu: cpu)
         var count = Int(queue.load(fromByteOffset: BulkQueueLayout.countOffset, as: UInt32.self))
@@ -365,12 +375,13 @@ public final class Worker: @unchecked Sendable {
     /// The checks a frame passes before it may be handed to `target`'s ndo_xdp_xmit; 0 or a positive errno.
     /// The usual case, an up device with a transmitter, a frame within its MTU and the headroom for the
     /// xdp_frame, is two comparisons (`NetDevice.forwardLimit` folds the device's state into one number);
-    /// anything else takes `forwardError`, which finds the errno in the kernel's order.
+    /// anything else takes `forwardError`, which finds the errno in the kernel's order. `headroomAssured` (the poll
+    /// loop's fast path, see `FramePool.mayHoldShortHeadroom`) leaves the headroom comparison out.
     @inlinable @inline(__always)
-    func forwardCheck(info: UnsafeMutablePointer<FrameInfo>, target: NetDevice) -> Int32 {
+    func forwardCheck(info: UnsafeMutablePointer<FrameInfo>, target: NetDevice, headroomAssured: Bool = false) -> Int32 {
         let record = info.pointee
         if _fastPath(record.length &+ record.missingBytes <= target.forwardLimit
-            && Int(record.dataOffset) &- Int(record.metaLength) >= KernelConstants.xdpFrameSize) {
+            && (headroomAssured || Int(record.dataOffset) &- Int(record.metaLength) >= KernelConstants.xdpFrameSize)) {
             return 0
         }
         return forwardError(info: info, target: target)

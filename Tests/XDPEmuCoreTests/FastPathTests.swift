@@ -124,4 +124,37 @@ import XDPEmuTesting
         #expect(f.ingress.statistics.drops == [.redirectInvalid: 1])
         f.expectConservation()
     }
+
+    @Test func thePoolTellsWhetherAFrameMayLackTheXDPFrameHeadroom() {
+        let pool = FramePool(capacity: 4)
+        #expect(!pool.mayHoldShortHeadroom)
+        pool.give(pool.take(headroom: KernelConstants.xdpFrameSize)!)
+        #expect(!pool.mayHoldShortHeadroom)
+        pool.give(pool.take(headroom: KernelConstants.xdpFrameSize - 1)!)
+        #expect(pool.mayHoldShortHeadroom)  // sticky
+        pool.give(pool.take()!)
+        #expect(pool.mayHoldShortHeadroom)
+        #expect(FramePool(capacity: 4, headroom: 16).mayHoldShortHeadroom)
+    }
+
+    /// The fast path leaves the headroom check out only while the pool has handed out no short frame: a short
+    /// frame arriving after the fast path has served a poll still fails with EOVERFLOW, and its neighbours in
+    /// the same poll are still sent.
+    @Test func aShortHeadroomFrameAfterFastPolls() throws {
+        let f = try Fixture()
+        f.worker.events.isEnabled = false
+        f.network.attach(RedirectToKey(map: f.map, key: 2), to: f.ingress)
+        f.inject(8)
+        f.poll(now: 100)
+        #expect(f.transmitters[2].bulkSizes == [8])
+        let bytes = FrameInjector.ethernet(destination: MACAddress(0x02, 0, 0, 0, 0, 0xff), source: f.ingress.mac,
+                                           length: 64)
+        for headroom in [256, 31, 32, 0, 256] {
+            #expect(f.injector.inject(bytes, into: f.ingress, worker: f.worker, headroom: headroom) != nil)
+        }
+        f.poll(now: 200)
+        #expect(f.transmitters[2].bulkSizes == [8, 3])
+        #expect(f.ingress.statistics.drops == [.redirectOverflow: 2])
+        f.expectConservation()
+    }
 }
