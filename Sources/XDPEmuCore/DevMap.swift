@@ -216,14 +216,22 @@ public final class DevMap: @unchecked Sendable {
                 let w = s &* 64 &+ pending.trailingZeroBitCount
                 pending &= pending &- 1
                 var bits = bitmap[w]
+                // The marks that stay: keys whose slot is empty. (Sending a queue marks nothing.)
+                var kept: UInt64 = 0
                 while bits != 0 {
-                    let key = UInt32(w &* 64 &+ bits.trailingZeroBitCount)
+                    let bit = bits & (0 &- bits)
+                    // Below maxEntries, as every marked key is.
+                    let slot = slots[w &* 64 &+ bits.trailingZeroBitCount].load(ordering: .acquiring)
                     bits &= bits &- 1
-                    guard let entry = entry(at: key) else { continue }
-                    entry._withUnsafeGuaranteedRef { worker.transmitBulk($0, flags: .flush) }
-                    bitmap[w] &= ~(1 << UInt64(key & 63))
+                    guard slot != 0 else {
+                        kept |= bit
+                        continue
+                    }
+                    Unmanaged<DevMapEntry>.fromOpaque(UnsafeRawPointer(bitPattern: slot).unsafelyUnwrapped)
+                        ._withUnsafeGuaranteedRef { worker.transmitBulk($0, flags: .flush) }
                 }
-                if bitmap[w] == 0 { summary[s] &= ~(1 << UInt64(w & 63)) }
+                bitmap[w] = kept
+                if kept == 0 { summary[s] &= ~(1 << UInt64(w & 63)) }
             }
         }
     }

@@ -256,8 +256,15 @@ public final class FramePool: @unchecked Sendable {
             inUse[index] = false
         }
         #endif
-        // A FrameID is its UInt32 (the free stack's element), so the batch goes onto the stack as one copy.
-        UnsafeMutableRawPointer(top).copyMemory(from: source, byteCount: frames.count &* MemoryLayout<FrameID>.stride)
+        // A FrameID is its UInt32 (the free stack's element), so the batch goes onto the stack as one copy; a full
+        // bulk queue (the usual batch) as one 64-byte vector rather than a call to memmove.
+        if frames.count == 16 {
+            UnsafeMutableRawPointer(top).storeBytes(of: UnsafeRawPointer(source).loadUnaligned(as: SIMD16<UInt32>.self),
+                                                    as: SIMD16<UInt32>.self)
+        } else {
+            UnsafeMutableRawPointer(top).copyMemory(from: source,
+                                                    byteCount: frames.count &* MemoryLayout<FrameID>.stride)
+        }
         freeCount.pointee = n &+ frames.count
     }
 

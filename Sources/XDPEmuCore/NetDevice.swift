@@ -61,10 +61,15 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
     @usableFromInline let workerCount: Int
     /// The attached program's runner (set once at attach time, before polling starts; hence no dynamic
     /// exclusivity check on the read every poll makes).
-    @exclusivity(unchecked) public internal(set) var program: (any NAPIPollable)?
+    @exclusivity(unchecked) public internal(set) var program: AttachedProgram? {
+        didSet { polledProgram = program.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `program` without a reference count, for `Worker.poll`: reading the strong property retains and releases
+    /// the runner around every poll (~40 instructions); `program` keeps the runner alive while it is attached.
+    @exclusivity(unchecked) var polledProgram: Unmanaged<AttachedProgram>?
 
     @usableFromInline
-    func setProgram(_ runner: any NAPIPollable) { program = runner }
+    func setProgram(_ runner: AttachedProgram) { program = runner }
 
     init(ifindex: IfIndex, name: String, mac: MACAddress, mtu: UInt32, up: Bool, transmitter: (any XDPTransmitter)?,
          stack: any LocalStack, rxHeadroom: Int, ringSize: Int, workers: Int) {

@@ -14,22 +14,32 @@ import Synchronization
 //      quiescent point can have their queues of this worker sent (deferred free, see DevMap.swift).
 // Time is injected: `poll(now:)` stamps the frames it transmits with `now`, advanced by `frameCost` per frame.
 
-/// Runs a device's attached program for one poll: the generic part specialised per program type.
-public protocol NAPIPollable: AnyObject {
+/// A device's attached program as a worker runs it: one NAPI poll at a time. `ProgramRunner` is the one
+/// subclass. A class rather than a protocol, so that a worker can call it through an unretained reference
+/// (`NetDevice.polledProgram`, an `Unmanaged`), without a retain and a release around every poll.
+public class AttachedProgram: @unchecked Sendable {
+    // @unchecked Sendable: handed to the worker thread that polls the device, and used only there.
+
     /// The program id events report.
-    var programID: UInt32 { get }
-    func poll(device: NetDevice, worker: Worker, budget: Int) -> Int
+    public let programID: UInt32
+
+    @usableFromInline
+    init(programID: UInt32) { self.programID = programID }
+
+    /// Runs the program on up to `budget` frames of `device`'s RX ring (see `Worker.run`).
+    public func poll(device: NetDevice, worker: Worker, budget: Int) -> Int {
+        preconditionFailure("AttachedProgram.poll is implemented by ProgramRunner")
+    }
 }
 
 /// Holds a program of a concrete type so that `Worker.poll` is specialised (and the program inlined) for it.
 ///
-/// A protocol witness of a generic class is compiled once for every `Program`, so calling `Worker.run` from
-/// `poll` directly would run the unspecialised loop (every program call through a witness table, ARC on each
-/// frame: about 4x slower). Instead the initialiser, inlinable like `Network.attach`, forms `specialisedPoll` in
-/// the module that knows the concrete type, where the compiler specialises `Worker.run` and inlines the program;
+/// An override in a generic class is compiled once for every `Program`, so calling `Worker.run` from `poll`
+/// directly would run the unspecialised loop (every program call through a witness table, ARC on each frame:
+/// about 4x slower). Instead the initialiser, inlinable like `Network.attach`, forms `specialisedPoll` in the
+/// module that knows the concrete type, where the compiler specialises `Worker.run` and inlines the program;
 /// `poll` only calls it, once per NAPI poll.
-public final class ProgramRunner<Program: XDPProgram>: NAPIPollable {
-    public let programID: UInt32
+public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @unchecked Sendable {
     /// Unchecked exclusivity: only the worker polling the device touches the program (see `Worker`).
     @exclusivity(unchecked) public var program: Program
     @usableFromInline let specialisedPoll: (ProgramRunner<Program>, NetDevice, Worker, Int) -> Int
@@ -37,13 +47,13 @@ public final class ProgramRunner<Program: XDPProgram>: NAPIPollable {
     @inlinable
     public init(_ program: Program, programID: UInt32) {
         self.program = program
-        self.programID = programID
         specialisedPoll = { runner, device, worker, budget in
             worker.run(&runner.program, programID: runner.programID, device: device, budget: budget)
         }
+        super.init(programID: programID)
     }
 
-    public func poll(device: NetDevice, worker: Worker, budget: Int) -> Int {
+    override public func poll(device: NetDevice, worker: Worker, budget: Int) -> Int {
         specialisedPoll(self, device, worker, budget)
     }
 }
@@ -83,6 +93,8 @@ public final class Worker: @unchecked Sendable {
     let retireLog: RetireLog.Reader
     /// Retire epoch passed at the previous quiescent point.
     @exclusivity(unchecked) var lastSeenEpoch: UInt64 = 0
+    /// The map the last flush flushed (maps live as long as the network, so the reference cannot dangle).
+    @exclusivity(unchecked) @usableFromInline var lastFlushedMap: Unmanaged<DevMap>?
 
     init(cpu: Int, network: Network, pool: FramePool, eventCapacity: Int, maxBudget: Int) {
         self.cpu = cpu
@@ -114,9 +126,8 @@ public final class Worker: @unchecked Sendable {
     @discardableResult
     public func poll(_ device: NetDevice, budget: Int, now: Nanos) -> Int {
         self.now = now
-        if device.program != nil {
-            // Called through the stored existential (`if let` would copy it: a retain and release per poll).
-            return device.program!.poll(device: device, worker: self, budget: budget)
+        if let program = device.polledProgram {
+            return program._withUnsafeGuaranteedRef { $0.poll(device: device, worker: self, budget: budget) }
         }
         var passAll = ConstantProgram(.pass)
         return run(&passAll, programID: 0, device: device, budget: budget)
@@ -126,6 +137,17 @@ public final class Worker: @unchecked Sendable {
     @inlinable
     public func run<P: XDPProgram>(_ program: inout P, programID: UInt32, device: NetDevice, budget: Int) -> Int {
         precondition(budget > 0 && budget <= maxBudget, "budget out of range")
+        // Two copies of the loop, so that the usual case (no virtual cost per frame) spends nothing on the clock.
+        if frameCost == 0 {
+            return run(&program, programID: programID, device: device, budget: budget, advancesTime: false)
+        }
+        return run(&program, programID: programID, device: device, budget: budget, advancesTime: true)
+    }
+
+    /// The poll loop; `advancesTime` is a constant at each call, so each copy keeps only its own clock work.
+    @inlinable @inline(__always)
+    func run<P: XDPProgram>(_ program: inout P, programID: UInt32, device: NetDevice, budget: Int,
+                            advancesTime: Bool) -> Int {
         let pool = self.pool
         let cpu = self.cpu
         // The ring's and the pool's storage pointers, read once: the optimiser cannot tell that the stores through
@@ -153,6 +175,13 @@ public final class Worker: @unchecked Sendable {
         // 32 bytes of headroom can fail: while the pool has handed out none (`mayHoldShortHeadroom`, read again
         // for each batch, as a frame pushed during the poll may be one), every frame passes it.
         var fastPathOff = recording || pool.shortHeadroomTaken
+        // A poll starts with no map to flush, so its first redirect would take the full path. Making the map the
+        // previous poll flushed the map to flush changes nothing that can be observed (at worst that map is
+        // flushed once more with nothing marked: no transmit, no event; see `DevMap.flush`), and lets the first
+        // redirect into it take the fast path too.
+        if !fastPathOff && redirectInfo.pointee.mapToFlush == nil {
+            redirectInfo.pointee.mapToFlush = lastFlushedMap
+        }
         var fastMap = fastPathOff ? Self.noFastMap : redirectInfo.pointee.mapToFlush.fastMapBits
         // The RX ring is drained in batches: every frame the ring holds (up to the budget) is taken off it and
         // copied into `rxBatch`, then processed one by one in ring order; then the ring is looked at again, so
@@ -192,7 +221,7 @@ public final class Worker: @unchecked Sendable {
                         fastMap = fastPathOff ? Self.noFastMap : redirectInfo.pointee.mapToFlush.fastMapBits
                     }
                     if !done { notRedirected &+= 1 }
-                    if frameCost != 0 { now &+= frameCost }
+                    if advancesTime { now &+= frameCost }
                     continue
                 }
                 notRedirected &+= 1
@@ -215,7 +244,7 @@ public final class Worker: @unchecked Sendable {
                     }
                     drop(frame, .aborted, at: device)
                 }
-                if frameCost != 0 { now &+= frameCost }
+                if advancesTime { now &+= frameCost }
             }
         }
         let redirected = UInt64(processed &- notRedirected)
@@ -464,6 +493,7 @@ public final class Worker: @unchecked Sendable {
     func flushRedirects() {
         guard let map = redirectInfo.pointee.mapToFlush else { return }
         redirectInfo.pointee.mapToFlush = nil
+        lastFlushedMap = map
         map._withUnsafeGuaranteedRef { $0.flush(worker: self) }
     }
 

@@ -131,7 +131,7 @@ public final class PortTransmitter: XDPTransmitter {
                         worker: Worker) -> Int32 {
         let pool = worker.pool
         let sent = wire.send(frames, pool: pool, time: worker.now)
-        for frame in frames[..<sent] { pool.give(frame) }
+        pool.give(UnsafeMutableBufferPointer(rebasing: frames[..<sent]))
         return Int32(sent)
     }
 }
