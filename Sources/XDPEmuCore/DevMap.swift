@@ -51,6 +51,7 @@ public enum UpdateFlag: UInt64, Sendable {
 enum BulkQueueLayout {
     /// DEV_MAP_BULK_SIZE.
     @usableFromInline static let capacity = 16
+    /// The count and dev_rx are adjacent 32-bit words: the transmit clears both with one 8-byte store.
     @usableFromInline static let countOffset = 0
     @usableFromInline static let devRxOffset = 4
     @usableFromInline static let framesOffset = 8

@@ -190,8 +190,9 @@ public final class FramePool: @unchecked Sendable {
         guard total > 0 else { return 0 }
         var tail = indices[0] &+ queued
         if tail >= ringCapacity { tail &-= ringCapacity }
-        let first = UInt64(dataOffset) | UInt64(length) << 32  // dataOffset, length (little-endian words)
-        let third = UInt64(ingress.rawValue) << 32              // gsoSize 0, ingress
+        // dataOffset, length, metaLength 0, missingBytes 0 (little-endian words); then gsoSize 0, ingress.
+        let leading = SIMD2<UInt64>(UInt64(dataOffset) | UInt64(length) << 32, 0)
+        let third = UInt64(ingress.rawValue) << 32
         var done = 0
         while done < total {
             // One contiguous run of ring slots at a time: no wrap check per frame.
@@ -206,11 +207,10 @@ public final class FramePool: @unchecked Sendable {
                 #if DEBUG
                 inUse[Int(index)] = true
                 #endif
-                // The six leading words (dataOffset, length, metaLength, missingBytes, gsoSize, ingress) as three
-                // 8-byte stores; `hotWordsAdjacent` (checked once, by `init`) guarantees the layout.
+                // The six leading words (dataOffset, length, metaLength, missingBytes, gsoSize, ingress) as a
+                // 16-byte and an 8-byte store; `hotWordsAdjacent` (checked once, by `init`) guarantees the layout.
                 let record = UnsafeMutableRawPointer(infos + Int(index))
-                record.storeBytes(of: first, as: UInt64.self)
-                record.storeBytes(of: 0, toByteOffset: 8, as: UInt64.self)
+                record.storeBytes(of: leading, as: SIMD2<UInt64>.self)
                 record.storeBytes(of: third, toByteOffset: 16, as: UInt64.self)
                 destination[i] = FrameID(index)
             }

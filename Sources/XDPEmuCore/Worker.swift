@@ -440,26 +440,14 @@ public final class Worker: @unchecked Sendable {
         let device = entry.device
         let frames = UnsafeMutableBufferPointer(
             start: (queue + BulkQueueLayout.framesOffset).assumingMemoryBound(to: FrameID.self), count: count)
+        let result = device.transmitter!.xdpXmit(frames, flags: flags, device: device, worker: self)
         // Summed at enqueue time (a queued frame's record does not change until it is sent).
-        let bytes = queue.load(fromByteOffset: BulkQueueLayout.bytesOffset, as: UInt64.self)
-        queue.storeBytes(of: 0, toByteOffset: BulkQueueLayout.bytesOffset, as: UInt64.self)
-        var sent = device.transmitter!.xdpXmit(frames, flags: flags, device: device, worker: self)
-        var error: Int32 = 0
-        var sentBytes = bytes
-        if sent < 0 {
-            error = sent
-            sent = 0
-            sentBytes = 0
-            for frame in frames { drop(frame, .xmitError, at: device) }
-        } else {
-            precondition(Int(sent) <= count, "ndo_xdp_xmit reported more frames sent than it was given")
-            for i in Int(sent)..<count {
-                sentBytes &-= UInt64(pool.info(frames[i]).pointee.length)
-                drop(frames[i], .xmitUnsent, at: device)
-            }
+        var sentBytes = queue.load(fromByteOffset: BulkQueueLayout.bytesOffset, as: UInt64.self)
+        var sent = count
+        if _slowPath(Int(result) != count) {
+            sent = dropUnsent(frames, result: result, bytes: &sentBytes, device: device)
         }
-        let drops = count - Int(sent)
-        queue.storeBytes(of: 0, toByteOffset: BulkQueueLayout.countOffset, as: UInt32.self)
+        let drops = count &- sent
         addToQueueCounter(queue, BulkQueueLayout.sentOffset, UInt64(sent))
         addToQueueCounter(queue, BulkQueueLayout.dropsOffset, UInt64(drops))
         addToQueueCounter(queue, BulkQueueLayout.flushesOffset, 1)
@@ -467,11 +455,32 @@ public final class Worker: @unchecked Sendable {
         device.count(DeviceCounter.txBytes, cpu: cpu, sentBytes)
         if events.isRecording {
             events.record(XDPEvent(kind: .devmapXmit, time: now, cpu: UInt32(cpu), action: XDPAction.redirect.rawValue,
-                                   ifindex: 0, error: error, toIfindex: device.ifindex.rawValue,
+                                   ifindex: 0, error: min(result, 0), toIfindex: device.ifindex.rawValue,
                                    fromIfindex: queue.load(fromByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self),
-                                   mapID: entry.map.id, mapIndex: entry.key, sent: sent, drops: Int32(drops)))
+                                   mapID: entry.map.id, mapIndex: entry.key, sent: Int32(sent), drops: Int32(drops)))
         }
-        queue.storeBytes(of: 0, toByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self)
+        // The queue is empty again: count and dev_rx (adjacent words) cleared with one store, and the bytes.
+        queue.storeBytes(of: 0, toByteOffset: BulkQueueLayout.countOffset, as: UInt64.self)
+        queue.storeBytes(of: 0, toByteOffset: BulkQueueLayout.bytesOffset, as: UInt64.self)
+    }
+
+    /// `transmitBulk`'s rare path: ndo_xdp_xmit returned an errno (`result` < 0: every frame is dropped) or sent
+    /// fewer frames than it was given (the rest are dropped). Returns how many were sent and takes the dropped
+    /// frames' bytes off `bytes`.
+    @usableFromInline @inline(never)
+    func dropUnsent(_ frames: UnsafeMutableBufferPointer<FrameID>, result: Int32, bytes: inout UInt64,
+                    device: NetDevice) -> Int {
+        if result < 0 {
+            bytes = 0
+            for frame in frames { drop(frame, .xmitError, at: device) }
+            return 0
+        }
+        precondition(Int(result) <= frames.count, "ndo_xdp_xmit reported more frames sent than it was given")
+        for i in Int(result)..<frames.count {
+            bytes &-= UInt64(pool.info(frames[i]).pointee.length)
+            drop(frames[i], .xmitUnsent, at: device)
+        }
+        return Int(result)
     }
 
     @inlinable
