@@ -12,6 +12,8 @@
 # Usage (root): scripts/bench/live.sh     Environment: RUNS=3 UDP_SECONDS=5 TCP_SECONDS=5 (0: no TCP runs)
 #   STRACE=1: count the forwarder's system calls per frame during the UDP load (strace -c; it slows the
 #   forwarder, so the CPU figures of such a run mean nothing). KINDS="c xdpemu" limits the forwarders.
+#   PERF_DIR=dir: sample the forwarder during each UDP load (perf record -e cpu-clock) into
+#   dir/perf.<kind>.<run>.data, for `perf report -i ...` (needs perf; sampling adds a little CPU).
 #   XDPEMU=.build-lp/release/xdpemu (build it with `swift build -c release` first)
 # Creates only namespaces xdpemu-lp1/xdpemu-lp2 and TAPs lpa0/lpa1 (10.99.0.1/24, 10.99.0.2/24); removes them
 # at the end, also on failure or Ctrl-C.
@@ -157,7 +159,13 @@ udp() {
     start "$1" || { cleanup; return; }
     local t0 t1 u0 u1 s0 s1
     t0=$(cpu_ticks "$FWD_PID") u0=$(user_ticks "$FWD_PID") s0=$(sleeps "$FWD_PID")
-    local tracer=
+    local tracer= sampler=
+    if [[ -n ${PERF_DIR:-} ]]; then
+        mkdir -p "$PERF_DIR"
+        perf record -q -e cpu-clock -F 4000 -p "$FWD_PID" -o "$PERF_DIR/perf.$1.$run.data" 2>/dev/null &
+        sampler=$!
+        sleep 0.3
+    fi
     if [[ -n ${STRACE:-} ]]; then
         strace -c -f -p "$FWD_PID" -o "$WORK/strace" 2>/dev/null &
         tracer=$!
@@ -167,6 +175,7 @@ udp() {
     sleep 0.2
     t1=$(cpu_ticks "$FWD_PID") u1=$(user_ticks "$FWD_PID") s1=$(sleeps "$FWD_PID")
     if [[ -n $tracer ]]; then kill -INT $tracer; wait $tracer; fi
+    if [[ -n $sampler ]]; then kill -INT $sampler; wait $sampler; fi
     stop
     if [[ -n $tracer ]]; then
         echo "  $1: system calls during the load (strace -c), $FRAMES frames forwarded:" >&2
