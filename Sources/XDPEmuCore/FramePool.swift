@@ -88,7 +88,7 @@ public final class FramePool: @unchecked Sendable {
     /// reserve (see `XDPContext.adjustHead`/`adjustMeta`), and nothing else moves `data` or `data_meta`. While it
     /// is false the poll loop's fast path leaves out the headroom check.
     /// Unchecked exclusivity: the pool is used by one thread (see above).
-    @exclusivity(unchecked) @usableFromInline internal(set) var shortHeadroomTaken: Bool
+    @exclusivity(unchecked) @usableFromInline var shortHeadroomTaken: Bool
     /// See `shortHeadroomTaken`.
     public var mayHoldShortHeadroom: Bool { shortHeadroomTaken }
 

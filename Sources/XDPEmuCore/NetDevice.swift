@@ -60,7 +60,8 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
     @usableFromInline let counters: UnsafeMutablePointer<UInt64>
     @usableFromInline let workerCount: Int
     /// The attached program's runner (set once at attach time, before polling starts; hence no dynamic
-    /// exclusivity check on the read every poll makes).
+    /// exclusivity check on the read every poll makes). Replacing it while a worker polls the device is not
+    /// supported: the worker calls the runner without holding a reference (`polledProgram`).
     @exclusivity(unchecked) public internal(set) var program: AttachedProgram? {
         didSet { polledProgram = program.map { Unmanaged.passUnretained($0) } }
     }
