@@ -62,30 +62,26 @@ int xdpemu_spawn_closefrom(posix_spawn_file_actions_t *actions, int low_fd);
 // call, about 30 instructions a forwarder pays per frame and per direction; xdpemu never cancels a thread. Swift
 // cannot issue a system call itself. Static inline, so the compiler inlines them into the Swift caller.
 
-/// read(2) as a bare system call, no cancellation point. Returns the byte count or -errno.
-static inline long xdpemu_read(int fd, void *buf, size_t len) {
+/// A three-argument system call, bare: no cancellation point, no errno. Returns the result or -errno.
+static inline long xdpemu_syscall3(long number, long a1, long a2, long a3) {
 #if defined(__x86_64__)
     long ret;
-    __asm__ volatile("syscall" : "=a"(ret) : "0"((long)SYS_read), "D"((long)fd), "S"(buf), "d"(len)
-                     : "rcx", "r11", "memory");
+    __asm__ volatile("syscall" : "=a"(ret) : "0"(number), "D"(a1), "S"(a2), "d"(a3) : "rcx", "r11", "memory");
     return ret;
 #else
-    long ret = syscall(SYS_read, fd, buf, len);
+    long ret = syscall(number, a1, a2, a3);
     return ret < 0 ? -errno : ret;
 #endif
 }
 
+/// read(2) as a bare system call, no cancellation point. Returns the byte count or -errno.
+static inline long xdpemu_read(int fd, void *buf, size_t len) {
+    return xdpemu_syscall3(SYS_read, fd, (long)buf, (long)len);
+}
+
 /// write(2) as a bare system call, no cancellation point. Returns the byte count or -errno.
 static inline long xdpemu_write(int fd, const void *buf, size_t len) {
-#if defined(__x86_64__)
-    long ret;
-    __asm__ volatile("syscall" : "=a"(ret) : "0"((long)SYS_write), "D"((long)fd), "S"(buf), "d"(len)
-                     : "rcx", "r11", "memory");
-    return ret;
-#else
-    long ret = syscall(SYS_write, fd, buf, len);
-    return ret < 0 ? -errno : ret;
-#endif
+    return xdpemu_syscall3(SYS_write, fd, (long)buf, (long)len);
 }
 
 /// An io_uring that only writes batches of frames to TAPs (one io_uring_enter per batch). Opaque.
