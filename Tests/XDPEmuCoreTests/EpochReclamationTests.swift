@@ -114,13 +114,7 @@ import XDPEmuTesting
         let spare = try network.addDevice(name: "spare", transmitter: counting)
         let inputs = try (0..<2).map { try network.addDevice(name: "i\($0)", transmitter: counting) }
         let map = try network.createDevMap(maxEntries: 4)
-        for input in inputs {
-            var k: UInt32 = 0
-            network.attach(ClosureProgram { ctx in
-                k &+= 1
-                return ctx.redirectMap(map, key: k & 3)
-            }, to: input)
-        }
+        attachRoundRobin(map, to: inputs, in: network)
         let framesPerWorker = 60_000
         let lagAfterPolls = 100
         let lagForOperations = 400

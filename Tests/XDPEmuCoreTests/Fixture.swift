@@ -64,3 +64,15 @@ final class Fixture {
                 sourceLocation: sourceLocation)
     }
 }
+
+/// Attaches to each of `inputs` a program that redirects into keys 0...3 of `map` in turn (each input its own
+/// counter): the traffic of the reclamation stress tests.
+func attachRoundRobin(_ map: DevMap, to inputs: [NetDevice], in network: Network) {
+    for input in inputs {
+        var k: UInt32 = 0
+        network.attach(ClosureProgram { ctx in
+            k &+= 1
+            return ctx.redirectMap(map, key: k & 3)
+        }, to: input)
+    }
+}

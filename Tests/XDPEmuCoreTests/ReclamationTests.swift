@@ -147,13 +147,7 @@ import XDPEmuTesting
         let inputs = try (0..<2).map { try network.addDevice(name: "i\($0)", transmitter: counting) }
         let map = try network.createDevMap(maxEntries: 4)
         for (i, t) in targets.enumerated() { try map.update(key: UInt32(i), ifindex: t.ifindex.rawValue) }
-        for input in inputs {
-            var k: UInt32 = 0
-            network.attach(ClosureProgram { ctx in
-                k &+= 1
-                return ctx.redirectMap(map, key: k & 3)
-            }, to: input)
-        }
+        attachRoundRobin(map, to: inputs, in: network)
         let framesPerWorker = 100_000
         let done = Atomic<Int>(0)
         struct Box: @unchecked Sendable { let network: Network; let inputs: [NetDevice]; let map: DevMap }
