@@ -171,7 +171,12 @@ public final class DevMap: @unchecked Sendable {
     /// `__dev_map_lookup_elem`: the entry at `key`, without taking a reference (valid until the worker's next
     /// quiescent point).
     @inlinable @inline(__always)
-    func entry(at key: UInt32) -> Unmanaged<DevMapEntry>? {
+    func entry(at key: UInt32) -> Unmanaged<DevMapEntry>? { Self.entry(at: key, slots: slots, maxEntries: maxEntries) }
+
+    /// `entry(at:)` with the map's slots and size read beforehand (the poll loop's fast path keeps them).
+    @inlinable @inline(__always)
+    static func entry(at key: UInt32, slots: UnsafeMutablePointer<Atomic<UInt>>,
+                      maxEntries: UInt32) -> Unmanaged<DevMapEntry>? {
         guard key < maxEntries else { return nil }
         let bits = slots[Int(key)].load(ordering: .acquiring)
         guard bits != 0 else { return nil }

@@ -159,17 +159,17 @@ public final class Worker: @unchecked Sendable {
         let frameCost = self.frameCost
         let recording = events.isRecording
         var processed = 0
-        var txCount = 0
         // The ingress device's per-frame counters, added to its counters once per poll, before the flush.
         // `redirected` is derived at the end from the frames that took another way (rare paths count those).
         var rxBytes: UInt64 = 0
         var notRedirected = 0
-        var passed: UInt64 = 0
         var programDrops: UInt64 = 0
-        // The map of the poll's fast path (bits of its reference; `noFastMap` for none): a `bpf_redirect_map` into
-        // it needs no map_to_flush work, because it is the map to flush already. Kept only while that is known to
-        // hold: it is set from map_to_flush after every redirect that took the full path, the only redirects that
-        // change map_to_flush during a poll. With events recording, every redirect takes the full path.
+        // What the rarer actions count (`otherAction`), in memory, out of the loop's registers.
+        var tally = PollTally()
+        // The map of the poll's fast path (`FastMap.none` for none): a `bpf_redirect_map` into it needs no
+        // map_to_flush work, because it is the map to flush already. Kept only while that is known to hold: it is
+        // set from map_to_flush after every redirect that took the full path, the only redirects that change
+        // map_to_flush during a poll. With events recording, every redirect takes the full path.
         //
         // The fast path also leaves out the headroom check (EOVERFLOW), which only a frame taken with less than
         // 32 bytes of headroom can fail: while the pool has handed out none (`mayHoldShortHeadroom`, read again
@@ -182,7 +182,10 @@ public final class Worker: @unchecked Sendable {
         if !fastPathOff && redirectInfo.pointee.mapToFlush == nil {
             redirectInfo.pointee.mapToFlush = lastFlushedMap
         }
-        var fastMap = fastPathOff ? Self.noFastMap : redirectInfo.pointee.mapToFlush.fastMapBits
+        // A request left in the redirect info by an earlier frame must be consumed by the next redirect, which the
+        // full path does; the fast path is taken only while the redirect info is empty.
+        var fast = fastPathOff || redirectInfo.pointee.mapBits != 0 || redirectInfo.pointee.index != 0
+            ? FastMap.none : FastMap(redirectInfo.pointee.mapToFlush)
         // The RX ring is drained in batches: every frame the ring holds (up to the budget) is taken off it and
         // copied into `rxBatch`, then processed one by one in ring order; then the ring is looked at again, so
         // frames pushed during the poll are still processed in this poll, in the same order as one pop per frame.
@@ -191,7 +194,7 @@ public final class Worker: @unchecked Sendable {
             if run == 0 { break }
             if _slowPath(pool.shortHeadroomTaken) && !fastPathOff {
                 fastPathOff = true
-                fastMap = Self.noFastMap
+                fast = .none
             }
             processed &+= run
             for i in 0..<run {
@@ -200,49 +203,41 @@ public final class Worker: @unchecked Sendable {
                 rxBytes &+= UInt64(info.pointee.length)
                 var context = XDPContext(hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize,
                                          record: info, rxQueueIndex: 0, now: now, programID: programID,
-                                         redirectInfo: redirectInfo, semantics: semantics)
+                                         semantics: semantics)
                 let action = program.run(&context)
+                let requestBits = context.requestBits
+                let index = context.requestIndex
                 if _fastPath(action.rawValue == XDPAction.redirect.rawValue) {
-                    // Carrying out a redirect consumes the request (ri->ifindex = 0, ri->map = NULL).
-                    let mapBits = redirectInfo.pointee.mapBits
-                    let index = redirectInfo.pointee.index
-                    redirectInfo.pointee.index = 0
-                    redirectInfo.pointee.mapBits = 0
                     let done: Bool
-                    if mapBits == fastMap {
-                        // Equal to fastMap: a map reference without a flood tag.
-                        let map = Unmanaged<DevMap>.fromOpaque(UnsafeRawPointer(bitPattern: mapBits).unsafelyUnwrapped)
-                        done = redirectIntoMapToFlush(frame, info: info, map: map, index: index, from: device,
+                    if requestBits == fast.bits {
+                        // A `bpf_redirect_map` into map_to_flush, with nothing left in the redirect info: carrying
+                        // it out consumes the request this run made, and the redirect info stays empty.
+                        let map = Unmanaged<DevMap>.fromOpaque(UnsafeRawPointer(bitPattern: requestBits).unsafelyUnwrapped)
+                        done = redirectIntoMapToFlush(frame, info: info, map: map, slots: fast.slots,
+                                                      maxEntries: fast.maxEntries, index: index, from: device,
                                                       programID: programID)
                     } else {
-                        done = carryOutRedirect(frame, request: RedirectInfo(mapBits: mapBits, index: index,
-                                                                             mapToFlush: nil),
-                                                info: info, from: device, programID: programID)
-                        fastMap = fastPathOff ? Self.noFastMap : redirectInfo.pointee.mapToFlush.fastMapBits
+                        done = carryOutRedirect(frame, requestBits: requestBits, index: index, info: info,
+                                                from: device, programID: programID)
+                        fast = fastPathOff ? .none : FastMap(redirectInfo.pointee.mapToFlush)
                     }
                     if !done { notRedirected &+= 1 }
                     if advancesTime { now &+= frameCost }
                     continue
                 }
                 notRedirected &+= 1
-                switch action.rawValue {
-                case XDPAction.drop.rawValue:
+                if _slowPath(requestBits != RedirectInfo.noRequest) {
+                    // A helper was called but the program returned another action: the request stays in the
+                    // per-CPU redirect info for a later bare XDP_REDIRECT, which then takes the full path.
+                    redirectInfo.pointee.mapBits = requestBits
+                    redirectInfo.pointee.index = index
+                    fast = .none
+                }
+                if action.rawValue == XDPAction.drop.rawValue {
                     programDrops &+= 1
                     release(frame, .programDrop, at: device)
-                case XDPAction.pass.rawValue:
-                    passed &+= 1
-                    device.stack.receive(frame, device: device, worker: self)
-                case XDPAction.tx.rawValue:
-                    txQueue[txCount] = frame
-                    txCount &+= 1
-                default:
-                    // XDP_ABORTED, and any unknown code (bpf_warn_invalid_xdp_action), trace xdp_exception and drop.
-                    if events.isRecording {
-                        events.record(XDPEvent(kind: .exception, time: now, cpu: UInt32(cpu), programID: programID,
-                                               action: action.rawValue, ifindex: device.ifindex.rawValue,
-                                               frame: info.pointee.sequence))
-                    }
-                    drop(frame, .aborted, at: device)
+                } else {
+                    otherAction(action, frame: frame, device: device, programID: programID, tally: &tally)
                 }
                 if advancesTime { now &+= frameCost }
             }
@@ -251,42 +246,75 @@ public final class Worker: @unchecked Sendable {
         device.count(DeviceCounter.rxPackets, cpu: cpu, UInt64(processed))
         device.count(DeviceCounter.rxBytes, cpu: cpu, rxBytes)
         device.count(DeviceCounter.redirected, cpu: cpu, redirected)
-        device.count(DeviceCounter.passed, cpu: cpu, passed)
+        device.count(DeviceCounter.passed, cpu: cpu, tally.passed)
         device.countDrop(.programDrop, cpu: cpu, programDrops)
         flushRedirects()
-        if txCount > 0 { transmitXDPTx(count: txCount, device: device, programID: programID) }
+        if tally.txCount > 0 { transmitXDPTx(count: tally.txCount, device: device, programID: programID) }
         quiescentPoint()
         return processed
     }
 
+    /// XDP_PASS, XDP_TX, XDP_ABORTED and unknown actions, out of line: in the loop their calls and counters would
+    /// hold registers that the redirect path needs (keeping them there cost about 2 ns per redirected frame).
+    /// XDP_DROP stays in the loop, as a filtering program returns it for most frames.
+    @usableFromInline @inline(never)
+    func otherAction(_ action: XDPAction, frame: FrameID, device: NetDevice, programID: UInt32, tally: inout PollTally) {
+        switch action.rawValue {
+        case XDPAction.pass.rawValue:
+            tally.passed &+= 1
+            device.stack.receive(frame, device: device, worker: self)
+        case XDPAction.tx.rawValue:
+            txQueue[tally.txCount] = frame
+            tally.txCount &+= 1
+        default:
+            // XDP_ABORTED, and any unknown code (bpf_warn_invalid_xdp_action), trace xdp_exception and drop.
+            if events.isRecording {
+                events.record(XDPEvent(kind: .exception, time: now, cpu: UInt32(cpu), programID: programID,
+                                       action: action.rawValue, ifindex: device.ifindex.rawValue,
+                                       frame: pool.info(frame).pointee.sequence))
+            }
+            drop(frame, .aborted, at: device)
+        }
+    }
+
     // MARK: Redirect (xdp_do_redirect)
 
-    /// `fastMap` when no map may take the fast path: never the bits of a reference or of nil.
-    @inlinable static var noFastMap: UInt { UInt.max }
-
     /// `bpf_redirect_map`'s redirect into the map that is map_to_flush already (the usual case, forced inline into
-    /// the poll loop): the lookup and the enqueue; map_to_flush stays as it is, whether the redirect succeeds or
-    /// fails. Returns true when the frame was queued or sent, false when it was dropped.
+    /// the poll loop): the lookup in `slots` (the map's, read once per poll) and the enqueue; map_to_flush stays as
+    /// it is, whether the redirect succeeds or fails. Returns true when the frame was queued or sent, false when it
+    /// was dropped.
     @inlinable @inline(__always)
     func redirectIntoMapToFlush(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map mapRef: Unmanaged<DevMap>,
-                                index: UInt32, from ingress: NetDevice, programID: UInt32) -> Bool {
-        redirect(frame, info: info, map: mapRef, index: index, from: ingress, programID: programID,
-                 headroomAssured: true, beforeEnqueue: {}, onQueued: { _, _ in })
+                                slots: UnsafeMutablePointer<Atomic<UInt>>, maxEntries: UInt32, index: UInt32,
+                                from ingress: NetDevice, programID: UInt32) -> Bool {
+        redirect(frame, info: info, map: mapRef,
+                 entry: DevMap.entry(at: index, slots: slots, maxEntries: maxEntries), index: index, from: ingress,
+                 programID: programID, headroomAssured: true, beforeEnqueue: {}, onQueued: { _, _ in })
     }
 
     /// Carries out the redirect the program asked for (`xdp_do_redirect`), whatever it is; the poll loop takes
-    /// `redirectIntoMapToFlush` instead when it can. `request` is what the program left in the redirect info, which
-    /// is already consumed. Returns true when the frame was queued or sent; false when it was dropped (the reason
-    /// is counted at the ingress device).
+    /// `redirectIntoMapToFlush` instead when it can. `requestBits` and `index` are what the run's helpers asked for
+    /// (`XDPContext.requestBits`, `noRequest` when it called none). Returns true when the frame was queued or sent;
+    /// false when it was dropped (the reason is counted at the ingress device).
     @usableFromInline @inline(never)
-    func carryOutRedirect(_ frame: FrameID, request: RedirectInfo, info: UnsafeMutablePointer<FrameInfo>,
+    func carryOutRedirect(_ frame: FrameID, requestBits: UInt, index: UInt32, info: UnsafeMutablePointer<FrameInfo>,
                           from ingress: NetDevice, programID: UInt32) -> Bool {
+        // A run that called no helper carries out what the redirect info holds; either way the request is consumed
+        // (ri->ifindex = 0, ri->map = NULL).
+        var request = redirectInfo.pointee
+        if requestBits != RedirectInfo.noRequest {
+            request.mapBits = requestBits
+            request.index = index
+        }
+        redirectInfo.pointee.mapBits = 0
+        redirectInfo.pointee.index = 0
         guard let mapRef = request.map, request.mapBits & RedirectInfo.floodBits == 0 else {
             return carryOutOtherRedirect(frame, request: request, from: ingress, programID: programID)
         }
         let index = request.index
-        return redirect(frame, info: info, map: mapRef, index: index, from: ingress, programID: programID,
-                        headroomAssured: false, beforeEnqueue: {
+        let entry = mapRef._withUnsafeGuaranteedRef { $0.entry(at: index) }
+        return redirect(frame, info: info, map: mapRef, entry: entry, index: index, from: ingress,
+                        programID: programID, headroomAssured: false, beforeEnqueue: {
                             // A redirect into a different map first flushes the one redirected into before (4.18)...
                             if let previous = redirectInfo.pointee.mapToFlush, previous.toOpaque() != mapRef.toOpaque() {
                                 flushRedirects()
@@ -307,11 +335,11 @@ public final class Worker: @unchecked Sendable {
     /// `beforeEnqueue`, enqueues the frame into the entry's bulk queue and runs `onQueued` when that worked. A
     /// failure traces `xdp_redirect_map_err` and drops the frame. Forced inline, so that the closures are too.
     @inlinable @inline(__always)
-    func redirect(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map mapRef: Unmanaged<DevMap>, index: UInt32,
-                  from ingress: NetDevice, programID: UInt32, headroomAssured: Bool, beforeEnqueue: () -> Void,
-                  onQueued: (DevMap, DevMapEntry) -> Void) -> Bool {
+    func redirect(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map mapRef: Unmanaged<DevMap>,
+                  entry entryOrNil: Unmanaged<DevMapEntry>?, index: UInt32, from ingress: NetDevice, programID: UInt32,
+                  headroomAssured: Bool, beforeEnqueue: () -> Void, onQueued: (DevMap, DevMapEntry) -> Void) -> Bool {
         mapRef._withUnsafeGuaranteedRef { map in
-            guard let entryRef = map.entry(at: index) else {
+            guard let entryRef = entryOrNil else {
                 return redirectMapFailed(frame, info: info, map: map, index: index, to: 0,
                                          error: KernelErrno.EINVAL.rawValue, from: ingress, programID: programID)
             }
@@ -649,11 +677,44 @@ public final class Worker: @unchecked Sendable {
     }
 }
 
-extension Optional where Wrapped == Unmanaged<DevMap> {
-    /// The poll loop's `fastMap` for this map_to_flush: the bits `RedirectInfo.mapBits` holds for the map, or
-    /// `Worker.noFastMap` when there is none (so that a plain `bpf_redirect`, mapBits 0, never matches).
-    @inlinable var fastMapBits: UInt {
-        guard let map = self else { return Worker.noFastMap }
-        return UInt(bitPattern: map.toOpaque())
+/// The counts of a poll's rarer actions (see `Worker.otherAction`).
+@usableFromInline
+struct PollTally {
+    @usableFromInline var passed: UInt64 = 0
+    @usableFromInline var txCount = 0
+    @inlinable init() {}
+}
+
+/// The map of the poll loop's fast path: the bits a `bpf_redirect_map` into it leaves in
+/// `XDPContext.requestBits`, and its slots, read once rather than through the map for every frame (which puts two
+/// more dependent loads in front of each frame's lookup).
+@usableFromInline
+struct FastMap {
+    @usableFromInline let bits: UInt
+    @usableFromInline let slots: UnsafeMutablePointer<Atomic<UInt>>
+    @usableFromInline let maxEntries: UInt32
+
+    /// `map`, or `none` when there is no map.
+    @inlinable
+    init(_ map: Unmanaged<DevMap>?) {
+        guard let map else {
+            self = .none
+            return
+        }
+        bits = UInt(bitPattern: map.toOpaque())
+        (slots, maxEntries) = map._withUnsafeGuaranteedRef { ($0.slots, $0.maxEntries) }
+    }
+
+    @inlinable
+    init(bits: UInt, slots: UnsafeMutablePointer<Atomic<UInt>>, maxEntries: UInt32) {
+        self.bits = bits
+        self.slots = slots
+        self.maxEntries = maxEntries
+    }
+
+    /// No fast path: bits that are never a map's, nil's (a plain `bpf_redirect`) or `RedirectInfo.noRequest`.
+    @inlinable static var none: FastMap {
+        FastMap(bits: UInt.max, slots: UnsafeMutablePointer(bitPattern: MemoryLayout<Atomic<UInt>>.alignment).unsafelyUnwrapped,
+                maxEntries: 0)
     }
 }

@@ -63,13 +63,17 @@ public struct XDPContext {
     public let now: Nanos
     /// The id the network gave the running program (for events).
     public let programID: UInt32
-    @usableFromInline let redirectInfo: UnsafeMutablePointer<RedirectInfo>
+    /// What the redirect helpers called during this run asked for (`ri->map` and `ri->ifindex` as they write
+    /// them); `RedirectInfo.noRequest` in `requestBits` while none was called. The poll loop reads it when the
+    /// program returns and keeps the per-CPU redirect info (`RedirectInfo`) from it: the helpers write into the
+    /// context, which the optimiser keeps in registers, rather than into the worker's memory.
+    @usableFromInline var requestBits: UInt
+    @usableFromInline var requestIndex: UInt32
     @usableFromInline let semantics: Semantics
 
     @inlinable
     init(hardStart: UnsafeMutableRawPointer, bufferSize: Int, record: UnsafeMutablePointer<FrameInfo>,
-         rxQueueIndex: UInt32, now: Nanos, programID: UInt32, redirectInfo: UnsafeMutablePointer<RedirectInfo>,
-         semantics: Semantics) {
+         rxQueueIndex: UInt32, now: Nanos, programID: UInt32, semantics: Semantics) {
         self.hardStart = hardStart
         self.bufferSize = bufferSize
         self.record = record
@@ -78,7 +82,8 @@ public struct XDPContext {
         egressIfindex = .none
         self.now = now
         self.programID = programID
-        self.redirectInfo = redirectInfo
+        requestBits = RedirectInfo.noRequest
+        requestIndex = 0
         self.semantics = semantics
     }
 
@@ -172,10 +177,10 @@ public struct XDPContext {
     /// remembered and looked up when the redirect is carried out (a missing entry then drops the frame with
     /// EINVAL).
     @inlinable
-    public func redirectMap(_ map: DevMap, key: UInt32, flags: UInt64 = 0) -> XDPAction {
+    public mutating func redirectMap(_ map: DevMap, key: UInt32, flags: UInt64 = 0) -> XDPAction {
         guard flags == 0 else { return .aborted }
-        redirectInfo.pointee.mapBits = UInt(bitPattern: Unmanaged.passUnretained(map).toOpaque())
-        redirectInfo.pointee.index = key
+        requestBits = UInt(bitPattern: Unmanaged.passUnretained(map).toOpaque())
+        requestIndex = key
         return .redirect
     }
 
@@ -183,28 +188,30 @@ public struct XDPContext {
     /// kernel's `BPF_F_BROADCAST`. This is an emulator extension, not a 4.18 helper: a real 4.18 program cannot
     /// clone. Targets that are down, cannot transmit or whose MTU is too small are skipped silently.
     @inlinable
-    public func floodMap(_ map: DevMap, excludeIngress: Bool) -> XDPAction {
+    public mutating func floodMap(_ map: DevMap, excludeIngress: Bool) -> XDPAction {
         let bits = UInt(bitPattern: Unmanaged.passUnretained(map).toOpaque())
         precondition(bits & RedirectInfo.floodBits == 0, "map reference not aligned")
-        redirectInfo.pointee.mapBits = bits | (excludeIngress ? RedirectInfo.floodExcludingIngress : RedirectInfo.flood)
-        redirectInfo.pointee.index = 0
+        requestBits = bits | (excludeIngress ? RedirectInfo.floodExcludingIngress : RedirectInfo.flood)
+        requestIndex = 0
         return .redirect
     }
 
     /// `bpf_redirect(ifindex, flags)`: non-zero flags return ABORTED; the device is looked up when the redirect
     /// is carried out, and the frame is sent at once (no bulking), as the 4.18 kernel does.
     @inlinable
-    public func redirect(ifindex: IfIndex, flags: UInt64 = 0) -> XDPAction {
+    public mutating func redirect(ifindex: IfIndex, flags: UInt64 = 0) -> XDPAction {
         guard flags == 0 else { return .aborted }
-        redirectInfo.pointee.mapBits = 0
-        redirectInfo.pointee.index = ifindex.rawValue
+        requestBits = 0
+        requestIndex = ifindex.rawValue
         return .redirect
     }
 }
 
 /// The per-CPU `bpf_redirect_info`: what the last redirect helper asked for. It persists between frames, as in
 /// the kernel: a program that returns XDP_REDIRECT without calling a helper uses whatever is left here (after a
-/// carried-out redirect, nothing: index 0, no map, which fails with EINVAL).
+/// carried-out redirect, nothing: index 0, no map, which fails with EINVAL). During a run the helpers write into
+/// the context (`XDPContext.requestBits`); the poll loop moves a request here only when the program returns
+/// another action, and a redirect consumes what is here.
 public struct RedirectInfo {
     /// `ri->map`: the bits of an unretained `DevMap` reference, 0 for none. `ri->flags` is not kept: the 4.18
     /// helpers store only 0 (other flags return XDP_ABORTED first). The emulator's flood request (the modern
@@ -229,6 +236,9 @@ public struct RedirectInfo {
     /// ...to every entry but the ingress device.
     @inlinable static var floodExcludingIngress: UInt { 2 }
     @inlinable static var floodBits: UInt { 3 }
+    /// `XDPContext.requestBits` while the program has called no redirect helper: both tag bits and no map, a
+    /// value no helper writes (and never equal to a map's bits or `Worker.noFastMap`).
+    @inlinable static var noRequest: UInt { 3 }
 
     /// The map of `mapBits`, without the flood tag.
     @inlinable var map: Unmanaged<DevMap>? {
