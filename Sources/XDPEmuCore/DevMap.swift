@@ -65,28 +65,44 @@ enum BulkQueueLayout {
 
 /// A devmap entry (`struct bpf_dtab_netdev`): the target device and one bulk queue per worker. Immutable once
 /// published; only the per-worker queue areas change, each by its own worker.
+///
+/// What the datapath touches lives in the entry's `block`, and a map slot holds the block's address rather than
+/// the object's: the block starts with a header (the object's and the device's bits, the key) and the queues
+/// follow at fixed offsets, so a worker finds its queue by arithmetic on what it loaded from the slot, not by a
+/// further load (see `EntryBlock`). The slot still owns a reference to the object, which owns the block.
 @usableFromInline
 final class DevMapEntry {
     @usableFromInline let device: NetDevice
     @usableFromInline let key: UInt32
     @usableFromInline unowned(unsafe) let map: DevMap
-    @usableFromInline let queues: UnsafeMutableRawPointer
+    @usableFromInline let block: EntryBlock
 
     init(device: NetDevice, key: UInt32, map: DevMap, workers: Int) {
         self.device = device
         self.key = key
         self.map = map
-        // 128-byte aligned: each worker's queue is a pair of cache lines of its own (the adjacent-line prefetcher
-        // fetches lines in aligned pairs).
-        queues = .allocate(byteCount: workers * BulkQueueLayout.stride, alignment: 128)
-        queues.initializeMemory(as: UInt8.self, repeating: 0, count: workers * BulkQueueLayout.stride)
+        // 128-byte aligned, the header and each worker's queue on a pair of cache lines of its own (the
+        // adjacent-line prefetcher fetches lines in aligned pairs).
+        let bytes = EntryBlock.headerSize + workers * BulkQueueLayout.stride
+        let base = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128)
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        block = EntryBlock(base: base)
+        base.storeBytes(of: UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()),
+                        toByteOffset: EntryBlock.entryOffset, as: UInt.self)
+        base.storeBytes(of: UInt(bitPattern: Unmanaged.passUnretained(device).toOpaque()),
+                        toByteOffset: EntryBlock.deviceOffset, as: UInt.self)
+        base.storeBytes(of: key, toByteOffset: EntryBlock.keyOffset, as: UInt32.self)
     }
 
-    deinit { queues.deallocate() }
+    deinit { block.base.deallocate() }
+
+    /// The entry whose block is at `bits` (a slot's or the retire log's value, non-zero).
+    @inlinable
+    static func from(bits: UInt) -> Unmanaged<DevMapEntry> { EntryBlock(bits: bits).entry }
 
     /// This worker's bulk queue.
     @inlinable
-    func queue(cpu: Int) -> UnsafeMutableRawPointer { queues + cpu &* BulkQueueLayout.stride }
+    func queue(cpu: Int) -> UnsafeMutableRawPointer { block.queue(cpu: cpu) }
 
     func statistics(workers: Int) -> MapEntryStatistics {
         var s = MapEntryStatistics()
@@ -97,6 +113,45 @@ final class DevMapEntry {
             s.flushes += q.load(fromByteOffset: BulkQueueLayout.flushesOffset, as: UInt64.self)
         }
         return s
+    }
+}
+
+/// An entry as the datapath sees it: the address of its block (`DevMapEntry.block`), which a slot holds. The
+/// header's references are unretained: the entry object holds the device, and the slot (or the retire log) the
+/// object.
+@usableFromInline
+struct EntryBlock {
+    @usableFromInline static let headerSize = 128
+    @usableFromInline static let entryOffset = 0
+    @usableFromInline static let deviceOffset = 8
+    @usableFromInline static let keyOffset = 16
+
+    @usableFromInline let base: UnsafeMutableRawPointer
+
+    @inlinable init(base: UnsafeMutableRawPointer) { self.base = base }
+
+    /// The block at `bits` (non-zero).
+    @inlinable init(bits: UInt) { base = UnsafeMutableRawPointer(bitPattern: bits).unsafelyUnwrapped }
+
+    /// What a slot holds for this entry.
+    @inlinable var bits: UInt { UInt(bitPattern: base) }
+
+    @inlinable var entry: Unmanaged<DevMapEntry> {
+        Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: base.load(fromByteOffset: Self.entryOffset, as: UInt.self))
+            .unsafelyUnwrapped)
+    }
+
+    @inlinable var device: Unmanaged<NetDevice> {
+        Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: base.load(fromByteOffset: Self.deviceOffset, as: UInt.self))
+            .unsafelyUnwrapped)
+    }
+
+    @inlinable var key: UInt32 { base.load(fromByteOffset: Self.keyOffset, as: UInt32.self) }
+
+    /// This worker's bulk queue.
+    @inlinable
+    func queue(cpu: Int) -> UnsafeMutableRawPointer {
+        base + (Self.headerSize &+ cpu &* BulkQueueLayout.stride)
     }
 }
 
@@ -160,7 +215,7 @@ public final class DevMap: @unchecked Sendable {
     deinit {
         for i in 0..<Int(maxEntries) {
             let bits = slots[i].load(ordering: .acquiring)
-            if bits != 0 { Unmanaged<DevMapEntry>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).release() }
+            if bits != 0 { DevMapEntry.from(bits: bits).release() }
         }
         free(slotAllocation)
         free(flushBits)
@@ -171,16 +226,19 @@ public final class DevMap: @unchecked Sendable {
     /// `__dev_map_lookup_elem`: the entry at `key`, without taking a reference (valid until the worker's next
     /// quiescent point).
     @inlinable @inline(__always)
-    func entry(at key: UInt32) -> Unmanaged<DevMapEntry>? { Self.entry(at: key, slots: slots, maxEntries: maxEntries) }
+    func entry(at key: UInt32) -> Unmanaged<DevMapEntry>? { block(at: key)?.entry }
 
-    /// `entry(at:)` with the map's slots and size read beforehand (the poll loop's fast path keeps them).
+    /// `entry(at:)` as the datapath wants it: the entry's block.
     @inlinable @inline(__always)
-    static func entry(at key: UInt32, slots: UnsafeMutablePointer<Atomic<UInt>>,
-                      maxEntries: UInt32) -> Unmanaged<DevMapEntry>? {
+    func block(at key: UInt32) -> EntryBlock? { Self.block(at: key, slots: slots, maxEntries: maxEntries) }
+
+    /// `block(at:)` with the map's slots and size read beforehand (the poll loop's fast path keeps them).
+    @inlinable @inline(__always)
+    static func block(at key: UInt32, slots: UnsafeMutablePointer<Atomic<UInt>>, maxEntries: UInt32) -> EntryBlock? {
         guard key < maxEntries else { return nil }
         let bits = slots[Int(key)].load(ordering: .acquiring)
         guard bits != 0 else { return nil }
-        return Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: bits).unsafelyUnwrapped)
+        return EntryBlock(bits: bits)
     }
 
     /// `__dev_map_insert_ctx`: marks `key` for this worker's next flush. Runs for every redirected frame, so it
@@ -233,8 +291,7 @@ public final class DevMap: @unchecked Sendable {
                         kept |= bit
                         continue
                     }
-                    Unmanaged<DevMapEntry>.fromOpaque(UnsafeRawPointer(bitPattern: slot).unsafelyUnwrapped)
-                        ._withUnsafeGuaranteedRef { worker.transmitBulk($0, flags: .flush) }
+                    DevMapEntry.from(bits: slot)._withUnsafeGuaranteedRef { worker.transmitBulk($0, flags: .flush) }
                 }
                 bitmap[w] = kept
                 if kept == 0 { summary[s] &= ~(1 << UInt64(w & 63)) }
@@ -257,7 +314,9 @@ public final class DevMap: @unchecked Sendable {
             if ifindex != 0 {
                 guard let device = network.deviceLocked(ifindex: IfIndex(ifindex)) else { throw .EINVAL }
                 let entry = DevMapEntry(device: device, key: key, map: self, workers: workers)
-                newBits = UInt(bitPattern: Unmanaged.passRetained(entry).toOpaque())
+                // The slot's reference: released when the entry is reclaimed (or with the map).
+                _ = Unmanaged.passRetained(entry)
+                newBits = entry.block.bits
             }
             let old = slots[Int(key)].exchange(newBits, ordering: .acquiringAndReleasing)
             network.retireLocked(bits: old)
@@ -320,8 +379,7 @@ public final class DevMap: @unchecked Sendable {
         for i in 0..<Int(maxEntries) {
             let bits = slots[i].load(ordering: .acquiring)
             guard bits != 0 else { continue }
-            let entry = Unmanaged<DevMapEntry>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!)
-            guard entry.takeUnretainedValue().device === device else { continue }
+            guard DevMapEntry.from(bits: bits).takeUnretainedValue().device === device else { continue }
             let (exchanged, _) = slots[i].compareExchange(expected: bits, desired: 0, ordering: .acquiringAndReleasing)
             if exchanged { network.retireLocked(bits: bits) }
         }

@@ -78,9 +78,7 @@ final class RetireLog {
         return buffer
     }
 
-    private static func entry(_ bits: UInt) -> Unmanaged<DevMapEntry> {
-        Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: bits).unsafelyUnwrapped)
-    }
+    private static func entry(_ bits: UInt) -> Unmanaged<DevMapEntry> { DevMapEntry.from(bits: bits) }
 
     private var capacity: Int { Int(buffer[0]) + 1 }
 

@@ -288,7 +288,7 @@ public final class Worker: @unchecked Sendable {
                                 slots: UnsafeMutablePointer<Atomic<UInt>>, maxEntries: UInt32, index: UInt32,
                                 from ingress: NetDevice, programID: UInt32) -> Bool {
         redirect(frame, info: info, map: mapRef,
-                 entry: DevMap.entry(at: index, slots: slots, maxEntries: maxEntries), index: index, from: ingress,
+                 entry: DevMap.block(at: index, slots: slots, maxEntries: maxEntries), index: index, from: ingress,
                  programID: programID, headroomAssured: true, beforeEnqueue: {}, onQueued: { _, _ in })
     }
 
@@ -312,7 +312,7 @@ public final class Worker: @unchecked Sendable {
             return carryOutOtherRedirect(frame, request: request, from: ingress, programID: programID)
         }
         let index = request.index
-        let entry = mapRef._withUnsafeGuaranteedRef { $0.entry(at: index) }
+        let entry = mapRef._withUnsafeGuaranteedRef { $0.block(at: index) }
         return redirect(frame, info: info, map: mapRef, entry: entry, index: index, from: ingress,
                         programID: programID, headroomAssured: false, beforeEnqueue: {
                             // A redirect into a different map first flushes the one redirected into before (4.18)...
@@ -325,7 +325,8 @@ public final class Worker: @unchecked Sendable {
                             redirectInfo.pointee.mapToFlush = mapRef
                             if events.isRecording {
                                 recordRedirectMap(.redirectMap, map: map, index: index,
-                                                  to: entry.device.ifindex.rawValue, error: 0, from: ingress,
+                                                  to: entry.device.takeUnretainedValue().ifindex.rawValue, error: 0,
+                                                  from: ingress,
                                                   programID: programID, frame: info.pointee.sequence)
                             }
                         })
@@ -336,25 +337,22 @@ public final class Worker: @unchecked Sendable {
     /// failure traces `xdp_redirect_map_err` and drops the frame. Forced inline, so that the closures are too.
     @inlinable @inline(__always)
     func redirect(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map mapRef: Unmanaged<DevMap>,
-                  entry entryOrNil: Unmanaged<DevMapEntry>?, index: UInt32, from ingress: NetDevice, programID: UInt32,
-                  headroomAssured: Bool, beforeEnqueue: () -> Void, onQueued: (DevMap, DevMapEntry) -> Void) -> Bool {
+                  entry entryOrNil: EntryBlock?, index: UInt32, from ingress: NetDevice, programID: UInt32,
+                  headroomAssured: Bool, beforeEnqueue: () -> Void, onQueued: (DevMap, EntryBlock) -> Void) -> Bool {
         mapRef._withUnsafeGuaranteedRef { map in
-            guard let entryRef = entryOrNil else {
+            guard let entry = entryOrNil else {
                 return redirectMapFailed(frame, info: info, map: map, index: index, to: 0,
                                          error: KernelErrno.EINVAL.rawValue, from: ingress, programID: programID)
             }
             beforeEnqueue()
-            return entryRef._withUnsafeGuaranteedRef { entry in
-                let error = enqueue(frame, info: info, into: entry, of: map, from: ingress,
-                                    headroomAssured: headroomAssured)
-                guard error == 0 else {
-                    return redirectMapFailed(frame, info: info, map: map, index: index,
-                                             to: entry.device.ifindex.rawValue, error: error, from: ingress,
-                                             programID: programID)
-                }
-                onQueued(map, entry)
-                return true
+            let error = enqueue(frame, info: info, into: entry, of: map, from: ingress, headroomAssured: headroomAssured)
+            guard error == 0 else {
+                return redirectMapFailed(frame, info: info, map: map, index: index,
+                                         to: entry.device.takeUnretainedValue().ifindex.rawValue, error: error,
+                                         from: ingress, programID: programID)
             }
+            onQueued(map, entry)
+            return true
         }
     }
 
@@ -404,15 +402,19 @@ public final class Worker: @unchecked Sendable {
     /// `map` is `entry.map`, passed in because the caller holds it: reading the entry's unowned(unsafe)
     /// back-reference costs a retain and a release on every frame.
     @inlinable @inline(__always)
-    func enqueue(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: DevMapEntry, of map: DevMap,
+    func enqueue(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: EntryBlock, of map: DevMap,
                  from ingress: NetDevice, headroomAssured: Bool = false) -> Int32 {
-        let error = forwardCheck(info: info, target: entry.device, headroomAssured: headroomAssured)
+        let error = entry.device._withUnsafeGuaranteedRef {
+            forwardCheck(info: info, target: $0, headroomAssured: headroomAssured)
+        }
         guard error == 0 else { return error }
         let queue = entry.queue(cpu: cpu)
         var count = Int(queue.load(fromByteOffset: BulkQueueLayout.countOffset, as: UInt32.self))
         // One unsigned comparison for the two rare cases, an empty queue (count 0) and a full one (16).
         if _slowPath(UInt(bitPattern: count &- 1) >= UInt(BulkQueueLayout.capacity &- 1)) {
-            if count == BulkQueueLayout.capacity { transmitBulk(entry, flags: []) }
+            if count == BulkQueueLayout.capacity {
+                entry.entry._withUnsafeGuaranteedRef { transmitBulk($0, flags: []) }
+            }
             count = 0
             // The first frame since the queue was last sent records dev_rx and marks the key for the flush. Later
             // frames need neither: dev_rx is set exactly while the queue holds frames (transmitBulk resets both),
@@ -618,7 +620,7 @@ public final class Worker: @unchecked Sendable {
             if let previousTarget = pending {
                 guard let copy = pool.clone(frame) else { break }
                 ingress.count(DeviceCounter.cloned, cpu: cpu)
-                _ = enqueue(copy, info: pool.info(copy), into: previousTarget, of: map, from: ingress)
+                _ = enqueue(copy, info: pool.info(copy), into: previousTarget.block, of: map, from: ingress)
             }
             pending = entry
         }
@@ -632,7 +634,7 @@ public final class Worker: @unchecked Sendable {
             drop(frame, .redirectInvalid, at: ingress)
             return false
         }
-        _ = enqueue(frame, info: info, into: last, of: map, from: ingress)
+        _ = enqueue(frame, info: info, into: last.block, of: map, from: ingress)
         redirectInfo.pointee.mapToFlush = Unmanaged.passUnretained(map)
         return true
     }
