@@ -40,17 +40,32 @@ public class AttachedProgram: @unchecked Sendable {
 /// module that knows the concrete type, where the compiler specialises `Worker.run` and inlines the program;
 /// `poll` only calls it, once per NAPI poll.
 public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @unchecked Sendable {
-    /// Unchecked exclusivity: only the worker polling the device touches the program (see `Worker`).
-    @exclusivity(unchecked) public var program: Program
+    /// The program's value, on cache lines of its own (`allocateOnOwnCacheLines`): a program may change its state
+    /// with every frame, and the runners of two ports polled by two workers, allocated one after the other, would
+    /// otherwise share a line (two workers then cost 2 ns more per frame each). Only the worker polling the device
+    /// touches it (see `Worker`).
+    @usableFromInline let storage: UnsafeMutablePointer<Program>
     @usableFromInline let specialisedPoll: (ProgramRunner<Program>, NetDevice, Worker, Int) -> Int
 
     @inlinable
     public init(_ program: Program, programID: UInt32) {
-        self.program = program
+        storage = allocateOnOwnCacheLines(Program.self)
+        storage.initialize(to: program)
         specialisedPoll = { runner, device, worker, budget in
-            worker.run(&runner.program, programID: runner.programID, device: device, budget: budget)
+            worker.run(&runner.storage.pointee, programID: runner.programID, device: device, budget: budget)
         }
         super.init(programID: programID)
+    }
+
+    deinit {
+        storage.deinitialize(count: 1)
+        storage.deallocate()
+    }
+
+    /// The attached program (read or changed between polls, on the thread that polls the device).
+    public var program: Program {
+        get { storage.pointee }
+        set { storage.pointee = newValue }
     }
 
     override public func poll(device: NetDevice, worker: Worker, budget: Int) -> Int {
