@@ -491,10 +491,10 @@ public final class Worker: @unchecked Sendable {
         var sent = count
         if _slowPath(Int(result) != count) {
             sent = dropUnsent(frames, result: result, bytes: &sentBytes, device: device)
+            addToQueueCounter(queue, BulkQueueLayout.dropsOffset, UInt64(count &- sent))
         }
         let drops = count &- sent
         addToQueueCounter(queue, BulkQueueLayout.sentOffset, UInt64(sent))
-        addToQueueCounter(queue, BulkQueueLayout.dropsOffset, UInt64(drops))
         addToQueueCounter(queue, BulkQueueLayout.flushesOffset, 1)
         device.count(DeviceCounter.txPackets, cpu: cpu, UInt64(sent))
         device.count(DeviceCounter.txBytes, cpu: cpu, sentBytes)
