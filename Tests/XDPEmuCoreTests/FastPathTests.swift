@@ -99,6 +99,39 @@ import XDPEmuTesting
         f.expectConservation()
     }
 
+    /// A helper's request the program does not act on (it returns XDP_PASS) waits in the per-CPU redirect info,
+    /// also into the next poll, until a redirect consumes it: a later redirect with its own helper call replaces
+    /// and consumes it (so a bare XDP_REDIRECT after that fails), a bare XDP_REDIRECT uses it.
+    @Test func aRequestLeftBehindIsConsumedByTheNextRedirect() throws {
+        let f = try Fixture()
+        f.worker.events.isEnabled = false
+        let map = f.map
+        var n = 0
+        f.network.attach(ClosureProgram { ctx in
+            n += 1
+            switch n {
+            case 2, 5, 8:
+                _ = ctx.redirectMap(map, key: 2)
+                return .pass
+            case 1: return ctx.redirectMap(map, key: 1)
+            case 3: return ctx.redirectMap(map, key: 0)
+            case 6: return ctx.redirectMap(map, key: 3)
+            default: return .redirect  // frames 4, 7 and 9: no helper
+            }
+        }, to: f.ingress)
+        for (frames, now) in [(4, 100), (1, 200), (2, 300), (1, 400), (1, 500)] as [(Int, Nanos)] {
+            f.inject(frames)
+            f.poll(now: now)
+        }
+        #expect(f.transmitters[1].calls.map(\.frames) == [[1]])
+        #expect(f.transmitters[0].calls.map(\.frames) == [[3]])
+        #expect(f.transmitters[3].calls.map(\.frames) == [[6]])
+        #expect(f.transmitters[2].calls.map(\.frames) == [[9]])
+        #expect(f.stack.received.map(\.sequence) == [2, 5, 8])
+        #expect(f.ingress.statistics.drops == [.redirectInvalid: 2])
+        f.expectConservation()
+    }
+
     @Test func aFailedFirstRedirectLeavesNothingToFlush() throws {
         let f = try Fixture()
         f.worker.events.isEnabled = false
