@@ -81,17 +81,26 @@ import XDPEmuTesting
         #expect(fast.calls[3].count >= 3)
     }
 
-    @Test func aBareRedirectAfterACarriedOutOneFailsWithEINVAL() throws {
+    /// A fixture with events off, so that redirects may take the fast path, whose ingress runs `decide` with
+    /// each frame's number (1, 2, ...) and the fixture's map.
+    func fastFixture(_ decide: @escaping (Int, DevMap, inout XDPContext) -> XDPAction) throws -> Fixture {
         let f = try Fixture()
         f.worker.events.isEnabled = false
         let map = f.map
         var n = 0
         f.network.attach(ClosureProgram { ctx in
             n += 1
+            return decide(n, map, &ctx)
+        }, to: f.ingress)
+        return f
+    }
+
+    @Test func aBareRedirectAfterACarriedOutOneFailsWithEINVAL() throws {
+        let f = try fastFixture { n, map, ctx in
             // Frames 1-3 redirect into key 0 (the third takes the fast path); frame 4 returns XDP_REDIRECT
             // without a helper: the request was consumed, so it fails as the kernel's does.
-            return n <= 3 ? ctx.redirectMap(map, key: 0) : .redirect
-        }, to: f.ingress)
+            n <= 3 ? ctx.redirectMap(map, key: 0) : .redirect
+        }
         f.inject(4)
         f.poll()
         #expect(f.transmitters[0].bulkSizes == [3])
@@ -103,12 +112,7 @@ import XDPEmuTesting
     /// also into the next poll, until a redirect consumes it: a later redirect with its own helper call replaces
     /// and consumes it (so a bare XDP_REDIRECT after that fails), a bare XDP_REDIRECT uses it.
     @Test func aRequestLeftBehindIsConsumedByTheNextRedirect() throws {
-        let f = try Fixture()
-        f.worker.events.isEnabled = false
-        let map = f.map
-        var n = 0
-        f.network.attach(ClosureProgram { ctx in
-            n += 1
+        let f = try fastFixture { n, map, ctx in
             switch n {
             case 2, 5, 8:
                 _ = ctx.redirectMap(map, key: 2)
@@ -118,7 +122,7 @@ import XDPEmuTesting
             case 6: return ctx.redirectMap(map, key: 3)
             default: return .redirect  // frames 4, 7 and 9: no helper
             }
-        }, to: f.ingress)
+        }
         for (frames, now) in [(4, 100), (1, 200), (2, 300), (1, 400), (1, 500)] as [(Int, Nanos)] {
             f.inject(frames)
             f.poll(now: now)
