@@ -237,7 +237,7 @@ public struct RedirectInfo {
     @inlinable static var floodExcludingIngress: UInt { 2 }
     @inlinable static var floodBits: UInt { 3 }
     /// `XDPContext.requestBits` while the program has called no redirect helper: both tag bits and no map, a
-    /// value no helper writes (and never equal to a map's bits or `Worker.noFastMap`).
+    /// value no helper writes (and never equal to a map's bits or `FastMap.none`'s).
     @inlinable static var noRequest: UInt { 3 }
 
     /// The map of `mapBits`, without the flood tag.
