@@ -240,7 +240,7 @@ public final class FramePool: @unchecked Sendable {
 
     /// Returns a batch of frames, as a driver does at TX completion: the same checks as `give` for each frame (in
     /// debug builds), the free count updated once.
-    @inlinable
+    @inlinable @inline(__always)
     public func give(_ frames: UnsafeMutableBufferPointer<FrameID>) {
         #if DEBUG
         let capacity = self.capacity, inUse = self.inUse  // read once, as in Storage
