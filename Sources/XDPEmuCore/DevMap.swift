@@ -92,6 +92,8 @@ final class DevMapEntry {
         base.storeBytes(of: UInt(bitPattern: Unmanaged.passUnretained(device).toOpaque()),
                         toByteOffset: EntryBlock.deviceOffset, as: UInt.self)
         base.storeBytes(of: key, toByteOffset: EntryBlock.keyOffset, as: UInt32.self)
+        base.storeBytes(of: UInt(bitPattern: Unmanaged.passUnretained(map).toOpaque()),
+                        toByteOffset: EntryBlock.mapOffset, as: UInt.self)
     }
 
     deinit { block.base.deallocate() }
@@ -117,14 +119,16 @@ final class DevMapEntry {
 }
 
 /// An entry as the datapath sees it: the address of its block (`DevMapEntry.block`), which a slot holds. The
-/// header's references are unretained: the entry object holds the device, and the slot (or the retire log) the
-/// object.
+/// header's references are unretained: the entry object holds the device, the network the map, and the slot (or
+/// the retire log) the object. Workers read only the block (lookup, enqueue, transmit, deferred free): the object
+/// is the control plane's.
 @usableFromInline
 struct EntryBlock {
     @usableFromInline static let headerSize = 128
     @usableFromInline static let entryOffset = 0
     @usableFromInline static let deviceOffset = 8
     @usableFromInline static let keyOffset = 16
+    @usableFromInline static let mapOffset = 24
 
     @usableFromInline let base: UnsafeMutableRawPointer
 
@@ -147,6 +151,11 @@ struct EntryBlock {
     }
 
     @inlinable var key: UInt32 { base.load(fromByteOffset: Self.keyOffset, as: UInt32.self) }
+
+    @inlinable var map: Unmanaged<DevMap> {
+        Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: base.load(fromByteOffset: Self.mapOffset, as: UInt.self))
+            .unsafelyUnwrapped)
+    }
 
     /// This worker's bulk queue.
     @inlinable
@@ -291,7 +300,7 @@ public final class DevMap: @unchecked Sendable {
                         kept |= bit
                         continue
                     }
-                    DevMapEntry.from(bits: slot)._withUnsafeGuaranteedRef { worker.transmitBulk($0, flags: .flush) }
+                    worker.transmitBulk(EntryBlock(bits: slot), flags: .flush)
                 }
                 bitmap[w] = kept
                 if kept == 0 { summary[s] &= ~(1 << UInt64(w & 63)) }

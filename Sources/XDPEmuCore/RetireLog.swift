@@ -175,7 +175,7 @@ final class RetireLog {
         /// Calls `body` with the entry of every epoch in (since, latest], in order, where `latest` came from
         /// `publishedEpoch()`. The entries stay valid until this worker passes `latest`.
         @inline(__always)
-        func forEachRetired(after since: UInt64, upTo latest: UInt64, _ body: (DevMapEntry) -> Void) {
+        func forEachRetired(after since: UInt64, upTo latest: UInt64, _ body: (EntryBlock) -> Void) {
             // Acquiring: the buffer may be newer than `latest` (grown since), and its slots were written before
             // its address was published.
             let address = bufferAddress.pointee.load(ordering: .acquiring)
@@ -184,7 +184,7 @@ final class RetireLog {
             var e = since
             while e != latest {
                 e &+= 1
-                RetireLog.entry(buffer[1 &+ Int(truncatingIfNeeded: e & mask)])._withUnsafeGuaranteedRef(body)
+                body(EntryBlock(bits: buffer[1 &+ Int(truncatingIfNeeded: e & mask)]))
             }
         }
 

@@ -428,7 +428,7 @@ public final class Worker: @unchecked Sendable {
         // One unsigned comparison for the two rare cases, an empty queue (count 0) and a full one (16).
         if _slowPath(UInt(bitPattern: count &- 1) >= UInt(BulkQueueLayout.capacity &- 1)) {
             if count == BulkQueueLayout.capacity {
-                entry.entry._withUnsafeGuaranteedRef { transmitBulk($0, flags: []) }
+                transmitBulk(entry, flags: [])
             }
             count = 0
             // The first frame since the queue was last sent records dev_rx and marks the key for the flush. Later
@@ -478,11 +478,20 @@ public final class Worker: @unchecked Sendable {
     /// `bq_xmit_all`: hands this worker's queue of `entry` to the target's ndo_xdp_xmit and accounts the result:
     /// on an errno every frame is dropped; on a partial send the unsent ones are. Traces `xdp_devmap_xmit`.
     @usableFromInline
-    func transmitBulk(_ entry: DevMapEntry, flags: XmitFlags) {
+    func transmitBulk(_ entry: EntryBlock, flags: XmitFlags) {
         let queue = entry.queue(cpu: cpu)
         let count = Int(queue.load(fromByteOffset: BulkQueueLayout.countOffset, as: UInt32.self))
         guard count > 0 else { return }
-        let device = entry.device
+        // The device through the block's unretained reference (the entry holds it): no retain and release per bulk.
+        entry.device._withUnsafeGuaranteedRef { device in
+            transmit(queue, count: count, of: entry, to: device, flags: flags)
+        }
+    }
+
+    /// `transmitBulk` once the queue is known to hold `count` frames.
+    @inline(__always)
+    private func transmit(_ queue: UnsafeMutableRawPointer, count: Int, of entry: EntryBlock, to device: NetDevice,
+                          flags: XmitFlags) {
         let frames = UnsafeMutableBufferPointer(
             start: (queue + BulkQueueLayout.framesOffset).assumingMemoryBound(to: FrameID.self), count: count)
         let result = device.transmitter!.xdpXmit(frames, flags: flags, device: device, worker: self)
@@ -502,7 +511,8 @@ public final class Worker: @unchecked Sendable {
             events.record(XDPEvent(kind: .devmapXmit, time: now, cpu: UInt32(cpu), action: XDPAction.redirect.rawValue,
                                    ifindex: 0, error: min(result, 0), toIfindex: device.ifindex.rawValue,
                                    fromIfindex: queue.load(fromByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self),
-                                   mapID: entry.map.id, mapIndex: entry.key, sent: Int32(sent), drops: Int32(drops)))
+                                   mapID: entry.map.takeUnretainedValue().id, mapIndex: entry.key, sent: Int32(sent),
+                                   drops: Int32(drops)))
         }
         // The queue is empty again: count and dev_rx (adjacent words) cleared with one store, and the bytes.
         queue.storeBytes(of: 0, toByteOffset: BulkQueueLayout.countOffset, as: UInt64.self)
@@ -685,8 +695,8 @@ public final class Worker: @unchecked Sendable {
         let latest = retireLog.publishedEpoch()
         guard latest != lastSeenEpoch else { return }
         retireLog.forEachRetired(after: lastSeenEpoch, upTo: latest) { entry in
-            guard entry.device.transmitter != nil else { return }
-            entry.map.clearFlushMark(entry.key, cpu: cpu)
+            guard entry.device._withUnsafeGuaranteedRef({ $0.transmitter != nil }) else { return }
+            entry.map._withUnsafeGuaranteedRef { $0.clearFlushMark(entry.key, cpu: cpu) }
             transmitBulk(entry, flags: .flush)
         }
         lastSeenEpoch = latest
