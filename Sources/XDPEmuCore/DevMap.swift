@@ -46,7 +46,10 @@ public enum UpdateFlag: UInt64, Sendable {
     case exist = 2
 }
 
-/// One per-CPU bulk queue (`struct xdp_bulk_queue`) plus that CPU's counters for the entry, in 128 bytes.
+/// One per-CPU bulk queue (`struct xdp_bulk_queue`) plus that CPU's transmit counters for the entry, on 128 bytes
+/// of its own. Its transmit leaves it empty (count, dev_rx and bytes 0), and the worker's quiescent point moves
+/// the counters of a retired entry into its map (`DevMap.foldTransmitCounters`), which is what lets a released
+/// entry's block serve a new entry untouched (see `DevMapEntry`).
 @usableFromInline
 enum BulkQueueLayout {
     /// DEV_MAP_BULK_SIZE.
@@ -70,22 +73,36 @@ enum BulkQueueLayout {
 /// the object's: the block starts with a header (the object's and the device's bits, the key) and the queues
 /// follow at fixed offsets, so a worker finds its queue by arithmetic on what it loaded from the slot, not by a
 /// further load (see `EntryBlock`). The slot still owns a reference to the object, which owns the block.
+///
+/// Blocks are recycled: once every worker is done with a retired entry its queues are empty (each worker sent
+/// its own at its quiescent point), so the control plane hands the block to the next new entry and writes only
+/// its header. The queues' lines then stay in the caches of the workers that used them; a new block written
+/// by the updater's thread would cost each worker a miss per line after every map update.
 @usableFromInline
 final class DevMapEntry {
     @usableFromInline let device: NetDevice
     @usableFromInline let key: UInt32
     @usableFromInline unowned(unsafe) let map: DevMap
     @usableFromInline let block: EntryBlock
+    /// Set when the control plane takes the block back for another entry (`RetireLog.reclaim`); the object then
+    /// leaves it alone when it goes.
+    var blockRecycled = false
 
-    init(device: NetDevice, key: UInt32, map: DevMap, workers: Int) {
+    /// `spare` is a block given back by a reclaimed entry of the same network (its queues empty), or nil.
+    init(device: NetDevice, key: UInt32, map: DevMap, workers: Int, spare: UnsafeMutableRawPointer?) {
         self.device = device
         self.key = key
         self.map = map
-        // 128-byte aligned, the header and each worker's queue on a pair of cache lines of its own (the
-        // adjacent-line prefetcher fetches lines in aligned pairs).
-        let bytes = EntryBlock.headerSize + workers * BulkQueueLayout.stride
-        let base = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128)
-        base.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        let base: UnsafeMutableRawPointer
+        if let spare {
+            base = spare
+        } else {
+            // 128-byte aligned, the header and each worker's queue on a pair of cache lines of its own (the
+            // adjacent-line prefetcher fetches lines in aligned pairs).
+            let bytes = EntryBlock.size(workers: workers)
+            base = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128)
+            base.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        }
         block = EntryBlock(base: base)
         base.storeBytes(of: UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()),
                         toByteOffset: EntryBlock.entryOffset, as: UInt.self)
@@ -96,7 +113,9 @@ final class DevMapEntry {
                         toByteOffset: EntryBlock.mapOffset, as: UInt.self)
     }
 
-    deinit { block.base.deallocate() }
+    deinit {
+        if !blockRecycled { block.base.deallocate() }
+    }
 
     /// The entry whose block is at `bits` (a slot's or the retire log's value, non-zero).
     @inlinable
@@ -106,15 +125,23 @@ final class DevMapEntry {
     @inlinable
     func queue(cpu: Int) -> UnsafeMutableRawPointer { block.queue(cpu: cpu) }
 
-    func statistics(workers: Int) -> MapEntryStatistics {
-        var s = MapEntryStatistics()
-        for cpu in 0..<workers {
+    /// Whether every worker's queue is empty and its counters moved to the map (what recycling the block requires).
+    func queuesAreEmpty(workers: Int) -> Bool {
+        (0..<workers).allSatisfy { cpu in
             let q = queue(cpu: cpu)
-            s.sent += q.load(fromByteOffset: BulkQueueLayout.sentOffset, as: UInt64.self)
-            s.drops += q.load(fromByteOffset: BulkQueueLayout.dropsOffset, as: UInt64.self)
-            s.flushes += q.load(fromByteOffset: BulkQueueLayout.flushesOffset, as: UInt64.self)
+            return [BulkQueueLayout.countOffset, BulkQueueLayout.sentOffset, BulkQueueLayout.dropsOffset,
+                    BulkQueueLayout.flushesOffset, BulkQueueLayout.bytesOffset].allSatisfy {
+                q.load(fromByteOffset: $0, as: UInt64.self) == 0
+            }
         }
-        return s
+    }
+
+    /// This worker's transmit counters for the entry (sent, drops, bulk transmits).
+    func transmitCounters(cpu: Int) -> MapEntryStatistics {
+        let q = queue(cpu: cpu)
+        return MapEntryStatistics(sent: q.load(fromByteOffset: BulkQueueLayout.sentOffset, as: UInt64.self),
+                                  drops: q.load(fromByteOffset: BulkQueueLayout.dropsOffset, as: UInt64.self),
+                                  flushes: q.load(fromByteOffset: BulkQueueLayout.flushesOffset, as: UInt64.self))
     }
 }
 
@@ -129,6 +156,9 @@ struct EntryBlock {
     @usableFromInline static let deviceOffset = 8
     @usableFromInline static let keyOffset = 16
     @usableFromInline static let mapOffset = 24
+
+    /// Bytes of a block for `workers` workers.
+    static func size(workers: Int) -> Int { headerSize + workers * BulkQueueLayout.stride }
 
     @usableFromInline let base: UnsafeMutableRawPointer
 
@@ -185,8 +215,11 @@ public final class DevMap: @unchecked Sendable {
     @usableFromInline let summaryWords: Int
     @usableFromInline let bitmapStride: Int
     @usableFromInline let flushBits: UnsafeMutablePointer<UInt64>
-    /// Counters of entries already released, by key (guarded by the control lock).
-    var releasedStatistics: [UInt32: MapEntryStatistics] = [:]
+    /// Transmit counters of released entries by key, per worker (sent, drops, bulk transmits: 3 words per key),
+    /// moved here by each worker at its quiescent point; each worker's on 128-byte blocks of its own.
+    @usableFromInline let transmitCounters: UnsafeMutablePointer<UInt64>
+    @usableFromInline let transmitCounterStride: Int
+    private let transmitCounterAllocation: UnsafeMutableRawPointer
 
     /// Slots come from `calloc`: zeroed memory the system hands out page by page as it is touched, so a large,
     /// sparsely used map costs only what is used (as the kernel's vmalloc'ed slot array). Slots and flush bitmaps
@@ -215,6 +248,16 @@ public final class DevMap: @unchecked Sendable {
             return nil
         }
         memset(bitmapMemory, 0, bitmapBytes)
+        // calloc, as the slots: a large map's counters cost only the pages its keys touch.
+        transmitCounterStride = (Int(maxEntries) * 3 + 15) & ~15
+        guard let counterMemory = calloc(1, transmitCounterStride * workers * MemoryLayout<UInt64>.stride + 128) else {
+            free(slotMemory)
+            free(bitmapMemory)
+            return nil
+        }
+        transmitCounterAllocation = counterMemory
+        transmitCounters = counterMemory.advanced(by: (128 - Int(bitPattern: counterMemory) & 127) & 127)
+            .bindMemory(to: UInt64.self, capacity: transmitCounterStride * workers)
         slotAllocation = slotMemory
         slots = slotMemory.advanced(by: (128 - Int(bitPattern: slotMemory) & 127) & 127)
             .bindMemory(to: Atomic<UInt>.self, capacity: Int(maxEntries))
@@ -228,6 +271,19 @@ public final class DevMap: @unchecked Sendable {
         }
         free(slotAllocation)
         free(flushBits)
+        free(transmitCounterAllocation)
+    }
+
+    /// Moves `cpu`'s transmit counters of the retired `entry` (one of this map's) into the map's, under its key,
+    /// and zeroes them: the worker's last act on a retired entry, at its quiescent point.
+    func foldTransmitCounters(of entry: EntryBlock, cpu: Int) {
+        let queue = entry.queue(cpu: cpu)
+        let counters = transmitCounters + (cpu * transmitCounterStride + Int(entry.key) * 3)
+        for (i, offset) in [BulkQueueLayout.sentOffset, BulkQueueLayout.dropsOffset,
+                            BulkQueueLayout.flushesOffset].enumerated() {
+            counters[i] &+= queue.load(fromByteOffset: offset, as: UInt64.self)
+            queue.storeBytes(of: 0, toByteOffset: offset, as: UInt64.self)
+        }
     }
 
     // MARK: Datapath (runs inside a poll, on a worker)
@@ -322,7 +378,8 @@ public final class DevMap: @unchecked Sendable {
             var newBits: UInt = 0
             if ifindex != 0 {
                 guard let device = network.deviceLocked(ifindex: IfIndex(ifindex)) else { throw .EINVAL }
-                let entry = DevMapEntry(device: device, key: key, map: self, workers: workers)
+                let entry = DevMapEntry(device: device, key: key, map: self, workers: workers,
+                                        spare: network.retireLog.takeSpareBlock())
                 // The slot's reference: released when the entry is reclaimed (or with the map).
                 _ = Unmanaged.passRetained(entry)
                 newBits = entry.block.bits
@@ -367,16 +424,20 @@ public final class DevMap: @unchecked Sendable {
         return key + 1
     }
 
-    /// Per-key transmit counters, over every entry the key has held. Exact when the workers are stopped.
+    /// Per-key transmit counters, over every entry the key has held. Exact when the workers are stopped (and have
+    /// passed their quiescent points).
     public func statistics() -> [UInt32: MapEntryStatistics] {
         network.withControlLock {
-            network.reclaimLocked()
-            var result = releasedStatistics
+            var result: [UInt32: MapEntryStatistics] = [:]
             for key in 0..<maxEntries {
-                guard let entry = entry(at: key) else { continue }
-                let s = entry.takeUnretainedValue().statistics(workers: workers)
-                guard s.flushes > 0 || s.sent > 0 || s.drops > 0 else { continue }
-                result[key, default: MapEntryStatistics()].add(s)
+                var s = MapEntryStatistics()
+                let live = entry(at: key)?.takeUnretainedValue()
+                for cpu in 0..<workers {
+                    let counters = transmitCounters + (cpu * transmitCounterStride + Int(key) * 3)
+                    s.add(MapEntryStatistics(sent: counters[0], drops: counters[1], flushes: counters[2]))
+                    if let live { s.add(live.transmitCounters(cpu: cpu)) }
+                }
+                if s.flushes > 0 || s.sent > 0 || s.drops > 0 { result[key] = s }
             }
             return result
         }

@@ -185,6 +185,9 @@ public final class Network: @unchecked Sendable {
     /// Entries retired so far: swapped out of a slot by an update, a delete or a device's unregistration (for tests).
     public var retiredEntryCount: Int { withControlLock { retireLog.retiredCount } }
 
+    /// New entries that took over the block of a released one (for tests; see `DevMapEntry`).
+    public var reusedEntryBlockCount: Int { withControlLock { retireLog.reusedBlocks } }
+
     /// Runs the quiescent point of every worker, then releases the entries they are all done with. Only when no
     /// worker is polling: single-threaded drivers (replay, tests, the map batch tool) call it between polls and at
     /// the end.

@@ -47,6 +47,9 @@ final class RetireLog {
     private var buffer: UnsafeMutablePointer<UInt>
     /// Buffers replaced by a larger one, each to be freed once every worker has passed `until`.
     private var oldBuffers: [(buffer: UnsafeMutablePointer<UInt>, until: UInt64)] = []
+    /// Blocks of released entries, for new ones (see `DevMapEntry`); at most `maxSpareBlocks`, the rest freed.
+    private var spareBlocks: [UnsafeMutableRawPointer] = []
+    static let maxSpareBlocks = 64
 
     init(workers: Int) {
         workerCount = workers
@@ -62,10 +65,11 @@ final class RetireLog {
     }
 
     deinit {
-        // Entries nobody released (a worker never passed their epoch): released without their statistics.
+        // Entries nobody released (a worker never passed their epoch).
         if released < epoch {
             for e in (released + 1)...epoch { Self.entry(buffer[slot(e)]).release() }
         }
+        for block in spareBlocks { block.deallocate() }
         buffer.deallocate()
         for old in oldBuffers { old.buffer.deallocate() }
         block.deallocate()
@@ -124,8 +128,8 @@ final class RetireLog {
         bufferAddress.pointee.store(UInt(bitPattern: larger), ordering: .releasing)
     }
 
-    /// Releases, in epoch order, the entries whose epoch every worker has passed, keeping their counters under
-    /// their key in their map, and frees the buffers no worker reads any more.
+    /// Releases, in epoch order, the entries whose epoch every worker has passed, keeping their blocks for new
+    /// entries (up to `maxSpareBlocks`), and frees the buffers no worker reads any more.
     func reclaim() {
         guard released < epoch || !oldBuffers.isEmpty else { return }
         var minimum = epoch
@@ -138,8 +142,10 @@ final class RetireLog {
             released += 1
             let entry = Self.entry(buffer[slot(released)])
             entry._withUnsafeGuaranteedRef { entry in
-                entry.map.releasedStatistics[entry.key, default: MapEntryStatistics()]
-                    .add(entry.statistics(workers: workerCount))
+                guard spareBlocks.count < Self.maxSpareBlocks else { return }
+                assert(entry.queuesAreEmpty(workers: workerCount), "a released entry's queue holds frames or counters")
+                entry.blockRecycled = true
+                spareBlocks.append(entry.block.base)
             }
             entry.release()
         }
@@ -151,6 +157,16 @@ final class RetireLog {
             }
         }
     }
+
+    /// A block a released entry left, for a new entry, or nil. Control lock held.
+    func takeSpareBlock() -> UnsafeMutableRawPointer? {
+        guard let block = spareBlocks.popLast() else { return nil }
+        reusedBlocks += 1
+        return block
+    }
+
+    /// Blocks handed to new entries so far.
+    private(set) var reusedBlocks = 0
 
     /// Entries retired and not yet released (as of the last `reclaim`).
     var pendingCount: Int { Int(epoch - released) }

@@ -508,15 +508,22 @@ public final class Worker: @unchecked Sendable {
         device.count(DeviceCounter.txPackets, cpu: cpu, UInt64(sent))
         device.count(DeviceCounter.txBytes, cpu: cpu, sentBytes)
         if events.isRecording {
-            events.record(XDPEvent(kind: .devmapXmit, time: now, cpu: UInt32(cpu), action: XDPAction.redirect.rawValue,
-                                   ifindex: 0, error: min(result, 0), toIfindex: device.ifindex.rawValue,
-                                   fromIfindex: queue.load(fromByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self),
-                                   mapID: entry.map.takeUnretainedValue().id, mapIndex: entry.key, sent: Int32(sent),
-                                   drops: Int32(drops)))
+            recordDevmapXmit(entry, queue: queue, device: device, result: result, sent: sent, drops: drops)
         }
         // The queue is empty again: count and dev_rx (adjacent words) cleared with one store, and the bytes.
         queue.storeBytes(of: 0, toByteOffset: BulkQueueLayout.countOffset, as: UInt64.self)
         queue.storeBytes(of: 0, toByteOffset: BulkQueueLayout.bytesOffset, as: UInt64.self)
+    }
+
+    /// Traces `xdp_devmap_xmit` (out of line, so that the flush keeps `transmitBulk` inlined).
+    @inline(never)
+    private func recordDevmapXmit(_ entry: EntryBlock, queue: UnsafeMutableRawPointer, device: NetDevice,
+                                  result: Int32, sent: Int, drops: Int) {
+        events.record(XDPEvent(kind: .devmapXmit, time: now, cpu: UInt32(cpu), action: XDPAction.redirect.rawValue,
+                               ifindex: 0, error: min(result, 0), toIfindex: device.ifindex.rawValue,
+                               fromIfindex: queue.load(fromByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self),
+                               mapID: entry.map.takeUnretainedValue().id, mapIndex: entry.key, sent: Int32(sent),
+                               drops: Int32(drops)))
     }
 
     /// `transmitBulk`'s rare path: ndo_xdp_xmit returned an errno (`result` < 0: every frame is dropped) or sent
@@ -695,9 +702,14 @@ public final class Worker: @unchecked Sendable {
         let latest = retireLog.publishedEpoch()
         guard latest != lastSeenEpoch else { return }
         retireLog.forEachRetired(after: lastSeenEpoch, upTo: latest) { entry in
-            guard entry.device._withUnsafeGuaranteedRef({ $0.transmitter != nil }) else { return }
-            entry.map._withUnsafeGuaranteedRef { $0.clearFlushMark(entry.key, cpu: cpu) }
-            transmitBulk(entry, flags: .flush)
+            entry.map._withUnsafeGuaranteedRef { map in
+                if entry.device._withUnsafeGuaranteedRef({ $0.transmitter != nil }) {
+                    map.clearFlushMark(entry.key, cpu: cpu)
+                    transmitBulk(entry, flags: .flush)
+                }
+                // This worker is done with the entry: its counters go to the map, leaving the block clean.
+                map.foldTransmitCounters(of: entry, cpu: cpu)
+            }
         }
         lastSeenEpoch = latest
         retireLog.pass(latest)

@@ -55,6 +55,41 @@ import XDPEmuTesting
         f.expectConservation()
     }
 
+    /// A released entry's block serves the next new entry (of any key): its queue must start empty, its frames,
+    /// counters and events must be the new entry's, and the old entry's frames must not come back.
+    @Test func aReleasedEntrysBlockServesTheNextEntryCleanly() throws {
+        let f = try Fixture()
+        let map = f.map
+        var n = 0
+        f.network.attach(ClosureProgram { ctx in
+            n += 1
+            // Frames 1-3 into key 0 (out0); before frame 4 key 0 moves to out1; frames 6-8 go to key 1, which
+            // the test points at out2 between the polls, taking over the block of key 0's first entry.
+            if n == 4 { try? map.update(key: 0, ifindex: f.targets[1].ifindex.rawValue) }
+            return ctx.redirectMap(map, key: n <= 5 ? 0 : 1)
+        }, to: f.ingress)
+        f.inject(5)
+        f.poll(now: 100)
+        #expect(f.transmitters[0].sentFrames.map(\.sequence) == [1, 2, 3])
+        #expect(f.transmitters[1].sentFrames.map(\.sequence) == [4, 5])
+        let reusedBefore = f.network.reusedEntryBlockCount
+        #expect(f.network.pendingRetiredCount == 0)
+        try map.update(key: 1, ifindex: f.targets[2].ifindex.rawValue)
+        #expect(f.network.reusedEntryBlockCount == reusedBefore + 1)
+        _ = f.events()
+        f.inject(3)
+        f.poll(now: 200)
+        #expect(f.transmitters[2].sentFrames.map(\.sequence) == [6, 7, 8])
+        #expect(f.transmitters[2].bulkSizes == [3])
+        #expect(f.transmitters[0].sentFrames.count == 3 && f.transmitters[1].sentFrames.count == 2)
+        let xmit = f.events(.devmapXmit)
+        #expect(xmit.map(\.mapIndex) == [1] && xmit.map(\.toIfindex) == [f.targets[2].ifindex.rawValue])
+        #expect(xmit.map(\.fromIfindex) == [f.ingress.ifindex.rawValue] && xmit.map(\.sent) == [3])
+        #expect(map.statistics() == [0: MapEntryStatistics(sent: 5, drops: 0, flushes: 2),
+                                     1: MapEntryStatistics(sent: 3, drops: 0, flushes: 1)])
+        f.expectConservation()
+    }
+
     @Test func unregisterDuringTrafficClearsSlotsAndKeepsForwardingTheRest() throws {
         let f = try Fixture()
         let map = f.map
