@@ -21,7 +21,8 @@ import Synchronization
 // - Deferred free (`dev_map_flush_old` after the RCU grace period): right after its flush each worker passes a
 //   quiescent point. A worker that sees an entry retired since its previous quiescent point knows it will never
 //   touch that entry again, so it transmits its own queue of the entry (XDP_XMIT_FLUSH), clears its own bit for
-//   the key, and says so. Once every worker has done so the control plane releases the entry. Every worker only
+//   the key, moves its counters of the entry into the map, and says so. Once every worker has done so the control
+//   plane releases the entry and keeps its (now clean) block for the next new entry. Every worker only
 //   ever touches its own per-CPU parts, and learns of retired entries through epochs (RetireLog.swift), so none of
 //   this takes a lock on the datapath.
 // Together: a queued frame is sent exactly once, by the flush or by the deferred free, and never lost.
