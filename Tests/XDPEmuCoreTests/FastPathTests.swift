@@ -86,12 +86,7 @@ import XDPEmuTesting
     func fastFixture(_ decide: @escaping (Int, DevMap, inout XDPContext) -> XDPAction) throws -> Fixture {
         let f = try Fixture()
         f.worker.events.isEnabled = false
-        let map = f.map
-        var n = 0
-        f.network.attach(ClosureProgram { ctx in
-            n += 1
-            return decide(n, map, &ctx)
-        }, to: f.ingress)
+        f.attachNumbered(decide)
         return f
     }
 

@@ -32,6 +32,16 @@ final class Fixture {
         for w in network.workers { w.events.isEnabled = true }
     }
 
+    /// Attaches to the ingress a program that runs `decide` with each frame's number (1, 2, ...) and the map.
+    func attachNumbered(_ decide: @escaping (Int, DevMap, inout XDPContext) -> XDPAction) {
+        let map = self.map
+        var n = 0
+        network.attach(ClosureProgram { ctx in
+            n += 1
+            return decide(n, map, &ctx)
+        }, to: ingress)
+    }
+
     func inject(_ count: Int, length: Int = 64, into device: NetDevice? = nil, worker: Worker? = nil) {
         injector.inject(count: count, length: length, into: device ?? ingress, worker: worker ?? self.worker)
     }

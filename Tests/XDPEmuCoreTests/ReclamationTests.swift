@@ -8,15 +8,12 @@ import XDPEmuTesting
 @Suite struct ReclamationTests {
     @Test func entryDeletedBetweenRedirectAndFlushIsSentByTheDeferredFree() throws {
         let f = try Fixture()
-        let map = f.map
-        var n = 0
-        f.network.attach(ClosureProgram { ctx in
-            n += 1
+        f.attachNumbered { n, map, ctx in
             let action = ctx.redirectMap(map, key: 1)
             // "Another CPU" deletes the entry while frames 1-4 wait in the queue; frame 5 then finds no entry.
             if n == 5 { try? map.delete(key: 1) }
             return action
-        }, to: f.ingress)
+        }
         f.inject(5)
         f.poll(now: 100)
         // Frames 1-4 were enqueued; the flush skipped the empty slot, the quiescent point at the end of the poll
@@ -27,23 +24,20 @@ import XDPEmuTesting
         #expect(f.ingress.statistics.drops == [.redirectInvalid: 1])
         #expect(f.network.pendingRetiredCount == 0)
         // Sent exactly once: the bit was cleared, a later poll sends nothing more.
-        #expect(!map.isMarkedForFlush(1))
+        #expect(!f.map.isMarkedForFlush(1))
         f.poll(now: 200)
         #expect(f.transmitters[1].bulkSizes == [4])
-        #expect(map.statistics()[1] == MapEntryStatistics(sent: 4, drops: 0, flushes: 1))
+        #expect(f.map.statistics()[1] == MapEntryStatistics(sent: 4, drops: 0, flushes: 1))
         f.expectConservation()
     }
 
     @Test func entryReplacedBeforeFlushSendsOldFramesToTheOldDevice() throws {
         let f = try Fixture()
-        let map = f.map
         let newTarget = f.targets[3].ifindex.rawValue
-        var n = 0
-        f.network.attach(ClosureProgram { ctx in
-            n += 1
+        f.attachNumbered { n, map, ctx in
             if n == 4 { try? map.update(key: 0, ifindex: newTarget) }
             return ctx.redirectMap(map, key: 0)
-        }, to: f.ingress)
+        }
         f.inject(6)
         f.poll()
         // Frames 1-3 went into the old entry (device out0), 4-6 into the new one (out3).
@@ -60,14 +54,13 @@ import XDPEmuTesting
     @Test func aReleasedEntrysBlockServesTheNextEntryCleanly() throws {
         let f = try Fixture()
         let map = f.map
-        var n = 0
-        f.network.attach(ClosureProgram { ctx in
-            n += 1
+        let secondTarget = f.targets[1].ifindex.rawValue
+        f.attachNumbered { n, map, ctx in
             // Frames 1-3 into key 0 (out0); before frame 4 key 0 moves to out1; frames 6-8 go to key 1, which
             // the test points at out2 between the polls, taking over the block of key 0's first entry.
-            if n == 4 { try? map.update(key: 0, ifindex: f.targets[1].ifindex.rawValue) }
+            if n == 4 { try? map.update(key: 0, ifindex: secondTarget) }
             return ctx.redirectMap(map, key: n <= 5 ? 0 : 1)
-        }, to: f.ingress)
+        }
         f.inject(5)
         f.poll(now: 100)
         #expect(f.transmitters[0].sentFrames.map(\.sequence) == [1, 2, 3])
