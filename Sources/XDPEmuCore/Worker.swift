@@ -414,8 +414,8 @@ public final class Worker: @unchecked Sendable {
     /// `dev_map_enqueue`: returns 0 or a positive errno. Checks in the kernel's order: no ndo_xdp_xmit
     /// (EOPNOTSUPP), target down (ENETDOWN), longer than mtu + 18 (EMSGSIZE; GSO super-frames are exempt, as
     /// `is_skb_forwardable` exempts them), no headroom for struct xdp_frame plus metadata (EOVERFLOW).
-    /// `map` is `entry.map`, passed in because the caller holds it: reading the entry's unowned(unsafe)
-    /// back-reference costs a retain and a release on every frame.
+    /// `map` is `entry.map`, passed in because the caller holds it (reading it from the block's header would be
+    /// one more load per frame).
     @inlinable @inline(__always)
     func enqueue(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: EntryBlock, of map: DevMap,
                  from ingress: NetDevice, headroomAssured: Bool = false) -> Int32 {
@@ -427,9 +427,7 @@ public final class Worker: @unchecked Sendable {
         var count = Int(queue.load(fromByteOffset: BulkQueueLayout.countOffset, as: UInt32.self))
         // One unsigned comparison for the two rare cases, an empty queue (count 0) and a full one (16).
         if _slowPath(UInt(bitPattern: count &- 1) >= UInt(BulkQueueLayout.capacity &- 1)) {
-            if count == BulkQueueLayout.capacity {
-                transmitBulk(entry, flags: [])
-            }
+            if count == BulkQueueLayout.capacity { transmitBulk(entry, flags: []) }
             count = 0
             // The first frame since the queue was last sent records dev_rx and marks the key for the flush. Later
             // frames need neither: dev_rx is set exactly while the queue holds frames (transmitBulk resets both),
@@ -643,30 +641,32 @@ public final class Worker: @unchecked Sendable {
         if let previous = redirectInfo.pointee.mapToFlush, previous.toOpaque() != Unmanaged.passUnretained(map).toOpaque() {
             flushRedirects()
         }
-        var pending: DevMapEntry?
+        var pending: EntryBlock?
         for key in 0..<map.maxEntries {
-            guard let entryRef = map.entry(at: key) else { continue }
-            let entry = entryRef.takeUnretainedValue()
-            if excludeIngress && entry.device === ingress { continue }
-            guard forwardCheck(info: info, target: entry.device) == 0 else { continue }
+            guard let entry = map.block(at: key) else { continue }
+            let usable = entry.device._withUnsafeGuaranteedRef { device in
+                !(excludeIngress && device === ingress) && forwardCheck(info: info, target: device) == 0
+            }
+            guard usable else { continue }
             if let previousTarget = pending {
                 guard let copy = pool.clone(frame) else { break }
                 ingress.count(DeviceCounter.cloned, cpu: cpu)
-                _ = enqueue(copy, info: pool.info(copy), into: previousTarget.block, of: map, from: ingress)
+                _ = enqueue(copy, info: pool.info(copy), into: previousTarget, of: map, from: ingress)
             }
             pending = entry
         }
         if events.isRecording {
             events.record(XDPEvent(kind: .redirectMap, time: now, cpu: UInt32(cpu), programID: programID,
                                    action: XDPAction.redirect.rawValue, ifindex: ingress.ifindex.rawValue,
-                                   toIfindex: pending?.device.ifindex.rawValue ?? 0, mapID: map.id,
+                                   toIfindex: pending?.device.takeUnretainedValue().ifindex.rawValue ?? 0,
+                                   mapID: map.id,
                                    frame: info.pointee.sequence))
         }
         guard let last = pending else {
             drop(frame, .redirectInvalid, at: ingress)
             return false
         }
-        _ = enqueue(frame, info: info, into: last.block, of: map, from: ingress)
+        _ = enqueue(frame, info: info, into: last, of: map, from: ingress)
         redirectInfo.pointee.mapToFlush = Unmanaged.passUnretained(map)
         return true
     }
