@@ -257,11 +257,10 @@ public final class DevMap: @unchecked Sendable {
             return nil
         }
         transmitCounterAllocation = counterMemory
-        transmitCounters = counterMemory.advanced(by: (128 - Int(bitPattern: counterMemory) & 127) & 127)
+        transmitCounters = Self.first128ByteBoundary(in: counterMemory)
             .bindMemory(to: UInt64.self, capacity: transmitCounterStride * workers)
         slotAllocation = slotMemory
-        slots = slotMemory.advanced(by: (128 - Int(bitPattern: slotMemory) & 127) & 127)
-            .bindMemory(to: Atomic<UInt>.self, capacity: Int(maxEntries))
+        slots = Self.first128ByteBoundary(in: slotMemory).bindMemory(to: Atomic<UInt>.self, capacity: Int(maxEntries))
         flushBits = bitmapMemory.bindMemory(to: UInt64.self, capacity: bitmapStride * workers)
     }
 
@@ -275,11 +274,21 @@ public final class DevMap: @unchecked Sendable {
         free(transmitCounterAllocation)
     }
 
+    /// The first address at or after `memory` on a 128-byte boundary (allocations get 128 bytes more for it).
+    private static func first128ByteBoundary(in memory: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+        memory.advanced(by: (128 - Int(bitPattern: memory) & 127) & 127)
+    }
+
+    /// `cpu`'s counters of released entries under `key`: sent, drops, bulk transmits.
+    private func releasedCounters(key: UInt32, cpu: Int) -> UnsafeMutablePointer<UInt64> {
+        transmitCounters + (cpu * transmitCounterStride + Int(key) * 3)
+    }
+
     /// Moves `cpu`'s transmit counters of the retired `entry` (one of this map's) into the map's, under its key,
     /// and zeroes them: the worker's last act on a retired entry, at its quiescent point.
     func foldTransmitCounters(of entry: EntryBlock, cpu: Int) {
         let queue = entry.queue(cpu: cpu)
-        let counters = transmitCounters + (cpu * transmitCounterStride + Int(entry.key) * 3)
+        let counters = releasedCounters(key: entry.key, cpu: cpu)
         for (i, offset) in [BulkQueueLayout.sentOffset, BulkQueueLayout.dropsOffset,
                             BulkQueueLayout.flushesOffset].enumerated() {
             counters[i] &+= queue.load(fromByteOffset: offset, as: UInt64.self)
@@ -434,7 +443,7 @@ public final class DevMap: @unchecked Sendable {
                 var s = MapEntryStatistics()
                 let live = entry(at: key)?.takeUnretainedValue()
                 for cpu in 0..<workers {
-                    let counters = transmitCounters + (cpu * transmitCounterStride + Int(key) * 3)
+                    let counters = releasedCounters(key: key, cpu: cpu)
                     s.add(MapEntryStatistics(sent: counters[0], drops: counters[1], flushes: counters[2]))
                     if let live { s.add(live.transmitCounters(cpu: cpu)) }
                 }

@@ -67,7 +67,7 @@ final class RetireLog {
     deinit {
         // Entries nobody released (a worker never passed their epoch).
         if released < epoch {
-            for e in (released + 1)...epoch { Self.entry(buffer[slot(e)]).release() }
+            for e in (released + 1)...epoch { DevMapEntry.from(bits: buffer[slot(e)]).release() }
         }
         for block in spareBlocks { block.deallocate() }
         buffer.deallocate()
@@ -81,8 +81,6 @@ final class RetireLog {
         buffer[0] = UInt(capacity - 1)
         return buffer
     }
-
-    private static func entry(_ bits: UInt) -> Unmanaged<DevMapEntry> { DevMapEntry.from(bits: bits) }
 
     private var capacity: Int { Int(buffer[0]) + 1 }
 
@@ -140,7 +138,7 @@ final class RetireLog {
         }
         while released < minimum {
             released += 1
-            let entry = Self.entry(buffer[slot(released)])
+            let entry = DevMapEntry.from(bits: buffer[slot(released)])
             entry._withUnsafeGuaranteedRef { entry in
                 guard spareBlocks.count < Self.maxSpareBlocks else { return }
                 assert(entry.queuesAreEmpty(workers: workerCount), "a released entry's queue holds frames or counters")
