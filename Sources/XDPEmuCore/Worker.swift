@@ -14,6 +14,13 @@ import Synchronization
 //      quiescent point can have their queues of this worker sent (deferred free, see DevMap.swift).
 // Time is injected: `poll(now:)` stamps the frames it transmits with `now`, advanced by `frameCost` per frame.
 
+/// Whether a poll loop advances the worker's virtual time per frame (`Worker.frameCost`); see `Worker.run`.
+@usableFromInline protocol PollClock { static var advances: Bool { get } }
+/// `frameCost` is 0: the clock stands still during the poll.
+@usableFromInline enum FixedClock: PollClock { @inlinable static var advances: Bool { false } }
+/// `frameCost` is not 0: the clock advances by it per frame.
+@usableFromInline enum AdvancingClock: PollClock { @inlinable static var advances: Bool { true } }
+
 /// A device's attached program as a worker runs it: one NAPI poll at a time. `ProgramRunner` is the one
 /// subclass. A class rather than a protocol, so that a worker can call it through an unretained reference
 /// (`NetDevice.polledProgram`, an `Unmanaged`), without a retain and a release around every poll.
@@ -153,16 +160,19 @@ public final class Worker: @unchecked Sendable {
     public func run<P: XDPProgram>(_ program: inout P, programID: UInt32, device: NetDevice, budget: Int) -> Int {
         precondition(budget > 0 && budget <= maxBudget, "budget out of range")
         // Two copies of the loop, so that the usual case (no virtual cost per frame) spends nothing on the clock.
+        // The choice is a type, not a Bool argument: the optimiser may keep one shared copy of a function called
+        // with two constants (it did, and tested the flag from the stack for every frame), but it specialises a
+        // generic function per type.
         if frameCost == 0 {
-            return run(&program, programID: programID, device: device, budget: budget, advancesTime: false)
+            return run(&program, programID: programID, device: device, budget: budget, clock: FixedClock.self)
         }
-        return run(&program, programID: programID, device: device, budget: budget, advancesTime: true)
+        return run(&program, programID: programID, device: device, budget: budget, clock: AdvancingClock.self)
     }
 
-    /// The poll loop; `advancesTime` is a constant at each call, so each copy keeps only its own clock work.
-    @inlinable @inline(__always)
-    func run<P: XDPProgram>(_ program: inout P, programID: UInt32, device: NetDevice, budget: Int,
-                            advancesTime: Bool) -> Int {
+    /// The poll loop, one specialisation per program type and per `PollClock`.
+    @inlinable
+    func run<P: XDPProgram, Clock: PollClock>(_ program: inout P, programID: UInt32, device: NetDevice, budget: Int,
+                                              clock: Clock.Type) -> Int {
         let pool = self.pool
         let cpu = self.cpu
         // The ring's and the pool's storage pointers, read once: the optimiser cannot tell that the stores through
@@ -173,12 +183,12 @@ public final class Worker: @unchecked Sendable {
         // Read once per poll: only the control plane sets them, between polls.
         let frameCost = self.frameCost
         let recording = events.isRecording
+        // A dropped frame goes straight back to the pool unless something watches drops.
+        let plainDrops = dropObserver == nil && !recording
         var processed = 0
         // The ingress device's per-frame counters, added to its counters once per poll, before the flush.
         // `redirected` is derived at the end from the frames that took another way (rare paths count those).
-        var rxBytes: UInt64 = 0
-        var notRedirected = 0
-        var programDrops: UInt64 = 0
+        var counts = PollCounts()
         // What the rarer actions count (`otherAction`), in memory, out of the loop's registers.
         var tally = PollTally()
         // The map of the poll's fast path (`FastMap.none` for none): a `bpf_redirect_map` into it needs no
@@ -212,21 +222,33 @@ public final class Worker: @unchecked Sendable {
                 fast = .none
             }
             processed &+= run
-            for i in 0..<run {
-                let frame = rxBatch[i]
-                let info = frames.info(frame)
-                rxBytes &+= UInt64(info.pointee.length)
-                var context = XDPContext(hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize,
-                                         record: info, rxQueueIndex: 0, now: now, programID: programID,
-                                         semantics: semantics)
-                let action = program.run(&context)
-                let requestBits = context.requestBits
-                let index = context.requestIndex
-                if _fastPath(action.rawValue == XDPAction.redirect.rawValue) {
+            var next = rxBatch
+            let end = rxBatch + run
+            while next != end {
+                // The usual frames run in a function of their own with no call in it (`runUsual`), so that the
+                // values it carries stay in registers; a call anywhere in the loop forces them into the few
+                // callee-saved registers or the stack. It returns at the first frame it cannot finish alone, with
+                // its program's verdict, for the full handling below. With the fast path off (events recording,
+                // a short headroom) every redirect needs the full handling, so the program runs here, one frame at
+                // a time.
+                let stop: FrameVerdict
+                if fastPathOff {
+                    let frame = next.pointee
+                    next += 1
+                    stop = runProgram(&program, on: frame, frames: frames, programID: programID,
+                                      rxBytes: &counts.rxBytes)
+                } else {
+                    guard let other = runUsual(&program, next: &next, end: end, frames: frames, fast: fast,
+                                               plainDrops: plainDrops, programID: programID, device: device,
+                                               counts: &counts, clock: clock) else { break }
+                    stop = other
+                }
+                let frame = stop.frame, info = stop.info, action = stop.action
+                let requestBits = stop.requestBits, index = stop.index
+                // The full handling of the frame the inner loop stopped at.
+                if action.rawValue == XDPAction.redirect.rawValue {
                     let done: Bool
                     if requestBits == fast.bits {
-                        // A `bpf_redirect_map` into map_to_flush, with nothing left in the redirect info: carrying
-                        // it out consumes the request this run made, and the redirect info stays empty.
                         let map = Unmanaged<DevMap>.fromOpaque(UnsafeRawPointer(bitPattern: requestBits).unsafelyUnwrapped)
                         done = redirectIntoMapToFlush(frame, info: info, map: map, slots: fast.slots,
                                                       maxEntries: fast.maxEntries, index: index, from: device,
@@ -236,11 +258,11 @@ public final class Worker: @unchecked Sendable {
                                                 from: device, programID: programID)
                         fast = fastPathOff ? .none : FastMap(redirectInfo.pointee.mapToFlush)
                     }
-                    if !done { notRedirected &+= 1 }
-                    if advancesTime { now &+= frameCost }
+                    if !done { counts.notRedirected &+= 1 }
+                    if Clock.advances { now &+= frameCost }
                     continue
                 }
-                notRedirected &+= 1
+                counts.notRedirected &+= 1
                 if _slowPath(requestBits != RedirectInfo.noRequest) {
                     // A helper was called but the program returned another action: the request stays in the
                     // per-CPU redirect info for a later bare XDP_REDIRECT, which then takes the full path.
@@ -249,24 +271,82 @@ public final class Worker: @unchecked Sendable {
                     fast = .none
                 }
                 if action.rawValue == XDPAction.drop.rawValue {
-                    programDrops &+= 1
+                    counts.programDrops &+= 1
                     release(frame, .programDrop, at: device)
                 } else {
                     otherAction(action, frame: frame, device: device, programID: programID, tally: &tally)
                 }
-                if advancesTime { now &+= frameCost }
+                if Clock.advances { now &+= frameCost }
             }
         }
-        let redirected = UInt64(processed &- notRedirected)
+        let redirected = UInt64(processed &- counts.notRedirected)
         device.count(DeviceCounter.rxPackets, cpu: cpu, UInt64(processed))
-        device.count(DeviceCounter.rxBytes, cpu: cpu, rxBytes)
+        device.count(DeviceCounter.rxBytes, cpu: cpu, counts.rxBytes)
         device.count(DeviceCounter.redirected, cpu: cpu, redirected)
         device.count(DeviceCounter.passed, cpu: cpu, tally.passed)
-        device.countDrop(.programDrop, cpu: cpu, programDrops)
+        device.countDrop(.programDrop, cpu: cpu, counts.programDrops)
         flushRedirects()
         if tally.txCount > 0 { transmitXDPTx(count: tally.txCount, device: device, programID: programID) }
         quiescentPoint()
         return processed
+    }
+
+    /// The poll loop's usual frames, from `next` up to `end`: runs the program on each and finishes the frame when
+    /// that needs no call (a `bpf_redirect_map` into the fast map whose enqueue transmits nothing, a plain
+    /// XDP_DROP). Returns at the first frame it does not finish, with the program's verdict (`next` is past it),
+    /// or nil when it finished them all.
+    @inlinable @inline(never)
+    func runUsual<P: XDPProgram, Clock: PollClock>(
+        _ program: inout P, next: inout UnsafeMutablePointer<FrameID>, end: UnsafeMutablePointer<FrameID>,
+        frames: FramePool.Storage, fast: FastMap, plainDrops: Bool, programID: UInt32, device: NetDevice,
+        counts: inout PollCounts, clock: Clock.Type
+    ) -> FrameVerdict? {
+        var position = next
+        var rxBytes = counts.rxBytes
+        let cpu = self.cpu
+        defer {
+            next = position
+            counts.rxBytes = rxBytes
+        }
+        while position != end {
+            let frame = position.pointee
+            position += 1
+            let ran = runProgram(&program, on: frame, frames: frames, programID: programID, rxBytes: &rxBytes)
+            let info = ran.info, action = ran.action, requestBits = ran.requestBits, index = ran.index
+            if _fastPath(action.rawValue == XDPAction.redirect.rawValue) {
+                // A `bpf_redirect_map` into map_to_flush, with nothing left in the redirect info: carrying it out
+                // consumes the request this run made, and the redirect info stays empty.
+                if requestBits == fast.bits,
+                   let entry = DevMap.block(at: index, slots: fast.slots, maxEntries: fast.maxEntries),
+                   enqueueWithoutTransmit(frame, info: info, into: entry, map: requestBits, cpu: cpu,
+                                          from: device) {
+                    if Clock.advances { now &+= frameCost }
+                    continue
+                }
+            } else if action.rawValue == XDPAction.drop.rawValue && plainDrops
+                        && requestBits == RedirectInfo.noRequest {
+                counts.notRedirected &+= 1
+                counts.programDrops &+= 1
+                pool.give(frame)
+                if Clock.advances { now &+= frameCost }
+                continue
+            }
+            return ran
+        }
+        return nil
+    }
+
+    /// Runs the program on `frame` (adding its length to `rxBytes` first) and returns its verdict.
+    @inlinable @inline(__always)
+    func runProgram<P: XDPProgram>(_ program: inout P, on frame: FrameID, frames: FramePool.Storage,
+                                   programID: UInt32, rxBytes: inout UInt64) -> FrameVerdict {
+        let info = frames.info(frame)
+        rxBytes &+= UInt64(info.pointee.length)
+        var context = XDPContext(hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize, record: info,
+                                 rxQueueIndex: 0, now: now, programID: programID, semantics: semantics)
+        let action = program.run(&context)
+        return FrameVerdict(frame: frame, info: info, action: action, requestBits: context.requestBits,
+                            index: context.requestIndex)
     }
 
     /// XDP_PASS, XDP_TX, XDP_ABORTED and unknown actions, out of line: in the loop their calls and counters held
@@ -425,10 +505,40 @@ public final class Worker: @unchecked Sendable {
         guard error == 0 else { return error }
         let queue = entry.queue(cpu: cpu)
         var count = Int(queue.load(fromByteOffset: BulkQueueLayout.countOffset, as: UInt32.self))
-        // One unsigned comparison for the two rare cases, an empty queue (count 0) and a full one (16).
-        if _slowPath(UInt(bitPattern: count &- 1) >= UInt(BulkQueueLayout.capacity &- 1)) {
-            if count == BulkQueueLayout.capacity { transmitBulk(entry, flags: []) }
+        if _slowPath(count == BulkQueueLayout.capacity) {
+            transmitBulk(entry, flags: [])
             count = 0
+        }
+        append(frame, length: info.pointee.length, to: queue, holding: count, of: entry, in: map, from: ingress,
+               cpu: cpu)
+        return 0
+    }
+
+    /// `enqueue` for the poll loop's usual frames (`runUsual`), with no call: the same work when the frame passes
+    /// the forwarding check (with the headroom assured) and the queue is not full; returns false, having changed
+    /// nothing, when either does not hold (the full path then finds the errno, or transmits the full queue first).
+    /// `mapBits` is the bits of `entry`'s map.
+    @inlinable @inline(__always)
+    func enqueueWithoutTransmit(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: EntryBlock,
+                                map mapBits: UInt, cpu: Int, from ingress: NetDevice) -> Bool {
+        let length = info.pointee.length
+        guard entry.device._withUnsafeGuaranteedRef({ length &+ info.pointee.missingBytes <= $0.forwardLimit })
+        else { return false }
+        let queue = entry.queue(cpu: cpu)
+        let count = Int(queue.load(fromByteOffset: BulkQueueLayout.countOffset, as: UInt32.self))
+        guard count < BulkQueueLayout.capacity else { return false }
+        Unmanaged<DevMap>.fromOpaque(UnsafeRawPointer(bitPattern: mapBits).unsafelyUnwrapped)._withUnsafeGuaranteedRef {
+            append(frame, length: length, to: queue, holding: count, of: entry, in: $0, from: ingress, cpu: cpu)
+        }
+        return true
+    }
+
+    /// Appends `frame` (`length` bytes) to `queue`, this worker's bulk queue of `entry` in `map`, which holds
+    /// `count` frames, fewer than 16.
+    @inlinable @inline(__always)
+    func append(_ frame: FrameID, length: UInt32, to queue: UnsafeMutableRawPointer, holding count: Int,
+                of entry: EntryBlock, in map: DevMap, from ingress: NetDevice, cpu: Int) {
+        if _slowPath(count == 0) {
             // The first frame since the queue was last sent records dev_rx and marks the key for the flush. Later
             // frames need neither: dev_rx is set exactly while the queue holds frames (transmitBulk resets both),
             // and the queue of a published entry that holds frames is always marked (only the flush clears the
@@ -440,8 +550,7 @@ public final class Worker: @unchecked Sendable {
         queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
         queue.storeBytes(of: UInt32(truncatingIfNeeded: count &+ 1), toByteOffset: BulkQueueLayout.countOffset,
                          as: UInt32.self)
-        addToQueueCounter(queue, BulkQueueLayout.bytesOffset, UInt64(info.pointee.length))
-        return 0
+        addToQueueCounter(queue, BulkQueueLayout.bytesOffset, UInt64(length))
     }
 
     /// The checks a frame passes before it may be handed to `target`'s ndo_xdp_xmit; 0 or a positive errno.
@@ -713,6 +822,34 @@ public final class Worker: @unchecked Sendable {
         }
         lastSeenEpoch = latest
         retireLog.pass(latest)
+    }
+}
+
+/// A poll's per-frame counts, added to the ingress device's counters once per poll.
+@usableFromInline
+struct PollCounts {
+    @usableFromInline var rxBytes: UInt64 = 0
+    /// Frames that took another way than a redirect (the redirected count is derived from it).
+    @usableFromInline var notRedirected = 0
+    @usableFromInline var programDrops: UInt64 = 0
+    @inlinable init() {}
+}
+
+/// A frame with what its program decided: the action and the redirect request its helpers left in the context.
+@usableFromInline
+struct FrameVerdict {
+    @usableFromInline let frame: FrameID
+    @usableFromInline let info: UnsafeMutablePointer<FrameInfo>
+    @usableFromInline let action: XDPAction
+    @usableFromInline let requestBits: UInt
+    @usableFromInline let index: UInt32
+    @inlinable init(frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, action: XDPAction, requestBits: UInt,
+                    index: UInt32) {
+        self.frame = frame
+        self.info = info
+        self.action = action
+        self.requestBits = requestBits
+        self.index = index
     }
 }
 

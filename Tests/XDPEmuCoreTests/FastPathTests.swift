@@ -131,6 +131,54 @@ import XDPEmuTesting
         f.expectConservation()
     }
 
+    /// The poll loop finishes the usual frames (a redirect into the fast map that transmits nothing, a plain
+    /// XDP_DROP) in an inner loop and hands every other frame to the full path, then goes on with the next. One
+    /// poll whose frames stop the inner loop in every way it can stop (a full queue, an empty slot, a target that
+    /// is too small, XDP_PASS, a drop while a drop observer watches) must come out frame for frame as the full path
+    /// alone (events on) makes it.
+    @Test func theUsualFramesLoopStopsAtEachOtherFrameAndGoesOn() throws {
+        final class Observer: DropObserver {
+            var seen: [UInt64] = []
+            func dropped(_ frame: FrameID, reason: DropReason, device: NetDevice, worker: Worker) {
+                seen.append(worker.pool.info(frame).pointee.sequence)
+            }
+        }
+        func run(events: Bool, observed: Bool) throws -> (Outcome, [UInt64]) {
+            let f = try Fixture()
+            f.worker.events.isEnabled = events
+            let observer = Observer()
+            if observed { f.worker.dropObserver = observer }
+            f.targets[3].mtu = 30
+            f.attachNumbered { n, map, ctx in
+                switch n {
+                case 1...20, 23...40: return ctx.redirectMap(map, key: 0)  // the 17th and 33rd find the queue full
+                case 21, 45: return .drop
+                case 22: return ctx.redirectMap(map, key: 7)  // empty slot
+                case 41: return ctx.redirectMap(map, key: 3)  // too big for target 3
+                case 42: return .pass
+                default: return ctx.redirectMap(map, key: UInt32(n % 3))
+                }
+            }
+            f.inject(60, length: 60)
+            f.poll(now: 100)
+            f.expectConservation()
+            let outcome = Outcome(calls: f.transmitters.map(\.calls), passed: f.stack.received.map(\.sequence),
+                                  statistics: ([f.ingress] + f.targets).map(\.statistics),
+                                  mapStatistics: f.map.statistics())
+            return (outcome, observer.seen)
+        }
+        for observed in [false, true] {
+            let (usual, usualDrops) = try run(events: false, observed: observed)
+            let (full, fullDrops) = try run(events: true, observed: observed)
+            #expect(usual == full)
+            #expect(usualDrops == fullDrops)
+            #expect(usual.calls[0].map(\.frames.count).prefix(2) == [16, 16])
+            #expect(usual.statistics[0].drops == [.programDrop: 2, .redirectInvalid: 1, .redirectTooBig: 1])
+            #expect(usual.passed == [42])
+            if observed { #expect(usualDrops == [21, 22, 41, 45]) }
+        }
+    }
+
     @Test func aFailedFirstRedirectLeavesNothingToFlush() throws {
         let f = try Fixture()
         f.worker.events.isEnabled = false
