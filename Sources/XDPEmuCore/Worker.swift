@@ -304,14 +304,18 @@ public final class Worker: @unchecked Sendable {
         var position = next
         var rxBytes = counts.rxBytes
         let cpu = self.cpu
+        // The program's value moved into a local for the loop: its state can then live in registers rather than
+        // be loaded and stored through the runner's storage for every frame.
+        var local = consume program
         defer {
             next = position
             counts.rxBytes = rxBytes
+            program = local
         }
         while position != end {
             let frame = position.pointee
             position += 1
-            let ran = runProgram(&program, on: frame, frames: frames, programID: programID, rxBytes: &rxBytes)
+            let ran = runProgram(&local, on: frame, frames: frames, programID: programID, rxBytes: &rxBytes)
             let info = ran.info, action = ran.action, requestBits = ran.requestBits, index = ran.index
             if _fastPath(action.rawValue == XDPAction.redirect.rawValue) {
                 // A `bpf_redirect_map` into map_to_flush, with nothing left in the redirect info: carrying it out
