@@ -8,7 +8,9 @@ public enum ScenarioKind: String, CaseIterable, Sendable {
     /// `SpreadRedirect` over a 65,536-entry devmap pointing at 1,024 ports (key k -> port k % 1,024), the 4 keys
     /// of a poll moving across the whole map from poll to poll.
     case largeMap
-    /// The same map and ports, always the same 4 keys (spread a quarter of the map apart).
+    /// The same map and ports, always the same 4 keys (spread a quarter of the map apart), in turn:
+    /// `SpacedRoundRobinRedirect`, the 4-entry case's program but for one multiplication, so that the two compare on
+    /// the map's size alone.
     case largeMapFixedKeys
     /// XDP_DROP: the floor (RX ring, program dispatch, drop accounting, pool).
     case drop
@@ -71,7 +73,12 @@ public final class CoreScenario {
             for key in 0..<entries {
                 try map.update(key: key, ifindex: targets[Int(key) % ports].ifindex.rawValue)
             }
-            network.attach(SpreadRedirect(map: map, entries: entries, moving: kind == .largeMap), to: ingress)
+            if kind == .largeMap {
+                network.attach(SpreadRedirect(map: map, entries: entries), to: ingress)
+            } else {
+                // An odd quarter of the map apart, as SpreadRedirect's keys: different bitmap words and ports.
+                network.attach(SpacedRoundRobinRedirect(map: map, stride: (entries / 4) | 1), to: ingress)
+            }
             self.map = map
         case .drop:
             network.attach(ConstantProgram(.drop), to: ingress)
