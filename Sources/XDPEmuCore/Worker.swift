@@ -357,9 +357,8 @@ public final class Worker: @unchecked Sendable {
                             index: context.requestIndex)
     }
 
-    /// XDP_PASS, XDP_TX, XDP_ABORTED and unknown actions, out of line: in the loop their calls and counters held
-    /// registers that the redirect path needs. XDP_DROP stays in the loop, as a filtering program returns it for
-    /// most frames.
+    /// XDP_PASS, XDP_TX, XDP_ABORTED and unknown actions, carried out for the poll loop's full handling (a plain
+    /// XDP_DROP, the one other action a filtering program returns for most frames, is finished in `runUsual`).
     @usableFromInline @inline(never)
     func otherAction(_ action: XDPAction, frame: FrameID, device: NetDevice, programID: UInt32, tally: inout PollTally) {
         switch action.rawValue {
