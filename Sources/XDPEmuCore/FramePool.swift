@@ -108,10 +108,10 @@ public final class FramePool: @unchecked Sendable {
         shortHeadroomTaken = headroom < KernelConstants.xdpFrameSize
         stride = (self.bufferSize / 64) % 2 == 0 ? self.bufferSize + 64 : self.bufferSize
         base = UnsafeMutableRawPointer.allocate(byteCount: capacity * stride, alignment: 4096)
-        infos = .allocate(capacity: capacity)
+        infos = allocateOnOwnCacheLines(FrameInfo.self, count: capacity)
         infos.initialize(repeating: FrameInfo(dataOffset: 0, length: 0, metaLength: 0, ingress: .none, arrival: 0,
                                               sequence: 0, missingBytes: 0, gsoSize: 0), count: capacity)
-        freeStack = .allocate(capacity: capacity)
+        freeStack = allocateOnOwnCacheLines(UInt32.self, count: capacity)
         inUse = .allocate(capacity: capacity)
         inUse.initialize(repeating: false, count: capacity)
         // Lowest indices on top, so a lightly loaded run touches few pages.

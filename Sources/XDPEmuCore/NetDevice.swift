@@ -83,7 +83,7 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
         rxRing = FrameRing(capacity: ringSize)
         linkState = Atomic(Self.packLinkState(mtu: mtu, up: up, canTransmit: transmitter != nil))
         workerCount = workers
-        counters = .allocate(capacity: workers * DeviceCounter.stride)
+        counters = allocateOnOwnCacheLines(UInt64.self, count: workers * DeviceCounter.stride)
         counters.initialize(repeating: 0, count: workers * DeviceCounter.stride)
     }
 
@@ -179,7 +179,7 @@ public final class FrameRing: @unchecked Sendable {
     public init(capacity: Int) {
         precondition(capacity > 0)
         self.capacity = capacity
-        slots = .allocate(capacity: capacity)
+        slots = allocateOnOwnCacheLines(FrameID.self, count: capacity)
         indices = allocateOnOwnCacheLines(Int.self, count: 2)
         indices.initialize(repeating: 0, count: 2)
     }

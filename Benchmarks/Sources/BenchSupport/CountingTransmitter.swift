@@ -11,7 +11,10 @@ public final class CountingTransmitter: XDPTransmitter, @unchecked Sendable {
 
     public init(workers: Int) {
         self.workers = workers
-        counts = .allocate(capacity: workers * Self.stride)
+        // 128-byte aligned: each worker's count on lines of its own, away from this object's fields (which
+        // every worker reads).
+        counts = UnsafeMutableRawPointer.allocate(byteCount: workers * Self.stride * 8, alignment: 128)
+            .bindMemory(to: UInt64.self, capacity: workers * Self.stride)
         counts.initialize(repeating: 0, count: workers * Self.stride)
     }
 
