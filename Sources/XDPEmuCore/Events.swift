@@ -89,7 +89,7 @@ public final class EventRing: @unchecked Sendable {
     public init(capacity: Int, enabled: Bool = false) {
         precondition(capacity > 0)
         self.capacity = capacity
-        storage = .allocate(capacity: capacity)
+        storage = allocateOnOwnCacheLines(XDPEvent.self, count: capacity)
         state = allocateOnOwnCacheLines(State.self)
         state.initialize(to: State(enabled: enabled, count: 0, lost: 0))
     }
