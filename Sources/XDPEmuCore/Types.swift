@@ -147,9 +147,9 @@ public enum KernelConstants {
 /// Memory for `count` values of `T` on cache lines of their own: 128-byte aligned and padded to 128 bytes (the
 /// adjacent-line prefetcher pairs 64-byte lines). Used for everything a worker writes on every frame, poll or
 /// bulk (free count and free stack, frame records, ring indices and slots, RX and TX batches, redirect info,
-/// event ring and its state, device counters): as plain allocations, the line holding an array's first or last bytes
-/// could also hold another allocation that another worker reads or writes (two workers in one process ran 6-10%
-/// slower per frame than in two processes). Free with `deallocate()`.
+/// event ring and its state, device counters): as plain allocations, the line holding an array's first or last
+/// bytes could also hold another allocation that another worker reads or writes (two workers in one process ran
+/// 6-10% slower per frame than in two processes). Free with `deallocate()`.
 @usableFromInline
 func allocateOnOwnCacheLines<T>(_: T.Type, count: Int = 1) -> UnsafeMutablePointer<T> {
     let bytes = (MemoryLayout<T>.stride * count + 127) & ~127

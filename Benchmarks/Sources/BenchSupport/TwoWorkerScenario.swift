@@ -43,10 +43,7 @@ public final class TwoWorkerScenario: @unchecked Sendable {
         for (key, target) in targets.enumerated() { try map.update(key: UInt32(key), ifindex: target.ifindex.rawValue) }
         for ingress in ingresses { network.attach(RoundRobinRedirect(map: map), to: ingress) }
         network.quiesceAll()
-        // 128-byte aligned: each worker's count on lines of its own, away from any other allocation's.
-        injected = UnsafeMutableRawPointer.allocate(byteCount: 2 * 16 * 8, alignment: 128)
-            .bindMemory(to: UInt64.self, capacity: 2 * 16)
-        injected.initialize(repeating: 0, count: 2 * 16)
+        injected = allocatePerWorkerCounts(workers: 2, stride: 16)
         for worker in network.workers {
             CoreScenario.prefill(worker.pool, length: frameLength, source: ingresses[0].mac)
         }
