@@ -1,7 +1,8 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Dependency direction: xdpemu (CLI) -> XDPEmuRuntime -> {XDPEmuCore, XDPEmuPrograms, XDPEmuPcap, XDPEmuTopology, XDPEmuOS}.
+// Dependency direction: xdpemu (CLI) -> XDPEmuRuntime -> {XDPEmuCore, XDPEmuPrograms, XDPEmuPcap, XDPEmuTopology,
+// XDPEmuOS}.
 // XDPEmuCore is pure: no I/O, no clock, no Foundation. Benchmarks live in Benchmarks/ (their own package).
 let package = Package(
     name: "xdpemu",

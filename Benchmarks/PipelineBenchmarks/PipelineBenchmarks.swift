@@ -38,7 +38,8 @@ let benchmarks: @Sendable () -> Void = {
         Benchmark(
             name,
             configuration: .init(
-                metrics: perFrame, units: [threadCPU: .count, mallocsPerIteration: .count], warmupIterations: 1, scalingFactor: .mega,
+                metrics: perFrame, units: [threadCPU: .count, mallocsPerIteration: .count], warmupIterations: 1,
+                scalingFactor: .mega,
                 maxDuration: .seconds(6), maxIterations: 20, thresholds: zeroMallocs ? noMallocs : nil,
                 setup: { holder.scenario = try PcapScenario() },
                 teardown: { holder.scenario = nil }

@@ -33,9 +33,11 @@ public struct FrameInfo: Sendable {
     /// Checked once, when a pool is created.
     static let hotWordsAdjacent: Bool = {
         1.littleEndian == 1 && MemoryLayout<FrameInfo>.offset(of: \.dataOffset) == 0
-            && MemoryLayout<FrameInfo>.offset(of: \.length) == 4 && MemoryLayout<FrameInfo>.offset(of: \.metaLength) == 8
+            && MemoryLayout<FrameInfo>.offset(of: \.length) == 4
+            && MemoryLayout<FrameInfo>.offset(of: \.metaLength) == 8
             && MemoryLayout<FrameInfo>.offset(of: \.missingBytes) == 12
-            && MemoryLayout<FrameInfo>.offset(of: \.gsoSize) == 16 && MemoryLayout<FrameInfo>.offset(of: \.ingress) == 20
+            && MemoryLayout<FrameInfo>.offset(of: \.gsoSize) == 16
+            && MemoryLayout<FrameInfo>.offset(of: \.ingress) == 20
     }()
 
     @usableFromInline

@@ -131,7 +131,8 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
 
     private static func packLinkState(mtu: UInt32, up: Bool, canTransmit: Bool) -> UInt64 {
         precondition(mtu <= UInt32(Int32.max), "MTU out of range")
-        let limit = up && canTransmit ? UInt64(mtu) + UInt64(KernelConstants.ethHeaderLength + KernelConstants.vlanHeaderLength) : 0
+        let limit = up && canTransmit
+            ? UInt64(mtu) + UInt64(KernelConstants.ethHeaderLength + KernelConstants.vlanHeaderLength) : 0
         return limit | UInt64(mtu) << 32 | (up ? 1 << 63 : 0)
     }
 

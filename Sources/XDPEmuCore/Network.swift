@@ -64,7 +64,8 @@ public final class Network: @unchecked Sendable {
     /// Registers an emulated device. Without an explicit ifindex the lowest unused one from 1 is given.
     @discardableResult
     public func addDevice(name: String, ifindex: UInt32? = nil, mac: MACAddress? = nil, mtu: UInt32 = 1500,
-                          up: Bool = true, transmitter: (any XDPTransmitter)?, stack: any LocalStack = DiscardingStack(),
+                          up: Bool = true, transmitter: (any XDPTransmitter)?,
+                          stack: any LocalStack = DiscardingStack(),
                           rxHeadroom: Int = KernelConstants.xdpPacketHeadroom,
                           ringSize: Int = 1024) throws(DeviceError) -> NetDevice {
         try withControlLock { () throws(DeviceError) -> NetDevice in

@@ -249,7 +249,8 @@ public final class Worker: @unchecked Sendable {
                 if action.rawValue == XDPAction.redirect.rawValue {
                     let done: Bool
                     if requestBits == fast.bits {
-                        let map = Unmanaged<DevMap>.fromOpaque(UnsafeRawPointer(bitPattern: requestBits).unsafelyUnwrapped)
+                        let map = Unmanaged<DevMap>.fromOpaque(UnsafeRawPointer(bitPattern: requestBits)
+                            .unsafelyUnwrapped)
                         done = redirectIntoMapToFlush(frame, info: info, map: map, slots: fast.slots,
                                                       maxEntries: fast.maxEntries, index: index, from: device,
                                                       programID: programID)
@@ -360,7 +361,8 @@ public final class Worker: @unchecked Sendable {
     /// XDP_PASS, XDP_TX, XDP_ABORTED and unknown actions, carried out for the poll loop's full handling (a plain
     /// XDP_DROP, the one other action a filtering program returns for most frames, is finished in `runUsual`).
     @usableFromInline @inline(never)
-    func otherAction(_ action: XDPAction, frame: FrameID, device: NetDevice, programID: UInt32, tally: inout PollTally) {
+    func otherAction(_ action: XDPAction, frame: FrameID, device: NetDevice, programID: UInt32,
+                     tally: inout PollTally) {
         switch action.rawValue {
         case XDPAction.pass.rawValue:
             tally.passed &+= 1
@@ -418,7 +420,8 @@ public final class Worker: @unchecked Sendable {
         return redirect(frame, info: info, map: mapRef, entry: entry, index: index, from: ingress,
                         programID: programID, headroomAssured: false, beforeEnqueue: {
                             // A redirect into a different map first flushes the one redirected into before (4.18)...
-                            if let previous = redirectInfo.pointee.mapToFlush, previous.toOpaque() != mapRef.toOpaque() {
+                            if let previous = redirectInfo.pointee.mapToFlush,
+                               previous.toOpaque() != mapRef.toOpaque() {
                                 flushRedirects()
                             }
                         },
@@ -447,7 +450,8 @@ public final class Worker: @unchecked Sendable {
                                          error: KernelErrno.EINVAL.rawValue, from: ingress, programID: programID)
             }
             beforeEnqueue()
-            let error = enqueue(frame, info: info, into: entry, of: map, from: ingress, headroomAssured: headroomAssured)
+            let error = enqueue(frame, info: info, into: entry, of: map, from: ingress,
+                                headroomAssured: headroomAssured)
             guard error == 0 else {
                 return redirectMapFailed(frame, info: info, map: map, index: index,
                                          to: entry.device.takeUnretainedValue().ifindex.rawValue, error: error,
@@ -566,7 +570,8 @@ public final class Worker: @unchecked Sendable {
     /// anything else takes `forwardError`, which finds the errno in the kernel's order. `headroomAssured` (the poll
     /// loop's fast path, see `FramePool.mayHoldShortHeadroom`) leaves the headroom comparison out.
     @inlinable @inline(__always)
-    func forwardCheck(info: UnsafeMutablePointer<FrameInfo>, target: NetDevice, headroomAssured: Bool = false) -> Int32 {
+    func forwardCheck(info: UnsafeMutablePointer<FrameInfo>, target: NetDevice,
+                      headroomAssured: Bool = false) -> Int32 {
         let record = info.pointee
         if _fastPath(record.length &+ record.missingBytes <= target.forwardLimit
             && (headroomAssured || Int(record.dataOffset) &- Int(record.metaLength) >= KernelConstants.xdpFrameSize)) {
@@ -754,7 +759,8 @@ public final class Worker: @unchecked Sendable {
     func flood(_ frame: FrameID, map: DevMap, excludeIngress: Bool, from ingress: NetDevice,
                programID: UInt32) -> Bool {
         let info = pool.info(frame)
-        if let previous = redirectInfo.pointee.mapToFlush, previous.toOpaque() != Unmanaged.passUnretained(map).toOpaque() {
+        if let previous = redirectInfo.pointee.mapToFlush,
+           previous.toOpaque() != Unmanaged.passUnretained(map).toOpaque() {
             flushRedirects()
         }
         var pending: EntryBlock?
@@ -897,7 +903,8 @@ struct FastMap {
 
     /// No fast path: bits that are never a map's, nil's (a plain `bpf_redirect`) or `RedirectInfo.noRequest`.
     @inlinable static var none: FastMap {
-        FastMap(bits: UInt.max, slots: UnsafeMutablePointer(bitPattern: MemoryLayout<Atomic<UInt>>.alignment).unsafelyUnwrapped,
+        FastMap(bits: UInt.max,
+                slots: UnsafeMutablePointer(bitPattern: MemoryLayout<Atomic<UInt>>.alignment).unsafelyUnwrapped,
                 maxEntries: 0)
     }
 }

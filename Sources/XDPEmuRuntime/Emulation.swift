@@ -26,7 +26,8 @@ public final class Emulation {
         public var wire: (PortSpec) -> any Wire
         /// Where XDP_PASS frames of a port go besides counting (nil: nowhere).
         public var stackWire: (PortSpec) -> (any Wire)?
-        public init(wire: @escaping (PortSpec) -> any Wire, stackWire: @escaping (PortSpec) -> (any Wire)? = { _ in nil }) {
+        public init(wire: @escaping (PortSpec) -> any Wire,
+                    stackWire: @escaping (PortSpec) -> (any Wire)? = { _ in nil }) {
             self.wire = wire
             self.stackWire = stackWire
         }
@@ -51,7 +52,8 @@ public final class Emulation {
         let capacity = poolCapacity ?? min(ringFrames + 4 * napi.budget + 1024, 1 << 20)
         let largestPort = topology.ports.map { $0.mtu + KernelConstants.ethHeaderLength
             + KernelConstants.vlanHeaderLength }.max() ?? 1518
-        let buffer = max(bufferSize, KernelConstants.xdpPacketHeadroom + largestPort + KernelConstants.sharedInfoReserve)
+        let buffer = max(bufferSize,
+                         KernelConstants.xdpPacketHeadroom + largestPort + KernelConstants.sharedInfoReserve)
         network = Network(semantics: .v4_18, workers: workers, poolCapacity: capacity, bufferSize: buffer,
                           maxBudget: max(napi.budget, 64))
         var ports = [Port]()
@@ -85,7 +87,8 @@ public final class Emulation {
             }
             for (entryIndex, entry) in spec.entries.enumerated() {
                 guard let port = ports.first(where: { $0.spec.name == entry.port }) else {
-                    throw .badInput("\(topology.source): $.maps[\(index)].entries[\(entryIndex)]: no port \(entry.port)")
+                    throw .badInput(
+                        "\(topology.source): $.maps[\(index)].entries[\(entryIndex)]: no port \(entry.port)")
                 }
                 do {
                     try map.update(key: entry.key, ifindex: port.device.ifindex.rawValue)

@@ -88,7 +88,8 @@ public enum Replay {
             let napi = topology.napi
             let wanted = topology.ports.count * napi.ringSize + readers.count + 4 * napi.budget + 1024
             emulation = try Emulation(topology: topology, captures: captures,
-                                      poolCapacity: max(256, min(wanted, (1 << 32) / bufferSize)), bufferSize: bufferSize)
+                                      poolCapacity: max(256, min(wanted, (1 << 32) / bufferSize)),
+                                      bufferSize: bufferSize)
         } catch {
             try? captures.close()
             throw error

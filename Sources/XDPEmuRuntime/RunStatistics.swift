@@ -35,7 +35,9 @@ public struct RunStatistics: Equatable, Sendable {
     public var flushes: UInt64 { maps.reduce(0) { $0 + $1.entries.reduce(0) { $0 + $1.statistics.flushes } } }
     /// Frames per bulk transmit over every map entry.
     public var averageBulk: Double {
-        let frames = maps.reduce(UInt64(0)) { $0 + $1.entries.reduce(0) { $0 + $1.statistics.sent + $1.statistics.drops } }
+        let frames = maps.reduce(UInt64(0)) {
+            $0 + $1.entries.reduce(0) { $0 + $1.statistics.sent + $1.statistics.drops }
+        }
         return flushes == 0 ? 0 : Double(frames) / Double(flushes)
     }
 
@@ -81,7 +83,8 @@ public struct RunStatistics: Equatable, Sendable {
             lines += format(mapRows)
         }
         lines.append("")
-        lines.append("frames in \(framesIn), polls \(polls), flushes \(flushes), average bulk \(formatDouble(averageBulk))"
+        lines.append("frames in \(framesIn), polls \(polls), flushes \(flushes), "
+            + "average bulk \(formatDouble(averageBulk))"
             + (eventsLost > 0 ? ", events lost \(eventsLost)" : ""))
         return lines.joined(separator: "\n")
     }
@@ -100,16 +103,19 @@ public struct RunStatistics: Equatable, Sendable {
             return "    {\"name\": \(jsonQuoted(p.name)), \"ifindex\": \(p.ifindex), \"ingress\": \(p.ingress), "
                 + "\"rx\": \(p.device.rxPackets), \"rx_bytes\": \(p.device.rxBytes), \"tx\": \(p.device.txPackets), "
                 + "\"tx_bytes\": \(p.device.txBytes), \"pass\": \(p.device.passed), "
-                + "\"redirect\": \(p.device.redirected), \"xdp_tx\": \(p.device.xdpTx), \"cloned\": \(p.device.cloned), "
+                + "\"redirect\": \(p.device.redirected), \"xdp_tx\": \(p.device.xdpTx), "
+                + "\"cloned\": \(p.device.cloned), "
                 + "\"drops_total\": \(p.device.totalDrops), \"drops\": {\(drops.joined(separator: ", "))}}"
         }.joined(separator: ",\n")
         out += "\n  ],\n  \"maps\": [\n"
         out += maps.map { m in
             let entries = m.entries.map { e in
                 "{\"key\": \(e.key), \"sent\": \(e.statistics.sent), \"drops\": \(e.statistics.drops), "
-                    + "\"flushes\": \(e.statistics.flushes), \"average_bulk\": \(formatDouble(e.statistics.averageBulk))}"
+                    + "\"flushes\": \(e.statistics.flushes), "
+                    + "\"average_bulk\": \(formatDouble(e.statistics.averageBulk))}"
             }
-            return "    {\"name\": \(jsonQuoted(m.name)), \"id\": \(m.id), \"entries\": [\(entries.joined(separator: ", "))]}"
+            return "    {\"name\": \(jsonQuoted(m.name)), \"id\": \(m.id), "
+                + "\"entries\": [\(entries.joined(separator: ", "))]}"
         }.joined(separator: ",\n")
         out += "\n  ],\n  \"errors\": [\(errors.map(jsonQuoted).joined(separator: ", "))]\n}\n"
         return out

@@ -56,7 +56,8 @@ public struct MapEventSchedule: Sendable, Equatable {
             root = try JSONParser.parse(data)
         } catch {
             throw TopologyError(source: source, problems: [
-                .init(path: "$", message: "invalid JSON at \(error.position): \(error.message)", position: error.position)
+                .init(path: "$", message: "invalid JSON at \(error.position): \(error.message)",
+                      position: error.position)
             ])
         }
         let d = Diagnostics()

@@ -75,7 +75,9 @@ import XDPEmuTesting
     }
 
     @Test func adjustTailOnlyShrinksIn418() throws {
-        let r = try withContext { ctx in [ctx.adjustTail(0), ctx.adjustTail(4), ctx.adjustTail(-50), ctx.adjustTail(-1)] }
+        let r = try withContext { ctx in
+            [ctx.adjustTail(0), ctx.adjustTail(4), ctx.adjustTail(-50), ctx.adjustTail(-1)]
+        }
         #expect(r.results == [-22, -22, 0, -22])
         #expect(r.info.length == 14)
     }

@@ -24,7 +24,9 @@ import XDPEmuTesting
         #expect(throws: KernelErrno.EPERM) { try network.createDevMap(maxEntries: 0, capNetAdmin: false) }
         #expect(throws: KernelErrno.EINVAL) { try network.createDevMap(maxEntries: UInt32.max) }
         // RDONLY with WRONLY is refused by the syscall before the devmap checks the capability.
-        #expect(throws: KernelErrno.EINVAL) { try network.createDevMap(maxEntries: 4, flags: 8 | 16, capNetAdmin: false) }
+        #expect(throws: KernelErrno.EINVAL) {
+            try network.createDevMap(maxEntries: 4, flags: 8 | 16, capNetAdmin: false)
+        }
         // Large maps cost only the pages they touch.
         let large = try network.createDevMap(maxEntries: 1 << 26)
         try large.update(key: (1 << 26) - 1, ifindex: dev1.ifindex.rawValue)
@@ -107,7 +109,9 @@ import XDPEmuTesting
         let b = try net.addDevice(name: "y", transmitter: nil)
         let c = try net.addDevice(name: "z", transmitter: nil)
         #expect(a.ifindex == IfIndex(2) && b.ifindex == IfIndex(1) && c.ifindex == IfIndex(3))
-        #expect(throws: Network.DeviceError.ifindexInUse(2)) { try net.addDevice(name: "w", ifindex: 2, transmitter: nil) }
+        #expect(throws: Network.DeviceError.ifindexInUse(2)) {
+            try net.addDevice(name: "w", ifindex: 2, transmitter: nil)
+        }
         #expect(throws: Network.DeviceError.nameInUse("x")) { try net.addDevice(name: "x", transmitter: nil) }
     }
 }

@@ -35,7 +35,8 @@ func runXDPEmu(_ arguments: [String], input: String? = nil) throws -> ProcessRes
 @Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: xdpemuBinary), "the xdpemu binary is not built"))
 struct CLITests {
     @Test func mapBatchFromStdin() throws {
-        let r = try runXDPEmu(["map", "batch", "-"], input: "device a\ncreate devmap 2\nupdate 0 a\nupdate 2 a\nlookup 0\n")
+        let r = try runXDPEmu(["map", "batch", "-"],
+                              input: "device a\ncreate devmap 2\nupdate 0 a\nupdate 2 a\nlookup 0\n")
         #expect(r.status == 0)
         #expect(r.stdout == "ok 1\nok\nok\nE2BIG\nok a\n")
     }
@@ -125,7 +126,8 @@ struct SwapToKeyOne: XDPProgram {
             """, source: "custom.json", customProgramTypes: ProgramRegistry.customTypes)
         let scratch = makeTemporaryDirectory()
         defer { removeDirectory(scratch) }
-        try writeTrace("\(scratch)/t.pcap", [(time: 1, bytes: udpFrame(from: "02:00:00:00:00:01", to: "02:00:00:00:00:09"))])
+        try writeTrace("\(scratch)/t.pcap",
+                       [(time: 1, bytes: udpFrame(from: "02:00:00:00:00:01", to: "02:00:00:00:00:09"))])
         let (result, out) = try replay(topology, inputs: [("a", "\(scratch)/t.pcap")])
         defer { removeDirectory(out) }
         #expect(result.statistics.ports[1].device.txPackets == 1)

@@ -41,7 +41,9 @@ struct LiveWireTests {
         defer { tap.close() }
         let wire = TapWire(tap: tap, segmenter: TCPSegmenter(), ring: SharedWriteRing(opened, report: { _ in }))
         let pool = FramePool(capacity: 4)
-        var frames = (0..<3).map { _ in [UInt8](repeating: 0xff, count: 60).withUnsafeBytes { pool.take(copying: $0)! } }
+        var frames = (0..<3).map { _ in
+            [UInt8](repeating: 0xff, count: 60).withUnsafeBytes { pool.take(copying: $0)! }
+        }
         let original = frames
         #expect(frames.withUnsafeMutableBufferPointer { wire.send($0, pool: pool, time: 0) } == 0)
         #expect(frames == original)

@@ -35,7 +35,8 @@ import XDPEmuRuntime
     }
 
     @Test func createErrorsAndPrivileges() {
-        #expect(run("create devmap 0\ncreate devmap 2 value_size 8\ncreate devmap 2 flags 0x20\ncreate devmap 2 flags 8")
+        #expect(run("create devmap 0\ncreate devmap 2 value_size 8\n"
+                    + "create devmap 2 flags 0x20\ncreate devmap 2 flags 8")
             .output == ["EINVAL", "EINVAL", "EINVAL", "ok"])
         #expect(run("create devmap_hash 4").output == ["EINVAL"])  // unknown to the 4.18 profile
         #expect(run("create devmap 4", capNetAdmin: false).output == ["EPERM"])
@@ -62,11 +63,13 @@ import XDPEmuRuntime
             update 0 a
             unregister a
             """)
-        #expect(r.output == ["ok 1", "ok 2", "ok", "ok", "ok", "ok", "ok", "ENOENT", "ok b", "ENOENT", "EINVAL", "ENODEV"])
+        #expect(r.output == ["ok 1", "ok 2", "ok", "ok", "ok", "ok", "ok", "ENOENT", "ok b", "ENOENT", "EINVAL",
+                             "ENODEV"])
     }
 
     @Test func syntaxErrorsNameTheLineAndTheRestStillRuns() {
-        let r = run("device a\nfrobnicate\nupdate x a\nupdate 0 nosuchdev\ncreate devmap 2\nupdate 0 a\nlookup 99999999999")
+        let r = run("device a\nfrobnicate\nupdate x a\nupdate 0 nosuchdev\n"
+                    + "create devmap 2\nupdate 0 a\nlookup 99999999999")
         #expect(r.output == ["ok 1", "ok", "ok"])
         #expect(r.errors.map(\.line) == [2, 3, 4, 7])
         #expect(r.errors[0].description == "error: line 2: unknown operation 'frobnicate'")

@@ -57,7 +57,9 @@ func sampleTopology(_ name: String) throws -> Topology {
 func writeTrace(_ path: String, _ frames: [(time: UInt64, bytes: [UInt8])]) throws {
     let writer = try PcapWriter(path: path)
     for frame in frames {
-        frame.bytes.withUnsafeBytes { writer.write(timestampNanos: frame.time, bytes: $0, originalLength: frame.bytes.count) }
+        frame.bytes.withUnsafeBytes {
+            writer.write(timestampNanos: frame.time, bytes: $0, originalLength: frame.bytes.count)
+        }
     }
     try writer.close()
 }
@@ -110,6 +112,7 @@ func replay(_ topology: Topology, inputs: [(String, String)], timing: ReplayOpti
 func expectConservation(_ s: RunStatistics, sourceLocation: SourceLocation = #_sourceLocation) {
     let arrived = s.ports.reduce(UInt64(0)) { $0 + $1.ingress + $1.device.cloned }
     let out = s.ports.reduce(UInt64(0)) { $0 + $1.device.txPackets + $1.device.passed + $1.device.totalDrops }
-    #expect(arrived == out, "arrived \(arrived) != transmitted + passed + dropped \(out)", sourceLocation: sourceLocation)
+    #expect(arrived == out, "arrived \(arrived) != transmitted + passed + dropped \(out)",
+            sourceLocation: sourceLocation)
     #expect(arrived - s.ports.reduce(0) { $0 + $1.device.cloned } == s.framesIn, sourceLocation: sourceLocation)
 }

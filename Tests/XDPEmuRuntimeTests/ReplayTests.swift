@@ -61,7 +61,8 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         let scratch = makeTemporaryDirectory()
         defer { removeDirectory(scratch) }
         let sample = Self.samples[0]
-        let inputs = try splitTrace("\(repositoryRoot)/pcaps/two-hosts-icmp.pcap", bySource: sample.hosts, into: scratch)
+        let inputs = try splitTrace("\(repositoryRoot)/pcaps/two-hosts-icmp.pcap", bySource: sample.hosts,
+                                    into: scratch)
         let (result, out) = try replay(try sampleTopology("two-hosts"), inputs: inputs)
         defer { removeDirectory(out) }
         for (from, to) in [("xe0", "xe1"), ("xe1", "xe0")] {
@@ -101,9 +102,11 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
 
     static let busyTopology = """
         {"name": "busy", "napi": {"budget": 64, "ring_size": 4096},
-         "ports": [{"name": "in0", "program": {"type": "redirect_map", "map": "m", "key": {"kind": "hash", "modulo": 4}}},
+         "ports": [{"name": "in0", "program": {"type": "redirect_map", "map": "m", \
+        "key": {"kind": "hash", "modulo": 4}}},
                    {"name": "o0"}, {"name": "o1"}, {"name": "o2"}, {"name": "o3"}],
-         "maps": [{"name": "m", "type": "devmap", "max_entries": 4, "entries": {"0": "o0", "1": "o1", "2": "o2", "3": "o3"}}]}
+         "maps": [{"name": "m", "type": "devmap", "max_entries": 4, \
+        "entries": {"0": "o0", "1": "o1", "2": "o2", "3": "o3"}}]}
         """
 
     @Test func topspeedFillsPollsAndBulks() throws {
@@ -113,7 +116,8 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         // 1000 frames of one flow: all hash to the same key.
         let frame = udpFrame(from: "02:00:00:00:00:01", to: "02:00:00:00:00:02")
         try writeTrace("\(scratch)/t.pcap", (0..<1000).map { (time: UInt64(1_000_000 + $0 * 1000), bytes: frame) })
-        let (result, out) = try replay(topology, inputs: [("in0", "\(scratch)/t.pcap")], timing: .topspeed, events: true)
+        let (result, out) = try replay(topology, inputs: [("in0", "\(scratch)/t.pcap")], timing: .topspeed,
+                                       events: true)
         defer { removeDirectory(out) }
         let stats = result.statistics
         expectConservation(stats)
@@ -185,7 +189,8 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         #expect(egress == [0, 10, 20, 60, 70].map { 1_000_000_000 + UInt64($0) * 1000 })
         #expect(result.statistics.ports[0].device.drops == [.redirectInvalid: 3])
         let log = try String(contentsOfFile: "\(out)/events.jsonl", encoding: .utf8)
-        #expect(log.contains("{\"time\":1000025000,\"event\":\"map_delete\",\"map\":\"fwd\",\"map_id\":1,\"key\":0,\"result\":\"ok\"}"))
+        #expect(log.contains("{\"time\":1000025000,\"event\":\"map_delete\",\"map\":\"fwd\","
+                             + "\"map_id\":1,\"key\":0,\"result\":\"ok\"}"))
         #expect(log.contains("\"event\":\"map_update\""))
         expectConservation(result.statistics)
     }

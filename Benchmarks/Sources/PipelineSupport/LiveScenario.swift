@@ -83,7 +83,8 @@ public final class LiveScenario: @unchecked Sendable {
     public init() throws {
         let stale = RunState.cleanupStale(directory: Self.stateDirectory)
         if !stale.removed.isEmpty { print("live: removed leftovers of a crashed benchmark: \(stale.removed)") }
-        let topology = try Topology.parse(data: Self.topologyJSON, source: "pipebench-live (Benchmarks/PipelineSupport)")
+        let topology = try Topology.parse(data: Self.topologyJSON,
+                                          source: "pipebench-live (Benchmarks/PipelineSupport)")
         var options = LiveOptions(topology: topology)
         options.captureDirectory = nil
         options.stateDirectory = Self.stateDirectory

@@ -82,7 +82,9 @@ public final class ReplayScenario {
             }
             bytes += Int(info.st_size)
         }
-        if bytes != expectedEgressBytes { problems.append("egress files hold \(bytes) bytes, expected \(expectedEgressBytes)") }
+        if bytes != expectedEgressBytes {
+            problems.append("egress files hold \(bytes) bytes, expected \(expectedEgressBytes)")
+        }
         return problems.isEmpty ? nil : problems.joined(separator: "; ")
     }
 }
