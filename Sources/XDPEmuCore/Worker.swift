@@ -96,7 +96,17 @@ public final class Worker: @unchecked Sendable {
     public let pool: FramePool
     public let events: EventRing
     /// Virtual time now; during a poll it advances by `frameCost` per frame.
-    @exclusivity(unchecked) public var now: Nanos = 0
+    ///
+    /// Other modules (the replay engine, the live loop, transmitters and stacks) read and set it around every
+    /// poll and bulk, so it is a computed property whose inlinable accessors reach the unchecked storage: their
+    /// code, inlined, keeps the storage's unchecked access, whereas another module's direct access to a public
+    /// stored property was checked at run time despite `@exclusivity(unchecked)` (a `swift_beginAccess` call,
+    /// 70-120 instructions with its thread-local lookup).
+    public var now: Nanos {
+        @inlinable get { nowStorage }
+        @inlinable set { nowStorage = newValue }
+    }
+    @usableFromInline @exclusivity(unchecked) var nowStorage: Nanos = 0
     /// Virtual processing time per frame.
     @exclusivity(unchecked) public var frameCost: Nanos = 0
     /// Sees every dropped frame before it is freed.
