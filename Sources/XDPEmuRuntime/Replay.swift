@@ -113,6 +113,75 @@ public enum Replay {
     }
 }
 
+/// The ports waiting for a poll, in scheduling order, each with the time it becomes ready: a FIFO in which a port
+/// stands at most once (from its first arrival at an idle ring until a poll leaves its ring empty), so its
+/// capacity is the number of ports. Plain memory rather than arrays: with recorded timing every frame of a trace
+/// is usually a poll of its own, and an array in the engine paid a copy-on-write check and a retain and release
+/// per append.
+final class PollQueue {
+    private let ports: UnsafeMutablePointer<Int>
+    private let readyTimes: UnsafeMutablePointer<Nanos>
+    private let queued: UnsafeMutablePointer<Bool>
+    /// The ports' devices (by port index), unretained: the emulation owns them and outlives the queue.
+    private let devices: UnsafeMutablePointer<Unmanaged<NetDevice>>
+    private let capacity: Int
+    @exclusivity(unchecked) private var head = 0
+    @exclusivity(unchecked) private(set) var count = 0
+
+    init(devices: [NetDevice]) {
+        capacity = max(devices.count, 1)
+        ports = .allocate(capacity: capacity)
+        readyTimes = .allocate(capacity: capacity)
+        queued = .allocate(capacity: capacity)
+        queued.initialize(repeating: false, count: capacity)
+        self.devices = .allocate(capacity: capacity)
+        for (i, device) in devices.enumerated() { (self.devices + i).initialize(to: .passUnretained(device)) }
+    }
+
+    deinit {
+        ports.deallocate()
+        readyTimes.deallocate()
+        queued.deallocate()
+        devices.deallocate()
+    }
+
+    /// When the next poll can run: when the first port in the queue became ready, or `cpuFree` if later; nil
+    /// when no port waits.
+    func nextPollTime(notBefore cpuFree: Nanos) -> Nanos? {
+        count > 0 ? max(readyTimes[head], cpuFree) : nil
+    }
+
+    /// Queues `port`, ready at `time`, unless it is queued already.
+    func schedule(_ port: Int, ready time: Nanos) {
+        guard !queued[port] else { return }
+        queued[port] = true
+        append(port, ready: time)
+    }
+
+    /// Takes the first port off the queue; it counts as queued until `requeue` or `finish` says what follows.
+    func removeFirst() -> (port: Int, device: Unmanaged<NetDevice>) {
+        let port = ports[head]
+        head = head + 1 == capacity ? 0 : head + 1
+        count -= 1
+        return (port, devices[port])
+    }
+
+    /// Puts `port`, just polled, back at the end of the queue, ready at `time`.
+    func requeue(_ port: Int, ready time: Nanos) { append(port, ready: time) }
+
+    /// `port`, just polled, left its ring empty: the next arrival queues it again.
+    func finish(_ port: Int) { queued[port] = false }
+
+    private func append(_ port: Int, ready time: Nanos) {
+        precondition(count < capacity, "a port queued twice for a poll")
+        var tail = head + count
+        if tail >= capacity { tail -= capacity }
+        ports[tail] = port
+        readyTimes[tail] = time
+        count += 1
+    }
+}
+
 /// The virtual-time loop of one replay (one worker).
 ///
 /// The per-frame path (`stage`, `deliver`, the ring-filling loop of `stepTopspeed`) touches only values: the
@@ -181,13 +250,14 @@ struct ReplayEngine {
     /// `sources.base`, copied here so the per-frame path reaches the lanes without going through the object.
     let lanes: UnsafeMutablePointer<Lane>
     let laneCount: Int
-    /// Each port's poll, specialised for its program (by port index).
-    /// Ports waiting for a poll, in scheduling order, with the time they become ready.
-    var pollList: [(port: Int, ready: Nanos)] = []
-    var pollHead = 0
-    var scheduled: [Bool]
+    /// Ports waiting for a poll: `pollQueueOwner` keeps the queue alive, the per-frame path uses it unretained
+    /// (as the lanes, above).
+    let pollQueueOwner: PollQueue
+    let pollQueue: Unmanaged<PollQueue>
     var cpuFree: Nanos = 0
     var mapEventIndex = 0
+    /// When the next scheduled map operation is due (`Nanos.max`: none left); kept by `applyMapEvents`.
+    var nextMapTime = Nanos.max
     var startTime: Nanos?
     /// Time of the latest arrival (recorded timing never goes back).
     var lastArrival: Nanos = 0
@@ -209,7 +279,8 @@ struct ReplayEngine {
         pollDelay = emulation.topology.napi.pollDelayNanos
         worker.frameCost = emulation.topology.napi.frameCostNanos
         worker.events.isEnabled = log != nil
-        scheduled = Array(repeating: false, count: emulation.ports.count)
+        pollQueueOwner = PollQueue(devices: emulation.ports.map(\.device))
+        pollQueue = .passUnretained(pollQueueOwner)
         var sources = [(input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
                         ingress: PcapWriter?, fileSize: Int64)]()
         for (input, reader) in readers {
@@ -227,6 +298,7 @@ struct ReplayEngine {
         for i in 0..<laneCount { stage(i, pool: pool) }
         startTime = (0..<laneCount).compactMap { lanes[$0].staged == nil ? nil : lanes[$0].stagedTime }.min() ?? 0
         cpuFree = startTime!
+        nextMapTime = nextMapEventTime() ?? .max
         var iterations = 0
         while true {
             iterations &+= 1
@@ -250,32 +322,35 @@ struct ReplayEngine {
 
     /// One event in recorded timing: a map operation, an arrival or a poll, whichever comes first.
     mutating func stepRecorded() -> Bool {
-        let arrival = nextSource()
+        let arrival = laneCount == 1 ? (lanes[0].staged == nil ? nil : 0) : nextSource()
         // A trace whose timestamps go backwards cannot make a frame arrive in the past: it arrives with the
         // frame before it.
         let arrivalTime = arrival.map { max(lanes[$0].stagedTime, lastArrival) }
-        let pollTime = pollHead < pollList.count ? max(pollList[pollHead].ready, cpuFree) : nil
-        let mapTime = nextMapEventTime()
+        let cpuFree = self.cpuFree
+        let pollTime = pollQueue._withUnsafeGuaranteedRef { $0.nextPollTime(notBefore: cpuFree) }
         guard arrivalTime != nil || pollTime != nil else { return false }
         let next = min(arrivalTime ?? .max, pollTime ?? .max)
-        if let mapTime, mapTime <= next {
-            applyMapEvents(upTo: mapTime)
+        if nextMapTime <= next {
+            applyMapEvents(upTo: nextMapTime)
             return true
         }
         if let arrival, let arrivalTime, arrivalTime <= (pollTime ?? .max) {
             deliverOne(arrival, at: arrivalTime)
         } else {
-            pollNext(at: pollTime!)
+            pollNext(at: pollTime.unsafelyUnwrapped)
         }
         return true
     }
 
     /// One round in topspeed timing: fill the rings as far as they take frames, then run the next poll.
     mutating func stepTopspeed() -> Bool {
-        applyMapEvents(upTo: cpuFree)
+        if nextMapTime <= cpuFree { applyMapEvents(upTo: cpuFree) }
         fillRings(at: cpuFree)
-        guard pollHead < pollList.count else { return nextSource() != nil }
-        pollNext(at: max(pollList[pollHead].ready, cpuFree))
+        let cpuFree = self.cpuFree
+        guard let pollTime = pollQueue._withUnsafeGuaranteedRef({ $0.nextPollTime(notBefore: cpuFree) }) else {
+            return nextSource() != nil
+        }
+        pollNext(at: pollTime)
         return true
     }
 
@@ -351,7 +426,9 @@ struct ReplayEngine {
     /// `deliver` outside the one-input loop, kept out of line so that loop gets `deliver` compiled in place.
     @inline(never)
     mutating func deliverOne(_ i: Int, at time: Nanos) {
-        deliver(i, at: time, pool: pool)
+        // The pool through an unretained reference: loaded from `self` in a mutating method and passed on, it was
+        // retained and released for every frame.
+        Unmanaged.passUnretained(pool)._withUnsafeGuaranteedRef { deliver(i, at: time, pool: $0) }
     }
 
     /// The staged frame of source `i` arrives at its port at `time`.
@@ -372,10 +449,8 @@ struct ReplayEngine {
                      originalLength: Int(info.pointee.length + info.pointee.missingBytes))
         }
         if lane.pointee.ring._withUnsafeGuaranteedRef({ $0.push(frame) }) {
-            if !scheduled[port] {
-                scheduled[port] = true
-                pollList.append((port, time + pollDelay))
-            }
+            let ready = time + pollDelay
+            pollQueue._withUnsafeGuaranteedRef { $0.schedule(port, ready: ready) }
         } else {
             // The only use of the worker's clock outside a poll: the drop is stamped with the arrival time.
             worker.now = time
@@ -386,20 +461,15 @@ struct ReplayEngine {
 
     /// Runs the poll at the head of the poll list at `time`.
     mutating func pollNext(at time: Nanos) {
-        let port = pollList[pollHead].port
-        pollHead += 1
-        if pollHead > 4096 && pollHead * 2 > pollList.count {
-            pollList.removeFirst(pollHead)
-            pollHead = 0
-        }
-        let device = emulation.ports[port].device
-        worker.poll(device, budget: budget, now: time)
+        let (port, device) = pollQueue._withUnsafeGuaranteedRef { $0.removeFirst() }
+        _ = device._withUnsafeGuaranteedRef { worker.poll($0, budget: budget, now: time) }
         polls += 1
         cpuFree = worker.now
-        if device.rxRing.isEmpty {
-            scheduled[port] = false
+        if device._withUnsafeGuaranteedRef({ $0.rxRing.isEmpty }) {
+            pollQueue._withUnsafeGuaranteedRef { $0.finish(port) }
         } else {
-            pollList.append((port, cpuFree))
+            let ready = cpuFree
+            pollQueue._withUnsafeGuaranteedRef { $0.requeue(port, ready: ready) }
         }
     }
 
@@ -411,6 +481,7 @@ struct ReplayEngine {
     /// Applies every scheduled map operation due at or before `time`.
     mutating func applyMapEvents(upTo time: Nanos) {
         guard let schedule = options.mapEvents else { return }
+        defer { nextMapTime = nextMapEventTime() ?? .max }
         while mapEventIndex < schedule.events.count {
             let event = schedule.events[mapEventIndex]
             let at = (startTime ?? 0) &+ event.offset
