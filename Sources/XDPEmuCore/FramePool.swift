@@ -259,10 +259,13 @@ public final class FramePool: @unchecked Sendable {
         }
         #endif
         // A FrameID is its UInt32 (the free stack's element), so the batch goes onto the stack as one copy; a full
-        // bulk queue (the usual batch) as one 64-byte vector rather than a call to memmove.
+        // bulk queue (the usual batch) as one 64-byte vector rather than a call to memmove, and a single frame (a
+        // bulk of one, as replay with recorded timing makes) as one store.
         if frames.count == 16 {
             UnsafeMutableRawPointer(top).storeBytes(of: UnsafeRawPointer(source).loadUnaligned(as: SIMD16<UInt32>.self),
                                                     as: SIMD16<UInt32>.self)
+        } else if frames.count == 1 {
+            top.pointee = source.pointee.rawValue
         } else {
             UnsafeMutableRawPointer(top).copyMemory(from: source,
                                                     byteCount: frames.count &* MemoryLayout<FrameID>.stride)

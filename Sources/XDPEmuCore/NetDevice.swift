@@ -252,7 +252,12 @@ public final class FrameRing: @unchecked Sendable {
             guard count > 0 else { return 0 }
             let head = indices[0]
             let first = min(count, capacity &- head)
-            destination.update(from: slots + head, count: first)
+            if first == 1 {
+                // A poll of one frame (replay with recorded timing makes many): a store, not a call to memmove.
+                destination.pointee = slots[head]
+            } else {
+                destination.update(from: slots + head, count: first)
+            }
             var next = head &+ first
             if first < count {
                 destination.advanced(by: first).update(from: slots, count: count &- first)

@@ -195,6 +195,33 @@ import XDPEmuTesting
         }
     }
 
+    @Test func aPollTakesFramesAcrossTheEndOfItsRingInOrder() throws {
+        // A 4-slot RX ring whose head is on its last slot: a poll takes one frame before the end of the slots
+        // (copied alone) and two after it, then a poll of a single frame; all must go out in arrival order.
+        let network = Network(workers: 1, poolCapacity: 64, maxBudget: 64)
+        let out = FakeTransmitter()
+        let ingress = try network.addDevice(name: "in", transmitter: FakeTransmitter(), ringSize: 4)
+        let target = try network.addDevice(name: "out", transmitter: out)
+        let map = try network.createDevMap(maxEntries: 1)
+        try map.update(key: 0, ifindex: target.ifindex.rawValue)
+        network.attach(RedirectToKey(map: map, key: 0), to: ingress)
+        let worker = network.workers[0]
+        var injector = FrameInjector()
+        for _ in 0..<3 {  // three polls of one frame move the head to the last slot
+            injector.inject(count: 1, into: ingress, worker: worker)
+            #expect(worker.poll(ingress, budget: 64, now: 1) == 1)
+        }
+        injector.inject(count: 3, into: ingress, worker: worker)
+        #expect(worker.poll(ingress, budget: 64, now: 2) == 3)
+        injector.inject(count: 2, into: ingress, worker: worker)
+        #expect(worker.poll(ingress, budget: 1, now: 3) == 1)
+        #expect(worker.poll(ingress, budget: 64, now: 4) == 1)
+        #expect(out.sentFrames.map(\.sequence) == Array(1...8))
+        #expect(out.bulkSizes == [1, 1, 1, 3, 1, 1])
+        network.quiesceAll()
+        #expect(worker.pool.outstanding == 0)
+    }
+
     @Test func ringIsAFifoWithCapacity() {
         let ring = FrameRing(capacity: 3)
         #expect(ring.push(FrameID(1)) && ring.push(FrameID(2)) && ring.push(FrameID(3)))
