@@ -234,15 +234,18 @@ public final class Worker: @unchecked Sendable {
             processed &+= run
             var next = rxBatch
             let end = rxBatch + run
+            let oneAtATime = fastPathOff || run == 1
             while next != end {
                 // The usual frames run in a function of their own with no call in it (`runUsual`), so that the
                 // values it carries stay in registers; a call anywhere in the loop forces them into the few
                 // callee-saved registers or the stack. It returns at the first frame it cannot finish alone, with
                 // its program's verdict, for the full handling below. With the fast path off (events recording,
                 // a short headroom) every redirect needs the full handling, so the program runs here, one frame at
-                // a time.
+                // a time; so does a batch of one frame (a poll of one, as replay with recorded timing and a lightly
+                // loaded live port make), for which the call with its eleven arguments costs more than the full
+                // handling.
                 let stop: FrameVerdict
-                if fastPathOff {
+                if oneAtATime {
                     let frame = next.pointee
                     next += 1
                     stop = runProgram(&program, on: frame, frames: frames, programID: programID,
