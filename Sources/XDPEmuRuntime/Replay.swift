@@ -15,7 +15,7 @@ import XDPEmuTopology
 // - A poll takes up to `budget` frames present in the ring when it starts, runs the program on each, costing
 //   `frame_cost_ns` of virtual time per frame, and flushes at its end: transmitted frames are stamped with the
 //   virtual time at which they are sent (the flush time, or the time a full bulk queue was sent).
-//   A port whose ring still holds frames is polled again (appended to the poll list, so ports take turns).
+//   A port whose ring still holds frames is polled again (appended to the poll queue, so ports take turns).
 // - Scheduled map operations run at their time, before frames arriving at the same time.
 // Nothing reads a clock: the same inputs give byte-identical outputs.
 
@@ -459,7 +459,7 @@ struct ReplayEngine {
         stage(i, pool: pool)
     }
 
-    /// Runs the poll at the head of the poll list at `time`.
+    /// Runs the poll at the head of the poll queue at `time`.
     mutating func pollNext(at time: Nanos) {
         let (port, device) = pollQueue._withUnsafeGuaranteedRef { $0.removeFirst() }
         _ = device._withUnsafeGuaranteedRef { worker.poll($0, budget: budget, now: time) }
