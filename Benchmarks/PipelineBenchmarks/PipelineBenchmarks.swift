@@ -11,7 +11,8 @@ import XDPEmuRuntime
 
 // The pipeline around the core (README.md, "Pipeline benchmarks"):
 //   pcap/...    XDPEmuPcap's reader and writer on a 1,000,000-frame trace on tmpfs, and libpcap's for comparison;
-//   replay/...  `Replay.run` end to end (scripts/bench/hash4.json, topspeed, egress capture to tmpfs);
+//   replay/...  `Replay.run` end to end (scripts/bench/hash4.json, topspeed and recorded timing, egress capture
+//               to tmpfs);
 //   live/...    `LiveRun` forwarding 60-byte UDP frames between two host namespaces (root only).
 // Iterations of 1,000,000 frames use `scalingFactor: .mega`, so wall clock, CPU time, throughput and mallocs read
 // per frame. Work that is not per frame (opening the reader or writer, closing it, removing outputs, checking them)
@@ -102,7 +103,8 @@ let benchmarks: @Sendable () -> Void = {
     // Two sizes: mallocs per iteration (one run, unscaled) at 1M and at 100k frames; their difference over 900k
     // frames is what replay allocates per frame, the rest is the run's setup and teardown (README.md).
     final class ReplayHolder { var scenario: ReplayScenario?; var problems: [String] = [] }
-    func replayBenchmark(_ name: String, frames: Int, scalingFactor: BenchmarkScalingFactor) {
+    func replayBenchmark(_ name: String, frames: Int, timing: ReplayOptions.Timing = .topspeed,
+                         scalingFactor: BenchmarkScalingFactor) {
         let holder = ReplayHolder()
         Benchmark(
             name,
@@ -110,7 +112,7 @@ let benchmarks: @Sendable () -> Void = {
                 metrics: [.throughput, .wallClock, threadCPU, .mallocCountTotal, mallocsPerIteration],
                 units: [threadCPU: .count, mallocsPerIteration: .count], warmupIterations: 1,
                 scalingFactor: scalingFactor, maxDuration: .seconds(10), maxIterations: 10,
-                setup: { holder.scenario = try ReplayScenario(frames: frames) },
+                setup: { holder.scenario = try ReplayScenario(frames: frames, timing: timing) },
                 teardown: {
                     // Every run's conservation and outputs were checked after it; fail here if any did not add up.
                     let problems = holder.problems
@@ -144,6 +146,8 @@ let benchmarks: @Sendable () -> Void = {
     }
     replayBenchmark("replay/hash4-topspeed/1M-frames", frames: 1_000_000, scalingFactor: .mega)
     replayBenchmark("replay/hash4-topspeed/100k-frames", frames: 100_000, scalingFactor: .one)
+    // Replay's default timing: with the trace's frames 1 µs apart, a NAPI poll, flush and bulk per frame.
+    replayBenchmark("replay/hash4-recorded/1M-frames", frames: 1_000_000, timing: .recorded, scalingFactor: .mega)
 
     // MARK: live
 

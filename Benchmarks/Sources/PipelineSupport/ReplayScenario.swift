@@ -5,8 +5,9 @@ import XDPEmuRuntime
 import XDPEmuTopology
 
 /// `Replay.run` end to end as `scripts/bench/run` measures it: scripts/bench/hash4.json (one ingress port whose
-/// `redirect_map` program hashes flows over 4 egress ports, egress capture only), `--timing topspeed`, a
-/// `BenchTrace` of `frames` records on tmpfs, outputs on tmpfs, removed after every run.
+/// `redirect_map` program hashes flows over 4 egress ports, egress capture only), `--timing topspeed` (or the
+/// default, `recorded`: the trace's frames are 1 µs apart, so every frame is a poll of its own), a `BenchTrace`
+/// of `frames` records on tmpfs, outputs on tmpfs, removed after every run.
 public final class ReplayScenario {
     /// scripts/bench/hash4.json, inline so that the benchmark does not depend on the working directory.
     public static let topologyJSON = """
@@ -24,6 +25,7 @@ public final class ReplayScenario {
     public static let egressPorts = ["out0", "out1", "out2", "out3"]
 
     public let frames: Int
+    public let timing: ReplayOptions.Timing
     public let directory: ScratchDirectory
     public let tracePath: String
     public let topology: Topology
@@ -31,8 +33,9 @@ public final class ReplayScenario {
     public let expectedEgressBytes: Int
     private var runs = 0
 
-    public init(frames: Int) throws {
+    public init(frames: Int, timing: ReplayOptions.Timing = .topspeed) throws {
         self.frames = frames
+        self.timing = timing
         topology = try Topology.parse(data: Self.topologyJSON, source: "hash4 (Benchmarks/PipelineSupport)")
         directory = try ScratchDirectory("pipebench-replay")
         tracePath = directory.path + "/trace.pcap"
@@ -53,7 +56,7 @@ public final class ReplayScenario {
         runs += 1
         var options = ReplayOptions(topology: topology, inputs: [.init(port: "in0", path: tracePath)],
                                     outputDirectory: "\(directory.path)/out\(runs)")
-        options.timing = .topspeed
+        options.timing = timing
         return options
     }
 
