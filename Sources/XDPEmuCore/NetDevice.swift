@@ -116,6 +116,12 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
     /// the slow path, which finds the errno).
     @inlinable var forwardLimit: UInt32 { UInt32(truncatingIfNeeded: linkState.load(ordering: .relaxed)) }
 
+    /// The datapath's forwarding check of a frame of `length` bytes with `missingBytes` more on the wire (cut off
+    /// by a capture's snap length): one comparison against `forwardLimit`. False does not say which check fails.
+    @inlinable func passesForwardLimit(length: UInt32, missingBytes: UInt32) -> Bool {
+        length &+ missingBytes <= forwardLimit
+    }
+
     /// Changes MTU and up together with the forwarding limit. Relaxed: the word carries no other data.
     private func updateLinkState(_ change: (inout (mtu: UInt32, up: Bool)) -> Void) {
         var old = linkState.load(ordering: .relaxed)

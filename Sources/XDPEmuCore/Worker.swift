@@ -546,8 +546,9 @@ public final class Worker: @unchecked Sendable {
     func enqueueWithoutTransmit(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: EntryBlock,
                                 map mapBits: UInt, cpu: Int, from ingress: NetDevice) -> Bool {
         let length = info.pointee.length
-        guard entry.device._withUnsafeGuaranteedRef({ length &+ info.pointee.missingBytes <= $0.forwardLimit })
-        else { return false }
+        guard entry.device._withUnsafeGuaranteedRef({
+            $0.passesForwardLimit(length: length, missingBytes: info.pointee.missingBytes)
+        }) else { return false }
         let queue = entry.queue(cpu: cpu)
         let count = Int(queue.load(fromByteOffset: BulkQueueLayout.countOffset, as: UInt32.self))
         guard count < BulkQueueLayout.capacity else { return false }
@@ -586,7 +587,7 @@ public final class Worker: @unchecked Sendable {
     func forwardCheck(info: UnsafeMutablePointer<FrameInfo>, target: NetDevice,
                       headroomAssured: Bool = false) -> Int32 {
         let record = info.pointee
-        if _fastPath(record.length &+ record.missingBytes <= target.forwardLimit
+        if _fastPath(target.passesForwardLimit(length: record.length, missingBytes: record.missingBytes)
             && (headroomAssured || Int(record.dataOffset) &- Int(record.metaLength) >= KernelConstants.xdpFrameSize)) {
             return 0
         }
