@@ -5,6 +5,21 @@ public struct FrameID: Hashable, Sendable {
     @inlinable public init(_ rawValue: UInt32) { self.rawValue = rawValue }
 }
 
+/// Copies `count` frames (4-byte IDs) from `source` to `destination`, which do not overlap, in the sizes the
+/// datapath moves them: a full bulk queue as one 64-byte vector and a single frame (a poll or a bulk of one, as
+/// replay with recorded timing makes) as one store, rather than a call to memmove. The RX ring's batch pop and the
+/// pool's batch give use it.
+@inlinable @inline(__always)
+func copyFrames(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, count: Int) {
+    if count == 1 {
+        destination.storeBytes(of: source.load(as: UInt32.self), as: UInt32.self)
+    } else if count == 16 {
+        destination.storeBytes(of: source.loadUnaligned(as: SIMD16<UInt32>.self), as: SIMD16<UInt32>.self)
+    } else {
+        destination.copyMemory(from: source, byteCount: count &* MemoryLayout<FrameID>.stride)
+    }
+}
+
 /// Per-frame bookkeeping kept beside the buffers (one cache-friendly record per frame). The fields the RX path
 /// and the forwarding checks touch come first, as six adjacent 4-byte words; `arrival` and `sequence` last.
 public struct FrameInfo: Sendable {
@@ -258,18 +273,8 @@ public final class FramePool: @unchecked Sendable {
             inUse[index] = false
         }
         #endif
-        // A FrameID is its UInt32 (the free stack's element), so the batch goes onto the stack as one copy; a full
-        // bulk queue (the usual batch) as one 64-byte vector rather than a call to memmove, and a single frame (a
-        // bulk of one, as replay with recorded timing makes) as one store.
-        if frames.count == 16 {
-            UnsafeMutableRawPointer(top).storeBytes(of: UnsafeRawPointer(source).loadUnaligned(as: SIMD16<UInt32>.self),
-                                                    as: SIMD16<UInt32>.self)
-        } else if frames.count == 1 {
-            top.pointee = source.pointee.rawValue
-        } else {
-            UnsafeMutableRawPointer(top).copyMemory(from: source,
-                                                    byteCount: frames.count &* MemoryLayout<FrameID>.stride)
-        }
+        // A FrameID is its UInt32 (the free stack's element), so the batch goes onto the stack as one copy.
+        copyFrames(from: source, to: top, count: frames.count)
         freeCount.pointee = n &+ frames.count
     }
 

@@ -258,15 +258,10 @@ public final class FrameRing: @unchecked Sendable {
             guard count > 0 else { return 0 }
             let head = indices[0]
             let first = min(count, capacity &- head)
-            if first == 1 {
-                // A poll of one frame (replay with recorded timing makes many): a store, not a call to memmove.
-                destination.pointee = slots[head]
-            } else {
-                destination.update(from: slots + head, count: first)
-            }
+            copyFrames(from: slots + head, to: destination, count: first)
             var next = head &+ first
             if first < count {
-                destination.advanced(by: first).update(from: slots, count: count &- first)
+                copyFrames(from: slots, to: destination + first, count: count &- first)
                 next = count &- first
             }
             indices[0] = next == capacity ? 0 : next
