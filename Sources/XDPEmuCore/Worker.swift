@@ -37,6 +37,11 @@ public class AttachedProgram: @unchecked Sendable {
     public func poll(device: NetDevice, worker: Worker, budget: Int) -> Int {
         preconditionFailure("AttachedProgram.poll is implemented by ProgramRunner")
     }
+
+    /// `count` polls of one frame each, the i-th at `times[i]` (see `Worker.pollEachFrame`).
+    public func pollEachFrame(device: NetDevice, worker: Worker, times: UnsafePointer<Nanos>, count: Int) {
+        preconditionFailure("AttachedProgram.pollEachFrame is implemented by ProgramRunner")
+    }
 }
 
 /// Holds a program of a concrete type so that `Worker.poll` is specialised (and the program inlined) for it.
@@ -53,6 +58,8 @@ public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @uncheck
     /// with it). Only the worker polling the device touches it (see `Worker`).
     @usableFromInline let storage: UnsafeMutablePointer<Program>
     @usableFromInline let specialisedPoll: (ProgramRunner<Program>, NetDevice, Worker, Int) -> Int
+    @usableFromInline let specialisedPollEachFrame: (ProgramRunner<Program>, NetDevice, Worker, UnsafePointer<Nanos>,
+                                                     Int) -> Void
 
     @inlinable
     public init(_ program: Program, programID: UInt32) {
@@ -60,6 +67,10 @@ public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @uncheck
         storage.initialize(to: program)
         specialisedPoll = { runner, device, worker, budget in
             worker.run(&runner.storage.pointee, programID: runner.programID, device: device, budget: budget)
+        }
+        specialisedPollEachFrame = { runner, device, worker, times, count in
+            worker.runEachFrame(&runner.storage.pointee, programID: runner.programID, device: device, times: times,
+                                count: count)
         }
         super.init(programID: programID)
     }
@@ -77,6 +88,10 @@ public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @uncheck
 
     override public func poll(device: NetDevice, worker: Worker, budget: Int) -> Int {
         specialisedPoll(self, device, worker, budget)
+    }
+
+    override public func pollEachFrame(device: NetDevice, worker: Worker, times: UnsafePointer<Nanos>, count: Int) {
+        specialisedPollEachFrame(self, device, worker, times, count)
     }
 }
 
@@ -165,6 +180,57 @@ public final class Worker: @unchecked Sendable {
         return run(&passAll, programID: 0, device: device, budget: budget)
     }
 
+    /// `count` NAPI polls of `device` one after the other, each taking exactly one frame of its RX ring, which
+    /// holds at least `count`: the i-th poll runs at virtual time `times[i]` (non-decreasing). The same as
+    /// `count` calls of `poll(device, budget: 1, now: times[i])`, with the frames pushed to the ring beforehand:
+    /// replay with recorded timing makes a poll of every frame of a trace whose frames are further apart than a
+    /// poll takes, and runs such a stretch this way rather than a poll per call.
+    public func pollEachFrame(_ device: NetDevice, times: UnsafePointer<Nanos>, count: Int) {
+        precondition(device.rxRing.count >= count, "fewer frames in the RX ring than polls asked for")
+        if let program = device.polledProgram {
+            program._withUnsafeGuaranteedRef {
+                $0.pollEachFrame(device: device, worker: self, times: times, count: count)
+            }
+            return
+        }
+        var passAll = ConstantProgram(.pass)
+        runEachFrame(&passAll, programID: 0, device: device, times: times, count: count)
+    }
+
+    /// `pollEachFrame`'s loop, specialised per program type.
+    @inlinable
+    public func runEachFrame<P: XDPProgram>(_ program: inout P, programID: UInt32, device: NetDevice,
+                                            times: UnsafePointer<Nanos>, count: Int) {
+        guard frameCost == 0 else {
+            // The clock advances per frame: poll by poll (not what replay's defaults make).
+            for i in 0..<count {
+                nowStorage = times[i]
+                _ = run(&program, programID: programID, device: device, budget: 1, clock: AdvancingClock.self)
+            }
+            return
+        }
+        // `run` with one frame per poll, without what a poll of many frames needs (the batch, `runUsual`), and
+        // with the device's counters added once at the end (nothing reads them between these polls).
+        let ring = device.rxRing.consumer
+        let frames = pool.storage
+        let recording = events.isRecording
+        var counts = PollCounts()
+        var tally = PollTally()
+        for i in 0..<count {
+            nowStorage = times[i]
+            let fastPathOff = recording || pool.shortHeadroomTaken
+            var fast = fastMapAtPollStart(fastPathOff: fastPathOff)
+            let frame = ring.pop().unsafelyUnwrapped
+            let stop = runProgram(&program, on: frame, frames: frames, programID: programID,
+                                  rxBytes: &counts.rxBytes)
+            handle(stop, fast: &fast, fastPathOff: fastPathOff, device: device, programID: programID,
+                   counts: &counts, tally: &tally, clock: FixedClock.self)
+            endPoll(txCount: tally.txCount, device: device, programID: programID)
+            tally.txCount = 0
+        }
+        addPollCounts(counts, tally: tally, processed: count, device: device)
+    }
+
     /// The poll loop, specialised per program type. Call through `poll`.
     @inlinable
     public func run<P: XDPProgram>(_ program: inout P, programID: UInt32, device: NetDevice, budget: Int) -> Int {
@@ -184,14 +250,12 @@ public final class Worker: @unchecked Sendable {
     func run<P: XDPProgram, Clock: PollClock>(_ program: inout P, programID: UInt32, device: NetDevice, budget: Int,
                                               clock: Clock.Type) -> Int {
         let pool = self.pool
-        let cpu = self.cpu
         // The ring's and the pool's storage pointers, read once: the optimiser cannot tell that the stores through
         // raw pointers in the loop leave the objects' fields alone, so it would reload them for every frame.
         let ring = device.rxRing.consumer
         let frames = pool.storage
         let rxBatch = self.rxBatch
-        // Read once per poll: only the control plane sets them, between polls.
-        let frameCost = self.frameCost
+        // Read once per poll: only the control plane sets it, between polls.
         let recording = events.isRecording
         // A dropped frame goes straight back to the pool unless something watches drops.
         let plainDrops = dropObserver == nil && !recording
@@ -210,17 +274,7 @@ public final class Worker: @unchecked Sendable {
         // 32 bytes of headroom can fail: while the pool has handed out none (`mayHoldShortHeadroom`, read again
         // for each batch, as a frame pushed during the poll may be one), every frame passes it.
         var fastPathOff = recording || pool.shortHeadroomTaken
-        // A poll starts with no map to flush, so its first redirect would take the full path. Making the map the
-        // previous poll flushed the map to flush changes nothing that can be observed (at worst that map is
-        // flushed once more with nothing marked: no transmit, no event; see `DevMap.flush`), and lets the first
-        // redirect into it take the fast path too.
-        if !fastPathOff && redirectInfo.pointee.mapToFlush == nil {
-            redirectInfo.pointee.mapToFlush = lastFlushedMap
-        }
-        // A request left in the redirect info by an earlier frame must be consumed by the next redirect, which the
-        // full path does; the fast path is taken only while the redirect info is empty.
-        var fast = fastPathOff || redirectInfo.pointee.mapBits != 0 || redirectInfo.pointee.index != 0
-            ? FastMap.none : FastMap(redirectInfo.pointee.mapToFlush)
+        var fast = fastMapAtPollStart(fastPathOff: fastPathOff)
         // The RX ring is drained in batches: every frame the ring holds (up to the budget) is taken off it and
         // copied into `rxBatch`, then processed one by one in ring order; then the ring is looked at again, so
         // frames pushed during the poll are still processed in this poll, in the same order as one pop per frame.
@@ -256,53 +310,88 @@ public final class Worker: @unchecked Sendable {
                                                counts: &counts, clock: clock) else { break }
                     stop = other
                 }
-                let frame = stop.frame, info = stop.info, action = stop.action
-                let requestBits = stop.requestBits, index = stop.index
-                // The full handling of the frame the inner loop stopped at.
-                if action.rawValue == XDPAction.redirect.rawValue {
-                    let done: Bool
-                    if requestBits == fast.bits {
-                        let map = Unmanaged<DevMap>.fromOpaque(UnsafeRawPointer(bitPattern: requestBits)
-                            .unsafelyUnwrapped)
-                        done = redirectIntoMapToFlush(frame, info: info, map: map, slots: fast.slots,
-                                                      maxEntries: fast.maxEntries, index: index, from: device,
-                                                      programID: programID)
-                    } else {
-                        done = carryOutRedirect(frame, requestBits: requestBits, index: index, info: info,
-                                                from: device, programID: programID)
-                        fast = fastPathOff ? .none : FastMap(redirectInfo.pointee.mapToFlush)
-                    }
-                    if !done { counts.notRedirected &+= 1 }
-                    if Clock.advances { now &+= frameCost }
-                    continue
-                }
-                counts.notRedirected &+= 1
-                if _slowPath(requestBits != RedirectInfo.noRequest) {
-                    // A helper was called but the program returned another action: the request stays in the
-                    // per-CPU redirect info for a later bare XDP_REDIRECT, which then takes the full path.
-                    redirectInfo.pointee.mapBits = requestBits
-                    redirectInfo.pointee.index = index
-                    fast = .none
-                }
-                if action.rawValue == XDPAction.drop.rawValue {
-                    counts.programDrops &+= 1
-                    release(frame, .programDrop, at: device)
-                } else {
-                    otherAction(action, frame: frame, device: device, programID: programID, tally: &tally)
-                }
-                if Clock.advances { now &+= frameCost }
+                handle(stop, fast: &fast, fastPathOff: fastPathOff, device: device, programID: programID,
+                       counts: &counts, tally: &tally, clock: clock)
             }
         }
+        addPollCounts(counts, tally: tally, processed: processed, device: device)
+        endPoll(txCount: tally.txCount, device: device, programID: programID)
+        return processed
+    }
+
+    /// The fast map a poll starts with (see `run`), making the map the previous poll flushed the map to flush.
+    ///
+    /// A poll starts with no map to flush, so its first redirect would take the full path. Making the map the
+    /// previous poll flushed the map to flush changes nothing that can be observed (at worst that map is flushed
+    /// once more with nothing marked: no transmit, no event; see `DevMap.flush`), and lets the first redirect into
+    /// it take the fast path too. A request left in the redirect info by an earlier frame must be consumed by the
+    /// next redirect, which the full path does; the fast path is taken only while the redirect info is empty.
+    @inlinable @inline(__always)
+    func fastMapAtPollStart(fastPathOff: Bool) -> FastMap {
+        if !fastPathOff && redirectInfo.pointee.mapToFlush == nil {
+            redirectInfo.pointee.mapToFlush = lastFlushedMap
+        }
+        return fastPathOff || redirectInfo.pointee.mapBits != 0 || redirectInfo.pointee.index != 0
+            ? FastMap.none : FastMap(redirectInfo.pointee.mapToFlush)
+    }
+
+    /// The poll loop's full handling of a frame whose program has run (`stop`): every action, every redirect.
+    @inlinable @inline(__always)
+    func handle<Clock: PollClock>(_ stop: FrameVerdict, fast: inout FastMap, fastPathOff: Bool, device: NetDevice,
+                                  programID: UInt32, counts: inout PollCounts, tally: inout PollTally,
+                                  clock: Clock.Type) {
+        let frame = stop.frame, info = stop.info, action = stop.action
+        let requestBits = stop.requestBits, index = stop.index
+        if action.rawValue == XDPAction.redirect.rawValue {
+            let done: Bool
+            if requestBits == fast.bits {
+                let map = Unmanaged<DevMap>.fromOpaque(UnsafeRawPointer(bitPattern: requestBits).unsafelyUnwrapped)
+                done = redirectIntoMapToFlush(frame, info: info, map: map, slots: fast.slots,
+                                              maxEntries: fast.maxEntries, index: index, from: device,
+                                              programID: programID)
+            } else {
+                done = carryOutRedirect(frame, requestBits: requestBits, index: index, info: info, from: device,
+                                        programID: programID)
+                fast = fastPathOff ? .none : FastMap(redirectInfo.pointee.mapToFlush)
+            }
+            if !done { counts.notRedirected &+= 1 }
+            if Clock.advances { now &+= frameCost }
+            return
+        }
+        counts.notRedirected &+= 1
+        if _slowPath(requestBits != RedirectInfo.noRequest) {
+            // A helper was called but the program returned another action: the request stays in the per-CPU
+            // redirect info for a later bare XDP_REDIRECT, which then takes the full path.
+            redirectInfo.pointee.mapBits = requestBits
+            redirectInfo.pointee.index = index
+            fast = .none
+        }
+        if action.rawValue == XDPAction.drop.rawValue {
+            counts.programDrops &+= 1
+            release(frame, .programDrop, at: device)
+        } else {
+            otherAction(action, frame: frame, device: device, programID: programID, tally: &tally)
+        }
+        if Clock.advances { now &+= frameCost }
+    }
+
+    /// Adds what polls of `device` counted (`processed` frames) to its counters.
+    @inlinable @inline(__always)
+    func addPollCounts(_ counts: PollCounts, tally: PollTally, processed: Int, device: NetDevice) {
         let redirected = UInt64(processed &- counts.notRedirected)
         device.count(DeviceCounter.rxPackets, cpu: cpu, UInt64(processed))
         device.count(DeviceCounter.rxBytes, cpu: cpu, counts.rxBytes)
         device.count(DeviceCounter.redirected, cpu: cpu, redirected)
         device.count(DeviceCounter.passed, cpu: cpu, tally.passed)
         device.countDrop(.programDrop, cpu: cpu, counts.programDrops)
+    }
+
+    /// A poll's end, in the kernel's order: the redirect flush, the XDP_TX frames sent, the quiescent point.
+    @inlinable @inline(__always)
+    func endPoll(txCount: Int, device: NetDevice, programID: UInt32) {
         flushRedirects()
-        if tally.txCount > 0 { transmitXDPTx(count: tally.txCount, device: device, programID: programID) }
+        if txCount > 0 { transmitXDPTx(count: txCount, device: device, programID: programID) }
         quiescentPoint()
-        return processed
     }
 
     /// The poll loop's usual frames, from `next` up to `end`: runs the program on each and finishes the frame when

@@ -46,6 +46,9 @@ public struct ReplayOptions {
     public var progress: ((UInt64, Double) -> Void)?
     /// Polled now and then: true stops reading (SIGINT); what was read is still processed and written.
     public var shouldStop: () -> Bool = { false }
+    /// Recorded timing one arrival, poll or map operation per step, never a stretch of one-frame polls at once
+    /// (`ReplayEngine.stepRecordedEachFrame`): the reference the tests hold the stretches to.
+    var oneEventPerStep = false
 
     public init(topology: Topology, inputs: [Input], outputDirectory: String) {
         self.topology = topology
@@ -125,6 +128,9 @@ final class PollQueue {
     /// The ports' devices (by port index), unretained: the emulation owns them and outlives the queue.
     private let devices: UnsafeMutablePointer<Unmanaged<NetDevice>>
     private let capacity: Int
+    /// The poll times of a stretch of one-frame polls (`ReplayEngine.stepRecordedEachFrame`).
+    let eachFrameTimes: UnsafeMutablePointer<Nanos>
+    static let eachFrameCapacity = 64
     @exclusivity(unchecked) private var head = 0
     @exclusivity(unchecked) private(set) var count = 0
 
@@ -134,6 +140,7 @@ final class PollQueue {
         readyTimes = .allocate(capacity: capacity)
         queued = .allocate(capacity: capacity)
         queued.initialize(repeating: false, count: capacity)
+        eachFrameTimes = .allocate(capacity: Self.eachFrameCapacity)
         self.devices = .allocate(capacity: capacity)
         for (i, device) in devices.enumerated() { (self.devices + i).initialize(to: .passUnretained(device)) }
     }
@@ -143,6 +150,7 @@ final class PollQueue {
         readyTimes.deallocate()
         queued.deallocate()
         devices.deallocate()
+        eachFrameTimes.deallocate()
     }
 
     /// When the next poll can run: when the first port in the queue became ready, or `cpuFree` if later; nil
@@ -299,6 +307,8 @@ struct ReplayEngine {
         startTime = (0..<laneCount).compactMap { lanes[$0].staged == nil ? nil : lanes[$0].stagedTime }.min() ?? 0
         cpuFree = startTime!
         nextMapTime = nextMapEventTime() ?? .max
+        // One input and no event log: stretches of one-frame polls run as such (`stepRecordedEachFrame`).
+        let eachFrame = laneCount == 1 && !worker.events.isEnabled && !options.oneEventPerStep
         var iterations = 0
         while true {
             iterations &+= 1
@@ -308,7 +318,7 @@ struct ReplayEngine {
             }
             let step: Bool
             switch options.timing {
-            case .recorded: step = stepRecorded()
+            case .recorded: step = eachFrame ? stepRecordedEachFrame() : stepRecorded()
             case .topspeed: step = stepTopspeed()
             }
             if worker.events.count > 0 { drainEvents() }
@@ -340,6 +350,55 @@ struct ReplayEngine {
             pollNext(at: pollTime.unsafelyUnwrapped)
         }
         return true
+    }
+
+    /// `stepRecorded` for one input while no port waits for a poll, the usual state of a trace whose frames come
+    /// further apart than a poll takes: each frame arrives after the poll of the one before has run, and is a poll
+    /// of its own. Delivers up to `PollQueue.eachFrameCapacity` such frames, then runs their polls with
+    /// `Worker.pollEachFrame` at the times `stepRecorded` would have run them. Events happen in the same order
+    /// as one `stepRecorded` at a time (the frames' arrivals, interleaved with their polls, only touch the ring and
+    /// the ingress capture), so the outputs are the same, without two engine steps and a poll call per frame.
+    mutating func stepRecordedEachFrame() -> Bool {
+        let lane = lanes
+        guard pollQueue._withUnsafeGuaranteedRef({ $0.count }) == 0, lane.pointee.staged != nil else {
+            return stepRecorded()
+        }
+        let port = lane.pointee.portIndex
+        let times = pollQueue._withUnsafeGuaranteedRef { $0.eachFrameTimes }
+        let room = lane.pointee.ring._withUnsafeGuaranteedRef { $0.capacity &- $0.count }
+        let limit = min(PollQueue.eachFrameCapacity, room)
+        let frameCost = worker.frameCost
+        var cpuFree = self.cpuFree
+        var count = 0
+        var delivered = false
+        while count < limit && lane.pointee.staged != nil {
+            let arrival = max(lane.pointee.stagedTime, lastArrival)
+            let pollTime = max(arrival &+ pollDelay, cpuFree)
+            // A map operation due by then runs before the poll: stepRecorded's business.
+            if nextMapTime <= pollTime { break }
+            Unmanaged.passUnretained(pool)._withUnsafeGuaranteedRef {
+                deliver(0, at: arrival, pool: $0, schedulingPoll: false)
+            }
+            delivered = true
+            if lane.pointee.staged != nil && max(lane.pointee.stagedTime, arrival) <= pollTime {
+                // The next frame arrives by the time this one's poll runs and joins that poll: this frame waits in
+                // the ring for it, scheduled as `deliver` schedules it.
+                let ready = arrival &+ pollDelay
+                pollQueue._withUnsafeGuaranteedRef { $0.schedule(port, ready: ready) }
+                break
+            }
+            times[count] = pollTime
+            count &+= 1
+            cpuFree = pollTime &+ frameCost
+        }
+        if count > 0 {
+            let device = emulation.ports[port].device
+            worker.pollEachFrame(device, times: times, count: count)
+            polls &+= UInt64(count)
+            self.cpuFree = worker.now
+            assert(self.cpuFree == cpuFree, "a one-frame poll took other than frame_cost_ns")
+        }
+        return delivered || stepRecorded()
     }
 
     /// One round in topspeed timing: fill the rings as far as they take frames, then run the next poll.
@@ -433,7 +492,7 @@ struct ReplayEngine {
 
     /// The staged frame of source `i` arrives at its port at `time`.
     @inline(__always)
-    mutating func deliver(_ i: Int, at time: Nanos, pool: FramePool) {
+    mutating func deliver(_ i: Int, at time: Nanos, pool: FramePool, schedulingPoll: Bool = true) {
         let lane = lanes + i
         guard let frame = lane.pointee.staged else { return }
         lane.pointee.staged = nil
@@ -449,8 +508,10 @@ struct ReplayEngine {
                      originalLength: Int(info.pointee.length + info.pointee.missingBytes))
         }
         if lane.pointee.ring._withUnsafeGuaranteedRef({ $0.push(frame) }) {
-            let ready = time + pollDelay
-            pollQueue._withUnsafeGuaranteedRef { $0.schedule(port, ready: ready) }
+            if schedulingPoll {
+                let ready = time + pollDelay
+                pollQueue._withUnsafeGuaranteedRef { $0.schedule(port, ready: ready) }
+            }
         } else {
             // The only use of the worker's clock outside a poll: the drop is stamped with the arrival time.
             worker.now = time

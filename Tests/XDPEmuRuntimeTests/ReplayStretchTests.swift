@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+import XDPEmuTopology
+@testable import XDPEmuRuntime
+
+/// Replay with recorded timing runs a stretch of frames that are each a poll of their own as one call
+/// (`ReplayEngine.stepRecordedEachFrame`, `Worker.pollEachFrame`). These tests hold it to the step-by-step engine,
+/// one arrival, poll or map operation per step: every output file must be byte-identical, statistics included,
+/// whatever the gaps between frames, the NAPI settings and what the programs do.
+@Suite struct ReplayStretchTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        var topology: String
+        var trace: String
+        var port: String
+        var source: String
+        var mapEvents: String?
+        var testDescription: String { topology }
+    }
+
+    static let cases = [
+        // Redirects into a devmap (bulk queues, the flush per poll); map updates and deletes land inside stretches.
+        Case(topology: "two-hosts", trace: "two-hosts-icmp", port: "xe0", source: "02:00:00:00:01:01",
+             mapEvents: """
+                {"events": [{"at_ns": 2500000, "op": "delete", "map": "fwd", "key": 0},
+                            {"at_ns": 2500000, "op": "update", "map": "fwd", "key": 0, "port": "xe1"},
+                            {"at_ns": 7000000, "op": "delete", "map": "fwd", "key": 0},
+                            {"at_ns": 9000300, "op": "update", "map": "fwd", "key": 0, "port": "xe1"}]}
+                """),
+        // XDP_DROP and XDP_PASS besides redirects.
+        Case(topology: "acl-firewall", trace: "acl-mixed", port: "fw0", source: "02:00:00:00:04:01"),
+        // XDP_TX.
+        Case(topology: "reflector", trace: "reflector-udp", port: "refl0", source: "02:00:00:00:05:01"),
+        // Redirects to four ports by a flow hash.
+        Case(topology: "star4", trace: "star4-mixed", port: "p1", source: "02:00:00:00:02:01"),
+    ]
+
+    /// (poll delay, frame cost, ring size)
+    static let settings: [(UInt64, UInt64, Int)] = [
+        (0, 0, 1024), (2_000, 0, 1024), (0, 700, 1024), (2_000, 700, 8), (0, 0, 8), (50_000, 0, 16),
+    ]
+
+    @Test(arguments: cases)
+    func stretchesOfOneFramePollsMatchStepByStep(testCase: Case) throws {
+        let scratch = makeTemporaryDirectory()
+        defer { removeDirectory(scratch) }
+        let frames = try readCapture("\(repositoryRoot)/pcaps/\(testCase.trace).pcap")
+            .filter { $0.source == testCase.source }
+        try #require(!frames.isEmpty)
+        // 400 frames, gaps drawn from ties, short gaps (a few frames share a poll) and long ones (a poll each).
+        var random = SplitMix(seed: 0x5eed)
+        let gaps: [UInt64] = [0, 40, 900, 3_000, 20_000, 1_000_000]
+        var time: UInt64 = 1_000_000_000
+        var trace = [(time: UInt64, bytes: [UInt8])]()
+        for i in 0..<400 {
+            time += gaps[Int(random.next() % UInt64(gaps.count))]
+            trace.append((time: time, bytes: frames[i % frames.count].bytes))
+        }
+        let tracePath = "\(scratch)/in.pcap"
+        try writeTrace(tracePath, trace)
+        for (delay, cost, ring) in Self.settings {
+            var topology = try sampleTopology(testCase.topology)
+            topology.napi.pollDelayNanos = delay
+            topology.napi.frameCostNanos = cost
+            topology.napi.ringSize = ring
+            let schedule = try testCase.mapEvents.map {
+                try MapEventSchedule.parse(data: Array($0.utf8), source: "events.json", topology: topology)
+            }
+            let (stretches, polls) = try replayOutputs(topology, port: testCase.port, trace: tracePath,
+                                                       mapEvents: schedule, oneEventPerStep: false)
+            let (steps, _) = try replayOutputs(topology, port: testCase.port, trace: tracePath, mapEvents: schedule,
+                                               oneEventPerStep: true)
+            #expect(stretches.keys.sorted() == steps.keys.sorted())
+            for (name, bytes) in steps {
+                #expect(stretches[name] == bytes,
+                        "\(testCase.topology), poll delay \(delay), frame cost \(cost), ring \(ring): \(name) differs")
+            }
+            // Not vacuous: with a poll delay shorter than most gaps, most frames are polls of their own.
+            if delay <= 2_000 { #expect(polls > 200) }
+        }
+    }
+
+    /// Every output file of a replay, by name.
+    func replayOutputs(_ topology: Topology, port: String, trace: String, mapEvents: MapEventSchedule?,
+                       oneEventPerStep: Bool) throws -> (files: [String: Data], polls: UInt64) {
+        let out = makeTemporaryDirectory()
+        defer { removeDirectory(out) }
+        var options = ReplayOptions(topology: topology, inputs: [.init(port: port, path: trace)],
+                                    outputDirectory: out)
+        options.mapEvents = mapEvents
+        options.statsPath = out + "/stats.json"
+        options.oneEventPerStep = oneEventPerStep
+        let result = try Replay.run(options)
+        #expect(result.inputErrors.isEmpty)
+        expectConservation(result.statistics)
+        var files = [String: Data]()
+        for name in try FileManager.default.contentsOfDirectory(atPath: out) {
+            files[name] = try Data(contentsOf: URL(fileURLWithPath: "\(out)/\(name)"))
+        }
+        return (files, result.statistics.polls)
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so that the traces are the same on every run.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49eb_133b_111f
+        return z ^ (z >> 31)
+    }
+}
