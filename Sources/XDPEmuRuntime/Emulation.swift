@@ -22,17 +22,17 @@ public final class Emulation {
 
     /// What to put behind each port.
     public struct Wiring {
-        /// The far side of a port's transmit.
-        public var wire: (PortSpec) -> any Wire
+        /// The far side of a port's transmit (nil: none, transmitted frames leave the emulator).
+        public var wire: (PortSpec) -> (any Wire)?
         /// Where XDP_PASS frames of a port go besides counting (nil: nowhere).
         public var stackWire: (PortSpec) -> (any Wire)?
-        public init(wire: @escaping (PortSpec) -> any Wire,
+        public init(wire: @escaping (PortSpec) -> (any Wire)?,
                     stackWire: @escaping (PortSpec) -> (any Wire)? = { _ in nil }) {
             self.wire = wire
             self.stackWire = stackWire
         }
         /// Replay: transmitted frames leave the emulator, passed frames are only counted and captured.
-        public static var offline: Wiring { Wiring(wire: { _ in OpenWire() }) }
+        public static var offline: Wiring { Wiring(wire: { _ in nil }) }
     }
 
     /// Builds the emulation. `captures` (optional) receives egress, pass and drop records.
@@ -61,9 +61,7 @@ public final class Emulation {
             for spec in topology.ports {
                 var transmitter: (any XDPTransmitter)?
                 if spec.xmit {
-                    var wire = wiring.wire(spec)
-                    if let writer = captures?.egress[spec.name] { wire = CapturingWire(wire, writer: writer) }
-                    transmitter = PortTransmitter(wire: wire)
+                    transmitter = PortTransmitter(wire: wiring.wire(spec), capture: captures?.egress[spec.name])
                 }
                 let stack = PassSink(wire: wiring.stackWire(spec), writer: captures?.passed[spec.name])
                 let device = try network.addDevice(

@@ -2,11 +2,10 @@ import XDPEmuCore
 import XDPEmuPcap
 
 // How frames leave the core. The core hands frames to a device's `XDPTransmitter` (ndo_xdp_xmit) or `LocalStack`
-// (XDP_PASS); here both are built from small pieces that wrap one another, so capture is a decorator and the
-// datapath has no "if capturing" branch:
-//   PortTransmitter -> CapturingWire(egress pcap) -> TAP / nothing
-//   PassSink        -> capture(pass pcap)         -> stack TAP / nothing
-//   DropCapture (DropObserver)                    -> drops pcap
+// (XDP_PASS); here they are put on the port's wire, if it has one, and recorded in its capture, if any:
+//   PortTransmitter -> wire (TAP in live mode; none in replay) + egress pcap
+//   PassSink        -> stack wire (stack TAP / none)          + pass pcap
+//   DropCapture (DropObserver)                                -> drops pcap
 
 /// The far side of a port: where its transmitted frames go (a TAP in live mode, nowhere in replay).
 ///
@@ -76,61 +75,37 @@ struct SentFramesFirst {
     }
 }
 
-/// A wire that accepts everything (replay: a transmitted frame has left the emulator).
-public final class OpenWire: Wire {
-    public init() {}
-    public func send(_ packet: UnsafeRawBufferPointer, missingBytes: UInt32, time: Nanos) -> Bool { true }
-    public func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int {
-        frames.count
-    }
-}
-
-/// Records what an inner wire accepted into a pcap file.
-public final class CapturingWire: Wire {
-    let inner: any Wire
-    let writer: PcapWriter
-
-    public init(_ inner: any Wire, writer: PcapWriter) {
-        self.inner = inner
-        self.writer = writer
-    }
-
-    public func send(_ packet: UnsafeRawBufferPointer, missingBytes: UInt32, time: Nanos) -> Bool {
-        guard inner.send(packet, missingBytes: missingBytes, time: time) else { return false }
-        writer.write(timestampNanos: time, bytes: packet, originalLength: packet.count + Int(missingBytes))
-        return true
-    }
-
-    public func send(_ frame: FrameID, pool: FramePool, time: Nanos) -> Bool {
-        var one = frame
-        return withUnsafeMutablePointer(to: &one) {
-            send(UnsafeMutableBufferPointer(start: $0, count: 1), pool: pool, time: time)
-        } == 1
-    }
-
-    public func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int {
-        let sent = inner.send(frames, pool: pool, time: time)
-        for frame in frames[..<sent] {
-            let packet = UnsafeRawBufferPointer(pool.packet(frame))
-            writer.write(timestampNanos: time, bytes: packet,
-                         originalLength: packet.count + Int(pool.info(frame).pointee.missingBytes))
-        }
-        return sent
-    }
-}
-
-/// A port's ndo_xdp_xmit: sends the frames in order, returns the number sent and gives the sent frames back to
-/// the pool. The wire puts the ones it could not send behind the sent ones; they stay with the devmap, which
+/// A port's ndo_xdp_xmit: puts the frames on the port's wire in order (without a wire, as in replay, they leave
+/// the emulator), records the sent ones in the egress capture, gives them back to the pool and returns how many
+/// were sent. The wire puts the ones it could not send behind the sent ones; they stay with the devmap, which
 /// counts them as drops (`xmit_unsent`).
+///
+/// One object for the whole way out (no capturing wire wrapped around a wire that accepts everything): with
+/// replay's recorded timing a bulk is usually one frame, and every dynamic call per bulk counts.
 public final class PortTransmitter: XDPTransmitter {
-    let wire: any Wire
+    let wire: (any Wire)?
+    let capture: PcapWriter?
+    /// `capture`, used unretained: through `if let capture` it was retained and released for every bulk.
+    let captureRef: Unmanaged<PcapWriter>?
 
-    public init(wire: any Wire) { self.wire = wire }
+    public init(wire: (any Wire)?, capture: PcapWriter?) {
+        self.wire = wire
+        self.capture = capture
+        captureRef = capture.map { .passUnretained($0) }
+    }
 
     public func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
                         worker: Worker) -> Int32 {
         let pool = worker.pool
-        let sent = wire.send(frames, pool: pool, time: worker.now)
+        let time = worker.now
+        let sent = wire?.send(frames, pool: pool, time: time) ?? frames.count
+        captureRef?._withUnsafeGuaranteedRef { capture in
+            for frame in frames[..<sent] {
+                let packet = UnsafeRawBufferPointer(pool.packet(frame))
+                capture.write(timestampNanos: time, bytes: packet,
+                              originalLength: packet.count + Int(pool.info(frame).pointee.missingBytes))
+            }
+        }
         pool.give(UnsafeMutableBufferPointer(rebasing: frames[..<sent]))
         return Int32(sent)
     }
