@@ -151,7 +151,7 @@ public final class FramePool: @unchecked Sendable {
     public var available: Int { freeCount.pointee }
 
     /// Takes a frame, its packet empty and starting at `headroom`; nil when the pool is exhausted.
-    @inlinable
+    @inlinable @inline(__always)
     public func take(headroom: Int? = nil) -> FrameID? {
         let n = freeCount.pointee
         guard n > 0 else { return nil }
@@ -320,7 +320,7 @@ public final class FramePool: @unchecked Sendable {
     }
 
     /// Room for a packet starting at the frame's data offset: write into it, then call `setLength`.
-    @inlinable
+    @inlinable @inline(__always)
     public func writableSpace(_ frame: FrameID) -> UnsafeMutableRawBufferPointer {
         let offset = Int(infos[Int(frame.rawValue)].dataOffset)
         return UnsafeMutableRawBufferPointer(start: bufferStart(frame) + offset, count: bufferSize - offset)

@@ -138,8 +138,10 @@ public final class Worker: @unchecked Sendable {
     @usableFromInline let semantics: Semantics
     /// The retire log as the quiescent point sees it (plain pointers: no reference counting on shared objects).
     let retireLog: RetireLog.Reader
+    /// The retire log's published epoch (`retireLog.published`), for the inlined test of `quiescentPoint`.
+    @usableFromInline let publishedEpoch: UnsafeMutablePointer<Atomic<UInt64>>
     /// Retire epoch passed at the previous quiescent point.
-    @exclusivity(unchecked) var lastSeenEpoch: UInt64 = 0
+    @exclusivity(unchecked) @usableFromInline var lastSeenEpoch: UInt64 = 0
     /// The map the last flush flushed (maps live as long as the network, so the reference cannot dangle).
     @exclusivity(unchecked) @usableFromInline var lastFlushedMap: Unmanaged<DevMap>?
 
@@ -155,6 +157,7 @@ public final class Worker: @unchecked Sendable {
         txQueue = allocateOnOwnCacheLines(FrameID.self, count: maxBudget)
         rxBatch = allocateOnOwnCacheLines(FrameID.self, count: maxBudget)
         retireLog = network.retireLog.reader(cpu: cpu)
+        publishedEpoch = retireLog.published
         lastSeenEpoch = retireLog.publishedEpoch()
         retireLog.pass(lastSeenEpoch)
     }
@@ -214,6 +217,7 @@ public final class Worker: @unchecked Sendable {
         let ring = device.rxRing.consumer
         let frames = pool.storage
         let recording = events.isRecording
+        let cpu = self.cpu
         var counts = PollCounts()
         var tally = PollTally()
         for i in 0..<count {
@@ -223,12 +227,37 @@ public final class Worker: @unchecked Sendable {
             let frame = ring.pop().unsafelyUnwrapped
             let stop = runProgram(&program, on: frame, frames: frames, programID: programID,
                                   rxBytes: &counts.rxBytes)
-            handle(stop, fast: &fast, fastPathOff: fastPathOff, device: device, programID: programID,
-                   counts: &counts, tally: &tally, clock: FixedClock.self)
-            endPoll(txCount: tally.txCount, device: device, programID: programID)
-            tally.txCount = 0
+            // The usual frame: a `bpf_redirect_map` into the map to flush, queued without a transmit (as in
+            // `runUsual`). Its queue is then the only one of a published entry holding frames (every poll's flush
+            // sends all of those), so the flush would send it and nothing else: `flushOnly`.
+            if stop.action.rawValue == XDPAction.redirect.rawValue && stop.requestBits == fast.bits,
+               let entry = DevMap.block(at: stop.index, slots: fast.slots, maxEntries: fast.maxEntries),
+               enqueueWithoutTransmit(frame, info: stop.info, into: entry, map: stop.requestBits, cpu: cpu,
+                                      from: device) {
+                flushOnly(entry)
+            } else {
+                handle(stop, fast: &fast, fastPathOff: fastPathOff, device: device, programID: programID,
+                       counts: &counts, tally: &tally, clock: FixedClock.self)
+                flushRedirects()
+                if tally.txCount > 0 { transmitXDPTx(count: tally.txCount, device: device, programID: programID) }
+                tally.txCount = 0
+            }
+            quiescentPoint()
         }
         addPollCounts(counts, tally: tally, processed: count, device: device)
+    }
+
+    /// `flushRedirects` when `entry`'s queue, of the map to flush, is the only queue of a published entry that
+    /// holds frames: the flush's scan of the marks would find this one to send, and keys whose slot is empty
+    /// to keep; it sends the queue and clears its mark, as the scan does. (Marks of keys whose slot was filled
+    /// again since have an empty queue and stay until the next full flush: sending an empty queue does nothing.)
+    @inlinable @inline(__always)
+    func flushOnly(_ entry: EntryBlock) {
+        let map = redirectInfo.pointee.mapToFlush.unsafelyUnwrapped
+        redirectInfo.pointee.mapToFlush = nil
+        lastFlushedMap = map
+        transmitBulk(entry, flags: .flush)
+        map._withUnsafeGuaranteedRef { $0.clearFlushMark(entry.key, cpu: cpu) }
     }
 
     /// The poll loop, specialised per program type. Call through `poll`.
@@ -923,9 +952,18 @@ public final class Worker: @unchecked Sendable {
     /// one (`dev_map_flush_old`) and tells the control plane, which releases an entry once every worker is done
     /// with it. Takes no lock and allocates nothing (see RetireLog.swift). Call it also when a worker goes idle, so
     /// retired entries do not wait for its next poll.
+    ///
+    /// Inlinable, so that a poll compiled in another module tests for retired entries without a call (there are
+    /// none at nearly every poll).
+    @inlinable
     public func quiescentPoint() {
-        let latest = retireLog.publishedEpoch()
-        guard latest != lastSeenEpoch else { return }
+        let latest = publishedEpoch.pointee.load(ordering: .acquiring)
+        if _slowPath(latest != lastSeenEpoch) { passQuiescentPoint(latest) }
+    }
+
+    /// `quiescentPoint` when entries were retired since the previous one (`latest` is the published epoch).
+    @usableFromInline @inline(never)
+    func passQuiescentPoint(_ latest: UInt64) {
         retireLog.forEachRetired(after: lastSeenEpoch, upTo: latest) { entry in
             entry.map._withUnsafeGuaranteedRef { map in
                 if entry.device._withUnsafeGuaranteedRef({ $0.transmitter != nil }) {
