@@ -238,8 +238,7 @@ public final class Worker: @unchecked Sendable {
             } else {
                 handle(stop, fast: &fast, fastPathOff: fastPathOff, device: device, programID: programID,
                        counts: &counts, tally: &tally, clock: FixedClock.self)
-                flushRedirects()
-                if tally.txCount > 0 { transmitXDPTx(count: tally.txCount, device: device, programID: programID) }
+                flushAndSendXDPTx(txCount: tally.txCount, device: device, programID: programID)
                 tally.txCount = 0
             }
             quiescentPoint()
@@ -344,7 +343,8 @@ public final class Worker: @unchecked Sendable {
             }
         }
         addPollCounts(counts, tally: tally, processed: processed, device: device)
-        endPoll(txCount: tally.txCount, device: device, programID: programID)
+        flushAndSendXDPTx(txCount: tally.txCount, device: device, programID: programID)
+        quiescentPoint()
         return processed
     }
 
@@ -415,12 +415,12 @@ public final class Worker: @unchecked Sendable {
         device.countDrop(.programDrop, cpu: cpu, counts.programDrops)
     }
 
-    /// A poll's end, in the kernel's order: the redirect flush, the XDP_TX frames sent, the quiescent point.
+    /// A poll's transmits at its end, in the kernel's order: the redirect flush, then the XDP_TX frames (the
+    /// quiescent point follows).
     @inlinable @inline(__always)
-    func endPoll(txCount: Int, device: NetDevice, programID: UInt32) {
+    func flushAndSendXDPTx(txCount: Int, device: NetDevice, programID: UInt32) {
         flushRedirects()
         if txCount > 0 { transmitXDPTx(count: txCount, device: device, programID: programID) }
-        quiescentPoint()
     }
 
     /// The poll loop's usual frames, from `next` up to `end`: runs the program on each and finishes the frame when
