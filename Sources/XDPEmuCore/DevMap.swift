@@ -329,7 +329,7 @@ public final class DevMap: @unchecked Sendable {
         bitmap[words &+ (word >> 6)] |= 1 << UInt64(word & 63)
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     func clearFlushMark(_ key: UInt32, cpu: Int) {
         let bitmap = flushBits + cpu &* bitmapStride
         bitmap[Int(key >> 6)] &= ~(1 << UInt64(key & 63))

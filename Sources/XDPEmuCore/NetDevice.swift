@@ -269,6 +269,9 @@ public final class FrameRing: @unchecked Sendable {
             return count
         }
 
+        /// Frames in the ring.
+        @inlinable var count: Int { indices[1] }
+
         @inlinable
         func pop() -> FrameID? {
             let n = indices[1]

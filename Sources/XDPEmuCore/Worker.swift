@@ -38,9 +38,10 @@ public class AttachedProgram: @unchecked Sendable {
         preconditionFailure("AttachedProgram.poll is implemented by ProgramRunner")
     }
 
-    /// `count` polls of one frame each, the i-th at `times[i]` (see `Worker.pollEachFrame`).
-    public func pollEachFrame(device: NetDevice, worker: Worker, times: UnsafePointer<Nanos>, count: Int) {
-        preconditionFailure("AttachedProgram.pollEachFrame is implemented by ProgramRunner")
+    /// `count` polls one after the other, the i-th at `times[i]` taking `sizes[i]` frames (see `Worker.pollSeries`).
+    public func pollSeries(device: NetDevice, worker: Worker, times: UnsafePointer<Nanos>, sizes: UnsafePointer<Int>,
+                           count: Int) {
+        preconditionFailure("AttachedProgram.pollSeries is implemented by ProgramRunner")
     }
 }
 
@@ -58,8 +59,8 @@ public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @uncheck
     /// with it). Only the worker polling the device touches it (see `Worker`).
     @usableFromInline let storage: UnsafeMutablePointer<Program>
     @usableFromInline let specialisedPoll: (ProgramRunner<Program>, NetDevice, Worker, Int) -> Int
-    @usableFromInline let specialisedPollEachFrame: (ProgramRunner<Program>, NetDevice, Worker, UnsafePointer<Nanos>,
-                                                     Int) -> Void
+    @usableFromInline let specialisedPollSeries: (ProgramRunner<Program>, NetDevice, Worker, UnsafePointer<Nanos>,
+                                                  UnsafePointer<Int>, Int) -> Void
 
     @inlinable
     public init(_ program: Program, programID: UInt32) {
@@ -68,9 +69,9 @@ public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @uncheck
         specialisedPoll = { runner, device, worker, budget in
             worker.run(&runner.storage.pointee, programID: runner.programID, device: device, budget: budget)
         }
-        specialisedPollEachFrame = { runner, device, worker, times, count in
-            worker.runEachFrame(&runner.storage.pointee, programID: runner.programID, device: device, times: times,
-                                count: count)
+        specialisedPollSeries = { runner, device, worker, times, sizes, count in
+            worker.runSeries(&runner.storage.pointee, programID: runner.programID, device: device, times: times,
+                             sizes: sizes, count: count)
         }
         super.init(programID: programID)
     }
@@ -90,8 +91,9 @@ public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @uncheck
         specialisedPoll(self, device, worker, budget)
     }
 
-    override public func pollEachFrame(device: NetDevice, worker: Worker, times: UnsafePointer<Nanos>, count: Int) {
-        specialisedPollEachFrame(self, device, worker, times, count)
+    override public func pollSeries(device: NetDevice, worker: Worker, times: UnsafePointer<Nanos>,
+                                    sizes: UnsafePointer<Int>, count: Int) {
+        specialisedPollSeries(self, device, worker, times, sizes, count)
     }
 }
 
@@ -183,67 +185,93 @@ public final class Worker: @unchecked Sendable {
         return run(&passAll, programID: 0, device: device, budget: budget)
     }
 
-    /// `count` NAPI polls of `device` one after the other, each taking exactly one frame of its RX ring, which
-    /// holds at least `count`: the i-th poll runs at virtual time `times[i]` (non-decreasing). The same as
-    /// `count` calls of `poll(device, budget: 1, now: times[i])`, with the frames pushed to the ring beforehand:
-    /// replay with recorded timing makes a poll of every frame of a trace whose frames are further apart than a
-    /// poll takes, and runs such a stretch this way rather than a poll per call.
-    public func pollEachFrame(_ device: NetDevice, times: UnsafePointer<Nanos>, count: Int) {
-        precondition(device.rxRing.count >= count, "fewer frames in the RX ring than polls asked for")
+    /// `count` NAPI polls of `device` one after the other: the i-th runs at virtual time `times[i]`
+    /// (non-decreasing) and takes exactly `sizes[i]` frames (`1...maxBudget`) of its RX ring, which holds at least
+    /// their sum. The same as `count` calls of `poll(device, budget: sizes[i], now: times[i])`, each with just its
+    /// frames in the ring: replay with recorded timing delivers a stretch of polls' frames, then runs the polls
+    /// this way rather than a poll per call (with distinct timestamps, a poll is mostly one frame).
+    public func pollSeries(_ device: NetDevice, times: UnsafePointer<Nanos>, sizes: UnsafePointer<Int>, count: Int) {
         if let program = device.polledProgram {
             program._withUnsafeGuaranteedRef {
-                $0.pollEachFrame(device: device, worker: self, times: times, count: count)
+                $0.pollSeries(device: device, worker: self, times: times, sizes: sizes, count: count)
             }
             return
         }
         var passAll = ConstantProgram(.pass)
-        runEachFrame(&passAll, programID: 0, device: device, times: times, count: count)
+        runSeries(&passAll, programID: 0, device: device, times: times, sizes: sizes, count: count)
     }
 
-    /// `pollEachFrame`'s loop, specialised per program type.
+    /// `pollSeries`' loop, specialised per program type.
     @inlinable
-    public func runEachFrame<P: XDPProgram>(_ program: inout P, programID: UInt32, device: NetDevice,
-                                            times: UnsafePointer<Nanos>, count: Int) {
+    public func runSeries<P: XDPProgram>(_ program: inout P, programID: UInt32, device: NetDevice,
+                                         times: UnsafePointer<Nanos>, sizes: UnsafePointer<Int>, count: Int) {
         guard frameCost == 0 else {
             // The clock advances per frame: poll by poll (not what replay's defaults make).
             for i in 0..<count {
+                precondition(device.rxRing.count >= sizes[i], "fewer frames in the RX ring than the poll takes")
                 nowStorage = times[i]
-                _ = run(&program, programID: programID, device: device, budget: 1, clock: AdvancingClock.self)
+                _ = run(&program, programID: programID, device: device, budget: sizes[i], clock: AdvancingClock.self)
             }
             return
         }
-        // `run` with one frame per poll, without what a poll of many frames needs (the batch, `runUsual`), and
-        // with the device's counters added once at the end (nothing reads them between these polls).
+        // `run` for polls that know their frames: no batch taken off the ring, no `runUsual` (a poll here is
+        // mostly one frame), and the device's counters added once at the end (nothing reads them in between).
         let ring = device.rxRing.consumer
         let frames = pool.storage
         let recording = events.isRecording
         let cpu = self.cpu
         var counts = PollCounts()
         var tally = PollTally()
+        var processed = 0
         for i in 0..<count {
+            let size = sizes[i]
+            precondition(UInt(bitPattern: size &- 1) < UInt(maxBudget) && ring.count >= size, "poll size out of range")
+            processed &+= size
             nowStorage = times[i]
             let fastPathOff = recording || pool.shortHeadroomTaken
             var fast = fastMapAtPollStart(fastPathOff: fastPathOff)
-            let frame = ring.pop().unsafelyUnwrapped
-            let stop = runProgram(&program, on: frame, frames: frames, programID: programID,
-                                  rxBytes: &counts.rxBytes)
-            // The usual frame: a `bpf_redirect_map` into the map to flush, queued without a transmit (as in
-            // `runUsual`). Its queue is then the only one of a published entry holding frames (every poll's flush
-            // sends all of those), so the flush would send it and nothing else: `flushOnly`.
-            if stop.action.rawValue == XDPAction.redirect.rawValue && stop.requestBits == fast.bits,
-               let entry = DevMap.block(at: stop.index, slots: fast.slots, maxEntries: fast.maxEntries),
-               enqueueWithoutTransmit(frame, info: stop.info, into: entry, map: stop.requestBits, cpu: cpu,
-                                      from: device) {
-                flushOnly(entry)
+            if size == 1 {
+                // The usual poll. When its frame is queued without a transmit, its queue is the only one of a
+                // published entry holding frames (every poll's flush sends all of those), so the flush would
+                // send that queue and nothing else.
+                if let queue = runAndQueue(&program, ring: ring, frames: frames, fast: &fast, fastPathOff: fastPathOff,
+                                           device: device, programID: programID, cpu: cpu, counts: &counts,
+                                           tally: &tally) {
+                    flushOnly(queue)
+                    quiescentPoint()
+                    continue
+                }
             } else {
-                handle(stop, fast: &fast, fastPathOff: fastPathOff, device: device, programID: programID,
-                       counts: &counts, tally: &tally, clock: FixedClock.self)
-                flushAndSendXDPTx(txCount: tally.txCount, device: device, programID: programID)
-                tally.txCount = 0
+                for _ in 0..<size {
+                    _ = runAndQueue(&program, ring: ring, frames: frames, fast: &fast, fastPathOff: fastPathOff,
+                                    device: device, programID: programID, cpu: cpu, counts: &counts, tally: &tally)
+                }
             }
+            flushAndSendXDPTx(txCount: tally.txCount, device: device, programID: programID)
+            tally.txCount = 0
             quiescentPoint()
         }
-        addPollCounts(counts, tally: tally, processed: count, device: device)
+        addPollCounts(counts, tally: tally, processed: processed, device: device)
+    }
+
+    /// `runSeries`' handling of the next frame of the RX ring: runs the program and carries out its verdict.
+    /// Returns the entry whose queue took the frame when it was the usual frame, a `bpf_redirect_map` into the map
+    /// to flush queued without a transmit (as in `runUsual`); nil when it took the full handling.
+    @inlinable @inline(__always)
+    func runAndQueue<P: XDPProgram>(_ program: inout P, ring: FrameRing.Consumer, frames: FramePool.Storage,
+                                    fast: inout FastMap, fastPathOff: Bool, device: NetDevice, programID: UInt32,
+                                    cpu: Int, counts: inout PollCounts, tally: inout PollTally) -> EntryBlock? {
+        let frame = ring.pop().unsafelyUnwrapped
+        let stop = runProgram(&program, on: frame, frames: frames, programID: programID, rxBytes: &counts.rxBytes)
+        if stop.action.rawValue == XDPAction.redirect.rawValue && stop.requestBits == fast.bits,
+           let entry = DevMap.block(at: stop.index, slots: fast.slots, maxEntries: fast.maxEntries),
+           enqueueWithoutTransmit(frame, info: stop.info, into: entry, map: stop.requestBits, cpu: cpu,
+                                  from: device) {
+            return entry
+        }
+        handle(stop, fast: &fast, fastPathOff: fastPathOff, device: device, programID: programID, counts: &counts,
+               tally: &tally, clock: FixedClock.self)
+        return nil
     }
 
     /// `flushRedirects` when `entry`'s queue, of the map to flush, is the only queue of a published entry that

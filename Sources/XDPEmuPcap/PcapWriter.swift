@@ -102,21 +102,53 @@ public final class PcapWriter {
     /// Timestamps are stored as 32-bit seconds (as libpcap does, so they wrap in 2106) plus nanoseconds.
     @inlinable @inline(__always)
     public func write(timestampNanos: UInt64, bytes: UnsafeRawBufferPointer, originalLength: Int) {
-        let capturedLength = min(bytes.count, snapLimit)
-        let recordSize = 16 &+ capturedLength  // PcapFormat.recordHeaderSize (internal: not usable here) + data
-        let staged = state.pointee.staged
-        if state.pointee.writable && originalLength >= 0 && recordSize <= buffer.count &- staged {
-            let record = buffer.baseAddress.unsafelyUnwrapped + staged
-            Self.storeRecordHeader(at: record, timestampNanos, capturedLength, originalLength)
-            if capturedLength > 0 {
-                (record + 16).copyMemory(from: bytes.baseAddress.unsafelyUnwrapped, byteCount: capturedLength)
-            }
-            state.pointee.staged = staged &+ recordSize
-            state.pointee.recordCount &+= 1
-            state.pointee.byteCount &+= recordSize
-            return
+        handle.write(timestampNanos: timestampNanos, bytes: bytes, originalLength: originalLength)
+    }
+
+    /// What `write` works with, for a caller that keeps it in place of the writer: a capture loop in another
+    /// module that reads a writer out of an object retains and releases it around the loop (a call may release
+    /// the object), whereas these are plain pointers. Valid while the writer lives.
+    @inlinable public var handle: Handle {
+        Handle(writer: .passUnretained(self), buffer: buffer, state: state, snapLimit: snapLimit)
+    }
+
+    @frozen
+    public struct Handle {
+        @usableFromInline let writer: Unmanaged<PcapWriter>
+        @usableFromInline let buffer: UnsafeMutableRawBufferPointer
+        @usableFromInline let state: UnsafeMutablePointer<State>
+        @usableFromInline let snapLimit: Int
+
+        @inlinable
+        init(writer: Unmanaged<PcapWriter>, buffer: UnsafeMutableRawBufferPointer, state: UnsafeMutablePointer<State>,
+             snapLimit: Int) {
+            self.writer = writer
+            self.buffer = buffer
+            self.state = state
+            self.snapLimit = snapLimit
         }
-        writeSlowly(timestampNanos: timestampNanos, bytes: bytes, originalLength: originalLength)
+
+        /// `PcapWriter.write`.
+        @inlinable @inline(__always)
+        public func write(timestampNanos: UInt64, bytes: UnsafeRawBufferPointer, originalLength: Int) {
+            let capturedLength = min(bytes.count, snapLimit)
+            let recordSize = 16 &+ capturedLength  // PcapFormat.recordHeaderSize (internal: not usable here) + data
+            let staged = state.pointee.staged
+            if state.pointee.writable && originalLength >= 0 && recordSize <= buffer.count &- staged {
+                let record = buffer.baseAddress.unsafelyUnwrapped + staged
+                PcapWriter.storeRecordHeader(at: record, timestampNanos, capturedLength, originalLength)
+                if capturedLength > 0 {
+                    (record + 16).copyMemory(from: bytes.baseAddress.unsafelyUnwrapped, byteCount: capturedLength)
+                }
+                state.pointee.staged = staged &+ recordSize
+                state.pointee.recordCount &+= 1
+                state.pointee.byteCount &+= recordSize
+                return
+            }
+            writer._withUnsafeGuaranteedRef {
+                $0.writeSlowly(timestampNanos: timestampNanos, bytes: bytes, originalLength: originalLength)
+            }
+        }
     }
 
     /// `write` for every case its fast path leaves out: closed, failed, a full buffer, a record larger than it.

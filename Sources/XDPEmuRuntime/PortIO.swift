@@ -85,13 +85,13 @@ struct SentFramesFirst {
 public final class PortTransmitter: XDPTransmitter {
     let wire: (any Wire)?
     let capture: PcapWriter?
-    /// `capture`, used unretained: through `if let capture` it was retained and released for every bulk.
-    let captureRef: Unmanaged<PcapWriter>?
+    /// `capture`'s handle: through `if let capture` the writer was retained and released for every bulk.
+    let captureHandle: PcapWriter.Handle?
 
     public init(wire: (any Wire)?, capture: PcapWriter?) {
         self.wire = wire
         self.capture = capture
-        captureRef = capture.map { .passUnretained($0) }
+        captureHandle = capture?.handle
     }
 
     public func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
@@ -99,7 +99,7 @@ public final class PortTransmitter: XDPTransmitter {
         let pool = worker.pool
         let time = worker.now
         let sent = wire?.send(frames, pool: pool, time: time) ?? frames.count
-        captureRef?._withUnsafeGuaranteedRef { capture in
+        if let capture = captureHandle {
             for frame in frames[..<sent] {
                 let packet = UnsafeRawBufferPointer(pool.packet(frame))
                 capture.write(timestampNanos: time, bytes: packet,

@@ -46,8 +46,8 @@ public struct ReplayOptions {
     public var progress: ((UInt64, Double) -> Void)?
     /// Polled now and then: true stops reading (SIGINT); what was read is still processed and written.
     public var shouldStop: () -> Bool = { false }
-    /// Recorded timing one arrival, poll or map operation per step, never a stretch of one-frame polls at once
-    /// (`ReplayEngine.stepRecordedEachFrame`): the reference the tests hold the stretches to.
+    /// Recorded timing one arrival, poll or map operation per step, never a stretch of polls at once
+    /// (`ReplayEngine.stepRecordedStretch`): the reference the tests hold the stretches to.
     var oneEventPerStep = false
 
     public init(topology: Topology, inputs: [Input], outputDirectory: String) {
@@ -128,9 +128,11 @@ final class PollQueue {
     /// The ports' devices (by port index), unretained: the emulation owns them and outlives the queue.
     private let devices: UnsafeMutablePointer<Unmanaged<NetDevice>>
     private let capacity: Int
-    /// The poll times of a stretch of one-frame polls (`ReplayEngine.stepRecordedEachFrame`).
-    let eachFrameTimes: UnsafeMutablePointer<Nanos>
-    static let eachFrameCapacity = 64
+    /// The times and sizes (frames) of a stretch's polls (`ReplayEngine.stepRecordedStretch`).
+    let stretchTimes: UnsafeMutablePointer<Nanos>
+    let stretchSizes: UnsafeMutablePointer<Int>
+    /// Polls per stretch at most.
+    static let stretchCapacity = 64
     @exclusivity(unchecked) private var head = 0
     @exclusivity(unchecked) private(set) var count = 0
 
@@ -140,7 +142,8 @@ final class PollQueue {
         readyTimes = .allocate(capacity: capacity)
         queued = .allocate(capacity: capacity)
         queued.initialize(repeating: false, count: capacity)
-        eachFrameTimes = .allocate(capacity: Self.eachFrameCapacity)
+        stretchTimes = .allocate(capacity: Self.stretchCapacity)
+        stretchSizes = .allocate(capacity: Self.stretchCapacity)
         self.devices = .allocate(capacity: capacity)
         for (i, device) in devices.enumerated() { (self.devices + i).initialize(to: .passUnretained(device)) }
     }
@@ -150,7 +153,8 @@ final class PollQueue {
         readyTimes.deallocate()
         queued.deallocate()
         devices.deallocate()
-        eachFrameTimes.deallocate()
+        stretchTimes.deallocate()
+        stretchSizes.deallocate()
     }
 
     /// When the next poll can run: when the first port in the queue became ready, or `cpuFree` if later; nil
@@ -307,8 +311,8 @@ struct ReplayEngine {
         startTime = (0..<laneCount).compactMap { lanes[$0].staged == nil ? nil : lanes[$0].stagedTime }.min() ?? 0
         cpuFree = startTime!
         nextMapTime = nextMapEventTime() ?? .max
-        // One input and no event log: stretches of one-frame polls run as such (`stepRecordedEachFrame`).
-        let eachFrame = laneCount == 1 && !worker.events.isEnabled && !options.oneEventPerStep
+        // One input and no event log: stretches of polls that leave no frame behind (`stepRecordedStretch`).
+        let stretches = laneCount == 1 && !worker.events.isEnabled && !options.oneEventPerStep
         var iterations = 0
         while true {
             iterations &+= 1
@@ -318,7 +322,7 @@ struct ReplayEngine {
             }
             let step: Bool
             switch options.timing {
-            case .recorded: step = eachFrame ? stepRecordedEachFrame() : stepRecorded()
+            case .recorded: step = stretches ? stepRecordedStretch() : stepRecorded()
             case .topspeed: step = stepTopspeed()
             }
             if worker.events.count > 0 { drainEvents() }
@@ -353,50 +357,62 @@ struct ReplayEngine {
     }
 
     /// `stepRecorded` for one input while no port waits for a poll, the usual state of a trace whose frames come
-    /// further apart than a poll takes: each frame arrives after the poll of the one before has run, and is a poll
-    /// of its own. Delivers up to `PollQueue.eachFrameCapacity` such frames, then runs their polls with
-    /// `Worker.pollEachFrame` at the times `stepRecorded` would have run them. Events happen in the same order
-    /// as one `stepRecorded` at a time (the frames' arrivals, interleaved with their polls, only touch the ring and
-    /// the ingress capture), so the outputs are the same, without two engine steps and a poll call per frame.
-    mutating func stepRecordedEachFrame() -> Bool {
+    /// further apart than a poll takes: the frames that arrive by the time a poll runs are all in it, and the
+    /// next one arrives after it (so no poll leaves frames in the ring). Delivers the frames of up to
+    /// `PollQueue.stretchCapacity` such polls, then runs the polls with one `Worker.pollSeries`, at the times
+    /// `stepRecorded` would run them. Stops where `stepRecorded` has more to do (a map operation due, a poll that
+    /// would leave frames in the ring, a full ring), leaving the state it would have then. Everything happens in the
+    /// same order as one `stepRecorded` at a time (deliveries touch only the ring and the ingress capture, and a
+    /// poll takes just the frames that arrived by its time), so the outputs are the same.
+    mutating func stepRecordedStretch() -> Bool {
         let lane = lanes
         guard pollQueue._withUnsafeGuaranteedRef({ $0.count }) == 0, lane.pointee.staged != nil else {
             return stepRecorded()
         }
         let port = lane.pointee.portIndex
-        let times = pollQueue._withUnsafeGuaranteedRef { $0.eachFrameTimes }
-        let room = lane.pointee.ring._withUnsafeGuaranteedRef { $0.capacity &- $0.count }
-        let limit = min(PollQueue.eachFrameCapacity, room)
+        let (times, sizes) = pollQueue._withUnsafeGuaranteedRef { ($0.stretchTimes, $0.stretchSizes) }
+        var room = lane.pointee.ring._withUnsafeGuaranteedRef { $0.capacity &- $0.count }
         let frameCost = worker.frameCost
         var cpuFree = self.cpuFree
         var count = 0
         var delivered = false
-        while count < limit && lane.pointee.staged != nil {
-            let arrival = max(lane.pointee.stagedTime, lastArrival)
-            let pollTime = max(arrival &+ pollDelay, cpuFree)
-            // A map operation due by then runs before the poll: stepRecorded's business.
-            if nextMapTime <= pollTime { break }
-            Unmanaged.passUnretained(pool)._withUnsafeGuaranteedRef {
-                deliver(0, at: arrival, pool: $0, schedulingPoll: false)
+        // The pool unretained (see `deliverOne`).
+        Unmanaged.passUnretained(pool)._withUnsafeGuaranteedRef { pool in
+            stretch: while count < PollQueue.stretchCapacity && lane.pointee.staged != nil {
+                let first = max(lane.pointee.stagedTime, lastArrival)
+                let pollTime = max(first &+ pollDelay, cpuFree)
+                // A map operation due by then runs before the poll; a full ring drops the arrival: stepRecorded's.
+                if nextMapTime <= pollTime || room == 0 { break }
+                deliver(0, at: first, pool: pool, schedulingPoll: false)
+                room &-= 1
+                delivered = true
+                var size = 1
+                // The frames arriving by the poll's time join it.
+                while lane.pointee.staged != nil {
+                    let next = max(lane.pointee.stagedTime, lastArrival)
+                    guard next <= pollTime else { break }
+                    guard size < budget && room > 0 else {
+                        // The poll would leave frames in the ring, or the ring fills: this poll waits for
+                        // stepRecorded, scheduled as `deliver` schedules it, after the polls before it have run.
+                        let ready = first &+ pollDelay
+                        pollQueue._withUnsafeGuaranteedRef { $0.schedule(port, ready: ready) }
+                        break stretch
+                    }
+                    deliver(0, at: next, pool: pool, schedulingPoll: false)
+                    room &-= 1
+                    size &+= 1
+                }
+                times[count] = pollTime
+                sizes[count] = size
+                count &+= 1
+                cpuFree = pollTime &+ Nanos(size) &* frameCost
             }
-            delivered = true
-            if lane.pointee.staged != nil && max(lane.pointee.stagedTime, arrival) <= pollTime {
-                // The next frame arrives by the time this one's poll runs and joins that poll: this frame waits in
-                // the ring for it, scheduled as `deliver` schedules it.
-                let ready = arrival &+ pollDelay
-                pollQueue._withUnsafeGuaranteedRef { $0.schedule(port, ready: ready) }
-                break
-            }
-            times[count] = pollTime
-            count &+= 1
-            cpuFree = pollTime &+ frameCost
         }
         if count > 0 {
-            let device = emulation.ports[port].device
-            worker.pollEachFrame(device, times: times, count: count)
+            worker.pollSeries(emulation.ports[port].device, times: times, sizes: sizes, count: count)
             polls &+= UInt64(count)
             self.cpuFree = worker.now
-            assert(self.cpuFree == cpuFree, "a one-frame poll took other than frame_cost_ns")
+            assert(self.cpuFree == cpuFree, "a poll took other than frame_cost_ns per frame")
         }
         return delivered || stepRecorded()
     }

@@ -3,10 +3,11 @@ import Testing
 import XDPEmuTopology
 @testable import XDPEmuRuntime
 
-/// Replay with recorded timing runs a stretch of frames that are each a poll of their own as one call
-/// (`ReplayEngine.stepRecordedEachFrame`, `Worker.pollEachFrame`). These tests hold it to the step-by-step engine,
-/// one arrival, poll or map operation per step: every output file must be byte-identical, statistics included,
-/// whatever the gaps between frames, the NAPI settings and what the programs do.
+/// Replay with recorded timing runs a stretch of polls that leave no frame behind in one step and one call
+/// (`ReplayEngine.stepRecordedStretch`, `Worker.pollSeries`). These tests hold it to
+/// the step-by-step engine, one arrival, poll or map operation per step: every output file must be
+/// byte-identical, statistics included, whatever the gaps between frames, the NAPI settings and what the
+/// programs do.
 @Suite struct ReplayStretchTests {
     struct Case: CustomTestStringConvertible, Sendable {
         var topology: String
@@ -34,13 +35,14 @@ import XDPEmuTopology
         Case(topology: "star4", trace: "star4-mixed", port: "p1", source: "02:00:00:00:02:01"),
     ]
 
-    /// (poll delay, frame cost, ring size)
-    static let settings: [(UInt64, UInt64, Int)] = [
-        (0, 0, 1024), (2_000, 0, 1024), (0, 700, 1024), (2_000, 700, 8), (0, 0, 8), (50_000, 0, 16),
+    /// (poll delay, frame cost, ring size, budget)
+    static let settings: [(UInt64, UInt64, Int, Int)] = [
+        (0, 0, 1024, 64), (2_000, 0, 1024, 64), (0, 700, 1024, 64), (2_000, 700, 8, 64), (0, 0, 8, 64),
+        (50_000, 0, 16, 64), (3_000, 0, 1024, 2), (0, 300, 1024, 3),
     ]
 
     @Test(arguments: cases)
-    func stretchesOfOneFramePollsMatchStepByStep(testCase: Case) throws {
+    func stretchesOfPollsMatchStepByStep(testCase: Case) throws {
         let scratch = makeTemporaryDirectory()
         defer { removeDirectory(scratch) }
         let frames = try readCapture("\(repositoryRoot)/pcaps/\(testCase.trace).pcap")
@@ -57,11 +59,12 @@ import XDPEmuTopology
         }
         let tracePath = "\(scratch)/in.pcap"
         try writeTrace(tracePath, trace)
-        for (delay, cost, ring) in Self.settings {
+        for (delay, cost, ring, budget) in Self.settings {
             var topology = try sampleTopology(testCase.topology)
             topology.napi.pollDelayNanos = delay
             topology.napi.frameCostNanos = cost
             topology.napi.ringSize = ring
+            topology.napi.budget = budget
             let schedule = try testCase.mapEvents.map {
                 try MapEventSchedule.parse(data: Array($0.utf8), source: "events.json", topology: topology)
             }
@@ -70,9 +73,9 @@ import XDPEmuTopology
             let (steps, _) = try replayOutputs(topology, port: testCase.port, trace: tracePath, mapEvents: schedule,
                                                oneEventPerStep: true)
             #expect(stretches.keys.sorted() == steps.keys.sorted())
+            let setting = "poll delay \(delay), frame cost \(cost), ring \(ring), budget \(budget)"
             for (name, bytes) in steps {
-                #expect(stretches[name] == bytes,
-                        "\(testCase.topology), poll delay \(delay), frame cost \(cost), ring \(ring): \(name) differs")
+                #expect(stretches[name] == bytes, "\(testCase.topology), \(setting): \(name) differs")
             }
             // Not vacuous: with a poll delay shorter than most gaps, most frames are polls of their own.
             if delay <= 2_000 { #expect(polls > 200) }
