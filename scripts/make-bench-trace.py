@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Write a large, deterministic classic pcap trace for benchmarks (never commit its output: keep it in /tmp).
 
-Usage: scripts/make-bench-trace.py FRAMES OUT.pcap [--flows 64] [--mix mixed|small]
+Usage: scripts/make-bench-trace.py FRAMES OUT.pcap [--flows 64] [--mix mixed|small] [--per-timestamp 1]
 
 Frames: Ethernet II + IPv4 + UDP from 02:00:00:00:0a:01 to 02:00:00:00:0a:02, `--flows` flows (10.90.0.1 ->
 10.91.0.x, source port 40000 + x, destination port 7000 + x % 7), one frame per flow in turn. Every eighth flow is
 IPv6 (2001:db8::1 -> 2001:db8:1::x) so that both fast paths of the hash are exercised. Sizes cycle through a fixed
 list whose mean is ~500 bytes (`mixed`) or ~100 bytes (`small`, for the 10-million-frame memory check). The file
 is nanosecond pcap, little endian, snaplen 262144; timestamps start at 1700000000 s and advance 1 microsecond per
-frame. No clock and no randomness: the same arguments give the same bytes. IP and UDP checksums are left 0 (the
+frame, or per `--per-timestamp` frames (which then share a timestamp, as in a microsecond capture of a busy link). No clock and no randomness: the same arguments give the same bytes. IP and UDP checksums are left 0 (the
 emulator does not check them).
 """
 
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--flows", type=int, default=64)
     parser.add_argument("--mix", choices=sorted(SIZES), default="mixed")
+    parser.add_argument("--per-timestamp", type=int, default=1)
     args = parser.parse_args()
 
     sizes = SIZES[args.mix]
@@ -72,7 +73,7 @@ def main() -> None:
         chunk = []
         for i in range(args.frames):
             lengths, data = records[i % period]
-            t = start + i * 1000
+            t = start + i // args.per_timestamp * 1000
             chunk.append(pack(t // 1_000_000_000, t % 1_000_000_000))
             chunk.append(lengths)
             chunk.append(data)
