@@ -46,7 +46,7 @@ let package = Package(
         ),
         .testTarget(name: "XDPEmuCoreTests", dependencies: ["XDPEmuCore", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuProgramsTests", dependencies: ["XDPEmuPrograms", "XDPEmuCore", "XDPEmuTesting"]),
-        .testTarget(name: "XDPEmuPcapTests", dependencies: ["XDPEmuPcap", "CPcap"]),
+        .testTarget(name: "XDPEmuPcapTests", dependencies: ["XDPEmuPcap", "CPcap", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuTopologyTests", dependencies: ["XDPEmuTopology"]),
         .testTarget(
             name: "XDPEmuOSTests",

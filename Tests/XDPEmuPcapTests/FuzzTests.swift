@@ -1,5 +1,6 @@
 import Testing
 import XDPEmuPcap
+import XDPEmuTesting
 
 /// Mutated and truncated files must end in records or a `PcapError`: never a trap, never an endless loop.
 @Suite("Fuzz")

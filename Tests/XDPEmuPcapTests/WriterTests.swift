@@ -1,6 +1,7 @@
 @preconcurrency import CPcap
 import Testing
 import XDPEmuPcap
+import XDPEmuTesting
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import XDPEmuTesting
 import XDPEmuTopology
 @testable import XDPEmuRuntime
 
@@ -49,7 +50,7 @@ import XDPEmuTopology
             .filter { $0.source == testCase.source }
         try #require(!frames.isEmpty)
         // 400 frames, gaps drawn from ties, short gaps (a few frames share a poll) and long ones (a poll each).
-        var random = SplitMix(seed: 0x5eed)
+        var random = SplitMix64(seed: 0x5eed)
         let gaps: [UInt64] = [0, 40, 900, 3_000, 20_000, 1_000_000]
         var time: UInt64 = 1_000_000_000
         var trace = [(time: UInt64, bytes: [UInt8])]()
@@ -100,18 +101,5 @@ import XDPEmuTopology
             files[name] = try Data(contentsOf: URL(fileURLWithPath: "\(out)/\(name)"))
         }
         return (files, result.statistics.polls)
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so that the traces are the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49eb_133b_111f
-        return z ^ (z >> 31)
     }
 }
