@@ -7,7 +7,7 @@ import XDPEmuPcap
 //   PassSink        -> stack wire (stack TAP / none)          + pass pcap
 //   DropCapture (DropObserver)                                -> drops pcap
 
-/// The far side of a port: where its transmitted frames go (a TAP in live mode, nowhere in replay).
+/// The far side of a port: where its transmitted frames go (a TAP in live mode; replay has none).
 ///
 /// Frames cross a wire a bulk queue at a time (`send(_:pool:time:)`): one dynamic call per bulk of up to 16, not
 /// per frame. A wire that has nothing to gain from batches implements only the one-frame `send`; the batch
