@@ -311,8 +311,8 @@ struct ReplayEngine {
         startTime = (0..<laneCount).compactMap { lanes[$0].staged == nil ? nil : lanes[$0].stagedTime }.min() ?? 0
         cpuFree = startTime!
         nextMapTime = nextMapEventTime() ?? .max
-        // One input and no event log: stretches of polls that leave no frame behind (`stepRecordedStretch`).
-        let stretches = laneCount == 1 && !worker.events.isEnabled && !options.oneEventPerStep
+        // Without an event log: stretches of polls that leave no frame behind (`stepRecordedStretch`).
+        let stretches = !worker.events.isEnabled && !options.oneEventPerStep
         var iterations = 0
         while true {
             iterations &+= 1
@@ -336,7 +336,7 @@ struct ReplayEngine {
 
     /// One event in recorded timing: a map operation, an arrival or a poll, whichever comes first.
     mutating func stepRecorded() -> Bool {
-        let arrival = laneCount == 1 ? (lanes[0].staged == nil ? nil : 0) : nextSource()
+        let arrival = nextLane()
         // A trace whose timestamps go backwards cannot make a frame arrive in the past: it arrives with the
         // frame before it.
         let arrivalTime = arrival.map { max(lanes[$0].stagedTime, lastArrival) }
@@ -356,49 +356,64 @@ struct ReplayEngine {
         return true
     }
 
-    /// `stepRecorded` for one input while no port waits for a poll, the usual state of a trace whose frames come
-    /// further apart than a poll takes: the frames that arrive by the time a poll runs are all in it, and the
-    /// next one arrives after it (so no poll leaves frames in the ring). Delivers the frames of up to
-    /// `PollQueue.stretchCapacity` such polls, then runs the polls with one `Worker.pollSeries`, at the times
-    /// `stepRecorded` would run them. Stops where `stepRecorded` has more to do (a map operation due, a poll that
-    /// would leave frames in the ring, a full ring), leaving the state it would have then. Everything happens in the
-    /// same order as one `stepRecorded` at a time (deliveries touch only the ring and the ingress capture, and a
-    /// poll takes just the frames that arrived by its time), so the outputs are the same.
+    /// `stepRecorded` while no port waits for a poll, the usual state of a trace whose frames come further apart
+    /// than a poll takes: the frames that arrive by the time a poll runs are all in it (they are all for its
+    /// port), and the next one arrives after it (so no poll leaves frames in the ring). Delivers the frames of up to
+    /// `PollQueue.stretchCapacity` such polls and runs them with `Worker.pollSeries` (one call per run of polls of
+    /// the same port), at the times `stepRecorded` would run them. Stops where `stepRecorded` has more to do (a
+    /// map operation due, a poll that would leave frames in the ring or share the CPU with another port's, a full
+    /// ring), leaving the state it would have then. Everything happens in the same order as one `stepRecorded` at
+    /// a time (deliveries touch only the rings and the ingress captures, a poll takes just the frames that arrived
+    /// by its time, and polls run in their order), so the outputs are the same.
     mutating func stepRecordedStretch() -> Bool {
-        let lane = lanes
-        guard pollQueue._withUnsafeGuaranteedRef({ $0.count }) == 0, lane.pointee.staged != nil else {
+        // Two copies: with one input (the usual case) there is no next lane to search for.
+        laneCount == 1 ? stepRecordedStretch(oneLane: true) : stepRecordedStretch(oneLane: false)
+    }
+
+    @inline(__always)
+    mutating func stepRecordedStretch(oneLane: Bool) -> Bool {
+        guard pollQueue._withUnsafeGuaranteedRef({ $0.count }) == 0, let firstLane = nextLane(oneLane: oneLane) else {
             return stepRecorded()
         }
-        let port = lane.pointee.portIndex
         let (times, sizes) = pollQueue._withUnsafeGuaranteedRef { ($0.stretchTimes, $0.stretchSizes) }
-        var room = lane.pointee.ring._withUnsafeGuaranteedRef { $0.capacity &- $0.count }
         let frameCost = worker.frameCost
+        var port = lanes[firstLane].portIndex
+        var room = lanes[firstLane].ring._withUnsafeGuaranteedRef { $0.capacity &- $0.count }
         var cpuFree = self.cpuFree
         var count = 0
         var delivered = false
         // The pool unretained (see `deliverOne`).
         Unmanaged.passUnretained(pool)._withUnsafeGuaranteedRef { pool in
-            stretch: while count < PollQueue.stretchCapacity && lane.pointee.staged != nil {
-                let first = max(lane.pointee.stagedTime, lastArrival)
+            stretch: while count < PollQueue.stretchCapacity, let lane = nextLane(oneLane: oneLane) {
+                let first = max(lanes[lane].stagedTime, lastArrival)
                 let pollTime = max(first &+ pollDelay, cpuFree)
-                // A map operation due by then runs before the poll; a full ring drops the arrival: stepRecorded's.
-                if nextMapTime <= pollTime || room == 0 { break }
-                deliver(0, at: first, pool: pool, schedulingPoll: false)
+                // A map operation due by then runs before the poll: stepRecorded's business.
+                if nextMapTime <= pollTime { break }
+                if lanes[lane].portIndex != port {
+                    // Another port's poll: the polls so far run first (each port's ring is empty after them).
+                    runStretchPolls(count, port: port)
+                    count = 0
+                    port = lanes[lane].portIndex
+                    room = lanes[lane].ring._withUnsafeGuaranteedRef { $0.capacity &- $0.count }
+                }
+                // A full ring drops the arrival: stepRecorded's business too.
+                if room == 0 { break }
+                deliver(lane, at: first, pool: pool, schedulingPoll: false)
                 room &-= 1
                 delivered = true
                 var size = 1
                 // The frames arriving by the poll's time join it.
-                while lane.pointee.staged != nil {
-                    let next = max(lane.pointee.stagedTime, lastArrival)
-                    guard next <= pollTime else { break }
-                    guard size < budget && room > 0 else {
-                        // The poll would leave frames in the ring, or the ring fills: this poll waits for
-                        // stepRecorded, scheduled as `deliver` schedules it, after the polls before it have run.
+                while let next = nextLane(oneLane: oneLane) {
+                    guard max(lanes[next].stagedTime, lastArrival) <= pollTime else { break }
+                    guard lanes[next].portIndex == port && size < budget && room > 0 else {
+                        // Another port's frame would make a second poll wait for the CPU, the poll would leave
+                        // frames in the ring, or the ring fills: this poll waits for stepRecorded, scheduled as
+                        // `deliver` schedules it, after the polls before it have run.
                         let ready = first &+ pollDelay
                         pollQueue._withUnsafeGuaranteedRef { $0.schedule(port, ready: ready) }
                         break stretch
                     }
-                    deliver(0, at: next, pool: pool, schedulingPoll: false)
+                    deliver(next, at: max(lanes[next].stagedTime, lastArrival), pool: pool, schedulingPoll: false)
                     room &-= 1
                     size &+= 1
                 }
@@ -408,13 +423,28 @@ struct ReplayEngine {
                 cpuFree = pollTime &+ Nanos(size) &* frameCost
             }
         }
-        if count > 0 {
-            worker.pollSeries(emulation.ports[port].device, times: times, sizes: sizes, count: count)
-            polls &+= UInt64(count)
-            self.cpuFree = worker.now
-            assert(self.cpuFree == cpuFree, "a poll took other than frame_cost_ns per frame")
-        }
+        runStretchPolls(count, port: port)
+        assert(self.cpuFree == cpuFree, "a poll took other than frame_cost_ns per frame")
         return delivered || stepRecorded()
+    }
+
+    /// The lane whose staged frame arrives next (`nextSource`, without the search for one input).
+    @inline(__always)
+    func nextLane() -> Int? { nextLane(oneLane: laneCount == 1) }
+
+    /// `nextLane` where the number of inputs is known to be one (`oneLane`) or more.
+    @inline(__always)
+    func nextLane(oneLane: Bool) -> Int? {
+        oneLane ? (lanes[0].staged == nil ? nil : 0) : nextSource()
+    }
+
+    /// Runs the first `count` polls of the stretch buffers, all of `port`'s device.
+    mutating func runStretchPolls(_ count: Int, port: Int) {
+        guard count > 0 else { return }
+        let (times, sizes) = pollQueue._withUnsafeGuaranteedRef { ($0.stretchTimes, $0.stretchSizes) }
+        worker.pollSeries(emulation.ports[port].device, times: times, sizes: sizes, count: count)
+        polls &+= UInt64(count)
+        cpuFree = worker.now
     }
 
     /// One round in topspeed timing: fill the rings as far as they take frames, then run the next poll.

@@ -13,15 +13,20 @@ import XDPEmuTopology
     struct Case: CustomTestStringConvertible, Sendable {
         var topology: String
         var trace: String
+        /// (port, source MAC of the sample trace's frames it receives): one input each.
+        var inputs: [Input]
+        var mapEvents: String?
+        var testDescription: String { "\(topology), \(inputs.count) input(s)" }
+    }
+
+    struct Input: Sendable {
         var port: String
         var source: String
-        var mapEvents: String?
-        var testDescription: String { topology }
     }
 
     static let cases = [
         // Redirects into a devmap (bulk queues, the flush per poll); map updates and deletes land inside stretches.
-        Case(topology: "two-hosts", trace: "two-hosts-icmp", port: "xe0", source: "02:00:00:00:01:01",
+        Case(topology: "two-hosts", trace: "two-hosts-icmp", inputs: [Input(port: "xe0", source: "02:00:00:00:01:01")],
              mapEvents: """
                 {"events": [{"at_ns": 2500000, "op": "delete", "map": "fwd", "key": 0},
                             {"at_ns": 2500000, "op": "update", "map": "fwd", "key": 0, "port": "xe1"},
@@ -29,11 +34,20 @@ import XDPEmuTopology
                             {"at_ns": 9000300, "op": "update", "map": "fwd", "key": 0, "port": "xe1"}]}
                 """),
         // XDP_DROP and XDP_PASS besides redirects.
-        Case(topology: "acl-firewall", trace: "acl-mixed", port: "fw0", source: "02:00:00:00:04:01"),
+        Case(topology: "acl-firewall", trace: "acl-mixed", inputs: [Input(port: "fw0", source: "02:00:00:00:04:01")]),
         // XDP_TX.
-        Case(topology: "reflector", trace: "reflector-udp", port: "refl0", source: "02:00:00:00:05:01"),
+        Case(topology: "reflector", trace: "reflector-udp",
+             inputs: [Input(port: "refl0", source: "02:00:00:00:05:01")]),
         // Redirects to four ports by a flow hash.
-        Case(topology: "star4", trace: "star4-mixed", port: "p1", source: "02:00:00:00:02:01"),
+        Case(topology: "star4", trace: "star4-mixed", inputs: [Input(port: "p1", source: "02:00:00:00:02:01")]),
+        // Two inputs, one per host: polls of both ports, in turn and overlapping.
+        Case(topology: "two-hosts", trace: "two-hosts-icmp",
+             inputs: [Input(port: "xe0", source: "02:00:00:00:01:01"),
+                      Input(port: "xe1", source: "02:00:00:00:01:02")]),
+        // Two inputs into the same port.
+        Case(topology: "acl-firewall", trace: "acl-mixed",
+             inputs: [Input(port: "fw0", source: "02:00:00:00:04:01"),
+                      Input(port: "fw0", source: "02:00:00:00:04:01")]),
     ]
 
     /// (poll delay, frame cost, ring size, budget)
@@ -46,20 +60,24 @@ import XDPEmuTopology
     func stretchesOfPollsMatchStepByStep(testCase: Case) throws {
         let scratch = makeTemporaryDirectory()
         defer { removeDirectory(scratch) }
-        let frames = try readCapture("\(repositoryRoot)/pcaps/\(testCase.trace).pcap")
-            .filter { $0.source == testCase.source }
-        try #require(!frames.isEmpty)
-        // 400 frames, gaps drawn from ties, short gaps (a few frames share a poll) and long ones (a poll each).
-        var random = SplitMix64(seed: 0x5eed)
-        let gaps: [UInt64] = [0, 40, 900, 3_000, 20_000, 1_000_000]
-        var time: UInt64 = 1_000_000_000
-        var trace = [(time: UInt64, bytes: [UInt8])]()
-        for i in 0..<400 {
-            time += gaps[Int(random.next() % UInt64(gaps.count))]
-            trace.append((time: time, bytes: frames[i % frames.count].bytes))
+        let sample = try readCapture("\(repositoryRoot)/pcaps/\(testCase.trace).pcap")
+        var inputs = [(port: String, path: String)]()
+        for (n, input) in testCase.inputs.enumerated() {
+            let frames = sample.filter { $0.source == input.source }
+            try #require(!frames.isEmpty)
+            // 400 frames, gaps drawn from ties, short gaps (a few frames share a poll) and long ones (a poll each).
+            var random = SplitMix64(seed: 0x5eed &+ UInt64(n))
+            let gaps: [UInt64] = [0, 40, 900, 3_000, 20_000, 1_000_000]
+            var time: UInt64 = 1_000_000_000
+            var trace = [(time: UInt64, bytes: [UInt8])]()
+            for i in 0..<400 {
+                time += gaps[Int(random.next() % UInt64(gaps.count))]
+                trace.append((time: time, bytes: frames[i % frames.count].bytes))
+            }
+            let path = "\(scratch)/in\(n).pcap"
+            try writeTrace(path, trace)
+            inputs.append((input.port, path))
         }
-        let tracePath = "\(scratch)/in.pcap"
-        try writeTrace(tracePath, trace)
         for (delay, cost, ring, budget) in Self.settings {
             var topology = try sampleTopology(testCase.topology)
             topology.napi.pollDelayNanos = delay
@@ -69,26 +87,25 @@ import XDPEmuTopology
             let schedule = try testCase.mapEvents.map {
                 try MapEventSchedule.parse(data: Array($0.utf8), source: "events.json", topology: topology)
             }
-            let (stretches, polls) = try replayOutputs(topology, port: testCase.port, trace: tracePath,
-                                                       mapEvents: schedule, oneEventPerStep: false)
-            let (steps, _) = try replayOutputs(topology, port: testCase.port, trace: tracePath, mapEvents: schedule,
-                                               oneEventPerStep: true)
+            let (stretches, polls) = try replayOutputs(topology, inputs: inputs, mapEvents: schedule,
+                                                       oneEventPerStep: false)
+            let (steps, _) = try replayOutputs(topology, inputs: inputs, mapEvents: schedule, oneEventPerStep: true)
             #expect(stretches.keys.sorted() == steps.keys.sorted())
             let setting = "poll delay \(delay), frame cost \(cost), ring \(ring), budget \(budget)"
             for (name, bytes) in steps {
                 #expect(stretches[name] == bytes, "\(testCase.topology), \(setting): \(name) differs")
             }
             // Not vacuous: with a poll delay shorter than most gaps, most frames are polls of their own.
-            if delay <= 2_000 { #expect(polls > 200) }
+            if delay <= 2_000 { #expect(polls > 200 * UInt64(inputs.count)) }
         }
     }
 
     /// Every output file of a replay, by name.
-    func replayOutputs(_ topology: Topology, port: String, trace: String, mapEvents: MapEventSchedule?,
+    func replayOutputs(_ topology: Topology, inputs: [(port: String, path: String)], mapEvents: MapEventSchedule?,
                        oneEventPerStep: Bool) throws -> (files: [String: Data], polls: UInt64) {
         let out = makeTemporaryDirectory()
         defer { removeDirectory(out) }
-        var options = ReplayOptions(topology: topology, inputs: [.init(port: port, path: trace)],
+        var options = ReplayOptions(topology: topology, inputs: inputs.map { .init(port: $0.port, path: $0.path) },
                                     outputDirectory: out)
         options.mapEvents = mapEvents
         options.statsPath = out + "/stats.json"
