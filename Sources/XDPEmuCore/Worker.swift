@@ -263,15 +263,27 @@ public final class Worker: @unchecked Sendable {
                                     cpu: Int, counts: inout PollCounts, tally: inout PollTally) -> EntryBlock? {
         let frame = ring.pop().unsafelyUnwrapped
         let stop = runProgram(&program, on: frame, frames: frames, programID: programID, rxBytes: &counts.rxBytes)
-        if stop.action.rawValue == XDPAction.redirect.rawValue && stop.requestBits == fast.bits,
-           let entry = DevMap.block(at: stop.index, slots: fast.slots, maxEntries: fast.maxEntries),
-           enqueueWithoutTransmit(frame, info: stop.info, into: entry, map: stop.requestBits, cpu: cpu,
-                                  from: device) {
+        if stop.action.rawValue == XDPAction.redirect.rawValue,
+           let entry = queueIntoFastMap(stop, fast: fast, cpu: cpu, from: device) {
             return entry
         }
         handle(stop, fast: &fast, fastPathOff: fastPathOff, device: device, programID: programID, counts: &counts,
                tally: &tally, clock: FixedClock.self)
         return nil
+    }
+
+    /// The usual redirect's whole handling, with no call: when the program's `bpf_redirect_map` went into the fast
+    /// map (the map to flush, with nothing left in the redirect info, so carrying it out consumes the request this
+    /// run made and the redirect info stays empty), its slot holds an entry, and `enqueueWithoutTransmit` takes the
+    /// frame, returns that entry; nil, having changed nothing, otherwise. The caller has checked the action.
+    @inlinable @inline(__always)
+    func queueIntoFastMap(_ verdict: FrameVerdict, fast: FastMap, cpu: Int, from device: NetDevice) -> EntryBlock? {
+        guard verdict.requestBits == fast.bits,
+              let entry = DevMap.block(at: verdict.index, slots: fast.slots, maxEntries: fast.maxEntries),
+              enqueueWithoutTransmit(verdict.frame, info: verdict.info, into: entry, map: verdict.requestBits,
+                                     cpu: cpu, from: device)
+        else { return nil }
+        return entry
     }
 
     /// `flushRedirects` when `entry`'s queue, of the map to flush, is the only queue of a published entry that
@@ -478,12 +490,8 @@ public final class Worker: @unchecked Sendable {
             let ran = runProgram(&local, on: frame, frames: frames, programID: programID, rxBytes: &rxBytes)
             let info = ran.info, action = ran.action, requestBits = ran.requestBits, index = ran.index
             if _fastPath(action.rawValue == XDPAction.redirect.rawValue) {
-                // A `bpf_redirect_map` into map_to_flush, with nothing left in the redirect info: carrying it out
-                // consumes the request this run made, and the redirect info stays empty.
-                if requestBits == fast.bits,
-                   let entry = DevMap.block(at: index, slots: fast.slots, maxEntries: fast.maxEntries),
-                   enqueueWithoutTransmit(frame, info: info, into: entry, map: requestBits, cpu: cpu,
-                                          from: device) {
+                // A `bpf_redirect_map` into map_to_flush, finished here (see `queueIntoFastMap`).
+                if queueIntoFastMap(ran, fast: fast, cpu: cpu, from: device) != nil {
                     if Clock.advances { now &+= frameCost }
                     continue
                 }

@@ -84,8 +84,10 @@ struct SentFramesFirst {
 /// replay's recorded timing a bulk is usually one frame, and every dynamic call per bulk counts.
 public final class PortTransmitter: XDPTransmitter {
     let wire: (any Wire)?
+    /// The egress writer, held so that `captureHandle` stays valid as long as the transmitter.
     let capture: PcapWriter?
-    /// `capture`'s handle: through `if let capture` the writer was retained and released for every bulk.
+    /// `capture`'s handle, which the bulk's loop writes through: through `if let capture` the writer was retained
+    /// and released for every bulk.
     let captureHandle: PcapWriter.Handle?
 
     public init(wire: (any Wire)?, capture: PcapWriter?) {

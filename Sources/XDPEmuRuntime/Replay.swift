@@ -404,7 +404,8 @@ struct ReplayEngine {
                 var size = 1
                 // The frames arriving by the poll's time join it.
                 while let next = nextLane(oneLane: oneLane) {
-                    guard max(lanes[next].stagedTime, lastArrival) <= pollTime else { break }
+                    let arrival = max(lanes[next].stagedTime, lastArrival)
+                    guard arrival <= pollTime else { break }
                     guard lanes[next].portIndex == port && size < budget && room > 0 else {
                         // Another port's frame would make a second poll wait for the CPU, the poll would leave
                         // frames in the ring, or the ring fills: this poll waits for stepRecorded, scheduled as
@@ -413,7 +414,7 @@ struct ReplayEngine {
                         pollQueue._withUnsafeGuaranteedRef { $0.schedule(port, ready: ready) }
                         break stretch
                     }
-                    deliver(next, at: max(lanes[next].stagedTime, lastArrival), pool: pool, schedulingPoll: false)
+                    deliver(next, at: arrival, pool: pool, schedulingPoll: false)
                     room &-= 1
                     size &+= 1
                 }
