@@ -52,7 +52,8 @@ struct ClassicPcapParser: ~Copyable {
     private(set) var linkType: UInt32 = 0
     @usableFromInline var recordsRead = 0
 
-    /// Opens `path` and reads its file header; returns nil, having closed the file again, if it is pcapng.
+    /// Opens `path` and reads its file header; returns nil, having closed the file again, if it is a file for
+    /// libpcap (pcapng, or classic pcap in a format older than 2.4).
     static func open(path: String) throws(PcapError) -> ClassicPcapParser? {
         let fd: FileDescriptor
         do {
@@ -79,7 +80,7 @@ struct ClassicPcapParser: ~Copyable {
         try? fd.close()
     }
 
-    /// Parses the file header; returns false if the file is pcapng instead.
+    /// Parses the file header; returns false if the file is pcapng or an older classic format instead.
     private mutating func readFileHeader() throws(PcapError) -> Bool {
         let available: Int
         do {
@@ -96,7 +97,7 @@ struct ClassicPcapParser: ~Copyable {
         let header = UnsafeRawPointer(buffer.baseAddress!)
         let magic = header.loadUnaligned(as: UInt32.self)
         switch magic {
-        case PcapFormat.pcapngMagic:
+        case PcapFormat.pcapngMagic, PcapFormat.kuznetzovMagic, PcapFormat.kuznetzovMagic.byteSwapped:
             return false
         case PcapFormat.microMagic, PcapFormat.nanoMagic:
             swapped = false
@@ -118,13 +119,20 @@ struct ClassicPcapParser: ~Copyable {
             major = major.byteSwapped
             minor = minor.byteSwapped
         }
-        guard major == PcapFormat.versionMajor, minor <= PcapFormat.versionMinor else {
+        if (major == PcapFormat.versionMajor && minor < PcapFormat.versionMinor) || (major == 543 && minor == 0) {
+            // Versions before 2.4 (and DG/UX's 543.0) may have a record's two lengths in the other order, which
+            // libpcap undoes record by record; rare enough to leave to it.
+            return false
+        }
+        guard major == PcapFormat.versionMajor, minor == PcapFormat.versionMinor else {
             throw .fileHeader(path: path, offset: 4, reason: .unsupportedVersion(major: major, minor: minor))
         }
         snapLength = field(header, 16)
+        // libpcap's snapshot length: the file's, or its maximum when the file's is 0 or larger.
         capturedLengthLimit = snapLength > 0 ? min(snapLength, PcapFormat.maximumCapturedLength)
             : PcapFormat.maximumCapturedLength
-        linkType = field(header, 20)
+        // The link type is the low 26 bits; the bits above may carry the length of an FCS the frames end with.
+        linkType = field(header, 20) & PcapFormat.linkTypeMask
         guard linkType == PcapFormat.ethernetLinkType else {
             throw .fileHeader(path: path, offset: 20, reason: .notEthernet(linkType: linkType))
         }
@@ -174,9 +182,6 @@ struct ClassicPcapParser: ~Copyable {
         }
         var header = UnsafeRawPointer(buffer.baseAddress!) + position
         let capturedLength = field(header, 8)
-        if snapLength > 0, capturedLength > snapLength {
-            throw recordError(.capturedLengthAboveSnapLength(capturedLength: capturedLength, snapLength: snapLength))
-        }
         if capturedLength > PcapFormat.maximumCapturedLength {
             throw recordError(
                 .capturedLengthAboveMaximum(
@@ -197,11 +202,14 @@ struct ClassicPcapParser: ~Copyable {
         // just carry into the seconds, and the arithmetic cannot overflow.
         let seconds = UInt64(field(header, 0))
         let fraction = UInt64(field(header, 4))
+        // A record longer than the snap length (a writer that did not cut it) is cut to it, as libpcap does: the
+        // record is read whole, its first snap-length bytes are handed out and its original length stays.
+        let kept = Int(min(capturedLength, capturedLengthLimit))
         let record = PcapRecord(
             timestampNanos: seconds &* PcapFormat.nanosPerSecond &+ fraction &* nanosPerTick,
-            capturedLength: Int(capturedLength),
+            capturedLength: kept,
             originalLength: Int(field(header, 12)),
-            bytes: UnsafeRawBufferPointer(start: header + headerSize, count: Int(capturedLength)),
+            bytes: UnsafeRawBufferPointer(start: header + headerSize, count: kept),
             index: recordsRead,
             fileOffset: bufferOffset + Int64(position)
         )

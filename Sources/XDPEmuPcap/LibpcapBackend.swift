@@ -6,8 +6,9 @@ import Glibc
 import Musl
 #endif
 
-// pcapng through libpcap. pcapng is rare in replay inputs and has many block and option kinds, so correctness wins
-// over speed here. libpcap converts every interface's time resolution to nanoseconds for us.
+// pcapng, and the classic formats before 2.4, through libpcap. Both are rare in replay inputs, and pcapng has many
+// block and option kinds, so correctness wins over speed here. libpcap converts every interface's time resolution
+// to nanoseconds for us.
 
 final class LibpcapBackend {
     let path: String

@@ -34,8 +34,6 @@ public enum PcapError: Error, CustomStringConvertible, Equatable, Sendable {
         case truncatedRecordHeader(need: Int, left: Int)
         /// The file ends inside a record's data.
         case truncatedRecordData(need: Int, left: Int)
-        /// A record claims more captured bytes than the file's snap length allows.
-        case capturedLengthAboveSnapLength(capturedLength: UInt32, snapLength: UInt32)
         /// A record claims more captured bytes than libpcap will ever accept (262144).
         case capturedLengthAboveMaximum(capturedLength: UInt32, maximum: UInt32)
         /// A pcapng timestamp does not fit in 64 bits of nanoseconds since the epoch.
@@ -59,8 +57,6 @@ public enum PcapError: Error, CustomStringConvertible, Equatable, Sendable {
                 return "truncated record header (need \(need) bytes, \(left) left)"
             case .truncatedRecordData(let need, let left):
                 return "truncated record data (need \(need) bytes, \(left) left)"
-            case .capturedLengthAboveSnapLength(let capturedLength, let snapLength):
-                return "captured length \(capturedLength) exceeds the file's snap length \(snapLength)"
             case .capturedLengthAboveMaximum(let capturedLength, let maximum):
                 return "captured length \(capturedLength) exceeds the maximum \(maximum)"
             case .timestampOutOfRange(let seconds, let nanoseconds):

@@ -20,6 +20,8 @@ enum PcapFormat {
     static let nanoMagic: UInt32 = 0xa1b2_3c4d
     /// The pcapng Section Header Block type; a palindrome, so it reads the same in either byte order.
     static let pcapngMagic: UInt32 = 0x0a0d_0d0a
+    /// Alexey Kuznetzov's patched format (longer record headers), which libpcap still reads.
+    static let kuznetzovMagic: UInt32 = 0xa1b2_cd34
 
     static let fileHeaderSize = 24
     static let recordHeaderSize = 16
@@ -29,8 +31,11 @@ enum PcapFormat {
 
     /// LINKTYPE_ETHERNET, which is also DLT_EN10MB.
     static let ethernetLinkType: UInt32 = 1
+    /// The link type field's link type bits (libpcap's LT_LINKTYPE); the upper six are the FCS length and flags.
+    static let linkTypeMask: UInt32 = 0x03ff_ffff
 
-    /// libpcap's MAXIMUM_SNAPLEN: it refuses records with a larger captured length, so do we.
+    /// libpcap's MAXIMUM_SNAPLEN: it refuses records with a larger captured length, so do we (a record longer
+    /// than a smaller snap length is cut to it instead).
     static let maximumCapturedLength: UInt32 = 262_144
 
     static let nanosPerSecond: UInt64 = 1_000_000_000

@@ -31,13 +31,16 @@ public struct PcapRecord {
 
 /// Reads Ethernet frames from one capture file: classic pcap (micro- or nanosecond, either byte order) or pcapng.
 ///
-/// Classic pcap, the format replays use, goes through our own parser: large `read(2)` calls into one buffer and no
-/// allocation per record, several times cheaper than libpcap's per-record path. pcapng, with its blocks, options
-/// and per-interface time resolutions, goes through libpcap. Both sit behind `next()`.
+/// Classic pcap 2.4, the format replays use, goes through our own parser: large `read(2)` calls into one buffer and
+/// no allocation per record, several times cheaper than libpcap's per-record path. pcapng, with its blocks, options
+/// and per-interface time resolutions, and the older classic formats (versions 2.0 to 2.3, whose records may have
+/// their two lengths in the other order, DG/UX's 543.0 and Kuznetzov's patched headers) go through libpcap. Both
+/// sit behind `next()`.
 ///
-/// Classic files are checked more strictly than libpcap does: a record longer than the file's snap length is an
-/// error rather than being cut to it. Their 32-bit seconds are read as unsigned, as the format defines them (libpcap
-/// 1.10 sign-extends them, turning 2038 and later into negative times). Not thread-safe; use one reader per thread.
+/// Classic files give what libpcap gives (records, lengths, bytes, and an error where libpcap fails; the fuzz
+/// tests compare the two), but for two things: their 32-bit seconds are read as unsigned, as the format defines
+/// them (libpcap 1.10 sign-extends them, turning 2038 and later into negative times), and a link type other than
+/// Ethernet is refused when the file is opened. Not thread-safe; use one reader per thread.
 public final class PcapReader {
     /// The file being read, as given to `init`.
     public let path: String

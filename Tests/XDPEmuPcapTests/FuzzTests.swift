@@ -95,4 +95,53 @@ struct FuzzTests {
         #expect(outcomes.clean > 100)
         #expect(outcomes.failed > 100)
     }
+
+    /// Classic pcap seeds with snap lengths that cut some of their records, and the same mutations: our reader must
+    /// give what libpcap gives.
+    static func classicSeeds() -> [[UInt8]] {
+        var littleMicro = ClassicPcapFile()
+        var bigNano = ClassicPcapFile(bigEndian: true, nano: true, snapLength: 1514)
+        var littleShortSnap = ClassicPcapFile(nano: true, snapLength: 100)
+        for (index, length) in [60, 0, 1514, 14, 300, 64, 1600].enumerated() {
+            let frame = Frame.make(index, length: length, timestampNanos: 1_700_000_000_000_000_000 + UInt64(index))
+            littleMicro.record(frame)
+            bigNano.record(frame)
+            littleShortSnap.record(frame)
+        }
+        return [littleMicro.bytes, bigNano.bytes, littleShortSnap.bytes]
+    }
+
+    @Test("mutated classic files read as libpcap reads them: the same records, and an error where it fails")
+    func sameAsLibpcap() {
+        let directory = TemporaryDirectory()
+        let path = directory.file("fuzz.pcap")
+        let seeds = Self.classicSeeds()
+        var random = SplitMix64(seed: 0x11b_9ca9)
+        var outcomes = (clean: 0, failed: 0, cut: 0, notEthernet: 0)
+        for iteration in 0..<3000 {
+            let bytes = Self.mutate(seeds[iteration % seeds.count], &random)
+            writeFile(path, bytes)
+            let ours = readWithOurReader(path)
+            if case .fileHeader(_, _, .notEthernet)? = ours.error {
+                // Refused at open, where libpcap would hand out frames of another link type.
+                outcomes.notEthernet += 1
+                continue
+            }
+            let reference = readWithLibpcap(path)
+            let records = ours.records.map(\.frame)
+            if records != reference.records || (ours.error == nil) != (reference.error == nil) {
+                Issue.record("""
+                    iteration \(iteration): ours \(records.count) records, error \(String(describing: ours.error)); \
+                    libpcap \(reference.records.count), error \(reference.error ?? "none")
+                    """)
+                continue
+            }
+            if ours.error == nil { outcomes.clean += 1 } else { outcomes.failed += 1 }
+            if ours.records.contains(where: { $0.capturedLength < $0.originalLength }) { outcomes.cut += 1 }
+        }
+        #expect(outcomes.clean > 100)
+        #expect(outcomes.failed > 100)
+        // Records cut to the snap length occur (the short-snap seed has them before any mutation).
+        #expect(outcomes.cut > 100)
+    }
 }

@@ -74,6 +74,29 @@ struct MalformedTests {
         #expect(twoTwo.error == nil)
     }
 
+    @Test("versions before 2.4 read as libpcap reads them, lengths in the old order too", arguments: [false, true])
+    func oldVersions(bigEndian: Bool) {
+        // Before 2.3 a record header had the original length first; 2.3 files may have either order (libpcap
+        // swaps when the captured length is the larger); DG/UX wrote 543.0 in the old order.
+        for (major, minor) in [(UInt16(2), UInt16(2)), (2, 3), (543, 0)] {
+            // 60 bytes kept of 80, the first record in the old order, the second in the old order too except in
+            // 2.3, where it is in the new one.
+            var file = ClassicPcapFile(bigEndian: bigEndian, versionMajor: major, versionMinor: minor)
+            file.rawRecord(seconds: 1, fraction: 2, capturedLength: 80, originalLength: 60,
+                           data: Array(repeating: 5, count: 60))
+            let newOrder = minor == 3
+            file.rawRecord(seconds: 3, fraction: 4, capturedLength: newOrder ? 60 : 80,
+                           originalLength: newOrder ? 80 : 60, data: Array(repeating: 6, count: 60))
+            let result = Self.read(file.bytes)
+            let libpcap = readWithLibpcap(result.path)
+            #expect(result.error == nil, "\(major).\(minor)")
+            #expect(libpcap.error == nil, "\(major).\(minor)")
+            #expect(result.records == libpcap.records, "\(major).\(minor)")
+            #expect(result.records.map(\.bytes.count) == [60, 60], "\(major).\(minor)")
+            #expect(result.records.map(\.originalLength) == [80, 80], "\(major).\(minor)")
+        }
+    }
+
     @Test("link types other than Ethernet are refused, naming the link type")
     func linkType() {
         let result = Self.read(ClassicPcapFile(linkType: 113).bytes, name: "cooked.pcap")
@@ -144,28 +167,33 @@ struct MalformedTests {
         )
     }
 
-    @Test("captured length above the snap length")
-    func aboveSnapLength() {
-        var (file, frames) = Self.threeGoodRecords(snapLength: 1514)
-        let offset = Int64(file.count)
-        file.rawRecord(
-            seconds: 1,
-            fraction: 2,
-            capturedLength: 1515,
-            originalLength: 1515,
-            data: Array(repeating: 9, count: 1515)
-        )
+    @Test("a record longer than the snap length is cut to it, as libpcap does", arguments: [false, true])
+    func aboveSnapLength(bigEndian: Bool) {
+        var (file, frames) = Self.threeGoodRecords(bigEndian: bigEndian, snapLength: 1514)
+        let long = Frame.make(7, length: 1600, timestampNanos: 5000)
+        file.record(long)
+        let after = Frame.make(8, length: 64, timestampNanos: 6000)
+        file.record(after)
         let result = Self.read(file.bytes)
-        #expect(result.records == frames)
+        #expect(result.error == nil)
+        let cut = Frame(timestampNanos: 5000, bytes: Array(long.bytes.prefix(1514)), originalLength: 1600)
+        #expect(result.records == frames + [cut, after])
+        let libpcap = readWithLibpcap(result.path)
+        #expect(libpcap.error == nil)
+        #expect(libpcap.records == result.records)
+
+        // The whole record must be there, not just the part that is kept.
+        var (short, _) = Self.threeGoodRecords(bigEndian: bigEndian, snapLength: 1514)
+        let offset = Int64(short.count)
+        short.record(long)
+        let truncated = Self.read(Array(short.bytes.dropLast(10)))
+        #expect(truncated.records == frames)
         #expect(
-            result.error
-                == .record(
-                    path: result.path,
-                    recordNumber: 4,
-                    offset: offset,
-                    reason: .capturedLengthAboveSnapLength(capturedLength: 1515, snapLength: 1514)
-                )
+            truncated.error
+                == .record(path: truncated.path, recordNumber: 4, offset: offset,
+                           reason: .truncatedRecordData(need: 1600, left: 1590))
         )
+        #expect(readWithLibpcap(truncated.path).error != nil)
     }
 
     @Test("captured length above libpcap's maximum", arguments: [UInt32(0), 300_000, .max])

@@ -157,6 +157,11 @@ func readWithLibpcap(_ path: String) -> (records: [Frame], error: String?) {
         return ([], message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
     }
     defer { pcap_close(handle) }
+    // Classic microsecond files (and Kuznetzov's) have their fraction scaled up to nanoseconds by libpcap.
+    let magic = readFile(path).prefix(4)
+    let microMagics: [[UInt8]] = [[0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0xc3, 0xd4], [0x34, 0xcd, 0xb2, 0xa1],
+                                  [0xa1, 0xb2, 0xcd, 0x34]]
+    let fractionScale = microMagics.contains(Array(magic)) ? 1000 : 1
     var frames: [Frame] = []
     while true {
         var header: UnsafeMutablePointer<pcap_pkthdr>?
@@ -166,10 +171,12 @@ func readWithLibpcap(_ path: String) -> (records: [Frame], error: String?) {
         guard status == 1, let header else { return (frames, String(cString: pcap_geterr(handle))) }
         let length = Int(header.pointee.caplen)
         let bytes = length == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: length))
-        // libpcap 1.10 sign-extends the 32-bit seconds of classic pcap (so 2038 and later come out negative); the
+        // libpcap 1.10 sign-extends the 32-bit seconds and fraction of classic pcap (so 2038 and later come out
+        // negative, and so does a fraction of 2^31 or more; a microsecond one is then multiplied by 1000); the
         // format's definition, which our reader follows, says unsigned.
         let seconds = UInt64(UInt32(truncatingIfNeeded: header.pointee.ts.tv_sec))
-        let time = seconds * 1_000_000_000 + UInt64(header.pointee.ts.tv_usec)
+        let fraction = UInt64(UInt32(truncatingIfNeeded: header.pointee.ts.tv_usec / fractionScale)) * UInt64(fractionScale)
+        let time = seconds &* 1_000_000_000 &+ fraction
         frames.append(Frame(timestampNanos: time, bytes: bytes, originalLength: Int(header.pointee.len)))
     }
 }
