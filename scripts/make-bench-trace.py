@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Write a large, deterministic classic pcap trace for benchmarks (never commit its output: keep it in /tmp).
 
-Usage: scripts/make-bench-trace.py FRAMES OUT.pcap [--flows 64] [--mix mixed|small] [--per-timestamp 1]
+Usage: scripts/make-bench-trace.py FRAMES OUT.pcap [--flows 64] [--mix mixed|small] [--per-timestamp 1] [--pcapng]
 
 Frames: Ethernet II + IPv4 + UDP from 02:00:00:00:0a:01 to 02:00:00:00:0a:02, `--flows` flows (10.90.0.1 ->
 10.91.0.x, source port 40000 + x, destination port 7000 + x % 7), one frame per flow in turn. Every eighth flow is
 IPv6 (2001:db8::1 -> 2001:db8:1::x) so that both fast paths of the hash are exercised. Sizes cycle through a fixed
 list whose mean is ~500 bytes (`mixed`) or ~100 bytes (`small`, for the 10-million-frame memory check). The file
 is nanosecond pcap, little endian, snaplen 262144; timestamps start at 1700000000 s and advance 1 microsecond per
-frame, or per `--per-timestamp` frames (which then share a timestamp, as in a microsecond capture of a busy link). No clock and no randomness: the same arguments give the same bytes. IP and UDP checksums are left 0 (the
-emulator does not check them).
+frame, or per `--per-timestamp` frames (which then share a timestamp, as in a microsecond capture of a busy link).
+`--pcapng` writes the same records as pcapng instead, the way dumpcap does: a Section Header Block, one Interface
+Description Block (if_tsresol 10^-9) and an Enhanced Packet Block per frame. No clock and no randomness: the same
+arguments give the same bytes. IP and UDP checksums are left 0 (the emulator does not check them).
 """
 
 import argparse
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--flows", type=int, default=64)
     parser.add_argument("--mix", choices=sorted(SIZES), default="mixed")
     parser.add_argument("--per-timestamp", type=int, default=1)
+    parser.add_argument("--pcapng", action="store_true")
     args = parser.parse_args()
 
     sizes = SIZES[args.mix]
@@ -63,20 +66,37 @@ def main() -> None:
     records = []
     for i in range(period):
         data = frame(i % args.flows, sizes[i % len(sizes)])
-        records.append((struct.pack("<II", len(data), len(data)), data))
+        if args.pcapng:
+            # Enhanced Packet Block: type, total length, interface 0, then (after the time stamp) the lengths, the
+            # padded data and the total length again.
+            total = 32 + (len(data) + 3) // 4 * 4
+            records.append((struct.pack("<III", 6, total, 0),
+                            struct.pack("<II", len(data), len(data)) + data + bytes(-len(data) % 4)
+                            + struct.pack("<I", total)))
+        else:
+            records.append((b"", struct.pack("<II", len(data), len(data)) + data))
 
     start = 1_700_000_000 * 1_000_000_000
-    header = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1)
-    pack = struct.Struct("<II").pack
+    if args.pcapng:
+        section = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
+        resolution = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)  # if_tsresol 10^-9, opt_endofopt
+        interface = struct.pack("<IIHHI", 1, 20 + len(resolution), 1, 0, 262144) + resolution
+        header = section + interface + struct.pack("<I", 20 + len(resolution))
+        pack = struct.Struct("<II").pack
+        stamp = lambda t: pack(t >> 32, t & 0xFFFFFFFF)
+    else:
+        header = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1)
+        pack = struct.Struct("<II").pack
+        stamp = lambda t: pack(t // 1_000_000_000, t % 1_000_000_000)
     with open(args.out, "wb", buffering=1 << 22) as out:
         out.write(header)
         chunk = []
         for i in range(args.frames):
-            lengths, data = records[i % period]
+            before, after = records[i % period]
             t = start + i // args.per_timestamp * 1000
-            chunk.append(pack(t // 1_000_000_000, t % 1_000_000_000))
-            chunk.append(lengths)
-            chunk.append(data)
+            chunk.append(before)
+            chunk.append(stamp(t))
+            chunk.append(after)
             if len(chunk) >= 3 * 65536:
                 out.write(b"".join(chunk))
                 chunk.clear()

@@ -1,18 +1,4 @@
-import SystemPackage
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
-// Our own classic pcap parser.
-//
-// The file is read in large chunks into one buffer that lives as long as the reader. A record is handed out as a
-// pointer into that buffer, so returning it costs a few loads and compares. When a record straddles the end of the
-// buffered bytes, the unconsumed tail is moved to the front and the buffer refilled; since the largest record
-// (16 + 262144 bytes) is much smaller than the buffer, a whole record always fits after that. The move invalidates
-// the previous record's bytes, which is why they are only promised until the next call.
+// Our own classic pcap parser, on a ReadBuffer (see there for how the file is buffered).
 //
 // Every length is checked before it is used, and each record consumes at least 16 bytes, so no input can make the
 // parser trap or loop.
@@ -25,21 +11,10 @@ import Musl
 // computed. Everything else (refills, end of file, every error) is the out-of-line `nextSlowly()`, which checks
 // the record again from the start.
 
-/// The state of one classic pcap file being read. Owns the file descriptor and the buffer.
+/// The state of one classic pcap file (format 2.4) being read.
 @usableFromInline
 struct ClassicPcapParser: ~Copyable {
-    static let bufferSize = 1 << 20
-
-    let path: String
-    private let fd: FileDescriptor
-    @usableFromInline let buffer: UnsafeMutableRawBufferPointer
-    /// The first unconsumed byte in `buffer`.
-    @usableFromInline var position = 0
-    /// One past the last valid byte in `buffer`.
-    @usableFromInline var end = 0
-    /// The file offset of `buffer[0]`.
-    @usableFromInline var bufferOffset: Int64 = 0
-    private var atEndOfFile = false
+    @usableFromInline var input: ReadBuffer
 
     /// Whether the file was written on a machine of the other byte order.
     @usableFromInline var swapped = false
@@ -52,50 +27,15 @@ struct ClassicPcapParser: ~Copyable {
     private(set) var linkType: UInt32 = 0
     @usableFromInline var recordsRead = 0
 
-    /// Opens `path` and reads its file header; returns nil, having closed the file again, if it is a file for
-    /// libpcap (pcapng, or classic pcap in a format older than 2.4).
-    static func open(path: String) throws(PcapError) -> ClassicPcapParser? {
-        let fd: FileDescriptor
-        do {
-            fd = try systemCall { try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) }
-        } catch {
-            throw .cannotOpen(path: path, errno: error)
-        }
-        var parser = ClassicPcapParser(path: path, fd: fd)
-        guard try parser.readFileHeader() else {
-            return nil
-        }
-        return parser
-    }
+    var path: String { input.path }
 
-    private init(path: String, fd: FileDescriptor) {
-        self.path = path
-        self.fd = fd
-        buffer = .allocate(byteCount: Self.bufferSize, alignment: 16)
-    }
-
-    deinit {
-        buffer.deallocate()
-        // Nothing useful can be done about a failed close of a file we only read.
-        try? fd.close()
-    }
-
-    /// Parses the file header; returns false if the file is pcapng or an older classic format instead.
-    private mutating func readFileHeader() throws(PcapError) -> Bool {
-        let available: Int
-        do {
-            available = try refill(atLeast: PcapFormat.fileHeaderSize)
-        } catch {
-            throw .fileHeader(path: path, offset: 0, reason: .readFailed(error))
-        }
-        let truncated = PcapError.fileHeader(
-            path: path,
-            offset: 0,
-            reason: .truncatedFileHeader(need: PcapFormat.fileHeaderSize, left: available)
-        )
-        guard available >= 4 else { throw truncated }
-        let header = UnsafeRawPointer(buffer.baseAddress!)
+    /// What a file whose first bytes are `header` (`count` of them, at least 4) is, by its magic number and, for
+    /// classic pcap, its version and link type: ours to read (`true`), libpcap's (`false`: pcapng, and the classic formats before
+    /// 2.4, whose records may have their two lengths in the other order, which libpcap undoes record by record,
+    /// DG/UX's 543.0 and Kuznetzov's patched headers), or neither (an error).
+    static func isOurs(header: UnsafeRawPointer, count: Int, path: String) throws(PcapError) -> Bool {
         let magic = header.loadUnaligned(as: UInt32.self)
+        let swapped: Bool
         switch magic {
         case PcapFormat.pcapngMagic, PcapFormat.kuznetzovMagic, PcapFormat.kuznetzovMagic.byteSwapped:
             return false
@@ -104,14 +44,11 @@ struct ClassicPcapParser: ~Copyable {
         case PcapFormat.microMagic.byteSwapped, PcapFormat.nanoMagic.byteSwapped:
             swapped = true
         default:
-            let firstBytes = UInt32(bigEndian: magic)
-            throw .fileHeader(path: path, offset: 0, reason: .notPcap(magic: firstBytes))
+            throw .fileHeader(path: path, offset: 0, reason: .notPcap(magic: UInt32(bigEndian: magic)))
         }
-        guard available >= PcapFormat.fileHeaderSize else { throw truncated }
-
-        if field(header, 0) == PcapFormat.nanoMagic {
-            timestampPrecision = .nano
-            nanosPerTick = 1
+        guard count >= PcapFormat.fileHeaderSize else {
+            throw .fileHeader(path: path, offset: 0,
+                              reason: .truncatedFileHeader(need: PcapFormat.fileHeaderSize, left: count))
         }
         var major = header.loadUnaligned(fromByteOffset: 4, as: UInt16.self)
         var minor = header.loadUnaligned(fromByteOffset: 6, as: UInt16.self)
@@ -120,32 +57,49 @@ struct ClassicPcapParser: ~Copyable {
             minor = minor.byteSwapped
         }
         if (major == PcapFormat.versionMajor && minor < PcapFormat.versionMinor) || (major == 543 && minor == 0) {
-            // Versions before 2.4 (and DG/UX's 543.0) may have a record's two lengths in the other order, which
-            // libpcap undoes record by record; rare enough to leave to it.
             return false
         }
         guard major == PcapFormat.versionMajor, minor == PcapFormat.versionMinor else {
             throw .fileHeader(path: path, offset: 4, reason: .unsupportedVersion(major: major, minor: minor))
         }
+        // The link type is the low 26 bits; the bits above may carry the length of an FCS the frames end with.
+        var linkType = header.loadUnaligned(fromByteOffset: 20, as: UInt32.self)
+        linkType = (swapped ? linkType.byteSwapped : linkType) & PcapFormat.linkTypeMask
+        guard linkType == PcapFormat.ethernetLinkType else {
+            throw .fileHeader(path: path, offset: 20, reason: .notEthernet(linkType: linkType))
+        }
+        return true
+    }
+
+    /// Reads the file header of `input`, a file `isOurs` accepted, at its start and fully buffered, and takes the
+    /// input over.
+    init(input: ReadBuffer) {
+        self.input = input
+        let header = input.current
+        let magic = header.loadUnaligned(as: UInt32.self)
+        swapped = magic == PcapFormat.microMagic.byteSwapped || magic == PcapFormat.nanoMagic.byteSwapped
+        if field(header, 0) == PcapFormat.nanoMagic {
+            timestampPrecision = .nano
+            nanosPerTick = 1
+        }
         snapLength = field(header, 16)
         // libpcap's snapshot length: the file's, or its maximum when the file's is 0 or larger.
         capturedLengthLimit = snapLength > 0 ? min(snapLength, PcapFormat.maximumCapturedLength)
             : PcapFormat.maximumCapturedLength
-        // The link type is the low 26 bits; the bits above may carry the length of an FCS the frames end with.
-        linkType = field(header, 20) & PcapFormat.linkTypeMask
-        guard linkType == PcapFormat.ethernetLinkType else {
-            throw .fileHeader(path: path, offset: 20, reason: .notEthernet(linkType: linkType))
-        }
-        position = PcapFormat.fileHeaderSize
-        return true
+        linkType = PcapFormat.ethernetLinkType
+        self.input.position = PcapFormat.fileHeaderSize
+    }
+
+    deinit {
+        input.close()
     }
 
     /// Returns the next record, or nil at a clean end of file.
     @inlinable @inline(__always)
     mutating func next() throws(PcapError) -> PcapRecord? {
-        let available = end &- position
+        let available = input.available
         if available >= 16 {  // PcapFormat.recordHeaderSize (internal: not usable here)
-            let header = UnsafeRawPointer(buffer.baseAddress.unsafelyUnwrapped) + position
+            let header = input.current
             let capturedLength = field(header, 8)
             let recordSize = 16 &+ Int(capturedLength)
             if capturedLength <= capturedLengthLimit && available >= recordSize {
@@ -157,9 +111,9 @@ struct ClassicPcapParser: ~Copyable {
                     originalLength: Int(field(header, 12)),
                     bytes: UnsafeRawBufferPointer(start: header + 16, count: Int(capturedLength)),
                     index: recordsRead,
-                    fileOffset: bufferOffset &+ Int64(position)
+                    fileOffset: input.fileOffset
                 )
-                position &+= recordSize
+                input.position &+= recordSize
                 recordsRead &+= 1
                 return record
             }
@@ -171,7 +125,7 @@ struct ClassicPcapParser: ~Copyable {
     @usableFromInline
     mutating func nextSlowly() throws(PcapError) -> PcapRecord? {
         let headerSize = PcapFormat.recordHeaderSize
-        if end - position < headerSize {
+        if input.available < headerSize {
             let left = try refillForRecord(atLeast: headerSize)
             if left == 0 {
                 return nil
@@ -180,7 +134,7 @@ struct ClassicPcapParser: ~Copyable {
                 throw recordError(.truncatedRecordHeader(need: headerSize, left: left))
             }
         }
-        var header = UnsafeRawPointer(buffer.baseAddress!) + position
+        var header = input.current
         let capturedLength = field(header, 8)
         if capturedLength > PcapFormat.maximumCapturedLength {
             throw recordError(
@@ -191,12 +145,12 @@ struct ClassicPcapParser: ~Copyable {
             )
         }
         let recordSize = headerSize + Int(capturedLength)
-        if end - position < recordSize {
+        if input.available < recordSize {
             let left = try refillForRecord(atLeast: recordSize)
             if left < recordSize {
                 throw recordError(.truncatedRecordData(need: Int(capturedLength), left: left - headerSize))
             }
-            header = UnsafeRawPointer(buffer.baseAddress!) + position
+            header = input.current
         }
         // At most (2^32 - 1) * 10^9 + (2^32 - 1) * 1000 < 2^64: out-of-range fractions (which libpcap accepts too)
         // just carry into the seconds, and the arithmetic cannot overflow.
@@ -211,9 +165,9 @@ struct ClassicPcapParser: ~Copyable {
             originalLength: Int(field(header, 12)),
             bytes: UnsafeRawBufferPointer(start: header + headerSize, count: kept),
             index: recordsRead,
-            fileOffset: bufferOffset + Int64(position)
+            fileOffset: input.fileOffset
         )
-        position += recordSize
+        input.position += recordSize
         recordsRead += 1
         return record
     }
@@ -225,44 +179,14 @@ struct ClassicPcapParser: ~Copyable {
     }
 
     private func recordError(_ reason: PcapError.Reason) -> PcapError {
-        .record(path: path, recordNumber: recordsRead + 1, offset: bufferOffset + Int64(position), reason: reason)
+        .record(path: path, recordNumber: recordsRead + 1, offset: input.fileOffset, reason: reason)
     }
 
     private mutating func refillForRecord(atLeast count: Int) throws(PcapError) -> Int {
         do {
-            return try refill(atLeast: count)
+            return try input.refill(atLeast: count)
         } catch {
             throw recordError(.readFailed(error))
         }
-    }
-
-    /// Makes at least `count` unconsumed bytes available, unless the file ends first, and returns how many are.
-    ///
-    /// Moves the unconsumed tail to the front of the buffer, which invalidates pointers into it.
-    private mutating func refill(atLeast count: Int) throws(Errno) -> Int {
-        precondition(count <= buffer.count, "a pcap record always fits in the read buffer")
-        if end - position >= count || atEndOfFile {
-            return end - position
-        }
-        let base = buffer.baseAddress!
-        let left = end - position
-        if position > 0 {
-            if left > 0 {
-                memmove(base, base + position, left)
-            }
-            bufferOffset += Int64(position)
-            position = 0
-            end = left
-        }
-        while end < count && !atEndOfFile {
-            let free = UnsafeMutableRawBufferPointer(rebasing: buffer[end...])
-            let got = try systemCall { try fd.read(into: free) }
-            if got == 0 {
-                atEndOfFile = true
-            } else {
-                end += got
-            }
-        }
-        return end - position
     }
 }

@@ -1,5 +1,5 @@
 import Testing
-import XDPEmuPcap
+@testable import XDPEmuPcap
 import XDPEmuTesting
 
 /// Mutated and truncated files must end in records or a `PcapError`: never a trap, never an endless loop.
@@ -111,37 +111,104 @@ struct FuzzTests {
         return [littleMicro.bytes, bigNano.bytes, littleShortSnap.bytes]
     }
 
-    @Test("mutated classic files read as libpcap reads them: the same records, and an error where it fails")
-    func sameAsLibpcap() {
+    /// How the comparisons with libpcap ended.
+    struct Outcomes {
+        var clean = 0, failed = 0, cut = 0
+    }
+
+    /// Reads `iterations` mutations of `seeds` with our reader and with libpcap and records an issue wherever the
+    /// two differ: in the records (time, bytes, original length) or in whether the file ends in an error. Files our
+    /// reader refuses at open for their link type are left out (libpcap hands out frames of any link type).
+    static func compareWithLibpcap(_ seeds: [[UInt8]], iterations: Int, seed: UInt64, name: String) -> Outcomes {
         let directory = TemporaryDirectory()
-        let path = directory.file("fuzz.pcap")
-        let seeds = Self.classicSeeds()
-        var random = SplitMix64(seed: 0x11b_9ca9)
-        var outcomes = (clean: 0, failed: 0, cut: 0, notEthernet: 0)
-        for iteration in 0..<3000 {
+        let path = directory.file(name)
+        var random = SplitMix64(seed: seed)
+        var outcomes = Outcomes()
+        for iteration in 0..<iterations {
             let bytes = Self.mutate(seeds[iteration % seeds.count], &random)
             writeFile(path, bytes)
             let ours = readWithOurReader(path)
-            if case .fileHeader(_, _, .notEthernet)? = ours.error {
-                // Refused at open, where libpcap would hand out frames of another link type.
-                outcomes.notEthernet += 1
-                continue
-            }
+            if case .fileHeader(_, _, .notEthernet)? = ours.error { continue }
             let reference = readWithLibpcap(path)
             let records = ours.records.map(\.frame)
             if records != reference.records || (ours.error == nil) != (reference.error == nil) {
                 Issue.record("""
-                    iteration \(iteration): ours \(records.count) records, error \(String(describing: ours.error)); \
-                    libpcap \(reference.records.count), error \(reference.error ?? "none")
+                    \(name) iteration \(iteration): ours \(records.count) records, error \
+                    \(String(describing: ours.error)); libpcap \(reference.records.count), error \
+                    \(reference.error ?? "none")
                     """)
                 continue
             }
             if ours.error == nil { outcomes.clean += 1 } else { outcomes.failed += 1 }
             if ours.records.contains(where: { $0.capturedLength < $0.originalLength }) { outcomes.cut += 1 }
         }
+        return outcomes
+    }
+
+    @Test("mutated classic files read as libpcap reads them: the same records, and an error where it fails")
+    func sameAsLibpcap() {
+        let outcomes = Self.compareWithLibpcap(Self.classicSeeds(), iterations: 3000, seed: 0x11b_9ca9,
+                                               name: "fuzz.pcap")
         #expect(outcomes.clean > 100)
         #expect(outcomes.failed > 100)
         // Records cut to the snap length occur (the short-snap seed has them before any mutation).
         #expect(outcomes.cut > 100)
+    }
+
+    /// pcapng seeds: the plain case in both byte orders (several interfaces, resolutions and offsets, skipped
+    /// blocks), and files that our parser hands to libpcap part way (a Simple Packet Block, a binary resolution).
+    static func pcapngSeeds() -> [[UInt8]] {
+        func bytes(_ value: Int64, bigEndian: Bool) -> [UInt8] {
+            withUnsafeBytes(of: bigEndian ? value.bigEndian : value.littleEndian) { Array($0) }
+        }
+        let frames = [60, 0, 1514, 14, 300, 64, 99].enumerated().map {
+            Frame.make($0.offset, length: $0.element, timestampNanos: 1_700_000_000_000_000_000 + UInt64($0.offset))
+        }
+        var seeds: [[UInt8]] = []
+        for bigEndian in [false, true] {
+            var file = PcapngFile(bigEndian: bigEndian)
+            file.other(type: 4, [0, 0, 0, 0])  // name resolution, before the first interface
+            file.interface(snapLength: 1514, options: [(2, Array("eth0".utf8)), (9, [9]), (0, [])])
+            file.interface(snapLength: 1514, options: [(9, [3]), (14, bytes(-100, bigEndian: bigEndian))])
+            for (index, frame) in frames.enumerated() {
+                file.packet(frame, interface: UInt32(index % 2), units: index % 2 == 0 ? frame.timestampNanos
+                            : frame.timestampNanos / 1_000_000)
+                if index == 3 { file.other(type: 5, Array(repeating: 7, count: 20)) }  // interface statistics
+            }
+            seeds.append(file.bytes)
+        }
+        var small = PcapngFile()
+        small.interface(snapLength: 100, options: [(9, [6]), (0, [])])
+        for frame in frames where frame.bytes.count <= 100 { small.packet(frame) }
+        small.simplePacket(Frame.make(9, length: 80))
+        small.packet(frames[0])
+        seeds.append(small.bytes)
+        var binary = PcapngFile()
+        binary.interface(options: [(9, [0x80 | 20])])
+        for frame in frames { binary.packet(frame, interface: 0, units: frame.timestampNanos / 1_000_000_000 << 20) }
+        seeds.append(binary.bytes)
+        return seeds
+    }
+
+    @Test("mutated pcapng files read as libpcap reads them: the same records, and an error where it fails")
+    func pcapngSameAsLibpcap() {
+        let directory = TemporaryDirectory()
+        let path = directory.file("seed.pcapng")
+        let seeds = Self.pcapngSeeds()
+        // The seeds themselves first: all read whole, the first two (plain) by our parser to the end, the others
+        // handed to libpcap.
+        for (index, seed) in seeds.enumerated() {
+            writeFile(path, seed)
+            let ours = readWithOurReader(path)
+            #expect(ours.error == nil, "seed \(index): \(String(describing: ours.error))")
+            #expect(ours.records.count >= 6, "seed \(index)")
+            #expect(ours.records.map(\.frame) == readWithLibpcap(path).records, "seed \(index)")
+            let reader = try? PcapReader(path: path)
+            while let reader, (try? reader.next()) != nil {}
+            #expect(reader?.isReadByLibpcap == (index >= 2), "seed \(index)")
+        }
+        let outcomes = Self.compareWithLibpcap(seeds, iterations: 4000, seed: 0x9c49_0a11, name: "fuzz.pcapng")
+        #expect(outcomes.clean > 100)
+        #expect(outcomes.failed > 100)
     }
 }

@@ -158,10 +158,11 @@ func readWithLibpcap(_ path: String) -> (records: [Frame], error: String?) {
     }
     defer { pcap_close(handle) }
     // Classic microsecond files (and Kuznetzov's) have their fraction scaled up to nanoseconds by libpcap.
-    let magic = readFile(path).prefix(4)
+    let magic = Array(readFile(path).prefix(4))
     let microMagics: [[UInt8]] = [[0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0xc3, 0xd4], [0x34, 0xcd, 0xb2, 0xa1],
                                   [0xa1, 0xb2, 0xcd, 0x34]]
-    let fractionScale = microMagics.contains(Array(magic)) ? 1000 : 1
+    let fractionScale = microMagics.contains(magic) ? 1000 : 1
+    let pcapng = magic == [0x0a, 0x0d, 0x0d, 0x0a]
     var frames: [Frame] = []
     while true {
         var header: UnsafeMutablePointer<pcap_pkthdr>?
@@ -174,8 +175,16 @@ func readWithLibpcap(_ path: String) -> (records: [Frame], error: String?) {
         // libpcap 1.10 sign-extends the 32-bit seconds and fraction of classic pcap (so 2038 and later come out
         // negative, and so does a fraction of 2^31 or more; a microsecond one is then multiplied by 1000); the
         // format's definition, which our reader follows, says unsigned.
-        let seconds = UInt64(UInt32(truncatingIfNeeded: header.pointee.ts.tv_sec))
         let fraction = UInt64(UInt32(truncatingIfNeeded: header.pointee.ts.tv_usec / fractionScale)) * UInt64(fractionScale)
+        var seconds = UInt64(UInt32(truncatingIfNeeded: header.pointee.ts.tv_sec))
+        if pcapng {
+            // pcapng seconds are 64-bit; PcapReader refuses a time before 1970 or beyond 64 bits of nanoseconds.
+            let (nanos, overflow) = UInt64(clamping: header.pointee.ts.tv_sec).multipliedReportingOverflow(by: 1_000_000_000)
+            guard header.pointee.ts.tv_sec >= 0, !overflow, !nanos.addingReportingOverflow(fraction).overflow else {
+                return (frames, "timestamp out of range")
+            }
+            seconds = UInt64(header.pointee.ts.tv_sec)
+        }
         let time = seconds &* 1_000_000_000 &+ fraction
         frames.append(Frame(timestampNanos: time, bytes: bytes, originalLength: Int(header.pointee.len)))
     }
@@ -350,9 +359,13 @@ struct PcapngFile {
 
     /// Appends an Enhanced Packet Block for `frame` on interface 0, at the last interface's resolution.
     mutating func packet(_ frame: Frame) {
-        let units = frame.timestampNanos / (1_000_000_000 / unitsPerSecond)
+        packet(frame, interface: 0, units: frame.timestampNanos / (1_000_000_000 / unitsPerSecond))
+    }
+
+    /// Appends an Enhanced Packet Block for `frame` on interface `interface`, its time stamp given in units.
+    mutating func packet(_ frame: Frame, interface: UInt32, units: UInt64) {
         block(type: 6) { body in
-            body.u32(0)  // interface id
+            body.u32(interface)
             body.u32(UInt32(units >> 32))
             body.u32(UInt32(truncatingIfNeeded: units))
             body.u32(UInt32(frame.bytes.count))
@@ -362,7 +375,39 @@ struct PcapngFile {
         }
     }
 
-    private mutating func block(type: UInt32, _ fill: (inout ByteBuilder) -> Void) {
+    /// Appends an Interface Description Block with the given options, each a code and its value (padded here).
+    mutating func interface(linkType: UInt16 = 1, snapLength: UInt32 = 0, options: [(UInt16, [UInt8])]) {
+        block(type: 1) { body in
+            body.u16(linkType)
+            body.u16(0)
+            body.u32(snapLength)
+            for (code, value) in options {
+                body.u16(code)
+                body.u16(UInt16(value.count))
+                body.raw(value)
+                body.pad4()
+            }
+        }
+    }
+
+    /// Appends a Simple Packet Block for `frame` (no interface, no time stamp; the length of the frame only).
+    mutating func simplePacket(_ frame: Frame) {
+        block(type: 3) { body in
+            body.u32(UInt32(frame.originalLength))
+            body.raw(frame.bytes)
+            body.pad4()
+        }
+    }
+
+    /// Appends a block of `type` with `payload` (padded), e.g. statistics (5) or name resolution (4).
+    mutating func other(type: UInt32, _ payload: [UInt8]) {
+        block(type: type) { body in
+            body.raw(payload)
+            body.pad4()
+        }
+    }
+
+    mutating func block(type: UInt32, _ fill: (inout ByteBuilder) -> Void) {
         var body = ByteBuilder(bigEndian: builder.bigEndian)
         fill(&body)
         let total = UInt32(12 + body.bytes.count)
