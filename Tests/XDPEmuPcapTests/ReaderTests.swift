@@ -1,5 +1,5 @@
 import Testing
-import XDPEmuPcap
+@testable import XDPEmuPcap
 
 @Suite("PcapReader")
 struct ReaderTests {
@@ -121,7 +121,7 @@ struct ReaderTests {
         #expect(readAllWithOurReader(path).map(\.frame) == [frame])
     }
 
-    @Test("pcapng goes through libpcap with correct timestamps", arguments: [false, true], [nil, 9] as [UInt8?])
+    @Test("pcapng records with their timestamps and offsets", arguments: [false, true], [nil, 9] as [UInt8?])
     func pcapng(bigEndian: Bool, decimalResolution: UInt8?) throws {
         let directory = TemporaryDirectory()
         let path = directory.file("input.pcapng")
@@ -144,8 +144,67 @@ struct ReaderTests {
         let records = readAllWithOurReader(path)
         #expect(records.map(\.frame) == frames)
         #expect(records.map(\.index) == Array(0..<frames.count))
-        // libpcap reads the section and interface blocks at open, so its stream sits at each packet block.
+        // The section and interface blocks are read at open, so each record's offset is its packet block's.
         #expect(records.map(\.fileOffset) == offsets)
+    }
+
+    @Test("pcapng as dumpcap writes it (options everywhere, statistics at the end) is ours to read",
+          arguments: [UInt16(0), 2, 1])
+    func dumpcapStyle(minorVersion: UInt16) throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("capture.pcapng")
+        var file = PcapngFile()
+        file.builder = ByteBuilder(bigEndian: false)
+        file.block(type: 0x0a0d_0d0a) { body in
+            body.u32(0x1a2b_3c4d)
+            body.u16(1)
+            body.u16(minorVersion)
+            body.u32(0xffff_ffff)
+            body.u32(0xffff_ffff)
+            for (code, text) in [(2, "x86_64"), (3, "Linux 6.18"), (4, "Dumpcap (Wireshark) 4.0.17")] {
+                body.u16(UInt16(code))
+                body.u16(UInt16(text.utf8.count))
+                body.raw(Array(text.utf8))
+                body.pad4()
+            }
+            body.u32(0)  // opt_endofopt
+        }
+        file.interface(snapLength: 262_144, options: [(2, Array("eth0".utf8)), (9, [9]), (11, [0] + Array("udp".utf8)),
+                                                        (12, Array("Linux 6.18".utf8)), (13, [0]), (0, [])])
+        let frames = Self.frames
+        for frame in frames {
+            file.block(type: 6) { body in
+                body.u32(0)
+                body.u32(UInt32(frame.timestampNanos >> 32))
+                body.u32(UInt32(truncatingIfNeeded: frame.timestampNanos))
+                body.u32(UInt32(frame.bytes.count))
+                body.u32(UInt32(frame.originalLength))
+                body.raw(frame.bytes)
+                body.pad4()
+                body.u16(2)  // epb_flags: inbound
+                body.u16(4)
+                body.u32(1)
+                body.u32(0)
+            }
+        }
+        file.other(type: 5, Array(repeating: 0, count: 12) + [1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0])  // statistics
+        writeFile(path, file.bytes)
+
+        let libpcap = readWithLibpcap(path)
+        let ours = readWithOurReader(path)
+        let reader = try? PcapReader(path: path)
+        while let reader, (try? reader.next()) != nil {}
+        if minorVersion == 1 {
+            // libpcap reads versions 1.0 and 1.2 only; the reader hands 1.1 to it, which refuses it.
+            #expect(libpcap.error != nil)
+            #expect(ours.error != nil)
+            return
+        }
+        #expect(libpcap.error == nil)
+        #expect(ours.error == nil)
+        #expect(ours.records.map(\.frame) == frames)
+        #expect(libpcap.records == frames)
+        #expect(reader?.isReadByLibpcap == false)
     }
 
     @Test("reader state: recordsRead, and nil again after the end")
