@@ -30,9 +30,9 @@ struct ClassicPcapParser: ~Copyable {
     var path: String { input.path }
 
     /// What a file whose first bytes are `header` (`count` of them, at least 4) is, by its magic number and, for
-    /// classic pcap, its version and link type: ours to read (`true`), libpcap's (`false`: pcapng, and the classic formats before
-    /// 2.4, whose records may have their two lengths in the other order, which libpcap undoes record by record,
-    /// DG/UX's 543.0 and Kuznetzov's patched headers), or neither (an error).
+    /// classic pcap, its version and link type: ours to read (`true`), libpcap's (`false`: pcapng, and the classic
+    /// formats before 2.4, whose records may have their two lengths in the other order, which libpcap undoes record
+    /// by record, DG/UX's 543.0 and Kuznetzov's patched headers), or neither (an error).
     static func isOurs(header: UnsafeRawPointer, count: Int, path: String) throws(PcapError) -> Bool {
         let magic = header.loadUnaligned(as: UInt32.self)
         let swapped: Bool

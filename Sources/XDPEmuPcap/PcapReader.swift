@@ -56,7 +56,7 @@ public final class PcapReader {
     // and may be handed to libpcap part way through (see PcapngParser). Read without exclusivity checks: one
     // thread uses a reader.
     @usableFromInline @exclusivity(unchecked) var classic: UnsafeMutablePointer<ClassicPcapParser>?
-    @usableFromInline @exclusivity(unchecked) var pcapng: UnsafeMutablePointer<PcapngParser>?
+    @exclusivity(unchecked) private var pcapng: UnsafeMutablePointer<PcapngParser>?
     @exclusivity(unchecked) private var libpcap: LibpcapBackend?
 
     /// Opens `path` and checks its file header.

@@ -11,22 +11,21 @@
 // cost libpcap's price (about 700 instructions more per record, most of it stdio and a copy per block); the
 // plain ones what classic pcap costs.
 //
-// As in ClassicPcapParser, `next()` is the inlinable fast path (a whole Enhanced Packet Block buffered, for a known
-// interface, within the snap length), and `nextSlowly()` does everything else.
+// As in ClassicPcapParser, `next()` is the fast path (a whole Enhanced Packet Block buffered, for a known interface,
+// within the snap length), and `nextSlowly()` does everything else. Neither is inlined into PcapReader's callers
+// (see PcapReader.nextNotClassic).
 
 /// The state of one pcapng file being read while it stays plain.
-@usableFromInline
 struct PcapngParser: ~Copyable {
     /// How an interface's time stamps become nanoseconds.
-    @usableFromInline
     struct Interface {
         /// Time stamp units per second (a power of 10).
-        @usableFromInline var unitsPerSecond: UInt64
+        var unitsPerSecond: UInt64
         /// The remainder in units times `scaleUp`, divided by `scaleDown`, is the nanoseconds.
-        @usableFromInline var scaleUp: UInt64
-        @usableFromInline var scaleDown: UInt64
+        var scaleUp: UInt64
+        var scaleDown: UInt64
         /// if_tsoffset, added to the seconds (a signed number, added modulo 2^64 as C adds it).
-        @usableFromInline var offsetSeconds: UInt64
+        var offsetSeconds: UInt64
     }
 
     /// What `nextSlowly` found.
@@ -51,15 +50,17 @@ struct PcapngParser: ~Copyable {
     static let enhancedPacketType: UInt32 = 6
     static let byteOrderMagic: UInt32 = 0x1a2b_3c4d
 
-    @usableFromInline var input: ReadBuffer
+    var input: ReadBuffer
     /// Whether the section is in the other byte order.
-    @usableFromInline var swapped = false
-    @usableFromInline var interfaces: UnsafeMutablePointer<Interface>
+    var swapped = false
+    var interfaces: UnsafeMutablePointer<Interface>
     private var interfaceCapacity = 4
-    @usableFromInline var interfaceCount: UInt32 = 0
+    var interfaceCount: UInt32 = 0
     /// libpcap's snapshot length (the first interface's, 262144 for 0 or more); every interface must have it.
-    @usableFromInline var snapshot: UInt32 = 0
-    @usableFromInline var recordsRead = 0
+    var snapshot: UInt32 = 0
+    var recordsRead = 0
+    /// Whether the file starts plain (if not, libpcap must read it).
+    private(set) var isPlain = false
 
     /// Takes `input` over (at its start, its first four bytes the block type) and reads the Section Header Block
     /// and the blocks up to the first interface; `isPlain` says whether it could.
@@ -73,9 +74,6 @@ struct PcapngParser: ~Copyable {
         interfaces.deallocate()
         input.close()
     }
-
-    /// Whether the file starts plain (if not, libpcap must read it).
-    private(set) var isPlain = false
 
     private mutating func readHeaderBlocks() -> Bool {
         guard readSectionHeader() else { return false }
@@ -96,13 +94,13 @@ struct PcapngParser: ~Copyable {
 
     /// The next record when it is an Enhanced Packet Block wholly buffered that this parser can hand out as it
     /// is; nil otherwise (`nextSlowly` then decides).
-    @inlinable @inline(__always)
+    @inline(__always)
     mutating func next() -> PcapRecord? {
         let available = input.available
         guard available >= 12 else { return nil }
         let block = input.current
         let length = Int(field(block, 4))
-        guard field(block, 0) == 6,  // enhancedPacketType (internal: not usable here)
+        guard field(block, 0) == Self.enhancedPacketType,
               length & 3 == 0, length >= 12, length <= available,
               field(block, length &- 4) == UInt32(truncatingIfNeeded: length),
               let record = packet(at: block, length: length, fileOffset: input.fileOffset)
@@ -114,7 +112,7 @@ struct PcapngParser: ~Copyable {
 
     /// The record of the Enhanced Packet Block at `block` (`length` bytes, a multiple of 4, its trailer checked),
     /// or nil if libpcap would refuse it or this parser cannot convert its time stamp.
-    @inlinable @inline(__always)
+    @inline(__always)
     func packet(at block: UnsafeRawPointer, length: Int, fileOffset: Int64) -> PcapRecord? {
         // Block header (8), interface, time stamp high and low, captured and original length (20), trailer (4).
         guard length >= 32 else { return nil }
@@ -171,7 +169,7 @@ struct PcapngParser: ~Copyable {
         }
     }
 
-    @inlinable @inline(__always)
+    @inline(__always)
     func field(_ at: UnsafeRawPointer, _ offset: Int) -> UInt32 {
         let raw = at.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
         return swapped ? raw.byteSwapped : raw

@@ -175,15 +175,16 @@ func readWithLibpcap(_ path: String) -> (records: [Frame], error: String?) {
         // libpcap 1.10 sign-extends the 32-bit seconds and fraction of classic pcap (so 2038 and later come out
         // negative, and so does a fraction of 2^31 or more; a microsecond one is then multiplied by 1000); the
         // format's definition, which our reader follows, says unsigned.
-        let fraction = UInt64(UInt32(truncatingIfNeeded: header.pointee.ts.tv_usec / fractionScale)) * UInt64(fractionScale)
-        var seconds = UInt64(UInt32(truncatingIfNeeded: header.pointee.ts.tv_sec))
+        let stamp = header.pointee.ts
+        let fraction = UInt64(UInt32(truncatingIfNeeded: stamp.tv_usec / fractionScale)) * UInt64(fractionScale)
+        var seconds = UInt64(UInt32(truncatingIfNeeded: stamp.tv_sec))
         if pcapng {
             // pcapng seconds are 64-bit; PcapReader refuses a time before 1970 or beyond 64 bits of nanoseconds.
-            let (nanos, overflow) = UInt64(clamping: header.pointee.ts.tv_sec).multipliedReportingOverflow(by: 1_000_000_000)
-            guard header.pointee.ts.tv_sec >= 0, !overflow, !nanos.addingReportingOverflow(fraction).overflow else {
+            let (nanos, overflow) = UInt64(clamping: stamp.tv_sec).multipliedReportingOverflow(by: 1_000_000_000)
+            guard stamp.tv_sec >= 0, !overflow, !nanos.addingReportingOverflow(fraction).overflow else {
                 return (frames, "timestamp out of range")
             }
-            seconds = UInt64(header.pointee.ts.tv_sec)
+            seconds = UInt64(stamp.tv_sec)
         }
         let time = seconds &* 1_000_000_000 &+ fraction
         frames.append(Frame(timestampNanos: time, bytes: bytes, originalLength: Int(header.pointee.len)))
