@@ -29,6 +29,10 @@ public struct XDPAction: RawRepresentable, Hashable, Sendable, CustomStringConve
 /// Programs are value types dispatched through generics: the poll loop is specialised for each program type,
 /// so a program's `run` is inlined into the loop. Write your own by conforming a struct (see README).
 /// A program may keep state (e.g. a learning table) in its own properties; `run` may mutate it.
+///
+/// Implement `run` as `mutating` even when the program changes nothing: the poll loop holds the program in place,
+/// and a program too large to inline whose `run` is non-mutating is called on a copy of itself, made for every
+/// frame (a 56-byte program: 7 instructions per frame in replay).
 public protocol XDPProgram {
     /// Called for each frame inside a NAPI poll. `context` is valid only during the call.
     mutating func run(_ context: inout XDPContext) -> XDPAction

@@ -199,7 +199,7 @@ public struct L2SwitchProgram: XDPProgram, Sendable {
         self.floodExcludeIngress = floodExcludeIngress
     }
 
-    public func run(_ context: inout XDPContext) -> XDPAction {
+    public mutating func run(_ context: inout XDPContext) -> XDPAction {
         guard context.length >= KernelConstants.ethHeaderLength else { return .drop }
         let destination = MACAddress(loadingFrom: context.data).integer
         let source = MACAddress(loadingFrom: context.data + 6).integer

@@ -47,7 +47,7 @@ public struct RedirectMapProgram: XDPProgram, Sendable {
         self.flags = flags
     }
 
-    public func run(_ context: inout XDPContext) -> XDPAction {
+    public mutating func run(_ context: inout XDPContext) -> XDPAction {
         switch selector {
         case .constant(let key):
             return context.redirectMap(map, key: key, flags: flags)

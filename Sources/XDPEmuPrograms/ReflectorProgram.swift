@@ -20,7 +20,7 @@ public struct ReflectorProgram: XDPProgram, Sendable {
         self.swapPorts = swapPorts
     }
 
-    public func run(_ context: inout XDPContext) -> XDPAction {
+    public mutating func run(_ context: inout XDPContext) -> XDPAction {
         guard context.length >= KernelConstants.ethHeaderLength else { return .drop }
         let data = context.data
         ReflectorProgram.swap(data, 0, 6, bytes: 6)

@@ -9,7 +9,8 @@ import XDPEmuTesting
 struct VLANRedirectProgram: XDPProgram {
     let map: DevMap
 
-    func run(_ context: inout XDPContext) -> XDPAction {
+    // `mutating` although it changes nothing: the poll loop then runs it in place rather than on a copy.
+    mutating func run(_ context: inout XDPContext) -> XDPAction {
         // nil past data_end: a frame too short for a tag is simply "untagged".
         guard let tpid = context.loadBigEndian(UInt16.self, at: 12),
               tpid == 0x8100 || tpid == 0x88A8,
