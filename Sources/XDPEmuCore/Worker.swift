@@ -233,10 +233,11 @@ public final class Worker: @unchecked Sendable {
             if size == 1 {
                 // The usual poll. When its frame is queued without a transmit, its queue is the only one of a
                 // published entry holding frames (every poll's flush sends all of those), so the flush would
-                // send that queue and nothing else.
+                // send that queue and nothing else; the frame is queued without marking its key for the flush,
+                // as the mark would be cleared again before anything could see it.
                 if let queue = runAndQueue(&program, ring: ring, frames: frames, fast: &fast, fastPathOff: fastPathOff,
                                            device: device, programID: programID, cpu: cpu, counts: &counts,
-                                           tally: &tally) {
+                                           tally: &tally, markForFlush: false) {
                     flushOnly(queue)
                     quiescentPoint()
                     continue
@@ -244,7 +245,8 @@ public final class Worker: @unchecked Sendable {
             } else {
                 for _ in 0..<size {
                     _ = runAndQueue(&program, ring: ring, frames: frames, fast: &fast, fastPathOff: fastPathOff,
-                                    device: device, programID: programID, cpu: cpu, counts: &counts, tally: &tally)
+                                    device: device, programID: programID, cpu: cpu, counts: &counts, tally: &tally,
+                                    markForFlush: true)
                 }
             }
             flushAndSendXDPTx(txCount: tally.txCount, device: device, programID: programID)
@@ -256,15 +258,17 @@ public final class Worker: @unchecked Sendable {
 
     /// `runSeries`' handling of the next frame of the RX ring: runs the program and carries out its verdict.
     /// Returns the entry whose queue took the frame when it was the usual frame, a `bpf_redirect_map` into the map
-    /// to flush queued without a transmit (as in `runUsual`); nil when it took the full handling.
+    /// to flush queued without a transmit (as in `runUsual`; its key marked for the flush if `markForFlush`, see
+    /// `flushOnly`); nil when it took the full handling.
     @inlinable @inline(__always)
     func runAndQueue<P: XDPProgram>(_ program: inout P, ring: FrameRing.Consumer, frames: FramePool.Storage,
                                     fast: inout FastMap, fastPathOff: Bool, device: NetDevice, programID: UInt32,
-                                    cpu: Int, counts: inout PollCounts, tally: inout PollTally) -> EntryBlock? {
+                                    cpu: Int, counts: inout PollCounts, tally: inout PollTally,
+                                    markForFlush: Bool) -> EntryBlock? {
         let frame = ring.pop().unsafelyUnwrapped
         let stop = runProgram(&program, on: frame, frames: frames, programID: programID, rxBytes: &counts.rxBytes)
         if stop.action.rawValue == XDPAction.redirect.rawValue,
-           let entry = queueIntoFastMap(stop, fast: fast, cpu: cpu, from: device) {
+           let entry = queueIntoFastMap(stop, fast: fast, cpu: cpu, from: device, markForFlush: markForFlush) {
             return entry
         }
         handle(stop, fast: &fast, fastPathOff: fastPathOff, device: device, programID: programID, counts: &counts,
@@ -276,27 +280,28 @@ public final class Worker: @unchecked Sendable {
     /// map (the map to flush, with nothing left in the redirect info, so carrying it out consumes the request this
     /// run made and the redirect info stays empty), its slot holds an entry, and `enqueueWithoutTransmit` takes the
     /// frame, returns that entry; nil, having changed nothing, otherwise. The caller has checked the action.
+    /// `markForFlush` false leaves the key unmarked (only for `flushOnly`, which sends the queue at once).
     @inlinable @inline(__always)
-    func queueIntoFastMap(_ verdict: FrameVerdict, fast: FastMap, cpu: Int, from device: NetDevice) -> EntryBlock? {
+    func queueIntoFastMap(_ verdict: FrameVerdict, fast: FastMap, cpu: Int, from device: NetDevice,
+                          markForFlush: Bool = true) -> EntryBlock? {
         guard verdict.requestBits == fast.bits,
               let entry = DevMap.block(at: verdict.index, slots: fast.slots, maxEntries: fast.maxEntries),
               enqueueWithoutTransmit(verdict.frame, info: verdict.info, into: entry, map: verdict.requestBits,
-                                     cpu: cpu, from: device)
+                                     cpu: cpu, from: device, markForFlush: markForFlush)
         else { return nil }
         return entry
     }
 
     /// `flushRedirects` when `entry`'s queue, of the map to flush, is the only queue of a published entry that
     /// holds frames: the flush's scan of the marks would find this one to send, and keys whose slot is empty
-    /// to keep; it sends the queue and clears its mark, as the scan does. (Marks of keys whose slot was filled
-    /// again since have an empty queue and stay until the next full flush: sending an empty queue does nothing.)
+    /// to keep; it sends the queue. The frame was queued without marking its key (`runAndQueue`), so there is no
+    /// mark to clear. (A mark already on the key, left when its slot was emptied and filled again, stays until
+    /// the next full flush, which finds the queue empty: sending an empty queue does nothing.)
     @inlinable @inline(__always)
     func flushOnly(_ entry: EntryBlock) {
-        let map = redirectInfo.pointee.mapToFlush.unsafelyUnwrapped
+        lastFlushedMap = redirectInfo.pointee.mapToFlush.unsafelyUnwrapped
         redirectInfo.pointee.mapToFlush = nil
-        lastFlushedMap = map
         transmitBulk(entry, flags: .flush)
-        map._withUnsafeGuaranteedRef { $0.clearFlushMark(entry.key, cpu: cpu) }
     }
 
     /// The poll loop, specialised per program type. Call through `poll`.
@@ -695,10 +700,10 @@ public final class Worker: @unchecked Sendable {
     /// `enqueue` for the poll loop's usual frames (`runUsual`), with no call: the same work when the frame passes
     /// the forwarding check (with the headroom assured) and the queue is not full; returns false, having changed
     /// nothing, when either does not hold (the full path then finds the errno, or transmits the full queue first).
-    /// `mapBits` is the bits of `entry`'s map.
+    /// `mapBits` is the bits of `entry`'s map. `markForFlush`: see `append`.
     @inlinable @inline(__always)
     func enqueueWithoutTransmit(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: EntryBlock,
-                                map mapBits: UInt, cpu: Int, from ingress: NetDevice) -> Bool {
+                                map mapBits: UInt, cpu: Int, from ingress: NetDevice, markForFlush: Bool) -> Bool {
         let length = info.pointee.length
         guard entry.device._withUnsafeGuaranteedRef({
             $0.passesForwardLimit(length: length, missingBytes: info.pointee.missingBytes)
@@ -707,24 +712,28 @@ public final class Worker: @unchecked Sendable {
         let count = Int(queue.load(fromByteOffset: BulkQueueLayout.countOffset, as: UInt32.self))
         guard count < BulkQueueLayout.capacity else { return false }
         Unmanaged<DevMap>.fromOpaque(UnsafeRawPointer(bitPattern: mapBits).unsafelyUnwrapped)._withUnsafeGuaranteedRef {
-            append(frame, length: length, to: queue, holding: count, of: entry, in: $0, from: ingress, cpu: cpu)
+            append(frame, length: length, to: queue, holding: count, of: entry, in: $0, from: ingress, cpu: cpu,
+                   markForFlush: markForFlush)
         }
         return true
     }
 
     /// Appends `frame` (`length` bytes) to `queue`, this worker's bulk queue of `entry` in `map`, which holds
-    /// `count` frames, fewer than 16.
+    /// `count` frames, fewer than 16. `markForFlush` false leaves the key unmarked: only for a queue the caller
+    /// sends before the poll ends (`Worker.flushOnly`), so that no flush, quiescent point or other frame sees it
+    /// unmarked.
     @inlinable @inline(__always)
     func append(_ frame: FrameID, length: UInt32, to queue: UnsafeMutableRawPointer, holding count: Int,
-                of entry: EntryBlock, in map: DevMap, from ingress: NetDevice, cpu: Int) {
+                of entry: EntryBlock, in map: DevMap, from ingress: NetDevice, cpu: Int, markForFlush: Bool = true) {
         if _slowPath(count == 0) {
             // The first frame since the queue was last sent records dev_rx and marks the key for the flush. Later
             // frames need neither: dev_rx is set exactly while the queue holds frames (transmitBulk resets both),
             // and the queue of a published entry that holds frames is always marked (only the flush clears the
             // mark of a published entry, and it sends the queue first; the quiescent point clears marks after the
-            // flush, when every published entry's queue is empty).
+            // flush, when every published entry's queue is empty). The one exception is a queue appended to
+            // unmarked, which `runSeries` sends (`flushOnly`) before anything else runs.
             queue.storeBytes(of: ingress.ifindex.rawValue, toByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self)
-            map.markForFlush(entry.key, cpu: cpu)
+            if markForFlush { map.markForFlush(entry.key, cpu: cpu) }
         }
         queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
         queue.storeBytes(of: UInt32(truncatingIfNeeded: count &+ 1), toByteOffset: BulkQueueLayout.countOffset,
