@@ -1,5 +1,5 @@
-// The classic pcap file format, as libpcap 1.10 reads and writes it (sf-pcap.c), plus the one pcapng constant we
-// need to recognise a pcapng file before handing it to libpcap.
+// The classic pcap file format, as libpcap 1.10 reads and writes it (sf-pcap.c), plus the pcapng constant that
+// tells a pcapng file (PcapngParser has the rest of that format).
 //
 //   file header (24 bytes): magic u32, version_major u16, version_minor u16, thiszone i32, sigfigs u32,
 //                           snaplen u32, linktype u32

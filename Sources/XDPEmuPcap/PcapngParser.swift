@@ -43,11 +43,16 @@ struct PcapngParser: ~Copyable {
         case handOver
     }
 
-    static let sectionHeaderType: UInt32 = 0x0a0d_0d0a
-    static let interfaceType: UInt32 = 1
-    static let obsoletePacketType: UInt32 = 2
-    static let simplePacketType: UInt32 = 3
-    static let enhancedPacketType: UInt32 = 6
+    /// The block types this parser tells apart (others are skipped).
+    enum BlockType: UInt32 {
+        case sectionHeader = 0x0a0d_0d0a  // PcapFormat.pcapngMagic
+        case interface = 1
+        case obsoletePacket = 2
+        case simplePacket = 3
+        case enhancedPacket = 6
+    }
+
+    /// The Section Header Block's byte-order magic.
     static let byteOrderMagic: UInt32 = 0x1a2b_3c4d
 
     var input: ReadBuffer
@@ -79,14 +84,14 @@ struct PcapngParser: ~Copyable {
         guard readSectionHeader() else { return false }
         while true {
             guard case .block(let type, let length) = readBlock() else { return false }
-            switch type {
-            case Self.interfaceType:
+            switch BlockType(rawValue: type) {
+            case .interface:
                 guard addInterface(at: input.current, length: length) else { return false }
                 input.position += length
                 return true
-            case Self.enhancedPacketType, Self.simplePacketType, Self.obsoletePacketType, Self.sectionHeaderType:
+            case .enhancedPacket, .simplePacket, .obsoletePacket, .sectionHeader:
                 return false
-            default:
+            case nil:
                 input.position += length
             }
         }
@@ -100,7 +105,7 @@ struct PcapngParser: ~Copyable {
         guard available >= 12 else { return nil }
         let block = input.current
         let length = Int(field(block, 4))
-        guard field(block, 0) == Self.enhancedPacketType,
+        guard field(block, 0) == BlockType.enhancedPacket.rawValue,
               length & 3 == 0, length >= 12, length <= available,
               field(block, length &- 4) == UInt32(truncatingIfNeeded: length),
               let record = packet(at: block, length: length, fileOffset: input.fileOffset)
@@ -149,20 +154,20 @@ struct PcapngParser: ~Copyable {
             case .handOver:
                 return .handOver
             case .block(let type, let length):
-                switch type {
-                case Self.enhancedPacketType:
+                switch BlockType(rawValue: type) {
+                case .enhancedPacket:
                     guard let record = packet(at: input.current, length: length, fileOffset: start) else {
                         return .handOver
                     }
                     input.position += length
                     recordsRead += 1
                     return .record(record)
-                case Self.interfaceType:
+                case .interface:
                     guard addInterface(at: input.current, length: length) else { return .handOver }
                     input.position += length
-                case Self.sectionHeaderType, Self.simplePacketType, Self.obsoletePacketType:
+                case .sectionHeader, .simplePacket, .obsoletePacket:
                     return .handOver
-                default:
+                case nil:
                     input.position += length
                 }
             }
