@@ -6,9 +6,9 @@ import Glibc
 import Musl
 #endif
 
-// pcapng, and the classic formats before 2.4, through libpcap. Both are rare in replay inputs, and pcapng has many
-// block and option kinds, so correctness wins over speed here. libpcap converts every interface's time resolution
-// to nanoseconds for us.
+// libpcap, for the files our parsers leave to it: the classic formats before 2.4, and pcapng beyond the plain case
+// (PcapngParser), with its many block and option kinds. Both are rare in replay inputs, so correctness wins over
+// speed here. libpcap converts every interface's time resolution to nanoseconds for us.
 
 final class LibpcapBackend {
     let path: String

@@ -31,16 +31,18 @@ public struct PcapRecord {
 
 /// Reads Ethernet frames from one capture file: classic pcap (micro- or nanosecond, either byte order) or pcapng.
 ///
-/// Classic pcap 2.4, the format replays use, goes through our own parser: large `read(2)` calls into one buffer and
-/// no allocation per record, several times cheaper than libpcap's per-record path. pcapng, with its blocks, options
-/// and per-interface time resolutions, and the older classic formats (versions 2.0 to 2.3, whose records may have
-/// their two lengths in the other order, DG/UX's 543.0 and Kuznetzov's patched headers) go through libpcap. Both
-/// sit behind `next()`.
+/// Classic pcap 2.4 and plain pcapng (one section, Ethernet interfaces with decimal time stamp resolutions,
+/// Enhanced Packet Blocks: what dumpcap writes) go through our own parsers: large `read(2)` calls into one buffer
+/// and no allocation per record, several times cheaper than libpcap's per-record path. The rest goes through
+/// libpcap: the older classic formats (versions 2.0 to 2.3, whose records may have their two lengths in the other
+/// order, DG/UX's 543.0 and Kuznetzov's patched headers) from the start, and a pcapng file from wherever our parser
+/// meets something it does not handle as libpcap does (see PcapngParser). All of it sits behind `next()`.
 ///
-/// Classic files give what libpcap gives (records, lengths, bytes, and an error where libpcap fails; the fuzz
-/// tests compare the two), but for two things: their 32-bit seconds are read as unsigned, as the format defines
-/// them (libpcap 1.10 sign-extends them, turning 2038 and later into negative times), and a link type other than
-/// Ethernet is refused when the file is opened. Not thread-safe; use one reader per thread.
+/// Files read give what libpcap gives (records, lengths, bytes, and an error where libpcap fails; the fuzz tests
+/// compare the two), but for a few things: the 32-bit seconds of classic pcap are read as unsigned, as the format
+/// defines them (libpcap 1.10 sign-extends them, turning 2038 and later into negative times); a time stamp before
+/// 1970 or beyond 64 bits of nanoseconds is an error; and a link type other than Ethernet is refused when the file
+/// is opened. Not thread-safe; use one reader per thread.
 public final class PcapReader {
     /// The file being read, as given to `init`.
     public let path: String
