@@ -33,7 +33,7 @@ let benchmarks: @Sendable () -> Void = {
     // MARK: pcap
 
     final class PcapHolder { var scenario: PcapScenario? }
-    func pcapBenchmark(_ name: String, zeroMallocs: Bool,
+    func pcapBenchmark(_ name: String, zeroMallocs: Bool, pcapng: Bool = false,
                        _ body: @escaping (Benchmark, PcapScenario) throws -> String?) {
         let holder = PcapHolder()
         Benchmark(
@@ -42,7 +42,7 @@ let benchmarks: @Sendable () -> Void = {
                 metrics: perFrame, units: [threadCPU: .count, mallocsPerIteration: .count], warmupIterations: 1,
                 scalingFactor: .mega,
                 maxDuration: .seconds(6), maxIterations: 20, thresholds: zeroMallocs ? noMallocs : nil,
-                setup: { holder.scenario = try PcapScenario() },
+                setup: { holder.scenario = try PcapScenario(pcapng: pcapng) },
                 teardown: { holder.scenario = nil }
             )
         ) { benchmark in
@@ -78,6 +78,18 @@ let benchmarks: @Sendable () -> Void = {
         var bytes: UInt64 = 0
         let records = measured(benchmark) { bench_pcap_read_all(scenario.tracePath, &bytes) }
         return records == frames ? nil : "libpcap read \(records) records"
+    }
+    // The same trace as pcapng (what Wireshark and dumpcap write): our PcapngParser against libpcap.
+    pcapBenchmark("pcap/read-pcapng/XDPEmuPcap/1M-frames", zeroMallocs: true, pcapng: true) { benchmark, scenario in
+        let reader = try PcapReader(path: scenario.tracePath)
+        let (records, bytes) = try measured(benchmark) { try PcapScenario.readAll(reader) }
+        return records == frames && bytes == scenario.frameBytes && !reader.isReadByLibpcap
+            ? nil : "read \(records) records, \(bytes) bytes, libpcap: \(reader.isReadByLibpcap)"
+    }
+    pcapBenchmark("pcap/read-pcapng/libpcap/1M-frames", zeroMallocs: false, pcapng: true) { benchmark, scenario in
+        var bytes: UInt64 = 0
+        let records = measured(benchmark) { bench_pcap_read_all(scenario.tracePath, &bytes) }
+        return records == frames && Int(bytes) == scenario.frameBytes ? nil : "libpcap read \(records) records"
     }
     pcapBenchmark("pcap/write/XDPEmuPcap/1M-frames", zeroMallocs: true) { benchmark, scenario in
         let path = scenario.directory.path + "/written.pcap"

@@ -1,5 +1,5 @@
 import Testing
-@testable import XDPEmuPcap
+import XDPEmuPcap
 import XDPEmuTesting
 
 /// Mutated and truncated files must end in records or a `PcapError`: never a trap, never an endless loop.

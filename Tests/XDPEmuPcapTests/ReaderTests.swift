@@ -1,5 +1,5 @@
 import Testing
-@testable import XDPEmuPcap
+import XDPEmuPcap
 
 @Suite("PcapReader")
 struct ReaderTests {

@@ -45,6 +45,45 @@ public struct BenchTrace: Sendable {
         try writer.close()
     }
 
+    /// Writes `frames` records to `path` as pcapng, the way dumpcap does: a Section Header Block, one Interface
+    /// Description Block (Ethernet, snap length 262144, if_tsresol 10^-9), an Enhanced Packet Block per frame.
+    /// Returns the sum of the frames' lengths.
+    @discardableResult
+    public func writePcapng(frames: Int, to path: String) throws(BenchError) -> Int {
+        var out: [UInt8] = []
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
+        u32(0x0a0d_0d0a); u32(28); u32(0x1a2b_3c4d); u16(1); u16(0); u32(0xffff_ffff); u32(0xffff_ffff); u32(28)
+        u32(1); u32(32); u16(1); u16(0); u32(262_144); u16(9); u16(1); out += [9, 0, 0, 0]; u32(0); u32(32)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw BenchError("open \(path): errno \(errno)") }
+        defer { close(fd) }
+        func flush() throws(BenchError) {
+            var done = 0
+            while done < out.count {
+                let written = out.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+                guard written > 0 else { throw BenchError("write \(path): errno \(errno)") }
+                done += written
+            }
+            out.removeAll(keepingCapacity: true)
+        }
+        var bytes = 0
+        for i in 0..<frames {
+            let frame = templates[i % templates.count]
+            let padded = (frame.count + 3) & ~3
+            let time = Self.timestamp(i)
+            u32(6); u32(UInt32(32 + padded)); u32(0); u32(UInt32(time >> 32)); u32(UInt32(truncatingIfNeeded: time))
+            u32(UInt32(frame.count)); u32(UInt32(frame.count))
+            out += frame
+            out += [UInt8](repeating: 0, count: padded - frame.count)
+            u32(UInt32(32 + padded))
+            bytes += frame.count
+            if out.count >= 1 << 20 { try flush() }
+        }
+        try flush()
+        return bytes
+    }
+
     static func frame(flow: Int, size: Int) -> [UInt8] {
         let macs: [UInt8] = [0x02, 0, 0, 0, 0x0a, 0x02, 0x02, 0, 0, 0, 0x0a, 0x01]
         let sport = UInt16(40000 + flow)

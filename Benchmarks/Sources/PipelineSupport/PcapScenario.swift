@@ -4,22 +4,31 @@ import Glibc
 #endif
 import XDPEmuPcap
 
-/// The pcap benchmarks' workload: a 1,000,000-frame trace of `BenchTrace` on tmpfs (~518 MB), written once at setup,
-/// read with `PcapReader` or libpcap; and the same records written with `PcapWriter` or libpcap's `pcap_dump`.
+/// The pcap benchmarks' workload: a 1,000,000-frame trace of `BenchTrace` on tmpfs (~518 MB; as pcapng, ~534 MB),
+/// written once at setup, read with `PcapReader` or libpcap; and the same records written with `PcapWriter` or
+/// libpcap's `pcap_dump`.
 public final class PcapScenario {
     public static let frames = 1_000_000
     public let trace = BenchTrace()
     public let directory: ScratchDirectory
     public let tracePath: String
-    /// Size of a file holding the `frames` records (the trace, and what every writer must produce).
+    /// Size of a classic pcap file holding the `frames` records (the trace unless `pcapng`, and what every writer
+    /// must produce).
     public let fileSize: Int
+    /// The sum of the frames' lengths.
+    public let frameBytes: Int
 
-    public init() throws {
+    public init(pcapng: Bool = false) throws {
         directory = try ScratchDirectory("pipebench-pcap")
-        tracePath = directory.path + "/trace.pcap"
+        tracePath = directory.path + (pcapng ? "/trace.pcapng" : "/trace.pcap")
         fileSize = trace.fileSize(frames: Self.frames)
+        frameBytes = fileSize - 24 - 16 * Self.frames
         do {
-            try trace.write(frames: Self.frames, to: tracePath)
+            if pcapng {
+                try trace.writePcapng(frames: Self.frames, to: tracePath)
+            } else {
+                try trace.write(frames: Self.frames, to: tracePath)
+            }
         } catch {
             directory.remove()
             throw error
