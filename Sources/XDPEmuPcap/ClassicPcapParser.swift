@@ -83,9 +83,7 @@ struct ClassicPcapParser: ~Copyable {
             nanosPerTick = 1
         }
         snapLength = field(header, 16)
-        // libpcap's snapshot length: the file's, or its maximum when the file's is 0 or larger.
-        capturedLengthLimit = snapLength > 0 ? min(snapLength, PcapFormat.maximumCapturedLength)
-            : PcapFormat.maximumCapturedLength
+        capturedLengthLimit = PcapFormat.snapshotLength(snapLength)
         linkType = PcapFormat.ethernetLinkType
         self.input.position = PcapFormat.fileHeaderSize
     }

@@ -38,5 +38,11 @@ enum PcapFormat {
     /// than a smaller snap length is cut to it instead).
     static let maximumCapturedLength: UInt32 = 262_144
 
+    /// libpcap's snapshot length for a file that records `snapLength` (pcap_adjust_snapshot): the largest captured
+    /// length a record is handed out with. 0 (none recorded) or more than the maximum gives the maximum.
+    static func snapshotLength(_ snapLength: UInt32) -> UInt32 {
+        snapLength == 0 || snapLength > maximumCapturedLength ? maximumCapturedLength : snapLength
+    }
+
     static let nanosPerSecond: UInt64 = 1_000_000_000
 }

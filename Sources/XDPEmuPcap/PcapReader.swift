@@ -50,6 +50,9 @@ public final class PcapReader {
     public let linkType: UInt32
     /// The file's snap length (0 means "no limit was recorded").
     public let snapLength: UInt32
+    /// The largest captured length a record of this file is handed out with: libpcap's snapshot length for it
+    /// (the snap length, or 262144 when it is 0 or larger).
+    public var largestCapturedLength: Int { Int(PcapFormat.snapshotLength(snapLength)) }
     /// The precision of the timestamps stored in the file (pcapng is always reported as `.nano`).
     public let timestampPrecision: TimestampPrecision
 

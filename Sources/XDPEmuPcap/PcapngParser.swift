@@ -226,9 +226,7 @@ struct PcapngParser: ~Copyable {
     private mutating func addInterface(at block: UnsafeRawPointer, length: Int) -> Bool {
         var remaining = length - 12
         guard remaining >= 8, field16(block, 8) == UInt16(PcapFormat.ethernetLinkType) else { return false }
-        let snapLength = field(block, 12)
-        let adjusted = snapLength == 0 || snapLength > PcapFormat.maximumCapturedLength
-            ? PcapFormat.maximumCapturedLength : snapLength
+        let adjusted = PcapFormat.snapshotLength(field(block, 12))
         if interfaceCount == 0 {
             snapshot = adjusted
         } else if adjusted != snapshot {

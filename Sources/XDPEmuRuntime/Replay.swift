@@ -82,7 +82,7 @@ public enum Replay {
                 inputErrors.append("\(error)")
             }
         }
-        let largestSnap = readers.map { Int($0.1.snapLength == 0 ? 262_144 : min($0.1.snapLength, 262_144)) }.max() ?? 0
+        let largestSnap = readers.map { $0.1.largestCapturedLength }.max() ?? 0
         let bufferSize = KernelConstants.xdpPacketHeadroom + max(largestSnap, 2048) + KernelConstants.sharedInfoReserve
         let captures = try CaptureSet(directory: options.outputDirectory,
                                       ports: topology.ports.map { ($0.name, $0.capture.ingress, $0.capture.egress) })
