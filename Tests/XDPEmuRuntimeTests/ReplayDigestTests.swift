@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+import XDPEmuTesting
+import XDPEmuTopology
+@testable import XDPEmuRuntime
+
+/// Replay's outputs, byte for byte, against digests recorded from an earlier build: every pcap, the event log and
+/// the statistics of the sample topologies on generated traces (ties, short and long gaps; small rings, small
+/// budgets, per-frame cost; map operations during the trace), with both timings. A change to the datapath or the
+/// scheduler that changes any output byte fails here; re-record only on purpose with `XDPEMU_RECORD_GOLDEN=1`.
+@Suite struct ReplayDigestTests {
+    static let digestsPath = "\(repositoryRoot)/Tests/XDPEmuRuntimeTests/Golden/replay-digests.txt"
+
+    /// (poll delay, frame cost, ring size, budget)
+    static let settings: [(UInt64, UInt64, Int, Int)] = [(0, 0, 1024, 64), (2_000, 700, 8, 64), (3_000, 0, 1024, 2)]
+
+    @Test func everyOutputMatchesItsRecordedDigest() throws {
+        var lines = [String]()
+        let scratch = makeTemporaryDirectory()
+        defer { removeDirectory(scratch) }
+        for (c, testCase) in ReplayStretchTests.cases.enumerated() {
+            let inputs = try Self.writeTraces(testCase, into: scratch, prefix: "case\(c)")
+            for (delay, cost, ring, budget) in Self.settings {
+                var topology = try sampleTopology(testCase.topology)
+                topology.napi.pollDelayNanos = delay
+                topology.napi.frameCostNanos = cost
+                topology.napi.ringSize = ring
+                topology.napi.budget = budget
+                let schedule = try testCase.mapEvents.map {
+                    try MapEventSchedule.parse(data: Array($0.utf8), source: "events.json", topology: topology)
+                }
+                // An event log turns recorded timing's stretches of polls off: both ways are held to their digests.
+                for timing in ReplayOptions.Timing.allCases {
+                    for events in [false, true] {
+                        let label = "\(c):\(testCase.topology):\(delay),\(cost),\(ring),\(budget):\(timing.rawValue)"
+                            + (events ? ":events" : "")
+                        lines += try Self.digests(topology, inputs: inputs, timing: timing, events: events,
+                                                  mapEvents: schedule, label: label)
+                    }
+                }
+            }
+        }
+        let text = lines.joined(separator: "\n") + "\n"
+        if ProcessInfo.processInfo.environment["XDPEMU_RECORD_GOLDEN"] == "1" {
+            try text.write(toFile: Self.digestsPath, atomically: true, encoding: .utf8)
+            return
+        }
+        let recorded = try String(contentsOfFile: Self.digestsPath, encoding: .utf8)
+        let expected = recorded.split(separator: "\n").map(String.init)
+        // Not vacuous: every case wrote captures and statistics, half of them an event log too.
+        #expect(lines.count > 500)
+        #expect(lines.count == expected.count, "\(lines.count) outputs, \(expected.count) recorded")
+        for (line, want) in zip(lines, expected) where line != want {
+            Issue.record("replay output differs: got \(line), recorded \(want)")
+        }
+    }
+
+    /// One line per output file of a replay: label, file name, size and digest.
+    static func digests(_ topology: Topology, inputs: [(String, String)], timing: ReplayOptions.Timing, events: Bool,
+                        mapEvents: MapEventSchedule?, label: String) throws -> [String] {
+        let (result, out) = try replay(topology, inputs: inputs, timing: timing, events: events, mapEvents: mapEvents)
+        defer { removeDirectory(out) }
+        #expect(result.inputErrors.isEmpty)
+        expectConservation(result.statistics)
+        return try FileManager.default.contentsOfDirectory(atPath: out).sorted().map { name in
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(out)/\(name)"))
+            return "\(label) \(name) \(bytes.count) \(digest(bytes))"
+        }
+    }
+
+    /// The traces of `testCase` (as ReplayStretchTests writes them): 400 frames per input, gaps from ties to 1 ms.
+    static func writeTraces(_ testCase: ReplayStretchTests.Case, into directory: String,
+                            prefix: String) throws -> [(String, String)] {
+        let sample = try readCapture("\(repositoryRoot)/pcaps/\(testCase.trace).pcap")
+        var inputs = [(String, String)]()
+        for (n, input) in testCase.inputs.enumerated() {
+            let frames = sample.filter { $0.source == input.source }
+            try #require(!frames.isEmpty)
+            var random = SplitMix64(seed: 0xd16e57 &+ UInt64(n))
+            let gaps: [UInt64] = [0, 40, 900, 3_000, 20_000, 1_000_000]
+            var time: UInt64 = 1_000_000_000
+            var trace = [(time: UInt64, bytes: [UInt8])]()
+            for i in 0..<400 {
+                time += gaps[Int(random.next() % UInt64(gaps.count))]
+                trace.append((time: time, bytes: frames[i % frames.count].bytes))
+            }
+            let path = "\(directory)/\(prefix)-in\(n).pcap"
+            try writeTrace(path, trace)
+            inputs.append((input.port, path))
+        }
+        return inputs
+    }
+
+    /// 64-bit FNV-1a: enough to tell any changed byte from the recorded output (not an adversarial setting).
+    static func digest(_ bytes: Data) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+}
