@@ -1,13 +1,16 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Dependency direction: xdpemu (CLI) -> XDPEmuRuntime -> {XDPEmuCore, XDPEmuPrograms, XDPEmuPcap, XDPEmuTopology,
-// XDPEmuOS}.
+// Dependency direction: xdpemu -> XDPEmuCLI -> XDPEmuRuntime -> {XDPEmuCore, XDPEmuPrograms, XDPEmuPcap,
+// XDPEmuTopology, XDPEmuOS}.
 // XDPEmuCore is pure: no I/O, no clock, no Foundation. Benchmarks live in Benchmarks/ (their own package).
 let package = Package(
     name: "xdpemu",
     products: [
         .executable(name: "xdpemu", targets: ["xdpemu"]),
+        // The command line as a library: a package of your own builds its own xdpemu with its programs
+        // (Examples/custom-program).
+        .library(name: "XDPEmuCLI", targets: ["XDPEmuCLI"]),
         .library(name: "XDPEmuCore", targets: ["XDPEmuCore"]),
         .library(name: "XDPEmuPrograms", targets: ["XDPEmuPrograms"]),
         .library(name: "XDPEmuTesting", targets: ["XDPEmuTesting"]),
@@ -37,13 +40,14 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        .executableTarget(
-            name: "xdpemu",
+        .target(
+            name: "XDPEmuCLI",
             dependencies: [
                 "XDPEmuRuntime", "XDPEmuOS", "XDPEmuTopology",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "xdpemu", dependencies: ["XDPEmuCLI"]),
         .testTarget(name: "XDPEmuCoreTests", dependencies: ["XDPEmuCore", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuProgramsTests", dependencies: ["XDPEmuPrograms", "XDPEmuCore", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuPcapTests", dependencies: ["XDPEmuPcap", "CPcap", "XDPEmuTesting"]),

@@ -44,23 +44,40 @@ public final class SharedProgramState {
     }
 }
 
-/// Maps a topology's program `"type"` to the Swift type that implements it. Built-in types are handled here;
-/// your own programs are registered by name before the topology is loaded:
+/// A program type of your own: the topology `"type"` that names it and the factory that builds and attaches it.
 /// ```swift
-/// ProgramRegistry.register(type: "vlan_redirect") { config, context in
-///     context.attach(VLANRedirect(map: try context.map("fwd")))
+/// ProgramRegistration(type: "vlan_redirect") { config, context in
+///     context.attach(VLANRedirect(map: try context.map(config["map"]?.stringValue ?? "")))
 /// }
 /// ```
-/// and the topology names them with `"program": {"type": "vlan_redirect", ...}`; the whole program object is
-/// passed as `config`.
+/// The whole program object of the topology is passed as `config`.
+public struct ProgramRegistration: Sendable {
+    public let type: String
+    public let factory: ProgramRegistry.Factory
+
+    public init(type: String, factory: @escaping ProgramRegistry.Factory) {
+        self.type = type
+        self.factory = factory
+    }
+}
+
+/// Maps a topology's program `"type"` to the Swift type that implements it. Built-in types are handled here;
+/// your own programs are registered (`ProgramRegistration`) before the topology is loaded, and the topology names
+/// them with `"program": {"type": "vlan_redirect", ...}`. An `xdpemu` of your own registers them through
+/// `XDPEmuCLI.main(programs:)`.
 public enum ProgramRegistry {
     public typealias Factory = @Sendable (JSONValue, ProgramContext) throws(RuntimeError) -> Void
 
     private static let custom = Mutex<[String: Factory]>([:])
 
     /// Registers a program type (replacing one of the same name).
+    public static func register(_ registration: ProgramRegistration) {
+        custom.withLock { $0[registration.type] = registration.factory }
+    }
+
+    /// Registers a program type (replacing one of the same name).
     public static func register(type: String, factory: @escaping Factory) {
-        custom.withLock { $0[type] = factory }
+        register(ProgramRegistration(type: type, factory: factory))
     }
 
     /// The registered custom type names (passed to the topology loader so it accepts them).

@@ -96,18 +96,14 @@ final class ProgressBar {
     }
 }
 
-/// Loads a topology (with the custom program types registered), or exits 2 with every problem listed.
+/// Loads a topology (accepting the registered program types), or exits 2 with every problem listed.
 func loadTopology(_ path: String) throws -> Topology {
-    registerCustomProgramsOnce
     do {
         return try Topology.load(path: path, customProgramTypes: ProgramRegistry.customTypes)
     } catch {
         fail("\(error)", code: ExitStatus.badInput)
     }
 }
-
-/// Runs `registerCustomPrograms` the first time it is read.
-let registerCustomProgramsOnce: Void = registerCustomPrograms()
 
 /// Checks PORT=TRACE.pcap arguments of `option` and a --timing value.
 func validateTraceInputs(_ inputs: [String], option: String, timing: String) throws {

@@ -11,7 +11,19 @@ enum ExitStatus {
     static let noPermission: Int32 = 77
 }
 
-@main
+/// xdpemu's command line as a library, so that a package of your own can build an `xdpemu` that knows your
+/// programs: depend on the `XDPEmuCLI` product and call `XDPEmuCLI.main(programs:)` from your executable's
+/// `main.swift` (see Examples/custom-program).
+public enum XDPEmuCLI {
+    /// Registers `programs` (so topology files can name them by `"type"`), then runs the command named by the
+    /// process's arguments and exits with its status.
+    public static func main(programs: [ProgramRegistration] = []) -> Never {
+        for program in programs { ProgramRegistry.register(program) }
+        XDPEmu.main()
+        exit(0)
+    }
+}
+
 struct XDPEmu: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xdpemu",
