@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependency direction: xdpemu -> XDPEmuCLI -> XDPEmuRuntime -> {XDPEmuCore, XDPEmuPrograms, XDPEmuPcap,
-// XDPEmuTopology, XDPEmuOS}.
+// XDPEmuTopology, XDPEmuOS}; XDPEmuTopology reads its files through XDPEmuOS.
 // XDPEmuCore is pure: no I/O, no clock, no Foundation. Benchmarks live in Benchmarks/ (their own package).
 let package = Package(
     name: "xdpemu",
@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "XDPEmuPrograms", dependencies: ["XDPEmuCore"]),
         .target(name: "XDPEmuTesting", dependencies: ["XDPEmuCore"]),
         .target(name: "XDPEmuPcap", dependencies: ["CPcap", .product(name: "SystemPackage", package: "swift-system")]),
-        .target(name: "XDPEmuTopology"),
+        .target(name: "XDPEmuTopology", dependencies: ["XDPEmuOS"]),
         .target(name: "XDPEmuOS", dependencies: ["CTapShim", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "XDPEmuRuntime",

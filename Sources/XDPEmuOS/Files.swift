@@ -1,7 +1,72 @@
-// Small whole-file reads and atomic writes, on swift-system's FileDescriptor.
+// Whole-file reads, output files and directories, atomic writes: every file the other modules open for their own
+// use (topologies, map-event files, the event log, output directories) is opened here.
 
 import Glibc
 import SystemPackage
+
+/// Why a whole regular file could not be read: the failing step and its errno, or the kind of file it is.
+public enum FileReadError: Error, Equatable, CustomStringConvertible {
+    case open(Errno)
+    case stat(Errno)
+    case read(Errno)
+    /// Not a regular file (`isDirectory` says whether it is a directory).
+    case notRegularFile(isDirectory: Bool)
+
+    /// "cannot open the file: No such file or directory (errno 2)", "cannot read the file: it is a directory".
+    public var description: String {
+        switch self {
+        case .open(let errno): return "cannot open the file: \(Self.explain(errno))"
+        case .stat(let errno): return "cannot stat the file: \(Self.explain(errno))"
+        case .read(let errno): return "cannot read the file: \(Self.explain(errno))"
+        case .notRegularFile(let isDirectory):
+            return "cannot read the file: it is \(isDirectory ? "a directory" : "not a regular file")"
+        }
+    }
+
+    private static func explain(_ errno: Errno) -> String {
+        "\(String(cString: strerror(errno.rawValue))) (errno \(errno.rawValue))"
+    }
+}
+
+/// The contents of the regular file `path`: open(2) O_RDONLY|O_CLOEXEC, fstat(2) (a directory, device or FIFO is
+/// refused before anything is read from it), read(2) until EOF, close(2).
+public func readRegularFile(_ path: String) throws(FileReadError) -> [UInt8] {
+    let fd: Int32
+    do {
+        fd = try retryingEINTROrThrow { open(path, O_RDONLY | O_CLOEXEC) }
+    } catch {
+        throw .open(error)
+    }
+    defer { _ = Glibc.close(fd) }
+    var info = stat()
+    do {
+        _ = try retryingEINTROrThrow { fstat(fd, &info) }
+    } catch {
+        throw .stat(error)
+    }
+    guard info.st_mode & S_IFMT == S_IFREG else { throw .notRegularFile(isDirectory: info.st_mode & S_IFMT == S_IFDIR) }
+    do {
+        return try readToEnd(fd)
+    } catch {
+        throw .read(error)
+    }
+}
+
+/// Creates or truncates the output file `path` for writing: open(2) O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, mode 0644.
+public func createOutputFile(_ path: String) throws(Errno) -> FileDescriptor {
+    FileDescriptor(rawValue: try retryingEINTROrThrow { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) })
+}
+
+/// Creates the directory `path` and any missing parents, each with mode 0755 exactly (see `makeDirectory`);
+/// existing directories are left as they are.
+public func makeDirectories(_ path: String) throws(Errno) {
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for component in path.split(separator: "/") {
+        prefix += component
+        try makeDirectory(prefix)
+        prefix += "/"
+    }
+}
 
 /// Reads a whole (small) file: open(2) O_RDONLY|O_CLOEXEC, read(2) until EOF, close(2).
 func readSmallFile(_ path: String) throws(Errno) -> String {
@@ -13,8 +78,13 @@ func readSmallFile(_ path: String) throws(Errno) -> String {
 func readFileBytes(_ path: String) throws(Errno) -> [UInt8] {
     let fd = try retryingEINTROrThrow { open(path, O_RDONLY | O_CLOEXEC) }
     defer { _ = Glibc.close(fd) }
+    return try readToEnd(fd)
+}
+
+/// read(2) from `fd` until EOF.
+private func readToEnd(_ fd: Int32) throws(Errno) -> [UInt8] {
     var result: [UInt8] = []
-    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
+    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 1)
     defer { chunk.deallocate() }
     while true {
         let n = try retryingEINTROrThrow { Glibc.read(fd, chunk.baseAddress, chunk.count) }

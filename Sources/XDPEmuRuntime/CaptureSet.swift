@@ -1,3 +1,4 @@
+import XDPEmuOS
 import XDPEmuPcap
 
 /// The pcap files of one run, in one directory: `PORT.ingress.pcap`, `PORT.egress.pcap` and `PORT.pass.pcap`
@@ -15,7 +16,7 @@ public final class CaptureSet {
     public init(directory: String, ports: [(name: String, ingress: Bool, egress: Bool)]) throws(RuntimeError) {
         self.directory = directory
         do {
-            try makeDirectory(directory)
+            try makeDirectories(directory)
             drops = try PcapWriter(path: directory + "/drops.pcap")
             all.append(drops)
             for port in ports {

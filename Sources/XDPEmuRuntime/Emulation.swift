@@ -115,8 +115,3 @@ public final class Emulation {
     /// The port named `name`.
     public func port(named name: String) -> Port? { ports.first { $0.spec.name == name } }
 }
-
-/// Creates a directory and its parents (no-op when it exists).
-func makeDirectory(_ path: String) throws {
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-}

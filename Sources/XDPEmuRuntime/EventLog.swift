@@ -1,5 +1,6 @@
 import Foundation
 import XDPEmuCore
+import XDPEmuOS
 
 /// Writes events as JSON Lines: one object per line with the tracepoint's name and fields and the virtual time.
 /// Lines are formatted into a reused byte buffer (no String per event) and written in large blocks.
@@ -11,9 +12,11 @@ public final class EventLog {
 
     public init(path: String, mapNames: [(id: UInt32, name: String)] = []) throws(RuntimeError) {
         self.path = path
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .failure("\(path): cannot create: \(String(cString: strerror(errno)))") }
-        handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        do {
+            handle = FileHandle(fileDescriptor: try createOutputFile(path).rawValue, closeOnDealloc: true)
+        } catch {
+            throw .failure("\(path): cannot create: \(String(cString: strerror(error.rawValue)))")
+        }
         buffer.reserveCapacity(1 << 20)
         for (id, name) in mapNames { self.mapNames[id] = name }
     }

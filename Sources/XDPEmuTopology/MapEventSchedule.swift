@@ -40,11 +40,7 @@ public struct MapEventSchedule: Sendable, Equatable {
 
     /// Reads and checks the file at `path` against `topology`; every problem is reported at once, by JSON path.
     public static func load(path: String, topology: Topology) throws(TopologyError) -> MapEventSchedule {
-        switch readWholeFile(path) {
-        case .success(let bytes): return try parse(data: bytes, source: path, topology: topology)
-        case .failure(let failure):
-            throw TopologyError(source: path, problems: [.init(path: "$", message: failure.message)])
-        }
+        try parse(data: readSourceFile(path), source: path, topology: topology)
     }
 
     /// Checks a schedule from JSON bytes; `source` names it in messages.

@@ -6,13 +6,7 @@
 // `resolve` also assigns ifindexes and MACs and derives l2_switch port lists. Problems are reported in document
 // order. A topology is returned only when there are none.
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import XDPEmuOS
 
 extension Topology {
     /// Reads and validates the topology file at `path`.
@@ -21,13 +15,7 @@ extension Topology {
     ///   ``ProgramSpec/custom(type:config:)``. A built-in name in this set keeps its built-in meaning.
     /// - Throws: every problem found, each with a JSON path; an unreadable file is one problem at `$`.
     public static func load(path: String, customProgramTypes: Set<String> = []) throws(TopologyError) -> Topology {
-        let bytes: [UInt8]
-        switch readWholeFile(path) {
-        case .success(let contents): bytes = contents
-        case .failure(let failure):
-            throw TopologyError(source: path, problems: [.init(path: "$", message: failure.message)])
-        }
-        return try parse(data: bytes, source: path, customProgramTypes: customProgramTypes)
+        try parse(data: readSourceFile(path), source: path, customProgramTypes: customProgramTypes)
     }
 
     /// Validates a topology from the UTF-8 bytes of a JSON document; `source` names it in messages.
@@ -75,36 +63,12 @@ extension Topology {
     }
 }
 
-struct FileReadFailure: Error {
-    var message: String
-}
-
-/// The contents of a regular file, with errno spelt out on failure.
-func readWholeFile(_ path: String) -> Result<[UInt8], FileReadFailure> {
-    func failure(_ what: String, _ code: Int32) -> Result<[UInt8], FileReadFailure> {
-        .failure(
-            FileReadFailure(message: "cannot \(what) the file: \(String(cString: strerror(code))) (errno \(code))")
-        )
-    }
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return failure("open", errno) }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else { return failure("stat", errno) }
-    guard info.st_mode & S_IFMT == S_IFREG else {
-        let kind = info.st_mode & S_IFMT == S_IFDIR ? "a directory" : "not a regular file"
-        return .failure(FileReadFailure(message: "cannot read the file: it is \(kind)"))
-    }
-    var contents: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count == 0 { return .success(contents) }
-        if count < 0 {
-            if errno == EINTR { continue }
-            return failure("read", errno)
-        }
-        contents.append(contentsOf: chunk[..<count])
+/// The bytes of the file at `path` (a topology or a map-event file); an unreadable file is one problem at `$`.
+func readSourceFile(_ path: String) throws(TopologyError) -> [UInt8] {
+    do {
+        return try readRegularFile(path)
+    } catch {
+        throw TopologyError(source: path, problems: [.init(path: "$", message: error.description)])
     }
 }
 
