@@ -12,7 +12,7 @@ struct CustomProgramPackageTests {
     func theExamplePackageBuildsAnXDPEmuThatRunsItsProgram() throws {
         let scratch = "\(repositoryRoot)/.build-example"
         let build = try run("/usr/bin/env", ["swift", "build", "--package-path", Self.example, "--scratch-path", scratch])
-        try #require(build.status == 0, "swift build of Examples/custom-program failed:\n\(build.stderr)")
+        try #require(build.status == 0, "swift build of Examples/custom-program failed:\n\(build.stdout)\n\(build.stderr)")
         let binary = "\(scratch)/debug/xdpemu-vlan"
         let topology = "\(Self.example)/topologies/vlan.json"
 
