@@ -1,12 +1,8 @@
 import ArgumentParser
 import Foundation
-import Synchronization
 import XDPEmuOS
 import XDPEmuRuntime
 import XDPEmuTopology
-
-/// Set by SIGINT/SIGTERM during a replay.
-let interruptRequested = Atomic<Bool>(false)
 
 struct ReplayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -56,13 +52,16 @@ struct ReplayCommand: ParsableCommand {
         options.eventsPath = events
         options.statsPath = stats
         options.mapEvents = loadMapEvents(mapEvents, topology: loaded)
-        signal(SIGINT) { _ in interruptRequested.store(true, ordering: .relaxed) }
-        signal(SIGTERM) { _ in interruptRequested.store(true, ordering: .relaxed) }
-        options.shouldStop = { interruptRequested.load(ordering: .relaxed) }
-        let totalBytes = options.inputs.reduce(Int64(0)) {
-            $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int64) ?? 0)
+        // SIGINT and SIGTERM stop the reading; what was read is still processed and every output closed.
+        let signals = try? SignalWatcher()
+        defer { signals?.close() }
+        var stopRequested = false
+        options.shouldStop = {
+            if !stopRequested, let signals, (try? signals.next()) ?? nil != nil { stopRequested = true }
+            return stopRequested
         }
-        if isatty(2) == 1 && totalBytes > 32 << 20 { options.progress = ProgressBar().update }
+        let totalBytes = options.inputs.reduce(Int64(0)) { $0 + (fileSize($1.path) ?? 0) }
+        if isTerminal(.standardError) && totalBytes > 32 << 20 { options.progress = ProgressBar().update }
         let result: ReplayResult
         do {
             result = try Replay.run(options)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import XDPEmuCore
+import XDPEmuOS
 import XDPEmuRuntime
 
 /// Exit codes (documented in README): 0 success; 1 a run failed; 2 bad input (a script, topology or trace
@@ -63,9 +64,9 @@ struct MapBatchCommand: ParsableCommand {
         }
         let script: String
         do {
-            script = try readInput(file)
+            script = String(decoding: file == "-" ? try readStandardInput() : try readRegularFile(file), as: UTF8.self)
         } catch {
-            FileHandle.standardError.write(Data("xdpemu: \(file): \(error.localizedDescription)\n".utf8))
+            FileHandle.standardError.write(Data("xdpemu: \(file): \(error)\n".utf8))
             throw ExitCode(ExitStatus.badInput)
         }
         var batch = MapBatch(semantics: profile, capNetAdmin: !unprivileged)
@@ -81,12 +82,4 @@ struct MapBatchCommand: ParsableCommand {
         }
         if failed { throw ExitCode(ExitStatus.badInput) }
     }
-}
-
-/// Reads a whole text file, or standard input for "-".
-func readInput(_ path: String) throws -> String {
-    if path == "-" {
-        return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-    }
-    return String(decoding: try Data(contentsOf: URL(fileURLWithPath: path)), as: UTF8.self)
 }

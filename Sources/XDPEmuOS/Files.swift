@@ -134,3 +134,15 @@ func makeDirectory(_ path: String) throws(Errno) {
     }
     throw err
 }
+
+/// Everything standard input holds, read(2) until EOF.
+public func readStandardInput() throws(Errno) -> [UInt8] { try readToEnd(STDIN_FILENO) }
+
+/// The size of the file at `path` (stat(2)), or nil when it cannot be stat'ed.
+public func fileSize(_ path: String) -> Int64? {
+    var info = stat()
+    return stat(path, &info) == 0 ? Int64(info.st_size) : nil
+}
+
+/// Whether `fd` is a terminal (isatty(3)).
+public func isTerminal(_ fd: FileDescriptor) -> Bool { isatty(fd.rawValue) == 1 }
