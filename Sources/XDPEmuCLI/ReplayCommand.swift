@@ -19,7 +19,7 @@ struct ReplayCommand: ParsableCommand {
     var topology: String
 
     @Option(name: .customLong("in"), help: ArgumentHelp("A trace to feed into a port.", valueName: "PORT=TRACE.pcap"))
-    var inputs: [String] = []
+    var inputs: [String]
 
     @Option(name: .customLong("out"), help: ArgumentHelp("Directory for the captures.", valueName: "DIR"))
     var output: String
@@ -37,11 +37,10 @@ struct ReplayCommand: ParsableCommand {
             help: ArgumentHelp("Scheduled map updates and deletes.", valueName: "FILE.json"))
     var mapEvents: String?
 
-    @Flag(help: "Do not print the summary table.")
+    @Flag(help: "Print neither the summary table nor the progress bar.")
     var quiet = false
 
     func validate() throws {
-        guard !inputs.isEmpty else { throw ValidationError("give at least one --in PORT=TRACE.pcap") }
         try validateTraceInputs(inputs, option: "--in", timing: timing)
     }
 
@@ -61,7 +60,7 @@ struct ReplayCommand: ParsableCommand {
             return stopRequested
         }
         let totalBytes = options.inputs.reduce(Int64(0)) { $0 + (fileSize($1.path) ?? 0) }
-        if isTerminal(.standardError) && totalBytes > 32 << 20 { options.progress = ProgressBar().update }
+        if !quiet && isTerminal(.standardError) && totalBytes > 32 << 20 { options.progress = ProgressBar().update }
         let result: ReplayResult
         do {
             result = try Replay.run(options)

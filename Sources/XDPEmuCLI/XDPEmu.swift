@@ -9,6 +9,8 @@ import XDPEmuRuntime
 enum ExitStatus {
     static let failure: Int32 = 1
     static let badInput: Int32 = 2
+    /// EX_USAGE, as ArgumentParser exits on a usage error.
+    static let usage: Int32 = 64
     static let noPermission: Int32 = 77
 }
 
@@ -26,11 +28,21 @@ public enum XDPEmuCLI {
 }
 
 struct XDPEmu: ParsableCommand {
+    /// What `xdpemu --version` prints.
+    static let version = "0.3.0"
+
     static let configuration = CommandConfiguration(
         commandName: "xdpemu",
         abstract: "Packet-level emulator of an XDP redirect datapath (programs, devmap, bulk queues, NAPI).",
+        version: version,
         subcommands: [RunCommand.self, ReplayCommand.self, MapCommand.self, ValidateCommand.self, CleanupCommand.self]
     )
+
+    /// `xdpemu` with no subcommand is a usage error: the usage goes to stderr and the exit code is 64.
+    func run() throws {
+        FileHandle.standardError.write(Data((Self.helpMessage() + "\n").utf8))
+        throw ExitCode(ExitStatus.usage)
+    }
 }
 
 struct MapCommand: ParsableCommand {
