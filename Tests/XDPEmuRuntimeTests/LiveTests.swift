@@ -370,12 +370,19 @@ struct LiveUnprivilegedTests {
     @Test(.enabled(if: access(LiveSystem.binary, X_OK) == 0, "needs the xdpemu binary"))
     func anUnprivilegedRunNamesWhatIsMissingAndExits77() throws {
         let fixture = try LiveFixture()
-        let topology = LiveSystem.repository + "/topologies/two-hosts.json"
+        // Nobody cannot reach into a checkout in a private directory (mode 0700, as /root is): the child gets a
+        // copy of the binary and the topology in a directory anyone can read, wherever the checkout is.
+        let shared = makeTemporaryDirectory()
+        defer { removeDirectory(shared) }
+        #expect(chmod(shared, 0o755) == 0)
+        let binary = shared + "/xdpemu", topology = shared + "/two-hosts.json"
+        try FileManager.default.copyItem(atPath: LiveSystem.binary, toPath: binary)
+        try FileManager.default.copyItem(atPath: LiveSystem.repository + "/topologies/two-hosts.json", toPath: topology)
         // As root, drop to nobody (setresuid clears every capability); otherwise we are unprivileged already.
         let run = geteuid() == 0
             ? try XDPEmuProcess(executable: "setpriv", arguments: [
-                "--reuid=65534", "--regid=65534", "--clear-groups", "--", LiveSystem.binary, "run", topology,
-            ], directory: fixture.directory)
+                "--reuid=65534", "--regid=65534", "--clear-groups", "--", binary, "run", topology,
+            ], directory: shared)
             : try XDPEmuProcess(arguments: ["run", topology], directory: fixture.directory)
 
         #expect(run.wait(timeout: 20) == 77)
