@@ -38,23 +38,18 @@ public final class Emulation {
     /// Builds the emulation. `captures` (optional) receives egress, pass and drop records.
     /// - Parameters:
     ///   - workers: simulated CPUs (replay uses one).
-    ///   - poolCapacity: frames per worker pool; nil sizes it from the rings and the budget.
-    ///   - bufferSize: bytes per frame buffer, headroom included.
+    ///   - sizing: frame buffers and pool; nil sizes them for frames the caller injects (`FrameSizing`).
     public init(topology: Topology, wiring: Wiring = .offline, captures: CaptureSet? = nil, workers: Int = 1,
-                poolCapacity: Int? = nil, bufferSize: Int = 2048) throws(RuntimeError) {
+                sizing: FrameSizing? = nil) throws(RuntimeError) {
         guard topology.semantics == .v418 else {
             throw .badInput("\(topology.source): $.semantics: the \"\(topology.semantics.rawValue)\" profile is not "
                 + "implemented yet; use \"4.18\"")
         }
         self.topology = topology
         let napi = topology.napi
-        let ringFrames = topology.ports.count * napi.ringSize
-        let capacity = poolCapacity ?? min(ringFrames + 4 * napi.budget + 1024, 1 << 20)
-        let largestPort = topology.ports.map { $0.mtu + KernelConstants.ethHeaderLength
-            + KernelConstants.vlanHeaderLength }.max() ?? 1518
-        let buffer = max(bufferSize,
-                         KernelConstants.xdpPacketHeadroom + largestPort + KernelConstants.sharedInfoReserve)
-        network = Network(semantics: .v4_18, workers: workers, poolCapacity: capacity, bufferSize: buffer,
+        let sizing = sizing ?? FrameSizing(topology: topology, source: .injected)
+        network = Network(semantics: .v4_18, workers: workers, poolCapacity: sizing.poolCapacity,
+                          bufferSize: sizing.bufferSize,
                           maxBudget: max(napi.budget, 64))
         var ports = [Port]()
         do {

@@ -104,7 +104,7 @@ final class LiveLoop {
     @exclusivity(unchecked) private var reading = true
     @exclusivity(unchecked) private var startMonotonic: UInt64 = 0
     @exclusivity(unchecked) private var deadline: UInt64?
-    @exclusivity(unchecked) private var mapEventIndex = 0
+    @exclusivity(unchecked) private var mapEvents: MapEventPlayer
     /// Replay: the earliest first timestamp of the traces, which is due at the start of the run.
     @exclusivity(unchecked) private var replayBase: UInt64 = 0
     @exclusivity(unchecked) private var sequence: UInt64 = 0
@@ -134,6 +134,7 @@ final class LiveLoop {
         pool = worker.pool
         budget = emulation.topology.napi.budget
         worker.events.isEnabled = log != nil
+        mapEvents = MapEventPlayer(options.mapEvents, maps: emulation.maps, log: log)
         ready = eventLoop.makeReadyBuffer()
         scheduled = Array(repeating: false, count: ports.count)
         // A port is listed at most once, so both lists stay within the port count: no growth while forwarding.
@@ -179,6 +180,7 @@ final class LiveLoop {
     func run() throws(RuntimeError) -> LiveResult.Ending {
         startMonotonic = MonotonicClock.now()
         deadline = options.durationNanos.map { startMonotonic &+ $0 }
+        mapEvents.start(at: startMonotonic)
         startReplays()
         flushOutputs()
         while true {
@@ -229,9 +231,7 @@ final class LiveLoop {
             if options.timing == .topspeed { return 0 }
             next = min(next, replayDue(record))
         }
-        if let schedule = options.mapEvents, mapEventIndex < schedule.events.count {
-            next = min(next, startMonotonic &+ schedule.events[mapEventIndex].offset)
-        }
+        next = min(next, mapEvents.nextTime)
         if let deadline { next = min(next, deadline) }
         guard next != .max else { return -1 }
         let now = MonotonicClock.now()
@@ -465,18 +465,10 @@ final class LiveLoop {
     // MARK: Map events
 
     private func applyMapEvents(upTo now: UInt64) {
-        guard let schedule = options.mapEvents else { return }
-        while mapEventIndex < schedule.events.count {
-            let event = schedule.events[mapEventIndex]
-            guard startMonotonic &+ event.offset <= now else { return }
-            mapEventIndex += 1
-            guard let map = emulation.maps[event.map] else { continue }
-            let result = event.apply(to: map)
+        mapEvents.apply(dueBy: now, logTime: { _ in WallClock.nowNanos() }) { event, result in
             let target = event.ifindex.map { " -> ifindex \($0)" } ?? ""
-            report("map event at +\(seconds(event.offset)) s: \(event.operationName) \(event.map)[\(event.key)]"
+            self.report("map event at +\(seconds(event.offset)) s: \(event.operationName) \(event.map)[\(event.key)]"
                 + "\(target): \(result)")
-            log?.appendMapOperation(time: WallClock.nowNanos(), operation: event.operationName, map: event.map,
-                                    mapID: map.id, key: event.key, ifindex: event.ifindex, result: result)
         }
     }
 

@@ -83,16 +83,13 @@ public enum Replay {
             }
         }
         let largestSnap = readers.map { $0.1.largestCapturedLength }.max() ?? 0
-        let bufferSize = KernelConstants.xdpPacketHeadroom + max(largestSnap, 2048) + KernelConstants.sharedInfoReserve
         let captures = try CaptureSet(directory: options.outputDirectory,
                                       ports: topology.ports.map { ($0.name, $0.capture.ingress, $0.capture.egress) })
         let emulation: Emulation
         do {
-            let napi = topology.napi
-            let wanted = topology.ports.count * napi.ringSize + readers.count + 4 * napi.budget + 1024
-            emulation = try Emulation(topology: topology, captures: captures,
-                                      poolCapacity: max(256, min(wanted, (1 << 32) / bufferSize)),
-                                      bufferSize: bufferSize)
+            let sizing = FrameSizing(topology: topology,
+                                     source: .traces(largestCapturedLength: largestSnap, count: readers.count))
+            emulation = try Emulation(topology: topology, captures: captures, sizing: sizing)
         } catch {
             try? captures.close()
             throw error
@@ -267,9 +264,8 @@ struct ReplayEngine {
     let pollQueueOwner: PollQueue
     let pollQueue: Unmanaged<PollQueue>
     var cpuFree: Nanos = 0
-    var mapEventIndex = 0
-    /// When the next scheduled map operation is due (`Nanos.max`: none left); kept by `applyMapEvents`.
-    var nextMapTime = Nanos.max
+    /// The scheduled map operations (`mapEvents.nextTime`: when the next one is due).
+    var mapEvents: MapEventPlayer
     var startTime: Nanos?
     /// Time of the latest arrival (recorded timing never goes back).
     var lastArrival: Nanos = 0
@@ -291,6 +287,7 @@ struct ReplayEngine {
         pollDelay = emulation.topology.napi.pollDelayNanos
         worker.frameCost = emulation.topology.napi.frameCostNanos
         worker.events.isEnabled = log != nil
+        mapEvents = MapEventPlayer(options.mapEvents, maps: emulation.maps, log: log)
         pollQueueOwner = PollQueue(devices: emulation.ports.map(\.device))
         pollQueue = .passUnretained(pollQueueOwner)
         var sources = [(input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
@@ -310,7 +307,7 @@ struct ReplayEngine {
         for i in 0..<laneCount { stage(i, pool: pool) }
         startTime = (0..<laneCount).compactMap { lanes[$0].staged == nil ? nil : lanes[$0].stagedTime }.min() ?? 0
         cpuFree = startTime!
-        nextMapTime = nextMapEventTime() ?? .max
+        mapEvents.start(at: startTime!)
         // Without an event log: stretches of polls that leave no frame behind (`stepRecordedStretch`).
         let stretches = !worker.events.isEnabled && !options.oneEventPerStep
         var iterations = 0
@@ -328,7 +325,7 @@ struct ReplayEngine {
             if worker.events.count > 0 { drainEvents() }
             if !step { break }
         }
-        applyMapEvents(upTo: .max)
+        mapEvents.apply(dueBy: .max)
         withExtendedLifetime(sources) {}
     }
 
@@ -344,8 +341,8 @@ struct ReplayEngine {
         let pollTime = pollQueue._withUnsafeGuaranteedRef { $0.nextPollTime(notBefore: cpuFree) }
         guard arrivalTime != nil || pollTime != nil else { return false }
         let next = min(arrivalTime ?? .max, pollTime ?? .max)
-        if nextMapTime <= next {
-            applyMapEvents(upTo: nextMapTime)
+        if mapEvents.nextTime <= next {
+            mapEvents.apply(dueBy: mapEvents.nextTime)
             return true
         }
         if let arrival, let arrivalTime, arrivalTime <= (pollTime ?? .max) {
@@ -388,7 +385,7 @@ struct ReplayEngine {
                 let first = max(lanes[lane].stagedTime, lastArrival)
                 let pollTime = max(first &+ pollDelay, cpuFree)
                 // A map operation due by then runs before the poll: stepRecorded's business.
-                if nextMapTime <= pollTime { break }
+                if mapEvents.nextTime <= pollTime { break }
                 if lanes[lane].portIndex != port {
                     // Another port's poll: the polls so far run first (each port's ring is empty after them).
                     runStretchPolls(count, port: port)
@@ -450,7 +447,7 @@ struct ReplayEngine {
 
     /// One round in topspeed timing: fill the rings as far as they take frames, then run the next poll.
     mutating func stepTopspeed() -> Bool {
-        if nextMapTime <= cpuFree { applyMapEvents(upTo: cpuFree) }
+        if mapEvents.nextTime <= cpuFree { mapEvents.apply(dueBy: cpuFree) }
         fillRings(at: cpuFree)
         let cpuFree = self.cpuFree
         guard let pollTime = pollQueue._withUnsafeGuaranteedRef({ $0.nextPollTime(notBefore: cpuFree) }) else {
@@ -578,27 +575,6 @@ struct ReplayEngine {
         } else {
             let ready = cpuFree
             pollQueue._withUnsafeGuaranteedRef { $0.requeue(port, ready: ready) }
-        }
-    }
-
-    func nextMapEventTime() -> Nanos? {
-        guard let schedule = options.mapEvents, mapEventIndex < schedule.events.count else { return nil }
-        return (startTime ?? 0) &+ schedule.events[mapEventIndex].offset
-    }
-
-    /// Applies every scheduled map operation due at or before `time`.
-    mutating func applyMapEvents(upTo time: Nanos) {
-        guard let schedule = options.mapEvents else { return }
-        defer { nextMapTime = nextMapEventTime() ?? .max }
-        while mapEventIndex < schedule.events.count {
-            let event = schedule.events[mapEventIndex]
-            let at = (startTime ?? 0) &+ event.offset
-            guard at <= time else { return }
-            mapEventIndex += 1
-            guard let map = emulation.maps[event.map] else { continue }
-            let result = event.apply(to: map)
-            log?.appendMapOperation(time: at, operation: event.operationName, map: event.map, mapID: map.id,
-                                    key: event.key, ifindex: event.ifindex, result: result)
         }
     }
 
