@@ -158,8 +158,8 @@ public final class NAPIScheduler {
 
     // MARK: Arrivals
 
-    /// `frame` arrives at `port` at `time`: it gets the next sequence number and its ingress and arrival, and goes
-    /// onto the port's RX ring; with `schedulingPoll`, an idle port is listed for a poll `pollDelay` later. A frame
+    /// `frame` arrives at `port` at `time`: it gets the next sequence number and its arrival time, and goes onto
+    /// the port's RX ring (its ingress ifindex is the port's, set when it was read for the port); with `schedulingPoll`, an idle port is listed for a poll `pollDelay` later. A frame
     /// that finds the ring full is dropped (`rx_ring_full`, at `time`). Returns whether it went onto the ring.
     ///
     /// Without `schedulingPoll`, the caller runs the port's polls itself (`runSeries`) or lists it (`schedule`).
@@ -169,12 +169,10 @@ public final class NAPIScheduler {
         let sequence = state.pointee.arrivals &+ 1
         state.pointee.arrivals = sequence
         arrivedByPort[port] &+= 1
-        let device = devices[port]
         pool._withUnsafeGuaranteedRef { pool in
             let info = pool.info(frame)
             info.pointee.sequence = sequence
             info.pointee.arrival = time
-            info.pointee.ingress = device._withUnsafeGuaranteedRef { $0.ifindex }
         }
         if rings[port]._withUnsafeGuaranteedRef({ $0.push(frame) }) {
             if schedulingPoll { schedule(port, ready: time &+ pollDelay) }

@@ -20,6 +20,7 @@ struct ReplayEngine {
         let reader: Unmanaged<PcapReader>
         let ring: Unmanaged<FrameRing>
         let ingress: Unmanaged<PcapWriter>?
+        let ifindex: IfIndex
         let headroom: Int
         let portIndex: Int
         /// The next frame of the trace, read and copied into a frame, waiting for its arrival time.
@@ -48,7 +49,7 @@ struct ReplayEngine {
                 (base + i).initialize(to: Lane(reader: .passUnretained(source.reader),
                                                ring: .passUnretained(source.device.rxRing),
                                                ingress: source.ingress.map { .passUnretained($0) },
-                                               headroom: source.device.rxHeadroom, portIndex: source.portIndex))
+                                               ifindex: source.device.ifindex, headroom: source.device.rxHeadroom, portIndex: source.portIndex))
             }
         }
 
@@ -239,6 +240,7 @@ struct ReplayEngine {
             }
             let info = pool.info(frame)
             info.pointee.length = UInt32(truncatingIfNeeded: record.capturedLength)
+            info.pointee.ingress = lane.pointee.ifindex
             info.pointee.missingBytes = UInt32(clamping: max(0, record.originalLength - record.capturedLength))
             lane.pointee.staged = frame
             lane.pointee.stagedTime = record.timestampNanos
