@@ -11,6 +11,8 @@
 //   `frameCost` per frame, and flushes before the poll returns (`Worker.poll`). A port whose ring still holds frames
 //   (or whose device still has frames waiting, see `NAPIReceiver`) goes to the back of the list, so ports take
 //   turns (round robin).
+// - A port's ingress tap (`PortTap`) sees the frames that arrived before a poll (or a drop) takes them: one
+//   call per poll, not per frame.
 // - `pollAt` says when the next poll can run: the caller (replay's virtual clock, live mode's epoll loop) comes
 //   back then, or earlier with an arrival.
 //
@@ -74,18 +76,26 @@ public final class NAPIScheduler {
     /// The poll list, a ring of `portCount` entries: ports and the times they become ready.
     @usableFromInline let listPorts: UnsafeMutablePointer<Int>
     @usableFromInline let listReady: UnsafeMutablePointer<Nanos>
-    /// Keeps the devices alive as long as the pointers to them.
-    private let deviceOwners: [NetDevice]
+    /// Per port: the tap that sees its arrivals, unretained (nil: none), and how many of the frames at the end of
+    /// its ring it has not seen yet (`showArrivals`).
+    @usableFromInline let ingressTaps: UnsafeMutablePointer<Unmanaged<PortTap>?>
+    @usableFromInline let unseenArrivals: UnsafeMutablePointer<Int>
+    /// Keeps the devices and the taps alive as long as the pointers to them.
+    private let owners: ([NetDevice], [PortTap?])
 
     /// A scheduler for `devices` (port `i` is `devices[i]`) polled by `worker`; sets the worker's per-frame cost.
-    public init(worker: Worker, devices: [NetDevice], budget: Int, pollDelay: Nanos, frameCost: Nanos) {
+    /// `ingressTaps[i]` (if given) is port `i`'s tap; it sees the port's arrivals if its directions include
+    /// ingress.
+    public init(worker: Worker, devices: [NetDevice], ingressTaps: [PortTap?] = [], budget: Int, pollDelay: Nanos,
+                frameCost: Nanos) {
+        precondition(ingressTaps.isEmpty || ingressTaps.count == devices.count, "a tap per port, or none")
         precondition(budget >= 1 && budget <= worker.maxBudget, "budget out of range")
         self.worker = worker
         self.budget = budget
         self.pollDelay = pollDelay
         worker.frameCost = frameCost
         pool = .passUnretained(worker.pool)
-        deviceOwners = devices
+        owners = (devices, ingressTaps)
         portCount = devices.count
         let capacity = max(devices.count, 1)
         state = .allocate(capacity: 1)
@@ -102,6 +112,13 @@ public final class NAPIScheduler {
         queued.initialize(repeating: false, count: capacity)
         listPorts = .allocate(capacity: capacity)
         listReady = .allocate(capacity: capacity)
+        self.ingressTaps = .allocate(capacity: capacity)
+        self.ingressTaps.initialize(repeating: nil, count: capacity)
+        unseenArrivals = .allocate(capacity: capacity)
+        unseenArrivals.initialize(repeating: 0, count: capacity)
+        for (i, tap) in ingressTaps.enumerated() where tap?.directions.contains(.ingress) == true {
+            self.ingressTaps[i] = .passUnretained(tap!)
+        }
         seriesTimes = .allocate(capacity: Self.seriesCapacity)
         seriesSizes = .allocate(capacity: Self.seriesCapacity)
     }
@@ -114,6 +131,8 @@ public final class NAPIScheduler {
         queued.deallocate()
         listPorts.deallocate()
         listReady.deallocate()
+        ingressTaps.deallocate()
+        unseenArrivals.deallocate()
         seriesTimes.deallocate()
         seriesSizes.deallocate()
     }
@@ -158,9 +177,11 @@ public final class NAPIScheduler {
 
     // MARK: Arrivals
 
-    /// `frame` arrives at `port` at `time`: it gets the next sequence number and its arrival time, and goes onto
-    /// the port's RX ring (its ingress ifindex is the port's, set when it was read for the port); with `schedulingPoll`, an idle port is listed for a poll `pollDelay` later. A frame
-    /// that finds the ring full is dropped (`rx_ring_full`, at `time`). Returns whether it went onto the ring.
+    /// `frame` arrives at `port` at `time`: it gets the next sequence number and its arrival time and goes onto
+    /// the port's RX ring (its ingress ifindex is the port's, set when it was read for the port); with
+    /// `schedulingPoll`, an idle port is listed for a poll `pollDelay` later. A frame that finds the ring full is
+    /// dropped (`rx_ring_full`, at `time`). Returns whether it went onto the ring. The port's ingress tap sees
+    /// the frame before a poll takes it or it is dropped.
     ///
     /// Without `schedulingPoll`, the caller runs the port's polls itself (`runSeries`) or lists it (`schedule`).
     @inlinable @inline(__always) @discardableResult
@@ -175,6 +196,8 @@ public final class NAPIScheduler {
             info.pointee.arrival = time
         }
         if rings[port]._withUnsafeGuaranteedRef({ $0.push(frame) }) {
+            // The port's ingress tap sees it before a poll takes it (`showArrivals`).
+            if ingressTaps[port] != nil { unseenArrivals[port] &+= 1 }
             if schedulingPoll { schedule(port, ready: time &+ pollDelay) }
             return true
         }
@@ -186,6 +209,12 @@ public final class NAPIScheduler {
     /// clock outside a poll).
     @usableFromInline @inline(never)
     func dropAtFullRing(_ frame: FrameID, port: Int, at time: Nanos) {
+        if let tap = ingressTaps[port] {
+            showArrivals(port)
+            withUnsafePointer(to: frame) {
+                tap.takeUnretainedValue().ingress(UnsafeBufferPointer(start: $0, count: 1), pool: worker.pool)
+            }
+        }
         worker.now = time
         devices[port]._withUnsafeGuaranteedRef { worker.drop(frame, .rxRingFull, at: $0) }
     }
@@ -226,6 +255,7 @@ public final class NAPIScheduler {
         }
         let ring = rings[port]
         if !ring._withUnsafeGuaranteedRef({ $0.isEmpty }) {
+            if unseenArrivals[port] != 0 { showArrivals(port) }
             devices[port]._withUnsafeGuaranteedRef { _ = worker.poll($0, budget: budget, now: time) }
             state.pointee.polls &+= 1
             state.pointee.cpuFree = worker.now
@@ -251,10 +281,42 @@ public final class NAPIScheduler {
     /// leave the ring empty and share the CPU with no other port's, then runs them this way.
     public func runSeries(port: Int, count: Int) {
         guard count > 0 else { return }
+        if unseenArrivals[port] != 0 { showArrivals(port) }
         devices[port]._withUnsafeGuaranteedRef {
             worker.pollSeries($0, times: seriesTimes, sizes: seriesSizes, count: count)
         }
         state.pointee.polls &+= UInt64(count)
         state.pointee.cpuFree = worker.now
+    }
+
+    /// Drops every frame in `port`'s RX ring for `reason` at `time` (its device is gone, say), after its ingress
+    /// tap has seen them.
+    public func dropQueued(port: Int, reason: DropReason, at time: Nanos) {
+        showArrivals(port)
+        worker.now = time
+        let device = devices[port].takeUnretainedValue()
+        while let frame = device.rxRing.pop() { worker.drop(frame, reason, at: device) }
+    }
+
+    // MARK: Ingress tap
+
+    /// Shows `port`'s ingress tap the frames at the end of its ring it has not seen, in arrival order (at most two
+    /// runs: the ring wraps). Runs before anything takes frames off the ring.
+    @usableFromInline
+    func showArrivals(_ port: Int) {
+        let unseen = unseenArrivals[port]
+        guard unseen > 0, let tap = ingressTaps[port] else { return }
+        unseenArrivals[port] = 0
+        let ring = rings[port].takeUnretainedValue().consumer
+        let pool = worker.pool
+        var start = ring.indices[0] &+ ring.indices[1] &- unseen
+        if start >= ring.capacity { start &-= ring.capacity }
+        let first = min(unseen, ring.capacity &- start)
+        tap._withUnsafeGuaranteedRef { tap in
+            tap.ingress(UnsafeBufferPointer(start: ring.slots + start, count: first), pool: pool)
+            if first < unseen {
+                tap.ingress(UnsafeBufferPointer(start: ring.slots, count: unseen &- first), pool: pool)
+            }
+        }
     }
 }

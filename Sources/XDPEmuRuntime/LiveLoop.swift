@@ -37,20 +37,20 @@ final class LiveLoop: NAPIReceiver {
         /// The TAP into which XDP_PASS frames are written, if the port has a `stack`.
         let stackTap: TapDevice?
         let stackWire: TapWire?
-        let ingress: PcapWriter?
-        let egress: PcapWriter?
+        /// What sees the frames of the port (`Emulation.Port.tap`); here only for the stack's frames, which leave
+        /// through the port without passing the core.
+        let portTap: PortTap?
         var alive = true
         var stackAlive = true
 
         init(device: NetDevice, tap: TapDevice, wire: TapWire, stackTap: TapDevice?, stackWire: TapWire?,
-             ingress: PcapWriter?, egress: PcapWriter?) {
+             portTap: PortTap?) {
             self.device = device
             self.tap = tap
             self.wire = wire
             self.stackTap = stackTap
             self.stackWire = stackWire
-            self.ingress = ingress
-            self.egress = egress
+            self.portTap = portTap.flatMap { $0.directions.contains(.egress) ? $0 : nil }
         }
     }
 
@@ -131,8 +131,7 @@ final class LiveLoop: NAPIReceiver {
         pool = worker.pool
         budget = emulation.topology.napi.budget
         // Live time is the clock's: a readable TAP is polled in the next round, and a frame costs what it costs.
-        scheduler = NAPIScheduler(worker: worker, devices: ports.map(\.device), budget: budget, pollDelay: 0,
-                                  frameCost: 0)
+        scheduler = emulation.makeScheduler(worker: worker, budget: budget, pollDelay: 0, frameCost: 0)
         worker.events.isEnabled = log != nil
         mapEvents = MapEventPlayer(options.mapEvents, maps: emulation.maps, log: log)
         ready = eventLoop.makeReadyBuffer()
@@ -246,7 +245,6 @@ final class LiveLoop: NAPIReceiver {
         // The fields it needs, not a copy of the whole `Port` (a retain and a release for each of its references).
         let device = ports[index].device
         let tap = ports[index].tap
-        let ingress = ports[index].ingress
         let vnet = tap.hasVirtioNetHeader
         var received = 0
         while received < budget {
@@ -275,7 +273,7 @@ final class LiveLoop: NAPIReceiver {
                 }
                 pool.info(frame).pointee.gsoSize = gsoSize
             }
-            arrive(frame, port: index, device: device, ingress: ingress, at: now)
+            arrive(frame, port: index, device: device, at: now)
         }
         return received == budget
     }
@@ -283,16 +281,11 @@ final class LiveLoop: NAPIReceiver {
     /// The worker has polled `port`.
     func polled(port: Int) { afterPoll() }
 
-    /// A frame read for a port arrives there: ingress capture, then the scheduler's arrival (RX ring, or dropped if
-    /// it is full).
+    /// A frame read for a port arrives there (`NAPIScheduler.arrive`: ingress tap, RX ring or a drop if it is
+    /// full).
     @inline(__always)
-    private func arrive(_ frame: FrameID, port: Int, device: NetDevice, ingress: PcapWriter?, at time: Nanos) {
-        let info = pool.info(frame)
-        info.pointee.ingress = device.ifindex
-        if let writer = ingress {
-            writer.write(timestampNanos: time, bytes: UnsafeRawBufferPointer(pool.packet(frame)),
-                         originalLength: Int(info.pointee.length + info.pointee.missingBytes))
-        }
+    private func arrive(_ frame: FrameID, port: Int, device: NetDevice, at time: Nanos) {
+        pool.info(frame).pointee.ingress = device.ifindex
         scheduler.arrive(frame, port: port, at: time)
     }
 
@@ -315,7 +308,7 @@ final class LiveLoop: NAPIReceiver {
                 let packet = UnsafeRawBufferPointer(rebasing: stackBuffer[0..<length])
                 let time = WallClock.nowNanos()
                 if ports[index].wire.send(packet, missingBytes: 0, time: time) {
-                    ports[index].egress?.write(timestampNanos: time, bytes: packet, originalLength: length)
+                    ports[index].portTap?.egress(packet: packet, originalLength: length, time: time)
                 }
             case .gone:
                 stackGone(index)
@@ -355,8 +348,7 @@ final class LiveLoop: NAPIReceiver {
         port.tap.close()
         port.wire.markDead()
         emulation.network.unregister(port.device)
-        worker.now = WallClock.nowNanos()
-        while let frame = port.device.rxRing.pop() { worker.drop(frame, .deviceGone, at: port.device) }
+        scheduler.dropQueued(port: index, reason: .deviceGone, at: WallClock.nowNanos())
         if worker.events.count > 0 { drainEvents() }
         let alive = ports.filter(\.alive).map(\.device.name)
         report("port \(port.device.name): TAP \(port.tap.name) was deleted (\(how)); the port is unregistered and "
@@ -414,7 +406,7 @@ final class LiveLoop: NAPIReceiver {
                 guard let frame = pool.take(copying: record.bytes, headroom: device.rxHeadroom) else { break }
                 pool.info(frame).pointee.missingBytes = UInt32(clamping: max(0, record.originalLength
                     - record.capturedLength))
-                arrive(frame, port: index, device: device, ingress: ports[index].ingress, at: wallNow)
+                arrive(frame, port: index, device: device, at: wallNow)
                 replays[i].injected &+= 1
                 count += 1
                 stage(i)

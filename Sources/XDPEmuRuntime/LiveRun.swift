@@ -313,7 +313,7 @@ public final class LiveRun {
         let ports = emulation.ports.map { port in
             LiveLoop.Port(device: port.device, tap: taps[port.spec.name]!, wire: wires[port.spec.name]!,
                           stackTap: stackTaps[port.spec.name], stackWire: stackWires[port.spec.name],
-                          ingress: captures?.ingress[port.spec.name], egress: captures?.egress[port.spec.name])
+                          portTap: port.tap)
         }
         let engine = LiveLoop(emulation: emulation, ports: ports, captures: captures, log: log, options: options,
                               replays: replays, eventLoop: eventLoop, timer: timer, signals: signals,

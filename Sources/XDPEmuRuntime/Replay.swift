@@ -17,7 +17,8 @@ import XDPEmuTopology
 //   virtual time at which they are sent (the flush time, or the time a full bulk queue was sent).
 //   A port whose ring still holds frames is polled again (appended to the poll queue, so ports take turns).
 // - Scheduled map operations run at their time, before frames arriving at the same time.
-// Nothing reads a clock: the same inputs give byte-identical outputs.
+// Nothing reads a clock: the same inputs give byte-identical outputs. The scheduling above is the core's
+// `NAPIScheduler` (the same as live mode's); `ReplayEngine` reads the traces and drives it in virtual time.
 
 /// What to replay and where to write.
 public struct ReplayOptions {
@@ -97,7 +98,7 @@ public enum Replay {
         let log = try options.eventsPath.map { path throws(RuntimeError) in
             try EventLog(path: path, mapNames: emulation.mapNames)
         }
-        var engine = ReplayEngine(emulation: emulation, captures: captures, log: log, options: options,
+        var engine = ReplayEngine(emulation: emulation, log: log, options: options,
                                   readers: readers)
         engine.run()
         inputErrors += engine.inputErrors

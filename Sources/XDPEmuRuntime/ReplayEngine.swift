@@ -19,7 +19,6 @@ struct ReplayEngine {
     struct Lane {
         let reader: Unmanaged<PcapReader>
         let ring: Unmanaged<FrameRing>
-        let ingress: Unmanaged<PcapWriter>?
         let ifindex: IfIndex
         let headroom: Int
         let portIndex: Int
@@ -34,22 +33,22 @@ struct ReplayEngine {
     final class Lanes {
         let inputs: [ReplayOptions.Input]
         let fileSizes: [Int64]
-        let owners: [(PcapReader, FrameRing, PcapWriter?)]
+        let owners: [(PcapReader, FrameRing)]
         let base: UnsafeMutablePointer<Lane>
         let count: Int
 
         init(_ sources: [(input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
-                          ingress: PcapWriter?, fileSize: Int64)]) {
+                          fileSize: Int64)]) {
             inputs = sources.map(\.input)
             fileSizes = sources.map(\.fileSize)
-            owners = sources.map { ($0.reader, $0.device.rxRing, $0.ingress) }
+            owners = sources.map { ($0.reader, $0.device.rxRing) }
             count = sources.count
             base = .allocate(capacity: max(count, 1))
             for (i, source) in sources.enumerated() {
                 (base + i).initialize(to: Lane(reader: .passUnretained(source.reader),
                                                ring: .passUnretained(source.device.rxRing),
-                                               ingress: source.ingress.map { .passUnretained($0) },
-                                               ifindex: source.device.ifindex, headroom: source.device.rxHeadroom, portIndex: source.portIndex))
+                                               ifindex: source.device.ifindex, headroom: source.device.rxHeadroom,
+                                               portIndex: source.portIndex))
             }
         }
 
@@ -84,7 +83,7 @@ struct ReplayEngine {
     var interrupted = false
     var totalBytes: Int64 = 0
 
-    init(emulation: Emulation, captures: CaptureSet, log: EventLog?, options: ReplayOptions,
+    init(emulation: Emulation, log: EventLog?, options: ReplayOptions,
          readers: [(ReplayOptions.Input, PcapReader)]) {
         self.emulation = emulation
         self.log = log
@@ -92,20 +91,20 @@ struct ReplayEngine {
         worker = emulation.network.workers[0]
         pool = worker.pool
         let napi = emulation.topology.napi
-        schedulerOwner = NAPIScheduler(worker: worker, devices: emulation.ports.map(\.device), budget: napi.budget,
-                                       pollDelay: napi.pollDelayNanos, frameCost: napi.frameCostNanos)
+        schedulerOwner = emulation.makeScheduler(worker: worker, budget: napi.budget, pollDelay: napi.pollDelayNanos,
+                                                 frameCost: napi.frameCostNanos)
         scheduler = .passUnretained(schedulerOwner)
         budget = schedulerOwner.budget
         pollDelay = schedulerOwner.pollDelay
         worker.events.isEnabled = log != nil
         mapEvents = MapEventPlayer(options.mapEvents, maps: emulation.maps, log: log)
         var sources = [(input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
-                        ingress: PcapWriter?, fileSize: Int64)]()
+                        fileSize: Int64)]()
         for (input, reader) in readers {
             let index = emulation.ports.firstIndex { $0.spec.name == input.port }!
             let size = ((try? FileManager.default.attributesOfItem(atPath: input.path))?[.size] as? Int64) ?? 0
             totalBytes += size
-            sources.append((input, reader, emulation.ports[index].device, index, captures.ingress[input.port], size))
+            sources.append((input, reader, emulation.ports[index].device, index, size))
         }
         self.sources = Lanes(sources)
         lanes = self.sources.base
@@ -274,13 +273,10 @@ struct ReplayEngine {
         guard let frame = lane.pointee.staged else { return }
         lane.pointee.staged = nil
         lastArrival = time
-        lane.pointee.ingress?._withUnsafeGuaranteedRef {
-            let info = pool.info(frame)
-            $0.write(timestampNanos: time, bytes: UnsafeRawBufferPointer(pool.packet(frame)),
-                     originalLength: Int(info.pointee.length + info.pointee.missingBytes))
-        }
         let port = lane.pointee.portIndex
-        scheduler._withUnsafeGuaranteedRef { $0.arrive(frame, port: port, at: time, schedulingPoll: schedulingPoll) }
+        _ = scheduler._withUnsafeGuaranteedRef {
+            $0.arrive(frame, port: port, at: time, schedulingPoll: schedulingPoll)
+        }
         stage(i, pool: pool)
     }
 
