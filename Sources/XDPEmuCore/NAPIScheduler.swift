@@ -76,10 +76,10 @@ public final class NAPIScheduler {
     /// The poll list, a ring of `portCount` entries: ports and the times they become ready.
     @usableFromInline let listPorts: UnsafeMutablePointer<Int>
     @usableFromInline let listReady: UnsafeMutablePointer<Nanos>
-    /// Per port: the tap that sees its arrivals, unretained (nil: none), and how many of the frames at the end of
-    /// its ring it has not seen yet (`showArrivals`).
+    /// Per port: the tap that sees its arrivals, unretained (nil: none), and how many of the port's arrivals it has
+    /// seen (`showArrivals`): the others are the last frames of its ring.
     @usableFromInline let ingressTaps: UnsafeMutablePointer<Unmanaged<PortTap>?>
-    @usableFromInline let unseenArrivals: UnsafeMutablePointer<Int>
+    @usableFromInline let shownArrivals: UnsafeMutablePointer<UInt64>
     /// Keeps the devices and the taps alive as long as the pointers to them.
     private let owners: ([NetDevice], [PortTap?])
 
@@ -114,8 +114,8 @@ public final class NAPIScheduler {
         listReady = .allocate(capacity: capacity)
         self.ingressTaps = .allocate(capacity: capacity)
         self.ingressTaps.initialize(repeating: nil, count: capacity)
-        unseenArrivals = .allocate(capacity: capacity)
-        unseenArrivals.initialize(repeating: 0, count: capacity)
+        shownArrivals = .allocate(capacity: capacity)
+        shownArrivals.initialize(repeating: 0, count: capacity)
         for (i, tap) in ingressTaps.enumerated() where tap?.directions.contains(.ingress) == true {
             self.ingressTaps[i] = .passUnretained(tap!)
         }
@@ -132,7 +132,7 @@ public final class NAPIScheduler {
         listPorts.deallocate()
         listReady.deallocate()
         ingressTaps.deallocate()
-        unseenArrivals.deallocate()
+        shownArrivals.deallocate()
         seriesTimes.deallocate()
         seriesSizes.deallocate()
     }
@@ -195,9 +195,8 @@ public final class NAPIScheduler {
             info.pointee.sequence = sequence
             info.pointee.arrival = time
         }
+        // The port's ingress tap sees it before a poll takes it or it is dropped (`showArrivals`).
         if rings[port]._withUnsafeGuaranteedRef({ $0.push(frame) }) {
-            // The port's ingress tap sees it before a poll takes it (`showArrivals`).
-            if ingressTaps[port] != nil { unseenArrivals[port] &+= 1 }
             if schedulingPoll { schedule(port, ready: time &+ pollDelay) }
             return true
         }
@@ -210,10 +209,12 @@ public final class NAPIScheduler {
     @usableFromInline @inline(never)
     func dropAtFullRing(_ frame: FrameID, port: Int, at time: Nanos) {
         if let tap = ingressTaps[port] {
-            showArrivals(port)
+            // The ring's unseen frames, then the dropped one (the last arrival).
+            showArrivals(port, before: 1)
             withUnsafePointer(to: frame) {
                 tap.takeUnretainedValue().ingress(UnsafeBufferPointer(start: $0, count: 1), pool: worker.pool)
             }
+            shownArrivals[port] &+= 1
         }
         worker.now = time
         devices[port]._withUnsafeGuaranteedRef { worker.drop(frame, .rxRingFull, at: $0) }
@@ -255,7 +256,7 @@ public final class NAPIScheduler {
         }
         let ring = rings[port]
         if !ring._withUnsafeGuaranteedRef({ $0.isEmpty }) {
-            if unseenArrivals[port] != 0 { showArrivals(port) }
+            showArrivals(port)
             devices[port]._withUnsafeGuaranteedRef { _ = worker.poll($0, budget: budget, now: time) }
             state.pointee.polls &+= 1
             state.pointee.cpuFree = worker.now
@@ -281,7 +282,7 @@ public final class NAPIScheduler {
     /// leave the ring empty and share the CPU with no other port's, then runs them this way.
     public func runSeries(port: Int, count: Int) {
         guard count > 0 else { return }
-        if unseenArrivals[port] != 0 { showArrivals(port) }
+        showArrivals(port)
         devices[port]._withUnsafeGuaranteedRef {
             worker.pollSeries($0, times: seriesTimes, sizes: seriesSizes, count: count)
         }
@@ -300,13 +301,19 @@ public final class NAPIScheduler {
 
     // MARK: Ingress tap
 
-    /// Shows `port`'s ingress tap the frames at the end of its ring it has not seen, in arrival order (at most two
-    /// runs: the ring wraps). Runs before anything takes frames off the ring.
+    /// Shows `port`'s ingress tap, if it has one, the frames it has not seen, which are the last ones of its ring
+    /// but `before` (the arrivals after them, shown by the caller): in arrival order, at most two runs as the ring
+    /// wraps. Runs before anything takes frames off the ring.
+    @inlinable @inline(__always)
+    func showArrivals(_ port: Int, before: UInt64 = 0) {
+        guard ingressTaps[port] != nil, shownArrivals[port] &+ before != arrivedByPort[port] else { return }
+        showUnseenArrivals(port, count: Int(truncatingIfNeeded: arrivedByPort[port] &- before &- shownArrivals[port]))
+    }
+
     @usableFromInline
-    func showArrivals(_ port: Int) {
-        let unseen = unseenArrivals[port]
-        guard unseen > 0, let tap = ingressTaps[port] else { return }
-        unseenArrivals[port] = 0
+    func showUnseenArrivals(_ port: Int, count unseen: Int) {
+        shownArrivals[port] &+= UInt64(unseen)
+        let tap = ingressTaps[port].unsafelyUnwrapped
         let ring = rings[port].takeUnretainedValue().consumer
         let pool = worker.pool
         var start = ring.indices[0] &+ ring.indices[1] &- unseen
