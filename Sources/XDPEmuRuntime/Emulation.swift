@@ -5,10 +5,16 @@ import XDPEmuTopology
 /// A topology made real in the core: a `Network` with a device per port, the devmaps with their initial entries,
 /// and each port's program attached. The same object serves replay, live mode and tests; only the wires behind
 /// the ports (and the captures) differ.
+///
+/// This is the one place where a port's tap (`PortTap`: pcap capture) is composed around its directions: egress
+/// in its transmitter, pass in its stack, drops in the worker's observer, ingress in the scheduler
+/// (`makeScheduler`), for replay and live mode alike.
 public final class Emulation {
     public struct Port {
         public let spec: PortSpec
         public let device: NetDevice
+        /// What sees the port's frames in each direction (capture), composed around the port here, once.
+        public let tap: PortTap?
     }
 
     public let topology: Topology
@@ -35,40 +41,34 @@ public final class Emulation {
         public static var offline: Wiring { Wiring(wire: { _ in nil }) }
     }
 
-    /// Builds the emulation. `captures` (optional) receives egress, pass and drop records.
+    /// Builds the emulation. `captures` (optional) receives each port's records (`PcapCapture`).
     /// - Parameters:
     ///   - workers: simulated CPUs (replay uses one).
-    ///   - poolCapacity: frames per worker pool; nil sizes it from the rings and the budget.
-    ///   - bufferSize: bytes per frame buffer, headroom included.
+    ///   - sizing: frame buffers and pool; nil sizes them for frames the caller injects (`FrameSizing`).
     public init(topology: Topology, wiring: Wiring = .offline, captures: CaptureSet? = nil, workers: Int = 1,
-                poolCapacity: Int? = nil, bufferSize: Int = 2048) throws(RuntimeError) {
+                sizing: FrameSizing? = nil) throws(RuntimeError) {
         guard topology.semantics == .v418 else {
             throw .badInput("\(topology.source): $.semantics: the \"\(topology.semantics.rawValue)\" profile is not "
                 + "implemented yet; use \"4.18\"")
         }
         self.topology = topology
         let napi = topology.napi
-        let ringFrames = topology.ports.count * napi.ringSize
-        let capacity = poolCapacity ?? min(ringFrames + 4 * napi.budget + 1024, 1 << 20)
-        let largestPort = topology.ports.map { $0.mtu + KernelConstants.ethHeaderLength
-            + KernelConstants.vlanHeaderLength }.max() ?? 1518
-        let buffer = max(bufferSize,
-                         KernelConstants.xdpPacketHeadroom + largestPort + KernelConstants.sharedInfoReserve)
-        network = Network(semantics: .v4_18, workers: workers, poolCapacity: capacity, bufferSize: buffer,
+        let sizing = sizing ?? FrameSizing(topology: topology, source: .injected)
+        network = Network(semantics: .v4_18, workers: workers, poolCapacity: sizing.poolCapacity,
+                          bufferSize: sizing.bufferSize,
                           maxBudget: max(napi.budget, 64))
         var ports = [Port]()
         do {
             for spec in topology.ports {
+                let tap = captures.map { PcapCapture(port: spec.name, in: $0) }
                 var transmitter: (any XDPTransmitter)?
-                if spec.xmit {
-                    transmitter = PortTransmitter(wire: wiring.wire(spec), capture: captures?.egress[spec.name])
-                }
-                let stack = PassSink(wire: wiring.stackWire(spec), writer: captures?.passed[spec.name])
+                if spec.xmit { transmitter = PortTransmitter(wire: wiring.wire(spec), tap: tap) }
+                let stack = PassSink(wire: wiring.stackWire(spec), tap: tap)
                 let device = try network.addDevice(
                     name: spec.name, ifindex: spec.ifindex, mac: XDPEmuCore.MACAddress(integer: spec.mac.rawValue),
                     mtu: UInt32(spec.mtu), up: spec.up, transmitter: transmitter, stack: stack,
                     rxHeadroom: spec.headroom, ringSize: napi.ringSize)
-                ports.append(Port(spec: spec, device: device))
+                ports.append(Port(spec: spec, device: device, tap: tap))
             }
         } catch {
             throw .badInput("\(topology.source): $.ports: \(error)")
@@ -106,10 +106,16 @@ public final class Emulation {
                                          ports: devices, path: "$.ports[\(index)].program", shared: shared)
             try ProgramRegistry.attach(port.spec.program, context: context)
         }
-        if let drops = captures?.drops {
-            let observer = DropCapture(writer: drops)
+        if let observer = PortTapDrops(ports: ports.map { ($0.device, $0.tap) }) {
             for worker in network.workers { worker.dropObserver = observer }
         }
+    }
+
+    /// The NAPI scheduler of `worker` over every port, with each port's ingress tap, for `budget`, `pollDelay`
+    /// and `frameCost`.
+    public func makeScheduler(worker: Worker, budget: Int, pollDelay: Nanos, frameCost: Nanos) -> NAPIScheduler {
+        NAPIScheduler(worker: worker, devices: ports.map(\.device), ingressTaps: ports.map(\.tap), budget: budget,
+                      pollDelay: pollDelay, frameCost: frameCost)
     }
 
     /// The port named `name`.

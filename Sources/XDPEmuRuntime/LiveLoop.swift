@@ -7,27 +7,28 @@ import XDPEmuTopology
 
 // The live event loop: one thread, one worker (simulated CPU 0), one level-triggered epoll.
 //
-// It mirrors the replay engine (Replay.swift) with the kernel doing the arriving:
+// The scheduling is the worker's `NAPIScheduler`, the same as replay's; this loop does the I/O around it, with
+// the wall clock as the scheduler's time:
 // - epoll watches every port's TAP, every stack TAP, a 1 s timerfd (capture and log flush), the signalfd and
-//   the stop eventfd. Its timeout is the next due map event, replay frame or the end of `--duration`.
-// - A readable TAP schedules a NAPI poll of its port (a port is in the poll list at most once). A round takes
-//   the poll list as it is and polls each port once: read up to `budget` frames from the TAP straight into pool
-//   frames, capture each at ingress, push it onto the port's RX ring, then `worker.poll(device, budget:, now:)`
-//   with the wall-clock time, which runs the program, enqueues redirects and flushes (`xdp_do_flush_map`)
-//   before it returns. A port whose read hit the budget (or whose ring still holds frames) goes to the back of
-//   the list, after the other ready ports, as NAPI does; the loop then polls epoll without waiting, so
-//   signals and timers are seen between rounds even under full load.
-// - `--replay` frames enter a port's RX ring through the same door as TAP frames (ingress capture, sequence
-//   number), at their recorded offsets or as fast as the ring takes them, and schedule the port's poll.
-// - Scheduled map operations run between rounds, on this thread, through the same devmap calls as any control
-//   plane, so a redirect in flight sees the old or the new entry (DevMap.swift).
+//   the stop eventfd. Its timeout is the next due map event, replay frame or the end of `--duration`, or zero
+//   while ports wait for a poll.
+// - A readable TAP lists its port for a poll (`NAPIScheduler.schedule`, as the interrupt's napi_schedule). After
+//   each wait the loop runs one round (`NAPIScheduler.pollRound`): every listed port is polled once; as the poll
+//   starts, the loop (the scheduler's `NAPIReceiver`) reads up to `budget` frames from the TAP straight into
+//   pool frames and makes them arrive (capture, RX ring), then the worker runs the program and flushes. A port
+//   whose read hit the budget (or whose ring still holds frames) is listed again, behind the others; the loop
+//   then polls epoll without waiting, so signals and timers are seen between rounds even under full load.
+// - `--replay` frames arrive at a port through the same door as TAP frames (`NAPIScheduler.arrive`), at their
+//   recorded offsets or as fast as the ring takes them, and schedule the port's poll.
+// - Scheduled map operations run between rounds (`MapEventPlayer`), on this thread, through the same devmap
+//   calls as any control plane, so a redirect in flight sees the old or the new entry (DevMap.swift).
 // - A TAP that disappears (read or write says EBADFD, or epoll reports only an error) is unregistered after the
 //   poll that noticed it: its devmap slots are cleared, the frames in its ring dropped as `device_gone`, its fd
 //   removed from epoll and closed. The other ports keep forwarding.
 // - Stopping: reading stops, every ring is polled empty, the quiescent point flushes retired entries' queues,
 //   then the caller closes outputs and tears down.
 
-final class LiveLoop {
+final class LiveLoop: NAPIReceiver {
     /// One port's live parts.
     struct Port {
         let device: NetDevice
@@ -36,20 +37,20 @@ final class LiveLoop {
         /// The TAP into which XDP_PASS frames are written, if the port has a `stack`.
         let stackTap: TapDevice?
         let stackWire: TapWire?
-        let ingress: PcapWriter?
-        let egress: PcapWriter?
+        /// What sees the frames of the port (`Emulation.Port.tap`); here only for the stack's frames, which leave
+        /// through the port without passing the core.
+        let portTap: PortTap?
         var alive = true
         var stackAlive = true
 
         init(device: NetDevice, tap: TapDevice, wire: TapWire, stackTap: TapDevice?, stackWire: TapWire?,
-             ingress: PcapWriter?, egress: PcapWriter?) {
+             portTap: PortTap?) {
             self.device = device
             self.tap = tap
             self.wire = wire
             self.stackTap = stackTap
             self.stackWire = stackWire
-            self.ingress = ingress
-            self.egress = egress
+            self.portTap = portTap.flatMap { $0.directions.contains(.egress) ? $0 : nil }
         }
     }
 
@@ -85,6 +86,8 @@ final class LiveLoop {
     let worker: Worker
     let pool: FramePool
     let budget: Int
+    /// The worker's NAPI scheduler, with the loop as its receiver.
+    let scheduler: NAPIScheduler
     // The loop's state below is touched only by the loop's thread, one access at a time, so its `var`s opt out of
     // Swift's dynamic exclusivity checks: each check is a runtime call and a thread-local lookup (swift_beginAccess,
     // ~90 instructions), and a round made a few dozen of them (about 35 instructions per forwarded frame).
@@ -96,20 +99,14 @@ final class LiveLoop {
     private let stopRequest: EventNotifier
     @exclusivity(unchecked) private var sources: [Int32: Source] = [:]
     @exclusivity(unchecked) private var ready: [ReadyEvent]
-    @exclusivity(unchecked) private var pollList: [Int] = []
-    @exclusivity(unchecked) private var nextPollList: [Int] = []
-    @exclusivity(unchecked) private var scheduled: [Bool]
     /// Ports whose TAP was found deleted during a poll, handled right after it.
     @exclusivity(unchecked) private var goneQueue: [Int] = []
     @exclusivity(unchecked) private var reading = true
     @exclusivity(unchecked) private var startMonotonic: UInt64 = 0
     @exclusivity(unchecked) private var deadline: UInt64?
-    @exclusivity(unchecked) private var mapEventIndex = 0
+    @exclusivity(unchecked) private var mapEvents: MapEventPlayer
     /// Replay: the earliest first timestamp of the traces, which is due at the start of the run.
     @exclusivity(unchecked) private var replayBase: UInt64 = 0
-    @exclusivity(unchecked) private var sequence: UInt64 = 0
-    @exclusivity(unchecked) private var polls: UInt64 = 0
-    @exclusivity(unchecked) private var ingressByPort: [UInt64]
     private var errors: [String] = []
     private var reportedReadErrors = Set<Int>()
     private let stackBuffer: UnsafeMutableRawBufferPointer
@@ -133,14 +130,12 @@ final class LiveLoop {
         worker = emulation.network.workers[0]
         pool = worker.pool
         budget = emulation.topology.napi.budget
+        // Live time is the clock's: a readable TAP is polled in the next round, and a frame costs what it costs.
+        scheduler = emulation.makeScheduler(worker: worker, budget: budget, pollDelay: 0, frameCost: 0)
         worker.events.isEnabled = log != nil
+        mapEvents = MapEventPlayer(options.mapEvents, maps: emulation.maps, log: log)
         ready = eventLoop.makeReadyBuffer()
-        scheduled = Array(repeating: false, count: ports.count)
-        // A port is listed at most once, so both lists stay within the port count: no growth while forwarding.
-        pollList.reserveCapacity(ports.count)
-        nextPollList.reserveCapacity(ports.count)
         goneQueue.reserveCapacity(ports.count)
-        ingressByPort = Array(repeating: 0, count: ports.count)
         stackBuffer = .allocate(byteCount: pool.bufferSize, alignment: 64)
     }
 
@@ -179,8 +174,11 @@ final class LiveLoop {
     func run() throws(RuntimeError) -> LiveResult.Ending {
         startMonotonic = MonotonicClock.now()
         deadline = options.durationNanos.map { startMonotonic &+ $0 }
+        mapEvents.start(at: startMonotonic)
         startReplays()
         flushOutputs()
+        scheduler.receiver = self
+        defer { scheduler.receiver = nil }
         while true {
             do {
                 try eventLoop.wait(timeoutMillis: timeout(), into: &ready)
@@ -192,7 +190,7 @@ final class LiveLoop {
                 switch source {
                 case .port(let i):
                     if event.flags.contains(.readable) {
-                        schedule(i)
+                        scheduler.schedule(i, ready: 0)
                     } else if !event.flags.isDisjoint(with: [.error, .hangup]) {
                         portGone(i, how: "epoll reports an error on its fd")
                     }
@@ -214,24 +212,23 @@ final class LiveLoop {
             let now = MonotonicClock.now()
             if let deadline, now >= deadline { return .duration }
             applyMapEvents(upTo: now)
-            injectReplays(now: now)
-            runRound()
+            let wallNow = WallClock.nowNanos()
+            injectReplays(now: now, at: wallNow)
+            scheduler.pollRound(at: wallNow)
         }
     }
 
     /// Milliseconds epoll may sleep: 0 while ports wait for a poll or a topspeed replay has frames, else until
     /// the next map event, replay frame or the deadline (rounded up), else until the timer.
     private func timeout() -> Int32 {
-        if !pollList.isEmpty { return 0 }
+        if scheduler.pendingPolls > 0 { return 0 }
         var next: UInt64 = .max
         for source in replays where !source.done {
             guard let record = source.staged else { continue }
             if options.timing == .topspeed { return 0 }
             next = min(next, replayDue(record))
         }
-        if let schedule = options.mapEvents, mapEventIndex < schedule.events.count {
-            next = min(next, startMonotonic &+ schedule.events[mapEventIndex].offset)
-        }
+        next = min(next, mapEvents.nextTime)
         if let deadline { next = min(next, deadline) }
         guard next != .max else { return -1 }
         let now = MonotonicClock.now()
@@ -239,97 +236,57 @@ final class LiveLoop {
         return Int32(min((next - now + 999_999) / 1_000_000, 1000))
     }
 
-    private func schedule(_ port: Int) {
-        guard !scheduled[port] else { return }
-        scheduled[port] = true
-        pollList.append(port)
-    }
+    // MARK: Polls (NAPIReceiver)
 
-    /// Polls every port of the poll list once; ports with more work are listed again, behind the others.
-    private func runRound() {
-        guard !pollList.isEmpty else { return }
-        swap(&pollList, &nextPollList)
-        pollList.removeAll(keepingCapacity: true)
-        for port in nextPollList {
-            scheduled[port] = false
-            if napiPoll(port) { schedule(port) }
-        }
-        nextPollList.removeAll(keepingCapacity: true)
-    }
-
-    /// One NAPI poll of `index`: up to a budget of frames from its TAP into its RX ring, then the worker's poll.
-    /// Returns whether the port has more work (its read hit the budget or its ring is not empty).
-    private func napiPoll(_ index: Int) -> Bool {
+    /// A poll of `index` starts: up to a budget of frames from its TAP arrive at its RX ring. Returns whether the
+    /// read hit the budget (more frames may wait).
+    func receive(port index: Int, budget: Int, now: Nanos, scheduler: NAPIScheduler) -> Bool {
+        guard ports[index].alive && reading else { return false }
         // The fields it needs, not a copy of the whole `Port` (a retain and a release for each of its references).
         let device = ports[index].device
         let tap = ports[index].tap
+        let vnet = tap.hasVirtioNetHeader
         var received = 0
-        if ports[index].alive && reading {
-            let ingress = ports[index].ingress
-            let arrival = WallClock.nowNanos()
-            // The loop's counters are class properties, reloaded from memory after every call: they are carried
-            // in locals through the per-frame loop and stored back once.
-            var sequence = self.sequence
-            var arrived: UInt64 = 0
-            defer {
-                self.sequence = sequence
-                ingressByPort[index] &+= arrived
+        while received < budget {
+            guard let frame = pool.take(headroom: device.rxHeadroom) else { break }
+            let result = vnet ? tap.read(header: vnetHeader, into: pool.writableSpace(frame))
+                : tap.read(into: pool.writableSpace(frame))
+            guard case .transferred(let count) = result else {
+                pool.give(frame)
+                if result == .gone {
+                    portGone(index, how: "reading it fails with EBADFD")
+                } else if case .failed(let errno) = result, reportedReadErrors.insert(index).inserted {
+                    report("port \(device.name): reading TAP \(tap.name) failed: \(errno)")
+                }
+                break
             }
-            let vnet = tap.hasVirtioNetHeader
-            while received < budget {
-                guard let frame = pool.take(headroom: device.rxHeadroom) else { break }
-                let result = vnet ? tap.read(header: vnetHeader, into: pool.writableSpace(frame))
-                    : tap.read(into: pool.writableSpace(frame))
-                guard case .transferred(let count) = result else {
+            received += 1
+            pool.setLength(frame, vnet ? max(0, count - VirtioNetHeader.length) : count)
+            if vnet {
+                let header = VirtioNetHeader(loading: vnetHeader.baseAddress!)
+                guard count >= VirtioNetHeader.length,
+                      let gsoSize = VirtioNetHeader.accept(header, packet: pool.packet(frame))
+                else {
                     pool.give(frame)
-                    if result == .gone {
-                        portGone(index, how: "reading it fails with EBADFD")
-                    } else if case .failed(let errno) = result, reportedReadErrors.insert(index).inserted {
-                        report("port \(device.name): reading TAP \(tap.name) failed: \(errno)")
-                    }
-                    break
+                    refusedVirtioFrames &+= 1
+                    continue
                 }
-                received += 1
-                pool.setLength(frame, vnet ? max(0, count - VirtioNetHeader.length) : count)
-                if vnet {
-                    let header = VirtioNetHeader(loading: vnetHeader.baseAddress!)
-                    guard count >= VirtioNetHeader.length,
-                          let gsoSize = VirtioNetHeader.accept(header, packet: pool.packet(frame))
-                    else {
-                        pool.give(frame)
-                        refusedVirtioFrames &+= 1
-                        continue
-                    }
-                    pool.info(frame).pointee.gsoSize = gsoSize
-                }
-                sequence &+= 1
-                arrived &+= 1
-                arrive(frame, device: device, ingress: ingress, sequence: sequence, at: arrival)
+                pool.info(frame).pointee.gsoSize = gsoSize
             }
+            arrive(frame, port: index, device: device, at: now)
         }
-        guard ports[index].alive, !device.rxRing.isEmpty else { return false }
-        worker.poll(device, budget: budget, now: WallClock.nowNanos())
-        polls &+= 1
-        afterPoll()
-        return received == budget || !device.rxRing.isEmpty
+        return received == budget
     }
 
-    /// A frame arrives at a port: sequence number, ingress capture, onto the RX ring (or dropped if it is full).
-    /// The caller counts it (`sequence`, `ingressByPort`); this touches no mutable state of the loop.
+    /// The worker has polled `port`.
+    func polled(port: Int) { afterPoll() }
+
+    /// A frame read for a port arrives there (`NAPIScheduler.arrive`: ingress tap, RX ring or a drop if it is
+    /// full).
     @inline(__always)
-    private func arrive(_ frame: FrameID, device: NetDevice, ingress: PcapWriter?, sequence: UInt64, at time: Nanos) {
-        let info = pool.info(frame)
-        info.pointee.ingress = device.ifindex
-        info.pointee.sequence = sequence
-        info.pointee.arrival = time
-        if let writer = ingress {
-            writer.write(timestampNanos: time, bytes: UnsafeRawBufferPointer(pool.packet(frame)),
-                         originalLength: Int(info.pointee.length + info.pointee.missingBytes))
-        }
-        if !device.rxRing.push(frame) {
-            worker.now = time
-            worker.drop(frame, .rxRingFull, at: device)
-        }
+    private func arrive(_ frame: FrameID, port: Int, device: NetDevice, at time: Nanos) {
+        pool.info(frame).pointee.ingress = device.ifindex
+        scheduler.arrive(frame, port: port, at: time)
     }
 
     /// Drains the event ring into the log and handles TAPs found gone during the poll.
@@ -351,7 +308,7 @@ final class LiveLoop {
                 let packet = UnsafeRawBufferPointer(rebasing: stackBuffer[0..<length])
                 let time = WallClock.nowNanos()
                 if ports[index].wire.send(packet, missingBytes: 0, time: time) {
-                    ports[index].egress?.write(timestampNanos: time, bytes: packet, originalLength: length)
+                    ports[index].portTap?.egress(packet: packet, originalLength: length, time: time)
                 }
             case .gone:
                 stackGone(index)
@@ -391,8 +348,7 @@ final class LiveLoop {
         port.tap.close()
         port.wire.markDead()
         emulation.network.unregister(port.device)
-        worker.now = WallClock.nowNanos()
-        while let frame = port.device.rxRing.pop() { worker.drop(frame, .deviceGone, at: port.device) }
+        scheduler.dropQueued(port: index, reason: .deviceGone, at: WallClock.nowNanos())
         if worker.events.count > 0 { drainEvents() }
         let alive = ports.filter(\.alive).map(\.device.name)
         report("port \(port.device.name): TAP \(port.tap.name) was deleted (\(how)); the port is unregistered and "
@@ -430,7 +386,7 @@ final class LiveLoop {
 
     /// Injects the frames that are due (recorded timing) or that the ring has room for (topspeed, a budget per
     /// round). A frame that finds the ring full or the pool empty waits for the next round.
-    private func injectReplays(now: UInt64) {
+    private func injectReplays(now: UInt64, at wallNow: Nanos) {
         guard reading else { return }
         for i in replays.indices where !replays[i].done {
             let index = replays[i].port
@@ -450,33 +406,21 @@ final class LiveLoop {
                 guard let frame = pool.take(copying: record.bytes, headroom: device.rxHeadroom) else { break }
                 pool.info(frame).pointee.missingBytes = UInt32(clamping: max(0, record.originalLength
                     - record.capturedLength))
-                sequence &+= 1
-                ingressByPort[index] &+= 1
-                arrive(frame, device: device, ingress: ports[index].ingress, sequence: sequence,
-                       at: WallClock.nowNanos())
+                arrive(frame, port: index, device: device, at: wallNow)
                 replays[i].injected &+= 1
                 count += 1
                 stage(i)
             }
-            if count > 0 { schedule(index) }
         }
     }
 
     // MARK: Map events
 
     private func applyMapEvents(upTo now: UInt64) {
-        guard let schedule = options.mapEvents else { return }
-        while mapEventIndex < schedule.events.count {
-            let event = schedule.events[mapEventIndex]
-            guard startMonotonic &+ event.offset <= now else { return }
-            mapEventIndex += 1
-            guard let map = emulation.maps[event.map] else { continue }
-            let result = event.apply(to: map)
+        mapEvents.apply(dueBy: now, logTime: { _ in WallClock.nowNanos() }) { event, result in
             let target = event.ifindex.map { " -> ifindex \($0)" } ?? ""
-            report("map event at +\(seconds(event.offset)) s: \(event.operationName) \(event.map)[\(event.key)]"
+            self.report("map event at +\(seconds(event.offset)) s: \(event.operationName) \(event.map)[\(event.key)]"
                 + "\(target): \(result)")
-            log?.appendMapOperation(time: WallClock.nowNanos(), operation: event.operationName, map: event.map,
-                                    mapID: map.id, key: event.key, ifindex: event.ifindex, result: result)
         }
     }
 
@@ -504,13 +448,9 @@ final class LiveLoop {
     func finish() -> RunStatistics {
         reading = false
         let now = WallClock.nowNanos()
-        for port in ports where port.alive {
-            while !port.device.rxRing.isEmpty {
-                worker.poll(port.device, budget: budget, now: now)
-                polls &+= 1
-                afterPoll()
-            }
-        }
+        scheduler.receiver = self
+        while scheduler.pendingPolls > 0 { scheduler.pollRound(at: now) }
+        scheduler.receiver = nil
         worker.now = now
         emulation.network.quiesceAll()
         drainEvents()
@@ -518,8 +458,9 @@ final class LiveLoop {
             errors.append("\(refusedVirtioFrames) frames read with a virtio-net header that could not be honoured")
         }
         var counts = [String: UInt64]()
-        for (i, port) in emulation.ports.enumerated() { counts[port.spec.name] = ingressByPort[i] }
-        return RunStatistics(emulation: emulation, ingress: counts, polls: polls, framesIn: sequence, errors: errors)
+        for (i, port) in emulation.ports.enumerated() { counts[port.spec.name] = scheduler.arrivals(port: i) }
+        return RunStatistics(emulation: emulation, ingress: counts, polls: scheduler.polls,
+                             framesIn: scheduler.arrivals, errors: errors)
     }
 }
 

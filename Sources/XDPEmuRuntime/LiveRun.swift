@@ -291,8 +291,7 @@ public final class LiveRun {
         for (name, tap) in stackTaps { stackWires[name] = TapWire(tap: tap, segmenter: segmenter, ring: ring) }
         let wiring = Emulation.Wiring(wire: { wires[$0.name]! }, stackWire: { stackWires[$0.name] })
         let emulation = try Emulation(topology: topology, wiring: wiring, captures: captures,
-                                      poolCapacity: Self.poolCapacity(topology),
-                                      bufferSize: Self.bufferSize(topology))
+                                      sizing: FrameSizing(topology: topology, source: .taps))
         let log = try options.eventsPath.map { path throws(RuntimeError) in
             try EventLog(path: path, mapNames: emulation.mapNames)
         }
@@ -314,7 +313,7 @@ public final class LiveRun {
         let ports = emulation.ports.map { port in
             LiveLoop.Port(device: port.device, tap: taps[port.spec.name]!, wire: wires[port.spec.name]!,
                           stackTap: stackTaps[port.spec.name], stackWire: stackWires[port.spec.name],
-                          ingress: captures?.ingress[port.spec.name], egress: captures?.egress[port.spec.name])
+                          portTap: port.tap)
         }
         let engine = LiveLoop(emulation: emulation, ports: ports, captures: captures, log: log, options: options,
                               replays: replays, eventLoop: eventLoop, timer: timer, signals: signals,
@@ -388,24 +387,6 @@ public final class LiveRun {
                 }
             },
             ipv6Autoconf: host.ipv6Autoconf)
-    }
-
-    /// Frame buffers must hold the largest frame any TAP can deliver: the largest MTU of a port or host plus an
-    /// Ethernet header and a VLAN tag; with a virtio-net header, a GSO super-frame of 64 KB.
-    static func bufferSize(_ topology: Topology) -> Int {
-        let largestMTU = topology.ports.contains(where: \.vnetHdr) ? 65535
-            : topology.ports.map { max($0.mtu, $0.host?.mtu ?? 0) }.max() ?? 1500
-        return KernelConstants.xdpPacketHeadroom + largestMTU + KernelConstants.ethHeaderLength
-            + KernelConstants.vlanHeaderLength + KernelConstants.sharedInfoReserve
-    }
-
-    /// The loop puts at most a budget of frames into a ring before polling it, so the pool needs far fewer frames
-    /// than the rings could hold: a few budgets per port plus every bulk queue full. An exhausted pool only
-    /// delays reading (frames wait in the TAP's queue).
-    static func poolCapacity(_ topology: Topology) -> Int {
-        let napi = topology.napi
-        let queued = topology.maps.reduce(0) { $0 + min(Int($1.maxEntries), 4096) } * 16
-        return max(1024, topology.ports.count * 4 * napi.budget + queued + 256)
     }
 
     // MARK: Finish and teardown

@@ -2,10 +2,11 @@ import XDPEmuCore
 import XDPEmuPcap
 
 // How frames leave the core. The core hands frames to a device's `XDPTransmitter` (ndo_xdp_xmit) or `LocalStack`
-// (XDP_PASS); here they are put on the port's wire, if it has one, and recorded in its capture, if any:
-//   PortTransmitter -> wire (TAP in live mode; none in replay) + egress pcap
-//   PassSink        -> stack wire (stack TAP / none)          + pass pcap
-//   DropCapture (DropObserver)                                -> drops pcap
+// (XDP_PASS), and drops to the worker's `DropObserver`; here they are put on the port's wire, if it has one, and
+// shown to the port's tap (`PortTap`: capture, ...), if it has one for that direction:
+//   PortTransmitter          -> wire (TAP in live mode; none in replay), then tap.egress for the sent frames
+//   PassSink                 -> stack wire (stack TAP / none), then tap.pass
+//   PortTapDrops (observer)  -> tap.drop of the port the frame is dropped at
 
 /// The far side of a port: where its transmitted frames go (a TAP in live mode; replay has none).
 ///
@@ -76,24 +77,23 @@ struct SentFramesFirst {
 }
 
 /// A port's ndo_xdp_xmit: puts the frames on the port's wire in order (without a wire, as in replay, they leave
-/// the emulator), records the sent ones in the egress capture, gives them back to the pool and returns how many
+/// the emulator), shows the sent ones to the port's egress tap, gives them back to the pool and returns how many
 /// were sent. The wire puts the ones it could not send behind the sent ones; they stay with the devmap, which
 /// counts them as drops (`xmit_unsent`).
 ///
-/// One object for the whole way out (no capturing wire wrapped around a wire that accepts everything): with
-/// replay's recorded timing a bulk is usually one frame, and every dynamic call per bulk counts.
+/// One object for the whole way out (no wire wrapped around a wire that accepts everything): with replay's
+/// recorded timing a bulk is usually one frame, and every dynamic call per bulk counts.
 public final class PortTransmitter: XDPTransmitter {
     let wire: (any Wire)?
-    /// The egress writer, held so that `captureHandle` stays valid as long as the transmitter.
-    let capture: PcapWriter?
-    /// `capture`'s handle, which the bulk's loop writes through: through `if let capture` the writer was retained
-    /// and released for every bulk.
-    let captureHandle: PcapWriter.Handle?
+    /// The tap, held so that `egressTap` stays valid as long as the transmitter.
+    let tap: PortTap?
+    /// `tap` if it sees egress, unretained: through `if let tap` it was retained and released for every bulk.
+    let egressTap: Unmanaged<PortTap>?
 
-    public init(wire: (any Wire)?, capture: PcapWriter?) {
+    public init(wire: (any Wire)?, tap: PortTap?) {
         self.wire = wire
-        self.capture = capture
-        captureHandle = capture?.handle
+        self.tap = tap
+        egressTap = tap.flatMap { $0.directions.contains(.egress) ? .passUnretained($0) : nil }
     }
 
     public func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
@@ -101,48 +101,55 @@ public final class PortTransmitter: XDPTransmitter {
         let pool = worker.pool
         let time = worker.now
         let sent = wire?.send(frames, pool: pool, time: time) ?? frames.count
-        if let capture = captureHandle {
-            for frame in frames[..<sent] {
-                let packet = UnsafeRawBufferPointer(pool.packet(frame))
-                capture.write(timestampNanos: time, bytes: packet,
-                              originalLength: packet.count + Int(pool.info(frame).pointee.missingBytes))
-            }
-        }
-        pool.give(UnsafeMutableBufferPointer(rebasing: frames[..<sent]))
+        let sentFrames = UnsafeMutableBufferPointer(rebasing: frames[..<sent])
+        egressTap?._withUnsafeGuaranteedRef { $0.egress(sentFrames, pool: pool, time: time) }
+        pool.give(sentFrames)
         return Int32(sent)
     }
 }
 
-/// XDP_PASS: the port's local stack. Optionally records passed frames and hands them to a wire (live mode's
-/// stack TAP); then frees them.
+/// XDP_PASS: the port's local stack. Hands passed frames to a wire (live mode's stack TAP), if any, and shows them
+/// to the port's pass tap, if any; then frees them.
 public final class PassSink: LocalStack {
     let wire: (any Wire)?
-    let writer: PcapWriter?
+    /// The tap, held so that `passTap` stays valid as long as the sink.
+    let tap: PortTap?
+    let passTap: Unmanaged<PortTap>?
 
-    public init(wire: (any Wire)?, writer: PcapWriter?) {
+    public init(wire: (any Wire)?, tap: PortTap?) {
         self.wire = wire
-        self.writer = writer
+        self.tap = tap
+        passTap = tap.flatMap { $0.directions.contains(.pass) ? .passUnretained($0) : nil }
     }
 
     public func receive(_ frame: FrameID, device: NetDevice, worker: Worker) {
         let pool = worker.pool
-        _ = wire?.send(frame, pool: pool, time: worker.now)
-        let packet = UnsafeRawBufferPointer(pool.packet(frame))
-        let missing = pool.info(frame).pointee.missingBytes
-        writer?.write(timestampNanos: worker.now, bytes: packet, originalLength: packet.count + Int(missing))
+        let time = worker.now
+        _ = wire?.send(frame, pool: pool, time: time)
+        passTap?._withUnsafeGuaranteedRef { $0.pass(frame, pool: pool, time: time) }
         pool.give(frame)
     }
 }
 
-/// Writes every dropped frame to the drops capture (the reason goes to the event log as a `drop` event).
-public final class DropCapture: DropObserver {
-    let writer: PcapWriter
+/// The worker's drop observer: shows every dropped frame to the drops tap of the port it is dropped at (the reason
+/// also goes to the event log, as a `drop` event).
+public final class PortTapDrops: DropObserver {
+    /// The ports' devices and their drop taps (nil: none), searched by identity: a topology has a few ports, and
+    /// drops are not the per-frame path.
+    private let devices: [NetDevice]
+    private let taps: [PortTap?]
 
-    public init(writer: PcapWriter) { self.writer = writer }
+    /// Nil when no port has a drops tap (the worker then has no observer at all).
+    public init?(ports: [(device: NetDevice, tap: PortTap?)]) {
+        devices = ports.map(\.device)
+        taps = ports.map { $0.tap.flatMap { $0.directions.contains(.drops) ? $0 : nil } }
+        if taps.allSatisfy({ $0 == nil }) { return nil }
+    }
 
     public func dropped(_ frame: FrameID, reason: DropReason, device: NetDevice, worker: Worker) {
-        let pool = worker.pool
-        writer.write(timestampNanos: worker.now, bytes: UnsafeRawBufferPointer(pool.packet(frame)),
-                     originalLength: Int(pool.info(frame).pointee.length + pool.info(frame).pointee.missingBytes))
+        for (i, port) in devices.enumerated() where port === device {
+            taps[i]?.drop(frame, reason: reason, pool: worker.pool, time: worker.now)
+            return
+        }
     }
 }

@@ -1,0 +1,299 @@
+import Foundation
+import XDPEmuCore
+import XDPEmuPcap
+
+/// The virtual-time driver of one replay (one worker): reads the traces, makes their frames arrive at their times
+/// through the worker's `NAPIScheduler`, and runs the scheduler's polls when they are due. The scheduling itself
+/// (poll list, rings, budgets, the CPU) is the scheduler's; this decides only what happens next in virtual time:
+/// a map operation, an arrival or a poll.
+///
+/// The per-frame path (`stage`, `deliver`, the ring-filling loop of `stepTopspeed`) touches only values: the
+/// engine's own fields (a struct, mutated in place) and the sources' lanes, which sit behind a pointer. Reading a
+/// class's stored `var` costs a run-time exclusivity check, and a class reference loaded from memory that a call
+/// might change (an array, `self` in a mutating method) is retained and released around its use; per frame,
+/// either costs more than the work it guards. So the lanes and the scheduler are held as `Unmanaged` references
+/// used through `_withUnsafeGuaranteedRef`, and the pool is loaded once per round of deliveries and passed down.
+struct ReplayEngine {
+    /// One input trace: what it reads, where its frames arrive, and its staged frame. Lanes are laid out in a
+    /// `Lanes` buffer; the references are unretained because `Lanes` keeps the objects alive.
+    struct Lane {
+        let reader: Unmanaged<PcapReader>
+        let ring: Unmanaged<FrameRing>
+        let ifindex: IfIndex
+        let headroom: Int
+        let portIndex: Int
+        /// The next frame of the trace, read and copied into a frame, waiting for its arrival time.
+        var staged: FrameID?
+        var stagedTime: Nanos = 0
+        /// Records read so far.
+        var recordsRead = 0
+    }
+
+    /// Owns the lanes and the objects they point at.
+    final class Lanes {
+        let inputs: [ReplayOptions.Input]
+        let fileSizes: [Int64]
+        let owners: [(PcapReader, FrameRing)]
+        let base: UnsafeMutablePointer<Lane>
+        let count: Int
+
+        init(_ sources: [(input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
+                          fileSize: Int64)]) {
+            inputs = sources.map(\.input)
+            fileSizes = sources.map(\.fileSize)
+            owners = sources.map { ($0.reader, $0.device.rxRing) }
+            count = sources.count
+            base = .allocate(capacity: max(count, 1))
+            for (i, source) in sources.enumerated() {
+                (base + i).initialize(to: Lane(reader: .passUnretained(source.reader),
+                                               ring: .passUnretained(source.device.rxRing),
+                                               ifindex: source.device.ifindex, headroom: source.device.rxHeadroom,
+                                               portIndex: source.portIndex))
+            }
+        }
+
+        deinit {
+            base.deinitialize(count: count)
+            base.deallocate()
+        }
+    }
+
+    let emulation: Emulation
+    let log: EventLog?
+    let options: ReplayOptions
+    let worker: Worker
+    let pool: FramePool
+    /// The scheduler's budget and poll delay, copied here for the stretches' per-poll arithmetic.
+    let budget: Int
+    let pollDelay: Nanos
+    let sources: Lanes
+    /// `sources.base`, copied here so the per-frame path reaches the lanes without going through the object.
+    let lanes: UnsafeMutablePointer<Lane>
+    let laneCount: Int
+    /// The worker's NAPI scheduler: `schedulerOwner` keeps it alive, the per-frame path uses it unretained (as
+    /// the lanes, above).
+    let schedulerOwner: NAPIScheduler
+    let scheduler: Unmanaged<NAPIScheduler>
+    /// The scheduled map operations (`mapEvents.nextTime`: when the next one is due).
+    var mapEvents: MapEventPlayer
+    var startTime: Nanos?
+    /// Time of the latest arrival (recorded timing never goes back).
+    var lastArrival: Nanos = 0
+    var inputErrors: [String] = []
+    var interrupted = false
+    var totalBytes: Int64 = 0
+
+    init(emulation: Emulation, log: EventLog?, options: ReplayOptions,
+         readers: [(ReplayOptions.Input, PcapReader)]) {
+        self.emulation = emulation
+        self.log = log
+        self.options = options
+        worker = emulation.network.workers[0]
+        pool = worker.pool
+        let napi = emulation.topology.napi
+        schedulerOwner = emulation.makeScheduler(worker: worker, budget: napi.budget, pollDelay: napi.pollDelayNanos,
+                                                 frameCost: napi.frameCostNanos)
+        scheduler = .passUnretained(schedulerOwner)
+        budget = schedulerOwner.budget
+        pollDelay = schedulerOwner.pollDelay
+        worker.events.isEnabled = log != nil
+        mapEvents = MapEventPlayer(options.mapEvents, maps: emulation.maps, log: log)
+        var sources = [(input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
+                        fileSize: Int64)]()
+        for (input, reader) in readers {
+            let index = emulation.ports.firstIndex { $0.spec.name == input.port }!
+            let size = ((try? FileManager.default.attributesOfItem(atPath: input.path))?[.size] as? Int64) ?? 0
+            totalBytes += size
+            sources.append((input, reader, emulation.ports[index].device, index, size))
+        }
+        self.sources = Lanes(sources)
+        lanes = self.sources.base
+        laneCount = self.sources.count
+    }
+
+    /// Frames that arrived (the last sequence number).
+    var sequence: UInt64 { schedulerOwner.arrivals }
+    var polls: UInt64 { schedulerOwner.polls }
+
+    mutating func run() {
+        for i in 0..<laneCount { stage(i, pool: pool) }
+        startTime = (0..<laneCount).compactMap { lanes[$0].staged == nil ? nil : lanes[$0].stagedTime }.min() ?? 0
+        schedulerOwner.cpuFree = startTime!
+        mapEvents.start(at: startTime!)
+        // Without an event log: stretches of polls that leave no frame behind (`stepRecordedStretch`).
+        let stretches = !worker.events.isEnabled && !options.oneEventPerStep
+        var iterations = 0
+        while true {
+            iterations &+= 1
+            if iterations & 0xfff == 0 && !interrupted && options.shouldStop() {
+                interrupted = true
+                stopReading()
+            }
+            let step: Bool
+            switch options.timing {
+            case .recorded: step = stretches ? stepRecordedStretch() : stepRecorded()
+            case .topspeed: step = stepTopspeed()
+            }
+            if worker.events.count > 0 { drainEvents() }
+            if !step { break }
+        }
+        mapEvents.apply(dueBy: .max)
+        withExtendedLifetime(sources) {}
+    }
+
+    // MARK: Steps
+
+    /// One event in recorded timing: a map operation, an arrival or a poll, whichever comes first.
+    mutating func stepRecorded() -> Bool {
+        let arrival = nextLane()
+        // A trace whose timestamps go backwards cannot make a frame arrive in the past: it arrives with the
+        // frame before it.
+        let arrivalTime = arrival.map { max(lanes[$0].stagedTime, lastArrival) }
+        let pollTime = scheduler._withUnsafeGuaranteedRef { $0.pollAt() }
+        guard arrivalTime != nil || pollTime != nil else { return false }
+        let next = min(arrivalTime ?? .max, pollTime ?? .max)
+        if mapEvents.nextTime <= next {
+            mapEvents.apply(dueBy: mapEvents.nextTime)
+            return true
+        }
+        if let arrival, let arrivalTime, arrivalTime <= (pollTime ?? .max) {
+            deliverOne(arrival, at: arrivalTime)
+        } else {
+            let time = pollTime.unsafelyUnwrapped
+            scheduler._withUnsafeGuaranteedRef { $0.pollNext(at: time) }
+        }
+        return true
+    }
+
+    /// One round in topspeed timing: fill the rings as far as they take frames, then run the next poll.
+    mutating func stepTopspeed() -> Bool {
+        let cpuFree = scheduler._withUnsafeGuaranteedRef { $0.cpuFree }
+        if mapEvents.nextTime <= cpuFree { mapEvents.apply(dueBy: cpuFree) }
+        fillRings(at: cpuFree)
+        guard let pollTime = scheduler._withUnsafeGuaranteedRef({ $0.pollAt() }) else {
+            return nextSource() != nil
+        }
+        scheduler._withUnsafeGuaranteedRef { $0.pollNext(at: pollTime) }
+        return true
+    }
+
+    /// Delivers staged frames in arrival order at `time` until the next one finds its ring full.
+    mutating func fillRings(at time: Nanos) {
+        let pool = self.pool
+        if laneCount == 1 {
+            // One input: no arrival order between sources to keep, so no search for the earliest.
+            let ring = lanes[0].ring
+            while lanes[0].staged != nil && !ring._withUnsafeGuaranteedRef({ $0.isFull }) {
+                deliver(0, at: time, pool: pool)
+            }
+            return
+        }
+        while let next = nextSource() {
+            guard !lanes[next].ring._withUnsafeGuaranteedRef({ $0.isFull }) else { break }
+            deliverOne(next, at: time)
+        }
+    }
+
+    /// The lane whose staged frame arrives next (`nextSource`, without the search for one input).
+    @inline(__always)
+    func nextLane() -> Int? { nextLane(oneLane: laneCount == 1) }
+
+    /// `nextLane` where the number of inputs is known to be one (`oneLane`) or more.
+    @inline(__always)
+    func nextLane(oneLane: Bool) -> Int? {
+        oneLane ? (lanes[0].staged == nil ? nil : 0) : nextSource()
+    }
+
+    /// The source whose staged frame comes first (recorded time, then command-line order).
+    func nextSource() -> Int? {
+        var best: Int?
+        var bestTime = Nanos.max
+        for i in 0..<laneCount where lanes[i].staged != nil {
+            if best == nil || lanes[i].stagedTime < bestTime {
+                best = i
+                bestTime = lanes[i].stagedTime
+            }
+        }
+        return best
+    }
+
+    // MARK: Frames
+
+    /// Reads the next record of source `i` into a frame (its time is the recorded timestamp).
+    @inline(__always)
+    mutating func stage(_ i: Int, pool: FramePool) {
+        let lane = lanes + i
+        do {
+            guard let record = try lane.pointee.reader._withUnsafeGuaranteedRef({ try $0.next() }) else { return }
+            // FramePool.take(copying:) in three steps: it is not inlined across modules, and costs as much again.
+            guard let frame = pool.take(headroom: lane.pointee.headroom) else {
+                inputErrors.append("\(sources.inputs[i].path): record \(record.index + 1): no frame buffer left "
+                    + "(pool of \(pool.capacity) exhausted)")
+                return
+            }
+            let space = pool.writableSpace(frame)
+            precondition(record.capturedLength <= space.count, "frame buffers are sized for the largest record")
+            if record.capturedLength > 0 {
+                space.baseAddress.unsafelyUnwrapped.copyMemory(from: record.bytes.baseAddress.unsafelyUnwrapped,
+                                                               byteCount: record.capturedLength)
+            }
+            let info = pool.info(frame)
+            info.pointee.length = UInt32(truncatingIfNeeded: record.capturedLength)
+            info.pointee.ingress = lane.pointee.ifindex
+            info.pointee.missingBytes = UInt32(clamping: max(0, record.originalLength - record.capturedLength))
+            lane.pointee.staged = frame
+            lane.pointee.stagedTime = record.timestampNanos
+            lane.pointee.recordsRead &+= 1
+            if lane.pointee.recordsRead & 0xffff == 0, let progress = options.progress {
+                progress(sequence, fractionRead(lastOffset: record.fileOffset, of: i))
+            }
+        } catch {
+            inputErrors.append("\(error)")
+        }
+    }
+
+    func fractionRead(lastOffset: Int64, of i: Int) -> Double {
+        guard totalBytes > 0 else { return 0 }
+        return min(1, Double(lastOffset) / Double(max(sources.fileSizes[i], 1)))
+    }
+
+    /// `deliver` outside the one-input loop, kept out of line so that loop gets `deliver` compiled in place.
+    @inline(never)
+    mutating func deliverOne(_ i: Int, at time: Nanos) {
+        // The pool through an unretained reference: loaded from `self` in a mutating method and passed on, it was
+        // retained and released for every frame.
+        Unmanaged.passUnretained(pool)._withUnsafeGuaranteedRef { deliver(i, at: time, pool: $0) }
+    }
+
+    /// The staged frame of source `i` arrives at its port at `time` (`NAPIScheduler.arrive`); the next one is
+    /// staged.
+    @inline(__always)
+    mutating func deliver(_ i: Int, at time: Nanos, pool: FramePool, schedulingPoll: Bool = true) {
+        let lane = lanes + i
+        guard let frame = lane.pointee.staged else { return }
+        lane.pointee.staged = nil
+        lastArrival = time
+        let port = lane.pointee.portIndex
+        _ = scheduler._withUnsafeGuaranteedRef {
+            $0.arrive(frame, port: port, at: time, schedulingPoll: schedulingPoll)
+        }
+        stage(i, pool: pool)
+    }
+
+    /// Stops reading every input (SIGINT): staged frames are freed unseen.
+    mutating func stopReading() {
+        for i in 0..<laneCount {
+            if let frame = lanes[i].staged { pool.give(frame) }
+            lanes[i].staged = nil
+        }
+    }
+
+    func drainEvents() { XDPEmuRuntime.drainEvents(of: worker, into: log) }
+
+    /// Frames that arrived at each port, by port name.
+    var ingressCountsByName: [String: UInt64] {
+        var counts = [String: UInt64]()
+        for (i, port) in emulation.ports.enumerated() { counts[port.spec.name] = schedulerOwner.arrivals(port: i) }
+        return counts
+    }
+}
