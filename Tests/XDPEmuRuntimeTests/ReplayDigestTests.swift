@@ -19,7 +19,7 @@ import XDPEmuTopology
         let scratch = makeTemporaryDirectory()
         defer { removeDirectory(scratch) }
         for (c, testCase) in ReplayStretchTests.cases.enumerated() {
-            let inputs = try Self.writeTraces(testCase, into: scratch, prefix: "case\(c)")
+            let inputs = try writeGeneratedTraces(testCase, into: scratch, prefix: "case\(c)", seed: 0xd16e57)
             for (delay, cost, ring, budget) in Self.settings {
                 var topology = try sampleTopology(testCase.topology)
                 topology.napi.pollDelayNanos = delay
@@ -66,29 +66,6 @@ import XDPEmuTopology
             let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(out)/\(name)"))
             return "\(label) \(name) \(bytes.count) \(digest(bytes))"
         }
-    }
-
-    /// The traces of `testCase` (as ReplayStretchTests writes them): 400 frames per input, gaps from ties to 1 ms.
-    static func writeTraces(_ testCase: ReplayStretchTests.Case, into directory: String,
-                            prefix: String) throws -> [(String, String)] {
-        let sample = try readCapture("\(repositoryRoot)/pcaps/\(testCase.trace).pcap")
-        var inputs = [(String, String)]()
-        for (n, input) in testCase.inputs.enumerated() {
-            let frames = sample.filter { $0.source == input.source }
-            try #require(!frames.isEmpty)
-            var random = SplitMix64(seed: 0xd16e57 &+ UInt64(n))
-            let gaps: [UInt64] = [0, 40, 900, 3_000, 20_000, 1_000_000]
-            var time: UInt64 = 1_000_000_000
-            var trace = [(time: UInt64, bytes: [UInt8])]()
-            for i in 0..<400 {
-                time += gaps[Int(random.next() % UInt64(gaps.count))]
-                trace.append((time: time, bytes: frames[i % frames.count].bytes))
-            }
-            let path = "\(directory)/\(prefix)-in\(n).pcap"
-            try writeTrace(path, trace)
-            inputs.append((input.port, path))
-        }
-        return inputs
     }
 
     /// 64-bit FNV-1a: enough to tell any changed byte from the recorded output (not an adversarial setting).

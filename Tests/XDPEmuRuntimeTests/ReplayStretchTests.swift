@@ -60,24 +60,7 @@ import XDPEmuTopology
     func stretchesOfPollsMatchStepByStep(testCase: Case) throws {
         let scratch = makeTemporaryDirectory()
         defer { removeDirectory(scratch) }
-        let sample = try readCapture("\(repositoryRoot)/pcaps/\(testCase.trace).pcap")
-        var inputs = [(port: String, path: String)]()
-        for (n, input) in testCase.inputs.enumerated() {
-            let frames = sample.filter { $0.source == input.source }
-            try #require(!frames.isEmpty)
-            // 400 frames, gaps drawn from ties, short gaps (a few frames share a poll) and long ones (a poll each).
-            var random = SplitMix64(seed: 0x5eed &+ UInt64(n))
-            let gaps: [UInt64] = [0, 40, 900, 3_000, 20_000, 1_000_000]
-            var time: UInt64 = 1_000_000_000
-            var trace = [(time: UInt64, bytes: [UInt8])]()
-            for i in 0..<400 {
-                time += gaps[Int(random.next() % UInt64(gaps.count))]
-                trace.append((time: time, bytes: frames[i % frames.count].bytes))
-            }
-            let path = "\(scratch)/in\(n).pcap"
-            try writeTrace(path, trace)
-            inputs.append((input.port, path))
-        }
+        let inputs = try writeGeneratedTraces(testCase, into: scratch, prefix: "in", seed: 0x5eed)
         for (delay, cost, ring, budget) in Self.settings {
             var topology = try sampleTopology(testCase.topology)
             topology.napi.pollDelayNanos = delay
@@ -101,11 +84,11 @@ import XDPEmuTopology
     }
 
     /// Every output file of a replay, by name.
-    func replayOutputs(_ topology: Topology, inputs: [(port: String, path: String)], mapEvents: MapEventSchedule?,
+    func replayOutputs(_ topology: Topology, inputs: [(String, String)], mapEvents: MapEventSchedule?,
                        oneEventPerStep: Bool) throws -> (files: [String: Data], polls: UInt64) {
         let out = makeTemporaryDirectory()
         defer { removeDirectory(out) }
-        var options = ReplayOptions(topology: topology, inputs: inputs.map { .init(port: $0.port, path: $0.path) },
+        var options = ReplayOptions(topology: topology, inputs: inputs.map { .init(port: $0.0, path: $0.1) },
                                     outputDirectory: out)
         options.mapEvents = mapEvents
         options.statsPath = out + "/stats.json"
@@ -119,4 +102,29 @@ import XDPEmuTopology
         }
         return (files, result.statistics.polls)
     }
+}
+
+/// Traces made from the sample trace of `testCase`, one per input (the sample's frames of the input's source MAC):
+/// 400 frames each, with gaps drawn from ties, short gaps (a few frames share a poll) and long ones (a poll each).
+/// Returns (port, path) per input.
+func writeGeneratedTraces(_ testCase: ReplayStretchTests.Case, into directory: String, prefix: String,
+                          seed: UInt64) throws -> [(String, String)] {
+    let sample = try readCapture("\(repositoryRoot)/pcaps/\(testCase.trace).pcap")
+    var inputs = [(String, String)]()
+    for (n, input) in testCase.inputs.enumerated() {
+        let frames = sample.filter { $0.source == input.source }
+        try #require(!frames.isEmpty)
+        var random = SplitMix64(seed: seed &+ UInt64(n))
+        let gaps: [UInt64] = [0, 40, 900, 3_000, 20_000, 1_000_000]
+        var time: UInt64 = 1_000_000_000
+        var trace = [(time: UInt64, bytes: [UInt8])]()
+        for i in 0..<400 {
+            time += gaps[Int(random.next() % UInt64(gaps.count))]
+            trace.append((time: time, bytes: frames[i % frames.count].bytes))
+        }
+        let path = "\(directory)/\(prefix)\(n).pcap"
+        try writeTrace(path, trace)
+        inputs.append((input.port, path))
+    }
+    return inputs
 }
