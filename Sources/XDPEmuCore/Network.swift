@@ -78,7 +78,7 @@ public final class Network: @unchecked Sendable {
                 while devicesByIndex[nextAutoIfindex] != nil { nextAutoIfindex += 1 }
                 index = nextAutoIfindex
             }
-            let address = mac ?? MACAddress(integer: 0x02_00_00_00_00_00 | UInt64(index))
+            let address = mac ?? MACAddress(rawValue: 0x02_00_00_00_00_00 | UInt64(index))
             let device = NetDevice(ifindex: IfIndex(index), name: name, mac: address, mtu: mtu, up: up,
                                    transmitter: transmitter, stack: stack, rxHeadroom: rxHeadroom, ringSize: ringSize,
                                    workers: workerCount)

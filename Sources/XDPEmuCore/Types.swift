@@ -12,62 +12,6 @@ public struct IfIndex: RawRepresentable, Hashable, Comparable, Sendable, CustomS
 /// Virtual time in nanoseconds. The core never reads a clock: every caller passes the time in.
 public typealias Nanos = UInt64
 
-/// A 48-bit Ethernet address.
-public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
-    public var bytes: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
-
-    public init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8, _ b4: UInt8, _ b5: UInt8) {
-        bytes = (b0, b1, b2, b3, b4, b5)
-    }
-
-    /// Parses `aa:bb:cc:dd:ee:ff` (also `-` separated); nil when malformed.
-    public init?(_ text: String) {
-        let parts = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == ":" || $0 == "-" })
-        guard parts.count == 6 else { return nil }
-        var values = [UInt8]()
-        for part in parts {
-            guard part.count == 2, let value = UInt8(part, radix: 16) else { return nil }
-            values.append(value)
-        }
-        self.init(values[0], values[1], values[2], values[3], values[4], values[5])
-    }
-
-    /// Reads six bytes at `pointer`.
-    @inlinable
-    public init(loadingFrom pointer: UnsafeRawPointer) {
-        bytes = (pointer.load(as: UInt8.self), pointer.load(fromByteOffset: 1, as: UInt8.self),
-                 pointer.load(fromByteOffset: 2, as: UInt8.self), pointer.load(fromByteOffset: 3, as: UInt8.self),
-                 pointer.load(fromByteOffset: 4, as: UInt8.self), pointer.load(fromByteOffset: 5, as: UInt8.self))
-    }
-
-    /// The address as the low 48 bits of an integer (first byte most significant), for hashing and tables.
-    @inlinable
-    public var integer: UInt64 {
-        UInt64(bytes.0) << 40 | UInt64(bytes.1) << 32 | UInt64(bytes.2) << 24
-            | UInt64(bytes.3) << 16 | UInt64(bytes.4) << 8 | UInt64(bytes.5)
-    }
-
-    @inlinable
-    public init(integer: UInt64) {
-        self.init(UInt8(truncatingIfNeeded: integer >> 40), UInt8(truncatingIfNeeded: integer >> 32),
-                  UInt8(truncatingIfNeeded: integer >> 24), UInt8(truncatingIfNeeded: integer >> 16),
-                  UInt8(truncatingIfNeeded: integer >> 8), UInt8(truncatingIfNeeded: integer))
-    }
-
-    public var isMulticast: Bool { bytes.0 & 1 == 1 }
-
-    public static func == (lhs: MACAddress, rhs: MACAddress) -> Bool { lhs.integer == rhs.integer }
-    public func hash(into hasher: inout Hasher) { hasher.combine(integer) }
-
-    public var description: String {
-        let b = [bytes.0, bytes.1, bytes.2, bytes.3, bytes.4, bytes.5]
-        return b.map { byte in
-            let s = String(byte, radix: 16)
-            return s.count == 1 ? "0" + s : s
-        }.joined(separator: ":")
-    }
-}
-
 /// Which kernel behaviour the emulator reproduces. Only the seed's ("4.18") is built so far; the core keeps
 /// the profile as a value so that the modern one can live beside it.
 public enum Semantics: String, Sendable, CaseIterable {

@@ -1,55 +1,5 @@
 import XDPEmuCore
 
-/// An IPv4 or IPv6 CIDR prefix, as fixed-size integers: the network address with its host bits cleared, and the
-/// masks of both 64-bit halves precomputed so that matching is two ANDs and two compares.
-public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
-    /// The network address (host bits zero).
-    public let address: IPAddress
-    /// Prefix length in bits: 0...32 for IPv4, 0...128 for IPv6.
-    public let length: Int
-    private let maskHigh: UInt64
-    private let maskLow: UInt64
-
-    /// Host bits of `address` are cleared. `length` must fit the family.
-    public init(_ address: IPAddress, length: Int) {
-        precondition(length >= 0 && length <= address.family.bitWidth, "prefix length out of range")
-        // Place the prefix bits at the top of the 128-bit (IPv6) or the low 32-bit (IPv4, see IPAddress) field.
-        let bits = address.family == .ipv4 ? 96 + length : length
-        let high: UInt64 = bits >= 64 ? .max : (bits == 0 ? 0 : .max << UInt64(64 - bits))
-        let low: UInt64 = bits <= 64 ? 0 : (bits >= 128 ? .max : .max << UInt64(128 - bits))
-        maskHigh = address.family == .ipv4 ? 0 : high
-        maskLow = low
-        var network = address
-        network.high &= maskHigh
-        network.low &= maskLow
-        self.address = network
-        self.length = length
-    }
-
-    /// Parses `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a host prefix); nil when malformed.
-    public init?(_ text: String) {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let address = IPAddress(String(parts[0])) else { return nil }
-        var length = address.family.bitWidth
-        if parts.count == 2 {
-            guard (1...3).contains(parts[1].count), parts[1].allSatisfy({ ("0"..."9").contains($0) }),
-                  let value = Int(parts[1]), value <= address.family.bitWidth
-            else { return nil }
-            length = value
-        }
-        self.init(address, length: length)
-    }
-
-    /// Whether `candidate` is in the prefix (never, for the other family).
-    @inline(__always)
-    public func contains(_ candidate: IPAddress) -> Bool {
-        candidate.family == address.family && candidate.high & maskHigh == address.high
-            && candidate.low & maskLow == address.low
-    }
-
-    public var description: String { "\(address)/\(length)" }
-}
-
 /// One rule of `ACLProgram`. Every field given must match; a rule with no fields matches every IP packet.
 public struct ACLRule: Hashable, Sendable {
     public enum Action: Hashable, Sendable {

@@ -144,7 +144,7 @@ public final class ForwardingDatabase: @unchecked Sendable {
 
     /// The live entry for `mac`: the devmap key and device of its port.
     public func lookup(_ mac: MACAddress, now: Nanos) -> (key: UInt32, ifindex: IfIndex)? {
-        guard let port = lookupPort(mac.integer, now: now) else { return nil }
+        guard let port = lookupPort(mac.rawValue, now: now) else { return nil }
         return (ports[port].key, ports[port].ifindex)
     }
 
@@ -156,9 +156,9 @@ public final class ForwardingDatabase: @unchecked Sendable {
             let seen = lastSeen[i].load(ordering: .relaxed)
             guard entry != 0, !isExpired(seen, now: now) else { continue }
             let port = ports[Int(entry >> 48)]
-            result.append((MACAddress(integer: entry & 0xFFFF_FFFF_FFFF), port.key, port.ifindex, seen))
+            result.append((MACAddress(rawValue: entry & 0xFFFF_FFFF_FFFF), port.key, port.ifindex, seen))
         }
-        return result.sorted { $0.mac.integer < $1.mac.integer }
+        return result.sorted { $0.mac.rawValue < $1.mac.rawValue }
     }
 }
 
@@ -201,8 +201,8 @@ public struct L2SwitchProgram: XDPProgram, Sendable {
 
     public mutating func run(_ context: inout XDPContext) -> XDPAction {
         guard context.length >= KernelConstants.ethHeaderLength else { return .drop }
-        let destination = MACAddress(loadingFrom: context.data).integer
-        let source = MACAddress(loadingFrom: context.data + 6).integer
+        let destination = MACAddress(loadingFrom: context.data).rawValue
+        let source = MACAddress(loadingFrom: context.data + 6).rawValue
         // Bit 40 of the integer is the I/G bit of the first byte: group (multicast) address.
         let groupBit: UInt64 = 1 << 40
         guard source & groupBit == 0, source != 0 else { return .drop }

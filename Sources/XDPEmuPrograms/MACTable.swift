@@ -7,12 +7,12 @@ public struct MACTable: Sendable {
 
     /// Builds the table; when a MAC appears twice the later pair wins.
     public init(_ entries: [(MACAddress, UInt32)]) {
-        table = StaticTable(entries.map { ($0.0.integer, $0.1) })
+        table = StaticTable(entries.map { ($0.0.rawValue, $0.1) })
     }
 
     /// The key for `mac`, or nil.
     @inline(__always)
-    public func lookup(_ mac: MACAddress) -> UInt32? { table.lookup(mac.integer) }
+    public func lookup(_ mac: MACAddress) -> UInt32? { table.lookup(mac.rawValue) }
 
     /// Distinct MACs in the table.
     public var count: Int { table.count }

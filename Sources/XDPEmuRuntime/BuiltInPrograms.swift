@@ -56,7 +56,7 @@ enum BuiltInPrograms {
         case .ingressIfindex: selector = .ingressIfindex
         case .destinationMAC(let table, let miss):
             selector = .destinationMAC(
-                table: MACTable(table.map { (XDPEmuCore.MACAddress(integer: $0.mac.rawValue), $0.key) }),
+                table: MACTable(table.map { ($0.mac, $0.key) }),
                 miss: missAction(miss))
         case .hash(let modulo, let base, let nonIP):
             selector = .hash(modulo: modulo, base: base, nonIP: missAction(nonIP))
@@ -84,14 +84,9 @@ enum BuiltInPrograms {
     static func aclRule(_ rule: XDPEmuTopology.ACLRule, path: String, context: ProgramContext) throws(RuntimeError)
         -> XDPEmuPrograms.ACLRule
     {
-        let source = rule.src.flatMap { IPPrefix($0.description) }
-        let destination = rule.dst.flatMap { IPPrefix($0.description) }
-        if let source, let destination, source.address.family != destination.address.family {
-            throw .badInput("\(context.topology.source): \(path): src and dst must both be IPv4 or both IPv6")
-        }
-        return XDPEmuPrograms.ACLRule(
-            action: aclAction(rule.action), ipProtocol: rule.proto?.rawValue, source: source,
-            destination: destination, sourcePorts: rule.sport.map { $0.lower...$0.upper },
+        XDPEmuPrograms.ACLRule(
+            action: aclAction(rule.action), ipProtocol: rule.proto?.rawValue, source: rule.src,
+            destination: rule.dst, sourcePorts: rule.sport.map { $0.lower...$0.upper },
             destinationPorts: rule.dport.map { $0.lower...$0.upper })
     }
 }

@@ -65,7 +65,7 @@ public final class Emulation {
                 if spec.xmit { transmitter = PortTransmitter(wire: wiring.wire(spec), tap: tap) }
                 let stack = PassSink(wire: wiring.stackWire(spec), tap: tap)
                 let device = try network.addDevice(
-                    name: spec.name, ifindex: spec.ifindex, mac: XDPEmuCore.MACAddress(integer: spec.mac.rawValue),
+                    name: spec.name, ifindex: spec.ifindex, mac: spec.mac,
                     mtu: UInt32(spec.mtu), up: spec.up, transmitter: transmitter, stack: stack,
                     rxHeadroom: spec.headroom, ringSize: napi.ringSize)
                 ports.append(Port(spec: spec, device: device, tap: tap))

@@ -383,7 +383,7 @@ public final class LiveRun {
             routes: host.routes.map { route in
                 switch route.to {
                 case .default: XDPEmuOS.Route(to: "default", via: route.via.description)
-                case .cidr(let cidr): XDPEmuOS.Route(to: cidr.description, via: route.via.description)
+                case .prefix(let prefix): XDPEmuOS.Route(to: prefix.description, via: route.via.description)
                 }
             },
             ipv6Autoconf: host.ipv6Autoconf)

@@ -92,7 +92,7 @@ public struct FrameInjector {
                                 length: Int = 64) -> [UInt8] {
         precondition(length >= 14)
         var bytes = [UInt8](repeating: 0, count: length)
-        let d = destination.integer, s = source.integer
+        let d = destination.rawValue, s = source.rawValue
         for i in 0..<6 {
             bytes[i] = UInt8(truncatingIfNeeded: d >> UInt64(8 * (5 - i)))
             bytes[6 + i] = UInt8(truncatingIfNeeded: s >> UInt64(8 * (5 - i)))

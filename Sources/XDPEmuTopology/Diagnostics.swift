@@ -258,3 +258,12 @@ private func editDistance(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> Int {
     }
     return table[a.count][b.count]
 }
+
+/// Parses a plain decimal number without sign or leading zeros, at most `max`.
+func parseDecimal<S: StringProtocol>(_ text: S, max: Int) -> Int? {
+    let bytes = Array(text.utf8)
+    guard !bytes.isEmpty, bytes.count <= 10, bytes.allSatisfy(isASCIIDigit) else { return nil }
+    guard bytes.count == 1 || bytes[0] != UInt8(ascii: "0") else { return nil }
+    guard let value = Int(String(decoding: bytes, as: UTF8.self)), value <= max else { return nil }
+    return value
+}

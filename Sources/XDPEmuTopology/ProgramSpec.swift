@@ -1,6 +1,8 @@
 // Descriptions of the XDP programs a port can run. The programs themselves live in XDPEmuPrograms; these are only
 // their configurations, checked by the loader.
 
+import XDPEmuCore
+
 /// The XDP program attached to a port (`"program": {"type": ...}`).
 public enum ProgramSpec: Sendable, Equatable {
     /// `{"type": "pass"}`: every frame goes to the stack (XDP_PASS).
@@ -154,8 +156,8 @@ public enum ACLAction: String, Sendable, Equatable, CaseIterable {
 public struct ACLRule: Sendable, Equatable {
     public var action: ACLAction
     public var proto: IPProto?
-    public var src: IPCIDR?
-    public var dst: IPCIDR?
+    public var src: IPPrefix?
+    public var dst: IPPrefix?
     /// Only with proto TCP or UDP.
     public var sport: PortRange?
     /// Only with proto TCP or UDP.
@@ -164,8 +166,8 @@ public struct ACLRule: Sendable, Equatable {
     public init(
         action: ACLAction,
         proto: IPProto? = nil,
-        src: IPCIDR? = nil,
-        dst: IPCIDR? = nil,
+        src: IPPrefix? = nil,
+        dst: IPPrefix? = nil,
         sport: PortRange? = nil,
         dport: PortRange? = nil
     ) {

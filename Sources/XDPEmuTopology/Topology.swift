@@ -4,6 +4,8 @@
 // are assigned, l2_switch port lists derived), so the runtime never re-applies defaults or re-checks references.
 // The JSON format itself is documented in docs/topology.md and topologies/schema.json.
 
+import XDPEmuCore
+
 /// An emulated network: ports, their XDP programs, and the devmaps the programs redirect through.
 public struct Topology: Sendable, Equatable {
     /// A short name for logs and messages (`"name"`, required).
@@ -176,9 +178,9 @@ public struct HostSpec: Sendable, Equatable {
     /// The interface's MTU; nil uses the port's.
     public var mtu: Int?
     /// IPv4 addresses with prefix length, e.g. `10.77.0.1/24`.
-    public var ipv4: [IPv4CIDR]
+    public var ipv4: [InterfaceAddress]
     /// IPv6 addresses with prefix length.
-    public var ipv6: [IPv6CIDR]
+    public var ipv6: [InterfaceAddress]
     /// Routes to install in the namespace.
     public var routes: [RouteSpec]
     /// Whether the interface accepts router advertisements (default false: no surprise traffic).
@@ -189,8 +191,8 @@ public struct HostSpec: Sendable, Equatable {
         interface: String,
         mac: MACAddress? = nil,
         mtu: Int? = nil,
-        ipv4: [IPv4CIDR] = [],
-        ipv6: [IPv6CIDR] = [],
+        ipv4: [InterfaceAddress] = [],
+        ipv6: [InterfaceAddress] = [],
         routes: [RouteSpec] = [],
         ipv6Autoconf: Bool = false
     ) {
@@ -211,8 +213,8 @@ public struct RouteSpec: Sendable, Equatable {
     public enum Destination: Sendable, Equatable {
         /// `"default"`: 0.0.0.0/0 or ::/0, by the family of `via`.
         case `default`
-        /// A network prefix without host bits.
-        case cidr(IPCIDR)
+        /// A network prefix (the loader refuses one written with host bits).
+        case prefix(IPPrefix)
     }
 
     public var to: Destination

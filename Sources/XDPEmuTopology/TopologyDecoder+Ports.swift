@@ -1,5 +1,7 @@
 // Decoding `ports[]` and their `host` objects.
 
+import XDPEmuCore
+
 /// A port as read from the file, before ifindex and MAC assignment. Nil members were absent or invalid.
 struct PortDraft {
     var fields: Fields
@@ -24,8 +26,8 @@ struct HostDraft {
     var interface: String?
     var mac: MACAddress?
     var mtu: Int?
-    var ipv4: [IPv4CIDR]
-    var ipv6: [IPv6CIDR]
+    var ipv4: [InterfaceAddress]
+    var ipv6: [InterfaceAddress]
     var routes: [RouteSpec]
     var ipv6Autoconf: Bool
 }
@@ -85,8 +87,8 @@ extension TopologyDecoder {
             routes: [],
             ipv6Autoconf: d.bool(fields, "ipv6_autoconf", default: false)
         )
-        host.ipv4 = addresses(fields, "ipv4", family: "IPv4", example: "10.0.0.1/24") { IPv4CIDR($0) }
-        host.ipv6 = addresses(fields, "ipv6", family: "IPv6", example: "fd00::1/64") { IPv6CIDR($0) }
+        host.ipv4 = addresses(fields, "ipv4", family: .ipv4, example: "10.0.0.1/24")
+        host.ipv6 = addresses(fields, "ipv6", family: .ipv6, example: "fd00::1/64")
         if let node = fields["routes"], let elements = d.array(node, at: fields.path("routes")) {
             for (index, element) in elements.enumerated() {
                 if let route = decodeRoute(element, at: fields.path("routes").index(index), host: host) {
@@ -98,31 +100,30 @@ extension TopologyDecoder {
     }
 
     /// The interface addresses in `fields[key]`: an array of `address/prefix` strings.
-    private func addresses<CIDR>(
+    private func addresses(
         _ fields: Fields,
         _ key: String,
-        family: String,
-        example: String,
-        parse: (String) -> CIDR?
-    ) -> [CIDR] {
+        family: IPAddress.Family,
+        example: String
+    ) -> [InterfaceAddress] {
         let d = diagnostics
         guard let node = fields[key],
             let elements = d.array(node, at: fields.path(key), expected: "an array of strings")
         else { return [] }
-        var result: [CIDR] = []
+        var result: [InterfaceAddress] = []
         for (index, element) in elements.enumerated() {
             let path = fields.path(key).index(index)
             guard let text = d.string(element, at: path) else { continue }
-            guard let cidr = parse(text) else {
+            guard let address = InterfaceAddress(text), address.address.family == family else {
                 d.report(
                     path,
-                    "invalid \(family) address \(jsonQuoted(text)); expected an address with prefix length "
+                    "invalid \(family == .ipv4 ? "IPv4" : "IPv6") address \(jsonQuoted(text)); expected an address with prefix length "
                         + "like \(example)",
                     at: element
                 )
                 continue
             }
-            result.append(cidr)
+            result.append(address)
         }
         return result
     }
@@ -134,12 +135,12 @@ extension TopologyDecoder {
         if let node = d.required(fields, "to"), let text = d.string(node, at: fields.path("to")) {
             if text == "default" {
                 destination = .default
-            } else if let cidr = IPCIDR(text) {
-                destination = .cidr(cidr)
-                if !cidr.isNetwork {
+            } else if let written = InterfaceAddress(text) {
+                destination = .prefix(written.prefix)
+                if !written.isNetwork {
                     d.report(
                         fields.path("to"),
-                        "host bits set in \(cidr); the network is \(cidr.networkCIDR)",
+                        "host bits set in \(written); the network is \(written.prefix)",
                         at: node
                     )
                 }
@@ -160,17 +161,18 @@ extension TopologyDecoder {
         }
         guard let destination else { return nil }
         let viaPath = fields.path("via")
-        if case .cidr(let cidr) = destination, case .v6 = via, !cidr.isIPv6 {
-            d.report(viaPath, "gateway \(via) is IPv6 but the destination \(cidr) is IPv4", at: viaNode)
+        if case .prefix(let prefix) = destination, via.family == .ipv6, prefix.address.family == .ipv4 {
+            d.report(viaPath, "gateway \(via) is IPv6 but the destination \(prefix) is IPv4", at: viaNode)
             return nil
         }
-        if case .cidr(let cidr) = destination, case .v4 = via, cidr.isIPv6 {
-            d.report(viaPath, "gateway \(via) is IPv4 but the destination \(cidr) is IPv6", at: viaNode)
+        if case .prefix(let prefix) = destination, via.family == .ipv4, prefix.address.family == .ipv6 {
+            d.report(viaPath, "gateway \(via) is IPv4 but the destination \(prefix) is IPv6", at: viaNode)
             return nil
         }
         // The kernel refuses a gateway that is not on a connected network ("Nexthop has invalid gateway").
-        switch via {
-        case .v4(let gateway) where !host.ipv4.contains(where: { $0.contains(gateway) }):
+        let gateway = via
+        switch via.family {
+        case .ipv4 where !host.ipv4.contains(where: { $0.prefix.contains(gateway) }):
             let networks = host.ipv4.map(\.description).joined(separator: ", ")
             d.report(
                 viaPath,
@@ -178,8 +180,8 @@ extension TopologyDecoder {
                     + "(\(networks.isEmpty ? "none" : networks))",
                 at: viaNode
             )
-        case .v6(let gateway)
-        where !gateway.isLinkLocal && !host.ipv6Autoconf && !host.ipv6.contains(where: { $0.contains(gateway) }):
+        case .ipv6
+        where !gateway.isLinkLocal && !host.ipv6Autoconf && !host.ipv6.contains(where: { $0.prefix.contains(gateway) }):
             let networks = host.ipv6.map(\.description).joined(separator: ", ")
             d.report(
                 viaPath,

@@ -1,5 +1,7 @@
 // Decoding `program` objects. The `"type"` member decides which other members are allowed, so it is read first.
 
+import XDPEmuCore
+
 extension TopologyDecoder {
     /// The program types an ACL may hand allowed frames to.
     static let aclThenTypes = ["pass", "drop", "redirect_map"]
@@ -270,18 +272,18 @@ extension TopologyDecoder {
                 )
             }
         }
-        if let src, let dst, src.isIPv6 != dst.isIPv6, let node = fields["dst"] {
+        if let src, let dst, src.address.family != dst.address.family, let node = fields["dst"] {
             d.report(fields.path("dst"), "dst \(dst) and src \(src) are of different IP families", at: node)
         }
         for (key, prefix) in [("src", src), ("dst", dst)] {
             guard let prefix, let node = fields[key] else { continue }
-            if proto == .icmp && prefix.isIPv6 {
+            if proto == .icmp && prefix.address.family == .ipv6 {
                 d.report(
                     fields.path(key),
                     "proto icmp is IPv4 only but \(key) \(prefix) is IPv6 (use icmpv6)",
                     at: node
                 )
-            } else if proto == .icmpv6 && !prefix.isIPv6 {
+            } else if proto == .icmpv6 && prefix.address.family == .ipv4 {
                 d.report(
                     fields.path(key),
                     "proto icmpv6 is IPv6 only but \(key) \(prefix) is IPv4 (use icmp)",
@@ -308,9 +310,9 @@ extension TopologyDecoder {
         return nil
     }
 
-    private func decodePrefix(_ node: JSONNode, at path: JSONPath) -> IPCIDR? {
+    private func decodePrefix(_ node: JSONNode, at path: JSONPath) -> IPPrefix? {
         guard let text = diagnostics.string(node, at: path) else { return nil }
-        guard let prefix = IPCIDR(text, allowBareAddress: true) else {
+        guard let written = InterfaceAddress(text, allowBareAddress: true) else {
             diagnostics.report(
                 path,
                 "invalid IP prefix \(jsonQuoted(text)); expected an address or a prefix like 10.0.0.0/8 or fd00::/64",
@@ -318,11 +320,11 @@ extension TopologyDecoder {
             )
             return nil
         }
-        guard prefix.isNetwork else {
-            diagnostics.report(path, "host bits set in \(prefix); the network is \(prefix.networkCIDR)", at: node)
+        guard written.isNetwork else {
+            diagnostics.report(path, "host bits set in \(written); the network is \(written.prefix)", at: node)
             return nil
         }
-        return prefix
+        return written.prefix
     }
 
     private func decodePortRange(_ node: JSONNode, at path: JSONPath) -> PortRange? {

@@ -6,6 +6,7 @@
 // `resolve` also assigns ifindexes and MACs and derives l2_switch port lists. Problems are reported in document
 // order. A topology is returned only when there are none.
 
+import XDPEmuCore
 import XDPEmuOS
 
 extension Topology {

@@ -233,7 +233,12 @@ import XDPEmuTesting
 
     @Test func macAddressParsing() {
         #expect(MACAddress("02:00:00:00:01:0a")?.description == "02:00:00:00:01:0a")
-        #expect(MACAddress("02-00-00-00-01-0A")?.integer == 0x02_00_00_00_01_0a)
+        #expect(MACAddress("02:00:00:00:01:0A")?.rawValue == 0x02_00_00_00_01_0a)
+        // One text form: topology files write colons, and so does every message.
+        #expect(MACAddress("02-00-00-00-01-0A") == nil)
+        let bytes: [UInt8] = [0x02, 0xAA, 0xBB, 0xCC, 0xDD, 0x0E, 0xFF]
+        let loaded = bytes.withUnsafeBytes { MACAddress(loadingFrom: $0.baseAddress!) }
+        #expect(loaded == MACAddress(0x02, 0xAA, 0xBB, 0xCC, 0xDD, 0x0E))
         #expect(MACAddress("02:00:00:00:01") == nil)
         #expect(MACAddress("02:00:00:00:01:0g") == nil)
         #expect(MACAddress("ff:ff:ff:ff:ff:ff")!.isMulticast)

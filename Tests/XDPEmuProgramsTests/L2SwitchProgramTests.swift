@@ -83,7 +83,7 @@ import XDPEmuTesting
         let f = try Ports()
         let sw = makeSwitch(f)
         let multicastSource = MACAddress(0x03, 0, 0, 0, 0, 1)
-        let zero = MACAddress(integer: 0)
+        let zero = MACAddress(rawValue: 0)
         #expect(f.fate(f.send(frame(from: multicastSource, to: broadcast))) == .dropped)
         #expect(f.fate(f.send(frame(from: zero, to: broadcast))) == .dropped)
         #expect(sw.fdb.entries(now: 0).isEmpty)

@@ -48,7 +48,7 @@ enum Packet {
     static func be32(_ v: UInt32) -> [UInt8] { be16(UInt16(v >> 16)) + be16(UInt16(v & 0xFFFF)) }
 
     static func macBytes(_ mac: MACAddress) -> [UInt8] {
-        [mac.bytes.0, mac.bytes.1, mac.bytes.2, mac.bytes.3, mac.bytes.4, mac.bytes.5]
+        mac.octets
     }
 
     /// "10.1.2.3" -> 4 bytes.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import XDPEmuCore
 @testable import XDPEmuTopology
 
 @Suite("Loader errors: one test per class of problem")
@@ -641,7 +642,7 @@ struct LoaderErrorTests {
             acl?.ports[0].program
                 == .acl(
                     ACLSpec(
-                        rules: [ACLRule(action: .pass, proto: IPProto(rawValue: 132), src: IPCIDR("fd00::1/128"))],
+                        rules: [ACLRule(action: .pass, proto: IPProto(rawValue: 132), src: IPPrefix("fd00::1/128"))],
                         defaultAction: .drop,
                         then: .pass
                     )
@@ -692,7 +693,7 @@ struct LoaderErrorTests {
         #expect(
             topology?.ports[0].host?.routes == [
                 RouteSpec(to: .default, via: IPAddress("fe80::1")!),
-                RouteSpec(to: .cidr(IPCIDR("fd01::/64")!), via: IPAddress("fd00::1")!),
+                RouteSpec(to: .prefix(IPPrefix("fd01::/64")!), via: IPAddress("fd00::1")!),
             ]
         )
     }

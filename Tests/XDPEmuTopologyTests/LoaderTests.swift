@@ -1,5 +1,6 @@
 import Testing
 
+import XDPEmuCore
 @testable import XDPEmuTopology
 
 @Suite("Loader: defaults, syntaxes and assignment")
@@ -143,9 +144,9 @@ struct LoaderTests {
                         interface: "eth0",
                         mac: MACAddress("02:bb:00:00:00:01"),
                         mtu: 1400,
-                        ipv4: [IPv4CIDR("10.0.0.1/24")!],
-                        ipv6: [IPv6CIDR("fd00::1/64")!],
-                        routes: [RouteSpec(to: .cidr(IPCIDR("10.1.0.0/16")!), via: .v4(IPv4Address("10.0.0.254")!))],
+                        ipv4: [InterfaceAddress("10.0.0.1/24")!],
+                        ipv6: [InterfaceAddress("fd00::1/64")!],
+                        routes: [RouteSpec(to: .prefix(IPPrefix("10.1.0.0/16")!), via: IPAddress("10.0.0.254")!)],
                         ipv6Autoconf: true
                     ),
                     stack: "p0-stack",

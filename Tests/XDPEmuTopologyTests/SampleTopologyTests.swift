@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import XDPEmuCore
 @testable import XDPEmuTopology
 
 @Suite("Sample topologies")
@@ -38,7 +39,7 @@ struct SampleTopologyTests {
         #expect(topology.ports.map(\.ifindex) == [1, 2])
         #expect(topology.ports[0].host?.namespace == "xdpemu-h1")
         #expect(topology.ports[0].host?.interface == "xe0")
-        #expect(topology.ports[0].host?.ipv4 == [IPv4CIDR("10.77.0.1/24")!])
+        #expect(topology.ports[0].host?.ipv4 == [InterfaceAddress("10.77.0.1/24")!])
         #expect(topology.ports[0].host?.mac == MACAddress("02:00:00:00:01:01"))
         #expect(topology.ports[1].host?.namespace == "xdpemu-h2")
         #expect(topology.ports[1].host?.mac == MACAddress("02:00:00:00:01:02"))
