@@ -2,8 +2,8 @@
 import PackageDescription
 
 // Dependency direction: xdpemu -> XDPEmuCLI -> XDPEmuRuntime -> {XDPEmuCore, XDPEmuPrograms, XDPEmuPcap,
-// XDPEmuTopology, XDPEmuOS}; XDPEmuTopology reads its files through XDPEmuOS and is written in XDPEmuCore's
-// address types.
+// XDPEmuTopology, XDPEmuOS}; XDPEmuTopology reads its files through XDPEmuOS and is written in the types of
+// XDPEmuCore and XDPEmuPrograms (addresses, semantics, the built-in programs' configurations).
 // XDPEmuCore is pure: no I/O, no clock, no Foundation. Benchmarks live in Benchmarks/ (their own package).
 let package = Package(
     name: "xdpemu",
@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "XDPEmuPrograms", dependencies: ["XDPEmuCore"]),
         .target(name: "XDPEmuTesting", dependencies: ["XDPEmuCore"]),
         .target(name: "XDPEmuPcap", dependencies: ["CPcap", .product(name: "SystemPackage", package: "swift-system")]),
-        .target(name: "XDPEmuTopology", dependencies: ["XDPEmuCore", "XDPEmuOS"]),
+        .target(name: "XDPEmuTopology", dependencies: ["XDPEmuCore", "XDPEmuPrograms", "XDPEmuOS"]),
         .target(name: "XDPEmuOS", dependencies: ["CTapShim", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "XDPEmuRuntime",
@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "XDPEmuCoreTests", dependencies: ["XDPEmuCore", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuProgramsTests", dependencies: ["XDPEmuPrograms", "XDPEmuCore", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuPcapTests", dependencies: ["XDPEmuPcap", "CPcap", "XDPEmuTesting"]),
-        .testTarget(name: "XDPEmuTopologyTests", dependencies: ["XDPEmuTopology", "XDPEmuCore"]),
+        .testTarget(name: "XDPEmuTopologyTests", dependencies: ["XDPEmuTopology", "XDPEmuCore", "XDPEmuPrograms"]),
         .testTarget(
             name: "XDPEmuOSTests",
             dependencies: ["XDPEmuOS", .product(name: "SystemPackage", package: "swift-system")]

@@ -12,10 +12,12 @@ public struct IfIndex: RawRepresentable, Hashable, Comparable, Sendable, CustomS
 /// Virtual time in nanoseconds. The core never reads a clock: every caller passes the time in.
 public typealias Nanos = UInt64
 
-/// Which kernel behaviour the emulator reproduces. Only the seed's ("4.18") is built so far; the core keeps
-/// the profile as a value so that the modern one can live beside it.
+/// Which kernel behaviour the emulator reproduces (a topology's `"semantics"`). Only the seed's ("4.18") is built
+/// so far; the core keeps the profile as a value so that the modern one can live beside it.
 public enum Semantics: String, Sendable, CaseIterable {
+    /// Linux 4.18: devmap only (no devmap_hash), redirect flags must be 0.
     case v4_18 = "4.18"
+    /// Later kernels: adds `devmap_hash`.
     case modern = "modern"
 }
 

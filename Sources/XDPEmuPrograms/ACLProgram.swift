@@ -2,7 +2,8 @@ import XDPEmuCore
 
 /// One rule of `ACLProgram`. Every field given must match; a rule with no fields matches every IP packet.
 public struct ACLRule: Hashable, Sendable {
-    public enum Action: Hashable, Sendable {
+    /// Named as topology files write it (`"action": "drop"`).
+    public enum Action: String, Hashable, Sendable, CaseIterable {
         /// XDP_DROP.
         case drop
         /// XDP_PASS: to the ingress device's local stack, skipping the `then` stage.
@@ -46,6 +47,31 @@ public struct ACLRule: Hashable, Sendable {
             if let destinationPorts, !destinationPorts.contains(headers.destinationPort) { return false }
         }
         return true
+    }
+}
+
+/// An `acl` program as a topology describes it (`"program": {"type": "acl", ...}`): the rules, the default, and
+/// which of the programs a topology may put behind an ACL runs on allowed frames.
+public struct ACLConfiguration: Equatable, Sendable {
+    /// The program allowed frames continue to.
+    public enum Then: Equatable, Sendable {
+        /// `ConstantProgram(.pass)`.
+        case pass
+        /// `ConstantProgram(.drop)`.
+        case drop
+        /// A `RedirectMapProgram`.
+        case redirectMap(RedirectMapConfiguration)
+    }
+
+    public var rules: [ACLRule]
+    /// What happens when no rule matches.
+    public var defaultAction: ACLRule.Action
+    public var then: Then
+
+    public init(rules: [ACLRule], defaultAction: ACLRule.Action = .allow, then: Then = .pass) {
+        self.rules = rules
+        self.defaultAction = defaultAction
+        self.then = then
     }
 }
 

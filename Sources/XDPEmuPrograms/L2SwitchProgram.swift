@@ -215,3 +215,37 @@ public struct L2SwitchProgram: XDPProgram, Sendable {
         return context.redirectMap(map, key: fdb.key(ofPort: port))
     }
 }
+
+/// An `l2_switch` program as a topology describes it (`"program": {"type": "l2_switch", ...}`): the devmap and the
+/// ports by name, resolved to a `DevMap` and ifindexes when the program is built.
+public struct L2SwitchConfiguration: Equatable, Sendable {
+    /// The devmap that reaches the switch's ports.
+    public var map: String
+    /// Which devmap key reaches each port; a topology file that gives none gets them from the map's entries (the
+    /// first key of each port, in entry order).
+    public var ports: [PortKey]
+    /// Capacity of the MAC learning table (`1...1<<20`, default 4096).
+    public var tableSize: Int
+    /// Whether a flood skips the port the frame came in on (default true).
+    public var floodExcludeIngress: Bool
+
+    public static let tableSizeRange = 1...(1 << 20)
+
+    public init(map: String, ports: [PortKey], tableSize: Int = 4096, floodExcludeIngress: Bool = true) {
+        self.map = map
+        self.ports = ports
+        self.tableSize = tableSize
+        self.floodExcludeIngress = floodExcludeIngress
+    }
+}
+
+/// A port of a switch, by name, and the devmap key that reaches it.
+public struct PortKey: Equatable, Sendable {
+    public var port: String
+    public var key: UInt32
+
+    public init(port: String, key: UInt32) {
+        self.port = port
+        self.key = key
+    }
+}

@@ -2,7 +2,7 @@ import XDPEmuCore
 
 /// A fixed table from MAC addresses to devmap keys, built once and read without allocating: what a BPF program would
 /// keep in a hash map filled by its loader. Used by `KeySelector.destinationMAC`.
-public struct MACTable: Sendable {
+public struct MACTable: Equatable, Sendable {
     let table: StaticTable
 
     /// Builds the table; when a MAC appears twice the later pair wins.
@@ -16,6 +16,11 @@ public struct MACTable: Sendable {
 
     /// Distinct MACs in the table.
     public var count: Int { table.count }
+
+    /// Equal when both map the same MACs to the same keys, whatever order they were given in.
+    public static func == (lhs: MACTable, rhs: MACTable) -> Bool {
+        lhs.count == rhs.count && lhs.table.pairs.allSatisfy { rhs.table.lookup($0.key) == $0.value }
+    }
 }
 
 /// A read-only table from integer keys below 2^63 to UInt32 values.
@@ -52,6 +57,11 @@ struct StaticTable: Sendable {
         self.values = values
         mask = capacity - 1
         self.count = count
+    }
+
+    /// Every key and its value, in slot order.
+    var pairs: [(key: UInt64, value: UInt32)] {
+        slots.indices.compactMap { slots[$0] == 0 ? nil : (slots[$0] & ~StaticTable.used, values[$0]) }
     }
 
     @inline(__always)

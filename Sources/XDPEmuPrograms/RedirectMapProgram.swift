@@ -13,7 +13,7 @@ public enum MissAction: Hashable, Sendable {
 }
 
 /// How `RedirectMapProgram` picks the devmap key for a frame.
-public enum KeySelector: Sendable {
+public enum KeySelector: Equatable, Sendable {
     /// Always this key.
     case constant(UInt32)
     /// The ingress device's ifindex (a map laid out by ifindex).
@@ -25,6 +25,22 @@ public enum KeySelector: Sendable {
     /// one. `nonIP` for frames without a 5-tuple: non-IP and malformed frames (see `PacketHeaders.flowKey`).
     /// `modulo` must be at least 1 and `base + modulo - 1` must fit in a UInt32.
     case hash(modulo: UInt32, base: UInt32, nonIP: MissAction)
+}
+
+/// A `redirect_map` program as a topology describes it (`"program": {"type": "redirect_map", ...}`): the devmap by
+/// name, resolved to a `DevMap` when the program is built with `RedirectMapProgram(_:map:)`.
+public struct RedirectMapConfiguration: Equatable, Sendable {
+    /// The name of a map in the topology.
+    public var map: String
+    public var selector: KeySelector
+    /// Passed to `bpf_redirect_map` unchanged; under 4.18 semantics anything but 0 makes the redirect fail.
+    public var flags: UInt64
+
+    public init(map: String, selector: KeySelector, flags: UInt64 = 0) {
+        self.map = map
+        self.selector = selector
+        self.flags = flags
+    }
 }
 
 /// The `redirect_map` program: `bpf_redirect_map(map, key, flags)` with the key from a `KeySelector`.
@@ -45,6 +61,11 @@ public struct RedirectMapProgram: XDPProgram, Sendable {
         self.map = map
         self.selector = selector
         self.flags = flags
+    }
+
+    /// The program `configuration` describes, redirecting through `map` (the devmap its `map` names).
+    public init(_ configuration: RedirectMapConfiguration, map: DevMap) {
+        self.init(map: map, selector: configuration.selector, flags: configuration.flags)
     }
 
     public mutating func run(_ context: inout XDPContext) -> XDPAction {

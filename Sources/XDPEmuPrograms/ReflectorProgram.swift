@@ -7,11 +7,13 @@ import XDPEmuCore
 /// when a complete TCP or UDP header is present (so not in a non-first fragment). Frames shorter than an Ethernet
 /// header are dropped.
 ///
+/// The program holds only its two options, so a topology's `{"type": "reflector", ...}` decodes straight into it.
+///
 /// No checksum needs updating. The IPv4 header checksum is the ones' complement of the ones'-complement sum of the
 /// header's 16-bit words, and the TCP/UDP checksum is the same kind of sum over a pseudo-header (both addresses) plus
 /// the segment (both ports). Addition is commutative, so exchanging two equally sized fields that are both in the
 /// sum, each on 16-bit boundaries, leaves the sum, and so the checksum, as it was.
-public struct ReflectorProgram: XDPProgram, Sendable {
+public struct ReflectorProgram: XDPProgram, Equatable, Sendable {
     public let swapIP: Bool
     public let swapPorts: Bool
 

@@ -47,14 +47,14 @@ public final class Emulation {
     ///   - sizing: frame buffers and pool; nil sizes them for frames the caller injects (`FrameSizing`).
     public init(topology: Topology, wiring: Wiring = .offline, captures: CaptureSet? = nil, workers: Int = 1,
                 sizing: FrameSizing? = nil) throws(RuntimeError) {
-        guard topology.semantics == .v418 else {
+        guard topology.semantics == .v4_18 else {
             throw .badInput("\(topology.source): $.semantics: the \"\(topology.semantics.rawValue)\" profile is not "
                 + "implemented yet; use \"4.18\"")
         }
         self.topology = topology
         let napi = topology.napi
         let sizing = sizing ?? FrameSizing(topology: topology, source: .injected)
-        network = Network(semantics: .v4_18, workers: workers, poolCapacity: sizing.poolCapacity,
+        network = Network(semantics: topology.semantics, workers: workers, poolCapacity: sizing.poolCapacity,
                           bufferSize: sizing.bufferSize,
                           maxBudget: max(napi.budget, 64))
         var ports = [Port]()

@@ -5,6 +5,9 @@
 // The JSON format itself is documented in docs/topology.md and topologies/schema.json.
 
 import XDPEmuCore
+import XDPEmuPrograms
+
+import XDPEmuCore
 
 /// An emulated network: ports, their XDP programs, and the devmaps the programs redirect through.
 public struct Topology: Sendable, Equatable {
@@ -26,7 +29,7 @@ public struct Topology: Sendable, Equatable {
     public init(
         name: String,
         description: String? = nil,
-        semantics: Semantics = .v418,
+        semantics: Semantics = .v4_18,
         napi: NAPISettings = NAPISettings(),
         ports: [PortSpec],
         maps: [MapSpec] = [],
@@ -46,14 +49,6 @@ public struct Topology: Sendable, Equatable {
 
     /// The map named `name`, if any.
     public func map(named name: String) -> MapSpec? { maps.first { $0.name == name } }
-}
-
-/// The kernel behaviour the emulator reproduces.
-public enum Semantics: String, Sendable, Equatable, CaseIterable {
-    /// Linux 4.18: devmap only (no devmap_hash), redirect flags must be 0.
-    case v418 = "4.18"
-    /// Later kernels: adds `devmap_hash`.
-    case modern = "modern"
 }
 
 /// NAPI polling parameters (`"napi"`). Times are virtual nanoseconds of the emulator's clock.

@@ -1,6 +1,8 @@
 // Decoding `maps[]`. Entries come in two spellings, an object keyed by decimal strings and an array of
 // {key, port} objects; both end up as [MapEntry] in file order.
 
+import XDPEmuCore
+
 /// A map as read from the file. Nil members were absent or invalid.
 struct MapDraft {
     var fields: Fields
@@ -21,7 +23,7 @@ extension TopologyDecoder {
         if let node = d.required(fields, "type") {
             let choices = MapSpec.MapType.allCases.map(\.rawValue)
             type = d.choice(node, at: fields.path("type"), "map type", choices).flatMap(MapSpec.MapType.init)
-            if type == .devmapHash && semantics == .v418 {
+            if type == .devmapHash && semantics == .v4_18 {
                 d.report(
                     fields.path("type"),
                     "\"devmap_hash\" needs \"semantics\": \"modern\" (BPF_MAP_TYPE_DEVMAP_HASH arrived in Linux 5.4)",

@@ -1,6 +1,7 @@
 // Decoding `program` objects. The `"type"` member decides which other members are allowed, so it is read first.
 
 import XDPEmuCore
+import XDPEmuPrograms
 
 extension TopologyDecoder {
     /// The program types an ACL may hand allowed frames to.
@@ -62,7 +63,7 @@ extension TopologyDecoder {
             let key = d.required(fields, "key").flatMap { decodeKey($0, at: fields.path("key")) }
             let flags = d.integer(fields, "flags", in: UInt64.min...UInt64.max, default: 0)
             guard let map, let key else { return nil }
-            return .redirectMap(RedirectMapSpec(map: map, key: key, flags: flags))
+            return .redirectMap(RedirectMapConfiguration(map: map, selector: key, flags: flags))
         case "l2_switch":
             return decodeL2Switch(node, at: path, portIndex: portIndex)
         case "acl":
@@ -70,7 +71,7 @@ extension TopologyDecoder {
         case "reflector":
             guard let fields = d.object(node, at: path, allowed: ["type", "swap_ip", "swap_ports"]) else { return nil }
             return .reflector(
-                ReflectorSpec(
+                ReflectorProgram(
                     swapIP: d.bool(fields, "swap_ip", default: true),
                     swapPorts: d.bool(fields, "swap_ports", default: false)
                 )
@@ -93,7 +94,7 @@ extension TopologyDecoder {
 
     static let keyKinds = ["constant", "ingress_ifindex", "dst_mac", "hash"]
 
-    private func decodeKey(_ node: JSONNode, at path: JSONPath) -> KeySpec? {
+    private func decodeKey(_ node: JSONNode, at path: JSONPath) -> KeySelector? {
         let d = diagnostics
         guard case .object(let members) = node.kind else {
             d.report(path, "expected an object, got \(node.compact)", at: node)
@@ -123,7 +124,7 @@ extension TopologyDecoder {
                     expected: "an object like {\"02:00:00:00:00:01\": 0}"
                 )
             else { return nil }
-            var table: [MACKeyEntry] = []
+            var table: [(MACAddress, UInt32)] = []
             var seen: [MACAddress: JSONPath] = [:]
             for member in members {
                 let memberPath = fields.path("table").member(member.key)
@@ -141,10 +142,10 @@ extension TopologyDecoder {
                 }
                 seen[mac] = memberPath
                 if let key = d.integer(member.value, at: memberPath, in: UInt32.min...UInt32.max) {
-                    table.append(MACKeyEntry(mac: mac, key: key))
+                    table.append((mac, key))
                 }
             }
-            return .destinationMAC(table: table, miss: miss)
+            return .destinationMAC(table: MACTable(table), miss: miss)
         case "hash":
             guard let fields = d.object(node, at: path, allowed: ["kind", "modulo", "base", "non_ip"]) else {
                 return nil
@@ -219,11 +220,16 @@ extension TopologyDecoder {
         } else if fields["ports"] == nil, let portIndex {
             l2SwitchesWithDerivedPorts.append(portIndex)
         }
-        let tableSize = d.integer(fields, "table_size", in: L2SwitchSpec.tableSizeRange, default: 4096)
+        let tableSize = d.integer(fields, "table_size", in: L2SwitchConfiguration.tableSizeRange, default: 4096)
         let floodExcludeIngress = d.bool(fields, "flood_exclude_ingress", default: true)
         guard let map else { return nil }
         return .l2Switch(
-            L2SwitchSpec(map: map, ports: ports, tableSize: tableSize, floodExcludeIngress: floodExcludeIngress)
+            L2SwitchConfiguration(
+                map: map,
+                ports: ports,
+                tableSize: tableSize,
+                floodExcludeIngress: floodExcludeIngress
+            )
         )
     }
 
@@ -238,13 +244,21 @@ extension TopologyDecoder {
                 if let rule = decodeRule(element, at: fields.path("rules").index(index)) { rules.append(rule) }
             }
         }
-        let actions = ACLAction.allCases.map(\.rawValue)
+        let actions = ACLRule.Action.allCases.map(\.rawValue)
         let defaultAction =
             fields["default"].flatMap {
-                d.choice($0, at: fields.path("default"), "ACL action", actions).flatMap(ACLAction.init)
+                d.choice($0, at: fields.path("default"), "ACL action", actions).flatMap(ACLRule.Action.init)
             } ?? .allow
-        let then = fields["then"].flatMap { decodeProgram($0, at: fields.path("then"), portIndex: nil) } ?? .pass
-        return .acl(ACLSpec(rules: rules, defaultAction: defaultAction, then: then))
+        var then = ACLConfiguration.Then.pass
+        if let node = fields["then"] {
+            // decodeProgram reports every type but these three.
+            switch decodeProgram(node, at: fields.path("then"), portIndex: nil) {
+            case .drop: then = .drop
+            case .redirectMap(let redirect): then = .redirectMap(redirect)
+            default: break
+            }
+        }
+        return .acl(ACLConfiguration(rules: rules, defaultAction: defaultAction, then: then))
     }
 
     private func decodeRule(_ node: JSONNode, at path: JSONPath) -> ACLRule? {
@@ -252,8 +266,8 @@ extension TopologyDecoder {
         let allowed = ["action", "proto", "src", "dst", "sport", "dport"]
         guard let fields = d.object(node, at: path, allowed: allowed) else { return nil }
         let action = d.required(fields, "action").flatMap {
-            d.choice($0, at: fields.path("action"), "ACL action", ACLAction.allCases.map(\.rawValue))
-                .flatMap(ACLAction.init)
+            d.choice($0, at: fields.path("action"), "ACL action", ACLRule.Action.allCases.map(\.rawValue))
+                .flatMap(ACLRule.Action.init)
         }
         let proto = fields["proto"].flatMap { decodeProto($0, at: fields.path("proto")) }
         let src = fields["src"].flatMap { decodePrefix($0, at: fields.path("src")) }
@@ -263,11 +277,11 @@ extension TopologyDecoder {
 
         // Combinations that could never match are mistakes, not rules.
         for (key, range) in [("sport", sport), ("dport", dport)] where range != nil {
-            if proto != .tcp && proto != .udp, let node = fields[key] {
+            if proto != IPProtocolNumber.tcp && proto != IPProtocolNumber.udp, let node = fields[key] {
                 d.report(
                     fields.path(key),
                     "port ranges only match with \"proto\": \"tcp\" or \"udp\""
-                        + (proto.map { ", not \(jsonQuoted($0.description))" } ?? ""),
+                        + (proto.map { ", not \(jsonQuoted(Self.protocolName($0)))" } ?? ""),
                     at: node
                 )
             }
@@ -277,13 +291,13 @@ extension TopologyDecoder {
         }
         for (key, prefix) in [("src", src), ("dst", dst)] {
             guard let prefix, let node = fields[key] else { continue }
-            if proto == .icmp && prefix.address.family == .ipv6 {
+            if proto == IPProtocolNumber.icmp && prefix.address.family == .ipv6 {
                 d.report(
                     fields.path(key),
                     "proto icmp is IPv4 only but \(key) \(prefix) is IPv6 (use icmpv6)",
                     at: node
                 )
-            } else if proto == .icmpv6 && prefix.address.family == .ipv4 {
+            } else if proto == IPProtocolNumber.icmpv6 && prefix.address.family == .ipv4 {
                 d.report(
                     fields.path(key),
                     "proto icmpv6 is IPv6 only but \(key) \(prefix) is IPv4 (use icmp)",
@@ -291,15 +305,37 @@ extension TopologyDecoder {
                 )
             }
         }
-        return action.map { ACLRule(action: $0, proto: proto, src: src, dst: dst, sport: sport, dport: dport) }
+        // ACLRule requires one family for both prefixes; the mismatch is reported above.
+        if let src, let dst, src.address.family != dst.address.family { return nil }
+        return action.map {
+            ACLRule(
+                action: $0,
+                ipProtocol: proto,
+                source: src,
+                destination: dst,
+                sourcePorts: sport,
+                destinationPorts: dport
+            )
+        }
     }
 
-    private func decodeProto(_ node: JSONNode, at path: JSONPath) -> IPProto? {
+    /// The protocols topology files may name instead of giving the number.
+    static let protocolNames: [(String, UInt8)] = [
+        ("tcp", IPProtocolNumber.tcp), ("udp", IPProtocolNumber.udp), ("icmp", IPProtocolNumber.icmp),
+        ("icmpv6", IPProtocolNumber.icmpv6),
+    ]
+
+    /// The protocol's name if it has one, else its number.
+    static func protocolName(_ number: UInt8) -> String {
+        protocolNames.first { $0.1 == number }?.0 ?? String(number)
+    }
+
+    private func decodeProto(_ node: JSONNode, at path: JSONPath) -> UInt8? {
         switch node.kind {
         case .number:
-            return diagnostics.integer(node, at: path, in: UInt8.min...UInt8.max).map(IPProto.init(rawValue:))
+            return diagnostics.integer(node, at: path, in: UInt8.min...UInt8.max)
         case .string(let text):
-            if let proto = IPProto.names.first(where: { $0.0 == text })?.1 { return proto }
+            if let proto = Self.protocolNames.first(where: { $0.0 == text })?.1 { return proto }
         default: break
         }
         diagnostics.report(
@@ -327,12 +363,12 @@ extension TopologyDecoder {
         return written.prefix
     }
 
-    private func decodePortRange(_ node: JSONNode, at path: JSONPath) -> PortRange? {
+    private func decodePortRange(_ node: JSONNode, at path: JSONPath) -> ClosedRange<UInt16>? {
         switch node.kind {
         case .number:
-            return diagnostics.integer(node, at: path, in: UInt16.min...UInt16.max).map { PortRange($0, $0) }
+            return diagnostics.integer(node, at: path, in: UInt16.min...UInt16.max).map { $0...$0 }
         case .string(let text):
-            if let range = PortRange(text) { return range }
+            if let range = parsePortRange(text) { return range }
             diagnostics.report(
                 path,
                 "invalid port range \(jsonQuoted(text)); expected a port 0...65535 or a range like \"1000-2000\"",
@@ -347,4 +383,13 @@ extension TopologyDecoder {
         }
         return nil
     }
+}
+
+/// Parses `"80"` or `"1000-2000"` (decimal, no sign, no leading zeros, lower <= upper).
+func parsePortRange(_ text: String) -> ClosedRange<UInt16>? {
+    let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+    guard (1...2).contains(parts.count), let lower = parseDecimal(parts[0], max: 65535),
+        let upper = parts.count == 2 ? parseDecimal(parts[1], max: 65535) : lower, lower <= upper
+    else { return nil }
+    return UInt16(lower)...UInt16(upper)
 }

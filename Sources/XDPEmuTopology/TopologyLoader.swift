@@ -8,6 +8,7 @@
 
 import XDPEmuCore
 import XDPEmuOS
+import XDPEmuPrograms
 
 extension Topology {
     /// Reads and validates the topology file at `path`.
@@ -119,7 +120,7 @@ final class TopologyDecoder {
             let choices = Semantics.allCases.map(\.rawValue)
             semantics = d.choice(node, at: fields.path("semantics"), "semantics", choices).flatMap(Semantics.init)
         } else {
-            semantics = .v418
+            semantics = .v4_18
         }
         let napi = fields["napi"].map { decodeNAPI($0, at: fields.path("napi")) } ?? NAPISettings()
 

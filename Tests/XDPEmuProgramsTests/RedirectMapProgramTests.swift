@@ -49,6 +49,9 @@ import XDPEmuTesting
         let macC = MACAddress(0x02, 0, 0, 0, 0, 0x0C)
         let table = MACTable([(Packet.macB, 1), (macC, 3), (Packet.macB, 2)])  // the later macB wins
         #expect(table.count == 2 && table.lookup(Packet.macB) == 2 && table.lookup(Packet.macA) == nil)
+        // Tables are equal when they map the same MACs to the same keys, in whatever order they were built.
+        #expect(table == MACTable([(macC, 3), (Packet.macB, 2)]))
+        #expect(table != MACTable([(macC, 3), (Packet.macB, 1)]) && table != MACTable([(Packet.macB, 2)]))
         let unknown = Packet.ipv4Frame("10.0.0.1", "10.0.0.9", .udp(source: 1, destination: 2),
                                        dst: MACAddress(0x02, 0, 0, 0, 0, 0xEE))
         let expectations: [(MissAction, Ports.Fate, [DropReason: UInt64])] = [

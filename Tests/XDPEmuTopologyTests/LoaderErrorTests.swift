@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 import XDPEmuCore
+import XDPEmuPrograms
 @testable import XDPEmuTopology
 
 @Suite("Loader errors: one test per class of problem")
@@ -618,6 +619,15 @@ struct LoaderErrorTests {
             at: "$.ports[0].program.rules[0].dst",
             "proto icmp is IPv4 only"
         )
+        // A rule with both mistakes reports both.
+        let both = problems(
+            programDocument(
+                #"{"type": "acl", "rules": [{"action": "drop", "proto": "icmp", "src": "10.0.0.0/8", "dst": "fd00::/8"}]}"#
+            )
+        )
+        #expect(both.map(\.path) == ["$.ports[0].program.rules[0].dst", "$.ports[0].program.rules[0].dst"])
+        #expect(both.count == 2 && both[0].message.contains("different IP families"))
+        #expect(both.count == 2 && both[1].message.contains("proto icmp is IPv4 only"))
         expectProblem(
             programDocument(#"{"type": "acl", "rules": [{"action": "drop", "proto": "sctp"}]}"#),
             at: "$.ports[0].program.rules[0].proto",
@@ -641,8 +651,8 @@ struct LoaderErrorTests {
         #expect(
             acl?.ports[0].program
                 == .acl(
-                    ACLSpec(
-                        rules: [ACLRule(action: .pass, proto: IPProto(rawValue: 132), src: IPPrefix("fd00::1/128"))],
+                    ACLConfiguration(
+                        rules: [ACLRule(action: .pass, ipProtocol: 132, source: IPPrefix("fd00::1/128"))],
                         defaultAction: .drop,
                         then: .pass
                     )

@@ -1,6 +1,7 @@
 import Testing
 
 import XDPEmuCore
+import XDPEmuPrograms
 @testable import XDPEmuTopology
 
 @Suite("Loader: defaults, syntaxes and assignment")
@@ -12,7 +13,7 @@ struct LoaderTests {
             topology
                 == Topology(
                     name: "min",
-                    semantics: .v418,
+                    semantics: .v4_18,
                     napi: NAPISettings(
                         budget: 64,
                         ringSize: 1024,
@@ -65,9 +66,9 @@ struct LoaderTests {
         #expect(
             topology.ports[0].program
                 == .redirectMap(
-                    RedirectMapSpec(
+                    RedirectMapConfiguration(
                         map: "m",
-                        key: .destinationMAC(table: [], miss: .drop),
+                        selector: .destinationMAC(table: MACTable([]), miss: .drop),
                         flags: 0
                     )
                 )
@@ -75,17 +76,17 @@ struct LoaderTests {
         #expect(
             topology.ports[1].program
                 == .redirectMap(
-                    RedirectMapSpec(
+                    RedirectMapConfiguration(
                         map: "m",
-                        key: .hash(modulo: 2, base: 0, nonIP: .drop)
+                        selector: .hash(modulo: 2, base: 0, nonIP: .drop)
                     )
                 )
         )
-        #expect(topology.ports[2].program == .reflector(ReflectorSpec(swapIP: true, swapPorts: false)))
+        #expect(topology.ports[2].program == .reflector(ReflectorProgram(swapIP: true, swapPorts: false)))
         #expect(
             topology.ports[3].program
                 == .l2Switch(
-                    L2SwitchSpec(
+                    L2SwitchConfiguration(
                         map: "m",
                         ports: [],
                         tableSize: 4096,
@@ -93,7 +94,7 @@ struct LoaderTests {
                     )
                 )
         )
-        #expect(topology.ports[4].program == .acl(ACLSpec(rules: [], defaultAction: .allow, then: .pass)))
+        #expect(topology.ports[4].program == .acl(ACLConfiguration(rules: [], defaultAction: .allow, then: .pass)))
     }
 
     @Test("every field can be set")
@@ -137,7 +138,7 @@ struct LoaderTests {
                     headroom: 0,
                     capture: CaptureSpec(ingress: false, egress: true),
                     program: .redirectMap(
-                        RedirectMapSpec(map: "m", key: .hash(modulo: 4, base: 1, nonIP: .key(0)), flags: 2)
+                        RedirectMapConfiguration(map: "m", selector: .hash(modulo: 4, base: 1, nonIP: .key(0)), flags: 2)
                     ),
                     host: HostSpec(
                         namespace: "ns",
@@ -286,7 +287,7 @@ struct LoaderTests {
         #expect(
             derived.ports[0].program
                 == .l2Switch(
-                    L2SwitchSpec(
+                    L2SwitchConfiguration(
                         map: "m",
                         ports: [PortKey(port: "p1", key: 2), PortKey(port: "p0", key: 0)]
                     )
@@ -307,7 +308,7 @@ struct LoaderTests {
         #expect(
             explicit.ports[0].program
                 == .l2Switch(
-                    L2SwitchSpec(
+                    L2SwitchConfiguration(
                         map: "m",
                         ports: [PortKey(port: "p1", key: 3)],
                         tableSize: 16,

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 import XDPEmuCore
+import XDPEmuPrograms
 @testable import XDPEmuTopology
 
 @Suite("Sample topologies")
@@ -34,7 +35,7 @@ struct SampleTopologyTests {
     @Test("two-hosts wires xe0 and xe1 to each other through fwd")
     func twoHosts() throws {
         let topology = try Topology.load(path: packageRoot.appendingPathComponent("topologies/two-hosts.json").path)
-        #expect(topology.semantics == .v418)
+        #expect(topology.semantics == .v4_18)
         #expect(topology.ports.map(\.name) == ["xe0", "xe1"])
         #expect(topology.ports.map(\.ifindex) == [1, 2])
         #expect(topology.ports[0].host?.namespace == "xdpemu-h1")
@@ -55,8 +56,8 @@ struct SampleTopologyTests {
                 )
             ]
         )
-        #expect(topology.ports[0].program == .redirectMap(RedirectMapSpec(map: "fwd", key: .constant(0))))
-        #expect(topology.ports[1].program == .redirectMap(RedirectMapSpec(map: "fwd", key: .constant(1))))
+        #expect(topology.ports[0].program == .redirectMap(RedirectMapConfiguration(map: "fwd", selector: .constant(0))))
+        #expect(topology.ports[1].program == .redirectMap(RedirectMapConfiguration(map: "fwd", selector: .constant(1))))
     }
 
     @Test("l2-switch derives each port's devmap key from the map")
@@ -64,7 +65,7 @@ struct SampleTopologyTests {
         let topology = try Topology.load(path: packageRoot.appendingPathComponent("topologies/l2-switch.json").path)
         let expected = [PortKey(port: "sw1", key: 0), PortKey(port: "sw2", key: 1), PortKey(port: "sw3", key: 2)]
         for port in topology.ports {
-            #expect(port.program == .l2Switch(L2SwitchSpec(map: "sw", ports: expected)))
+            #expect(port.program == .l2Switch(L2SwitchConfiguration(map: "sw", ports: expected)))
         }
     }
 
@@ -77,13 +78,13 @@ struct SampleTopologyTests {
         }
         #expect(
             acl.rules == [
-                ACLRule(action: .drop, proto: .tcp, dport: PortRange(23, 23)),
-                ACLRule(action: .drop, proto: .udp, dport: PortRange(5000, 5999)),
+                ACLRule(action: .drop, ipProtocol: IPProtocolNumber.tcp, destinationPorts: 23...23),
+                ACLRule(action: .drop, ipProtocol: IPProtocolNumber.udp, destinationPorts: 5000...5999),
                 ACLRule(action: .allow),
             ]
         )
         #expect(acl.defaultAction == .allow)
-        #expect(acl.then == .redirectMap(RedirectMapSpec(map: "fwd", key: .constant(0))))
+        #expect(acl.then == .redirectMap(RedirectMapConfiguration(map: "fwd", selector: .constant(0))))
     }
 
     @Test("star4 passes what its MAC table misses")
@@ -91,13 +92,15 @@ struct SampleTopologyTests {
         let topology = try Topology.load(path: packageRoot.appendingPathComponent("topologies/star4.json").path)
         #expect(topology.description?.isEmpty == false)
         guard case .redirectMap(let redirect) = topology.ports[2].program,
-            case .destinationMAC(let table, let miss) = redirect.key
+            case .destinationMAC(let table, let miss) = redirect.selector
         else {
             Issue.record("p3 runs \(topology.ports[2].program)")
             return
         }
         #expect(miss == .pass)
-        #expect(table.map(\.key) == [1, 2, 3, 4])
-        #expect(table.map(\.mac) == topology.ports.compactMap(\.host?.mac))
+        // Key n reaches the host of the n-th port.
+        let hostMACs = topology.ports.compactMap(\.host?.mac)
+        #expect(hostMACs.count == 4 && table.count == 4)
+        #expect(table == MACTable(Array(zip(hostMACs, [1, 2, 3, 4]))))
     }
 }
