@@ -3,7 +3,8 @@ import PackageDescription
 
 // Dependency direction: xdpemu -> XDPEmuCLI -> XDPEmuRuntime -> {XDPEmuCore, XDPEmuPrograms, XDPEmuPcap,
 // XDPEmuTopology, XDPEmuOS}; XDPEmuTopology reads its files through XDPEmuOS and is written in the types of
-// XDPEmuCore and XDPEmuPrograms (addresses, semantics, the built-in programs' configurations).
+// XDPEmuCore and XDPEmuPrograms (addresses, semantics, the built-in programs' configurations); XDPEmuOS sets up
+// XDPEmuCore's HostSpec.
 // XDPEmuCore is pure: no I/O, no clock, no Foundation. Benchmarks live in Benchmarks/ (their own package).
 let package = Package(
     name: "xdpemu",
@@ -33,7 +34,10 @@ let package = Package(
         .target(name: "XDPEmuTesting", dependencies: ["XDPEmuCore"]),
         .target(name: "XDPEmuPcap", dependencies: ["CPcap", .product(name: "SystemPackage", package: "swift-system")]),
         .target(name: "XDPEmuTopology", dependencies: ["XDPEmuCore", "XDPEmuPrograms", "XDPEmuOS"]),
-        .target(name: "XDPEmuOS", dependencies: ["CTapShim", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(
+            name: "XDPEmuOS",
+            dependencies: ["CTapShim", "XDPEmuCore", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .target(
             name: "XDPEmuRuntime",
             dependencies: [
@@ -55,7 +59,7 @@ let package = Package(
         .testTarget(name: "XDPEmuTopologyTests", dependencies: ["XDPEmuTopology", "XDPEmuCore", "XDPEmuPrograms"]),
         .testTarget(
             name: "XDPEmuOSTests",
-            dependencies: ["XDPEmuOS", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["XDPEmuOS", "XDPEmuCore", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "XDPEmuRuntimeTests",

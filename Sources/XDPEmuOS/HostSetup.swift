@@ -13,46 +13,7 @@
 
 import Glibc
 import SystemPackage
-
-/// What one emulated host looks like. All names come from the topology.
-public struct HostSpec: Sendable, Equatable, Codable {
-    /// The network namespace name (the host's name).
-    public var name: String
-    /// The TAP interface name, inside the namespace.
-    public var interface: String
-    /// MAC address "aa:bb:cc:dd:ee:ff", or `nil` for the kernel's random one.
-    public var mac: String?
-    /// MTU, or `nil` for the default 1500.
-    public var mtu: Int?
-    /// IPv4 addresses with prefix, e.g. "10.201.0.1/24".
-    public var ipv4: [String]
-    /// IPv6 addresses with prefix, e.g. "2001:db8::1/64".
-    public var ipv6: [String]
-    /// Routes added after the link is up.
-    public var routes: [Route]
-    /// Keep the kernel's IPv6 autoconfiguration (router solicitations, SLAAC). Off by default.
-    public var ipv6Autoconf: Bool
-
-    public init(
-        name: String,
-        interface: String,
-        mac: String? = nil,
-        mtu: Int? = nil,
-        ipv4: [String] = [],
-        ipv6: [String] = [],
-        routes: [Route] = [],
-        ipv6Autoconf: Bool = false
-    ) {
-        self.name = name
-        self.interface = interface
-        self.mac = mac
-        self.mtu = mtu
-        self.ipv4 = ipv4
-        self.ipv6 = ipv6
-        self.routes = routes
-        self.ipv6Autoconf = ipv6Autoconf
-    }
-}
+import XDPEmuCore
 
 /// Why a host could not be set up; everything done so far has been undone.
 public enum HostSetupError: Error, Sendable, CustomStringConvertible {
@@ -98,7 +59,7 @@ public final class HostSetup {
     /// On failure undoes what it did and throws.
     @discardableResult
     public func setUp(virtioNetHeader: Bool = false) throws(HostSetupError) -> TapDevice {
-        precondition(tap == nil && !createdNamespace, "HostSetup.setUp called twice for \(spec.name)")
+        precondition(tap == nil && !createdNamespace, "HostSetup.setUp called twice for \(spec.namespace)")
         do throws(HostSetupError) {
             return try performSetUp(virtioNetHeader: virtioNetHeader)
         } catch {
@@ -108,7 +69,7 @@ public final class HostSetup {
     }
 
     private func performSetUp(virtioNetHeader: Bool) throws(HostSetupError) -> TapDevice {
-        let ns = spec.name
+        let ns = spec.namespace
         let ifname = spec.interface
         try network { () throws(NetworkConfigError) in
             try checkNamespace(ns)
@@ -135,7 +96,7 @@ public final class HostSetup {
 
         let spec = self.spec
         try network { () throws(NetworkConfigError) in
-            try Link.configure(ifname, in: ns, mac: spec.mac, mtu: spec.mtu, up: false)
+            try Link.configure(ifname, in: ns, mac: spec.mac?.description, mtu: spec.mtu, up: false)
             if !spec.ipv6Autoconf {
                 if spec.ipv6.isEmpty {
                     try Link.disableIPv6(in: ns, ifname)
@@ -143,13 +104,17 @@ public final class HostSetup {
                     try Link.disableIPv6Autoconf(in: ns, ifname)
                 }
             }
-            for cidr in spec.ipv4 + spec.ipv6 {
-                try Link.addAddress(ifname, in: ns, cidr)
+            for address in spec.ipv4 + spec.ipv6 {
+                try Link.addAddress(ifname, in: ns, address.description)
             }
             try Link.configure("lo", in: ns, up: true)
             try Link.configure(ifname, in: ns, up: true)
             for route in spec.routes {
-                try Link.addRoute(in: ns, to: route.to, via: route.via, dev: route.dev)
+                let destination = switch route.to {
+                case .default: "default"
+                case .prefix(let prefix): prefix.description
+                }
+                try Link.addRoute(in: ns, to: destination, via: route.via.description)
             }
         }
         return device
@@ -172,8 +137,8 @@ public final class HostSetup {
         }
         if createdNamespace {
             do throws(NetworkConfigError) {
-                if NetNamespace.exists(spec.name) {
-                    try NetNamespace.delete(spec.name)
+                if NetNamespace.exists(spec.namespace) {
+                    try NetNamespace.delete(spec.namespace)
                 }
                 createdNamespace = false
             } catch {
@@ -181,7 +146,7 @@ public final class HostSetup {
             }
             if !createdNamespace {
                 do throws(RunStateError) {
-                    try runState?.forgetNamespace(spec.name)
+                    try runState?.forgetNamespace(spec.namespace)
                 } catch {
                     errors.append(error)
                 }

@@ -71,22 +71,6 @@ public enum NetNamespace {
     }
 }
 
-/// A route for `Link.addRoute`: destination "default" or a CIDR, optional gateway and device.
-public struct Route: Sendable, Equatable, Codable {
-    /// "default" or a prefix such as "10.0.0.0/8" or "2001:db8::/32".
-    public var to: String
-    /// Next hop, or `nil` for an on-link route.
-    public var via: String?
-    /// Output interface, or `nil` to let the kernel find it from `via`.
-    public var dev: String?
-
-    public init(to: String, via: String? = nil, dev: String? = nil) {
-        self.to = to
-        self.via = via
-        self.dev = dev
-    }
-}
-
 /// Link and address configuration with `ip [-n NS] ...`. `namespace: nil` means this process's namespace.
 public enum Link {
     /// Moves `ifname` into namespace `ns`: `ip link set dev IF netns NS`. Its name stays; its ifindex may

@@ -249,7 +249,9 @@ public final class LiveRun {
         for port in topology.ports {
             guard let host = port.host else { continue }
             try checkStop(signals)
-            let setup = HostSetup(spec: Self.hostSpec(port: port, host: host), runState: runState)
+            var spec = host
+            spec.mtu = host.mtu ?? port.mtu
+            let setup = HostSetup(spec: spec, runState: runState)
             created.hosts.append(setup)
             let tap: TapDevice
             do {
@@ -375,20 +377,6 @@ public final class LiveRun {
         }
     }
 
-    /// The host as XDPEmuOS sets it up: MTU defaults to the port's.
-    static func hostSpec(port: PortSpec, host: XDPEmuTopology.HostSpec) -> XDPEmuOS.HostSpec {
-        XDPEmuOS.HostSpec(
-            name: host.namespace, interface: host.interface, mac: host.mac?.description, mtu: host.mtu ?? port.mtu,
-            ipv4: host.ipv4.map(\.description), ipv6: host.ipv6.map(\.description),
-            routes: host.routes.map { route in
-                switch route.to {
-                case .default: XDPEmuOS.Route(to: "default", via: route.via.description)
-                case .prefix(let prefix): XDPEmuOS.Route(to: prefix.description, via: route.via.description)
-                }
-            },
-            ipv6Autoconf: host.ipv6Autoconf)
-    }
-
     // MARK: Finish and teardown
 
     /// Closes every fd, then deletes the namespaces, then removes the state file (kept if a step failed).
@@ -403,7 +391,7 @@ public final class LiveRun {
         for host in created.hosts { host.tap?.close() }
         for tap in created.rootTaps { tap.close() }
         for host in created.hosts.reversed() {
-            errors += host.teardown().map { "host \(host.spec.name): \($0)" }
+            errors += host.teardown().map { "host \(host.spec.namespace): \($0)" }
         }
         if let runState = created.runState {
             for tap in created.rootTaps {
@@ -433,7 +421,7 @@ extension LiveRun {
         var lines = ["xdpemu: \(topology.name) is live: " + topology.ports.map { port in
             port.host.map { "\(port.name) (host \($0.namespace))" } ?? "\(port.name) (TAP here)"
         }.joined(separator: ", ")]
-        let hosts = topology.ports.compactMap { port -> (port: PortSpec, host: XDPEmuTopology.HostSpec)? in
+        let hosts = topology.ports.compactMap { port -> (port: PortSpec, host: HostSpec)? in
             guard let host = port.host, !host.ipv4.isEmpty else { return nil }
             return (port, host)
         }

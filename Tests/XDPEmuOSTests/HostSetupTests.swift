@@ -3,6 +3,7 @@ import Glibc
 import Synchronization
 import SystemPackage
 import Testing
+import XDPEmuCore
 import XDPEmuOS
 
 @Suite("Hosts in namespaces", .serialized, .enabled(if: SystemAccess.available, SystemAccess.reason))
@@ -47,17 +48,20 @@ struct HostSetupTests {
 
     @Test func hostSetupConfiguresEverythingInOrderAndKeepsTheWireQuiet() throws {
         let spec = HostSpec(
-            name: UniqueName.next(), interface: UniqueName.next(), mac: "02:00:00:c9:00:01", mtu: 1400,
-            ipv4: ["10.201.0.1/24"], ipv6: ["fd00:c9::1/64"],
-            routes: [Route(to: "10.202.0.0/16", via: "10.201.0.254"), Route(to: "default", via: "fd00:c9::fe")]
+            namespace: UniqueName.next(), interface: UniqueName.next(), mac: MACAddress("02:00:00:c9:00:01"), mtu: 1400,
+            ipv4: [InterfaceAddress("10.201.0.1/24")!], ipv6: [InterfaceAddress("fd00:c9::1/64")!],
+            routes: [
+                RouteSpec(to: .prefix(IPPrefix("10.202.0.0/16")!), via: IPAddress("10.201.0.254")!),
+                RouteSpec(to: .default, via: IPAddress("fd00:c9::fe")!),
+            ]
         )
         let leftovers = Leftovers()
-        _ = leftovers.namespace(spec.name)
+        _ = leftovers.namespace(spec.namespace)
         let host = HostSetup(spec: spec)
         defer { host.teardown() }
         try host.setUp()
 
-        let ns = spec.name
+        let ns = spec.namespace
         let link = try Command.run("ip", ["-n", ns, "-o", "link", "show", "dev", spec.interface]).stdout
         #expect(link.contains("mtu 1400"))
         #expect(link.contains("02:00:00:c9:00:01"))
@@ -74,13 +78,13 @@ struct HostSetupTests {
     }
 
     @Test func anIPv4OnlyHostSendsNothingWhenItComesUp() throws {
-        let spec = HostSpec(name: UniqueName.next(), interface: UniqueName.next(), ipv4: ["10.201.1.1/24"])
+        let spec = HostSpec(namespace: UniqueName.next(), interface: UniqueName.next(), ipv4: [InterfaceAddress("10.201.1.1/24")!])
         let leftovers = Leftovers()
-        _ = leftovers.namespace(spec.name)
+        _ = leftovers.namespace(spec.namespace)
         let host = HostSetup(spec: spec)
         defer { host.teardown() }
         let tap = try host.setUp()
-        #expect(try Sysctl.read("net/ipv6/conf/\(spec.interface)/disable_ipv6", inNamespace: spec.name) == "1")
+        #expect(try Sysctl.read("net/ipv6/conf/\(spec.interface)/disable_ipv6", inNamespace: spec.namespace) == "1")
 
         // With IPv6 on, a fresh link sends a router solicitation and MLD reports within ~1 s of coming up.
         var buffer = [UInt8](repeating: 0, count: 2048)
@@ -96,13 +100,17 @@ struct HostSetupTests {
     }
 
     @Test func aFailedSetUpUndoesWhatItDid() throws {
-        let spec = HostSpec(name: UniqueName.next(), interface: UniqueName.next(), ipv4: ["10.201.2.1/33"])
+        // The last step fails: the kernel refuses a gateway on no connected network.
+        let spec = HostSpec(
+            namespace: UniqueName.next(), interface: UniqueName.next(), ipv4: [InterfaceAddress("10.201.2.1/24")!],
+            routes: [RouteSpec(to: .prefix(IPPrefix("10.202.0.0/16")!), via: IPAddress("10.99.0.1")!)]
+        )
         let leftovers = Leftovers()
-        _ = leftovers.namespace(spec.name)
+        _ = leftovers.namespace(spec.namespace)
         let host = HostSetup(spec: spec)
         #expect(throws: HostSetupError.self) { try host.setUp() }
         #expect(host.tap == nil)
-        #expect(!NetNamespace.exists(spec.name))
+        #expect(!NetNamespace.exists(spec.namespace))
         #expect(!sysfsHasLink(spec.interface))
     }
 
@@ -110,7 +118,7 @@ struct HostSetupTests {
         let leftovers = Leftovers()
         let ns = leftovers.namespace(UniqueName.next())
         try NetNamespace.create(ns)
-        let host = HostSetup(spec: HostSpec(name: ns, interface: UniqueName.next()))
+        let host = HostSetup(spec: HostSpec(namespace: ns, interface: UniqueName.next()))
         #expect {
             try host.setUp()
         } throws: { error in
@@ -123,11 +131,11 @@ struct HostSetupTests {
     /// The whole OS layer at once: two hosts in two namespaces, their TAPs bridged by a tiny forwarding
     /// loop built from `TapDevice` and `EventLoop`; ping crosses it both ways.
     @Test func twoHostsPingEachOtherThroughAForwardingLoop() throws {
-        let a = HostSpec(name: UniqueName.next(), interface: UniqueName.next(), ipv4: ["10.201.0.1/24"])
-        let b = HostSpec(name: UniqueName.next(), interface: UniqueName.next(), ipv4: ["10.201.0.2/24"])
+        let a = HostSpec(namespace: UniqueName.next(), interface: UniqueName.next(), ipv4: [InterfaceAddress("10.201.0.1/24")!])
+        let b = HostSpec(namespace: UniqueName.next(), interface: UniqueName.next(), ipv4: [InterfaceAddress("10.201.0.2/24")!])
         let leftovers = Leftovers()
-        _ = leftovers.namespace(a.name)
-        _ = leftovers.namespace(b.name)
+        _ = leftovers.namespace(a.namespace)
+        _ = leftovers.namespace(b.namespace)
         let stateDirectory = try TemporaryDirectory()
         let runState = try RunState(directory: stateDirectory.path)
         let hostA = HostSetup(spec: a, runState: runState)
@@ -137,15 +145,15 @@ struct HostSetupTests {
             hostB.teardown()
         }
         let forwarder = try Forwarder(try hostA.setUp(), try hostB.setUp())
-        #expect(Set(runState.record.namespaces) == [a.name, b.name])
-        #expect(Set(runState.record.taps) == [LinkRecord(name: a.interface, namespace: a.name),
-                                             LinkRecord(name: b.interface, namespace: b.name)])
+        #expect(Set(runState.record.namespaces) == [a.namespace, b.namespace])
+        #expect(Set(runState.record.taps) == [LinkRecord(name: a.interface, namespace: a.namespace),
+                                             LinkRecord(name: b.interface, namespace: b.namespace)])
         forwarder.start()
         let ping: CommandOutput
         do {
             defer { forwarder.stop() }
             ping = try Command.runUnchecked(
-                "ip", ["netns", "exec", a.name, "ping", "-c", "3", "-i", "0.2", "-W", "1", "10.201.0.2"])
+                "ip", ["netns", "exec", a.namespace, "ping", "-c", "3", "-i", "0.2", "-W", "1", "10.201.0.2"])
         }
         #expect(ping.status == 0, "ping failed: \(ping.stdout) \(ping.stderr)")
         #expect(ping.stdout.contains("3 received"))
@@ -155,7 +163,7 @@ struct HostSetupTests {
         #expect(hostA.teardown().isEmpty)
         #expect(hostB.teardown().isEmpty)
         let namespaces = try NetNamespace.list()
-        #expect(!namespaces.contains(a.name) && !namespaces.contains(b.name))
+        #expect(!namespaces.contains(a.namespace) && !namespaces.contains(b.namespace))
         #expect(!sysfsHasLink(a.interface) && !sysfsHasLink(b.interface))
         #expect(runState.record.namespaces.isEmpty && runState.record.taps.isEmpty)
         runState.finish()
