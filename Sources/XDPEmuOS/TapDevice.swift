@@ -16,13 +16,7 @@
 import CTapShim
 import Glibc
 import SystemPackage
-
-/// A network interface index (`ifindex`), unique within one network namespace.
-public struct IfIndex: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-    public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public var description: String { String(rawValue) }
-}
+import XDPEmuCore
 
 /// The outcome of one read or write on a device. "Would block" and "the device is gone" are values.
 public enum IOResult: Equatable, Sendable {
