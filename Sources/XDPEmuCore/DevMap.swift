@@ -336,7 +336,8 @@ public final class DevMap: @unchecked Sendable {
     }
 
     /// Whether `key` is marked in `cpu`'s flush bitmap (for tests and diagnostics).
-    public func isMarkedForFlush(_ key: UInt32, cpu: Int = 0) -> Bool {
+    public func isMarkedForFlush(_ key: MapKey, cpu: Int = 0) -> Bool {
+        let key = key.rawValue
         guard key < maxEntries else { return false }
         return (flushBits + cpu * bitmapStride)[Int(key >> 6)] & (1 << UInt64(key & 63)) != 0
     }
@@ -377,16 +378,17 @@ public final class DevMap: @unchecked Sendable {
 
     /// `map_update_elem`. Checks, in the kernel's order: read-only map (EPERM), flags > BPF_EXIST (EINVAL), key out
     /// of range (E2BIG), BPF_NOEXIST (EEXIST: an array slot always exists), then the ifindex (EINVAL when no such
-    /// device; the slot is left as it was). Ifindex 0 empties the slot.
-    public func update(key: UInt32, ifindex: UInt32, flags: UInt64 = UpdateFlag.any.rawValue) throws(KernelErrno) {
+    /// device; the slot is left as it was). `IfIndex.none` (0) empties the slot.
+    public func update(key: MapKey, ifindex: IfIndex, flags: UInt64 = UpdateFlag.any.rawValue) throws(KernelErrno) {
+        let key = key.rawValue
         if self.flags.contains(.readOnly) { throw .EPERM }
         guard flags <= UpdateFlag.exist.rawValue else { throw .EINVAL }
         guard key < maxEntries else { throw .E2BIG }
         guard flags != UpdateFlag.noExist.rawValue else { throw .EEXIST }
         try network.withControlLock { () throws(KernelErrno) in
             var newBits: UInt = 0
-            if ifindex != 0 {
-                guard let device = network.deviceLocked(ifindex: IfIndex(ifindex)) else { throw .EINVAL }
+            if ifindex != .none {
+                guard let device = network.deviceLocked(ifindex: ifindex) else { throw .EINVAL }
                 let entry = DevMapEntry(device: device, key: key, map: self, workers: workers,
                                         spare: network.retireLog.takeSpareBlock())
                 // The slot's reference: released when the entry is reclaimed (or with the map).
@@ -399,7 +401,8 @@ public final class DevMap: @unchecked Sendable {
     }
 
     /// `map_delete_elem`: EPERM on a read-only map, EINVAL for a key out of range; an empty slot is fine.
-    public func delete(key: UInt32) throws(KernelErrno) {
+    public func delete(key: MapKey) throws(KernelErrno) {
+        let key = key.rawValue
         if flags.contains(.readOnly) { throw .EPERM }
         guard key < maxEntries else { throw .EINVAL }
         network.withControlLock {
@@ -409,7 +412,8 @@ public final class DevMap: @unchecked Sendable {
     }
 
     /// `map_lookup_elem`: the ifindex at `key`. EPERM on a write-only map; ENOENT when out of range or empty.
-    public func lookup(key: UInt32) throws(KernelErrno) -> IfIndex {
+    public func lookup(key: MapKey) throws(KernelErrno) -> IfIndex {
+        let key = key.rawValue
         if flags.contains(.writeOnly) { throw .EPERM }
         guard key < maxEntries else { throw .ENOENT }
         return try network.withControlLock { () throws(KernelErrno) -> IfIndex in
@@ -419,25 +423,26 @@ public final class DevMap: @unchecked Sendable {
     }
 
     /// The device at `key`, or nil (control plane).
-    public func device(at key: UInt32) -> NetDevice? {
+    public func device(at key: MapKey) -> NetDevice? {
+        let key = key.rawValue
         guard key < maxEntries else { return nil }
         return network.withControlLock { entry(at: key)?.takeUnretainedValue().device }
     }
 
     /// `map_get_next_key`: nil key or a key out of range gives 0; the last key gives ENOENT; otherwise key + 1
     /// (empty slots are not skipped). EPERM on a write-only map.
-    public func nextKey(after key: UInt32?) throws(KernelErrno) -> UInt32 {
+    public func nextKey(after key: MapKey?) throws(KernelErrno) -> MapKey {
         if flags.contains(.writeOnly) { throw .EPERM }
-        guard let key, key < maxEntries else { return 0 }
+        guard let key = key?.rawValue, key < maxEntries else { return 0 }
         guard key != maxEntries - 1 else { throw .ENOENT }
-        return key + 1
+        return MapKey(key + 1)
     }
 
     /// Per-key transmit counters, over every entry the key has held. Exact when the workers are stopped (and have
     /// passed their quiescent points).
-    public func statistics() -> [UInt32: MapEntryStatistics] {
+    public func statistics() -> [MapKey: MapEntryStatistics] {
         network.withControlLock {
-            var result: [UInt32: MapEntryStatistics] = [:]
+            var result: [MapKey: MapEntryStatistics] = [:]
             for key in 0..<maxEntries {
                 var s = MapEntryStatistics()
                 let live = entry(at: key)?.takeUnretainedValue()
@@ -446,7 +451,7 @@ public final class DevMap: @unchecked Sendable {
                     s.add(MapEntryStatistics(sent: counters[0], drops: counters[1], flushes: counters[2]))
                     if let live { s.add(live.transmitCounters(cpu: cpu)) }
                 }
-                if s.flushes > 0 || s.sent > 0 || s.drops > 0 { result[key] = s }
+                if s.flushes > 0 || s.sent > 0 || s.drops > 0 { result[MapKey(key)] = s }
             }
             return result
         }

@@ -50,7 +50,7 @@ public final class Network: @unchecked Sendable {
     // MARK: Devices
 
     public enum DeviceError: Error, Equatable, CustomStringConvertible {
-        case ifindexInUse(UInt32)
+        case ifindexInUse(IfIndex)
         case nameInUse(String)
 
         public var description: String {
@@ -63,7 +63,7 @@ public final class Network: @unchecked Sendable {
 
     /// Registers an emulated device. Without an explicit ifindex the lowest unused one from 1 is given.
     @discardableResult
-    public func addDevice(name: String, ifindex: UInt32? = nil, mac: MACAddress? = nil, mtu: UInt32 = 1500,
+    public func addDevice(name: String, ifindex: IfIndex? = nil, mac: MACAddress? = nil, mtu: UInt32 = 1500,
                           up: Bool = true, transmitter: (any XDPTransmitter)?,
                           stack: any LocalStack = DiscardingStack(),
                           rxHeadroom: Int = KernelConstants.xdpPacketHeadroom,
@@ -72,8 +72,8 @@ public final class Network: @unchecked Sendable {
             if orderedDevices.contains(where: { $0.name == name }) { throw .nameInUse(name) }
             let index: UInt32
             if let ifindex {
-                guard ifindex != 0, devicesByIndex[ifindex] == nil else { throw .ifindexInUse(ifindex) }
-                index = ifindex
+                guard ifindex != .none, devicesByIndex[ifindex.rawValue] == nil else { throw .ifindexInUse(ifindex) }
+                index = ifindex.rawValue
             } else {
                 while devicesByIndex[nextAutoIfindex] != nil { nextAutoIfindex += 1 }
                 index = nextAutoIfindex

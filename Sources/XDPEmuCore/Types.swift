@@ -1,11 +1,26 @@
 /// An interface index, as `dev->ifindex`. 0 means "no device".
-public struct IfIndex: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible {
+public struct IfIndex: RawRepresentable, Hashable, Comparable, Sendable, ExpressibleByIntegerLiteral,
+    CustomStringConvertible
+{
     public var rawValue: UInt32
     @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
     @inlinable public init(_ value: UInt32) { self.rawValue = value }
+    @inlinable public init(integerLiteral value: UInt32) { self.rawValue = value }
     /// Computed, not a stored static: see `XDPAction.drop`.
     @inlinable public static var none: IfIndex { IfIndex(0) }
     public static func < (lhs: IfIndex, rhs: IfIndex) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { String(rawValue) }
+}
+
+/// A devmap key (the kernel's devmap has `key_size` 4: a `u32` index into the array).
+public struct MapKey: RawRepresentable, Hashable, Comparable, Sendable, ExpressibleByIntegerLiteral,
+    CustomStringConvertible
+{
+    public var rawValue: UInt32
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(_ value: UInt32) { self.rawValue = value }
+    @inlinable public init(integerLiteral value: UInt32) { self.rawValue = value }
+    public static func < (lhs: MapKey, rhs: MapKey) -> Bool { lhs.rawValue < rhs.rawValue }
     public var description: String { String(rawValue) }
 }
 

@@ -89,7 +89,7 @@ public final class Emulation {
                         "\(topology.source): $.maps[\(index)].entries[\(entryIndex)]: no port \(entry.port)")
                 }
                 do {
-                    try map.update(key: entry.key, ifindex: port.device.ifindex.rawValue)
+                    try map.update(key: entry.key, ifindex: port.device.ifindex)
                 } catch {
                     throw .badInput("\(topology.source): $.maps[\(index)].entries[\(entryIndex)]: \(error.name)")
                 }

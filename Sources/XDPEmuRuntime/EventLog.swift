@@ -58,13 +58,13 @@ public final class EventLog {
     }
 
     /// Appends a control-plane event (a scheduled map operation and its result).
-    public func appendMapOperation(time: Nanos, operation: String, map: String, mapID: UInt32, key: UInt32,
-                                   ifindex: UInt32?, result: String) {
+    public func appendMapOperation(time: Nanos, operation: String, map: String, mapID: UInt32, key: MapKey,
+                                   ifindex: IfIndex?, result: String) {
         begin(time: time, name: "map_" + operation)
         field("map", map)
         field("map_id", UInt64(mapID))
-        field("key", UInt64(key))
-        if let ifindex { field("ifindex", UInt64(ifindex)) }
+        field("key", UInt64(key.rawValue))
+        if let ifindex { field("ifindex", UInt64(ifindex.rawValue)) }
         field("result", result)
         end()
     }

@@ -27,8 +27,8 @@ public struct MapBatch {
     public let capNetAdmin: Bool
     private var map: DevMap?
     /// Every device declared by name, including unregistered ones (their stale ifindex stays usable in updates).
-    private var declared: [String: UInt32] = [:]
-    private var names: [UInt32: String] = [:]
+    private var declared: [String: IfIndex] = [:]
+    private var names: [IfIndex: String] = [:]
 
     public init(semantics: Semantics = .v4_18, capNetAdmin: Bool = true) {
         network = Network(semantics: semantics, workers: 1, poolCapacity: 16, bufferSize: 512)
@@ -66,7 +66,7 @@ public struct MapBatch {
             }
             case "lookup": answer = try keyed(words, number) { map, key throws(KernelErrno) in
                 let ifindex = try map.lookup(key: key)
-                return "ok " + (names[ifindex.rawValue] ?? String(ifindex.rawValue))
+                return "ok " + (names[ifindex] ?? ifindex.description)
             }
             case "next": answer = try next(Array(words.dropFirst()), number)
             case "unregister": answer = try unregister(Array(words.dropFirst()), number)
@@ -87,7 +87,7 @@ public struct MapBatch {
         guard UInt32(name) == nil && !name.hasPrefix("0x") else {
             throw SyntaxError(line: line, message: "device name '\(name)' must not be a number")
         }
-        var ifindex: UInt32?
+        var ifindex: IfIndex?
         var mtu: UInt32 = 1500
         var up = true
         var xmit = true
@@ -100,7 +100,7 @@ public struct MapBatch {
                 }
                 if args[i] == "ifindex" {
                     guard value > 0 else { throw SyntaxError(line: line, message: "ifindex must be at least 1") }
-                    ifindex = UInt32(value)
+                    ifindex = IfIndex(UInt32(value))
                 } else {
                     mtu = UInt32(value)
                 }
@@ -118,9 +118,9 @@ public struct MapBatch {
         let transmitter: (any XDPTransmitter)? = xmit ? DiscardingTransmitter() : nil
         do {
             let device = try network.addDevice(name: name, ifindex: ifindex, mtu: mtu, up: up, transmitter: transmitter)
-            declared[name] = device.ifindex.rawValue
-            names[device.ifindex.rawValue] = name
-            return "ok \(device.ifindex.rawValue)"
+            declared[name] = device.ifindex
+            names[device.ifindex] = name
+            return "ok \(device.ifindex)"
         } catch {
             return KernelErrno.EEXIST.name
         }
@@ -189,7 +189,7 @@ public struct MapBatch {
     }
 
     private func keyed(_ words: [String], _ line: Int,
-                                _ body: (DevMap, UInt32) throws(KernelErrno) -> String) throws -> String {
+                                _ body: (DevMap, MapKey) throws(KernelErrno) -> String) throws -> String {
         guard words.count == 2 else { throw SyntaxError(line: line, message: "usage: \(words[0]) KEY") }
         let key = try parseKey(words[1], line)
         guard let map else { return KernelErrno.EBADF.name }
@@ -202,7 +202,7 @@ public struct MapBatch {
 
     private func next(_ args: [String], _ line: Int) throws -> String {
         guard args.count == 1 else { throw SyntaxError(line: line, message: "usage: next KEY|none") }
-        let key: UInt32? = args[0] == "none" ? nil : try parseKey(args[0], line)
+        let key: MapKey? = args[0] == "none" ? nil : try parseKey(args[0], line)
         guard let map else { return KernelErrno.EBADF.name }
         do {
             return "ok \(try map.nextKey(after: key))"
@@ -214,7 +214,7 @@ public struct MapBatch {
     private mutating func unregister(_ args: [String], _ line: Int) throws -> String {
         guard args.count == 1 else { throw SyntaxError(line: line, message: "usage: unregister DEVICE") }
         let ifindex = try resolveDevice(args[0], line)
-        guard let device = network.device(ifindex: IfIndex(ifindex)) else {
+        guard let device = network.device(ifindex: ifindex) else {
             return KernelErrno.ENODEV.name
         }
         network.unregister(device)
@@ -231,19 +231,19 @@ public struct MapBatch {
 
     private func parseU32(_ text: String) -> UInt32? { parseNumber(text).flatMap { UInt32(exactly: $0) } }
 
-    private func parseKey(_ text: String, _ line: Int) throws -> UInt32 {
+    private func parseKey(_ text: String, _ line: Int) throws -> MapKey {
         guard let key = parseU32(text) else {
             throw SyntaxError(line: line, message: "KEY must be a number 0...4294967295, got '\(text)'")
         }
-        return key
+        return MapKey(key)
     }
 
-    private func resolveDevice(_ text: String, _ line: Int) throws -> UInt32 {
+    private func resolveDevice(_ text: String, _ line: Int) throws -> IfIndex {
         if let number = parseNumber(text) {
             guard let ifindex = UInt32(exactly: number) else {
                 throw SyntaxError(line: line, message: "ifindex must be a number 0...4294967295")
             }
-            return ifindex
+            return IfIndex(ifindex)
         }
         guard let ifindex = declared[text] else {
             throw SyntaxError(line: line, message: "unknown device '\(text)' (declare it with 'device \(text)')")

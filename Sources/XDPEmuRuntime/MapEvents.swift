@@ -22,7 +22,7 @@ extension MapEventSchedule.Event {
         }
     }
 
-    var ifindex: UInt32? {
+    var ifindex: IfIndex? {
         if case .update(let ifindex, _) = operation { return ifindex }
         return nil
     }

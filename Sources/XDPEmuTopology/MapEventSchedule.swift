@@ -12,10 +12,12 @@
 // any, noexist, exist or a number (an invalid number is passed on so the map answers EINVAL). A bare top-level
 // array of events is accepted too.
 
+import XDPEmuCore
+
 /// Map operations at given times, sorted by time (file order among equal times).
 public struct MapEventSchedule: Sendable, Equatable {
     public enum Operation: Sendable, Equatable {
-        case update(ifindex: UInt32, flags: UInt64)
+        case update(ifindex: IfIndex, flags: UInt64)
         case delete
     }
 
@@ -23,10 +25,10 @@ public struct MapEventSchedule: Sendable, Equatable {
         /// Nanoseconds after the start.
         public var offset: UInt64
         public var map: String
-        public var key: UInt32
+        public var key: MapKey
         public var operation: Operation
 
-        public init(offset: UInt64, map: String, key: UInt32, operation: Operation) {
+        public init(offset: UInt64, map: String, key: MapKey, operation: Operation) {
             self.offset = offset
             self.map = map
             self.key = key
@@ -86,7 +88,7 @@ public struct MapEventSchedule: Sendable, Equatable {
                     mapName = name
                 }
             }
-            let key: UInt32? = d.requiredInteger(fields, "key", in: 0...UInt32.max)
+            let key = d.requiredInteger(fields, "key", in: 0...UInt32.max).map(MapKey.init(rawValue:))
             var operation: Operation?
             if let opNode = d.required(fields, "op"),
                let op = d.choice(opNode, at: fields.path("op"), "operation", ["update", "delete"]) {
@@ -112,7 +114,7 @@ public struct MapEventSchedule: Sendable, Equatable {
 
     private static func updateOperation(_ fields: Fields, path: JSONPath, node: JSONNode, topology: Topology,
                                         _ d: Diagnostics) -> Operation? {
-        var ifindex: UInt32?
+        var ifindex: IfIndex?
         switch (fields["port"], fields["ifindex"]) {
         case (let portNode?, nil):
             if let name = d.string(portNode, at: fields.path("port")) {
@@ -122,7 +124,8 @@ public struct MapEventSchedule: Sendable, Equatable {
                     d.report(fields.path("port"), "no port named \(jsonQuoted(name))", at: portNode)
                 }
             }
-        case (nil, let indexNode?): ifindex = d.integer(indexNode, at: fields.path("ifindex"), in: 0...UInt32.max)
+        case (nil, let indexNode?):
+            ifindex = d.integer(indexNode, at: fields.path("ifindex"), in: 0...UInt32.max).map(IfIndex.init(rawValue:))
         case (nil, nil): d.report(path, "\"update\" needs \"port\" (a name) or \"ifindex\"", at: node)
         default: d.report(path, "give either \"port\" or \"ifindex\", not both", at: node)
         }

@@ -88,7 +88,7 @@ public struct PortSpec: Sendable, Equatable {
     /// The device name, also the TAP's name in live mode (an interface name: 1...15 bytes of `[A-Za-z0-9_.-]`).
     public var name: String
     /// The interface index; from the file, or assigned from 1 in port order skipping those given explicitly.
-    public var ifindex: UInt32
+    public var ifindex: IfIndex
     /// The device's MAC; from the file, or derived from the port's position (`02:00:00:00:00:01` for the first).
     public var mac: MACAddress
     /// `68...65535`, default 1500.
@@ -116,7 +116,7 @@ public struct PortSpec: Sendable, Equatable {
 
     public init(
         name: String,
-        ifindex: UInt32,
+        ifindex: IfIndex,
         mac: MACAddress,
         mtu: Int = 1500,
         up: Bool = true,
@@ -192,10 +192,10 @@ public struct MapSpec: Sendable, Equatable {
 
 /// One initial devmap entry: `key` redirects to the port named `port`.
 public struct MapEntry: Sendable, Equatable {
-    public var key: UInt32
+    public var key: MapKey
     public var port: String
 
-    public init(key: UInt32, port: String) {
+    public init(key: MapKey, port: String) {
         self.key = key
         self.port = port
     }

@@ -108,7 +108,7 @@ extension TopologyDecoder {
                 )
                 continue
             }
-            entries.append(MapEntry(key: entry.key, port: entry.port))
+            entries.append(MapEntry(key: MapKey(entry.key), port: entry.port))
         }
         if type == .devmapHash, let maxEntries, entries.count > Int(maxEntries) {
             d.report(path, "\(entries.count) entries exceed max_entries \(maxEntries)", at: node)

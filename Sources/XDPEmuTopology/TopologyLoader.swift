@@ -305,7 +305,7 @@ final class TopologyDecoder {
             {
                 var seen: Set<String> = []
                 l2.ports = map.entries.filter { seen.insert($0.port).inserted }.map {
-                    PortKey(port: $0.port, key: $0.key)
+                    PortKey(port: $0.port, key: $0.key.rawValue)
                 }
                 program = .l2Switch(l2)
             }
@@ -325,7 +325,7 @@ final class TopologyDecoder {
             specs.append(
                 PortSpec(
                     name: portName,
-                    ifindex: ifindex,
+                    ifindex: IfIndex(ifindex),
                     mac: mac,
                     mtu: port.mtu,
                     up: port.up,

@@ -203,7 +203,7 @@ import XDPEmuTesting
         let ingress = try network.addDevice(name: "in", transmitter: FakeTransmitter(), ringSize: 4)
         let target = try network.addDevice(name: "out", transmitter: out)
         let map = try network.createDevMap(maxEntries: 1)
-        try map.update(key: 0, ifindex: target.ifindex.rawValue)
+        try map.update(key: 0, ifindex: target.ifindex)
         network.attach(RedirectToKey(map: map, key: 0), to: ingress)
         let worker = network.workers[0]
         var injector = FrameInjector()

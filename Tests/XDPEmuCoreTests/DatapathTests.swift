@@ -85,7 +85,7 @@ import XDPEmuTesting
     @Test func redirectIntoAnotherMapFlushesThePreviousMap() throws {
         let f = try Fixture()
         let other = try f.network.createDevMap(maxEntries: 2)
-        try other.update(key: 0, ifindex: f.targets[3].ifindex.rawValue)
+        try other.update(key: 0, ifindex: f.targets[3].ifindex)
         let map = f.map
         var n = 0
         f.network.attach(ClosureProgram { ctx in
@@ -161,9 +161,9 @@ import XDPEmuTesting
         let down = try network.addDevice(name: "down", mtu: 100, up: false, transmitter: FakeTransmitter())
         let small = try network.addDevice(name: "small", mtu: 1500, transmitter: FakeTransmitter())
         let map = try network.createDevMap(maxEntries: 4)
-        try map.update(key: 0, ifindex: noXmit.ifindex.rawValue)  // accepted at update time
-        try map.update(key: 1, ifindex: down.ifindex.rawValue)
-        try map.update(key: 2, ifindex: small.ifindex.rawValue)
+        try map.update(key: 0, ifindex: noXmit.ifindex)  // accepted at update time
+        try map.update(key: 1, ifindex: down.ifindex)
+        try map.update(key: 2, ifindex: small.ifindex)
         let worker = network.workers[0]
         worker.events.isEnabled = true
         var key: UInt32 = 0
@@ -350,7 +350,7 @@ import XDPEmuTesting
     @Test func floodClonesToEveryOtherEntry() throws {
         let f = try Fixture()
         let map = f.map
-        try map.update(key: 4, ifindex: f.ingress.ifindex.rawValue)
+        try map.update(key: 4, ifindex: f.ingress.ifindex)
         f.targets[3].isUp = false  // skipped silently
         f.network.attach(ClosureProgram { $0.floodMap(map, excludeIngress: true) }, to: f.ingress)
         f.inject(2)

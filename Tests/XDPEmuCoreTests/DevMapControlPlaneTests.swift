@@ -29,8 +29,8 @@ import XDPEmuTesting
         }
         // Large maps cost only the pages they touch.
         let large = try network.createDevMap(maxEntries: 1 << 26)
-        try large.update(key: (1 << 26) - 1, ifindex: dev1.ifindex.rawValue)
-        #expect(try large.lookup(key: (1 << 26) - 1) == dev1.ifindex)
+        try large.update(key: MapKey((1 << 26) - 1), ifindex: dev1.ifindex)
+        #expect(try large.lookup(key: MapKey((1 << 26) - 1)) == dev1.ifindex)
         let a = try network.createDevMap(maxEntries: 4)
         let b = try network.createDevMap(maxEntries: 4, flags: 4)
         #expect(large.id == 1 && a.id == 2 && b.id == 3)
@@ -40,16 +40,16 @@ import XDPEmuTesting
         let map = try network.createDevMap(maxEntries: 4)
         #expect(throws: KernelErrno.EINVAL) { try map.update(key: 9, ifindex: 999, flags: 3) }  // flags first
         #expect(throws: KernelErrno.E2BIG) { try map.update(key: 4, ifindex: 999, flags: 1) }  // then the key
-        #expect(throws: KernelErrno.E2BIG) { try map.update(key: UInt32.max, ifindex: dev1.ifindex.rawValue) }
+        #expect(throws: KernelErrno.E2BIG) { try map.update(key: MapKey(UInt32.max), ifindex: dev1.ifindex) }
         #expect(throws: KernelErrno.EEXIST) { try map.update(key: 0, ifindex: 999, flags: 1) }  // then NOEXIST
-        #expect(throws: KernelErrno.EEXIST) { try map.update(key: 0, ifindex: dev1.ifindex.rawValue, flags: 1) }
+        #expect(throws: KernelErrno.EEXIST) { try map.update(key: 0, ifindex: dev1.ifindex, flags: 1) }
         #expect(throws: KernelErrno.EINVAL) { try map.update(key: 0, ifindex: 999) }  // then the ifindex
-        try map.update(key: 0, ifindex: dev1.ifindex.rawValue, flags: 2)  // EXIST on an array slot is fine
+        try map.update(key: 0, ifindex: dev1.ifindex, flags: 2)  // EXIST on an array slot is fine
         #expect(try map.lookup(key: 0) == dev1.ifindex)
         // A bad ifindex leaves the slot as it was.
         #expect(throws: KernelErrno.EINVAL) { try map.update(key: 0, ifindex: 999) }
         #expect(try map.lookup(key: 0) == dev1.ifindex)
-        try map.update(key: 0, ifindex: dev2.ifindex.rawValue, flags: 0)
+        try map.update(key: 0, ifindex: dev2.ifindex, flags: 0)
         #expect(try map.lookup(key: 0) == dev2.ifindex)
         // Ifindex 0 clears the slot.
         try map.update(key: 0, ifindex: 0)
@@ -62,13 +62,13 @@ import XDPEmuTesting
         let map = try network.createDevMap(maxEntries: 3)
         #expect(throws: KernelErrno.EINVAL) { try map.delete(key: 3) }
         try map.delete(key: 1)  // empty slot: fine
-        try map.update(key: 1, ifindex: dev1.ifindex.rawValue)
+        try map.update(key: 1, ifindex: dev1.ifindex)
         try map.delete(key: 1)
         #expect(throws: KernelErrno.ENOENT) { try map.lookup(key: 1) }
         #expect(throws: KernelErrno.ENOENT) { try map.lookup(key: 3) }
         #expect(try map.nextKey(after: nil) == 0)
         #expect(try map.nextKey(after: 3) == 0)
-        #expect(try map.nextKey(after: UInt32.max) == 0)
+        #expect(try map.nextKey(after: MapKey(UInt32.max)) == 0)
         #expect(try map.nextKey(after: 0) == 1)  // empty slots are not skipped
         #expect(try map.nextKey(after: 1) == 2)
         #expect(throws: KernelErrno.ENOENT) { try map.nextKey(after: 2) }
@@ -76,11 +76,11 @@ import XDPEmuTesting
 
     @Test func readOnlyAndWriteOnlyMaps() throws {
         let ro = try network.createDevMap(maxEntries: 2, flags: 8)
-        #expect(throws: KernelErrno.EPERM) { try ro.update(key: 0, ifindex: dev1.ifindex.rawValue) }
+        #expect(throws: KernelErrno.EPERM) { try ro.update(key: 0, ifindex: dev1.ifindex) }
         #expect(throws: KernelErrno.EPERM) { try ro.delete(key: 0) }
         #expect(throws: KernelErrno.ENOENT) { try ro.lookup(key: 0) }
         let wo = try network.createDevMap(maxEntries: 2, flags: 16)
-        try wo.update(key: 0, ifindex: dev1.ifindex.rawValue)
+        try wo.update(key: 0, ifindex: dev1.ifindex)
         #expect(throws: KernelErrno.EPERM) { try wo.lookup(key: 0) }
         #expect(throws: KernelErrno.EPERM) { try wo.nextKey(after: nil) }
     }
@@ -88,16 +88,16 @@ import XDPEmuTesting
     @Test func unregisterClearsOnlyItsSlotsAndStaleIfindexFails() throws {
         let m1 = try network.createDevMap(maxEntries: 4)
         let m2 = try network.createDevMap(maxEntries: 2)
-        try m1.update(key: 0, ifindex: dev1.ifindex.rawValue)
-        try m1.update(key: 1, ifindex: dev2.ifindex.rawValue)
-        try m1.update(key: 3, ifindex: dev1.ifindex.rawValue)
-        try m2.update(key: 1, ifindex: dev1.ifindex.rawValue)
+        try m1.update(key: 0, ifindex: dev1.ifindex)
+        try m1.update(key: 1, ifindex: dev2.ifindex)
+        try m1.update(key: 3, ifindex: dev1.ifindex)
+        try m2.update(key: 1, ifindex: dev1.ifindex)
         network.unregister(dev1)
         #expect(throws: KernelErrno.ENOENT) { try m1.lookup(key: 0) }
         #expect(try m1.lookup(key: 1) == dev2.ifindex)
         #expect(throws: KernelErrno.ENOENT) { try m1.lookup(key: 3) }
         #expect(throws: KernelErrno.ENOENT) { try m2.lookup(key: 1) }
-        #expect(throws: KernelErrno.EINVAL) { try m1.update(key: 2, ifindex: dev1.ifindex.rawValue) }
+        #expect(throws: KernelErrno.EINVAL) { try m1.update(key: 2, ifindex: dev1.ifindex) }
         #expect(network.pendingRetiredCount == 3)
         network.quiesceAll()
         #expect(network.pendingRetiredCount == 0)

@@ -13,7 +13,7 @@ import XDPEmuTesting
     @Test func aLaggingWorkerHoldsBackReleaseWhileTheOtherSendsEveryRetiredQueue() throws {
         let f = try Fixture(workers: 2)
         let map = f.map
-        let targets = f.targets.map(\.ifindex.rawValue)
+        let targets = f.targets.map(\.ifindex)
         let w0 = f.network.workers[0], w1 = f.network.workers[1]
         let polls = 150
         var n = 0
@@ -52,14 +52,14 @@ import XDPEmuTesting
         let f = try Fixture(workers: 3)
         let w = f.network.workers
         for round in 0..<200 {
-            try f.map.update(key: UInt32(round % 4), ifindex: f.targets[(round + 1) % 4].ifindex.rawValue)
+            try f.map.update(key: MapKey(UInt32(round % 4)), ifindex: f.targets[(round + 1) % 4].ifindex)
             w[0].quiescentPoint()
             if round % 50 == 49 { w[1].quiescentPoint() }
         }
         #expect(f.network.pendingRetiredCount == 200)  // worker 2 never passed
         w[2].quiescentPoint()
         #expect(f.network.pendingRetiredCount == 0)  // worker 1 passed the last epoch at round 199
-        try f.map.update(key: 0, ifindex: f.targets[0].ifindex.rawValue)
+        try f.map.update(key: 0, ifindex: f.targets[0].ifindex)
         w[0].quiescentPoint()
         w[2].quiescentPoint()
         #expect(f.network.pendingRetiredCount == 1)
@@ -78,8 +78,8 @@ import XDPEmuTesting
             vanishing = device
             let map = try network.createDevMap(maxEntries: 2)
             for _ in 0..<100 {
-                try map.update(key: 0, ifindex: device.ifindex.rawValue)
-                try map.update(key: 0, ifindex: other.ifindex.rawValue)
+                try map.update(key: 0, ifindex: device.ifindex)
+                try map.update(key: 0, ifindex: other.ifindex)
             }
             network.workers[0].quiescentPoint()  // worker 1 never passes: 199 entries stay retired
             #expect(network.pendingRetiredCount == 199)
@@ -172,12 +172,12 @@ import XDPEmuTesting
                     expectedRetired += 1
                 }
             } else if i % 5 == 0 {
-                try map.delete(key: UInt32(key))
+                try map.delete(key: MapKey(UInt32(key)))
                 if slot[key] != 0 { expectedRetired += 1 }
                 slot[key] = 0
             } else {
                 let device = i < 300 && i % 7 == 0 ? spare : targets[(i / 4) % 4]
-                try map.update(key: UInt32(key), ifindex: device.ifindex.rawValue)
+                try map.update(key: MapKey(UInt32(key)), ifindex: device.ifindex)
                 if slot[key] != 0 { expectedRetired += 1 }
                 slot[key] = device.ifindex.rawValue
             }

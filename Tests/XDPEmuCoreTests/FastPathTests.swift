@@ -12,7 +12,7 @@ import XDPEmuTesting
         var calls: [[FakeTransmitter.Call]]
         var passed: [UInt64]
         var statistics: [DeviceStatistics]
-        var mapStatistics: [UInt32: MapEntryStatistics]
+        var mapStatistics: [MapKey: MapEntryStatistics]
     }
 
     /// Deterministic mixed traffic over three polls, with the control plane changing targets between them.
@@ -21,7 +21,7 @@ import XDPEmuTesting
         for w in f.network.workers { w.events.isEnabled = events }
         let map = f.map
         let other = try f.network.createDevMap(maxEntries: 2)
-        try other.update(key: 0, ifindex: f.targets[3].ifindex.rawValue)
+        try other.update(key: 0, ifindex: f.targets[3].ifindex)
         let bpfRedirectTarget = f.targets[1].ifindex
         var n: UInt32 = 0
         f.network.attach(ClosureProgram { ctx in
@@ -59,7 +59,7 @@ import XDPEmuTesting
         f.poll(now: 2000)
         f.targets[2].isUp = true
         f.targets[3].mtu = 1500
-        try map.update(key: 0, ifindex: f.targets[0].ifindex.rawValue)
+        try map.update(key: 0, ifindex: f.targets[0].ifindex)
         f.inject(100, length: 60)
         f.poll(now: 3000)
         f.poll(now: 4000)
@@ -183,7 +183,7 @@ import XDPEmuTesting
         let f = try Fixture()
         f.worker.events.isEnabled = false
         let other = try f.network.createDevMap(maxEntries: 2)
-        try other.update(key: 0, ifindex: f.targets[3].ifindex.rawValue)
+        try other.update(key: 0, ifindex: f.targets[3].ifindex)
         let map = f.map
         var n = 0
         f.network.attach(ClosureProgram { ctx in

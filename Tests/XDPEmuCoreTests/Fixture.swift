@@ -28,7 +28,7 @@ final class Fixture {
         self.targets = targets
         self.transmitters = transmitters
         map = try network.createDevMap(maxEntries: mapSize)
-        for (i, target) in targets.enumerated() { try map.update(key: UInt32(i), ifindex: target.ifindex.rawValue) }
+        for (i, target) in targets.enumerated() { try map.update(key: MapKey(UInt32(i)), ifindex: target.ifindex) }
         for w in network.workers { w.events.isEnabled = true }
     }
 

@@ -33,7 +33,7 @@ import XDPEmuTesting
 
     @Test func entryReplacedBeforeFlushSendsOldFramesToTheOldDevice() throws {
         let f = try Fixture()
-        let newTarget = f.targets[3].ifindex.rawValue
+        let newTarget = f.targets[3].ifindex
         f.attachNumbered { n, map, ctx in
             if n == 4 { try? map.update(key: 0, ifindex: newTarget) }
             return ctx.redirectMap(map, key: 0)
@@ -54,7 +54,7 @@ import XDPEmuTesting
     @Test func aReleasedEntrysBlockServesTheNextEntryCleanly() throws {
         let f = try Fixture()
         let map = f.map
-        let secondTarget = f.targets[1].ifindex.rawValue
+        let secondTarget = f.targets[1].ifindex
         f.attachNumbered { n, map, ctx in
             // Frames 1-3 into key 0 (out0); before frame 4 key 0 moves to out1; frames 6-8 go to key 1, which
             // the test points at out2 between the polls, taking over the block of key 0's first entry.
@@ -67,7 +67,7 @@ import XDPEmuTesting
         #expect(f.transmitters[1].sentFrames.map(\.sequence) == [4, 5])
         let reusedBefore = f.network.reusedEntryBlockCount
         #expect(f.network.pendingRetiredCount == 0)
-        try map.update(key: 1, ifindex: f.targets[2].ifindex.rawValue)
+        try map.update(key: 1, ifindex: f.targets[2].ifindex)
         #expect(f.network.reusedEntryBlockCount == reusedBefore + 1)
         _ = f.events()
         f.inject(3)
@@ -102,7 +102,7 @@ import XDPEmuTesting
         #expect(f.transmitters[0].sentFrames.map(\.sequence) == [1, 3, 5, 7, 9])
         #expect(f.ingress.statistics.drops == [.redirectInvalid: 2])
         #expect(throws: KernelErrno.ENOENT) { try map.lookup(key: 2) }
-        #expect(throws: KernelErrno.EINVAL) { try map.update(key: 2, ifindex: victim.ifindex.rawValue) }
+        #expect(throws: KernelErrno.EINVAL) { try map.update(key: 2, ifindex: victim.ifindex) }
         #expect(network.device(ifindex: victim.ifindex) == nil)
         f.expectConservation()
     }
@@ -133,14 +133,14 @@ import XDPEmuTesting
         let f = try Fixture(workers: 2)
         let w0 = f.network.workers[0], w1 = f.network.workers[1]
         for round in 0..<3000 {
-            try f.map.update(key: 0, ifindex: f.targets[round % 4].ifindex.rawValue)
+            try f.map.update(key: 0, ifindex: f.targets[round % 4].ifindex)
             if round % 7 == 0 { w0.quiescentPoint() }
         }
         w0.quiescentPoint()
         #expect(f.network.pendingRetiredCount == 3000)  // worker 1 has not passed a quiescent point yet
         w1.quiescentPoint()
         #expect(f.network.pendingRetiredCount == 0)
-        try f.map.update(key: 0, ifindex: f.targets[1].ifindex.rawValue)
+        try f.map.update(key: 0, ifindex: f.targets[1].ifindex)
         w1.quiescentPoint()
         #expect(f.network.pendingRetiredCount == 1)
         w0.quiescentPoint()
@@ -152,7 +152,7 @@ import XDPEmuTesting
         // The notifier clears a slot only if it still holds the vanishing device's entry: an update that
         // replaced it first survives.
         let f = try Fixture()
-        try f.map.update(key: 0, ifindex: f.targets[1].ifindex.rawValue)
+        try f.map.update(key: 0, ifindex: f.targets[1].ifindex)
         f.network.unregister(f.targets[0])
         #expect(try f.map.lookup(key: 0) == f.targets[1].ifindex)
     }
@@ -174,7 +174,7 @@ import XDPEmuTesting
         let targets = try (0..<4).map { try network.addDevice(name: "t\($0)", transmitter: counting) }
         let inputs = try (0..<2).map { try network.addDevice(name: "i\($0)", transmitter: counting) }
         let map = try network.createDevMap(maxEntries: 4)
-        for (i, t) in targets.enumerated() { try map.update(key: UInt32(i), ifindex: t.ifindex.rawValue) }
+        for (i, t) in targets.enumerated() { try map.update(key: MapKey(UInt32(i)), ifindex: t.ifindex) }
         attachRoundRobin(map, to: inputs, in: network)
         let framesPerWorker = 100_000
         let done = Atomic<Int>(0)
@@ -200,11 +200,11 @@ import XDPEmuTesting
         threads.forEach { $0.start() }
         var flips = 0
         while done.load(ordering: .acquiring) < 2 {
-            let key = UInt32(flips % 4)
+            let key = MapKey(UInt32(flips % 4))
             if flips % 3 == 0 {
                 try? box.map.delete(key: key)
             } else {
-                try? box.map.update(key: key, ifindex: targets[(flips / 4) % 4].ifindex.rawValue)
+                try? box.map.update(key: key, ifindex: targets[(flips / 4) % 4].ifindex)
             }
             flips += 1
             usleep(5)

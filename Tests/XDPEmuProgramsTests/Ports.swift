@@ -25,7 +25,7 @@ final class Ports {
         }
         (self.devices, self.transmitters, self.stacks) = (devices, transmitters, stacks)
         map = try network.createDevMap(maxEntries: mapSize)
-        for (i, device) in devices.enumerated() { try map.update(key: UInt32(i), ifindex: device.ifindex.rawValue) }
+        for (i, device) in devices.enumerated() { try map.update(key: MapKey(UInt32(i)), ifindex: device.ifindex) }
         worker.events.isEnabled = true
     }
 

@@ -38,7 +38,7 @@ import XDPEmuTesting
         let f = try Ports(mapSize: 16)
         // Lay the map out by ifindex: each port's own ifindex reaches the next port round the ring.
         for (i, device) in f.devices.enumerated() {
-            try f.map.update(key: device.ifindex.rawValue, ifindex: f.devices[(i + 1) % 4].ifindex.rawValue)
+            try f.map.update(key: MapKey(device.ifindex.rawValue), ifindex: f.devices[(i + 1) % 4].ifindex)
         }
         f.attachEverywhere(RedirectMapProgram(map: f.map, selector: .ingressIfindex))
         #expect((0..<4).map { f.fate(f.send(udp, on: $0)) } == [.sent([1]), .sent([2]), .sent([3]), .sent([0])])

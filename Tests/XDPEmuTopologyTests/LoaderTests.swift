@@ -269,7 +269,7 @@ struct LoaderTests {
         let big = try #require(load(document(ports: many)))
         #expect(Set(big.ports.map(\.mac)).count == 300)
         #expect(big.ports.allSatisfy { !$0.mac.isMulticast })
-        #expect(big.ports.map(\.ifindex) == Array(1...300))
+        #expect(big.ports.map(\.ifindex.rawValue) == Array(1...300))
         #expect(big.ports.map(\.mac) == (0..<300).map { PortSpec.defaultMAC(index: $0) })
     }
 

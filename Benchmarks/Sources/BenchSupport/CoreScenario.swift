@@ -63,7 +63,7 @@ public final class CoreScenario {
         case .redirect4:
             let map = try network.createDevMap(maxEntries: 4)
             for (key, target) in targets.enumerated() {
-                try map.update(key: UInt32(key), ifindex: target.ifindex.rawValue)
+                try map.update(key: MapKey(UInt32(key)), ifindex: target.ifindex)
             }
             network.attach(RoundRobinRedirect(map: map), to: ingress)
             self.map = map
@@ -71,7 +71,7 @@ public final class CoreScenario {
             let entries = Self.largeMapEntries
             let map = try network.createDevMap(maxEntries: entries)
             for key in 0..<entries {
-                try map.update(key: key, ifindex: targets[Int(key) % ports].ifindex.rawValue)
+                try map.update(key: MapKey(key), ifindex: targets[Int(key) % ports].ifindex)
             }
             if kind == .largeMap {
                 network.attach(SpreadRedirect(map: map, entries: entries), to: ingress)

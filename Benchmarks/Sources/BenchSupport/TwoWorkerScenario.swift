@@ -40,7 +40,7 @@ public final class TwoWorkerScenario: @unchecked Sendable {
         ingresses = try (0..<2).map { try network.addDevice(name: "in\($0)", transmitter: transmitter) }
         targets = try (0..<4).map { try network.addDevice(name: "out\($0)", transmitter: transmitter) }
         map = try network.createDevMap(maxEntries: 4)
-        for (key, target) in targets.enumerated() { try map.update(key: UInt32(key), ifindex: target.ifindex.rawValue) }
+        for (key, target) in targets.enumerated() { try map.update(key: MapKey(UInt32(key)), ifindex: target.ifindex) }
         for ingress in ingresses { network.attach(RoundRobinRedirect(map: map), to: ingress) }
         network.quiesceAll()
         injected = allocatePerWorkerCounts(workers: 2, stride: 16)
@@ -77,7 +77,7 @@ public final class TwoWorkerScenario: @unchecked Sendable {
             var due = BenchClock.monotonicNanos()
             while !state.stop.load(ordering: .relaxed) {
                 if pacing != .spinWithoutUpdates {
-                    try? map.update(key: UInt32(i & 3), ifindex: targets[(i >> 2) & 3].ifindex.rawValue)
+                    try? map.update(key: MapKey(UInt32(i & 3)), ifindex: targets[(i >> 2) & 3].ifindex)
                     i += 1
                 }
                 switch pacing {
@@ -138,7 +138,7 @@ public final class TwoWorkerScenario: @unchecked Sendable {
             }
             done += frames
             if (done / CoreScenario.framesPerPoll) % roundsPerUpdate == 0 {
-                try? map.update(key: UInt32(updates & 3), ifindex: targets[(updates >> 2) & 3].ifindex.rawValue)
+                try? map.update(key: MapKey(UInt32(updates & 3)), ifindex: targets[(updates >> 2) & 3].ifindex)
                 updates += 1
             }
         }
