@@ -96,7 +96,7 @@ public final class HostSetup {
 
         let spec = self.spec
         try network { () throws(NetworkConfigError) in
-            try Link.configure(ifname, in: ns, mac: spec.mac?.description, mtu: spec.mtu, up: false)
+            try Link.configure(ifname, in: ns, mac: spec.mac, mtu: spec.mtu, up: false)
             if !spec.ipv6Autoconf {
                 if spec.ipv6.isEmpty {
                     try Link.disableIPv6(in: ns, ifname)
@@ -105,16 +105,12 @@ public final class HostSetup {
                 }
             }
             for address in spec.ipv4 + spec.ipv6 {
-                try Link.addAddress(ifname, in: ns, address.description)
+                try Link.addAddress(ifname, in: ns, address)
             }
             try Link.configure("lo", in: ns, up: true)
             try Link.configure(ifname, in: ns, up: true)
             for route in spec.routes {
-                let destination = switch route.to {
-                case .default: "default"
-                case .prefix(let prefix): prefix.description
-                }
-                try Link.addRoute(in: ns, to: destination, via: route.via.description)
+                try Link.addRoute(in: ns, to: route.to, via: route.via)
             }
         }
         return device

@@ -7,15 +7,12 @@
 import CTapShim
 import Glibc
 import SystemPackage
+import XDPEmuCore
 
 /// Why a namespace or link operation failed.
 public enum NetworkConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A name was refused before anything was run.
     case invalidName(NameError)
-    /// An address or prefix could not be parsed.
-    case invalidAddress(String, reason: String)
-    /// A MAC address was not six colon-separated hex bytes.
-    case invalidMAC(String)
     /// An MTU outside 68...65535.
     case invalidMTU(Int)
     /// `ip` could not be run or failed; the error carries the command line and stderr.
@@ -26,8 +23,6 @@ public enum NetworkConfigError: Error, Equatable, Sendable, CustomStringConverti
     public var description: String {
         switch self {
         case .invalidName(let error): return error.description
-        case .invalidAddress(let text, let reason): return "invalid address \"\(text)\": \(reason)"
-        case .invalidMAC(let text): return "invalid MAC address \"\(text)\" (expected aa:bb:cc:dd:ee:ff)"
         case .invalidMTU(let mtu): return "invalid MTU \(mtu) (expected 68...65535)"
         case .command(let error): return error.description
         case .sysctl(let namespace, let path, let errno):
@@ -83,13 +78,12 @@ public enum Link {
 
     /// Sets MAC, MTU and state in one `ip [-n NS] link set dev IF [address MAC] [mtu N] up|down`.
     public static func configure(
-        _ ifname: String, in ns: String?, mac: String? = nil, mtu: Int? = nil, up: Bool
+        _ ifname: String, in ns: String?, mac: MACAddress? = nil, mtu: Int? = nil, up: Bool
     ) throws(NetworkConfigError) {
         try checkInterface(ifname)
         var args = ["link", "set", "dev", ifname]
         if let mac {
-            guard isValidMAC(mac) else { throw .invalidMAC(mac) }
-            args += ["address", mac]
+            args += ["address", mac.description]
         }
         if let mtu {
             guard (68...65535).contains(mtu) else { throw .invalidMTU(mtu) }
@@ -99,39 +93,33 @@ public enum Link {
         try ip(in: ns, args)
     }
 
-    /// Adds an IPv4 or IPv6 address: `ip [-n NS] address add CIDR dev IF`, with `nodad` for IPv6 so the
-    /// address is usable at once and no duplicate-address probe leaves the host.
-    public static func addAddress(_ ifname: String, in ns: String?, _ cidr: String) throws(NetworkConfigError) {
+    /// Adds an IPv4 or IPv6 address: `ip [-n NS] address add ADDRESS/PREFIX dev IF`, with `nodad` for IPv6 so
+    /// the address is usable at once and no duplicate-address probe leaves the host.
+    public static func addAddress(
+        _ ifname: String, in ns: String?, _ address: InterfaceAddress
+    ) throws(NetworkConfigError) {
         try checkInterface(ifname)
-        let family = try parseCIDR(cidr)
-        var args = ["address", "add", cidr, "dev", ifname]
-        if family == .ipv6 {
+        var args = ["address", "add", address.description, "dev", ifname]
+        if address.address.family == .ipv6 {
             args.append("nodad")
         }
         try ip(in: ns, args)
     }
 
-    /// Adds a route: `ip [-n NS] [-6] route add TO [via GW] [dev IF]`; `to` is "default" or a prefix.
-    /// `-6` is passed when the destination or gateway is IPv6, so "default" means the IPv6 default then.
+    /// Adds a route: `ip [-n NS] [-6] route add TO via GW [dev IF]`. `-6` is passed for an IPv6 gateway, so
+    /// `.default` means the IPv6 default then. The destination must be of the gateway's family.
     public static func addRoute(
-        in ns: String?, to: String, via: String? = nil, dev: String? = nil
+        in ns: String?, to destination: RouteSpec.Destination, via gateway: IPAddress, dev: String? = nil
     ) throws(NetworkConfigError) {
-        var family: AddressFamily? = nil
-        if to != "default" {
-            family = try parseCIDR(to, requirePrefix: false)
+        var args = gateway.family == .ipv6 ? ["-6"] : []
+        switch destination {
+        case .default:
+            args += ["route", "add", "default"]
+        case .prefix(let prefix):
+            precondition(prefix.address.family == gateway.family, "route to \(prefix) via \(gateway)")
+            args += ["route", "add", prefix.description]
         }
-        if let via {
-            let viaFamily = try parseAddress(via)
-            if let family, family != viaFamily {
-                throw .invalidAddress(via, reason: "gateway family differs from destination \(to)")
-            }
-            family = viaFamily
-        }
-        var args = family == .ipv6 ? ["-6"] : []
-        args += ["route", "add", to]
-        if let via {
-            args += ["via", via]
-        }
+        args += ["via", gateway.description]
         if let dev {
             try checkInterface(dev)
             args += ["dev", dev]
@@ -142,12 +130,13 @@ public enum Link {
     /// Adds (or replaces) a permanent neighbour entry: `ip [-n NS] neigh replace ADDR lladdr MAC dev IF nud
     /// permanent`, so the host reaches `address` at `mac` without ARP or neighbour discovery.
     public static func addNeighbor(
-        in ns: String?, address: String, mac: String, dev ifname: String
+        in ns: String?, address: IPAddress, mac: MACAddress, dev ifname: String
     ) throws(NetworkConfigError) {
         try checkInterface(ifname)
-        _ = try parseAddress(address)
-        guard isValidMAC(mac) else { throw .invalidMAC(mac) }
-        try ip(in: ns, ["neigh", "replace", address, "lladdr", mac, "dev", ifname, "nud", "permanent"])
+        try ip(
+            in: ns,
+            ["neigh", "replace", address.description, "lladdr", mac.description, "dev", ifname, "nud", "permanent"]
+        )
     }
 
     /// Disables IPv6 on one link of this process's namespace (disable_ipv6=1 for that link only), so it sends
@@ -259,44 +248,6 @@ public enum Sysctl {
 }
 
 // MARK: - Helpers
-
-enum AddressFamily {
-    case ipv4
-    case ipv6
-}
-
-/// Parses "ADDR/PREFIX" with inet_pton(3); returns its family.
-func parseCIDR(_ text: String, requirePrefix: Bool = true) throws(NetworkConfigError) -> AddressFamily {
-    let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-    guard parts.count == 2 || (!requirePrefix && parts.count == 1) else {
-        throw .invalidAddress(text, reason: "expected ADDRESS/PREFIX")
-    }
-    let family = try parseAddress(String(parts[0]), original: text)
-    if parts.count == 2 {
-        let maxPrefix = family == .ipv4 ? 32 : 128
-        guard let prefix = Int(parts[1]), (0...maxPrefix).contains(prefix) else {
-            throw .invalidAddress(text, reason: "prefix length must be 0...\(maxPrefix)")
-        }
-    }
-    return family
-}
-
-/// Parses a bare IPv4 or IPv6 address with inet_pton(3).
-func parseAddress(_ text: String, original: String? = nil) throws(NetworkConfigError) -> AddressFamily {
-    var storage = in6_addr()
-    if inet_pton(AF_INET, text, &storage) == 1 {
-        return .ipv4
-    }
-    if inet_pton(AF_INET6, text, &storage) == 1 {
-        return .ipv6
-    }
-    throw .invalidAddress(original ?? text, reason: "not an IPv4 or IPv6 address")
-}
-
-func isValidMAC(_ text: String) -> Bool {
-    let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-    return parts.count == 6 && parts.allSatisfy { $0.count == 2 && UInt8($0, radix: 16) != nil }
-}
 
 func checkInterface(_ name: String) throws(NetworkConfigError) {
     do throws(NameError) {

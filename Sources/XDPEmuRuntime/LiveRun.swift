@@ -243,9 +243,7 @@ public final class LiveRun {
         }
         var taps = [String: TapDevice]()
         var stackTaps = [String: TapDevice]()
-        let hostAddresses = Set(topology.ports.compactMap(\.host).flatMap { host in
-            host.ipv4.map(\.address.description) + host.ipv6.map(\.address.description)
-        })
+        let hostAddresses = Set(topology.ports.compactMap(\.host).flatMap { ($0.ipv4 + $0.ipv6).map(\.address) })
         for port in topology.ports {
             guard let host = port.host else { continue }
             try checkStop(signals)
@@ -262,10 +260,9 @@ public final class LiveRun {
             taps[port.name] = tap
             // A gateway no host of the topology owns stands for the port itself (the reflector's case): the host
             // reaches it at the port's MAC, as ARP or neighbour discovery through the emulator may never answer.
-            for route in host.routes where !hostAddresses.contains(route.via.description) {
+            for route in host.routes where !hostAddresses.contains(route.via) {
                 try wrap { () throws(NetworkConfigError) in
-                    try Link.addNeighbor(in: host.namespace, address: route.via.description,
-                                         mac: port.mac.description, dev: host.interface)
+                    try Link.addNeighbor(in: host.namespace, address: route.via, mac: port.mac, dev: host.interface)
                 }
             }
         }
