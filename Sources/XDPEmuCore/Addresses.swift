@@ -8,26 +8,34 @@
 
 /// An Ethernet (EUI-48) address, written `02:00:00:00:00:01`.
 public struct MACAddress: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-    /// The six octets, most significant first, in the low 48 bits.
-    public var rawValue: UInt64
+    /// The six octets in frame order read as a little-endian integer (the first octet in the low byte), so that
+    /// loading an address from a frame is two loads and no byte swap: the header parser loads two per frame.
+    @usableFromInline var octetsInFrameOrder: UInt64
+
+    /// The six octets, most significant first, in the low 48 bits (`02:00:00:00:00:01` is `0x0200_0000_0001`).
+    @inlinable
+    public var rawValue: UInt64 {
+        get { octetsInFrameOrder.byteSwapped >> 16 }
+        set { octetsInFrameOrder = ((newValue & 0xFFFF_FFFF_FFFF) << 16).byteSwapped }
+    }
 
     /// Creates an address from the low 48 bits of `rawValue`.
     @inlinable
-    public init(rawValue: UInt64) { self.rawValue = rawValue & 0xFFFF_FFFF_FFFF }
+    public init(rawValue: UInt64) { octetsInFrameOrder = ((rawValue & 0xFFFF_FFFF_FFFF) << 16).byteSwapped }
 
     /// Creates an address from six octets.
     @inlinable
     public init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8, _ b4: UInt8, _ b5: UInt8) {
-        rawValue = UInt64(b0) << 40 | UInt64(b1) << 32 | UInt64(b2) << 24 | UInt64(b3) << 16 | UInt64(b4) << 8
-            | UInt64(b5)
+        octetsInFrameOrder = UInt64(b0) | UInt64(b1) << 8 | UInt64(b2) << 16 | UInt64(b3) << 24 | UInt64(b4) << 32
+            | UInt64(b5) << 40
     }
 
     /// Reads the six bytes at `pointer` (a frame's destination or source address).
     @inlinable @inline(__always)
     public init(loadingFrom pointer: UnsafeRawPointer) {
-        let high = UInt32(bigEndian: pointer.loadUnaligned(as: UInt32.self))
-        let low = UInt16(bigEndian: pointer.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
-        rawValue = UInt64(high) << 16 | UInt64(low)
+        let first = UInt32(littleEndian: pointer.loadUnaligned(as: UInt32.self))
+        let last = UInt16(littleEndian: pointer.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
+        octetsInFrameOrder = UInt64(first) | UInt64(last) << 32
     }
 
     /// Parses six colon-separated pairs of hex digits (either case), e.g. `02:00:00:00:00:01`; nil otherwise.
@@ -39,7 +47,7 @@ public struct MACAddress: RawRepresentable, Hashable, Sendable, CustomStringConv
             guard group.utf8.count == 2, isHex(group), let octet = UInt8(group, radix: 16) else { return nil }
             value = value << 8 | UInt64(octet)
         }
-        rawValue = value
+        self.init(rawValue: value)
     }
 
     /// The broadcast address `ff:ff:ff:ff:ff:ff`.
@@ -50,7 +58,7 @@ public struct MACAddress: RawRepresentable, Hashable, Sendable, CustomStringConv
 
     /// True for group (multicast and broadcast) addresses: the I/G bit of the first octet is set.
     @inlinable
-    public var isMulticast: Bool { rawValue & 0x0100_0000_0000 != 0 }
+    public var isMulticast: Bool { octetsInFrameOrder & 1 != 0 }
 
     /// Lowercase, colon-separated, two digits per octet.
     public var description: String { octets.map(hex2).joined(separator: ":") }
@@ -66,7 +74,7 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
         case ipv6 = 6
 
         /// Address length in bits.
-        public var bitWidth: Int { self == .ipv4 ? 32 : 128 }
+        @inlinable public var bitWidth: Int { self == .ipv4 ? 32 : 128 }
     }
 
     public var family: Family
@@ -102,7 +110,7 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The IPv4 address, or nil for IPv6.
-    public var ipv4Value: UInt32? { family == .ipv4 ? UInt32(truncatingIfNeeded: low) : nil }
+    @inlinable public var ipv4Value: UInt32? { family == .ipv4 ? UInt32(truncatingIfNeeded: low) : nil }
 
     /// The eight 16-bit groups of an IPv6 address, most significant first (for IPv4, its IPv4-compatible form).
     public var groups: [UInt16] {
@@ -144,8 +152,8 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
     public let address: IPAddress
     /// Prefix length in bits: 0...32 for IPv4, 0...128 for IPv6.
     public let length: Int
-    private let maskHigh: UInt64
-    private let maskLow: UInt64
+    @usableFromInline let maskHigh: UInt64
+    @usableFromInline let maskLow: UInt64
 
     /// The network of `address`: its host bits are cleared. `length` must fit the family.
     public init(_ address: IPAddress, length: Int) {
@@ -171,7 +179,7 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Whether `candidate` is in the prefix (never, for the other family).
-    @inline(__always)
+    @inlinable @inline(__always)
     public func contains(_ candidate: IPAddress) -> Bool {
         candidate.family == address.family && candidate.high & maskHigh == address.high
             && candidate.low & maskLow == address.low
