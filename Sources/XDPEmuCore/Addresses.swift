@@ -26,7 +26,8 @@ public struct MACAddress: RawRepresentable, Hashable, Sendable, CustomStringConv
     /// Creates an address from six octets.
     @inlinable
     public init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8, _ b4: UInt8, _ b5: UInt8) {
-        octetsInFrameOrder = UInt64(b0) | UInt64(b1) << 8 | UInt64(b2) << 16 | UInt64(b3) << 24 | UInt64(b4) << 32
+        octetsInFrameOrder =
+            UInt64(b0) | UInt64(b1) << 8 | UInt64(b2) << 16 | UInt64(b3) << 24 | UInt64(b4) << 32
             | UInt64(b5) << 40
     }
 

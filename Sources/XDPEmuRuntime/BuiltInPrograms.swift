@@ -20,21 +20,28 @@ enum BuiltInPrograms {
                     }
                     portKeys[device.ifindex] = entry.key
                 }
-                return L2SwitchProgram(map: map, portKeys: portKeys, tableSize: l2.tableSize,
-                                       floodExcludeIngress: l2.floodExcludeIngress)
+                return L2SwitchProgram(
+                    map: map, portKeys: portKeys, tableSize: l2.tableSize,
+                    floodExcludeIngress: l2.floodExcludeIngress)
             }
             context.attach(program)
         case .acl(let acl):
             switch acl.then {
             case .pass:
-                context.attach(ACLProgram(rules: acl.rules, defaultAction: acl.defaultAction,
-                                          then: ConstantProgram(.pass)))
+                context.attach(
+                    ACLProgram(
+                        rules: acl.rules, defaultAction: acl.defaultAction,
+                        then: ConstantProgram(.pass)))
             case .drop:
-                context.attach(ACLProgram(rules: acl.rules, defaultAction: acl.defaultAction,
-                                          then: ConstantProgram(.drop)))
+                context.attach(
+                    ACLProgram(
+                        rules: acl.rules, defaultAction: acl.defaultAction,
+                        then: ConstantProgram(.drop)))
             case .redirectMap(let redirect):
-                context.attach(ACLProgram(rules: acl.rules, defaultAction: acl.defaultAction,
-                                          then: RedirectMapProgram(redirect, map: try context.map(redirect.map))))
+                context.attach(
+                    ACLProgram(
+                        rules: acl.rules, defaultAction: acl.defaultAction,
+                        then: RedirectMapProgram(redirect, map: try context.map(redirect.map))))
             }
         case .reflector(let reflector):
             context.attach(reflector)

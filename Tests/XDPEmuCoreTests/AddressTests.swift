@@ -62,8 +62,10 @@ struct AddressTests {
 
     @Test("a prefix that does not parse is nil, never a prefix that matches everything")
     func malformedPrefixes() {
-        for bad in ["", "/8", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/8/8", "10.0.0/8", "10.0.0.0/ 8", "any", "*",
-                    "::/129", "fd00::/064", "10.0.0.0/33"] {
+        for bad in [
+            "", "/8", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/8/8", "10.0.0/8", "10.0.0.0/ 8", "any", "*",
+            "::/129", "fd00::/064", "10.0.0.0/33",
+        ] {
             #expect(IPPrefix(bad) == nil, "\(bad)")
         }
         // The zero-length prefixes match a whole family, and only when written so.
