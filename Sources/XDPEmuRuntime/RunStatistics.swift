@@ -50,7 +50,9 @@ public struct RunStatistics: Equatable, Sendable {
         }
         maps = emulation.mapNames.compactMap { id, name in
             guard let map = emulation.maps[name] else { return nil }
-            let entries = map.statistics().sorted { $0.key < $1.key }.map { Entry(key: $0.key.rawValue, statistics: $0.value) }
+            let entries = map.statistics().sorted { $0.key < $1.key }.map {
+                Entry(key: $0.key.rawValue, statistics: $0.value)
+            }
             return Map(name: name, id: id, entries: entries)
         }
         self.polls = polls

@@ -117,8 +117,8 @@ extension TopologyDecoder {
             guard let address = InterfaceAddress(text), address.address.family == family else {
                 d.report(
                     path,
-                    "invalid \(family == .ipv4 ? "IPv4" : "IPv6") address \(jsonQuoted(text)); expected an address with prefix length "
-                        + "like \(example)",
+                    "invalid \(family == .ipv4 ? "IPv4" : "IPv6") address \(jsonQuoted(text)); "
+                        + "expected an address with prefix length like \(example)",
                     at: element
                 )
                 continue

@@ -78,7 +78,9 @@ struct HostSetupTests {
     }
 
     @Test func anIPv4OnlyHostSendsNothingWhenItComesUp() throws {
-        let spec = HostSpec(namespace: UniqueName.next(), interface: UniqueName.next(), ipv4: [InterfaceAddress("10.201.1.1/24")!])
+        let spec = HostSpec(
+            namespace: UniqueName.next(), interface: UniqueName.next(), ipv4: [InterfaceAddress("10.201.1.1/24")!]
+        )
         let leftovers = Leftovers()
         _ = leftovers.namespace(spec.namespace)
         let host = HostSetup(spec: spec)
@@ -131,8 +133,12 @@ struct HostSetupTests {
     /// The whole OS layer at once: two hosts in two namespaces, their TAPs bridged by a tiny forwarding
     /// loop built from `TapDevice` and `EventLoop`; ping crosses it both ways.
     @Test func twoHostsPingEachOtherThroughAForwardingLoop() throws {
-        let a = HostSpec(namespace: UniqueName.next(), interface: UniqueName.next(), ipv4: [InterfaceAddress("10.201.0.1/24")!])
-        let b = HostSpec(namespace: UniqueName.next(), interface: UniqueName.next(), ipv4: [InterfaceAddress("10.201.0.2/24")!])
+        let a = HostSpec(
+            namespace: UniqueName.next(), interface: UniqueName.next(), ipv4: [InterfaceAddress("10.201.0.1/24")!]
+        )
+        let b = HostSpec(
+            namespace: UniqueName.next(), interface: UniqueName.next(), ipv4: [InterfaceAddress("10.201.0.2/24")!]
+        )
         let leftovers = Leftovers()
         _ = leftovers.namespace(a.namespace)
         _ = leftovers.namespace(b.namespace)

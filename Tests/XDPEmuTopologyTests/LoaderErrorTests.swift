@@ -622,7 +622,8 @@ struct LoaderErrorTests {
         // A rule with both mistakes reports both.
         let both = problems(
             programDocument(
-                #"{"type": "acl", "rules": [{"action": "drop", "proto": "icmp", "src": "10.0.0.0/8", "dst": "fd00::/8"}]}"#
+                #"{"type": "acl", "rules": [{"action": "drop", "proto": "icmp", "src": "10.0.0.0/8", "#
+                    + #""dst": "fd00::/8"}]}"#
             )
         )
         #expect(both.map(\.path) == ["$.ports[0].program.rules[0].dst", "$.ports[0].program.rules[0].dst"])

@@ -138,7 +138,11 @@ struct LoaderTests {
                     headroom: 0,
                     capture: CaptureSpec(ingress: false, egress: true),
                     program: .redirectMap(
-                        RedirectMapConfiguration(map: "m", selector: .hash(modulo: 4, base: 1, nonIP: .key(0)), flags: 2)
+                        RedirectMapConfiguration(
+                            map: "m",
+                            selector: .hash(modulo: 4, base: 1, nonIP: .key(0)),
+                            flags: 2
+                        )
                     ),
                     host: HostSpec(
                         namespace: "ns",
