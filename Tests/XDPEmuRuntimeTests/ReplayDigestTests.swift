@@ -21,14 +21,8 @@ import XDPEmuTopology
         for (c, testCase) in ReplayStretchTests.cases.enumerated() {
             let inputs = try writeGeneratedTraces(testCase, into: scratch, prefix: "case\(c)", seed: 0xd16e57)
             for (delay, cost, ring, budget) in Self.settings {
-                var topology = try sampleTopology(testCase.topology)
-                topology.napi.pollDelayNanos = delay
-                topology.napi.frameCostNanos = cost
-                topology.napi.ringSize = ring
-                topology.napi.budget = budget
-                let schedule = try testCase.mapEvents.map {
-                    try MapEventSchedule.parse(data: Array($0.utf8), source: "events.json", topology: topology)
-                }
+                let (topology, schedule) = try testCase.topology(pollDelay: delay, frameCost: cost, ringSize: ring,
+                                                              budget: budget)
                 // An event log turns recorded timing's stretches of polls off: both ways are held to their digests.
                 for timing in ReplayOptions.Timing.allCases {
                     for events in [false, true] {

@@ -17,6 +17,20 @@ import XDPEmuTopology
         var inputs: [Input]
         var mapEvents: String?
         var testDescription: String { "\(topology), \(inputs.count) input(s)" }
+
+        /// The case's sample topology with these NAPI settings, and its map-event schedule parsed against it.
+        func topology(pollDelay: UInt64, frameCost: UInt64, ringSize: Int,
+                      budget: Int) throws -> (Topology, MapEventSchedule?) {
+            var loaded = try sampleTopology(topology)
+            loaded.napi.pollDelayNanos = pollDelay
+            loaded.napi.frameCostNanos = frameCost
+            loaded.napi.ringSize = ringSize
+            loaded.napi.budget = budget
+            let schedule = try mapEvents.map {
+                try MapEventSchedule.parse(data: Array($0.utf8), source: "events.json", topology: loaded)
+            }
+            return (loaded, schedule)
+        }
     }
 
     struct Input: Sendable {
@@ -62,14 +76,8 @@ import XDPEmuTopology
         defer { removeDirectory(scratch) }
         let inputs = try writeGeneratedTraces(testCase, into: scratch, prefix: "in", seed: 0x5eed)
         for (delay, cost, ring, budget) in Self.settings {
-            var topology = try sampleTopology(testCase.topology)
-            topology.napi.pollDelayNanos = delay
-            topology.napi.frameCostNanos = cost
-            topology.napi.ringSize = ring
-            topology.napi.budget = budget
-            let schedule = try testCase.mapEvents.map {
-                try MapEventSchedule.parse(data: Array($0.utf8), source: "events.json", topology: topology)
-            }
+            let (topology, schedule) = try testCase.topology(pollDelay: delay, frameCost: cost, ringSize: ring,
+                                                          budget: budget)
             let (stretches, polls) = try replayOutputs(topology, inputs: inputs, mapEvents: schedule,
                                                        oneEventPerStep: false)
             let (steps, _) = try replayOutputs(topology, inputs: inputs, mapEvents: schedule, oneEventPerStep: true)
