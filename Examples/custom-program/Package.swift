@@ -8,7 +8,7 @@ import PackageDescription
 let package = Package(
     name: "custom-program",
     dependencies: [
-        .package(name: "xdpemu", path: "../.."),
+        .package(name: "xdpemu", path: "../..")
     ],
     targets: [
         .executableTarget(
@@ -18,6 +18,6 @@ let package = Package(
                 .product(name: "XDPEmuCore", package: "xdpemu"),
                 .product(name: "XDPEmuRuntime", package: "xdpemu"),
             ]
-        ),
+        )
     ]
 )

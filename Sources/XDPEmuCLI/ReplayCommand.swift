@@ -33,8 +33,9 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write the statistics as JSON.", valueName: "FILE.json"))
     var stats: String?
 
-    @Option(name: .customLong("map-events"),
-            help: ArgumentHelp("Scheduled map updates and deletes.", valueName: "FILE.json"))
+    @Option(
+        name: .customLong("map-events"),
+        help: ArgumentHelp("Scheduled map updates and deletes.", valueName: "FILE.json"))
     var mapEvents: String?
 
     @Flag(help: "Print neither the summary table nor the progress bar.")

@@ -28,16 +28,19 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Stop after this many seconds.", valueName: "SECONDS"))
     var duration: Double?
 
-    @Option(name: .customLong("replay"),
-            help: ArgumentHelp("Inject a trace into a port as if its TAP had received it.",
-                               valueName: "PORT=TRACE.pcap"))
+    @Option(
+        name: .customLong("replay"),
+        help: ArgumentHelp(
+            "Inject a trace into a port as if its TAP had received it.",
+            valueName: "PORT=TRACE.pcap"))
     var replays: [String] = []
 
     @Option(help: "Replay timing: recorded (offsets of the trace) or topspeed.")
     var timing: String = "recorded"
 
-    @Option(name: .customLong("map-events"),
-            help: ArgumentHelp("Scheduled map updates and deletes (times after the start).", valueName: "FILE.json"))
+    @Option(
+        name: .customLong("map-events"),
+        help: ArgumentHelp("Scheduled map updates and deletes (times after the start).", valueName: "FILE.json"))
     var mapEvents: String?
 
     @Option(help: ArgumentHelp("Write the event log (JSON lines).", valueName: "FILE.jsonl"))
@@ -49,8 +52,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where the run-state file goes.", valueName: "DIR"))
     var stateDirectory: String = RunState.defaultDirectory
 
-    @Flag(name: .customLong("no-io-uring"),
-          help: "Write frames to TAPs with one write(2) each, not in batches through io_uring.")
+    @Flag(
+        name: .customLong("no-io-uring"),
+        help: "Write frames to TAPs with one write(2) each, not in batches through io_uring.")
     var noIOUring = false
 
     func validate() throws {
@@ -89,15 +93,17 @@ struct RunCommand: ParsableCommand {
             fail("\(error)", code: error.exitCode)
         }
         signals.close()
-        let how = switch result.ending {
-        case .signal(let number): number == SIGTERM ? "SIGTERM" : "SIGINT"
-        case .stopRequested: "a stop request"
-        case .duration: "the end of --duration"
-        }
+        let how =
+            switch result.ending {
+            case .signal(let number): number == SIGTERM ? "SIGTERM" : "SIGINT"
+            case .stopRequested: "a stop request"
+            case .duration: "the end of --duration"
+            }
         let when = result.stoppedDuringSetup ? " during setup" : ""
         if !result.teardownErrors.isEmpty {
-            fail("stopped by \(how)\(when), but teardown was incomplete; `xdpemu cleanup` removes what is left",
-                 code: ExitStatus.failure)
+            fail(
+                "stopped by \(how)\(when), but teardown was incomplete; `xdpemu cleanup` removes what is left",
+                code: ExitStatus.failure)
         }
         FileHandle.standardError.write(Data("xdpemu: stopped by \(how)\(when); everything removed\n".utf8))
     }

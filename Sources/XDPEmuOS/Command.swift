@@ -84,7 +84,9 @@ public enum Command {
     ///
     /// posix_spawn(3) with stdin on /dev/null, stdout and stderr on pipe2(O_CLOEXEC) pipes read with poll(2)
     /// until both close, then waitpid(2).
-    public static func runUnchecked(_ executable: String, _ arguments: [String]) throws(CommandError)
+    public static func runUnchecked(
+        _ executable: String, _ arguments: [String]
+    ) throws(CommandError)
         -> CommandOutput
     {
         let path = try locate(executable)

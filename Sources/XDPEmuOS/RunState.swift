@@ -203,7 +203,9 @@ public final class RunState {
     /// Names are reused: a run that died leaves its record behind, and a later run may have created a link
     /// or namespace of the same name. Without `force`, anything a live run's record also lists is that run's
     /// and is left alone (reported in `alreadyGone` as "... (now used by run PID)").
-    public static func cleanupStale(directory: String = RunState.defaultDirectory, force: Bool = false)
+    public static func cleanupStale(
+        directory: String = RunState.defaultDirectory, force: Bool = false
+    )
         -> CleanupReport
     {
         var report = CleanupReport()

@@ -162,10 +162,13 @@ public final class TapDevice {
     /// frame itself into `buffer`. The count includes the header. Only for a TAP with `hasVirtioNetHeader`.
     public func read(header: UnsafeMutableRawBufferPointer, into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
         guard let descriptor else { preconditionFailure("read from a closed TapDevice \(name)") }
-        precondition(hasVirtioNetHeader && header.count == Self.virtioNetHeaderLength,
-                     "no virtio-net header on \(name)")
-        var vectors = (iovec(iov_base: header.baseAddress, iov_len: header.count),
-                       iovec(iov_base: buffer.baseAddress, iov_len: buffer.count))
+        precondition(
+            hasVirtioNetHeader && header.count == Self.virtioNetHeaderLength,
+            "no virtio-net header on \(name)")
+        var vectors = (
+            iovec(iov_base: header.baseAddress, iov_len: header.count),
+            iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
+        )
         return withUnsafeMutablePointer(to: &vectors) { pointer in
             pointer.withMemoryRebound(to: iovec.self, capacity: 2) { iov in
                 transfer { () throws(Errno) in try retryingEINTR { Glibc.readv(descriptor.rawValue, iov, 2) } }
@@ -177,10 +180,13 @@ public final class TapDevice {
     /// one). The count includes the header. Only for a TAP with `hasVirtioNetHeader`.
     public func write(header: UnsafeRawBufferPointer, frame: UnsafeRawBufferPointer) -> IOResult {
         guard let descriptor else { preconditionFailure("write to a closed TapDevice \(name)") }
-        precondition(hasVirtioNetHeader && header.count == Self.virtioNetHeaderLength,
-                     "no virtio-net header on \(name)")
-        var vectors = (iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
-                       iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count))
+        precondition(
+            hasVirtioNetHeader && header.count == Self.virtioNetHeaderLength,
+            "no virtio-net header on \(name)")
+        var vectors = (
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count)
+        )
         return withUnsafeMutablePointer(to: &vectors) { pointer in
             pointer.withMemoryRebound(to: iovec.self, capacity: 2) { iov in
                 transfer { () throws(Errno) in try retryingEINTR { Glibc.writev(descriptor.rawValue, iov, 2) } }

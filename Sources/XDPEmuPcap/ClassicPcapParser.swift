@@ -47,8 +47,9 @@ struct ClassicPcapParser: ~Copyable {
             throw .fileHeader(path: path, offset: 0, reason: .notPcap(magic: UInt32(bigEndian: magic)))
         }
         guard count >= PcapFormat.fileHeaderSize else {
-            throw .fileHeader(path: path, offset: 0,
-                              reason: .truncatedFileHeader(need: PcapFormat.fileHeaderSize, left: count))
+            throw .fileHeader(
+                path: path, offset: 0,
+                reason: .truncatedFileHeader(need: PcapFormat.fileHeaderSize, left: count))
         }
         var major = header.loadUnaligned(fromByteOffset: 4, as: UInt16.self)
         var minor = header.loadUnaligned(fromByteOffset: 6, as: UInt16.self)

@@ -18,8 +18,10 @@ public struct PcapRecord {
     public var fileOffset: Int64
 
     @usableFromInline
-    init(timestampNanos: UInt64, capturedLength: Int, originalLength: Int, bytes: UnsafeRawBufferPointer, index: Int,
-         fileOffset: Int64) {
+    init(
+        timestampNanos: UInt64, capturedLength: Int, originalLength: Int, bytes: UnsafeRawBufferPointer, index: Int,
+        fileOffset: Int64
+    ) {
         self.timestampNanos = timestampNanos
         self.capturedLength = capturedLength
         self.originalLength = originalLength
@@ -118,8 +120,9 @@ public final class PcapReader {
             throw .fileHeader(path: input.path, offset: 0, reason: .readFailed(error))
         }
         guard available >= 4 else {
-            throw .fileHeader(path: input.path, offset: 0,
-                              reason: .truncatedFileHeader(need: PcapFormat.fileHeaderSize, left: available))
+            throw .fileHeader(
+                path: input.path, offset: 0,
+                reason: .truncatedFileHeader(need: PcapFormat.fileHeaderSize, left: available))
         }
         if input.current.loadUnaligned(as: UInt32.self) == PcapFormat.pcapngMagic {
             return .pcapng

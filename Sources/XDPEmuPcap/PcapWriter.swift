@@ -120,8 +120,10 @@ public final class PcapWriter {
         @usableFromInline let snapLimit: Int
 
         @inlinable
-        init(writer: Unmanaged<PcapWriter>, buffer: UnsafeMutableRawBufferPointer, state: UnsafeMutablePointer<State>,
-             snapLimit: Int) {
+        init(
+            writer: Unmanaged<PcapWriter>, buffer: UnsafeMutableRawBufferPointer, state: UnsafeMutablePointer<State>,
+            snapLimit: Int
+        ) {
             self.writer = writer
             self.buffer = buffer
             self.state = state

@@ -106,9 +106,9 @@ struct PcapngParser: ~Copyable {
         let block = input.current
         let length = Int(field(block, 4))
         guard field(block, 0) == BlockType.enhancedPacket.rawValue,
-              length & 3 == 0, length >= 12, length <= available,
-              field(block, length &- 4) == UInt32(truncatingIfNeeded: length),
-              let record = packet(at: block, length: length, fileOffset: input.fileOffset)
+            length & 3 == 0, length >= 12, length <= available,
+            field(block, length &- 4) == UInt32(truncatingIfNeeded: length),
+            let record = packet(at: block, length: length, fileOffset: input.fileOffset)
         else { return nil }
         input.position &+= length
         recordsRead &+= 1
@@ -197,10 +197,11 @@ struct PcapngParser: ~Copyable {
         // libpcap's limits for a Section Header Block: 28 bytes to 1 MiB.
         let length = Int(field(input.current, 4))
         guard length >= 28, length <= 1 << 20, length & 3 == 0,
-              let whole = try? input.refill(atLeast: length), whole >= length
+            let whole = try? input.refill(atLeast: length), whole >= length
         else { return false }
         let block = input.current
-        let major = field16(block, 12), minor = field16(block, 14)
+        let major = field16(block, 12)
+        let minor = field16(block, 14)
         guard field(block, length - 4) == UInt32(length), major == 1, minor == 0 || minor == 2 else { return false }
         input.position += length
         return true
@@ -214,8 +215,8 @@ struct PcapngParser: ~Copyable {
         guard available >= 8 else { return .handOver }
         let length = Int(field(input.current, 4))
         guard length >= 12, length & 3 == 0, length <= ReadBuffer.size,
-              let whole = try? input.refill(atLeast: length), whole >= length,
-              field(input.current, length - 4) == UInt32(length)
+            let whole = try? input.refill(atLeast: length), whole >= length,
+            field(input.current, length - 4) == UInt32(length)
         else { return .handOver }
         return .block(type: field(input.current, 0), length: length)
     }
@@ -238,7 +239,8 @@ struct PcapngParser: ~Copyable {
         var offset: UInt64?
         options: while remaining != 0 {
             guard remaining >= 4 else { return false }
-            let code = field16(block, at), optionLength = Int(field16(block, at + 2))
+            let code = field16(block, at)
+            let optionLength = Int(field16(block, at + 2))
             let padded = (optionLength + 3) & ~3
             guard remaining - 4 >= padded else { return false }
             let value = block + at + 4
@@ -263,8 +265,9 @@ struct PcapngParser: ~Copyable {
         }
         let digits = Int(exponent ?? 6)
         func tenTo(_ n: Int) -> UInt64 { (0..<n).reduce(1) { result, _ in result * 10 } }
-        let clock = Interface(unitsPerSecond: tenTo(digits), scaleUp: digits < 9 ? tenTo(9 - digits) : 1,
-                              scaleDown: digits > 9 ? tenTo(digits - 9) : 1, offsetSeconds: offset ?? 0)
+        let clock = Interface(
+            unitsPerSecond: tenTo(digits), scaleUp: digits < 9 ? tenTo(9 - digits) : 1,
+            scaleDown: digits > 9 ? tenTo(digits - 9) : 1, offsetSeconds: offset ?? 0)
         if Int(interfaceCount) == interfaceCapacity {
             let larger = UnsafeMutablePointer<Interface>.allocate(capacity: interfaceCapacity * 2)
             larger.moveInitialize(from: interfaces, count: interfaceCapacity)

@@ -22,8 +22,10 @@ public struct ACLRule: Hashable, Sendable {
     public var destinationPorts: ClosedRange<UInt16>?
 
     /// When both prefixes are given they must be of one family (such a rule could never match).
-    public init(action: Action, ipProtocol: UInt8? = nil, source: IPPrefix? = nil, destination: IPPrefix? = nil,
-                sourcePorts: ClosedRange<UInt16>? = nil, destinationPorts: ClosedRange<UInt16>? = nil) {
+    public init(
+        action: Action, ipProtocol: UInt8? = nil, source: IPPrefix? = nil, destination: IPPrefix? = nil,
+        sourcePorts: ClosedRange<UInt16>? = nil, destinationPorts: ClosedRange<UInt16>? = nil
+    ) {
         if let source, let destination {
             precondition(source.address.family == destination.address.family, "source and destination families differ")
         }

@@ -192,8 +192,10 @@ public struct L2SwitchProgram: XDPProgram, Sendable {
     ///   - tableSize: FDB capacity.
     ///   - ageingTime: nil: entries never age.
     ///   - floodExcludeIngress: false floods back out of the ingress port too.
-    public init(map: DevMap, portKeys: [IfIndex: UInt32], tableSize: Int = 4096,
-                ageingTime: Nanos? = L2SwitchProgram.defaultAgeingTime, floodExcludeIngress: Bool = true) {
+    public init(
+        map: DevMap, portKeys: [IfIndex: UInt32], tableSize: Int = 4096,
+        ageingTime: Nanos? = L2SwitchProgram.defaultAgeingTime, floodExcludeIngress: Bool = true
+    ) {
         self.map = map
         fdb = ForwardingDatabase(portKeys: portKeys, capacity: tableSize, ageingTime: ageingTime)
         self.floodExcludeIngress = floodExcludeIngress

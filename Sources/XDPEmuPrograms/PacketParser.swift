@@ -67,8 +67,10 @@ public struct FlowKey: Hashable, Sendable {
     public var ipProtocol: UInt8
 
     /// Both addresses must be of one family.
-    public init(source: IPAddress, destination: IPAddress, sourcePort: UInt16, destinationPort: UInt16,
-                ipProtocol: UInt8) {
+    public init(
+        source: IPAddress, destination: IPAddress, sourcePort: UInt16, destinationPort: UInt16,
+        ipProtocol: UInt8
+    ) {
         precondition(source.family == destination.family, "a flow's addresses are of one family")
         self.source = source
         self.destination = destination
@@ -79,8 +81,9 @@ public struct FlowKey: Hashable, Sendable {
 
     /// The tuple of the opposite direction.
     public var reversed: FlowKey {
-        FlowKey(source: destination, destination: source, sourcePort: destinationPort, destinationPort: sourcePort,
-                ipProtocol: ipProtocol)
+        FlowKey(
+            source: destination, destination: source, sourcePort: destinationPort, destinationPort: sourcePort,
+            ipProtocol: ipProtocol)
     }
 
     /// FNV-1a 32 over the tuple's wire bytes, then fmix32 (see the type's documentation).
@@ -117,8 +120,8 @@ public struct FlowKey: Hashable, Sendable {
         if etherType == EtherType.ipv4 {
             // Version 4 and IHL 5; total length covers the header; MF and fragment offset 0 (DF may be set).
             guard p.load(fromByteOffset: 14, as: UInt8.self) == 0x45,
-                  UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt16.self)) >= 20,
-                  UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 20, as: UInt16.self)) & 0x3FFF == 0
+                UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt16.self)) >= 20,
+                UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 20, as: UInt16.self)) & 0x3FFF == 0
             else { return nil }
             let proto = p.load(fromByteOffset: 23, as: UInt8.self)
             guard proto == IPProtocolNumber.udp || (proto == IPProtocolNumber.tcp && count >= 34 + 20) else {
@@ -244,8 +247,9 @@ public struct PacketHeaders: Equatable, Sendable {
     public var flowKey: FlowKey? {
         guard network != .other, !isMalformed else { return nil }
         let ports = hasPorts && fragment == .none
-        return FlowKey(source: source, destination: destination, sourcePort: ports ? sourcePort : 0,
-                       destinationPort: ports ? destinationPort : 0, ipProtocol: ipProtocol)
+        return FlowKey(
+            source: source, destination: destination, sourcePort: ports ? sourcePort : 0,
+            destinationPort: ports ? destinationPort : 0, ipProtocol: ipProtocol)
     }
 
     /// Parses the frame in `context`; nil when it is shorter than an Ethernet header.
@@ -286,9 +290,9 @@ public struct PacketHeaders: Equatable, Sendable {
         guard let versionAndLength = reader.u8(offset), versionAndLength >> 4 == 4 else { return markMalformed() }
         let headerLength = Int(versionAndLength & 0x0F) * 4
         guard headerLength >= 20, let totalLength = reader.u16(offset + 2), Int(totalLength) >= headerLength,
-              let fragmentField = reader.u16(offset + 6), let proto = reader.u8(offset + 9),
-              let sourceAddress = reader.u32(offset + 12), let destinationAddress = reader.u32(offset + 16),
-              offset + headerLength <= reader.count
+            let fragmentField = reader.u16(offset + 6), let proto = reader.u8(offset + 9),
+            let sourceAddress = reader.u32(offset + 12), let destinationAddress = reader.u32(offset + 16),
+            offset + headerLength <= reader.count
         else { return markMalformed() }
         ipProtocol = proto
         source = IPAddress(ipv4: sourceAddress)
@@ -305,8 +309,8 @@ public struct PacketHeaders: Equatable, Sendable {
     private mutating func parseIPv6(_ reader: BoundedReader, at offset: Int) {
         network = .ipv6
         guard let first = reader.u8(offset), first >> 4 == 6, let next = reader.u8(offset + 6),
-              let sourceHigh = reader.u64(offset + 8), let sourceLow = reader.u64(offset + 16),
-              let destinationHigh = reader.u64(offset + 24), let destinationLow = reader.u64(offset + 32)
+            let sourceHigh = reader.u64(offset + 8), let sourceLow = reader.u64(offset + 16),
+            let destinationHigh = reader.u64(offset + 24), let destinationLow = reader.u64(offset + 32)
         else { return markMalformed() }
         source = IPAddress(ipv6High: sourceHigh, low: sourceLow)
         destination = IPAddress(ipv6High: destinationHigh, low: destinationLow)

@@ -76,7 +76,7 @@ public struct RedirectMapProgram: XDPProgram, Sendable {
             return context.redirectMap(map, key: context.ingressIfindex.rawValue, flags: flags)
         case .destinationMAC(let table, let miss):
             guard context.length >= KernelConstants.ethHeaderLength,
-                  let key = table.lookup(MACAddress(loadingFrom: context.data))
+                let key = table.lookup(MACAddress(loadingFrom: context.data))
             else { return apply(miss, &context) }
             return context.redirectMap(map, key: key, flags: flags)
         case .hash(let modulo, let base, let nonIP):

@@ -27,7 +27,7 @@ public struct ReflectorProgram: XDPProgram, Equatable, Sendable {
         let data = context.data
         ReflectorProgram.swap(data, 0, 6, bytes: 6)
         guard swapIP || swapPorts, let headers = PacketHeaders(parsing: context), headers.network != .other,
-              !headers.isMalformed
+            !headers.isMalformed
         else { return .tx }
         if swapIP {
             // The parser read both addresses, so they lie inside the packet.

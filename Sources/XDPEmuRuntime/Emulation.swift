@@ -32,8 +32,10 @@ public final class Emulation {
         public var wire: (PortSpec) -> (any Wire)?
         /// Where XDP_PASS frames of a port go besides counting (nil: nowhere).
         public var stackWire: (PortSpec) -> (any Wire)?
-        public init(wire: @escaping (PortSpec) -> (any Wire)?,
-                    stackWire: @escaping (PortSpec) -> (any Wire)? = { _ in nil }) {
+        public init(
+            wire: @escaping (PortSpec) -> (any Wire)?,
+            stackWire: @escaping (PortSpec) -> (any Wire)? = { _ in nil }
+        ) {
             self.wire = wire
             self.stackWire = stackWire
         }
@@ -45,18 +47,22 @@ public final class Emulation {
     /// - Parameters:
     ///   - workers: simulated CPUs (replay uses one).
     ///   - sizing: frame buffers and pool; nil sizes them for frames the caller injects (`FrameSizing`).
-    public init(topology: Topology, wiring: Wiring = .offline, captures: CaptureSet? = nil, workers: Int = 1,
-                sizing: FrameSizing? = nil) throws(RuntimeError) {
+    public init(
+        topology: Topology, wiring: Wiring = .offline, captures: CaptureSet? = nil, workers: Int = 1,
+        sizing: FrameSizing? = nil
+    ) throws(RuntimeError) {
         guard topology.semantics == .v4_18 else {
-            throw .badInput("\(topology.source): $.semantics: the \"\(topology.semantics.rawValue)\" profile is not "
-                + "implemented yet; use \"4.18\"")
+            throw .badInput(
+                "\(topology.source): $.semantics: the \"\(topology.semantics.rawValue)\" profile is not "
+                    + "implemented yet; use \"4.18\"")
         }
         self.topology = topology
         let napi = topology.napi
         let sizing = sizing ?? FrameSizing(topology: topology, source: .injected)
-        network = Network(semantics: topology.semantics, workers: workers, poolCapacity: sizing.poolCapacity,
-                          bufferSize: sizing.bufferSize,
-                          maxBudget: max(napi.budget, 64))
+        network = Network(
+            semantics: topology.semantics, workers: workers, poolCapacity: sizing.poolCapacity,
+            bufferSize: sizing.bufferSize,
+            maxBudget: max(napi.budget, 64))
         var ports = [Port]()
         do {
             for spec in topology.ports {
@@ -102,8 +108,9 @@ public final class Emulation {
         let shared = SharedProgramState()
         let devices = Dictionary(uniqueKeysWithValues: ports.map { ($0.spec.name, $0.device) })
         for (index, port) in ports.enumerated() {
-            let context = ProgramContext(topology: topology, network: network, device: port.device, maps: maps,
-                                         ports: devices, path: "$.ports[\(index)].program", shared: shared)
+            let context = ProgramContext(
+                topology: topology, network: network, device: port.device, maps: maps,
+                ports: devices, path: "$.ports[\(index)].program", shared: shared)
             try ProgramRegistry.attach(port.spec.program, context: context)
         }
         if let observer = PortTapDrops(ports: ports.map { ($0.device, $0.tap) }) {
@@ -114,8 +121,9 @@ public final class Emulation {
     /// The NAPI scheduler of `worker` over every port, with each port's ingress tap, for `budget`, `pollDelay`
     /// and `frameCost`.
     public func makeScheduler(worker: Worker, budget: Int, pollDelay: Nanos, frameCost: Nanos) -> NAPIScheduler {
-        NAPIScheduler(worker: worker, devices: ports.map(\.device), ingressTaps: ports.map(\.tap), budget: budget,
-                      pollDelay: pollDelay, frameCost: frameCost)
+        NAPIScheduler(
+            worker: worker, devices: ports.map(\.device), ingressTaps: ports.map(\.tap), budget: budget,
+            pollDelay: pollDelay, frameCost: frameCost)
     }
 
     /// The port named `name`.

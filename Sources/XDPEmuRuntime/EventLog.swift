@@ -58,8 +58,10 @@ public final class EventLog {
     }
 
     /// Appends a control-plane event (a scheduled map operation and its result).
-    public func appendMapOperation(time: Nanos, operation: String, map: String, mapID: UInt32, key: MapKey,
-                                   ifindex: IfIndex?, result: String) {
+    public func appendMapOperation(
+        time: Nanos, operation: String, map: String, mapID: UInt32, key: MapKey,
+        ifindex: IfIndex?, result: String
+    ) {
         begin(time: time, name: "map_" + operation)
         field("map", map)
         field("map_id", UInt64(mapID))
@@ -148,9 +150,12 @@ public final class EventLog {
             buffer.append(UInt8(ascii: "0") + UInt8(value))
             return
         }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var digits:
+            (
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+            ) =
+                (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         var n = value
         var count = 0
         withUnsafeMutableBytes(of: &digits) { raw in

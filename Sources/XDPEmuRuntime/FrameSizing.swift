@@ -49,7 +49,9 @@ public struct FrameSizing: Equatable, Sendable {
             let wanted = ports * napi.ringSize + count + 4 * napi.budget + 1024
             poolCapacity = max(256, min(wanted, (1 << 32) / (reserve + packet)))
         case .taps:
-            let largestMTU = topology.ports.contains(where: \.vnetHdr) ? 65535
+            let largestMTU =
+                topology.ports.contains(where: \.vnetHdr)
+                ? 65535
                 : topology.ports.map { max($0.mtu, $0.host?.mtu ?? 0) }.max() ?? 1500
             packet = largestMTU + frameHeader
             let queued = topology.maps.reduce(0) { $0 + min(Int($1.maxEntries), 4096) } * 16

@@ -43,8 +43,10 @@ final class LiveLoop: NAPIReceiver {
         var alive = true
         var stackAlive = true
 
-        init(device: NetDevice, tap: TapDevice, wire: TapWire, stackTap: TapDevice?, stackWire: TapWire?,
-             portTap: PortTap?) {
+        init(
+            device: NetDevice, tap: TapDevice, wire: TapWire, stackTap: TapDevice?, stackWire: TapWire?,
+            portTap: PortTap?
+        ) {
             self.device = device
             self.tap = tap
             self.wire = wire
@@ -114,9 +116,11 @@ final class LiveLoop: NAPIReceiver {
     /// Frames read from virtio-net TAPs whose header could not be honoured (an offload never offered).
     private var refusedVirtioFrames: UInt64 = 0
 
-    init(emulation: Emulation, ports: [Port], captures: CaptureSet?, log: EventLog?, options: LiveOptions,
-         replays: [ReplaySource], eventLoop: EventLoop, timer: PeriodicTimer, signals: SignalWatcher?,
-         stopRequest: EventNotifier) {
+    init(
+        emulation: Emulation, ports: [Port], captures: CaptureSet?, log: EventLog?, options: LiveOptions,
+        replays: [ReplaySource], eventLoop: EventLoop, timer: PeriodicTimer, signals: SignalWatcher?,
+        stopRequest: EventNotifier
+    ) {
         self.emulation = emulation
         self.ports = ports
         self.captures = captures
@@ -249,7 +253,9 @@ final class LiveLoop: NAPIReceiver {
         var received = 0
         while received < budget {
             guard let frame = pool.take(headroom: device.rxHeadroom) else { break }
-            let result = vnet ? tap.read(header: vnetHeader, into: pool.writableSpace(frame))
+            let result =
+                vnet
+                ? tap.read(header: vnetHeader, into: pool.writableSpace(frame))
                 : tap.read(into: pool.writableSpace(frame))
             guard case .transferred(let count) = result else {
                 pool.give(frame)
@@ -265,7 +271,7 @@ final class LiveLoop: NAPIReceiver {
             if vnet {
                 let header = VirtioNetHeader(loading: vnetHeader.baseAddress!)
                 guard count >= VirtioNetHeader.length,
-                      let gsoSize = VirtioNetHeader.accept(header, packet: pool.packet(frame))
+                    let gsoSize = VirtioNetHeader.accept(header, packet: pool.packet(frame))
                 else {
                     pool.give(frame)
                     refusedVirtioFrames &+= 1
@@ -329,8 +335,9 @@ final class LiveLoop: NAPIReceiver {
         }
         stack.close()
         ports[index].stackWire?.markDead()
-        report("port \(ports[index].device.name): stack TAP \(stack.name) was deleted; XDP_PASS frames of the port "
-            + "are now only counted")
+        report(
+            "port \(ports[index].device.name): stack TAP \(stack.name) was deleted; XDP_PASS frames of the port "
+                + "are now only counted")
     }
 
     // MARK: Ports that disappear
@@ -351,8 +358,9 @@ final class LiveLoop: NAPIReceiver {
         scheduler.dropQueued(port: index, reason: .deviceGone, at: WallClock.nowNanos())
         if worker.events.count > 0 { drainEvents() }
         let alive = ports.filter(\.alive).map(\.device.name)
-        report("port \(port.device.name): TAP \(port.tap.name) was deleted (\(how)); the port is unregistered and "
-            + (alive.isEmpty ? "no port is left" : "forwarding continues on \(alive.joined(separator: ", "))"))
+        report(
+            "port \(port.device.name): TAP \(port.tap.name) was deleted (\(how)); the port is unregistered and "
+                + (alive.isEmpty ? "no port is left" : "forwarding continues on \(alive.joined(separator: ", "))"))
     }
 
     // MARK: Replay into live ports
@@ -404,8 +412,11 @@ final class LiveLoop: NAPIReceiver {
                     guard replayDue(record) <= now else { break }
                 }
                 guard let frame = pool.take(copying: record.bytes, headroom: device.rxHeadroom) else { break }
-                pool.info(frame).pointee.missingBytes = UInt32(clamping: max(0, record.originalLength
-                    - record.capturedLength))
+                pool.info(frame).pointee.missingBytes = UInt32(
+                    clamping: max(
+                        0,
+                        record.originalLength
+                            - record.capturedLength))
                 arrive(frame, port: index, device: device, at: wallNow)
                 replays[i].injected &+= 1
                 count += 1
@@ -419,8 +430,9 @@ final class LiveLoop: NAPIReceiver {
     private func applyMapEvents(upTo now: UInt64) {
         mapEvents.apply(dueBy: now, logTime: { _ in WallClock.nowNanos() }) { event, result in
             let target = event.ifindex.map { " -> ifindex \($0)" } ?? ""
-            self.report("map event at +\(seconds(event.offset)) s: \(event.operationName) \(event.map)[\(event.key)]"
-                + "\(target): \(result)")
+            self.report(
+                "map event at +\(seconds(event.offset)) s: \(event.operationName) \(event.map)[\(event.key)]"
+                    + "\(target): \(result)")
         }
     }
 
@@ -459,8 +471,9 @@ final class LiveLoop: NAPIReceiver {
         }
         var counts = [String: UInt64]()
         for (i, port) in emulation.ports.enumerated() { counts[port.spec.name] = scheduler.arrivals(port: i) }
-        return RunStatistics(emulation: emulation, ingress: counts, polls: scheduler.polls,
-                             framesIn: scheduler.arrivals, errors: errors)
+        return RunStatistics(
+            emulation: emulation, ingress: counts, polls: scheduler.polls,
+            framesIn: scheduler.arrivals, errors: errors)
     }
 }
 

@@ -107,8 +107,9 @@ public final class LiveRun {
                 }
             }
             let root = error.missing.contains(.tunDevice) ? "" : " (run as root)"
-            throw .notPermitted("live mode needs \(missing.joined(separator: " and "))\(root); without privileges, "
-                + "`xdpemu replay` runs traces through the same topology offline")
+            throw .notPermitted(
+                "live mode needs \(missing.joined(separator: " and "))\(root); without privileges, "
+                    + "`xdpemu replay` runs traces through the same topology offline")
         }
         for port in topology.ports {
             do throws(NameError) {
@@ -124,17 +125,20 @@ public final class LiveRun {
         // host interface may share a name with another port; nothing may exist under any name yet.
         for port in topology.ports {
             if let host = port.host, NetNamespace.exists(host.namespace) {
-                throw .badInput("namespace \(host.namespace) (port \(port.name)) already exists; xdpemu creates its "
-                    + "own and never adopts one (left by a crashed run? `xdpemu cleanup` removes those)")
+                throw .badInput(
+                    "namespace \(host.namespace) (port \(port.name)) already exists; xdpemu creates its "
+                        + "own and never adopts one (left by a crashed run? `xdpemu cleanup` removes those)")
             }
             for name in [tapName(port)] + (port.stack.map { [$0] } ?? []) where if_nametoindex(name) != 0 {
-                throw .badInput("an interface named \(name) (port \(port.name)) already exists in this namespace; "
-                    + "xdpemu creates its own TAPs (rename the port or delete the interface)")
+                throw .badInput(
+                    "an interface named \(name) (port \(port.name)) already exists in this namespace; "
+                        + "xdpemu creates its own TAPs (rename the port or delete the interface)")
             }
         }
         for input in options.replays where topology.port(named: input.port) == nil {
-            throw .badInput("--replay \(input.port)=\(input.path): no port named \(input.port) in \(topology.source) "
-                + "(ports: \(topology.ports.map(\.name).joined(separator: ", ")))")
+            throw .badInput(
+                "--replay \(input.port)=\(input.path): no port named \(input.port) in \(topology.source) "
+                    + "(ports: \(topology.ports.map(\.name).joined(separator: ", ")))")
         }
     }
 
@@ -153,8 +157,9 @@ public final class LiveRun {
             case .ready(let ready):
                 engine = ready
             case .stopped(let ending):
-                return LiveResult(ending: ending, stoppedDuringSetup: true, statistics: nil,
-                                  teardownErrors: teardown())
+                return LiveResult(
+                    ending: ending, stoppedDuringSetup: true, statistics: nil,
+                    teardownErrors: teardown())
             }
         } catch {
             _ = teardown()
@@ -173,8 +178,11 @@ public final class LiveRun {
         }
         let statistics = engine.finish()
         options.report(statistics.table)
-        failure = failure ?? closeOutputs(captures: created.captures, log: created.log, statistics: statistics,
-                                          statsPath: options.statsPath)
+        failure =
+            failure
+            ?? closeOutputs(
+                captures: created.captures, log: created.log, statistics: statistics,
+                statsPath: options.statsPath)
         let errors = teardown()
         if let failure { throw failure }
         return LiveResult(ending: ending, stoppedDuringSetup: false, statistics: statistics, teardownErrors: errors)
@@ -278,8 +286,9 @@ public final class LiveRun {
         try checkStop(signals)
 
         let captures = try options.captureDirectory.map { directory throws(RuntimeError) in
-            try CaptureSet(directory: directory,
-                           ports: topology.ports.map { ($0.name, $0.capture.ingress, $0.capture.egress) })
+            try CaptureSet(
+                directory: directory,
+                ports: topology.ports.map { ($0.name, $0.capture.ingress, $0.capture.egress) })
         }
         created.captures = captures
         var wires = [String: TapWire]()
@@ -289,8 +298,9 @@ public final class LiveRun {
         for (name, tap) in taps { wires[name] = TapWire(tap: tap, segmenter: segmenter, ring: ring) }
         for (name, tap) in stackTaps { stackWires[name] = TapWire(tap: tap, segmenter: segmenter, ring: ring) }
         let wiring = Emulation.Wiring(wire: { wires[$0.name]! }, stackWire: { stackWires[$0.name] })
-        let emulation = try Emulation(topology: topology, wiring: wiring, captures: captures,
-                                      sizing: FrameSizing(topology: topology, source: .taps))
+        let emulation = try Emulation(
+            topology: topology, wiring: wiring, captures: captures,
+            sizing: FrameSizing(topology: topology, source: .taps))
         let log = try options.eventsPath.map { path throws(RuntimeError) in
             try EventLog(path: path, mapNames: emulation.mapNames)
         }
@@ -310,13 +320,15 @@ public final class LiveRun {
         let timer = try wrap { () throws(Errno) in try PeriodicTimer(intervalNanos: 1_000_000_000) }
         created.timer = timer
         let ports = emulation.ports.map { port in
-            LiveLoop.Port(device: port.device, tap: taps[port.spec.name]!, wire: wires[port.spec.name]!,
-                          stackTap: stackTaps[port.spec.name], stackWire: stackWires[port.spec.name],
-                          portTap: port.tap)
+            LiveLoop.Port(
+                device: port.device, tap: taps[port.spec.name]!, wire: wires[port.spec.name]!,
+                stackTap: stackTaps[port.spec.name], stackWire: stackWires[port.spec.name],
+                portTap: port.tap)
         }
-        let engine = LiveLoop(emulation: emulation, ports: ports, captures: captures, log: log, options: options,
-                              replays: replays, eventLoop: eventLoop, timer: timer, signals: signals,
-                              stopRequest: stopRequest)
+        let engine = LiveLoop(
+            emulation: emulation, ports: ports, captures: captures, log: log, options: options,
+            replays: replays, eventLoop: eventLoop, timer: timer, signals: signals,
+            stopRequest: stopRequest)
         try engine.register()
         return engine
     }
@@ -415,9 +427,12 @@ extension LiveRun {
     /// What the user can do once the run is up, derived from the topology: ping between the first two hosts with
     /// IPv4 (or, with a single host, its gateway), the root-namespace and stack TAPs, where the captures are.
     public static func nextSteps(topology: Topology, captureDirectory: String?) -> [String] {
-        var lines = ["xdpemu: \(topology.name) is live: " + topology.ports.map { port in
-            port.host.map { "\(port.name) (host \($0.namespace))" } ?? "\(port.name) (TAP here)"
-        }.joined(separator: ", ")]
+        var lines = [
+            "xdpemu: \(topology.name) is live: "
+                + topology.ports.map { port in
+                    port.host.map { "\(port.name) (host \($0.namespace))" } ?? "\(port.name) (TAP here)"
+                }.joined(separator: ", ")
+        ]
         let hosts = topology.ports.compactMap { port -> (port: PortSpec, host: HostSpec)? in
             guard let host = port.host, !host.ipv4.isEmpty else { return nil }
             return (port, host)
@@ -435,15 +450,17 @@ extension LiveRun {
             target = only.port
         }
         for port in topology.ports where port.host == nil {
-            lines.append("  port \(port.name) is TAP \(port.name) in this namespace: tcpdump -ni \(port.name), "
-                + "tcpreplay -i \(port.name) TRACE.pcap")
+            lines.append(
+                "  port \(port.name) is TAP \(port.name) in this namespace: tcpdump -ni \(port.name), "
+                    + "tcpreplay -i \(port.name) TRACE.pcap")
         }
         for port in topology.ports {
             guard let stack = port.stack else { continue }
             lines.append("  XDP_PASS frames of \(port.name) come out of TAP \(stack): tcpdump -ni \(stack)")
         }
         if let directory = captureDirectory {
-            let shown = [target].compactMap { $0 }.filter(\.capture.egress).first
+            let shown =
+                [target].compactMap { $0 }.filter(\.capture.egress).first
                 ?? topology.ports.first { $0.capture.egress }
             lines.append("Captures in \(directory)/ (flushed every second):")
             if let shown {

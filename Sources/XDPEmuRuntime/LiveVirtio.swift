@@ -189,8 +189,10 @@ final class TCPSegmenter {
 
     /// Calls `emit` with each segment of `packet` (`gsoSize` payload bytes each) until it returns false. Returns
     /// the number of segments emitted, or nil when the frame is not a TCP frame it can cut.
-    func segment(_ packet: UnsafeRawBufferPointer, gsoSize: UInt32,
-                 emit: (UnsafeRawBufferPointer) -> Bool) -> Int? {
+    func segment(
+        _ packet: UnsafeRawBufferPointer, gsoSize: UInt32,
+        emit: (UnsafeRawBufferPointer) -> Bool
+    ) -> Int? {
         guard let tcp = TCPFrame(packet), gsoSize > 0 else { return nil }
         let headers = tcp.headersLength
         let payload = packet.count - headers
@@ -214,13 +216,16 @@ final class TCPSegmenter {
             var pseudo: UInt64
             if tcp.isIPv4 {
                 let ipHeaderLength = th - ip
-                buffer.storeBytes(of: UInt16(ipHeaderLength + tcpLength).bigEndian, toByteOffset: ip + 2,
-                                  as: UInt16.self)
-                buffer.storeBytes(of: (firstID &+ UInt16(truncatingIfNeeded: index)).bigEndian, toByteOffset: ip + 4,
-                                  as: UInt16.self)
+                buffer.storeBytes(
+                    of: UInt16(ipHeaderLength + tcpLength).bigEndian, toByteOffset: ip + 2,
+                    as: UInt16.self)
+                buffer.storeBytes(
+                    of: (firstID &+ UInt16(truncatingIfNeeded: index)).bigEndian, toByteOffset: ip + 4,
+                    as: UInt16.self)
                 buffer.storeBytes(of: UInt16(0), toByteOffset: ip + 10, as: UInt16.self)
-                buffer.storeBytes(of: Checksum.finish(Checksum.sum(buffer + ip, ipHeaderLength)), toByteOffset: ip + 10,
-                                  as: UInt16.self)
+                buffer.storeBytes(
+                    of: Checksum.finish(Checksum.sum(buffer + ip, ipHeaderLength)), toByteOffset: ip + 10,
+                    as: UInt16.self)
                 pseudo = Checksum.sum(buffer + ip + 12, 8)  // source and destination addresses
             } else {
                 buffer.storeBytes(of: UInt16(tcpLength).bigEndian, toByteOffset: ip + 4, as: UInt16.self)
@@ -233,8 +238,9 @@ final class TCPSegmenter {
             if index > 0 { segmentFlags &= ~TCPFrame.cwr }
             buffer.storeBytes(of: segmentFlags, toByteOffset: th + 13, as: UInt8.self)
             buffer.storeBytes(of: UInt16(0), toByteOffset: th + 16, as: UInt16.self)
-            buffer.storeBytes(of: Checksum.finish(Checksum.sum(buffer + th, tcpLength, pseudo)), toByteOffset: th + 16,
-                              as: UInt16.self)
+            buffer.storeBytes(
+                of: Checksum.finish(Checksum.sum(buffer + th, tcpLength, pseudo)), toByteOffset: th + 16,
+                as: UInt16.self)
             guard emit(UnsafeRawBufferPointer(start: buffer, count: headers + size)) else { return index }
             offset += size
             index += 1

@@ -60,14 +60,16 @@ public struct MapBatch {
             case "device": answer = try device(Array(words.dropFirst()), number)
             case "create": answer = try create(Array(words.dropFirst()), number)
             case "update": answer = try update(Array(words.dropFirst()), number)
-            case "delete": answer = try keyed(words, number) { map, key throws(KernelErrno) in
-                try map.delete(key: key)
-                return "ok"
-            }
-            case "lookup": answer = try keyed(words, number) { map, key throws(KernelErrno) in
-                let ifindex = try map.lookup(key: key)
-                return "ok " + (names[ifindex] ?? ifindex.description)
-            }
+            case "delete":
+                answer = try keyed(words, number) { map, key throws(KernelErrno) in
+                    try map.delete(key: key)
+                    return "ok"
+                }
+            case "lookup":
+                answer = try keyed(words, number) { map, key throws(KernelErrno) in
+                    let ifindex = try map.lookup(key: key)
+                    return "ok " + (names[ifindex] ?? ifindex.description)
+                }
             case "next": answer = try next(Array(words.dropFirst()), number)
             case "unregister": answer = try unregister(Array(words.dropFirst()), number)
             default: throw SyntaxError(line: number, message: "unknown operation '\(verb)'")
@@ -135,7 +137,9 @@ public struct MapBatch {
         guard let maxEntries = parseU32(args[1]) else {
             throw SyntaxError(line: line, message: "MAX_ENTRIES must be a number 0...4294967295")
         }
-        var keySize: UInt32 = 4, valueSize: UInt32 = 4, flags: UInt32 = 0
+        var keySize: UInt32 = 4
+        var valueSize: UInt32 = 4
+        var flags: UInt32 = 0
         var i = 2
         while i < args.count {
             guard i + 1 < args.count, let value = parseU32(args[i + 1]) else {
@@ -152,8 +156,9 @@ public struct MapBatch {
         // DEVMAP_HASH exists only in kernels after 5.4: the 4.18 profile does not know the map type.
         guard type == "devmap" else { return KernelErrno.EINVAL.name }
         do {
-            map = try network.createDevMap(maxEntries: maxEntries, keySize: keySize, valueSize: valueSize,
-                                           flags: flags, capNetAdmin: capNetAdmin)
+            map = try network.createDevMap(
+                maxEntries: maxEntries, keySize: keySize, valueSize: valueSize,
+                flags: flags, capNetAdmin: capNetAdmin)
             return "ok"
         } catch {
             return error.name
@@ -188,8 +193,10 @@ public struct MapBatch {
         }
     }
 
-    private func keyed(_ words: [String], _ line: Int,
-                                _ body: (DevMap, MapKey) throws(KernelErrno) -> String) throws -> String {
+    private func keyed(
+        _ words: [String], _ line: Int,
+        _ body: (DevMap, MapKey) throws(KernelErrno) -> String
+    ) throws -> String {
         guard words.count == 2 else { throw SyntaxError(line: line, message: "usage: \(words[0]) KEY") }
         let key = try parseKey(words[1], line)
         guard let map else { return KernelErrno.EBADF.name }
@@ -254,8 +261,10 @@ public struct MapBatch {
 
 /// A transmitter that accepts and frees every frame (devices of the map batch tool never carry traffic).
 final class DiscardingTransmitter: XDPTransmitter {
-    func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
-                 worker: Worker) -> Int32 {
+    func xdpXmit(
+        _ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
+        worker: Worker
+    ) -> Int32 {
         for frame in frames { worker.pool.give(frame) }
         return Int32(frames.count)
     }

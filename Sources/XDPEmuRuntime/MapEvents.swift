@@ -69,8 +69,9 @@ struct MapEventPlayer {
             guard let map = maps[event.map] else { continue }
             let result = event.apply(to: map)
             report?(event, result)
-            log?.appendMapOperation(time: logTime(due), operation: event.operationName, map: event.map,
-                                    mapID: map.id, key: event.key, ifindex: event.ifindex, result: result)
+            log?.appendMapOperation(
+                time: logTime(due), operation: event.operationName, map: event.map,
+                mapID: map.id, key: event.key, ifindex: event.ifindex, result: result)
         }
     }
 

@@ -45,8 +45,9 @@ public struct RunStatistics: Equatable, Sendable {
     public init(emulation: Emulation, ingress: [String: UInt64], polls: UInt64, framesIn: UInt64, errors: [String]) {
         topology = emulation.topology.name
         ports = emulation.ports.map {
-            Port(name: $0.spec.name, ifindex: $0.device.ifindex.rawValue, ingress: ingress[$0.spec.name] ?? 0,
-                 device: $0.device.statistics)
+            Port(
+                name: $0.spec.name, ifindex: $0.device.ifindex.rawValue, ingress: ingress[$0.spec.name] ?? 0,
+                device: $0.device.statistics)
         }
         maps = emulation.mapNames.compactMap { id, name in
             guard let map = emulation.maps[name] else { return nil }
@@ -69,8 +70,10 @@ public struct RunStatistics: Equatable, Sendable {
         header += reasons.map { "drop:\($0)" }
         var rows = [header]
         for p in ports {
-            var row = [p.name, "\(p.ifindex)", "\(p.ingress)", "\(p.device.rxPackets)", "\(p.device.txPackets)",
-                       "\(p.device.passed)", "\(p.device.redirected)", "\(p.device.xdpTx)"]
+            var row = [
+                p.name, "\(p.ifindex)", "\(p.ingress)", "\(p.device.rxPackets)", "\(p.device.txPackets)",
+                "\(p.device.passed)", "\(p.device.redirected)", "\(p.device.xdpTx)",
+            ]
             row += reasons.map { "\(p.device.drops[$0] ?? 0)" }
             rows.append(row)
         }
@@ -79,15 +82,18 @@ public struct RunStatistics: Equatable, Sendable {
             lines.append("")
             var mapRows = [["map \(map.name)", "key", "sent", "drops", "flushes", "avg bulk"]]
             for e in map.entries {
-                mapRows.append(["", "\(e.key)", "\(e.statistics.sent)", "\(e.statistics.drops)",
-                                "\(e.statistics.flushes)", formatDouble(e.statistics.averageBulk)])
+                mapRows.append([
+                    "", "\(e.key)", "\(e.statistics.sent)", "\(e.statistics.drops)",
+                    "\(e.statistics.flushes)", formatDouble(e.statistics.averageBulk),
+                ])
             }
             lines += format(mapRows)
         }
         lines.append("")
-        lines.append("frames in \(framesIn), polls \(polls), flushes \(flushes), "
-            + "average bulk \(formatDouble(averageBulk))"
-            + (eventsLost > 0 ? ", events lost \(eventsLost)" : ""))
+        lines.append(
+            "frames in \(framesIn), polls \(polls), flushes \(flushes), "
+                + "average bulk \(formatDouble(averageBulk))"
+                + (eventsLost > 0 ? ", events lost \(eventsLost)" : ""))
         return lines.joined(separator: "\n")
     }
 
@@ -127,7 +133,8 @@ public struct RunStatistics: Equatable, Sendable {
         let widths = (0..<(rows.first?.count ?? 0)).map { c in rows.map { $0[c].count }.max() ?? 0 }
         return rows.map { row in
             row.enumerated().map { c, cell in
-                c == 0 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                c == 0
+                    ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
                     : String(repeating: " ", count: widths[c] - cell.count) + cell
             }.joined(separator: "  ")
         }

@@ -40,8 +40,10 @@ public final class FakeTransmitter: XDPTransmitter, @unchecked Sendable {
 
     public init(script: [Response] = []) { self.script = script }
 
-    public func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
-                        worker: Worker) -> Int32 {
+    public func xdpXmit(
+        _ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
+        worker: Worker
+    ) -> Int32 {
         onTransmit?(worker)
         let response = script.isEmpty ? defaultResponse : script.removeFirst()
         let sent: Int32
@@ -50,14 +52,18 @@ public final class FakeTransmitter: XDPTransmitter, @unchecked Sendable {
         case .send(let n): sent = Int32(min(n, frames.count))
         case .fail(let errno): sent = -errno.rawValue
         }
-        calls.append(Call(device: device.name, count: frames.count, sent: sent, flush: flags.contains(.flush),
-                          time: worker.now, cpu: worker.cpu,
-                          frames: frames.map { worker.pool.info($0).pointee.sequence }))
+        calls.append(
+            Call(
+                device: device.name, count: frames.count, sent: sent, flush: flags.contains(.flush),
+                time: worker.now, cpu: worker.cpu,
+                frames: frames.map { worker.pool.info($0).pointee.sequence }))
         if sent > 0 {
             for frame in frames[0..<Int(sent)] {
                 let info = worker.pool.info(frame).pointee
-                sentFrames.append(SentFrame(sequence: info.sequence, bytes: Array(worker.pool.packet(frame)),
-                                            time: worker.now, ingress: info.ingress))
+                sentFrames.append(
+                    SentFrame(
+                        sequence: info.sequence, bytes: Array(worker.pool.packet(frame)),
+                        time: worker.now, ingress: info.ingress))
                 worker.pool.give(frame)
             }
         }
@@ -88,11 +94,14 @@ public struct FrameInjector {
 
     /// An Ethernet frame of `length` bytes (at least 14) with the given addresses and EtherType; the payload
     /// bytes are the low byte of their offset, so contents are recognisable.
-    public static func ethernet(destination: MACAddress, source: MACAddress, etherType: UInt16 = 0x0800,
-                                length: Int = 64) -> [UInt8] {
+    public static func ethernet(
+        destination: MACAddress, source: MACAddress, etherType: UInt16 = 0x0800,
+        length: Int = 64
+    ) -> [UInt8] {
         precondition(length >= 14)
         var bytes = [UInt8](repeating: 0, count: length)
-        let d = destination.rawValue, s = source.rawValue
+        let d = destination.rawValue
+        let s = source.rawValue
         for i in 0..<6 {
             bytes[i] = UInt8(truncatingIfNeeded: d >> UInt64(8 * (5 - i)))
             bytes[6 + i] = UInt8(truncatingIfNeeded: s >> UInt64(8 * (5 - i)))
@@ -106,8 +115,10 @@ public struct FrameInjector {
     /// Copies `bytes` into a frame of `worker`'s pool and puts it on `device`'s RX ring. Returns its sequence
     /// number, or nil when the ring (or the pool) is full.
     @discardableResult
-    public mutating func inject(_ bytes: [UInt8], into device: NetDevice, worker: Worker, at time: Nanos = 0,
-                                headroom: Int? = nil) -> UInt64? {
+    public mutating func inject(
+        _ bytes: [UInt8], into device: NetDevice, worker: Worker, at time: Nanos = 0,
+        headroom: Int? = nil
+    ) -> UInt64? {
         let frame = bytes.withUnsafeBytes { worker.pool.take(copying: $0, headroom: headroom ?? device.rxHeadroom) }
         guard let frame else { return nil }
         let info = worker.pool.info(frame)
@@ -123,9 +134,11 @@ public struct FrameInjector {
     }
 
     /// Injects `count` frames of `length` bytes addressed from `source` to `destination`.
-    public mutating func inject(count: Int, length: Int = 64, into device: NetDevice, worker: Worker,
-                                destination: MACAddress = MACAddress(0x02, 0, 0, 0, 0, 0xff),
-                                at time: Nanos = 0) {
+    public mutating func inject(
+        count: Int, length: Int = 64, into device: NetDevice, worker: Worker,
+        destination: MACAddress = MACAddress(0x02, 0, 0, 0, 0, 0xff),
+        at time: Nanos = 0
+    ) {
         let bytes = FrameInjector.ethernet(destination: destination, source: device.mac, length: length)
         for _ in 0..<count { precondition(inject(bytes, into: device, worker: worker, at: time) != nil, "ring full") }
     }

@@ -46,17 +46,22 @@ public struct MapEventSchedule: Sendable, Equatable {
     }
 
     /// Checks a schedule from JSON bytes; `source` names it in messages.
-    public static func parse(data: [UInt8], source: String, topology: Topology) throws(TopologyError)
+    public static func parse(
+        data: [UInt8], source: String, topology: Topology
+    ) throws(TopologyError)
         -> MapEventSchedule
     {
         let root: JSONNode
         do {
             root = try JSONParser.parse(data)
         } catch {
-            throw TopologyError(source: source, problems: [
-                .init(path: "$", message: "invalid JSON at \(error.position): \(error.message)",
-                      position: error.position)
-            ])
+            throw TopologyError(
+                source: source,
+                problems: [
+                    .init(
+                        path: "$", message: "invalid JSON at \(error.position): \(error.message)",
+                        position: error.position)
+                ])
         }
         let d = Diagnostics()
         var list: [JSONNode]?
@@ -70,8 +75,10 @@ public struct MapEventSchedule: Sendable, Equatable {
         var events: [Event] = []
         for (index, node) in (list ?? []).enumerated() {
             let path = listPath.index(index)
-            guard let fields = d.object(node, at: path,
-                                        allowed: ["at", "at_ns", "op", "map", "key", "port", "ifindex", "flags"])
+            guard
+                let fields = d.object(
+                    node, at: path,
+                    allowed: ["at", "at_ns", "op", "map", "key", "port", "ifindex", "flags"])
             else { continue }
             var offset: UInt64?
             switch (fields["at"], fields["at_ns"]) {
@@ -91,7 +98,8 @@ public struct MapEventSchedule: Sendable, Equatable {
             let key = d.requiredInteger(fields, "key", in: 0...UInt32.max).map(MapKey.init(rawValue:))
             var operation: Operation?
             if let opNode = d.required(fields, "op"),
-               let op = d.choice(opNode, at: fields.path("op"), "operation", ["update", "delete"]) {
+                let op = d.choice(opNode, at: fields.path("op"), "operation", ["update", "delete"])
+            {
                 if op == "delete" {
                     for unused in ["port", "ifindex", "flags"] where fields[unused] != nil {
                         d.report(fields.path(unused), "not used by \"delete\"", at: fields[unused]!)
@@ -112,8 +120,10 @@ public struct MapEventSchedule: Sendable, Equatable {
         return MapEventSchedule(events: sorted.map(\.element))
     }
 
-    private static func updateOperation(_ fields: Fields, path: JSONPath, node: JSONNode, topology: Topology,
-                                        _ d: Diagnostics) -> Operation? {
+    private static func updateOperation(
+        _ fields: Fields, path: JSONPath, node: JSONNode, topology: Topology,
+        _ d: Diagnostics
+    ) -> Operation? {
         var ifindex: IfIndex?
         switch (fields["port"], fields["ifindex"]) {
         case (let portNode?, nil):
@@ -145,7 +155,8 @@ public struct MapEventSchedule: Sendable, Equatable {
     /// A non-negative number of seconds as nanoseconds, exactly for the usual decimal forms.
     private static func secondsToNanos(_ node: JSONNode, at path: JSONPath, _ d: Diagnostics) -> UInt64? {
         guard case .number(let number) = node.kind, let seconds = Double(number.literal), seconds >= 0,
-              seconds < 1.8e10 else {
+            seconds < 1.8e10
+        else {
             d.report(path, "must be a number of seconds >= 0, got \(node.compact)", at: node)
             return nil
         }

@@ -7,8 +7,6 @@
 import XDPEmuCore
 import XDPEmuPrograms
 
-import XDPEmuCore
-
 /// An emulated network: ports, their XDP programs, and the devmaps the programs redirect through.
 public struct Topology: Sendable, Equatable {
     /// A short name for logs and messages (`"name"`, required).

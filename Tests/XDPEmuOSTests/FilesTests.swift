@@ -7,7 +7,11 @@ import XDPEmuOS
     @Test func makeDirectoriesCreatesParentsWithMode0755WhateverTheUmask() throws {
         var template = Array("/tmp/xdpemu-files-XXXXXX".utf8CString)
         let base = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }!)
-        defer { _ = rmdir(base + "/a/b"); _ = rmdir(base + "/a"); _ = rmdir(base) }
+        defer {
+            _ = rmdir(base + "/a/b")
+            _ = rmdir(base + "/a")
+            _ = rmdir(base)
+        }
         let old = umask(0o077)
         defer { umask(old) }
         try makeDirectories(base + "/a/b")
@@ -29,8 +33,9 @@ import XDPEmuOS
         #expect(throws: FileReadError.notRegularFile(isDirectory: true)) { try readRegularFile("/tmp") }
         #expect(throws: FileReadError.notRegularFile(isDirectory: false)) { try readRegularFile("/dev/null") }
         #expect(throws: FileReadError.open(.noSuchFileOrDirectory)) { try readRegularFile("/nonexistent/xdpemu") }
-        #expect(FileReadError.open(.noSuchFileOrDirectory).description
-                    == "cannot open the file: No such file or directory (errno 2)")
+        #expect(
+            FileReadError.open(.noSuchFileOrDirectory).description
+                == "cannot open the file: No such file or directory (errno 2)")
         let path = "/tmp/xdpemu-files-\(getpid()).txt"
         let fd = try createOutputFile(path)
         defer { _ = unlink(path) }

@@ -152,8 +152,11 @@ struct HostSetupTests {
         }
         let forwarder = try Forwarder(try hostA.setUp(), try hostB.setUp())
         #expect(Set(runState.record.namespaces) == [a.namespace, b.namespace])
-        #expect(Set(runState.record.taps) == [LinkRecord(name: a.interface, namespace: a.namespace),
-                                             LinkRecord(name: b.interface, namespace: b.namespace)])
+        #expect(
+            Set(runState.record.taps) == [
+                LinkRecord(name: a.interface, namespace: a.namespace),
+                LinkRecord(name: b.interface, namespace: b.namespace),
+            ])
         forwarder.start()
         let ping: CommandOutput
         do {

@@ -83,10 +83,11 @@ struct RunStateTests {
         let report = RunState.cleanupStale(directory: directory.path)
 
         #expect(report.failures.isEmpty, "\(report.failures)")
-        #expect(Set(report.removed) == [
-            "link \(recordedDummy)", "link \(dummyInNamespace) in \(recordedNamespace)",
-            "namespace \(recordedNamespace)",
-        ])
+        #expect(
+            Set(report.removed) == [
+                "link \(recordedDummy)", "link \(dummyInNamespace) in \(recordedNamespace)",
+                "namespace \(recordedNamespace)",
+            ])
         #expect(Set(report.alreadyGone) == ["link \(goneTap)", "namespace \(goneNamespace)"])
         #expect(report.stateFilesRemoved == [state.path])
         #expect(!NetNamespace.exists(recordedNamespace))
@@ -121,10 +122,11 @@ struct RunStateTests {
 
         #expect(report.failures.isEmpty, "\(report.failures)")
         #expect(report.removed == ["namespace \(deadOnlyNamespace)"])
-        #expect(Set(report.alreadyGone) == [
-            "link \(sharedLink) (now used by run \(getpid()))",
-            "namespace \(sharedNamespace) (now used by run \(getpid()))",
-        ])
+        #expect(
+            Set(report.alreadyGone) == [
+                "link \(sharedLink) (now used by run \(getpid()))",
+                "namespace \(sharedNamespace) (now used by run \(getpid()))",
+            ])
         #expect(report.stateFilesRemoved == [dead.path])
         #expect(report.liveRuns == [live.path])
         #expect(NetNamespace.exists(sharedNamespace))

@@ -11,7 +11,10 @@ struct TapWriteRingTests {
     func frame(_ marker: UInt8, length: Int = 60) -> [UInt8] {
         var bytes = [UInt8](repeating: marker, count: length)
         for i in 0..<min(6, length) { bytes[i] = 0xff }
-        if length >= 14 { bytes[12] = 0x88; bytes[13] = 0xb5 }
+        if length >= 14 {
+            bytes[12] = 0x88
+            bytes[13] = 0xb5
+        }
         return bytes
     }
 
@@ -38,8 +41,10 @@ struct TapWriteRingTests {
     }
 
     /// Calls `body` with every array's bytes at once.
-    func withBuffers(_ arrays: inout [[UInt8]], index: Int, _ done: [UnsafeMutableRawBufferPointer] = [],
-                     _ body: ([UnsafeMutableRawBufferPointer]) -> Void) {
+    func withBuffers(
+        _ arrays: inout [[UInt8]], index: Int, _ done: [UnsafeMutableRawBufferPointer] = [],
+        _ body: ([UnsafeMutableRawBufferPointer]) -> Void
+    ) {
         guard index < arrays.count else { return body(done) }
         var array = arrays[index]
         array.withUnsafeMutableBytes { withBuffers(&arrays, index: index + 1, done + [$0], body) }

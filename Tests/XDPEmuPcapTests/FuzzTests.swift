@@ -132,7 +132,8 @@ struct FuzzTests {
             let reference = readWithLibpcap(path)
             let records = ours.records.map(\.frame)
             if records != reference.records || (ours.error == nil) != (reference.error == nil) {
-                Issue.record("""
+                Issue.record(
+                    """
                     \(name) iteration \(iteration): ours \(records.count) records, error \
                     \(String(describing: ours.error)); libpcap \(reference.records.count), error \
                     \(reference.error ?? "none")
@@ -147,8 +148,9 @@ struct FuzzTests {
 
     @Test("mutated classic files read as libpcap reads them: the same records, and an error where it fails")
     func sameAsLibpcap() {
-        let outcomes = Self.compareWithLibpcap(Self.classicSeeds(), iterations: 3000, seed: 0x11b_9ca9,
-                                               name: "fuzz.pcap")
+        let outcomes = Self.compareWithLibpcap(
+            Self.classicSeeds(), iterations: 3000, seed: 0x11b_9ca9,
+            name: "fuzz.pcap")
         #expect(outcomes.clean > 100)
         #expect(outcomes.failed > 100)
         // Records cut to the snap length occur (the short-snap seed has them before any mutation).
@@ -171,8 +173,11 @@ struct FuzzTests {
             file.interface(snapLength: 1514, options: [(2, Array("eth0".utf8)), (9, [9]), (0, [])])
             file.interface(snapLength: 1514, options: [(9, [3]), (14, bytes(-100, bigEndian: bigEndian))])
             for (index, frame) in frames.enumerated() {
-                file.packet(frame, interface: UInt32(index % 2), units: index % 2 == 0 ? frame.timestampNanos
-                            : frame.timestampNanos / 1_000_000)
+                file.packet(
+                    frame, interface: UInt32(index % 2),
+                    units: index % 2 == 0
+                        ? frame.timestampNanos
+                        : frame.timestampNanos / 1_000_000)
                 if index == 3 { file.other(type: 5, Array(repeating: 7, count: 20)) }  // interface statistics
             }
             seeds.append(file.bytes)

@@ -82,11 +82,13 @@ struct MalformedTests {
             // 60 bytes kept of 80, the first record in the old order, the second in the old order too except in
             // 2.3, where it is in the new one.
             var file = ClassicPcapFile(bigEndian: bigEndian, versionMajor: major, versionMinor: minor)
-            file.rawRecord(seconds: 1, fraction: 2, capturedLength: 80, originalLength: 60,
-                           data: Array(repeating: 5, count: 60))
+            file.rawRecord(
+                seconds: 1, fraction: 2, capturedLength: 80, originalLength: 60,
+                data: Array(repeating: 5, count: 60))
             let newOrder = minor == 3
-            file.rawRecord(seconds: 3, fraction: 4, capturedLength: newOrder ? 60 : 80,
-                           originalLength: newOrder ? 80 : 60, data: Array(repeating: 6, count: 60))
+            file.rawRecord(
+                seconds: 3, fraction: 4, capturedLength: newOrder ? 60 : 80,
+                originalLength: newOrder ? 80 : 60, data: Array(repeating: 6, count: 60))
             let result = Self.read(file.bytes)
             let libpcap = readWithLibpcap(result.path)
             #expect(result.error == nil, "\(major).\(minor)")
@@ -190,8 +192,9 @@ struct MalformedTests {
         #expect(truncated.records == frames)
         #expect(
             truncated.error
-                == .record(path: truncated.path, recordNumber: 4, offset: offset,
-                           reason: .truncatedRecordData(need: 1600, left: 1590))
+                == .record(
+                    path: truncated.path, recordNumber: 4, offset: offset,
+                    reason: .truncatedRecordData(need: 1600, left: 1590))
         )
         #expect(readWithLibpcap(truncated.path).error != nil)
     }

@@ -148,8 +148,9 @@ struct ReaderTests {
         #expect(records.map(\.fileOffset) == offsets)
     }
 
-    @Test("pcapng as dumpcap writes it (options everywhere, statistics at the end) is ours to read",
-          arguments: [UInt16(0), 2, 1])
+    @Test(
+        "pcapng as dumpcap writes it (options everywhere, statistics at the end) is ours to read",
+        arguments: [UInt16(0), 2, 1])
     func dumpcapStyle(minorVersion: UInt16) throws {
         let directory = TemporaryDirectory()
         let path = directory.file("capture.pcapng")
@@ -169,8 +170,12 @@ struct ReaderTests {
             }
             body.u32(0)  // opt_endofopt
         }
-        file.interface(snapLength: 262_144, options: [(2, Array("eth0".utf8)), (9, [9]), (11, [0] + Array("udp".utf8)),
-                                                        (12, Array("Linux 6.18".utf8)), (13, [0]), (0, [])])
+        file.interface(
+            snapLength: 262_144,
+            options: [
+                (2, Array("eth0".utf8)), (9, [9]), (11, [0] + Array("udp".utf8)),
+                (12, Array("Linux 6.18".utf8)), (13, [0]), (0, []),
+            ])
         let frames = Self.frames
         for frame in frames {
             file.block(type: 6) { body in

@@ -159,8 +159,10 @@ func readWithLibpcap(_ path: String) -> (records: [Frame], error: String?) {
     defer { pcap_close(handle) }
     // Classic microsecond files (and Kuznetzov's) have their fraction scaled up to nanoseconds by libpcap.
     let magic = Array(readFile(path).prefix(4))
-    let microMagics: [[UInt8]] = [[0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0xc3, 0xd4], [0x34, 0xcd, 0xb2, 0xa1],
-                                  [0xa1, 0xb2, 0xcd, 0x34]]
+    let microMagics: [[UInt8]] = [
+        [0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0xc3, 0xd4], [0x34, 0xcd, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0xcd, 0x34],
+    ]
     let fractionScale = microMagics.contains(magic) ? 1000 : 1
     let pcapng = magic == [0x0a, 0x0d, 0x0d, 0x0a]
     var frames: [Frame] = []
@@ -418,4 +420,3 @@ struct PcapngFile {
         builder.u32(total)
     }
 }
-

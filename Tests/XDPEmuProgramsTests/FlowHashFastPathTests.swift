@@ -1,5 +1,6 @@
 import Testing
 import XDPEmuCore
+
 @testable import XDPEmuPrograms
 
 /// `FlowKey.hash(ofFrame:)` hashes the common frames where they lie; it must agree with the full parser's
@@ -17,20 +18,30 @@ import XDPEmuCore
                 frames.append(Packet.ipv4Frame("10.0.0.1", "192.168.1.20", t, payload: payload))
                 frames.append(Packet.ipv6Frame("2001:db8::1", "2001:db8:ffff::2", t, payload: payload))
                 frames.append(Packet.ipv4Frame("10.0.0.1", "10.0.0.2", t, vlans: [(0x8100, 100)], payload: payload))
-                frames.append(Packet.ipv6Frame("2001:db8::1", "2001:db8::2", t,
-                                               vlans: [(0x88A8, 5), (0x8100, 7)], payload: payload))
-                frames.append(Packet.ethernet(etherType: 0x0800, Packet.ipv4(
-                    "10.0.0.1", "10.0.0.2", t, payload: payload, options: [1, 1, 1, 0])))
+                frames.append(
+                    Packet.ipv6Frame(
+                        "2001:db8::1", "2001:db8::2", t,
+                        vlans: [(0x88A8, 5), (0x8100, 7)], payload: payload))
+                frames.append(
+                    Packet.ethernet(
+                        etherType: 0x0800,
+                        Packet.ipv4(
+                            "10.0.0.1", "10.0.0.2", t, payload: payload, options: [1, 1, 1, 0])))
                 for fragment: UInt16 in [0x4000, 0x2000, 0x2001, 0x0010, 0x6000] {
-                    frames.append(Packet.ethernet(etherType: 0x0800, Packet.ipv4(
-                        "10.0.0.1", "10.0.0.2", t, payload: payload, fragment: fragment)))
+                    frames.append(
+                        Packet.ethernet(
+                            etherType: 0x0800,
+                            Packet.ipv4(
+                                "10.0.0.1", "10.0.0.2", t, payload: payload, fragment: fragment)))
                 }
                 for chain: [Packet.ExtensionHeader] in [
                     [.hopByHop], [.routing, .destinationOptions], [.fragment(offset: 0, more: true)],
                     [.fragment(offset: 0, more: false)], [.fragment(offset: 100, more: false)],
                 ] {
-                    frames.append(Packet.ipv6Frame("2001:db8::1", "2001:db8::2", t, extensionHeaders: chain,
-                                                   payload: payload))
+                    frames.append(
+                        Packet.ipv6Frame(
+                            "2001:db8::1", "2001:db8::2", t, extensionHeaders: chain,
+                            payload: payload))
                 }
             }
         }
@@ -61,8 +72,10 @@ import XDPEmuCore
     /// Each header byte the fast path reads, set to values that must send the frame to the full parser (or give
     /// the same hash): version and IHL, total length, fragment field, protocol, next header, EtherType.
     @Test func agreesWithTheParserOnDamagedHeaders() {
-        let values: [UInt8] = [0x00, 0x01, 0x06, 0x11, 0x13, 0x20, 0x3F, 0x40, 0x45, 0x46, 0x60, 0x65, 0x80, 0x86,
-                               0xDD, 0xFF]
+        let values: [UInt8] = [
+            0x00, 0x01, 0x06, 0x11, 0x13, 0x20, 0x3F, 0x40, 0x45, 0x46, 0x60, 0x65, 0x80, 0x86,
+            0xDD, 0xFF,
+        ]
         var state: UInt32 = 0x1234_5678
         for frame in Self.corpus {
             for offset in [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 54, 55] where offset < frame.count {
@@ -87,8 +100,11 @@ import XDPEmuCore
         let frames = [
             Packet.ipv4Frame("10.0.0.1", "192.168.1.20", .tcp(source: 40000, destination: 443)),
             Packet.ipv4Frame("10.0.0.1", "192.168.1.20", .udp(source: 1, destination: 2)),
-            Packet.ethernet(etherType: 0x0800, Packet.ipv4("10.0.0.1", "10.0.0.2", .udp(source: 1, destination: 2),
-                                                            fragment: 0x4000)),
+            Packet.ethernet(
+                etherType: 0x0800,
+                Packet.ipv4(
+                    "10.0.0.1", "10.0.0.2", .udp(source: 1, destination: 2),
+                    fragment: 0x4000)),
             Packet.ipv6Frame("2001:db8::1", "2001:db8::2", .tcp(source: 1, destination: 2)),
             Packet.ipv6Frame("2001:db8::1", "2001:db8::2", .udp(source: 1, destination: 2)),
         ]

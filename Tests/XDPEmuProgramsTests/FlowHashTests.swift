@@ -45,8 +45,10 @@ func tupleBytes(_ frame: [UInt8]) -> [UInt8] {
     @Test func hashMatchesTheReferenceOnManyFlows() throws {
         for port in stride(from: UInt16(1), to: 65000, by: 997) {
             let v6Source = "2001:db8::\(String(port, radix: 16))"
-            for frame in [Packet.ipv4Frame("172.16.\(port % 256).1", "8.8.8.8", .udp(source: port, destination: 53)),
-                          Packet.ipv6Frame(v6Source, "fd00::53", .tcp(source: 443, destination: port))] {
+            for frame in [
+                Packet.ipv4Frame("172.16.\(port % 256).1", "8.8.8.8", .udp(source: port, destination: 53)),
+                Packet.ipv6Frame(v6Source, "fd00::53", .tcp(source: 443, destination: port)),
+            ] {
                 let key = try #require(parse(frame)?.flowKey)
                 #expect(key.hash == referenceHash(tupleBytes(frame)))
             }
@@ -68,10 +70,12 @@ func tupleBytes(_ frame: [UInt8]) -> [UInt8] {
     }
 
     @Test func ipv4AndIPv6OfTheSameNumbersDiffer() {
-        let v4 = FlowKey(source: IPAddress(ipv4: 1), destination: IPAddress(ipv4: 2), sourcePort: 3, destinationPort: 4,
-                         ipProtocol: 6)
-        let v6 = FlowKey(source: IPAddress(ipv6High: 0, low: 1), destination: IPAddress(ipv6High: 0, low: 2),
-                         sourcePort: 3, destinationPort: 4, ipProtocol: 6)
+        let v4 = FlowKey(
+            source: IPAddress(ipv4: 1), destination: IPAddress(ipv4: 2), sourcePort: 3, destinationPort: 4,
+            ipProtocol: 6)
+        let v6 = FlowKey(
+            source: IPAddress(ipv6High: 0, low: 1), destination: IPAddress(ipv6High: 0, low: 2),
+            sourcePort: 3, destinationPort: 4, ipProtocol: 6)
         #expect(v4.hash == referenceHash([0, 0, 0, 1, 0, 0, 0, 2, 0, 3, 0, 4, 6]))
         let zeros = [UInt8](repeating: 0, count: 15)
         #expect(v6.hash == referenceHash(zeros + [1] + zeros + [2, 0, 3, 0, 4, 6]))

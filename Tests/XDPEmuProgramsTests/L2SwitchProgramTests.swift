@@ -12,12 +12,15 @@ import XDPEmuTesting
         Packet.ipv4Frame("10.0.0.1", "10.0.0.2", .udp(source: 1, destination: 2), dst: destination, src: source)
     }
 
-    func makeSwitch(_ f: Ports, tableSize: Int = 4096, ageingTime: Nanos? = L2SwitchProgram.defaultAgeingTime,
-                    floodExcludeIngress: Bool = true) -> L2SwitchProgram {
+    func makeSwitch(
+        _ f: Ports, tableSize: Int = 4096, ageingTime: Nanos? = L2SwitchProgram.defaultAgeingTime,
+        floodExcludeIngress: Bool = true
+    ) -> L2SwitchProgram {
         var portKeys: [IfIndex: UInt32] = [:]
         for (i, device) in f.devices.enumerated() { portKeys[device.ifindex] = UInt32(i) }
-        let program = L2SwitchProgram(map: f.map, portKeys: portKeys, tableSize: tableSize, ageingTime: ageingTime,
-                                      floodExcludeIngress: floodExcludeIngress)
+        let program = L2SwitchProgram(
+            map: f.map, portKeys: portKeys, tableSize: tableSize, ageingTime: ageingTime,
+            floodExcludeIngress: floodExcludeIngress)
         f.attachEverywhere(program)
         return program
     }

@@ -110,17 +110,24 @@ enum Packet {
     }
 
     /// An IPv4 packet (header, options, transport, payload). `fragment` is the flags/offset field.
-    static func ipv4(_ source: String, _ destination: String, _ t: Transport, payload: [UInt8] = [],
-                     options: [UInt8] = [], fragment: UInt16 = 0, transportHeader: Bool = true) -> [UInt8] {
+    static func ipv4(
+        _ source: String, _ destination: String, _ t: Transport, payload: [UInt8] = [],
+        options: [UInt8] = [], fragment: UInt16 = 0, transportHeader: Bool = true
+    ) -> [UInt8] {
         precondition(options.count % 4 == 0)
-        let src = v4(source), dst = v4(destination)
+        let src = v4(source)
+        let dst = v4(destination)
         let proto = t.number(ipv6: false)
         let body: [UInt8]
         if transportHeader {
             let isICMP = proto == 1
-            body = transport(t, payload: payload, pseudoHeader: isICMP ? nil : { segment in
-                src + dst + [0, proto] + be16(UInt16(segment.count))
-            })
+            body = transport(
+                t, payload: payload,
+                pseudoHeader: isICMP
+                    ? nil
+                    : { segment in
+                        src + dst + [0, proto] + be16(UInt16(segment.count))
+                    })
         } else {
             body = payload
         }
@@ -132,14 +139,20 @@ enum Packet {
     }
 
     /// An IPv6 packet with the given extension headers (each 8 bytes) in order before the transport.
-    static func ipv6(_ source: String, _ destination: String, _ t: Transport, payload: [UInt8] = [],
-                     extensionHeaders: [ExtensionHeader] = [], transportHeader: Bool = true) -> [UInt8] {
-        let src = v6(source), dst = v6(destination)
+    static func ipv6(
+        _ source: String, _ destination: String, _ t: Transport, payload: [UInt8] = [],
+        extensionHeaders: [ExtensionHeader] = [], transportHeader: Bool = true
+    ) -> [UInt8] {
+        let src = v6(source)
+        let dst = v6(destination)
         let proto = t.number(ipv6: true)
-        let body = transportHeader
-            ? transport(t, payload: payload, pseudoHeader: { segment in
-                src + dst + be32(UInt32(segment.count)) + [0, 0, 0, proto]
-            })
+        let body =
+            transportHeader
+            ? transport(
+                t, payload: payload,
+                pseudoHeader: { segment in
+                    src + dst + be32(UInt32(segment.count)) + [0, 0, 0, proto]
+                })
             : payload
         var chain: [UInt8] = []
         for (i, header) in extensionHeaders.enumerated() {
@@ -159,28 +172,36 @@ enum Packet {
     }
 
     /// An Ethernet frame: destination, source, VLAN tags (TPID, TCI; outermost first), EtherType, payload.
-    static func ethernet(_ destination: MACAddress = macB, _ source: MACAddress = macA,
-                         vlans: Tags = [], etherType: UInt16, _ payload: [UInt8]) -> [UInt8] {
+    static func ethernet(
+        _ destination: MACAddress = macB, _ source: MACAddress = macA,
+        vlans: Tags = [], etherType: UInt16, _ payload: [UInt8]
+    ) -> [UInt8] {
         var frame = macBytes(destination) + macBytes(source)
         for tag in vlans { frame += be16(tag.tpid) + be16(tag.tci) }
         return frame + be16(etherType) + payload
     }
 
-    static func ipv4Frame(_ source: String, _ destination: String, _ t: Transport, vlans: Tags = [],
-                          payload: [UInt8] = [], dst: MACAddress = macB, src: MACAddress = macA) -> [UInt8] {
+    static func ipv4Frame(
+        _ source: String, _ destination: String, _ t: Transport, vlans: Tags = [],
+        payload: [UInt8] = [], dst: MACAddress = macB, src: MACAddress = macA
+    ) -> [UInt8] {
         ethernet(dst, src, vlans: vlans, etherType: 0x0800, ipv4(source, destination, t, payload: payload))
     }
 
-    static func ipv6Frame(_ source: String, _ destination: String, _ t: Transport, vlans: Tags = [],
-                          extensionHeaders: [ExtensionHeader] = [], payload: [UInt8] = [],
-                          dst: MACAddress = macB, src: MACAddress = macA) -> [UInt8] {
-        ethernet(dst, src, vlans: vlans, etherType: 0x86DD,
-                 ipv6(source, destination, t, payload: payload, extensionHeaders: extensionHeaders))
+    static func ipv6Frame(
+        _ source: String, _ destination: String, _ t: Transport, vlans: Tags = [],
+        extensionHeaders: [ExtensionHeader] = [], payload: [UInt8] = [],
+        dst: MACAddress = macB, src: MACAddress = macA
+    ) -> [UInt8] {
+        ethernet(
+            dst, src, vlans: vlans, etherType: 0x86DD,
+            ipv6(source, destination, t, payload: payload, extensionHeaders: extensionHeaders))
     }
 
     /// An ARP request from `src` (who-has 10.0.0.2 tell 10.0.0.1), broadcast unless told otherwise.
     static func arp(src: MACAddress = macA, dst: MACAddress = broadcast) -> [UInt8] {
-        let body: [UInt8] = be16(1) + be16(0x0800) + [6, 4] + be16(1) + macBytes(src) + v4("10.0.0.1")
+        let body: [UInt8] =
+            be16(1) + be16(0x0800) + [6, 4] + be16(1) + macBytes(src) + v4("10.0.0.1")
             + [0, 0, 0, 0, 0, 0] + v4("10.0.0.2")
         return ethernet(dst, src, etherType: 0x0806, body)
     }

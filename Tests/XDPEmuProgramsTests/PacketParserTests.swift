@@ -15,27 +15,37 @@ func parse(_ bytes: [UInt8]) -> PacketHeaders? {
         #expect(h.network == .ipv4 && !h.isMalformed && h.ipProtocol == 6 && h.fragment == .none)
         #expect(h.source == IPAddress("10.0.0.1") && h.destination == IPAddress("192.168.1.20"))
         #expect(h.transportOffset == 34 && h.hasPorts && h.sourcePort == 40000 && h.destinationPort == 443)
-        #expect(h.flowKey == FlowKey(source: IPAddress(ipv4: 0x0A00_0001), destination: IPAddress(ipv4: 0xC0A8_0114),
-                                     sourcePort: 40000, destinationPort: 443, ipProtocol: 6))
+        #expect(
+            h.flowKey
+                == FlowKey(
+                    source: IPAddress(ipv4: 0x0A00_0001), destination: IPAddress(ipv4: 0xC0A8_0114),
+                    sourcePort: 40000, destinationPort: 443, ipProtocol: 6))
     }
 
     @Test func singleAndDoubleVLANTags() throws {
-        let one = try #require(parse(Packet.ipv4Frame("10.0.0.1", "10.0.0.2", .udp(source: 53, destination: 5353),
-                                                      vlans: [(0x8100, 0x2064)])))
+        let one = try #require(
+            parse(
+                Packet.ipv4Frame(
+                    "10.0.0.1", "10.0.0.2", .udp(source: 53, destination: 5353),
+                    vlans: [(0x8100, 0x2064)])))
         #expect(one.vlanCount == 1 && one.outerVLANTag == 0x2064 && one.vlanID == 100)
         #expect(one.networkOffset == 18 && one.transportOffset == 38 && one.ipProtocol == 17)
         #expect(one.sourcePort == 53 && one.destinationPort == 5353)
 
-        let qinq = try #require(parse(Packet.ipv6Frame("2001:db8::1", "2001:db8::2", .tcp(source: 1, destination: 2),
-                                                       vlans: [(0x88A8, 0x0005), (0x8100, 0x0FFF)])))
+        let qinq = try #require(
+            parse(
+                Packet.ipv6Frame(
+                    "2001:db8::1", "2001:db8::2", .tcp(source: 1, destination: 2),
+                    vlans: [(0x88A8, 0x0005), (0x8100, 0x0FFF)])))
         #expect(qinq.vlanCount == 2 && qinq.outerVLANTag == 5 && qinq.innerVLANTag == 0x0FFF && qinq.vlanID == 5)
         #expect(qinq.etherType == 0x86DD && qinq.networkOffset == 22 && qinq.network == .ipv6)
         #expect(qinq.transportOffset == 62 && qinq.hasPorts && qinq.destinationPort == 2)
     }
 
     @Test func aThirdTagIsNotParsed() throws {
-        let frame = Packet.ipv4Frame("10.0.0.1", "10.0.0.2", .udp(source: 1, destination: 2),
-                                     vlans: [(0x88A8, 1), (0x8100, 2), (0x8100, 3)])
+        let frame = Packet.ipv4Frame(
+            "10.0.0.1", "10.0.0.2", .udp(source: 1, destination: 2),
+            vlans: [(0x88A8, 1), (0x8100, 2), (0x8100, 3)])
         let h = try #require(parse(frame))
         #expect(h.vlanCount == 2 && h.etherType == 0x8100 && h.network == .other && !h.isMalformed)
         #expect(h.flowKey == nil)
@@ -50,13 +60,20 @@ func parse(_ bytes: [UInt8]) -> PacketHeaders? {
 
     @Test func ipv4FragmentsShareOneFlowKey() throws {
         let udp = Packet.Transport.udp(source: 1000, destination: 2000)
-        let first = try #require(parse(Packet.ethernet(etherType: 0x0800,
-                                                       Packet.ipv4("10.0.0.1", "10.0.0.2", udp, fragment: 0x2000))))
+        let first = try #require(
+            parse(
+                Packet.ethernet(
+                    etherType: 0x0800,
+                    Packet.ipv4("10.0.0.1", "10.0.0.2", udp, fragment: 0x2000))))
         #expect(first.fragment == .first && first.hasPorts && first.sourcePort == 1000)
         // Offset 185 (1480 bytes): the payload is the middle of the datagram, with no UDP header.
-        let later = try #require(parse(Packet.ethernet(etherType: 0x0800, Packet.ipv4(
-            "10.0.0.1", "10.0.0.2", udp, payload: [0xDE, 0xAD, 0xBE, 0xEF, 0, 0, 0, 0], fragment: 185,
-            transportHeader: false))))
+        let later = try #require(
+            parse(
+                Packet.ethernet(
+                    etherType: 0x0800,
+                    Packet.ipv4(
+                        "10.0.0.1", "10.0.0.2", udp, payload: [0xDE, 0xAD, 0xBE, 0xEF, 0, 0, 0, 0], fragment: 185,
+                        transportHeader: false))))
         #expect(later.fragment == .later && later.transportOffset == nil && !later.hasPorts && !later.isMalformed)
         #expect(later.ipProtocol == 17 && later.sourcePort == 0)
         let key = try #require(first.flowKey)
@@ -65,8 +82,9 @@ func parse(_ bytes: [UInt8]) -> PacketHeaders? {
     }
 
     @Test func ipv6ExtensionHeadersAreWalked() throws {
-        let frame = Packet.ipv6Frame("fe80::1", "ff02::1:2", .udp(source: 546, destination: 547),
-                                     extensionHeaders: [.hopByHop, .routing, .destinationOptions])
+        let frame = Packet.ipv6Frame(
+            "fe80::1", "ff02::1:2", .udp(source: 546, destination: 547),
+            extensionHeaders: [.hopByHop, .routing, .destinationOptions])
         let h = try #require(parse(frame))
         #expect(h.network == .ipv6 && !h.isMalformed && h.ipProtocol == 17)
         #expect(h.transportOffset == 14 + 40 + 24 && h.sourcePort == 546 && h.destinationPort == 547)
@@ -76,24 +94,35 @@ func parse(_ bytes: [UInt8]) -> PacketHeaders? {
 
     @Test func ipv6Fragments() throws {
         let tcp = Packet.Transport.tcp(source: 5, destination: 6)
-        let first = try #require(parse(Packet.ipv6Frame("2001:db8::1", "2001:db8::2", tcp,
-                                                        extensionHeaders: [.fragment(offset: 0, more: true)])))
+        let first = try #require(
+            parse(
+                Packet.ipv6Frame(
+                    "2001:db8::1", "2001:db8::2", tcp,
+                    extensionHeaders: [.fragment(offset: 0, more: true)])))
         #expect(first.fragment == .first && first.hasPorts && first.transportOffset == 14 + 48)
-        let later = try #require(parse(Packet.ethernet(etherType: 0x86DD, Packet.ipv6(
-            "2001:db8::1", "2001:db8::2", tcp, payload: [1, 2, 3, 4],
-            extensionHeaders: [.fragment(offset: 100, more: false)], transportHeader: false))))
+        let later = try #require(
+            parse(
+                Packet.ethernet(
+                    etherType: 0x86DD,
+                    Packet.ipv6(
+                        "2001:db8::1", "2001:db8::2", tcp, payload: [1, 2, 3, 4],
+                        extensionHeaders: [.fragment(offset: 100, more: false)], transportHeader: false))))
         #expect(later.fragment == .later && later.ipProtocol == 6 && later.transportOffset == nil && !later.isMalformed)
         #expect(later.flowKey == first.flowKey)
     }
 
     @Test func extensionHeaderChainIsBounded() throws {
         let udp = Packet.Transport.udp(source: 1, destination: 2)
-        let eight = [Packet.ExtensionHeader](repeating: .destinationOptions,
-                                             count: PacketHeaders.maxIPv6ExtensionHeaders)
+        let eight = [Packet.ExtensionHeader](
+            repeating: .destinationOptions,
+            count: PacketHeaders.maxIPv6ExtensionHeaders)
         let ok = try #require(parse(Packet.ipv6Frame("::1", "::2", udp, extensionHeaders: eight)))
         #expect(!ok.isMalformed && ok.hasPorts)
-        let nine = try #require(parse(Packet.ipv6Frame("::1", "::2", udp,
-                                                       extensionHeaders: eight + [.destinationOptions])))
+        let nine = try #require(
+            parse(
+                Packet.ipv6Frame(
+                    "::1", "::2", udp,
+                    extensionHeaders: eight + [.destinationOptions])))
         #expect(nine.isMalformed && !nine.hasPorts && nine.flowKey == nil)
     }
 
@@ -102,8 +131,9 @@ func parse(_ bytes: [UInt8]) -> PacketHeaders? {
         #expect(echo.ipProtocol == 1 && echo.hasICMP && echo.icmpType == 8 && !echo.hasPorts)
         #expect(echo.flowKey?.sourcePort == 0)
         let unreachable = try #require(parse(Packet.ipv6Frame("::1", "::2", .icmp(type: 1, code: 4))))
-        #expect(unreachable.ipProtocol == 58 && unreachable.hasICMP && unreachable.icmpType == 1
-                    && unreachable.icmpCode == 4)
+        #expect(
+            unreachable.ipProtocol == 58 && unreachable.hasICMP && unreachable.icmpType == 1
+                && unreachable.icmpCode == 4)
     }
 
     @Test func arpIsNotIP() throws {
@@ -135,10 +165,11 @@ func parse(_ bytes: [UInt8]) -> PacketHeaders? {
     /// Every prefix of a double-tagged IPv6 TCP frame with three extension headers: the parser never reads past the
     /// end, and reports exactly what the prefix holds.
     @Test func everyTruncationOfAnIPv6TCPFrame() throws {
-        let frame = Packet.ipv6Frame("2001:db8::1", "2001:db8::2", .tcp(source: 1234, destination: 80),
-                                     vlans: [(0x88A8, 10), (0x8100, 20)],
-                                     extensionHeaders: [.hopByHop, .routing, .fragment(offset: 0, more: false)],
-                                     payload: [1, 2, 3, 4, 5])
+        let frame = Packet.ipv6Frame(
+            "2001:db8::1", "2001:db8::2", .tcp(source: 1234, destination: 80),
+            vlans: [(0x88A8, 10), (0x8100, 20)],
+            extensionHeaders: [.hopByHop, .routing, .fragment(offset: 0, more: false)],
+            payload: [1, 2, 3, 4, 5])
         let transport = 14 + 8 + 40 + 24
         #expect(frame.count == transport + 20 + 5)
         for length in 0...frame.count {
@@ -176,8 +207,10 @@ func parse(_ bytes: [UInt8]) -> PacketHeaders? {
         for (text, canonical) in canonicalForms {
             #expect(IPAddress(text)?.description == canonical, "\(text)")
         }
-        let malformed = ["", "10.0.0", "10.0.0.256", "10.0.0.+1", "1::2::3", "1:2:3:4:5:6:7:8:9", "12345::", "g::",
-                         ":1", "1:2:3:4:5:6:7::8"]
+        let malformed = [
+            "", "10.0.0", "10.0.0.256", "10.0.0.+1", "1::2::3", "1:2:3:4:5:6:7:8:9", "12345::", "g::",
+            ":1", "1:2:3:4:5:6:7::8",
+        ]
         for bad in malformed {
             #expect(IPAddress(bad) == nil, "\(bad)")
         }

@@ -16,9 +16,12 @@ final class Ports {
 
     init(count: Int = 4, mapSize: UInt32 = 8) throws {
         network = Network(poolCapacity: 256)
-        var devices = [NetDevice](), transmitters = [FakeTransmitter](), stacks = [RecordingStack]()
+        var devices = [NetDevice]()
+        var transmitters = [FakeTransmitter]()
+        var stacks = [RecordingStack]()
         for i in 0..<count {
-            let transmitter = FakeTransmitter(), stack = RecordingStack()
+            let transmitter = FakeTransmitter()
+            let stack = RecordingStack()
             devices.append(try network.addDevice(name: "p\(i)", transmitter: transmitter, stack: stack))
             transmitters.append(transmitter)
             stacks.append(stack)
@@ -90,7 +93,8 @@ final class Ports {
         let sent = UInt64(transmitters.reduce(0) { $0 + $1.sentFrames.count })
         let passed = UInt64(stacks.reduce(0) { $0 + $1.received.count })
         let dropped = stats.reduce(0) { $0 + $1.totalDrops }
-        #expect(received == sent + passed + dropped, "in \(received) != out \(sent)+\(passed)+\(dropped)",
-                sourceLocation: sourceLocation)
+        #expect(
+            received == sent + passed + dropped, "in \(received) != out \(sent)+\(passed)+\(dropped)",
+            sourceLocation: sourceLocation)
     }
 }

@@ -52,8 +52,9 @@ import XDPEmuTesting
         // Tables are equal when they map the same MACs to the same keys, in whatever order they were built.
         #expect(table == MACTable([(macC, 3), (Packet.macB, 2)]))
         #expect(table != MACTable([(macC, 3), (Packet.macB, 1)]) && table != MACTable([(Packet.macB, 2)]))
-        let unknown = Packet.ipv4Frame("10.0.0.1", "10.0.0.9", .udp(source: 1, destination: 2),
-                                       dst: MACAddress(0x02, 0, 0, 0, 0, 0xEE))
+        let unknown = Packet.ipv4Frame(
+            "10.0.0.1", "10.0.0.9", .udp(source: 1, destination: 2),
+            dst: MACAddress(0x02, 0, 0, 0, 0, 0xEE))
         let expectations: [(MissAction, Ports.Fate, [DropReason: UInt64])] = [
             (.drop, .dropped, [.programDrop: 1]),
             (.pass, .passed(0), [:]),
@@ -62,11 +63,13 @@ import XDPEmuTesting
         ]
         for (miss, fate, drops) in expectations {
             let f = try Ports()
-            f.network.attach(RedirectMapProgram(map: f.map, selector: .destinationMAC(table: table, miss: miss)),
-                             to: f.devices[0])
+            f.network.attach(
+                RedirectMapProgram(map: f.map, selector: .destinationMAC(table: table, miss: miss)),
+                to: f.devices[0])
             #expect(f.fate(f.send(udp)) == .sent([2]))
-            #expect(f.fate(f.send(Packet.ipv4Frame("10.0.0.1", "10.0.0.3", .udp(source: 1, destination: 2), dst: macC)))
-                        == .sent([3]))
+            #expect(
+                f.fate(f.send(Packet.ipv4Frame("10.0.0.1", "10.0.0.3", .udp(source: 1, destination: 2), dst: macC)))
+                    == .sent([3]))
             #expect(f.fate(f.send(unknown)) == fate, "miss \(miss)")
             #expect(f.drops == drops, "miss \(miss)")
             f.expectConservation()
@@ -77,8 +80,9 @@ import XDPEmuTesting
     /// hash to 0x3C274358, 0xB132141E, 0x514FE0ED, 0x24EB5B74, 0xD3892C22, 0x26BEC19B, 0x02A9B72A, 0x13E89A7C.
     @Test func hashKeySpreadsFlowsAndKeepsEachOnOnePort() throws {
         let f = try Ports()
-        f.network.attach(RedirectMapProgram(map: f.map, selector: .hash(modulo: 4, base: 0, nonIP: .drop)),
-                         to: f.devices[0])
+        f.network.attach(
+            RedirectMapProgram(map: f.map, selector: .hash(modulo: 4, base: 0, nonIP: .drop)),
+            to: f.devices[0])
         let expectedKeys = [0, 2, 1, 0, 2, 3, 2, 0]
         for round in 0..<2 {
             for (i, key) in expectedKeys.enumerated() {
@@ -93,8 +97,9 @@ import XDPEmuTesting
     @Test func hashKeyWithBaseAndAnIPv6Flow() throws {
         let f = try Ports(count: 8, mapSize: 8)
         // 0xF889CEC0 % 4 == 0 and, for the reverse direction, 0xE926EE22 % 4 == 2.
-        f.network.attach(RedirectMapProgram(map: f.map, selector: .hash(modulo: 4, base: 4, nonIP: .drop)),
-                         to: f.devices[0])
+        f.network.attach(
+            RedirectMapProgram(map: f.map, selector: .hash(modulo: 4, base: 4, nonIP: .drop)),
+            to: f.devices[0])
         let forward = Packet.ipv6Frame("2001:db8::1", "2001:db8::2", .tcp(source: 1234, destination: 80))
         let backward = Packet.ipv6Frame("2001:db8::2", "2001:db8::1", .tcp(source: 80, destination: 1234))
         #expect(f.fate(f.send(forward)) == .sent([4]))
@@ -105,12 +110,15 @@ import XDPEmuTesting
     @Test func hashKeyNonIPAndMalformedFramesTakeTheNonIPAction() throws {
         var malformed = udp
         malformed[14] = 0x44  // IHL 4
-        let expectations: [(MissAction, Ports.Fate)] = [(.drop, .dropped), (.pass, .passed(0)), (.abort, .dropped),
-                                                        (.key(3), .sent([3]))]
+        let expectations: [(MissAction, Ports.Fate)] = [
+            (.drop, .dropped), (.pass, .passed(0)), (.abort, .dropped),
+            (.key(3), .sent([3])),
+        ]
         for (nonIP, fate) in expectations {
             let f = try Ports()
-            f.network.attach(RedirectMapProgram(map: f.map, selector: .hash(modulo: 2, base: 0, nonIP: nonIP)),
-                             to: f.devices[0])
+            f.network.attach(
+                RedirectMapProgram(map: f.map, selector: .hash(modulo: 2, base: 0, nonIP: nonIP)),
+                to: f.devices[0])
             #expect(f.fate(f.send(Packet.arp())) == fate, "\(nonIP)")
             #expect(f.fate(f.send(malformed)) == fate, "\(nonIP)")
             f.expectConservation()

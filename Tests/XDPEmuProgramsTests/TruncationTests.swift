@@ -7,10 +7,11 @@ import XDPEmuTesting
 /// extension headers and of an IPv4 TCP frame: nothing traps, nothing reads past the end, every frame is accounted
 /// for, and the programs that classify see a complete packet only when the whole TCP header is there.
 @Suite struct TruncationTests {
-    static let ipv6 = Packet.ipv6Frame("2001:db8::1", "2001:db8::2", .tcp(source: 1234, destination: 80),
-                                       vlans: [(0x88A8, 10), (0x8100, 20)],
-                                       extensionHeaders: [.hopByHop, .routing, .fragment(offset: 0, more: false)],
-                                       payload: [1, 2, 3])
+    static let ipv6 = Packet.ipv6Frame(
+        "2001:db8::1", "2001:db8::2", .tcp(source: 1234, destination: 80),
+        vlans: [(0x88A8, 10), (0x8100, 20)],
+        extensionHeaders: [.hopByHop, .routing, .fragment(offset: 0, more: false)],
+        payload: [1, 2, 3])
     static let ipv4 = Packet.ipv4Frame("10.0.0.1", "10.0.0.2", .tcp(source: 1, destination: 2), payload: [1, 2, 3])
 
     /// Sends every prefix of `frame` through `program` on p0; returns the fates by length.
@@ -26,8 +27,9 @@ import XDPEmuTesting
     func aclSeesOnlyCompletePackets(frame: [UInt8]) throws {
         let complete = frame.count - 3  // the payload is optional
         let result = try fates(frame) { f in
-            ACLProgram(rules: [ACLRule(action: .drop, destinationPorts: 22...22)], defaultAction: .allow,
-                       then: RedirectMapProgram(map: f.map, selector: .constant(1)))
+            ACLProgram(
+                rules: [ACLRule(action: .drop, destinationPorts: 22...22)], defaultAction: .allow,
+                then: RedirectMapProgram(map: f.map, selector: .constant(1)))
         }
         #expect(result == (0...frame.count).map { $0 >= complete ? .sent([1]) : .dropped })
     }

@@ -18,7 +18,9 @@ func runXDPEmu(_ arguments: [String], input: String? = nil) throws -> ProcessRes
     let process = Process()
     process.executableURL = URL(fileURLWithPath: xdpemuBinary)
     process.arguments = arguments
-    let out = Pipe(), err = Pipe(), inPipe = Pipe()
+    let out = Pipe()
+    let err = Pipe()
+    let inPipe = Pipe()
     process.standardOutput = out
     process.standardError = err
     process.standardInput = inPipe
@@ -28,15 +30,17 @@ func runXDPEmu(_ arguments: [String], input: String? = nil) throws -> ProcessRes
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
     let stderr = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return ProcessResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                         stderr: String(decoding: stderr, as: UTF8.self))
+    return ProcessResult(
+        status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+        stderr: String(decoding: stderr, as: UTF8.self))
 }
 
 @Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: xdpemuBinary), "the xdpemu binary is not built"))
 struct CLITests {
     @Test func mapBatchFromStdin() throws {
-        let r = try runXDPEmu(["map", "batch", "-"],
-                              input: "device a\ncreate devmap 2\nupdate 0 a\nupdate 2 a\nlookup 0\n")
+        let r = try runXDPEmu(
+            ["map", "batch", "-"],
+            input: "device a\ncreate devmap 2\nupdate 0 a\nupdate 2 a\nlookup 0\n")
         #expect(r.status == 0)
         #expect(r.stdout == "ok 1\nok\nok\nE2BIG\nok a\n")
     }
@@ -53,8 +57,8 @@ struct CLITests {
         defer { removeDirectory(dir) }
         let path = "\(dir)/bad.json"
         try """
-            {"name": "x", "ports": [{"name": "p0", "mtu": "abc"}, {"name": "p0", "bogus": 1}]}
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        {"name": "x", "ports": [{"name": "p0", "mtu": "abc"}, {"name": "p0", "bogus": 1}]}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         let r = try runXDPEmu(["replay", path, "--in", "p0=/dev/null", "--out", "\(dir)/out"])
         #expect(r.status == 2)
         #expect(r.stderr.contains("\(path): $.ports[0].mtu: must be an integer 68...65535, got \"abc\""))
@@ -74,9 +78,11 @@ struct CLITests {
     @Test func replayWritesOutputsAndTheSummary() throws {
         let dir = makeTemporaryDirectory()
         defer { removeDirectory(dir) }
-        let r = try runXDPEmu(["replay", "\(repositoryRoot)/topologies/two-hosts.json",
-                               "--in", "xe0=\(repositoryRoot)/pcaps/two-hosts-icmp.pcap", "--out", dir,
-                               "--stats", "\(dir)/stats.json"])
+        let r = try runXDPEmu([
+            "replay", "\(repositoryRoot)/topologies/two-hosts.json",
+            "--in", "xe0=\(repositoryRoot)/pcaps/two-hosts-icmp.pcap", "--out", dir,
+            "--stats", "\(dir)/stats.json",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("frames in 22"))
         #expect(try readCapture("\(dir)/xe1.egress.pcap").count == 22)
@@ -89,8 +95,10 @@ struct CLITests {
         defer { removeDirectory(dir) }
         let whole = try Data(contentsOf: URL(fileURLWithPath: "\(repositoryRoot)/pcaps/two-hosts-icmp.pcap"))
         try whole.prefix(whole.count - 10).write(to: URL(fileURLWithPath: "\(dir)/cut.pcap"))
-        let r = try runXDPEmu(["replay", "\(repositoryRoot)/topologies/two-hosts.json", "--in", "xe0=\(dir)/cut.pcap",
-                               "--out", "\(dir)/out"])
+        let r = try runXDPEmu([
+            "replay", "\(repositoryRoot)/topologies/two-hosts.json", "--in", "xe0=\(dir)/cut.pcap",
+            "--out", "\(dir)/out",
+        ])
         #expect(r.status == 2)
         #expect(r.stderr.contains("cut.pcap: record 22 at byte offset"))
         #expect(try readCapture("\(dir)/out/xe1.egress.pcap").count == 21)
@@ -120,14 +128,16 @@ struct SwapToKeyOne: XDPProgram {
         ProgramRegistry.register(type: "to_key_one") { config, context throws(RuntimeError) in
             context.attach(SwapToKeyOne(map: try context.map(config["map"]?.stringValue ?? "")))
         }
-        let topology = try Topology.parse(data: """
-            {"name": "custom", "ports": [{"name": "a", "program": {"type": "to_key_one", "map": "m"}}, {"name": "b"}],
-             "maps": [{"name": "m", "type": "devmap", "max_entries": 2, "entries": {"1": "b"}}]}
-            """, source: "custom.json", customProgramTypes: ProgramRegistry.customTypes)
+        let topology = try Topology.parse(
+            data: """
+                {"name": "custom", "ports": [{"name": "a", "program": {"type": "to_key_one", "map": "m"}}, {"name": "b"}],
+                 "maps": [{"name": "m", "type": "devmap", "max_entries": 2, "entries": {"1": "b"}}]}
+                """, source: "custom.json", customProgramTypes: ProgramRegistry.customTypes)
         let scratch = makeTemporaryDirectory()
         defer { removeDirectory(scratch) }
-        try writeTrace("\(scratch)/t.pcap",
-                       [(time: 1, bytes: udpFrame(from: "02:00:00:00:00:01", to: "02:00:00:00:00:09"))])
+        try writeTrace(
+            "\(scratch)/t.pcap",
+            [(time: 1, bytes: udpFrame(from: "02:00:00:00:00:01", to: "02:00:00:00:00:09"))])
         let (result, out) = try replay(topology, inputs: [("a", "\(scratch)/t.pcap")])
         defer { removeDirectory(out) }
         #expect(result.statistics.ports[1].device.txPackets == 1)

@@ -11,8 +11,10 @@ struct CustomProgramPackageTests {
     @Test(.timeLimit(.minutes(10)))
     func theExamplePackageBuildsAnXDPEmuThatRunsItsProgram() throws {
         let scratch = "\(repositoryRoot)/.build-example"
-        let build = try run("/usr/bin/env", ["swift", "build", "--package-path", Self.example, "--scratch-path", scratch])
-        try #require(build.status == 0, "swift build of Examples/custom-program failed:\n\(build.stdout)\n\(build.stderr)")
+        let build = try run(
+            "/usr/bin/env", ["swift", "build", "--package-path", Self.example, "--scratch-path", scratch])
+        try #require(
+            build.status == 0, "swift build of Examples/custom-program failed:\n\(build.stdout)\n\(build.stderr)")
         let binary = "\(scratch)/debug/xdpemu-vlan"
         let topology = "\(Self.example)/topologies/vlan.json"
 
@@ -26,8 +28,12 @@ struct CustomProgramPackageTests {
         let plain = udpFrame(from: "02:00:00:00:07:01", to: "02:00:00:00:07:02")
         let frames = [tagged(plain, tci: 0x0001), tagged(plain, tci: 0xE002), plain, tagged(plain, tci: 0x0001)]
         try writeTrace("\(dir)/in.pcap", frames.enumerated().map { (UInt64($0.offset) * 1_000_000, $0.element) })
-        let replayed = try run(binary, ["replay", topology, "--in", "trunk=\(dir)/in.pcap", "--out", "\(dir)/out",
-                                        "--quiet"])
+        let replayed = try run(
+            binary,
+            [
+                "replay", topology, "--in", "trunk=\(dir)/in.pcap", "--out", "\(dir)/out",
+                "--quiet",
+            ])
         #expect(replayed.status == 0, "\(replayed.stderr)")
         #expect(try readCapture("\(dir)/out/access1.egress.pcap").map(\.bytes) == [frames[0], frames[3]])
         #expect(try readCapture("\(dir)/out/access2.egress.pcap").map(\.bytes) == [frames[1]])
@@ -43,7 +49,8 @@ struct CustomProgramPackageTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
@@ -54,7 +61,8 @@ struct CustomProgramPackageTests {
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
-        return ProcessResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                             stderr: String(decoding: stderr, as: UTF8.self))
+        return ProcessResult(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
     }
 }

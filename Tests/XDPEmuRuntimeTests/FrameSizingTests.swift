@@ -1,5 +1,6 @@
 import Testing
 import XDPEmuTopology
+
 @testable import XDPEmuRuntime
 
 /// The one sizing of frame buffers and pools, for each source of frames, on the two-hosts sample (two ports of
@@ -9,13 +10,16 @@ import XDPEmuTopology
     @Test func tracesSizeBuffersForTheLargestRecordAndThePoolForFullRings() throws {
         let topology = try sampleTopology("two-hosts")
         // At least 2048 bytes of packet; 2 rings of 1024, 1 staged frame, 4 budgets, 1024 more.
-        #expect(FrameSizing(topology: topology, source: .traces(largestCapturedLength: 1514, count: 1))
-            == FrameSizing(bufferSize: 2624, poolCapacity: 3329))
+        #expect(
+            FrameSizing(topology: topology, source: .traces(largestCapturedLength: 1514, count: 1))
+                == FrameSizing(bufferSize: 2624, poolCapacity: 3329))
         // A larger record makes larger buffers; the pool stays within 4 GiB of them.
-        #expect(FrameSizing(topology: topology, source: .traces(largestCapturedLength: 9000, count: 2))
-            == FrameSizing(bufferSize: 9576, poolCapacity: 3330))
-        #expect(FrameSizing(topology: topology, source: .traces(largestCapturedLength: 3_000_000, count: 1))
-            .poolCapacity == 1431)
+        #expect(
+            FrameSizing(topology: topology, source: .traces(largestCapturedLength: 9000, count: 2))
+                == FrameSizing(bufferSize: 9576, poolCapacity: 3330))
+        #expect(
+            FrameSizing(topology: topology, source: .traces(largestCapturedLength: 3_000_000, count: 1))
+                .poolCapacity == 1431)
     }
 
     @Test func tapsSizeBuffersForTheLargestMTUAndThePoolForAFewBudgets() throws {
@@ -29,7 +33,8 @@ import XDPEmuTopology
 
     @Test func injectedFramesGetBuffersForThePortsAndAPoolForFullRings() throws {
         let topology = try sampleTopology("two-hosts")
-        #expect(FrameSizing(topology: topology, source: .injected)
-            == FrameSizing(bufferSize: 2094, poolCapacity: 3328))
+        #expect(
+            FrameSizing(topology: topology, source: .injected)
+                == FrameSizing(bufferSize: 2094, poolCapacity: 3328))
     }
 }

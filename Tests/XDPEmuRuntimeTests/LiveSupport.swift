@@ -88,19 +88,22 @@ final class LiveFixture {
     /// A two-host topology: ports A and B with hosts in namespaces "a" and "b" (10.91.0.1, 10.91.0.2), a devmap
     /// `fwd` {0: B, 1: A}; `extraPorts` are appended to the ports array as they are.
     func twoHosts(extraPorts: [String] = []) throws -> String {
-        let ports = [
+        let ports =
+            [
+                """
+                {"name": "\(port("a"))", "host": {"namespace": "\(namespace("a"))", "mac": "02:00:00:00:91:01",
+                 "ipv4": ["10.91.0.1/24"]},
+                 "program": {"type": "redirect_map", "map": "fwd", "key": {"kind": "constant", "value": 0}}}
+                """,
+                """
+                {"name": "\(port("b"))", "host": {"namespace": "\(namespace("b"))", "mac": "02:00:00:00:91:02",
+                 "ipv4": ["10.91.0.2/24"]},
+                 "program": {"type": "redirect_map", "map": "fwd", "key": {"kind": "constant", "value": 1}}}
+                """,
+            ] + extraPorts
+        return try write(
+            "two-hosts.json",
             """
-            {"name": "\(port("a"))", "host": {"namespace": "\(namespace("a"))", "mac": "02:00:00:00:91:01",
-             "ipv4": ["10.91.0.1/24"]},
-             "program": {"type": "redirect_map", "map": "fwd", "key": {"kind": "constant", "value": 0}}}
-            """,
-            """
-            {"name": "\(port("b"))", "host": {"namespace": "\(namespace("b"))", "mac": "02:00:00:00:91:02",
-             "ipv4": ["10.91.0.2/24"]},
-             "program": {"type": "redirect_map", "map": "fwd", "key": {"kind": "constant", "value": 1}}}
-            """,
-        ] + extraPorts
-        return try write("two-hosts.json", """
             {"name": "two-hosts-\(tag)", "ports": [\(ports.joined(separator: ",\n"))],
              "maps": [{"name": "fwd", "type": "devmap", "max_entries": 2,
                        "entries": {"0": "\(port("b"))", "1": "\(port("a"))"}}]}

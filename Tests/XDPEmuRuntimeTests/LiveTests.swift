@@ -55,19 +55,22 @@ struct LiveTests {
         let fixture = try LiveFixture()
         let stats = fixture.directory + "/stats.json"
         var topology = try String(contentsOfFile: try fixture.twoHosts(), encoding: .utf8)
-        topology = topology.replacingOccurrences(of: #"{"name": "\#(fixture.port("a"))","#,
-                                                 with: #"{"name": "\#(fixture.port("a"))", "vnet_hdr": true,"#)
+        topology = topology.replacingOccurrences(
+            of: #"{"name": "\#(fixture.port("a"))","#,
+            with: #"{"name": "\#(fixture.port("a"))", "vnet_hdr": true,"#)
         if peerHasHeader {
-            topology = topology.replacingOccurrences(of: #"{"name": "\#(fixture.port("b"))","#,
-                                                     with: #"{"name": "\#(fixture.port("b"))", "vnet_hdr": true,"#)
+            topology = topology.replacingOccurrences(
+                of: #"{"name": "\#(fixture.port("b"))","#,
+                with: #"{"name": "\#(fixture.port("b"))", "vnet_hdr": true,"#)
         }
         let run = try fixture.startRun(try fixture.write("vnet.json", topology), ["--stats", stats], capture: false)
 
         let bitsPerSecond = try iperf3(fixture, seconds: 2)
 
         #expect(bitsPerSecond > 0)
-        print("iperf3, vnet_hdr on \(peerHasHeader ? "both ports" : "the sender's port only") (debug build): "
-            + "\(Int(bitsPerSecond / 1e6)) Mbit/s")
+        print(
+            "iperf3, vnet_hdr on \(peerHasHeader ? "both ports" : "the sender's port only") (debug build): "
+                + "\(Int(bitsPerSecond / 1e6)) Mbit/s")
         let ping = try inNamespace(fixture.namespace("b"), ["ping", "-c", "3", "-i", "0.05", "-W", "1", "10.91.0.1"])
         #expect(ping.status == 0, "\(ping.stdout)")
         #expect(run.interrupt() == 0, "\(run.stderr)")
@@ -80,7 +83,9 @@ struct LiveTests {
     @Test func theReflectorSendsAUDPDatagramBackWithItsAddressesSwapped() throws {
         let fixture = try LiveFixture()
         let port = fixture.port("r")
-        let topology = try fixture.write("reflector.json", """
+        let topology = try fixture.write(
+            "reflector.json",
+            """
             {"name": "reflector-\(fixture.tag)", "ports": [{"name": "\(port)", "mac": "02:00:00:00:92:fe",
               "host": {"namespace": "\(fixture.namespace("r"))", "mac": "02:00:00:00:92:01", "ipv4": ["10.92.0.1/24"],
                        "routes": [{"to": "default", "via": "10.92.0.254"}]},
@@ -102,15 +107,18 @@ struct LiveTests {
         #expect(output.stdout == "198.51.100.7 9999 xdpemu-reflect\n", "\(output.stdout)\(output.stderr)")
         #expect(run.interrupt() == 0, "\(run.stderr)")
         let reflected = try readCapture(fixture.directory + "/capture/\(port).egress.pcap").map(\.bytes)
-        #expect(reflected.contains { frame in
-            frame.count > 42 && frame[26..<30] == [198, 51, 100, 7] && frame[30..<34] == [10, 92, 0, 1]
-        })
+        #expect(
+            reflected.contains { frame in
+                frame.count > 42 && frame[26..<30] == [198, 51, 100, 7] && frame[30..<34] == [10, 92, 0, 1]
+            })
     }
 
     @Test func aMapEntryDeletedDuringTheRunStopsForwardingUntilItIsAddedAgain() throws {
         let fixture = try LiveFixture()
         let b = fixture.port("b")
-        let events = try fixture.write("events.json", """
+        let events = try fixture.write(
+            "events.json",
+            """
             {"events": [{"at": 1.5, "op": "delete", "map": "fwd", "key": 0},
                         {"at": 3.0, "op": "update", "map": "fwd", "key": 0, "port": "\(b)"}]}
             """)
@@ -120,8 +128,9 @@ struct LiveTests {
         func ping(at offset: Double, count: Int) throws -> CommandOutput {
             let wait = offset - Date().timeIntervalSince(start)
             if wait > 0 { usleep(UInt32(wait * 1e6)) }
-            return try inNamespace(fixture.namespace("a"),
-                                   ["ping", "-c", "\(count)", "-i", "0.2", "-W", "1", "10.91.0.2"])
+            return try inNamespace(
+                fixture.namespace("a"),
+                ["ping", "-c", "\(count)", "-i", "0.2", "-W", "1", "10.91.0.2"])
         }
 
         let before = try ping(at: 0.2, count: 3)
@@ -176,13 +185,17 @@ struct LiveTests {
     @Test func aStackTAPReceivesThePortsPassedFramesAndItsOwnFramesLeaveThroughThePort() throws {
         let fixture = try LiveFixture()
         let (port, stack, ns) = (fixture.port("p"), fixture.port("s"), fixture.namespace("p"))
-        let topology = try fixture.write("stack.json", """
+        let topology = try fixture.write(
+            "stack.json",
+            """
             {"name": "stack-\(fixture.tag)", "ports": [{"name": "\(port)", "stack": "\(stack)",
               "host": {"namespace": "\(ns)", "mac": "02:00:00:00:93:01", "ipv4": ["10.93.0.1/24"]},
               "program": {"type": "pass"}}]}
             """)
         // Raw frames of the local experimental ethertype 0x88b5: nothing in either namespace acts on them.
-        let script = try fixture.write("packet.py", """
+        let script = try fixture.write(
+            "packet.py",
+            """
             import socket, sys
             mode, ifname = sys.argv[1], sys.argv[2]
             if mode == "recv":
@@ -200,10 +213,11 @@ struct LiveTests {
         let run = try fixture.startRun(topology)
         func receive(in namespace: String?, on ifname: String, whileSending send: () throws -> Void) throws -> String {
             let command = ["python3", script, "recv", ifname]
-            let receiver = try XDPEmuProcess(executable: namespace == nil ? "python3" : "ip",
-                                             arguments: namespace.map { ["netns", "exec", $0] + command }
-                                                ?? Array(command.dropFirst()),
-                                             directory: fixture.directory)
+            let receiver = try XDPEmuProcess(
+                executable: namespace == nil ? "python3" : "ip",
+                arguments: namespace.map { ["netns", "exec", $0] + command }
+                    ?? Array(command.dropFirst()),
+                directory: fixture.directory)
             let deadline = Date().addingTimeInterval(5)
             while !receiver.stdout.contains("ready") && Date() < deadline { usleep(10_000) }
             try send()
@@ -249,9 +263,10 @@ struct LiveTests {
 
     @Test func sigtermDuringSetupTearsDownWhatExists() throws {
         let fixture = try LiveFixture()
-        let run = try XDPEmuProcess(arguments: [
-            "run", try fixture.twoHosts(), "--state-dir", fixture.stateDirectory, "--no-capture",
-        ], directory: fixture.directory)
+        let run = try XDPEmuProcess(
+            arguments: [
+                "run", try fixture.twoHosts(), "--state-dir", fixture.stateDirectory, "--no-capture",
+            ], directory: fixture.directory)
         // The state file is the first thing setup creates; the hosts follow it.
         let deadline = Date().addingTimeInterval(10)
         while try stateFiles(fixture.stateDirectory).isEmpty && Date() < deadline { usleep(1000) }
@@ -284,20 +299,23 @@ struct LiveTests {
 
         // A live run recorded in the same state directory, and a namespace no run recorded: both stay.
         let other = try LiveFixture()
-        let alive = try XDPEmuProcess(arguments: [
-            "run", try other.twoHosts(), "--no-capture", "--state-dir", fixture.stateDirectory,
-        ], directory: other.directory)
+        let alive = try XDPEmuProcess(
+            arguments: [
+                "run", try other.twoHosts(), "--no-capture", "--state-dir", fixture.stateDirectory,
+            ], directory: other.directory)
         try alive.waitUntilReady()
         let unrecorded = fixture.namespace("z")
         try NetNamespace.create(unrecorded)
         defer { try? NetNamespace.delete(unrecorded) }
 
-        let cleanup = try XDPEmuProcess(arguments: ["cleanup", "--state-dir", fixture.stateDirectory],
-                                        directory: fixture.directory)
+        let cleanup = try XDPEmuProcess(
+            arguments: ["cleanup", "--state-dir", fixture.stateDirectory],
+            directory: fixture.directory)
 
         #expect(cleanup.wait(timeout: 20) == 0, "\(cleanup.stderr)")
-        #expect(cleanup.stdout.contains("removed namespace \(a)") && cleanup.stdout.contains("removed namespace \(b)"),
-                "\(cleanup.stdout)")
+        #expect(
+            cleanup.stdout.contains("removed namespace \(a)") && cleanup.stdout.contains("removed namespace \(b)"),
+            "\(cleanup.stdout)")
         #expect(!NetNamespace.exists(a) && !NetNamespace.exists(b))
         #expect(NetNamespace.exists(unrecorded))
         #expect(NetNamespace.exists(other.namespace("a")) && NetNamespace.exists(other.namespace("b")))
@@ -313,10 +331,11 @@ struct LiveTests {
         try NetNamespace.create(taken)
         defer { try? NetNamespace.delete(taken) }
 
-        let run = try XDPEmuProcess(arguments: [
-            "run", try fixture.twoHosts(), "--state-dir", fixture.stateDirectory,
-            "--capture", fixture.directory + "/capture",
-        ], directory: fixture.directory)
+        let run = try XDPEmuProcess(
+            arguments: [
+                "run", try fixture.twoHosts(), "--state-dir", fixture.stateDirectory,
+                "--capture", fixture.directory + "/capture",
+            ], directory: fixture.directory)
 
         #expect(run.wait(timeout: 20) == 2)
         #expect(run.stderr.contains("namespace \(taken) (port \(fixture.port("b"))) already exists"), "\(run.stderr)")
@@ -331,8 +350,9 @@ struct LiveTests {
         let records = try readCapture(trace).count
         let stats = fixture.directory + "/stats.json"
         let (a, b) = (fixture.port("a"), fixture.port("b"))
-        let run = try fixture.startRun(try fixture.twoHosts(),
-                                       ["--replay", "\(a)=\(trace)", "--stats", stats, "--duration", "1"])
+        let run = try fixture.startRun(
+            try fixture.twoHosts(),
+            ["--replay", "\(a)=\(trace)", "--stats", stats, "--duration", "1"])
 
         #expect(run.wait(timeout: 20) == 0, "\(run.stderr)")
 
@@ -375,14 +395,18 @@ struct LiveUnprivilegedTests {
         let shared = makeTemporaryDirectory()
         defer { removeDirectory(shared) }
         #expect(chmod(shared, 0o755) == 0)
-        let binary = shared + "/xdpemu", topology = shared + "/two-hosts.json"
+        let binary = shared + "/xdpemu"
+        let topology = shared + "/two-hosts.json"
         try FileManager.default.copyItem(atPath: LiveSystem.binary, toPath: binary)
         try FileManager.default.copyItem(atPath: LiveSystem.repository + "/topologies/two-hosts.json", toPath: topology)
         // As root, drop to nobody (setresuid clears every capability); otherwise we are unprivileged already.
-        let run = geteuid() == 0
-            ? try XDPEmuProcess(executable: "setpriv", arguments: [
-                "--reuid=65534", "--regid=65534", "--clear-groups", "--", binary, "run", topology,
-            ], directory: shared)
+        let run =
+            geteuid() == 0
+            ? try XDPEmuProcess(
+                executable: "setpriv",
+                arguments: [
+                    "--reuid=65534", "--regid=65534", "--clear-groups", "--", binary, "run", topology,
+                ], directory: shared)
             : try XDPEmuProcess(arguments: ["run", topology], directory: fixture.directory)
 
         #expect(run.wait(timeout: 20) == 77)
@@ -395,26 +419,32 @@ struct LiveUnprivilegedTests {
     @Test func theFirstLinesTellWhatToDoNext() throws {
         let topology = try Topology.load(path: LiveSystem.repository + "/topologies/two-hosts.json")
         let lines = LiveRun.nextSteps(topology: topology, captureDirectory: "cap")
-        #expect(lines == [
-            "xdpemu: two-hosts is live: xe0 (host xdpemu-h1), xe1 (host xdpemu-h2)",
-            "  ip netns exec xdpemu-h1 ping 10.77.0.2",
-            "Captures in cap/ (flushed every second):",
-            "  tcpdump -nn --nano -r cap/xe1.egress.pcap",
-            "Ctrl-C to stop.",
-        ])
+        #expect(
+            lines == [
+                "xdpemu: two-hosts is live: xe0 (host xdpemu-h1), xe1 (host xdpemu-h2)",
+                "  ip netns exec xdpemu-h1 ping 10.77.0.2",
+                "Captures in cap/ (flushed every second):",
+                "  tcpdump -nn --nano -r cap/xe1.egress.pcap",
+                "Ctrl-C to stop.",
+            ])
         let reflector = try Topology.load(path: LiveSystem.repository + "/topologies/reflector.json")
-        #expect(LiveRun.nextSteps(topology: reflector, captureDirectory: nil)
-            == ["xdpemu: reflector is live: refl0 (host xdpemu-r1)", "  ip netns exec xdpemu-r1 ping 10.80.0.254",
-                "Ctrl-C to stop."])
+        #expect(
+            LiveRun.nextSteps(topology: reflector, captureDirectory: nil)
+                == [
+                    "xdpemu: reflector is live: refl0 (host xdpemu-r1)", "  ip netns exec xdpemu-r1 ping 10.80.0.254",
+                    "Ctrl-C to stop.",
+                ])
     }
 }
 
 /// Runs an iperf3 TCP test from host "a" (10.91.0.1) to a server on host "b" (10.91.0.2) of a two-hosts fixture;
 /// returns what the receiver measured, in bit/s.
 func iperf3(_ fixture: LiveFixture, seconds: Int) throws -> Double {
-    let server = try XDPEmuProcess(executable: "ip", arguments: [
-        "netns", "exec", fixture.namespace("b"), "iperf3", "-s", "-1", "-B", "10.91.0.2",
-    ], directory: fixture.directory)
+    let server = try XDPEmuProcess(
+        executable: "ip",
+        arguments: [
+            "netns", "exec", fixture.namespace("b"), "iperf3", "-s", "-1", "-B", "10.91.0.2",
+        ], directory: fixture.directory)
     defer {
         server.send(SIGTERM)
         server.wait(timeout: 5)

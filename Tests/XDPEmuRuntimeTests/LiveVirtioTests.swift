@@ -46,7 +46,8 @@ struct LiveVirtioTests {
     }
 
     func pseudoHeader(_ frame: [UInt8], ipv6: Bool, tcpLength: Int, protocol number: UInt8 = 6) -> [UInt8] {
-        ipv6 ? Array(frame[22..<54]) + [0, 0] + be16(tcpLength) + [0, 0, 0, number]
+        ipv6
+            ? Array(frame[22..<54]) + [0, 0] + be16(tcpLength) + [0, 0, 0, number]
             : Array(frame[26..<34]) + [0, number] + be16(tcpLength)
     }
 
@@ -62,7 +63,10 @@ struct LiveVirtioTests {
         let segmenter = TCPSegmenter()
         var segments = [[UInt8]]()
         let count = frame.withUnsafeBytes { packet in
-            segmenter.segment(packet, gsoSize: 1000) { segments.append(Array($0)); return true }
+            segmenter.segment(packet, gsoSize: 1000) {
+                segments.append(Array($0))
+                return true
+            }
         }
 
         #expect(count == 3)

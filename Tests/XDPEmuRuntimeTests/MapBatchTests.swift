@@ -9,7 +9,8 @@ import XDPEmuRuntime
     }
 
     @Test func answersOneLinePerOperation() {
-        let r = run("""
+        let r = run(
+            """
             # devices first
             device eth0
             device eth1 ifindex 7 mtu 9000
@@ -30,13 +31,19 @@ import XDPEmuRuntime
             delete 2
             """)
         #expect(r.errors.isEmpty)
-        #expect(r.output == ["ok 1", "ok 7", "ok", "ok", "EEXIST", "ok", "E2BIG", "EINVAL", "EINVAL", "ok eth0",
-                             "ok eth1", "ENOENT", "ok 0", "ENOENT", "EINVAL", "ok"])
+        #expect(
+            r.output == [
+                "ok 1", "ok 7", "ok", "ok", "EEXIST", "ok", "E2BIG", "EINVAL", "EINVAL", "ok eth0",
+                "ok eth1", "ENOENT", "ok 0", "ENOENT", "EINVAL", "ok",
+            ])
     }
 
     @Test func createErrorsAndPrivileges() {
-        #expect(run("create devmap 0\ncreate devmap 2 value_size 8\n"
-                    + "create devmap 2 flags 0x20\ncreate devmap 2 flags 8")
+        #expect(
+            run(
+                "create devmap 0\ncreate devmap 2 value_size 8\n"
+                    + "create devmap 2 flags 0x20\ncreate devmap 2 flags 8"
+            )
             .output == ["EINVAL", "EINVAL", "EINVAL", "ok"])
         #expect(run("create devmap_hash 4").output == ["EINVAL"])  // unknown to the 4.18 profile
         #expect(run("create devmap 4", capNetAdmin: false).output == ["EPERM"])
@@ -44,12 +51,14 @@ import XDPEmuRuntime
     }
 
     @Test func readOnlyMapRefusesWrites() {
-        #expect(run("device a\ncreate devmap 2 flags 8\nupdate 0 a\ndelete 0\nlookup 0").output
-            == ["ok 1", "ok", "EPERM", "EPERM", "ENOENT"])
+        #expect(
+            run("device a\ncreate devmap 2 flags 8\nupdate 0 a\ndelete 0\nlookup 0").output
+                == ["ok 1", "ok", "EPERM", "EPERM", "ENOENT"])
     }
 
     @Test func unregisterClearsSlotsAndStaleIfindexIsInvalid() {
-        let r = run("""
+        let r = run(
+            """
             device a
             device b
             create devmap 3
@@ -63,13 +72,17 @@ import XDPEmuRuntime
             update 0 a
             unregister a
             """)
-        #expect(r.output == ["ok 1", "ok 2", "ok", "ok", "ok", "ok", "ok", "ENOENT", "ok b", "ENOENT", "EINVAL",
-                             "ENODEV"])
+        #expect(
+            r.output == [
+                "ok 1", "ok 2", "ok", "ok", "ok", "ok", "ok", "ENOENT", "ok b", "ENOENT", "EINVAL",
+                "ENODEV",
+            ])
     }
 
     @Test func syntaxErrorsNameTheLineAndTheRestStillRuns() {
-        let r = run("device a\nfrobnicate\nupdate x a\nupdate 0 nosuchdev\n"
-                    + "create devmap 2\nupdate 0 a\nlookup 99999999999")
+        let r = run(
+            "device a\nfrobnicate\nupdate x a\nupdate 0 nosuchdev\n"
+                + "create devmap 2\nupdate 0 a\nlookup 99999999999")
         #expect(r.output == ["ok 1", "ok", "ok"])
         #expect(r.errors.map(\.line) == [2, 3, 4, 7])
         #expect(r.errors[0].description == "error: line 2: unknown operation 'frobnicate'")

@@ -13,8 +13,9 @@ struct ReadmeOptionsTests {
         let readme = try String(contentsOfFile: "\(repositoryRoot)/README.md", encoding: .utf8)
         let table = readme.components(separatedBy: "## Commands\n")[1].components(separatedBy: "\n## ")[0]
         let prefix = (["| `xdpemu"] + command).joined(separator: " ")
-        let row = try #require(table.split(separator: "\n").first { $0.hasPrefix(command.isEmpty ? "| `xdpemu --" : prefix) },
-                                "no README row for xdpemu \(command.joined(separator: " "))")
+        let row = try #require(
+            table.split(separator: "\n").first { $0.hasPrefix(command.isEmpty ? "| `xdpemu --" : prefix) },
+            "no README row for xdpemu \(command.joined(separator: " "))")
         let dump = try runXDPEmu(command + ["--experimental-dump-help"])
         #expect(dump.status == 0)
         let info = try #require(try JSONSerialization.jsonObject(with: Data(dump.stdout.utf8)) as? [String: Any])
@@ -23,7 +24,7 @@ struct ReadmeOptionsTests {
         for argument in arguments {
             for name in argument["names"] as? [[String: String]] ?? [] where name["kind"] == "long" {
                 guard let long = name["name"], long != "help", long != "experimental-dump-help",
-                      command.isEmpty || long != "version" // the root's, documented in its row
+                    command.isEmpty || long != "version"  // the root's, documented in its row
                 else { continue }
                 #expect(row.contains("--\(long)"), "README's row for xdpemu \(command) lacks --\(long)")
                 checked += 1

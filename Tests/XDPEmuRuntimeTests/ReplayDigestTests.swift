@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import XDPEmuTesting
 import XDPEmuTopology
+
 @testable import XDPEmuRuntime
 
 /// Replay's outputs, byte for byte, against digests recorded from an earlier build: every pcap, the event log and
@@ -21,15 +22,18 @@ import XDPEmuTopology
         for (c, testCase) in ReplayStretchTests.cases.enumerated() {
             let inputs = try writeGeneratedTraces(testCase, into: scratch, prefix: "case\(c)", seed: 0xd16e57)
             for (delay, cost, ring, budget) in Self.settings {
-                let (topology, schedule) = try testCase.topology(pollDelay: delay, frameCost: cost, ringSize: ring,
-                                                              budget: budget)
+                let (topology, schedule) = try testCase.topology(
+                    pollDelay: delay, frameCost: cost, ringSize: ring,
+                    budget: budget)
                 // An event log turns recorded timing's stretches of polls off: both ways are held to their digests.
                 for timing in ReplayOptions.Timing.allCases {
                     for events in [false, true] {
-                        let label = "\(c):\(testCase.topology):\(delay),\(cost),\(ring),\(budget):\(timing.rawValue)"
+                        let label =
+                            "\(c):\(testCase.topology):\(delay),\(cost),\(ring),\(budget):\(timing.rawValue)"
                             + (events ? ":events" : "")
-                        lines += try Self.digests(topology, inputs: inputs, timing: timing, events: events,
-                                                  mapEvents: schedule, label: label)
+                        lines += try Self.digests(
+                            topology, inputs: inputs, timing: timing, events: events,
+                            mapEvents: schedule, label: label)
                     }
                 }
             }
@@ -50,8 +54,10 @@ import XDPEmuTopology
     }
 
     /// One line per output file of a replay: label, file name, size and digest.
-    static func digests(_ topology: Topology, inputs: [(String, String)], timing: ReplayOptions.Timing, events: Bool,
-                        mapEvents: MapEventSchedule?, label: String) throws -> [String] {
+    static func digests(
+        _ topology: Topology, inputs: [(String, String)], timing: ReplayOptions.Timing, events: Bool,
+        mapEvents: MapEventSchedule?, label: String
+    ) throws -> [String] {
         let (result, out) = try replay(topology, inputs: inputs, timing: timing, events: events, mapEvents: mapEvents)
         defer { removeDirectory(out) }
         #expect(result.inputErrors.isEmpty)

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import XDPEmuTesting
 import XDPEmuTopology
+
 @testable import XDPEmuRuntime
 
 /// Replay with recorded timing runs a stretch of polls that leave no frame behind in one step and one call
@@ -19,8 +20,10 @@ import XDPEmuTopology
         var testDescription: String { "\(topology), \(inputs.count) input(s)" }
 
         /// The case's sample topology with these NAPI settings, and its map-event schedule parsed against it.
-        func topology(pollDelay: UInt64, frameCost: UInt64, ringSize: Int,
-                      budget: Int) throws -> (Topology, MapEventSchedule?) {
+        func topology(
+            pollDelay: UInt64, frameCost: UInt64, ringSize: Int,
+            budget: Int
+        ) throws -> (Topology, MapEventSchedule?) {
             var loaded = try sampleTopology(topology)
             loaded.napi.pollDelayNanos = pollDelay
             loaded.napi.frameCostNanos = frameCost
@@ -40,8 +43,9 @@ import XDPEmuTopology
 
     static let cases = [
         // Redirects into a devmap (bulk queues, the flush per poll); map updates and deletes land inside stretches.
-        Case(topology: "two-hosts", trace: "two-hosts-icmp", inputs: [Input(port: "xe0", source: "02:00:00:00:01:01")],
-             mapEvents: """
+        Case(
+            topology: "two-hosts", trace: "two-hosts-icmp", inputs: [Input(port: "xe0", source: "02:00:00:00:01:01")],
+            mapEvents: """
                 {"events": [{"at_ns": 2500000, "op": "delete", "map": "fwd", "key": 0},
                             {"at_ns": 2500000, "op": "update", "map": "fwd", "key": 0, "port": "xe1"},
                             {"at_ns": 7000000, "op": "delete", "map": "fwd", "key": 0},
@@ -50,18 +54,25 @@ import XDPEmuTopology
         // XDP_DROP and XDP_PASS besides redirects.
         Case(topology: "acl-firewall", trace: "acl-mixed", inputs: [Input(port: "fw0", source: "02:00:00:00:04:01")]),
         // XDP_TX.
-        Case(topology: "reflector", trace: "reflector-udp",
-             inputs: [Input(port: "refl0", source: "02:00:00:00:05:01")]),
+        Case(
+            topology: "reflector", trace: "reflector-udp",
+            inputs: [Input(port: "refl0", source: "02:00:00:00:05:01")]),
         // Redirects to four ports by a flow hash.
         Case(topology: "star4", trace: "star4-mixed", inputs: [Input(port: "p1", source: "02:00:00:00:02:01")]),
         // Two inputs, one per host: polls of both ports, in turn and overlapping.
-        Case(topology: "two-hosts", trace: "two-hosts-icmp",
-             inputs: [Input(port: "xe0", source: "02:00:00:00:01:01"),
-                      Input(port: "xe1", source: "02:00:00:00:01:02")]),
+        Case(
+            topology: "two-hosts", trace: "two-hosts-icmp",
+            inputs: [
+                Input(port: "xe0", source: "02:00:00:00:01:01"),
+                Input(port: "xe1", source: "02:00:00:00:01:02"),
+            ]),
         // Two inputs into the same port.
-        Case(topology: "acl-firewall", trace: "acl-mixed",
-             inputs: [Input(port: "fw0", source: "02:00:00:00:04:01"),
-                      Input(port: "fw0", source: "02:00:00:00:04:01")]),
+        Case(
+            topology: "acl-firewall", trace: "acl-mixed",
+            inputs: [
+                Input(port: "fw0", source: "02:00:00:00:04:01"),
+                Input(port: "fw0", source: "02:00:00:00:04:01"),
+            ]),
     ]
 
     /// (poll delay, frame cost, ring size, budget)
@@ -76,10 +87,12 @@ import XDPEmuTopology
         defer { removeDirectory(scratch) }
         let inputs = try writeGeneratedTraces(testCase, into: scratch, prefix: "in", seed: 0x5eed)
         for (delay, cost, ring, budget) in Self.settings {
-            let (topology, schedule) = try testCase.topology(pollDelay: delay, frameCost: cost, ringSize: ring,
-                                                          budget: budget)
-            let (stretches, polls) = try replayOutputs(topology, inputs: inputs, mapEvents: schedule,
-                                                       oneEventPerStep: false)
+            let (topology, schedule) = try testCase.topology(
+                pollDelay: delay, frameCost: cost, ringSize: ring,
+                budget: budget)
+            let (stretches, polls) = try replayOutputs(
+                topology, inputs: inputs, mapEvents: schedule,
+                oneEventPerStep: false)
             let (steps, _) = try replayOutputs(topology, inputs: inputs, mapEvents: schedule, oneEventPerStep: true)
             #expect(stretches.keys.sorted() == steps.keys.sorted())
             let setting = "poll delay \(delay), frame cost \(cost), ring \(ring), budget \(budget)"
@@ -92,12 +105,15 @@ import XDPEmuTopology
     }
 
     /// Every output file of a replay, by name.
-    func replayOutputs(_ topology: Topology, inputs: [(String, String)], mapEvents: MapEventSchedule?,
-                       oneEventPerStep: Bool) throws -> (files: [String: Data], polls: UInt64) {
+    func replayOutputs(
+        _ topology: Topology, inputs: [(String, String)], mapEvents: MapEventSchedule?,
+        oneEventPerStep: Bool
+    ) throws -> (files: [String: Data], polls: UInt64) {
         let out = makeTemporaryDirectory()
         defer { removeDirectory(out) }
-        var options = ReplayOptions(topology: topology, inputs: inputs.map { .init(port: $0.0, path: $0.1) },
-                                    outputDirectory: out)
+        var options = ReplayOptions(
+            topology: topology, inputs: inputs.map { .init(port: $0.0, path: $0.1) },
+            outputDirectory: out)
         options.mapEvents = mapEvents
         options.statsPath = out + "/stats.json"
         options.oneEventPerStep = oneEventPerStep
@@ -115,8 +131,10 @@ import XDPEmuTopology
 /// Traces made from the sample trace of `testCase`, one per input (the sample's frames of the input's source MAC):
 /// 400 frames each, with gaps drawn from ties, short gaps (a few frames share a poll) and long ones (a poll each).
 /// Returns (port, path) per input.
-func writeGeneratedTraces(_ testCase: ReplayStretchTests.Case, into directory: String, prefix: String,
-                          seed: UInt64) throws -> [(String, String)] {
+func writeGeneratedTraces(
+    _ testCase: ReplayStretchTests.Case, into directory: String, prefix: String,
+    seed: UInt64
+) throws -> [(String, String)] {
     let sample = try readCapture("\(repositoryRoot)/pcaps/\(testCase.trace).pcap")
     var inputs = [(String, String)]()
     for (n, input) in testCase.inputs.enumerated() {

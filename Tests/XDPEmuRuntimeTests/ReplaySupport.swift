@@ -42,8 +42,10 @@ func readCapture(_ path: String) throws -> [CapturedFrame] {
     let reader = try PcapReader(path: path)
     var frames = [CapturedFrame]()
     while let record = try reader.next() {
-        frames.append(CapturedFrame(time: record.timestampNanos, bytes: Array(record.bytes),
-                                    originalLength: record.originalLength))
+        frames.append(
+            CapturedFrame(
+                time: record.timestampNanos, bytes: Array(record.bytes),
+                originalLength: record.originalLength))
     }
     return frames
 }
@@ -65,17 +67,23 @@ func writeTrace(_ path: String, _ frames: [(time: UInt64, bytes: [UInt8])]) thro
 }
 
 /// A UDP/IPv4 frame (checksums left 0: the datapath does not look at them).
-func udpFrame(from source: String, to destination: String, srcIP: UInt32 = 0x0a00_0001, dstIP: UInt32 = 0x0a00_0002,
-              sport: UInt16 = 1000, dport: UInt16 = 2000, payload: Int = 18) -> [UInt8] {
+func udpFrame(
+    from source: String, to destination: String, srcIP: UInt32 = 0x0a00_0001, dstIP: UInt32 = 0x0a00_0002,
+    sport: UInt16 = 1000, dport: UInt16 = 2000, payload: Int = 18
+) -> [UInt8] {
     var b = [UInt8]()
     b += destination.split(separator: ":").map { UInt8($0, radix: 16)! }
     b += source.split(separator: ":").map { UInt8($0, radix: 16)! }
     b += [0x08, 0x00]
     let ipLength = 20 + 8 + payload
     b += [0x45, 0, UInt8(ipLength >> 8), UInt8(ipLength & 0xff), 0, 0, 0x40, 0, 64, 17, 0, 0]
-    for ip in [srcIP, dstIP] { b += [UInt8(ip >> 24), UInt8(ip >> 16 & 0xff), UInt8(ip >> 8 & 0xff), UInt8(ip & 0xff)] }
-    b += [UInt8(sport >> 8), UInt8(sport & 0xff), UInt8(dport >> 8), UInt8(dport & 0xff),
-          UInt8((8 + payload) >> 8), UInt8((8 + payload) & 0xff), 0, 0]
+    for ip in [srcIP, dstIP] {
+        b += [UInt8(ip >> 24), UInt8(ip >> 16 & 0xff), UInt8(ip >> 8 & 0xff), UInt8(ip & 0xff)]
+    }
+    b += [
+        UInt8(sport >> 8), UInt8(sport & 0xff), UInt8(dport >> 8), UInt8(dport & 0xff),
+        UInt8((8 + payload) >> 8), UInt8((8 + payload) & 0xff), 0, 0,
+    ]
     b += (0..<payload).map { UInt8(truncatingIfNeeded: $0) }
     return b
 }
@@ -87,19 +95,23 @@ func summarize(directory: String) throws -> String {
     var lines = [String]()
     for file in files {
         for frame in try readCapture("\(directory)/\(file)") {
-            lines.append("\(file) \(frame.time) \(frame.source) > \(frame.destination) "
-                + "\(String(format: "0x%04x", frame.etherType)) \(frame.bytes.count)")
+            lines.append(
+                "\(file) \(frame.time) \(frame.source) > \(frame.destination) "
+                    + "\(String(format: "0x%04x", frame.etherType)) \(frame.bytes.count)")
         }
     }
     return lines.joined(separator: "\n") + "\n"
 }
 
 /// Replays `inputs` through `topology` into a new directory; returns the result and the directory.
-func replay(_ topology: Topology, inputs: [(String, String)], timing: ReplayOptions.Timing = .recorded,
-            events: Bool = false, mapEvents: MapEventSchedule? = nil) throws -> (ReplayResult, String) {
+func replay(
+    _ topology: Topology, inputs: [(String, String)], timing: ReplayOptions.Timing = .recorded,
+    events: Bool = false, mapEvents: MapEventSchedule? = nil
+) throws -> (ReplayResult, String) {
     let out = makeTemporaryDirectory()
-    var options = ReplayOptions(topology: topology, inputs: inputs.map { ReplayOptions.Input(port: $0.0, path: $0.1) },
-                                outputDirectory: out)
+    var options = ReplayOptions(
+        topology: topology, inputs: inputs.map { ReplayOptions.Input(port: $0.0, path: $0.1) },
+        outputDirectory: out)
     options.timing = timing
     options.mapEvents = mapEvents
     if events { options.eventsPath = out + "/events.jsonl" }
@@ -112,7 +124,8 @@ func replay(_ topology: Topology, inputs: [(String, String)], timing: ReplayOpti
 func expectConservation(_ s: RunStatistics, sourceLocation: SourceLocation = #_sourceLocation) {
     let arrived = s.ports.reduce(UInt64(0)) { $0 + $1.ingress + $1.device.cloned }
     let out = s.ports.reduce(UInt64(0)) { $0 + $1.device.txPackets + $1.device.passed + $1.device.totalDrops }
-    #expect(arrived == out, "arrived \(arrived) != transmitted + passed + dropped \(out)",
-            sourceLocation: sourceLocation)
+    #expect(
+        arrived == out, "arrived \(arrived) != transmitted + passed + dropped \(out)",
+        sourceLocation: sourceLocation)
     #expect(arrived - s.ports.reduce(0) { $0 + $1.device.cloned } == s.framesIn, sourceLocation: sourceLocation)
 }

@@ -28,12 +28,14 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
     }
 
     static let samples = [
-        Sample(topology: "two-hosts", trace: "two-hosts-icmp",
-               hosts: ["02:00:00:00:01:01": "xe0", "02:00:00:00:01:02": "xe1"]),
+        Sample(
+            topology: "two-hosts", trace: "two-hosts-icmp",
+            hosts: ["02:00:00:00:01:01": "xe0", "02:00:00:00:01:02": "xe1"]),
         Sample(topology: "star4", trace: "star4-mixed", hosts: ["02:00:00:00:02:01": "p1"]),
         Sample(topology: "acl-firewall", trace: "acl-mixed", hosts: ["02:00:00:00:04:01": "fw0"]),
-        Sample(topology: "l2-switch", trace: "l2-switch",
-               hosts: ["02:00:00:00:03:01": "sw1", "02:00:00:00:03:02": "sw2", "02:00:00:00:03:03": "sw3"]),
+        Sample(
+            topology: "l2-switch", trace: "l2-switch",
+            hosts: ["02:00:00:00:03:01": "sw1", "02:00:00:00:03:02": "sw2", "02:00:00:00:03:03": "sw3"]),
         Sample(topology: "reflector", trace: "reflector-udp", hosts: ["02:00:00:00:05:01": "refl0"]),
     ]
 
@@ -43,8 +45,9 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
     func goldenOutputs(sample: Sample) throws {
         let scratch = makeTemporaryDirectory()
         defer { removeDirectory(scratch) }
-        let inputs = try splitTrace("\(repositoryRoot)/pcaps/\(sample.trace).pcap", bySource: sample.hosts,
-                                    into: scratch)
+        let inputs = try splitTrace(
+            "\(repositoryRoot)/pcaps/\(sample.trace).pcap", bySource: sample.hosts,
+            into: scratch)
         let (result, out) = try replay(try sampleTopology(sample.topology), inputs: inputs)
         defer { removeDirectory(out) }
         #expect(result.inputErrors.isEmpty)
@@ -61,8 +64,9 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         let scratch = makeTemporaryDirectory()
         defer { removeDirectory(scratch) }
         let sample = Self.samples[0]
-        let inputs = try splitTrace("\(repositoryRoot)/pcaps/two-hosts-icmp.pcap", bySource: sample.hosts,
-                                    into: scratch)
+        let inputs = try splitTrace(
+            "\(repositoryRoot)/pcaps/two-hosts-icmp.pcap", bySource: sample.hosts,
+            into: scratch)
         let (result, out) = try replay(try sampleTopology("two-hosts"), inputs: inputs)
         defer { removeDirectory(out) }
         for (from, to) in [("xe0", "xe1"), ("xe1", "xe0")] {
@@ -82,8 +86,9 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         let topology = try sampleTopology("l2-switch")
         let scratch = makeTemporaryDirectory()
         defer { removeDirectory(scratch) }
-        let inputs = try splitTrace("\(repositoryRoot)/pcaps/l2-switch.pcap", bySource: Self.samples[3].hosts,
-                                    into: scratch)
+        let inputs = try splitTrace(
+            "\(repositoryRoot)/pcaps/l2-switch.pcap", bySource: Self.samples[3].hosts,
+            into: scratch)
         let (_, first) = try replay(topology, inputs: inputs, events: true)
         let (_, second) = try replay(topology, inputs: inputs, events: true)
         defer {
@@ -116,8 +121,9 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         // 1000 frames of one flow: all hash to the same key.
         let frame = udpFrame(from: "02:00:00:00:00:01", to: "02:00:00:00:00:02")
         try writeTrace("\(scratch)/t.pcap", (0..<1000).map { (time: UInt64(1_000_000 + $0 * 1000), bytes: frame) })
-        let (result, out) = try replay(topology, inputs: [("in0", "\(scratch)/t.pcap")], timing: .topspeed,
-                                       events: true)
+        let (result, out) = try replay(
+            topology, inputs: [("in0", "\(scratch)/t.pcap")], timing: .topspeed,
+            events: true)
         defer { removeDirectory(out) }
         let stats = result.statistics
         expectConservation(stats)
@@ -178,19 +184,24 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         let frame = udpFrame(from: "02:00:00:00:01:01", to: "02:00:00:00:01:02")
         // Frames every 10 µs from t0; key 0 is deleted at +25 µs and restored at +55 µs.
         try writeTrace("\(scratch)/t.pcap", (0..<8).map { (time: UInt64(1_000_000_000 + $0 * 10_000), bytes: frame) })
-        let schedule = try MapEventSchedule.parse(data: Array("""
-            {"events": [{"at_ns": 25000, "op": "delete", "map": "fwd", "key": 0},
-                        {"at": 0.000055, "op": "update", "map": "fwd", "key": 0, "port": "xe1"}]}
-            """.utf8), source: "ev.json", topology: topology)
-        let (result, out) = try replay(topology, inputs: [("xe0", "\(scratch)/t.pcap")], events: true,
-                                       mapEvents: schedule)
+        let schedule = try MapEventSchedule.parse(
+            data: Array(
+                """
+                {"events": [{"at_ns": 25000, "op": "delete", "map": "fwd", "key": 0},
+                            {"at": 0.000055, "op": "update", "map": "fwd", "key": 0, "port": "xe1"}]}
+                """.utf8), source: "ev.json", topology: topology)
+        let (result, out) = try replay(
+            topology, inputs: [("xe0", "\(scratch)/t.pcap")], events: true,
+            mapEvents: schedule)
         defer { removeDirectory(out) }
         let egress = try readCapture("\(out)/xe1.egress.pcap").map(\.time)
         #expect(egress == [0, 10, 20, 60, 70].map { 1_000_000_000 + UInt64($0) * 1000 })
         #expect(result.statistics.ports[0].device.drops == [.redirectInvalid: 3])
         let log = try String(contentsOfFile: "\(out)/events.jsonl", encoding: .utf8)
-        #expect(log.contains("{\"time\":1000025000,\"event\":\"map_delete\",\"map\":\"fwd\","
-                             + "\"map_id\":1,\"key\":0,\"result\":\"ok\"}"))
+        #expect(
+            log.contains(
+                "{\"time\":1000025000,\"event\":\"map_delete\",\"map\":\"fwd\","
+                    + "\"map_id\":1,\"key\":0,\"result\":\"ok\"}"))
         #expect(log.contains("\"event\":\"map_update\""))
         expectConservation(result.statistics)
     }
@@ -263,8 +274,9 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         }
         let scratch = makeTemporaryDirectory()
         defer { removeDirectory(scratch) }
-        let inputs = try splitTrace("\(repositoryRoot)/pcaps/l2-switch.pcap", bySource: Self.samples[3].hosts,
-                                    into: scratch)
+        let inputs = try splitTrace(
+            "\(repositoryRoot)/pcaps/l2-switch.pcap", bySource: Self.samples[3].hosts,
+            into: scratch)
         let (_, out) = try replay(try sampleTopology("l2-switch"), inputs: inputs)
         defer { removeDirectory(out) }
         for file in try FileManager.default.contentsOfDirectory(atPath: out) where file.hasSuffix(".pcap") {

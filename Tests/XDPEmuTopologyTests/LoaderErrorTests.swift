@@ -1,8 +1,8 @@
 import Foundation
 import Testing
-
 import XDPEmuCore
 import XDPEmuPrograms
+
 @testable import XDPEmuTopology
 
 @Suite("Loader errors: one test per class of problem")

@@ -1,7 +1,7 @@
 import Testing
-
 import XDPEmuCore
 import XDPEmuPrograms
+
 @testable import XDPEmuTopology
 
 @Suite("Loader: defaults, syntaxes and assignment")

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
-
 import XDPEmuCore
+
 @testable import XDPEmuTopology
 
 /// Checks the committed traces in pcaps/ without Python, and that the script still writes exactly them.

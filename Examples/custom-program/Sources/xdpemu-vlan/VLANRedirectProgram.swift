@@ -8,8 +8,8 @@ struct VLANRedirectProgram: XDPProgram {
     mutating func run(_ context: inout XDPContext) -> XDPAction {
         // nil past data_end: a frame too short for a tag is simply "untagged".
         guard let tpid = context.loadBigEndian(UInt16.self, at: 12),
-              tpid == 0x8100 || tpid == 0x88A8,
-              let tci = context.loadBigEndian(UInt16.self, at: 14)
+            tpid == 0x8100 || tpid == 0x88A8,
+            let tci = context.loadBigEndian(UInt16.self, at: 14)
         else { return .pass }
         return context.redirectMap(map, key: UInt32(tci & 0x0FFF))
     }

@@ -6,5 +6,5 @@ import XDPEmuRuntime
 XDPEmuCLI.main(programs: [
     ProgramRegistration(type: "vlan_redirect") { config, context throws(RuntimeError) in
         context.attach(VLANRedirectProgram(map: try context.map(config["map"]?.stringValue ?? "")))
-    },
+    }
 ])
