@@ -5,7 +5,6 @@ import XDPEmuPrograms
 
 @testable import XDPEmuTopology
 
-
 @Suite("Loader errors in what the document means: names, references, programs, routes")
 struct LoaderMeaningErrorTests {
     @Test("duplicate port names, map names, ifindexes, MACs and namespaces")
