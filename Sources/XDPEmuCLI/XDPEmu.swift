@@ -83,7 +83,7 @@ struct MapBatchCommand: ParsableCommand {
         }
         var batch = MapBatch(semantics: profile, capNetAdmin: !unprivileged)
         var failed = false
-        for (index, line) in script.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, line) in MapBatch.lines(of: script).enumerated() {
             switch batch.execute(line: String(line), number: index + 1) {
             case .success(let answer?): print(answer)
             case .success(nil): break

@@ -28,12 +28,13 @@ public enum FileReadError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// The contents of the regular file `path`: open(2) O_RDONLY|O_CLOEXEC, fstat(2) (a directory, device or FIFO is
-/// refused before anything is read from it), read(2) until EOF, close(2).
+/// The contents of the regular file `path`: open(2) O_RDONLY|O_CLOEXEC|O_NONBLOCK (opening a FIFO would otherwise
+/// wait for a writer), fstat(2) (a directory, device or FIFO is refused before anything is read from it), read(2)
+/// until EOF, close(2).
 public func readRegularFile(_ path: String) throws(FileReadError) -> [UInt8] {
     let fd: Int32
     do {
-        fd = try retryingEINTROrThrow { open(path, O_RDONLY | O_CLOEXEC) }
+        fd = try retryingEINTROrThrow { open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
     } catch {
         throw .open(error)
     }

@@ -39,7 +39,7 @@ public struct MapBatch {
     public mutating func run(script: String) -> (output: [String], errors: [SyntaxError]) {
         var output = [String]()
         var errors = [SyntaxError]()
-        for (index, rawLine) in script.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, rawLine) in Self.lines(of: script).enumerated() {
             switch execute(line: String(rawLine), number: index + 1) {
             case .success(let answer?): output.append(answer)
             case .success(nil): break
@@ -47,6 +47,12 @@ public struct MapBatch {
             }
         }
         return (output, errors)
+    }
+
+    /// The lines of a script, ended by LF or CRLF (a script written on Windows has the same lines). "\r\n" is one
+    /// Character in Swift, so splitting on "\n" alone would read such a script as one line.
+    public static func lines(of script: String) -> [Substring] {
+        script.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
     }
 
     /// Runs one line: the answer, nil for a blank or comment line, or a syntax error.

@@ -33,6 +33,11 @@ import XDPEmuOS
         #expect(throws: FileReadError.notRegularFile(isDirectory: true)) { try readRegularFile("/tmp") }
         #expect(throws: FileReadError.notRegularFile(isDirectory: false)) { try readRegularFile("/dev/null") }
         #expect(throws: FileReadError.open(.noSuchFileOrDirectory)) { try readRegularFile("/nonexistent/xdpemu") }
+        // A FIFO is refused at once, not waited on for a writer.
+        let fifo = "/tmp/xdpemu-fifo-\(getpid())"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { _ = unlink(fifo) }
+        #expect(throws: FileReadError.notRegularFile(isDirectory: false)) { try readRegularFile(fifo) }
         #expect(
             FileReadError.open(.noSuchFileOrDirectory).description
                 == "cannot open the file: No such file or directory (errno 2)")

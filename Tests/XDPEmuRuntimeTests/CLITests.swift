@@ -45,6 +45,24 @@ struct CLITests {
         #expect(r.stdout == "ok 1\nok\nok\nE2BIG\nok a\n")
     }
 
+    @Test func mapBatchReadsAScriptWithCRLFLineEnds() throws {
+        let r = try runXDPEmu(
+            ["map", "batch", "-"],
+            input: "device eth0\r\ncreate devmap 4\r\nupdate 0 eth0\r\nlookup 0\r\nfrob\r\n")
+        #expect(r.stdout == "ok 1\nok\nok\nok eth0\n")
+        #expect(r.stderr.contains("line 5: unknown operation 'frob'"))
+        #expect(r.status == 2)
+    }
+
+    @Test func mapBatchRefusesAFIFOAtOnce() throws {
+        let fifo = "/tmp/xdpemu-batch-fifo-\(getpid())"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        let r = try runXDPEmu(["map", "batch", fifo])
+        #expect(r.status == 2)
+        #expect(r.stderr == "xdpemu: \(fifo): cannot read the file: it is not a regular file\n")
+    }
+
     @Test func mapBatchSyntaxErrorExits2AfterTheRest() throws {
         let r = try runXDPEmu(["map", "batch", "-"], input: "create devmap 2\nfrob\nlookup 0\n")
         #expect(r.status == 2)
