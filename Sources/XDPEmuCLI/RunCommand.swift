@@ -59,8 +59,11 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         try validateTraceInputs(replays, option: "--replay", timing: timing)
-        if let duration, !(duration > 0 && duration < 1e9) {
+        if let duration, !(duration > 0) {
             throw ValidationError("--duration must be a positive number of seconds")
+        }
+        if let duration, duration >= 1e9 {
+            throw ValidationError("--duration is too large: at most 999999999 seconds")
         }
     }
 

@@ -63,7 +63,7 @@ struct MapEventPlayer {
         defer { updateNextTime() }
         while index < events.count {
             let event = events[index]
-            let due = start &+ event.offset
+            let due = dueTime(event)
             guard due <= time else { return }
             index += 1
             guard let map = maps[event.map] else { continue }
@@ -76,6 +76,13 @@ struct MapEventPlayer {
     }
 
     private mutating func updateNextTime() {
-        nextTime = index < events.count ? start &+ events[index].offset : .max
+        nextTime = index < events.count ? dueTime(events[index]) : .max
+    }
+
+    /// When `event` is due: its offset from the start, saturated at the end of time (an offset too large for the
+    /// clock runs after everything else, never before the first frame).
+    private func dueTime(_ event: MapEventSchedule.Event) -> Nanos {
+        let (due, overflow) = start.addingReportingOverflow(event.offset)
+        return overflow ? .max : due
     }
 }

@@ -154,10 +154,13 @@ public struct MapEventSchedule: Sendable, Equatable {
 
     /// A non-negative number of seconds as nanoseconds, exactly for the usual decimal forms.
     private static func secondsToNanos(_ node: JSONNode, at path: JSONPath, _ d: Diagnostics) -> UInt64? {
-        guard case .number(let number) = node.kind, let seconds = Double(number.literal), seconds >= 0,
-            seconds < 1.8e10
-        else {
+        guard case .number(let number) = node.kind, let seconds = Double(number.literal), seconds >= 0 else {
             d.report(path, "must be a number of seconds >= 0, got \(node.compact)", at: node)
+            return nil
+        }
+        // Times are 64-bit nanoseconds: 18446744073 s (about 584 years) is the last second they hold.
+        guard seconds < 1.8e10 else {
+            d.report(path, "too large: at most 18000000000 seconds, got \(node.compact)", at: node)
             return nil
         }
         return UInt64((seconds * 1e9).rounded())

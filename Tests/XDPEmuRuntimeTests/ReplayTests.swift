@@ -206,6 +206,36 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         expectConservation(result.statistics)
     }
 
+    @Test func aMapEventBeyondTheClockRunsAfterEveryFrameNotBeforeTheFirst() throws {
+        let topology = try sampleTopology("two-hosts")
+        let scratch = makeTemporaryDirectory()
+        defer { removeDirectory(scratch) }
+        let frame = udpFrame(from: "02:00:00:00:01:01", to: "02:00:00:00:01:02")
+        try writeTrace("\(scratch)/t.pcap", (0..<4).map { (time: UInt64(1_000_000_000 + $0 * 10_000), bytes: frame) })
+        // 2^64 - 1 ns after the first frame's timestamp is past the end of the 64-bit clock: it saturates.
+        let schedule = try MapEventSchedule.parse(
+            data: Array(#"{"events": [{"at_ns": 18446744073709551615, "op": "delete", "map": "fwd", "key": 0}]}"#.utf8),
+            source: "ev.json", topology: topology)
+        let (result, out) = try replay(
+            topology, inputs: [("xe0", "\(scratch)/t.pcap")], events: true, mapEvents: schedule)
+        defer { removeDirectory(out) }
+        #expect(try readCapture("\(out)/xe1.egress.pcap").count == 4)
+        #expect(result.statistics.ports[0].device.drops.isEmpty)
+        let log = try String(contentsOfFile: "\(out)/events.jsonl", encoding: .utf8)
+        #expect(log.hasSuffix("{\"time\":18446744073709551615,\"event\":\"map_delete\",\"map\":\"fwd\",\"map_id\":1,\"key\":0,\"result\":\"ok\"}\n"))
+    }
+
+    @Test func secondsBeyondTheClockAreTooLarge() throws {
+        let topology = try sampleTopology("two-hosts")
+        #expect {
+            try MapEventSchedule.parse(
+                data: Array(#"{"events": [{"at": 1e300, "op": "delete", "map": "fwd", "key": 0}]}"#.utf8),
+                source: "ev.json", topology: topology)
+        } throws: { error in
+            "\(error)" == "ev.json: $.events[0].at: too large: at most 18000000000 seconds, got 1e300"
+        }
+    }
+
     @Test func truncatedTraceKeepsWhatWasReadAndNamesTheOffset() throws {
         let scratch = makeTemporaryDirectory()
         defer { removeDirectory(scratch) }
