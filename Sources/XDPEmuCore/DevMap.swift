@@ -373,6 +373,18 @@ public final class DevMap: @unchecked Sendable {
         }
     }
 
+    /// `flush` when `key` is the only marked key whose queue may hold frames (`Worker.flushRedirects`): sends its
+    /// queue and clears its mark when its slot holds an entry, as `flush` does for it; a slot that is empty keeps
+    /// its mark. Other marked keys, whose queues are empty, keep their marks until a full flush clears them, which
+    /// sends nothing for them.
+    @inlinable
+    func flush(key: UInt32, worker: Worker) {
+        let slot = slots[Int(key)].load(ordering: .acquiring)
+        guard slot != 0 else { return }
+        clearFlushMark(key, cpu: worker.cpu)
+        worker.transmitBulk(EntryBlock(bits: slot), flags: .flush)
+    }
+
     // MARK: Control plane (any thread)
 
     /// `map_update_elem`. Checks, in the kernel's order: read-only map (EPERM), flags > BPF_EXIST (EINVAL), key out

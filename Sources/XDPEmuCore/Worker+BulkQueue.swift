@@ -43,7 +43,10 @@ extension Worker {
             // marked (only the flush clears the mark of a published entry, and it sends the queue first; the
             // quiescent point clears marks after the flush, when every published entry's queue is empty).
             queue.storeBytes(of: ingress.ifindex.rawValue, toByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self)
-            map.markForFlush(entry.key, cpu: cpu)
+            let key = entry.key
+            map.markForFlush(key, cpu: cpu)
+            bulksStarted &+= 1
+            lastStartedKey = key
         }
         queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
         queue.storeBytes(of: UInt32(truncatingIfNeeded: count &+ 1), toByteOffset: BulkQueueLayout.countOffset,
@@ -129,12 +132,22 @@ extension Worker {
 
     /// `xdp_do_flush_map`: flushes the map last redirected into, if any. Must run before a poll returns. Only the
     /// poll and the redirect paths call it: the fast path relies on map_to_flush not changing behind it.
+    ///
+    /// Every bulk started since the previous flush is in map_to_flush: a frame is appended only by a redirect into
+    /// it, or into a map that then becomes it, after the flush of the one before. When one bulk was started, its
+    /// key is the only marked key whose queue holds frames (other marks are left by slots emptied before an
+    /// earlier flush, and a queue of theirs is empty), so sending that key's queue is the whole flush
+    /// (`DevMap.flush(key:worker:)`); a poll of one frame, as replay with recorded timing makes, is mostly that.
     @inlinable
     func flushRedirects() {
         guard let map = redirectInfo.pointee.mapToFlush else { return }
         redirectInfo.pointee.mapToFlush = nil
         lastFlushedMap = map
-        map._withUnsafeGuaranteedRef { $0.flush(worker: self) }
+        let started = bulksStarted
+        bulksStarted = 0
+        map._withUnsafeGuaranteedRef {
+            if started == 1 { $0.flush(key: lastStartedKey, worker: self) } else { $0.flush(worker: self) }
+        }
     }
 
     /// `flushRedirects` when map_to_flush is another map than `map`: a redirect into `map` is about to be queued.

@@ -89,7 +89,7 @@ extension Worker {
 
     /// The poll: phase 1 on up to `budget` frames, then the flush, XDP_TX and the quiescent point. Adds what it
     /// counts per frame to `counts` (the caller adds those to the device). Returns the number of frames processed.
-    @inlinable
+    @inlinable @inline(__always)
     func pollOnce<P: XDPProgram, Clock: PollClock>(_ program: inout P, programID: UInt32, device: NetDevice,
                                                    budget: Int, counts: inout PollCounts, clock: Clock.Type) -> Int {
         // The ring's and the pool's storage pointers, read once: the optimiser cannot tell that the stores through

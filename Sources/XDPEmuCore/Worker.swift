@@ -76,6 +76,10 @@ public final class Worker: @unchecked Sendable {
     @exclusivity(unchecked) @usableFromInline var lastSeenEpoch: UInt64 = 0
     /// The map the last flush flushed (maps live as long as the network, so the reference cannot dangle).
     @exclusivity(unchecked) @usableFromInline var lastFlushedMap: Unmanaged<DevMap>?
+    /// Bulks started (a frame appended to an empty queue) since the last flush, all in map_to_flush, and the key
+    /// of the last one: when one was started, the flush has one queue to send (`flushRedirects`).
+    @exclusivity(unchecked) @usableFromInline var bulksStarted = 0
+    @exclusivity(unchecked) @usableFromInline var lastStartedKey: UInt32 = 0
 
     init(cpu: Int, network: Network, pool: FramePool, eventCapacity: Int, maxBudget: Int) {
         self.cpu = cpu
