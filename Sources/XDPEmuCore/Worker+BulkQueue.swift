@@ -3,9 +3,11 @@
 //
 // - `enqueue` (`dev_map_enqueue` + `bq_enqueue`) runs inside a poll (phase 1): the forwarding check, then, when the
 //   queue is full, its transmit without XDP_XMIT_FLUSH, then `append`.
-// - `append` is the only place a frame enters a queue. The first frame of a bulk records dev_rx and marks the
-//   key in this worker's flush bitmap, so that a queue of a published entry holds frames only while its key is
-//   marked; the flush sends it and clears the mark. Later frames need neither.
+// - `append` is the only place a frame enters a queue. The first frame of a bulk records dev_rx and counts the
+//   bulk; from the second bulk since the last flush on, the keys are marked in this worker's flush bitmap (the
+//   first one's too), so that the flush's scan of the marks finds them. The first is only remembered: a flush
+//   after one bulk sends that key's queue alone, which is all the scan would send (a poll of one frame, as replay
+//   with recorded timing makes, is mostly that). Later frames of a bulk need none of this.
 // - `transmitBulk` (`bq_xmit_all`) runs from the enqueue (full queue), the flush (`DevMap.flush`) and the
 //   quiescent point (a retired entry's queue); it leaves the queue empty.
 // - `flushRedirects` (`xdp_do_flush_map`) runs at the end of every poll (phase 2) and when a redirect goes into
@@ -37,16 +39,21 @@ extension Worker {
     func append(_ frame: FrameID, length: UInt32, to queue: UnsafeMutableRawPointer, holding count: Int,
                 of entry: EntryBlock, in map: DevMap, from ingress: NetDevice) {
         if _slowPath(count == 0) {
-            // The first frame since the queue was last sent records dev_rx and marks the key for the flush
+            // The first frame since the queue was last sent records dev_rx and makes the key one the flush sends
             // (`__dev_map_insert_ctx`). Later frames need neither: dev_rx is set exactly while the queue holds
-            // frames (`transmitBulk` resets both), and the queue of a published entry that holds frames is always
-            // marked (only the flush clears the mark of a published entry, and it sends the queue first; the
-            // quiescent point clears marks after the flush, when every published entry's queue is empty).
+            // frames (`transmitBulk` resets both), and a queue of a published entry that holds frames is one the
+            // next flush sends (only a flush empties the queue of a published entry other than by a transmit of
+            // a full queue, which the append of a new bulk follows).
             queue.storeBytes(of: ingress.ifindex.rawValue, toByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self)
             let key = entry.key
-            map.markForFlush(key, cpu: cpu)
-            bulksStarted &+= 1
-            lastStartedKey = key
+            let started = bulksStarted
+            if started == 0 {
+                firstBulkKey = key
+            } else {
+                if started == 1 { map.markForFlush(firstBulkKey, cpu: cpu) }
+                map.markForFlush(key, cpu: cpu)
+            }
+            bulksStarted = started &+ 1
         }
         queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
         queue.storeBytes(of: UInt32(truncatingIfNeeded: count &+ 1), toByteOffset: BulkQueueLayout.countOffset,
@@ -134,19 +141,20 @@ extension Worker {
     /// poll and the redirect paths call it: the fast path relies on map_to_flush not changing behind it.
     ///
     /// Every bulk started since the previous flush is in map_to_flush: a frame is appended only by a redirect into
-    /// it, or into a map that then becomes it, after the flush of the one before. When one bulk was started, its
-    /// key is the only marked key whose queue holds frames (other marks are left by slots emptied before an
-    /// earlier flush, and a queue of theirs is empty), so sending that key's queue is the whole flush
-    /// (`DevMap.flush(key:worker:)`); a poll of one frame, as replay with recorded timing makes, is mostly that.
+    /// it, or into a map that then becomes it, after the flush of the one before. Queues that no bulk started
+    /// since then are empty, whether their keys are marked or not (marks are also left on keys whose slot was
+    /// empty at an earlier flush). So with no bulk started there is nothing to send; with one, its key's queue
+    /// alone (`DevMap.flush(key:worker:)`); with more, the marked keys' in key order (`DevMap.flush(worker:)`).
     @inlinable
     func flushRedirects() {
         guard let map = redirectInfo.pointee.mapToFlush else { return }
         redirectInfo.pointee.mapToFlush = nil
         lastFlushedMap = map
         let started = bulksStarted
+        guard started != 0 else { return }
         bulksStarted = 0
         map._withUnsafeGuaranteedRef {
-            if started == 1 { $0.flush(key: lastStartedKey, worker: self) } else { $0.flush(worker: self) }
+            if started == 1 { $0.flush(key: firstBulkKey, worker: self) } else { $0.flush(worker: self) }
         }
     }
 

@@ -47,11 +47,13 @@ extension Worker {
     public func run<P: XDPProgram>(_ program: inout P, programID: UInt32, device: NetDevice, budget: Int) -> Int {
         precondition(budget > 0 && budget <= maxBudget, "budget out of range")
         var counts = PollCounts()
+        let ring = device.rxRing.consumer
+        let frames = pool.storage
         let processed = frameCost == 0
-            ? pollOnce(&program, programID: programID, device: device, budget: budget, counts: &counts,
-                       clock: FixedClock.self)
-            : pollOnce(&program, programID: programID, device: device, budget: budget, counts: &counts,
-                       clock: AdvancingClock.self)
+            ? pollOnce(&program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
+                       counts: &counts, clock: FixedClock.self)
+            : pollOnce(&program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
+                       counts: &counts, clock: AdvancingClock.self)
         addPollCounts(counts, processed: processed, device: device)
         return processed
     }
@@ -76,31 +78,36 @@ extension Worker {
                                                     count: Int, clock: Clock.Type) {
         var counts = PollCounts()
         var processed = 0
+        let ring = device.rxRing.consumer
+        let frames = pool.storage
         for i in 0..<count {
             let size = sizes[i]
-            precondition(UInt(bitPattern: size &- 1) < UInt(maxBudget) && device.rxRing.count >= size,
+            precondition(UInt(bitPattern: size &- 1) < UInt(maxBudget) && ring.count >= size,
                          "poll size out of range, or fewer frames in the RX ring than the poll takes")
             nowStorage = times[i]
-            processed &+= pollOnce(&program, programID: programID, device: device, budget: size, counts: &counts,
-                                   clock: clock)
+            processed &+= pollOnce(&program, programID: programID, device: device, ring: ring, frames: frames,
+                                   budget: size, counts: &counts, clock: clock)
         }
         addPollCounts(counts, processed: processed, device: device)
     }
 
     /// The poll: phase 1 on up to `budget` frames, then the flush, XDP_TX and the quiescent point. Adds what it
     /// counts per frame to `counts` (the caller adds those to the device). Returns the number of frames processed.
+    /// `ring` and `frames` are `device.rxRing.consumer` and `pool.storage`, read by the caller once for all its
+    /// polls: the optimiser cannot tell that the stores through raw pointers in the loop leave the objects'
+    /// fields alone, so it would reload them for every frame.
     @inlinable @inline(__always)
     func pollOnce<P: XDPProgram, Clock: PollClock>(_ program: inout P, programID: UInt32, device: NetDevice,
-                                                   budget: Int, counts: inout PollCounts, clock: Clock.Type) -> Int {
-        // The ring's and the pool's storage pointers, read once: the optimiser cannot tell that the stores through
-        // raw pointers in the loop leave the objects' fields alone, so it would reload them for every frame.
-        let ring = device.rxRing.consumer
-        let frames = pool.storage
+                                                   ring: FrameRing.Consumer, frames: FramePool.Storage, budget: Int,
+                                                   counts: inout PollCounts, clock: Clock.Type) -> Int {
         let rxBatch = self.rxBatch
         // With events recorded every redirect takes `xdpDoRedirect`, which records them. So does every redirect
         // after the pool has handed out a frame with less headroom than the xdp_frame needs: the fast path
         // leaves out the headroom check (EOVERFLOW), which only such a frame can fail.
-        var fastPathOff = events.isRecording || pool.shortHeadroomTaken
+        let recording = events.isRecording
+        // A dropped frame goes straight back to the pool unless something watches drops.
+        let plainDrops = dropObserver == nil && !recording
+        var fastPathOff = recording || pool.shortHeadroomTaken
         var fast = fastMapAtPollStart(fastPathOff: fastPathOff)
         var txCount = 0
         var processed = 0
@@ -116,9 +123,24 @@ extension Worker {
                 fast = .none
             }
             processed &+= taken
-            for frame in UnsafeBufferPointer(start: rxBatch, count: taken) {
-                let verdict = runProgram(&program, on: frame, frames: frames, programID: programID,
+            var next = rxBatch
+            let end = rxBatch + taken
+            // With the fast path off every redirect needs `carryOut`, and a batch of one frame (a poll of one,
+            // as replay with recorded timing and a lightly loaded port make) is cheaper without the call: then
+            // the frame is run here and carried out by `carryOut` alone.
+            let oneAtATime = fastPathOff || taken == 1
+            while next != end {
+                let verdict: FrameVerdict
+                if oneAtATime {
+                    verdict = runProgram(&program, on: next.pointee, frames: frames, programID: programID,
                                          rxBytes: &counts.rxBytes)
+                    next += 1
+                } else {
+                    guard let stop = runUsualFrames(&program, next: &next, end: end, frames: frames, fast: fast,
+                                                    plainDrops: plainDrops, programID: programID, device: device,
+                                                    counts: &counts, clock: clock) else { break }
+                    verdict = stop
+                }
                 carryOut(verdict, fast: &fast, fastPathOff: fastPathOff, device: device, programID: programID,
                          counts: &counts, txCount: &txCount)
                 if Clock.advances { nowStorage &+= frameCost }
@@ -134,17 +156,19 @@ extension Worker {
     /// The fast map a poll starts with (see `FastMap`), making the map the previous poll flushed the map to flush.
     ///
     /// A poll starts with no map to flush, so its first redirect would take the full path. Making the map the
-    /// previous poll flushed the map to flush changes nothing that can be observed (at worst that map is flushed
-    /// once more with nothing marked: no transmit, no event; see `DevMap.flush`), and lets the first redirect into
-    /// it take the fast path too. A request left in the redirect info by an earlier frame must be consumed by the
+    /// previous poll flushed the map to flush changes nothing that can be observed (no bulk was started in it
+    /// since, so its flush sends nothing; see `flushRedirects`), and lets the first redirect into it take the fast
+    /// path too. A request left in the redirect info by an earlier frame must be consumed by the
     /// next redirect, which the full path does; the fast path is taken only while the redirect info is empty.
     @inlinable @inline(__always)
     func fastMapAtPollStart(fastPathOff: Bool) -> FastMap {
-        if !fastPathOff && redirectInfo.pointee.mapToFlush == nil {
-            redirectInfo.pointee.mapToFlush = lastFlushedMap
+        let info = redirectInfo
+        guard !fastPathOff && info.pointee.mapBits == 0 && info.pointee.index == 0 else { return .none }
+        guard let map = info.pointee.mapToFlush else {
+            info.pointee.mapToFlush = lastFlushedMap
+            return FastMap(lastFlushedMap)
         }
-        return fastPathOff || redirectInfo.pointee.mapBits != 0 || redirectInfo.pointee.index != 0
-            ? FastMap.none : FastMap(redirectInfo.pointee.mapToFlush)
+        return FastMap(map)
     }
 
     /// Runs the program on `frame` (adding its length to `rxBytes` first) and returns its verdict.
@@ -160,14 +184,59 @@ extension Worker {
                             index: context.requestIndex)
     }
 
-    /// Carries out a verdict at once (phase 1): the redirect through its fast path or `xdpDoRedirect`; a request
-    /// the program made but did not act on is kept in the redirect info for a later bare XDP_REDIRECT; DROP frees
-    /// the frame; the rest go to `otherAction`. Inside a poll only.
+    /// Runs the program on the frames from `next` up to `end` (the only place it runs) and finishes the usual
+    /// verdicts: a `bpf_redirect_map` the fast path takes (`queueIntoMapToFlush`), and an XDP_DROP while nothing
+    /// watches drops (`plainDrops`: no drop observer, no events), whose frame goes back to the pool. Returns at
+    /// the first frame it does not finish, with its verdict for `carryOut` (`next` is past it), or nil when it
+    /// finished them all.
+    ///
+    /// A function of its own, not inlined, with no call in its loop but the program's: what the loop carries from
+    /// frame to frame (the batch, the pool's storage, the fast map, the program's state, moved into a local) then
+    /// stays in registers, whereas a call anywhere in the loop (`carryOut` makes several) puts it in the stack.
+    @inlinable @inline(never)
+    func runUsualFrames<P: XDPProgram, Clock: PollClock>(
+        _ program: inout P, next: inout UnsafeMutablePointer<FrameID>, end: UnsafeMutablePointer<FrameID>,
+        frames: FramePool.Storage, fast: FastMap, plainDrops: Bool, programID: UInt32, device: NetDevice,
+        counts: inout PollCounts, clock: Clock.Type
+    ) -> FrameVerdict? {
+        var position = next
+        let cpu = self.cpu
+        var rxBytes = counts.rxBytes
+        var local = consume program
+        defer {
+            next = position
+            counts.rxBytes = rxBytes
+            program = local
+        }
+        while position != end {
+            let verdict = runProgram(&local, on: position.pointee, frames: frames, programID: programID,
+                                     rxBytes: &rxBytes)
+            position += 1
+            if _fastPath(verdict.action.rawValue == XDPAction.redirect.rawValue) {
+                guard queueIntoMapToFlush(verdict, fast: fast, cpu: cpu, from: device) else { return verdict }
+            } else if verdict.action.rawValue == XDPAction.drop.rawValue && plainDrops
+                        && verdict.requestBits == RedirectInfo.noRequest {
+                // `carryOut`'s DROP when nothing watches drops: the frame goes back to the pool.
+                counts.notRedirected &+= 1
+                counts.programDrops &+= 1
+                pool.give(verdict.frame)
+            } else {
+                return verdict
+            }
+            if Clock.advances { nowStorage &+= frameCost }
+        }
+        return nil
+    }
+
+    /// Carries out a verdict at once (phase 1): a redirect through the fast path when it takes it, else through
+    /// `xdpDoRedirect` (a verdict `runUsualFrames` returned has failed the fast path already: trying it again
+    /// changes nothing); a request the program made but did not act on is kept in the redirect info for a later
+    /// bare XDP_REDIRECT; DROP frees the frame; the rest go to `otherAction`. Inside a poll only.
     @inlinable @inline(__always)
     func carryOut(_ verdict: FrameVerdict, fast: inout FastMap, fastPathOff: Bool, device: NetDevice,
                   programID: UInt32, counts: inout PollCounts, txCount: inout Int) {
         if _fastPath(verdict.action.rawValue == XDPAction.redirect.rawValue) {
-            if queueIntoMapToFlush(verdict, fast: fast, from: device) { return }
+            if queueIntoMapToFlush(verdict, fast: fast, cpu: cpu, from: device) { return }
             if !xdpDoRedirect(verdict, from: device, programID: programID) { counts.notRedirected &+= 1 }
             // The redirect may have changed map_to_flush: the fast path follows it.
             fast = fastPathOff ? .none : FastMap(redirectInfo.pointee.mapToFlush)

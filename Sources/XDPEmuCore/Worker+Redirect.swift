@@ -24,7 +24,7 @@ extension Worker {
     /// bulk's first) and true returned. Otherwise false, having changed nothing. Leaves out the headroom check,
     /// which no frame fails while the fast path is on (`pollOnce`).
     @inlinable @inline(__always)
-    func queueIntoMapToFlush(_ verdict: FrameVerdict, fast: FastMap, from ingress: NetDevice) -> Bool {
+    func queueIntoMapToFlush(_ verdict: FrameVerdict, fast: FastMap, cpu: Int, from ingress: NetDevice) -> Bool {
         guard verdict.requestBits == fast.bits,
               let entry = DevMap.block(at: verdict.index, slots: fast.slots, maxEntries: fast.maxEntries)
         else { return false }
@@ -88,8 +88,8 @@ extension Worker {
             // ...and only a successful one makes its map the one to flush.
             redirectInfo.pointee.mapToFlush = mapRef
             if events.isRecording {
-                recordRedirect(.redirectMap, map: map, index: index,
-                               to: entry.device.takeUnretainedValue().ifindex.rawValue, error: nil, from: ingress,
+                recordRedirect(.redirectMap, mapID: map.id, index: index,
+                               to: entry.device.takeUnretainedValue().ifindex.rawValue, err: 0, from: ingress,
                                programID: programID, frame: info.pointee.sequence)
             }
             return true
@@ -102,21 +102,21 @@ extension Worker {
     func redirectMapFailed(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map: DevMap, index: UInt32,
                            to: UInt32, error: DatapathErrno, from ingress: NetDevice, programID: UInt32) -> Bool {
         if events.isRecording {
-            recordRedirect(.redirectMapErr, map: map, index: index, to: to, error: error, from: ingress,
+            recordRedirect(.redirectMapErr, mapID: map.id, index: index, to: to, err: error.negated, from: ingress,
                            programID: programID, frame: info.pointee.sequence)
         }
         drop(frame, error.dropReason, at: ingress)
         return false
     }
 
-    /// Traces a redirect event (`xdp_redirect*`); `map` is nil for a plain `bpf_redirect`, `error` nil on success.
+    /// Traces a redirect event (`xdp_redirect*`): `mapID` and `index` 0 for a plain `bpf_redirect`; `err` is the
+    /// tracepoint's field, the negated errno or 0.
     @usableFromInline @inline(never)
-    func recordRedirect(_ kind: XDPEventKind, map: DevMap?, index: UInt32, to: UInt32, error: DatapathErrno?,
+    func recordRedirect(_ kind: XDPEventKind, mapID: UInt32, index: UInt32, to: UInt32, err: Int32,
                         from ingress: NetDevice, programID: UInt32, frame: UInt64) {
         events.record(XDPEvent(kind: kind, time: now, cpu: UInt32(cpu), programID: programID,
-                               action: XDPAction.redirect.rawValue, ifindex: ingress.ifindex.rawValue,
-                               error: error?.negated ?? 0, toIfindex: to, mapID: map?.id ?? 0,
-                               mapIndex: map == nil ? 0 : index, frame: frame))
+                               action: XDPAction.redirect.rawValue, ifindex: ingress.ifindex.rawValue, error: err,
+                               toIfindex: to, mapID: mapID, mapIndex: index, frame: frame))
     }
 
     /// Plain `bpf_redirect(ifindex)`: looked up at redirect time and sent at once with XDP_XMIT_FLUSH (no bulk
@@ -146,8 +146,8 @@ extension Worker {
             error = .EINVAL
         }
         if events.isRecording {
-            recordRedirect(error == nil ? .redirect : .redirectErr, map: nil, index: 0, to: ifindex, error: error,
-                           from: ingress, programID: programID, frame: info.pointee.sequence)
+            recordRedirect(error == nil ? .redirect : .redirectErr, mapID: 0, index: 0, to: ifindex,
+                           err: error?.negated ?? 0, from: ingress, programID: programID, frame: info.pointee.sequence)
         }
         if let error {
             drop(frame, error.dropReason, at: ingress)

@@ -22,9 +22,9 @@ import Synchronization
 // - Worker+Reclamation.swift: the quiescent point (deferred free of retired entries).
 //
 // Invariants the phases keep (each file says which of its functions rely on which):
-// - a bulk queue of a published entry holds frames only while its key is marked in this worker's flush bitmap
-//   of the map (the first enqueue marks it; only the flush clears the mark of a published entry, after sending
-//   the queue), so the flush finds every queued frame;
+// - every bulk started (first frame into an empty queue) since the last flush is in map_to_flush; the first is
+//   `firstBulkKey`, and from the second on every one of them is marked in this worker's flush bitmap of the map,
+//   so the flush finds every queued frame (Worker+BulkQueue.swift);
 // - map_to_flush names the map of the last successful redirect of the poll, or nil; a redirect into another map
 //   flushes it first, and the end of the poll flushes it, so no frame waits in a queue past its poll;
 // - a redirect consumes the per-CPU redirect info (index 0, no map), whether it succeeds or not.
@@ -77,9 +77,9 @@ public final class Worker: @unchecked Sendable {
     /// The map the last flush flushed (maps live as long as the network, so the reference cannot dangle).
     @exclusivity(unchecked) @usableFromInline var lastFlushedMap: Unmanaged<DevMap>?
     /// Bulks started (a frame appended to an empty queue) since the last flush, all in map_to_flush, and the key
-    /// of the last one: when one was started, the flush has one queue to send (`flushRedirects`).
+    /// of the first: the flush has no queue to send when none was started, one when one was (`flushRedirects`).
     @exclusivity(unchecked) @usableFromInline var bulksStarted = 0
-    @exclusivity(unchecked) @usableFromInline var lastStartedKey: UInt32 = 0
+    @exclusivity(unchecked) @usableFromInline var firstBulkKey: UInt32 = 0
 
     init(cpu: Int, network: Network, pool: FramePool, eventCapacity: Int, maxBudget: Int) {
         self.cpu = cpu
