@@ -5,6 +5,11 @@ import Synchronization
 // `poll` and `pollSeries` are its two entry points; both run `pollOnce`, specialised per program type (through
 // `ProgramRunner`) and per `PollClock`.
 //
+// Within a batch of frames taken off the ring, `runUsualFrames` runs the program and finishes the usual verdicts
+// (a redirect the fast path takes, a drop nothing watches) in a loop with no call in it, and hands any other
+// verdict to `carryOut`, which carries out every verdict. A batch of one frame, and every batch while the fast
+// path is off, runs the program beside `carryOut` instead: the call would cost more than it saves.
+//
 // Phase 1 runs with no lock and no allocation. What it relies on:
 // - the RX ring, the pool, the redirect info, the XDP_TX queue and the event ring are this worker's alone, and
 //   nobody changes whether events are recorded during a poll (the control plane does it between polls);
