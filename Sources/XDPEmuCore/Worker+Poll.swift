@@ -242,7 +242,10 @@ extension Worker {
                   programID: UInt32, counts: inout PollCounts, txCount: inout Int) {
         if _fastPath(verdict.action.rawValue == XDPAction.redirect.rawValue) {
             if queueIntoMapToFlush(verdict, fast: fast, cpu: cpu, from: device) { return }
-            if !xdpDoRedirect(verdict, from: device, programID: programID) { counts.notRedirected &+= 1 }
+            if !xdpDoRedirect(verdict.frame, info: verdict.info, requestBits: verdict.requestBits,
+                              index: verdict.index, from: device, programID: programID) {
+                counts.notRedirected &+= 1
+            }
             // The redirect may have changed map_to_flush: the fast path follows it.
             fast = fastPathOff ? .none : FastMap(redirectInfo.pointee.mapToFlush)
             return

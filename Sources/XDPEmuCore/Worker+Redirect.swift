@@ -42,31 +42,31 @@ extension Worker {
         return true
     }
 
-    /// `xdp_do_redirect`: carries out the redirect the program asked for, whatever it is. `verdict.requestBits` and
-    /// `verdict.index` are what the run's helpers asked for (`RedirectInfo.noRequest` when it called none: then
-    /// the request left in the redirect info is carried out). Returns true when the frame was queued or sent,
-    /// false when it was dropped (the reason is counted at the ingress device).
+    /// `xdp_do_redirect`: carries out the redirect the program asked for, whatever it is. `requestBits` and
+    /// `index` are what the run's helpers asked for (`FrameVerdict`; `RedirectInfo.noRequest` when it called
+    /// none: then the request left in the redirect info is carried out). Returns true when the frame was queued or
+    /// sent, false when it was dropped (the reason is counted at the ingress device).
     @usableFromInline @inline(never)
-    func xdpDoRedirect(_ verdict: FrameVerdict, from ingress: NetDevice, programID: UInt32) -> Bool {
+    func xdpDoRedirect(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, requestBits: UInt, index: UInt32,
+                       from ingress: NetDevice, programID: UInt32) -> Bool {
         // Either way the request is consumed (ri->ifindex = 0, ri->map = NULL).
         var request = redirectInfo.pointee
-        if verdict.requestBits != RedirectInfo.noRequest {
-            request.mapBits = verdict.requestBits
-            request.index = verdict.index
+        if requestBits != RedirectInfo.noRequest {
+            request.mapBits = requestBits
+            request.index = index
         }
         redirectInfo.pointee.mapBits = 0
         redirectInfo.pointee.index = 0
         guard let map = request.map else {
-            return redirectToDevice(verdict.frame, ifindex: request.index, from: ingress, programID: programID)
+            return redirectToDevice(frame, ifindex: request.index, from: ingress, programID: programID)
         }
         if request.mapBits & RedirectInfo.floodBits != 0 {
             let excludeIngress = request.mapBits & RedirectInfo.floodBits == RedirectInfo.floodExcludingIngress
             return map._withUnsafeGuaranteedRef {
-                flood(verdict.frame, map: $0, excludeIngress: excludeIngress, from: ingress, programID: programID)
+                flood(frame, map: $0, excludeIngress: excludeIngress, from: ingress, programID: programID)
             }
         }
-        return redirectMap(verdict.frame, info: verdict.info, map: map, index: request.index, from: ingress,
-                           programID: programID)
+        return redirectMap(frame, info: info, map: map, index: request.index, from: ingress, programID: programID)
     }
 
     /// `xdp_do_redirect_map`: the lookup, the flush of the previous map, the enqueue, then map_to_flush.
