@@ -257,6 +257,14 @@ public final class FrameRing: @unchecked Sendable {
             let count = min(n, limit)
             guard count > 0 else { return 0 }
             let head = indices[0]
+            if count == 1 {
+                // A poll of one frame (replay with recorded timing, a lightly loaded port): no copy to plan.
+                destination.pointee = slots[head]
+                let next = head &+ 1
+                indices[0] = next == capacity ? 0 : next
+                indices[1] = n &- 1
+                return 1
+            }
             let first = min(count, capacity &- head)
             copyFrames(from: slots + head, to: destination, count: first)
             var next = head &+ first
