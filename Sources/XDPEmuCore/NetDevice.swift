@@ -282,8 +282,14 @@ public final class FrameRing: @unchecked Sendable {
 
         @inlinable
         func pop() -> FrameID? {
+            guard indices[1] > 0 else { return nil }
+            return removeFirst()
+        }
+
+        /// Takes the first frame off the ring, which must hold one (a poll whose size is known checks that once).
+        @inlinable
+        func removeFirst() -> FrameID {
             let n = indices[1]
-            guard n > 0 else { return nil }
             let head = indices[0]
             let frame = slots[head]
             let next = head &+ 1

@@ -56,9 +56,9 @@ extension Worker {
         let frames = pool.storage
         let processed = frameCost == 0
             ? pollOnce(&program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                       counts: &counts, clock: FixedClock.self)
+                       counts: &counts, clock: FixedClock.self, frameCount: UpToBudget.self)
             : pollOnce(&program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                       counts: &counts, clock: AdvancingClock.self)
+                       counts: &counts, clock: AdvancingClock.self, frameCount: UpToBudget.self)
         addPollCounts(counts, processed: processed, device: device)
         return processed
     }
@@ -90,8 +90,13 @@ extension Worker {
             precondition(UInt(bitPattern: size &- 1) < UInt(maxBudget) && ring.count >= size,
                          "poll size out of range, or fewer frames in the RX ring than the poll takes")
             nowStorage = times[i]
-            processed &+= pollOnce(&program, programID: programID, device: device, ring: ring, frames: frames,
-                                   budget: size, counts: &counts, clock: clock)
+            if size == 1 {
+                processed &+= pollOnce(&program, programID: programID, device: device, ring: ring, frames: frames,
+                                       budget: 1, counts: &counts, clock: clock, frameCount: OneFrame.self)
+            } else {
+                processed &+= pollOnce(&program, programID: programID, device: device, ring: ring, frames: frames,
+                                       budget: size, counts: &counts, clock: clock, frameCount: UpToBudget.self)
+            }
         }
         addPollCounts(counts, processed: processed, device: device)
     }
@@ -100,11 +105,13 @@ extension Worker {
     /// counts per frame to `counts` (the caller adds those to the device). Returns the number of frames processed.
     /// `ring` and `frames` are `device.rxRing.consumer` and `pool.storage`, read by the caller once for all its
     /// polls: the optimiser cannot tell that the stores through raw pointers in the loop leave the objects'
-    /// fields alone, so it would reload them for every frame.
+    /// fields alone, so it would reload them for every frame. With `OneFrame` the ring holds a frame and
+    /// `budget` is 1.
     @inlinable @inline(__always)
-    func pollOnce<P: XDPProgram, Clock: PollClock>(_ program: inout P, programID: UInt32, device: NetDevice,
-                                                   ring: FrameRing.Consumer, frames: FramePool.Storage, budget: Int,
-                                                   counts: inout PollCounts, clock: Clock.Type) -> Int {
+    func pollOnce<P: XDPProgram, Clock: PollClock, Count: PollFrameCount>(
+        _ program: inout P, programID: UInt32, device: NetDevice, ring: FrameRing.Consumer,
+        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, clock: Clock.Type, frameCount: Count.Type
+    ) -> Int {
         let rxBatch = self.rxBatch
         // With events recorded every redirect takes `xdpDoRedirect`, which records them. So does every redirect
         // after the pool has handed out a frame with less headroom than the xdp_frame needs: the fast path
@@ -120,12 +127,13 @@ extension Worker {
         // processed in ring order; then the ring is looked at again, so frames pushed during the poll are still
         // processed in this poll, in the order of one pop per frame.
         while processed < budget {
-            let taken = ring.pop(upTo: budget &- processed, into: rxBatch)
-            if taken == 0 { break }
-            // A frame pushed during the poll may be one with a short headroom.
-            if _slowPath(pool.shortHeadroomTaken) && !fastPathOff {
-                fastPathOff = true
-                fast = .none
+            let taken: Int
+            if Count.isOne {
+                rxBatch.pointee = ring.removeFirst()
+                taken = 1
+            } else {
+                taken = ring.pop(upTo: budget &- processed, into: rxBatch)
+                if taken == 0 { break }
             }
             processed &+= taken
             var next = rxBatch
@@ -149,6 +157,11 @@ extension Worker {
                 carryOut(verdict, fast: &fast, fastPathOff: fastPathOff, device: device, programID: programID,
                          counts: &counts, txCount: &txCount)
                 if Clock.advances { nowStorage &+= frameCost }
+            }
+            // A frame pushed during the poll, which a later batch takes, may be one with a short headroom.
+            if processed < budget && _slowPath(pool.shortHeadroomTaken) && !fastPathOff {
+                fastPathOff = true
+                fast = .none
             }
         }
         // Phases 2 and 3, in the kernel's order.
@@ -300,6 +313,15 @@ extension Worker {
         device.countDrop(.programDrop, cpu: cpu, counts.programDrops)
     }
 }
+
+/// How many frames a poll takes, as a type (like `PollClock`): the compiler specialises the one poll loop per
+/// type, and with `OneFrame` (the usual poll of replay with recorded timing, where timestamps are distinct) the
+/// loop's batch handling folds away to one pop and one frame.
+@usableFromInline protocol PollFrameCount { static var isOne: Bool { get } }
+/// Up to the budget, as many as the ring holds.
+@usableFromInline enum UpToBudget: PollFrameCount { @inlinable static var isOne: Bool { false } }
+/// Exactly one frame, which the ring is known to hold; the budget is 1.
+@usableFromInline enum OneFrame: PollFrameCount { @inlinable static var isOne: Bool { true } }
 
 /// What polls count per frame, added to the ingress device's counters once (`Worker.addPollCounts`).
 @usableFromInline
