@@ -145,15 +145,17 @@ extension Worker {
     /// since then are empty, whether their keys are marked or not (marks are also left on keys whose slot was
     /// empty at an earlier flush). So with no bulk started there is nothing to send; with one, its key's queue
     /// alone (`DevMap.flush(key:worker:)`); with more, the marked keys' in key order (`DevMap.flush(worker:)`).
+    ///
+    /// map_to_flush keeps naming the flushed map, where the kernel sets it to NULL: until a bulk is started in it,
+    /// a flush of it sends nothing, as one of no map does, so nothing can tell the two apart; and the next
+    /// poll's first redirect into that map, the usual one, takes the fast path (`fastMapAtPollStart`).
     @inlinable
     func flushRedirects() {
-        guard let map = redirectInfo.pointee.mapToFlush else { return }
-        redirectInfo.pointee.mapToFlush = nil
-        lastFlushedMap = map
         let started = bulksStarted
         guard started != 0 else { return }
         bulksStarted = 0
-        map._withUnsafeGuaranteedRef {
+        // A bulk was started, so there is a map to flush.
+        redirectInfo.pointee.mapToFlush.unsafelyUnwrapped._withUnsafeGuaranteedRef {
             if started == 1 { $0.flush(key: firstBulkKey, worker: self) } else { $0.flush(worker: self) }
         }
     }

@@ -171,22 +171,15 @@ extension Worker {
         return processed
     }
 
-    /// The fast map a poll starts with (see `FastMap`), making the map the previous poll flushed the map to flush.
-    ///
-    /// A poll starts with no map to flush, so its first redirect would take the full path. Making the map the
-    /// previous poll flushed the map to flush changes nothing that can be observed (no bulk was started in it
-    /// since, so its flush sends nothing; see `flushRedirects`), and lets the first redirect into it take the fast
-    /// path too. A request left in the redirect info by an earlier frame must be consumed by the
-    /// next redirect, which the full path does; the fast path is taken only while the redirect info is empty.
+    /// The fast map a poll starts with (see `FastMap`): map_to_flush, which still names the map the previous poll
+    /// flushed (see `flushRedirects`), so that the poll's first redirect into it takes the fast path too. A request
+    /// left in the redirect info by an earlier frame must be consumed by the next redirect, which the full path
+    /// does; the fast path is taken only while the redirect info is empty.
     @inlinable @inline(__always)
     func fastMapAtPollStart(fastPathOff: Bool) -> FastMap {
         let info = redirectInfo
         guard !fastPathOff && info.pointee.mapBits == 0 && info.pointee.index == 0 else { return .none }
-        guard let map = info.pointee.mapToFlush else {
-            info.pointee.mapToFlush = lastFlushedMap
-            return FastMap(lastFlushedMap)
-        }
-        return FastMap(map)
+        return FastMap(info.pointee.mapToFlush)
     }
 
     /// Runs the program on `frame` (adding its length to `rxBytes` first) and returns its verdict.

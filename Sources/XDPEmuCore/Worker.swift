@@ -25,8 +25,9 @@ import Synchronization
 // - every bulk started (first frame into an empty queue) since the last flush is in map_to_flush; the first is
 //   `firstBulkKey`, and from the second on every one of them is marked in this worker's flush bitmap of the map,
 //   so the flush finds every queued frame (Worker+BulkQueue.swift);
-// - map_to_flush names the map of the last successful redirect of the poll, or nil; a redirect into another map
-//   flushes it first, and the end of the poll flushes it, so no frame waits in a queue past its poll;
+// - map_to_flush names the map of the last successful redirect, or nil before the first (maps live as long as the
+//   network, so the reference cannot dangle); a redirect into another map flushes it first, and the end of the
+//   poll flushes it, so no frame waits in a queue past its poll;
 // - a redirect consumes the per-CPU redirect info (index 0, no map), whether it succeeds or not.
 
 /// Observes frames just before a worker frees them as drops (e.g. to capture them). Must not keep the frame.
@@ -74,8 +75,6 @@ public final class Worker: @unchecked Sendable {
     @usableFromInline let publishedEpoch: UnsafeMutablePointer<Atomic<UInt64>>
     /// Retire epoch passed at the previous quiescent point.
     @exclusivity(unchecked) @usableFromInline var lastSeenEpoch: UInt64 = 0
-    /// The map the last flush flushed (maps live as long as the network, so the reference cannot dangle).
-    @exclusivity(unchecked) @usableFromInline var lastFlushedMap: Unmanaged<DevMap>?
     /// Bulks started (a frame appended to an empty queue) since the last flush, all in map_to_flush, and the key
     /// of the first: the flush has no queue to send when none was started, one when one was (`flushRedirects`).
     @exclusivity(unchecked) @usableFromInline var bulksStarted = 0
