@@ -46,14 +46,16 @@ extension Worker {
             // a full queue, which the append of a new bulk follows).
             queue.storeBytes(of: ingress.ifindex.rawValue, toByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self)
             let key = entry.key
-            let started = bulksStarted
-            if started == 0 {
-                firstBulkKey = key
+            let plan = flushPlan
+            if _fastPath(plan == FlushPlan.nothing) {
+                flushPlan = FlushPlan.queue(of: key)
             } else {
-                if started == 1 { map.markForFlush(firstBulkKey, cpu: cpu) }
+                if plan != FlushPlan.markedQueues {
+                    map.markForFlush(FlushPlan.key(plan), cpu: cpu)
+                    flushPlan = FlushPlan.markedQueues
+                }
                 map.markForFlush(key, cpu: cpu)
             }
-            bulksStarted = started &+ 1
         }
         queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
         queue.storeBytes(of: UInt32(truncatingIfNeeded: count &+ 1), toByteOffset: BulkQueueLayout.countOffset,
@@ -151,12 +153,16 @@ extension Worker {
     /// poll's first redirect into that map, the usual one, takes the fast path (`fastMapAtPollStart`).
     @inlinable
     func flushRedirects() {
-        let started = bulksStarted
-        guard started != 0 else { return }
-        bulksStarted = 0
+        let plan = flushPlan
+        guard plan != FlushPlan.nothing else { return }
+        flushPlan = FlushPlan.nothing
         // A bulk was started, so there is a map to flush.
         redirectInfo.pointee.mapToFlush.unsafelyUnwrapped._withUnsafeGuaranteedRef {
-            if started == 1 { $0.flush(key: firstBulkKey, worker: self) } else { $0.flush(worker: self) }
+            if plan != FlushPlan.markedQueues {
+                $0.flush(key: FlushPlan.key(plan), worker: self)
+            } else {
+                $0.flush(worker: self)
+            }
         }
     }
 
@@ -193,4 +199,17 @@ extension Worker {
         device.count(DeviceCounter.txPackets, cpu: cpu, UInt64(sent))
         device.count(DeviceCounter.txBytes, cpu: cpu, sentBytes)
     }
+}
+
+/// The values of `Worker.flushPlan`.
+@usableFromInline
+enum FlushPlan {
+    /// No bulk started: the flush sends nothing.
+    @inlinable static var nothing: UInt { 0 }
+    /// Two bulks or more: the flush sends the queues of the marked keys.
+    @inlinable static var markedQueues: UInt { UInt.max }
+    /// One bulk, in the queue of `key`: the flush sends that queue.
+    @inlinable static func queue(of key: UInt32) -> UInt { UInt(key) &+ 1 }
+    /// The key of a plan made by `queue(of:)`.
+    @inlinable static func key(_ plan: UInt) -> UInt32 { UInt32(truncatingIfNeeded: plan &- 1) }
 }
