@@ -3,7 +3,7 @@ import Synchronization
 // The NAPI poll: the one loop that takes frames off a device's RX ring, runs the program on each and carries out
 // its verdict at once, then ends the poll in the kernel's order (flush of map_to_flush, XDP_TX, quiescent point).
 // `poll` and `pollSeries` are its two entry points; both run `pollOnce`, specialised per program type (through
-// `ProgramRunner`) and per `PollClock`.
+// `ProgramRunner`), per `PollClock` and per `PollFrameCount` (a series' one-frame polls).
 //
 // Within a batch of frames taken off the ring, `runUsualFrames` runs the program and finishes the usual verdicts
 // (a redirect the fast path takes, a drop nothing watches) in a loop with no call in it, and hands any other
@@ -13,9 +13,9 @@ import Synchronization
 // Phase 1 runs with no lock and no allocation. What it relies on:
 // - the RX ring, the pool, the redirect info, the XDP_TX queue and the event ring are this worker's alone, and
 //   nobody changes whether events are recorded during a poll (the control plane does it between polls);
-// - map_to_flush changes during a poll only in a redirect carried out by `xdpDoRedirect` and in the flush it may
-//   start; the fast path (`queueIntoMapToFlush`, Worker+Redirect.swift) is valid only while that map is known,
-//   so the loop renews its `FastMap` after every such redirect and drops it when a request is left behind.
+// - map_to_flush changes during a poll only in a redirect carried out by `xdpDoRedirect`; the fast path
+//   (`queueIntoMapToFlush`, Worker+Redirect.swift) is valid only while that map is known, so the loop renews its
+//   `FastMap` after every such redirect and drops it when a request is left behind.
 
 extension Worker {
     /// One NAPI poll of `device` at virtual time `now`: runs the attached program (or passes every frame when
