@@ -14,7 +14,8 @@ import Synchronization
 //   freed: workers may still hold it inside their current poll, and its per-worker bulk queues may still hold
 //   frames.
 // - Workers (one per simulated CPU) read slots inside a NAPI poll, enqueue into the entry's bulk queue for their
-//   own CPU, and set the key's bit in their own flush bitmap of the map. At the end of the poll they flush
+//   own CPU, and set the key's bit in their own flush bitmap of the map (a worker that started one bulk since
+//   its last flush only remembers its key; see Worker+BulkQueue.swift). At the end of the poll they flush
 //   (`xdp_do_flush_map`): every marked key whose slot still holds an entry gets its queue transmitted and its
 //   bit cleared. A key whose slot is empty at flush time is skipped and keeps its bit; the frames queued in the
 //   old entry are sent by the deferred free below.
@@ -317,7 +318,7 @@ public final class DevMap: @unchecked Sendable {
     }
 
     /// `__dev_map_insert_ctx`: marks `key` for this worker's next flush (its bit and its word's summary bit).
-    /// Runs for the first frame of every bulk (`Worker.append`), inline. The key may be marked already (a slot
+    /// Runs for the first frame of a bulk (`Worker.append`), inline. The key may be marked already (a slot
     /// emptied and filled again before the flush): both bits are set without a test, which changes nothing then
     /// and costs less than the test.
     @inlinable @inline(__always)
@@ -372,6 +373,17 @@ public final class DevMap: @unchecked Sendable {
                 if kept == 0 { summary[s] &= ~(1 << UInt64(w & 63)) }
             }
         }
+    }
+
+    /// `flush` when `key` is the only key whose queue may hold frames, one bulk started since the previous flush
+    /// and left unmarked (`Worker.append`): sends its queue when its slot holds an entry. When the slot is empty,
+    /// the entry's frames wait for the deferred free, as `flush` leaves them. Marks on other keys, whose queues
+    /// are empty, stay until a full flush clears them, which sends nothing for them.
+    @inlinable
+    func flush(key: UInt32, worker: Worker) {
+        let slot = slots[Int(key)].load(ordering: .acquiring)
+        guard slot != 0 else { return }
+        worker.transmitBulk(EntryBlock(bits: slot), flags: .flush)
     }
 
     // MARK: Control plane (any thread)

@@ -257,6 +257,14 @@ public final class FrameRing: @unchecked Sendable {
             let count = min(n, limit)
             guard count > 0 else { return 0 }
             let head = indices[0]
+            if count == 1 {
+                // A poll of one frame (replay with recorded timing, a lightly loaded port): no copy to plan.
+                destination.pointee = slots[head]
+                let next = head &+ 1
+                indices[0] = next == capacity ? 0 : next
+                indices[1] = n &- 1
+                return 1
+            }
             let first = min(count, capacity &- head)
             copyFrames(from: slots + head, to: destination, count: first)
             var next = head &+ first
@@ -274,8 +282,14 @@ public final class FrameRing: @unchecked Sendable {
 
         @inlinable
         func pop() -> FrameID? {
+            guard indices[1] > 0 else { return nil }
+            return removeFirst()
+        }
+
+        /// Takes the first frame off the ring, which must hold one (a poll whose size is known checks that once).
+        @inlinable
+        func removeFirst() -> FrameID {
             let n = indices[1]
-            guard n > 0 else { return nil }
             let head = indices[0]
             let frame = slots[head]
             let next = head &+ 1
