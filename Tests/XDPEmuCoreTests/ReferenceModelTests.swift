@@ -117,7 +117,7 @@ import XDPEmuTesting
         f.worker.events.isEnabled = events
         let maps = [f.map, try f.network.createDevMap(maxEntries: mapSizes[1])]
         try maps[0].delete(key: 3)
-        for key in 0..<mapSizes[1] { try maps[1].update(key: key, ifindex: f.targets[Int(key)].ifindex.rawValue) }
+        for key in 0..<mapSizes[1] { try maps[1].update(key: MapKey(key), ifindex: f.targets[Int(key)].ifindex) }
         var n = 0
         let decisions = scenario.decisions
         f.network.attach(ClosureProgram { ctx in
@@ -138,7 +138,7 @@ import XDPEmuTesting
             for change in round.changes {
                 switch change {
                 case .update(let map, let key, let target):
-                    try maps[map].update(key: key, ifindex: target.map { f.targets[$0].ifindex.rawValue } ?? 0)
+                    try maps[map].update(key: MapKey(key), ifindex: target.map { f.targets[$0].ifindex } ?? 0)
                 case .mtu(let target, let mtu): f.targets[target].mtu = mtu
                 case .up(let target, let up): f.targets[target].isUp = up
                 }
