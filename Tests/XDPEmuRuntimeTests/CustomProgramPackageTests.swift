@@ -10,7 +10,10 @@ struct CustomProgramPackageTests {
 
     @Test(.timeLimit(.minutes(10)))
     func theExamplePackageBuildsAnXDPEmuThatRunsItsProgram() throws {
-        let scratch = "\(repositoryRoot)/.build-example"
+        // A new scratch folder each time: SwiftPM keeps a path dependency's list of source files in its scratch
+        // folder, so a reused one builds xdpemu without files added since.
+        let scratch = makeTemporaryDirectory("xdpemu-example-build")
+        defer { removeDirectory(scratch) }
         let build = try run(
             "/usr/bin/env", ["swift", "build", "--package-path", Self.example, "--scratch-path", scratch])
         try #require(
