@@ -25,8 +25,10 @@ public class AttachedProgram: @unchecked Sendable {
     }
 
     /// `count` polls one after the other, the i-th at `times[i]` taking `sizes[i]` frames (see `Worker.pollSeries`).
-    public func pollSeries(device: NetDevice, worker: Worker, times: UnsafePointer<Nanos>, sizes: UnsafePointer<Int>,
-                           count: Int) {
+    public func pollSeries(
+        device: NetDevice, worker: Worker, times: UnsafePointer<Nanos>, sizes: UnsafePointer<Int>,
+        count: Int
+    ) {
         preconditionFailure("AttachedProgram.pollSeries is implemented by ProgramRunner")
     }
 }
@@ -44,8 +46,11 @@ public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @uncheck
     /// otherwise share a line. Only the worker polling the device touches it (see `Worker`).
     @usableFromInline let storage: UnsafeMutablePointer<Program>
     @usableFromInline let specialisedPoll: (ProgramRunner<Program>, NetDevice, Worker, Int) -> Int
-    @usableFromInline let specialisedPollSeries: (ProgramRunner<Program>, NetDevice, Worker, UnsafePointer<Nanos>,
-                                                  UnsafePointer<Int>, Int) -> Void
+    @usableFromInline let specialisedPollSeries:
+        (
+            ProgramRunner<Program>, NetDevice, Worker, UnsafePointer<Nanos>,
+            UnsafePointer<Int>, Int
+        ) -> Void
 
     @inlinable
     public init(_ program: Program, programID: UInt32) {
@@ -55,8 +60,9 @@ public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @uncheck
             worker.run(&runner.storage.pointee, programID: runner.programID, device: device, budget: budget)
         }
         specialisedPollSeries = { runner, device, worker, times, sizes, count in
-            worker.runSeries(&runner.storage.pointee, programID: runner.programID, device: device, times: times,
-                             sizes: sizes, count: count)
+            worker.runSeries(
+                &runner.storage.pointee, programID: runner.programID, device: device, times: times,
+                sizes: sizes, count: count)
         }
         super.init(programID: programID)
     }
@@ -76,8 +82,10 @@ public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @uncheck
         specialisedPoll(self, device, worker, budget)
     }
 
-    override public func pollSeries(device: NetDevice, worker: Worker, times: UnsafePointer<Nanos>,
-                                    sizes: UnsafePointer<Int>, count: Int) {
+    override public func pollSeries(
+        device: NetDevice, worker: Worker, times: UnsafePointer<Nanos>,
+        sizes: UnsafePointer<Int>, count: Int
+    ) {
         specialisedPollSeries(self, device, worker, times, sizes, count)
     }
 }

@@ -1,9 +1,10 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import Synchronization
 
 // The devmap: BPF_MAP_TYPE_DEVMAP with the 4.18 kernel's semantics.
 //
@@ -106,13 +107,16 @@ final class DevMapEntry {
             base.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         }
         block = EntryBlock(base: base)
-        base.storeBytes(of: UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()),
-                        toByteOffset: EntryBlock.entryOffset, as: UInt.self)
-        base.storeBytes(of: UInt(bitPattern: Unmanaged.passUnretained(device).toOpaque()),
-                        toByteOffset: EntryBlock.deviceOffset, as: UInt.self)
+        base.storeBytes(
+            of: UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()),
+            toByteOffset: EntryBlock.entryOffset, as: UInt.self)
+        base.storeBytes(
+            of: UInt(bitPattern: Unmanaged.passUnretained(device).toOpaque()),
+            toByteOffset: EntryBlock.deviceOffset, as: UInt.self)
         base.storeBytes(of: key, toByteOffset: EntryBlock.keyOffset, as: UInt32.self)
-        base.storeBytes(of: UInt(bitPattern: Unmanaged.passUnretained(map).toOpaque()),
-                        toByteOffset: EntryBlock.mapOffset, as: UInt.self)
+        base.storeBytes(
+            of: UInt(bitPattern: Unmanaged.passUnretained(map).toOpaque()),
+            toByteOffset: EntryBlock.mapOffset, as: UInt.self)
     }
 
     deinit {
@@ -131,8 +135,10 @@ final class DevMapEntry {
     func queuesAreEmpty(workers: Int) -> Bool {
         (0..<workers).allSatisfy { cpu in
             let q = queue(cpu: cpu)
-            return [BulkQueueLayout.countOffset, BulkQueueLayout.sentOffset, BulkQueueLayout.dropsOffset,
-                    BulkQueueLayout.flushesOffset, BulkQueueLayout.bytesOffset].allSatisfy {
+            return [
+                BulkQueueLayout.countOffset, BulkQueueLayout.sentOffset, BulkQueueLayout.dropsOffset,
+                BulkQueueLayout.flushesOffset, BulkQueueLayout.bytesOffset,
+            ].allSatisfy {
                 q.load(fromByteOffset: $0, as: UInt64.self) == 0
             }
         }
@@ -141,9 +147,10 @@ final class DevMapEntry {
     /// This worker's transmit counters for the entry (sent, drops, bulk transmits).
     func transmitCounters(cpu: Int) -> MapEntryStatistics {
         let q = queue(cpu: cpu)
-        return MapEntryStatistics(sent: q.load(fromByteOffset: BulkQueueLayout.sentOffset, as: UInt64.self),
-                                  drops: q.load(fromByteOffset: BulkQueueLayout.dropsOffset, as: UInt64.self),
-                                  flushes: q.load(fromByteOffset: BulkQueueLayout.flushesOffset, as: UInt64.self))
+        return MapEntryStatistics(
+            sent: q.load(fromByteOffset: BulkQueueLayout.sentOffset, as: UInt64.self),
+            drops: q.load(fromByteOffset: BulkQueueLayout.dropsOffset, as: UInt64.self),
+            flushes: q.load(fromByteOffset: BulkQueueLayout.flushesOffset, as: UInt64.self))
     }
 }
 
@@ -173,20 +180,23 @@ struct EntryBlock {
     @inlinable var bits: UInt { UInt(bitPattern: base) }
 
     @inlinable var entry: Unmanaged<DevMapEntry> {
-        Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: base.load(fromByteOffset: Self.entryOffset, as: UInt.self))
-            .unsafelyUnwrapped)
+        Unmanaged.fromOpaque(
+            UnsafeRawPointer(bitPattern: base.load(fromByteOffset: Self.entryOffset, as: UInt.self))
+                .unsafelyUnwrapped)
     }
 
     @inlinable var device: Unmanaged<NetDevice> {
-        Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: base.load(fromByteOffset: Self.deviceOffset, as: UInt.self))
-            .unsafelyUnwrapped)
+        Unmanaged.fromOpaque(
+            UnsafeRawPointer(bitPattern: base.load(fromByteOffset: Self.deviceOffset, as: UInt.self))
+                .unsafelyUnwrapped)
     }
 
     @inlinable var key: UInt32 { base.load(fromByteOffset: Self.keyOffset, as: UInt32.self) }
 
     @inlinable var map: Unmanaged<DevMap> {
-        Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: base.load(fromByteOffset: Self.mapOffset, as: UInt.self))
-            .unsafelyUnwrapped)
+        Unmanaged.fromOpaque(
+            UnsafeRawPointer(bitPattern: base.load(fromByteOffset: Self.mapOffset, as: UInt.self))
+                .unsafelyUnwrapped)
     }
 
     /// This worker's bulk queue.
@@ -290,8 +300,10 @@ public final class DevMap: @unchecked Sendable {
     func foldTransmitCounters(of entry: EntryBlock, cpu: Int) {
         let queue = entry.queue(cpu: cpu)
         let counters = releasedCounters(key: entry.key, cpu: cpu)
-        for (i, offset) in [BulkQueueLayout.sentOffset, BulkQueueLayout.dropsOffset,
-                            BulkQueueLayout.flushesOffset].enumerated() {
+        for (i, offset) in [
+            BulkQueueLayout.sentOffset, BulkQueueLayout.dropsOffset,
+            BulkQueueLayout.flushesOffset,
+        ].enumerated() {
             counters[i] &+= queue.load(fromByteOffset: offset, as: UInt64.self)
             queue.storeBytes(of: 0, toByteOffset: offset, as: UInt64.self)
         }
@@ -401,8 +413,9 @@ public final class DevMap: @unchecked Sendable {
             var newBits: UInt = 0
             if ifindex != .none {
                 guard let device = network.deviceLocked(ifindex: ifindex) else { throw .EINVAL }
-                let entry = DevMapEntry(device: device, key: key, map: self, workers: workers,
-                                        spare: network.retireLog.takeSpareBlock())
+                let entry = DevMapEntry(
+                    device: device, key: key, map: self, workers: workers,
+                    spare: network.retireLog.takeSpareBlock())
                 // The slot's reference: released when the entry is reclaimed (or with the map).
                 _ = Unmanaged.passRetained(entry)
                 newBits = entry.block.bits

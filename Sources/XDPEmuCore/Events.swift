@@ -49,10 +49,12 @@ public struct XDPEvent: Sendable, Equatable {
     public var reason: DropReason?
 
     @inlinable
-    public init(kind: XDPEventKind, time: Nanos, cpu: UInt32, programID: UInt32 = 0, action: UInt32 = 0,
-                ifindex: UInt32 = 0, error: Int32 = 0, toIfindex: UInt32 = 0, fromIfindex: UInt32 = 0,
-                mapID: UInt32 = 0, mapIndex: UInt32 = 0, sent: Int32 = 0, drops: Int32 = 0, frame: UInt64 = 0,
-                reason: DropReason? = nil) {
+    public init(
+        kind: XDPEventKind, time: Nanos, cpu: UInt32, programID: UInt32 = 0, action: UInt32 = 0,
+        ifindex: UInt32 = 0, error: Int32 = 0, toIfindex: UInt32 = 0, fromIfindex: UInt32 = 0,
+        mapID: UInt32 = 0, mapIndex: UInt32 = 0, sent: Int32 = 0, drops: Int32 = 0, frame: UInt64 = 0,
+        reason: DropReason? = nil
+    ) {
         self.kind = kind
         self.time = time
         self.cpu = cpu

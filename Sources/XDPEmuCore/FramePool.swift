@@ -56,8 +56,10 @@ public struct FrameInfo: Sendable {
     }()
 
     @usableFromInline
-    init(dataOffset: UInt32, length: UInt32, metaLength: UInt32, ingress: IfIndex, arrival: Nanos,
-                sequence: UInt64, missingBytes: UInt32, gsoSize: UInt32) {
+    init(
+        dataOffset: UInt32, length: UInt32, metaLength: UInt32, ingress: IfIndex, arrival: Nanos,
+        sequence: UInt64, missingBytes: UInt32, gsoSize: UInt32
+    ) {
         self.dataOffset = dataOffset
         self.length = length
         self.metaLength = metaLength
@@ -126,8 +128,10 @@ public final class FramePool: @unchecked Sendable {
         stride = (self.bufferSize / 64) % 2 == 0 ? self.bufferSize + 64 : self.bufferSize
         base = UnsafeMutableRawPointer.allocate(byteCount: capacity * stride, alignment: 4096)
         infos = allocateOnOwnCacheLines(FrameInfo.self, count: capacity)
-        infos.initialize(repeating: FrameInfo(dataOffset: 0, length: 0, metaLength: 0, ingress: .none, arrival: 0,
-                                              sequence: 0, missingBytes: 0, gsoSize: 0), count: capacity)
+        infos.initialize(
+            repeating: FrameInfo(
+                dataOffset: 0, length: 0, metaLength: 0, ingress: .none, arrival: 0,
+                sequence: 0, missingBytes: 0, gsoSize: 0), count: capacity)
         freeStack = allocateOnOwnCacheLines(UInt32.self, count: capacity)
         inUse = .allocate(capacity: capacity)
         inUse.initialize(repeating: false, count: capacity)
@@ -174,7 +178,10 @@ public final class FramePool: @unchecked Sendable {
     /// ring in a batch). Returns how many were taken; fewer when the pool runs out.
     @inlinable
     public func take(into frames: UnsafeMutableBufferPointer<FrameID>) -> Int {
-        let freeStack = self.freeStack, inUse = self.inUse, infos = self.infos, dataOffset = defaultDataOffset
+        let freeStack = self.freeStack
+        let inUse = self.inUse
+        let infos = self.infos
+        let dataOffset = defaultDataOffset
         let n = freeCount.pointee
         let count = min(n, frames.count)
         for i in 0..<count {
@@ -199,8 +206,13 @@ public final class FramePool: @unchecked Sendable {
     /// ingress, then `ring.push`, frame by frame). Returns how many; fewer when the pool or the ring runs out.
     @inlinable
     public func take(_ count: Int, onto ring: FrameRing, length: UInt32, ingress: IfIndex) -> Int {
-        let freeStack = self.freeStack, inUse = self.inUse, infos = self.infos, dataOffset = defaultDataOffset
-        let slots = ring.slots, ringCapacity = ring.capacity, indices = ring.indices
+        let freeStack = self.freeStack
+        let inUse = self.inUse
+        let infos = self.infos
+        let dataOffset = defaultDataOffset
+        let slots = ring.slots
+        let ringCapacity = ring.capacity
+        let indices = ring.indices
         let available = freeCount.pointee
         let queued = indices[1]
         let total = min(available, count, ringCapacity &- queued)
@@ -260,7 +272,8 @@ public final class FramePool: @unchecked Sendable {
     @inlinable @inline(__always)
     public func give(_ frames: UnsafeMutableBufferPointer<FrameID>) {
         #if DEBUG
-        let capacity = self.capacity, inUse = self.inUse  // read once, as in Storage
+        let capacity = self.capacity
+        let inUse = self.inUse  // read once, as in Storage
         #endif
         let n = freeCount.pointee
         precondition(n &+ frames.count <= self.capacity, "more frames returned than the pool holds")
@@ -354,8 +367,9 @@ public final class FramePool: @unchecked Sendable {
         let source = infos[Int(frame.rawValue)]
         guard let copy = take(headroom: Int(source.dataOffset)) else { return nil }
         let start = Int(source.dataOffset) - Int(source.metaLength)
-        (bufferStart(copy) + start).copyMemory(from: bufferStart(frame) + start,
-                                               byteCount: Int(source.metaLength + source.length))
+        (bufferStart(copy) + start).copyMemory(
+            from: bufferStart(frame) + start,
+            byteCount: Int(source.metaLength + source.length))
         infos[Int(copy.rawValue)] = source
         return copy
     }

@@ -86,8 +86,10 @@ public final class NAPIScheduler {
     /// A scheduler for `devices` (port `i` is `devices[i]`) polled by `worker`; sets the worker's per-frame cost.
     /// `ingressTaps[i]` (if given) is port `i`'s tap; it sees the port's arrivals if its directions include
     /// ingress.
-    public init(worker: Worker, devices: [NetDevice], ingressTaps: [PortTap?] = [], budget: Int, pollDelay: Nanos,
-                frameCost: Nanos) {
+    public init(
+        worker: Worker, devices: [NetDevice], ingressTaps: [PortTap?] = [], budget: Int, pollDelay: Nanos,
+        frameCost: Nanos
+    ) {
         precondition(ingressTaps.isEmpty || ingressTaps.count == devices.count, "a tap per port, or none")
         precondition(budget >= 1, "a poll takes at least one frame")
         self.worker = worker

@@ -16,8 +16,10 @@ public struct XmitFlags: OptionSet, Sendable {
 /// 4.18 kernel the driver frees the unsent frames itself; the accounting, drops = n - sent, is the same.)
 /// Runs on the worker's thread, inside or right after a NAPI poll.
 public protocol XDPTransmitter: AnyObject {
-    func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
-                 worker: Worker) -> Int32
+    func xdpXmit(
+        _ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
+        worker: Worker
+    ) -> Int32
 }
 
 /// Where XDP_PASS frames go: the port's local network stack. Takes ownership of the frame.
@@ -72,8 +74,10 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
     @usableFromInline
     func setProgram(_ runner: AttachedProgram) { program = runner }
 
-    init(ifindex: IfIndex, name: String, mac: MACAddress, mtu: UInt32, up: Bool, transmitter: (any XDPTransmitter)?,
-         stack: any LocalStack, rxHeadroom: Int, ringSize: Int, workers: Int) {
+    init(
+        ifindex: IfIndex, name: String, mac: MACAddress, mtu: UInt32, up: Bool, transmitter: (any XDPTransmitter)?,
+        stack: any LocalStack, rxHeadroom: Int, ringSize: Int, workers: Int
+    ) {
         self.ifindex = ifindex
         self.name = name
         self.mac = mac
@@ -137,7 +141,8 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
 
     private static func packLinkState(mtu: UInt32, up: Bool, canTransmit: Bool) -> UInt64 {
         precondition(mtu <= UInt32(Int32.max), "MTU out of range")
-        let limit = up && canTransmit
+        let limit =
+            up && canTransmit
             ? UInt64(mtu) + UInt64(KernelConstants.ethHeaderLength + KernelConstants.vlanHeaderLength) : 0
         return limit | UInt64(mtu) << 32 | (up ? 1 << 63 : 0)
     }
@@ -215,7 +220,8 @@ public final class FrameRing: @unchecked Sendable {
     /// Appends as many of `frames` as fit, in order; returns how many (the rest are still the caller's).
     @inlinable
     public func push(contentsOf frames: UnsafeBufferPointer<FrameID>) -> Int {
-        let slots = self.slots, capacity = self.capacity
+        let slots = self.slots
+        let capacity = self.capacity
         let n = indices[1]
         let count = min(capacity &- n, frames.count)
         var tail = indices[0] &+ n

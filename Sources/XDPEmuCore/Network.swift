@@ -30,15 +30,18 @@ public final class Network: @unchecked Sendable {
     ///   - bufferSize: bytes per frame buffer, headroom included.
     ///   - maxBudget: the largest NAPI budget any poll will use.
     ///   - eventCapacity: events each worker buffers between drains.
-    public init(semantics: Semantics = .v4_18, workers: Int = 1, poolCapacity: Int = 4096, bufferSize: Int = 2048,
-                maxBudget: Int = 64, eventCapacity: Int = 65536) {
+    public init(
+        semantics: Semantics = .v4_18, workers: Int = 1, poolCapacity: Int = 4096, bufferSize: Int = 2048,
+        maxBudget: Int = 64, eventCapacity: Int = 65536
+    ) {
         precondition(workers >= 1 && workers <= 64, "1...64 workers")
         self.semantics = semantics
         workerCount = workers
         retireLog = RetireLog(workers: workers)
         self.workers = (0..<workers).map { cpu in
-            Worker(cpu: cpu, network: self, pool: FramePool(capacity: poolCapacity, bufferSize: bufferSize),
-                   eventCapacity: eventCapacity, maxBudget: maxBudget)
+            Worker(
+                cpu: cpu, network: self, pool: FramePool(capacity: poolCapacity, bufferSize: bufferSize),
+                eventCapacity: eventCapacity, maxBudget: maxBudget)
         }
     }
 
@@ -63,11 +66,13 @@ public final class Network: @unchecked Sendable {
 
     /// Registers an emulated device. Without an explicit ifindex the lowest unused one from 1 is given.
     @discardableResult
-    public func addDevice(name: String, ifindex: IfIndex? = nil, mac: MACAddress? = nil, mtu: UInt32 = 1500,
-                          up: Bool = true, transmitter: (any XDPTransmitter)?,
-                          stack: any LocalStack = DiscardingStack(),
-                          rxHeadroom: Int = KernelConstants.xdpPacketHeadroom,
-                          ringSize: Int = 1024) throws(DeviceError) -> NetDevice {
+    public func addDevice(
+        name: String, ifindex: IfIndex? = nil, mac: MACAddress? = nil, mtu: UInt32 = 1500,
+        up: Bool = true, transmitter: (any XDPTransmitter)?,
+        stack: any LocalStack = DiscardingStack(),
+        rxHeadroom: Int = KernelConstants.xdpPacketHeadroom,
+        ringSize: Int = 1024
+    ) throws(DeviceError) -> NetDevice {
         try withControlLock { () throws(DeviceError) -> NetDevice in
             if orderedDevices.contains(where: { $0.name == name }) { throw .nameInUse(name) }
             let index: UInt32
@@ -79,9 +84,10 @@ public final class Network: @unchecked Sendable {
                 index = nextAutoIfindex
             }
             let address = mac ?? MACAddress(rawValue: 0x02_00_00_00_00_00 | UInt64(index))
-            let device = NetDevice(ifindex: IfIndex(index), name: name, mac: address, mtu: mtu, up: up,
-                                   transmitter: transmitter, stack: stack, rxHeadroom: rxHeadroom, ringSize: ringSize,
-                                   workers: workerCount)
+            let device = NetDevice(
+                ifindex: IfIndex(index), name: name, mac: address, mtu: mtu, up: up,
+                transmitter: transmitter, stack: stack, rxHeadroom: rxHeadroom, ringSize: ringSize,
+                workers: workerCount)
             devicesByIndex[index] = device
             orderedDevices.append(device)
             return device
@@ -141,8 +147,10 @@ public final class Network: @unchecked Sendable {
     /// allocation, CAP_NET_ADMIN (EPERM); max_entries 0, key_size != 4, value_size != 4, flags outside
     /// NUMA_NODE|RDONLY|WRONLY (EINVAL); a size whose cost overflows the kernel's u32 page accounting (EINVAL);
     /// memory that cannot be had (ENOMEM). (RLIMIT_MEMLOCK accounting, which 4.18 also applies, is not modelled.)
-    public func createDevMap(maxEntries: UInt32, keySize: UInt32 = 4, valueSize: UInt32 = 4, flags: UInt32 = 0,
-                             capNetAdmin: Bool = true) throws(KernelErrno) -> DevMap {
+    public func createDevMap(
+        maxEntries: UInt32, keySize: UInt32 = 4, valueSize: UInt32 = 4, flags: UInt32 = 0,
+        capNetAdmin: Bool = true
+    ) throws(KernelErrno) -> DevMap {
         let mapFlags = MapFlags(rawValue: flags)
         guard !mapFlags.isSuperset(of: [.readOnly, .writeOnly]) else { throw .EINVAL }
         guard capNetAdmin else { throw .EPERM }

@@ -18,8 +18,10 @@ extension Worker {
     /// first if already full. Returns nil or the errno of the forwarding check. `map` is `entry.map`, passed in
     /// because the caller holds it.
     @inlinable @inline(__always)
-    func enqueue(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: EntryBlock, of map: DevMap,
-                 from ingress: NetDevice) -> DatapathErrno? {
+    func enqueue(
+        _ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, into entry: EntryBlock, of map: DevMap,
+        from ingress: NetDevice
+    ) -> DatapathErrno? {
         if let error = entry.device._withUnsafeGuaranteedRef({ forwardCheck(info: info, target: $0) }) {
             return error
         }
@@ -36,8 +38,10 @@ extension Worker {
     /// `bq_enqueue` once there is room: appends `frame` (`length` bytes) to `queue`, this worker's bulk queue of
     /// `entry` in `map`, which holds `count` frames, fewer than 16.
     @inlinable @inline(__always)
-    func append(_ frame: FrameID, length: UInt32, to queue: UnsafeMutableRawPointer, holding count: Int,
-                of entry: EntryBlock, in map: DevMap, from ingress: NetDevice) {
+    func append(
+        _ frame: FrameID, length: UInt32, to queue: UnsafeMutableRawPointer, holding count: Int,
+        of entry: EntryBlock, in map: DevMap, from ingress: NetDevice
+    ) {
         if _slowPath(count == 0) {
             // The first frame since the queue was last sent records dev_rx and makes the key one the flush sends
             // (`__dev_map_insert_ctx`). Later frames need neither: dev_rx is set exactly while the queue holds
@@ -58,8 +62,9 @@ extension Worker {
             }
         }
         queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
-        queue.storeBytes(of: UInt32(truncatingIfNeeded: count &+ 1), toByteOffset: BulkQueueLayout.countOffset,
-                         as: UInt32.self)
+        queue.storeBytes(
+            of: UInt32(truncatingIfNeeded: count &+ 1), toByteOffset: BulkQueueLayout.countOffset,
+            as: UInt32.self)
         addToQueueCounter(queue, BulkQueueLayout.bytesOffset, UInt64(length))
     }
 
@@ -78,8 +83,10 @@ extension Worker {
 
     /// `transmitBulk` once the queue is known to hold `count` frames.
     @inline(__always)
-    func transmit(_ queue: UnsafeMutableRawPointer, count: Int, of entry: EntryBlock, to device: NetDevice,
-                  flags: XmitFlags) {
+    func transmit(
+        _ queue: UnsafeMutableRawPointer, count: Int, of entry: EntryBlock, to device: NetDevice,
+        flags: XmitFlags
+    ) {
         let frames = UnsafeMutableBufferPointer(
             start: (queue + BulkQueueLayout.framesOffset).assumingMemoryBound(to: FrameID.self), count: count)
         let result = device.transmitter!.xdpXmit(frames, flags: flags, device: device, worker: self)
@@ -95,8 +102,9 @@ extension Worker {
         device.count(DeviceCounter.txPackets, cpu: cpu, UInt64(sent))
         device.count(DeviceCounter.txBytes, cpu: cpu, sentBytes)
         if events.isRecording {
-            recordDevmapXmit(entry, queue: queue, device: device, error: DatapathErrno(xmitResult: result),
-                             sent: sent, drops: count &- sent)
+            recordDevmapXmit(
+                entry, queue: queue, device: device, error: DatapathErrno(xmitResult: result),
+                sent: sent, drops: count &- sent)
         }
         // The queue is empty again: count and dev_rx (adjacent words) cleared with one store, and the bytes.
         queue.storeBytes(of: 0, toByteOffset: BulkQueueLayout.countOffset, as: UInt64.self)
@@ -105,21 +113,27 @@ extension Worker {
 
     /// Traces `xdp_devmap_xmit` (out of line, so that the flush keeps `transmitBulk` inlined).
     @inline(never)
-    func recordDevmapXmit(_ entry: EntryBlock, queue: UnsafeMutableRawPointer, device: NetDevice,
-                          error: DatapathErrno?, sent: Int, drops: Int) {
-        events.record(XDPEvent(kind: .devmapXmit, time: now, cpu: UInt32(cpu), action: XDPAction.redirect.rawValue,
-                               ifindex: 0, error: error?.negated ?? 0, toIfindex: device.ifindex.rawValue,
-                               fromIfindex: queue.load(fromByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self),
-                               mapID: entry.map.takeUnretainedValue().id, mapIndex: entry.key, sent: Int32(sent),
-                               drops: Int32(drops)))
+    func recordDevmapXmit(
+        _ entry: EntryBlock, queue: UnsafeMutableRawPointer, device: NetDevice,
+        error: DatapathErrno?, sent: Int, drops: Int
+    ) {
+        events.record(
+            XDPEvent(
+                kind: .devmapXmit, time: now, cpu: UInt32(cpu), action: XDPAction.redirect.rawValue,
+                ifindex: 0, error: error?.negated ?? 0, toIfindex: device.ifindex.rawValue,
+                fromIfindex: queue.load(fromByteOffset: BulkQueueLayout.devRxOffset, as: UInt32.self),
+                mapID: entry.map.takeUnretainedValue().id, mapIndex: entry.key, sent: Int32(sent),
+                drops: Int32(drops)))
     }
 
     /// `transmitBulk`'s rare path: ndo_xdp_xmit returned an errno (every frame is dropped) or sent fewer frames
     /// than it was given (the rest are dropped). Returns how many were sent and takes the dropped frames' bytes
     /// off `bytes`.
     @usableFromInline @inline(never)
-    func dropUnsent(_ frames: UnsafeMutableBufferPointer<FrameID>, result: Int32, bytes: inout UInt64,
-                    device: NetDevice) -> Int {
+    func dropUnsent(
+        _ frames: UnsafeMutableBufferPointer<FrameID>, result: Int32, bytes: inout UInt64,
+        device: NetDevice
+    ) -> Int {
         if DatapathErrno(xmitResult: result) != nil {
             bytes = 0
             for frame in frames { drop(frame, .xmitError, at: device) }
@@ -135,8 +149,9 @@ extension Worker {
 
     @inlinable
     func addToQueueCounter(_ queue: UnsafeMutableRawPointer, _ offset: Int, _ amount: UInt64) {
-        queue.storeBytes(of: queue.load(fromByteOffset: offset, as: UInt64.self) &+ amount, toByteOffset: offset,
-                         as: UInt64.self)
+        queue.storeBytes(
+            of: queue.load(fromByteOffset: offset, as: UInt64.self) &+ amount, toByteOffset: offset,
+            as: UInt64.self)
     }
 
     /// `xdp_do_flush_map`: flushes the map last redirected into, if any. Must run before a poll returns. Only the
@@ -189,9 +204,11 @@ extension Worker {
         for i in sent..<count {
             sentBytes &-= UInt64(pool.info(frames[i]).pointee.length)
             if events.isRecording {
-                events.record(XDPEvent(kind: .exception, time: now, cpu: UInt32(cpu), programID: programID,
-                                       action: XDPAction.tx.rawValue, ifindex: device.ifindex.rawValue,
-                                       frame: pool.info(frames[i]).pointee.sequence))
+                events.record(
+                    XDPEvent(
+                        kind: .exception, time: now, cpu: UInt32(cpu), programID: programID,
+                        action: XDPAction.tx.rawValue, ifindex: device.ifindex.rawValue,
+                        frame: pool.info(frames[i]).pointee.sequence))
             }
             drop(frames[i], .txError, at: device)
         }

@@ -54,48 +54,60 @@ extension Worker {
         var counts = PollCounts()
         let ring = device.rxRing.consumer
         let frames = pool.storage
-        let processed = frameCost == 0
-            ? pollOnce(&program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                       counts: &counts, clock: FixedClock.self, frameCount: UpToBudget.self)
-            : pollOnce(&program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                       counts: &counts, clock: AdvancingClock.self, frameCount: UpToBudget.self)
+        let processed =
+            frameCost == 0
+            ? pollOnce(
+                &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
+                counts: &counts, clock: FixedClock.self, frameCount: UpToBudget.self)
+            : pollOnce(
+                &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
+                counts: &counts, clock: AdvancingClock.self, frameCount: UpToBudget.self)
         addPollCounts(counts, processed: processed, device: device)
         return processed
     }
 
     /// `pollSeries` for a program of type `P` (`ProgramRunner` calls it, specialised).
     @inlinable
-    public func runSeries<P: XDPProgram>(_ program: inout P, programID: UInt32, device: NetDevice,
-                                         times: UnsafePointer<Nanos>, sizes: UnsafePointer<Int>, count: Int) {
+    public func runSeries<P: XDPProgram>(
+        _ program: inout P, programID: UInt32, device: NetDevice,
+        times: UnsafePointer<Nanos>, sizes: UnsafePointer<Int>, count: Int
+    ) {
         if frameCost == 0 {
-            runSeries(&program, programID: programID, device: device, times: times, sizes: sizes, count: count,
-                      clock: FixedClock.self)
+            runSeries(
+                &program, programID: programID, device: device, times: times, sizes: sizes, count: count,
+                clock: FixedClock.self)
         } else {
-            runSeries(&program, programID: programID, device: device, times: times, sizes: sizes, count: count,
-                      clock: AdvancingClock.self)
+            runSeries(
+                &program, programID: programID, device: device, times: times, sizes: sizes, count: count,
+                clock: AdvancingClock.self)
         }
     }
 
     /// `count` polls of `pollOnce`. The device's counters are added once at the end: nothing reads them in between.
     @inlinable
-    func runSeries<P: XDPProgram, Clock: PollClock>(_ program: inout P, programID: UInt32, device: NetDevice,
-                                                    times: UnsafePointer<Nanos>, sizes: UnsafePointer<Int>,
-                                                    count: Int, clock: Clock.Type) {
+    func runSeries<P: XDPProgram, Clock: PollClock>(
+        _ program: inout P, programID: UInt32, device: NetDevice,
+        times: UnsafePointer<Nanos>, sizes: UnsafePointer<Int>,
+        count: Int, clock: Clock.Type
+    ) {
         var counts = PollCounts()
         var processed = 0
         let ring = device.rxRing.consumer
         let frames = pool.storage
         for i in 0..<count {
             let size = sizes[i]
-            precondition(UInt(bitPattern: size &- 1) < UInt(maxBudget) && ring.count >= size,
-                         "poll size out of range, or fewer frames in the RX ring than the poll takes")
+            precondition(
+                UInt(bitPattern: size &- 1) < UInt(maxBudget) && ring.count >= size,
+                "poll size out of range, or fewer frames in the RX ring than the poll takes")
             nowStorage = times[i]
             if size == 1 {
-                processed &+= pollOnce(&program, programID: programID, device: device, ring: ring, frames: frames,
-                                       budget: 1, counts: &counts, clock: clock, frameCount: OneFrame.self)
+                processed &+= pollOnce(
+                    &program, programID: programID, device: device, ring: ring, frames: frames,
+                    budget: 1, counts: &counts, clock: clock, frameCount: OneFrame.self)
             } else {
-                processed &+= pollOnce(&program, programID: programID, device: device, ring: ring, frames: frames,
-                                       budget: size, counts: &counts, clock: clock, frameCount: UpToBudget.self)
+                processed &+= pollOnce(
+                    &program, programID: programID, device: device, ring: ring, frames: frames,
+                    budget: size, counts: &counts, clock: clock, frameCount: UpToBudget.self)
             }
         }
         addPollCounts(counts, processed: processed, device: device)
@@ -145,17 +157,22 @@ extension Worker {
             while next != end {
                 let verdict: FrameVerdict
                 if oneAtATime {
-                    verdict = runProgram(&program, on: next.pointee, frames: frames, programID: programID,
-                                         rxBytes: &counts.rxBytes)
+                    verdict = runProgram(
+                        &program, on: next.pointee, frames: frames, programID: programID,
+                        rxBytes: &counts.rxBytes)
                     next += 1
                 } else {
-                    guard let stop = runUsualFrames(&program, next: &next, end: end, frames: frames, fast: fast,
-                                                    plainDrops: plainDrops, programID: programID, device: device,
-                                                    counts: &counts, clock: clock) else { break }
+                    guard
+                        let stop = runUsualFrames(
+                            &program, next: &next, end: end, frames: frames, fast: fast,
+                            plainDrops: plainDrops, programID: programID, device: device,
+                            counts: &counts, clock: clock)
+                    else { break }
                     verdict = stop
                 }
-                carryOut(verdict, fast: &fast, fastPathOff: fastPathOff, device: device, programID: programID,
-                         counts: &counts, txCount: &txCount)
+                carryOut(
+                    verdict, fast: &fast, fastPathOff: fastPathOff, device: device, programID: programID,
+                    counts: &counts, txCount: &txCount)
                 if Clock.advances { nowStorage &+= frameCost }
             }
             // A frame pushed during the poll, which a later batch takes, may be one with a short headroom.
@@ -184,15 +201,19 @@ extension Worker {
 
     /// Runs the program on `frame` (adding its length to `rxBytes` first) and returns its verdict.
     @inlinable @inline(__always)
-    func runProgram<P: XDPProgram>(_ program: inout P, on frame: FrameID, frames: FramePool.Storage,
-                                   programID: UInt32, rxBytes: inout UInt64) -> FrameVerdict {
+    func runProgram<P: XDPProgram>(
+        _ program: inout P, on frame: FrameID, frames: FramePool.Storage,
+        programID: UInt32, rxBytes: inout UInt64
+    ) -> FrameVerdict {
         let info = frames.info(frame)
         rxBytes &+= UInt64(info.pointee.length)
-        var context = XDPContext(hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize, record: info,
-                                 rxQueueIndex: 0, now: now, programID: programID, semantics: semantics)
+        var context = XDPContext(
+            hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize, record: info,
+            rxQueueIndex: 0, now: now, programID: programID, semantics: semantics)
         let action = program.run(&context)
-        return FrameVerdict(frame: frame, info: info, action: action, requestBits: context.requestBits,
-                            index: context.requestIndex)
+        return FrameVerdict(
+            frame: frame, info: info, action: action, requestBits: context.requestBits,
+            index: context.requestIndex)
     }
 
     /// Runs the program on the frames from `next` up to `end` (the only place it runs) and finishes the usual
@@ -220,13 +241,15 @@ extension Worker {
             program = local
         }
         while position != end {
-            let verdict = runProgram(&local, on: position.pointee, frames: frames, programID: programID,
-                                     rxBytes: &rxBytes)
+            let verdict = runProgram(
+                &local, on: position.pointee, frames: frames, programID: programID,
+                rxBytes: &rxBytes)
             position += 1
             if _fastPath(verdict.action.rawValue == XDPAction.redirect.rawValue) {
                 guard queueIntoMapToFlush(verdict, fast: fast, cpu: cpu, from: device) else { return verdict }
             } else if verdict.action.rawValue == XDPAction.drop.rawValue && plainDrops
-                        && verdict.requestBits == RedirectInfo.noRequest {
+                && verdict.requestBits == RedirectInfo.noRequest
+            {
                 // `carryOut`'s DROP when nothing watches drops: the frame goes back to the pool.
                 counts.notRedirected &+= 1
                 counts.programDrops &+= 1
@@ -244,12 +267,16 @@ extension Worker {
     /// changes nothing); a request the program made but did not act on is kept in the redirect info for a later
     /// bare XDP_REDIRECT; DROP frees the frame; the rest go to `otherAction`. Inside a poll only.
     @inlinable @inline(__always)
-    func carryOut(_ verdict: FrameVerdict, fast: inout FastMap, fastPathOff: Bool, device: NetDevice,
-                  programID: UInt32, counts: inout PollCounts, txCount: inout Int) {
+    func carryOut(
+        _ verdict: FrameVerdict, fast: inout FastMap, fastPathOff: Bool, device: NetDevice,
+        programID: UInt32, counts: inout PollCounts, txCount: inout Int
+    ) {
         if _fastPath(verdict.action.rawValue == XDPAction.redirect.rawValue) {
             if queueIntoMapToFlush(verdict, fast: fast, cpu: cpu, from: device) { return }
-            if !xdpDoRedirect(verdict.frame, info: verdict.info, requestBits: verdict.requestBits,
-                              index: verdict.index, from: device, programID: programID) {
+            if !xdpDoRedirect(
+                verdict.frame, info: verdict.info, requestBits: verdict.requestBits,
+                index: verdict.index, from: device, programID: programID)
+            {
                 counts.notRedirected &+= 1
             }
             // The redirect may have changed map_to_flush: the fast path follows it.
@@ -268,15 +295,18 @@ extension Worker {
             counts.programDrops &+= 1
             release(verdict.frame, .programDrop, at: device)
         } else {
-            otherAction(verdict.action, frame: verdict.frame, device: device, programID: programID,
-                        passed: &counts.passed, txCount: &txCount)
+            otherAction(
+                verdict.action, frame: verdict.frame, device: device, programID: programID,
+                passed: &counts.passed, txCount: &txCount)
         }
     }
 
     /// XDP_PASS, XDP_TX, XDP_ABORTED and unknown actions, carried out for `carryOut`.
     @usableFromInline @inline(never)
-    func otherAction(_ action: XDPAction, frame: FrameID, device: NetDevice, programID: UInt32, passed: inout UInt64,
-                     txCount: inout Int) {
+    func otherAction(
+        _ action: XDPAction, frame: FrameID, device: NetDevice, programID: UInt32, passed: inout UInt64,
+        txCount: inout Int
+    ) {
         switch action.rawValue {
         case XDPAction.pass.rawValue:
             passed &+= 1
@@ -287,9 +317,11 @@ extension Worker {
         default:
             // XDP_ABORTED, and any unknown code (bpf_warn_invalid_xdp_action), trace xdp_exception and drop.
             if events.isRecording {
-                events.record(XDPEvent(kind: .exception, time: now, cpu: UInt32(cpu), programID: programID,
-                                       action: action.rawValue, ifindex: device.ifindex.rawValue,
-                                       frame: pool.info(frame).pointee.sequence))
+                events.record(
+                    XDPEvent(
+                        kind: .exception, time: now, cpu: UInt32(cpu), programID: programID,
+                        action: action.rawValue, ifindex: device.ifindex.rawValue,
+                        frame: pool.info(frame).pointee.sequence))
             }
             drop(frame, .aborted, at: device)
         }
@@ -336,8 +368,10 @@ struct FrameVerdict {
     /// `XDPContext.requestBits`: what the run's helpers asked for, `RedirectInfo.noRequest` when it called none.
     @usableFromInline let requestBits: UInt
     @usableFromInline let index: UInt32
-    @inlinable init(frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, action: XDPAction, requestBits: UInt,
-                    index: UInt32) {
+    @inlinable init(
+        frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, action: XDPAction, requestBits: UInt,
+        index: UInt32
+    ) {
         self.frame = frame
         self.info = info
         self.action = action
@@ -374,9 +408,10 @@ struct FastMap {
 
     /// No fast path: bits that are never a map's, nil's (a plain `bpf_redirect`) or `RedirectInfo.noRequest`.
     @inlinable static var none: FastMap {
-        FastMap(bits: UInt.max,
-                slots: UnsafeMutablePointer(bitPattern: MemoryLayout<Atomic<UInt>>.alignment).unsafelyUnwrapped,
-                maxEntries: 0)
+        FastMap(
+            bits: UInt.max,
+            slots: UnsafeMutablePointer(bitPattern: MemoryLayout<Atomic<UInt>>.alignment).unsafelyUnwrapped,
+            maxEntries: 0)
     }
 
     /// The map (only when not `none`).

@@ -26,13 +26,15 @@ extension Worker {
     @inlinable @inline(__always)
     func queueIntoMapToFlush(_ verdict: FrameVerdict, fast: FastMap, cpu: Int, from ingress: NetDevice) -> Bool {
         guard verdict.requestBits == fast.bits,
-              let entry = DevMap.block(at: verdict.index, slots: fast.slots, maxEntries: fast.maxEntries)
+            let entry = DevMap.block(at: verdict.index, slots: fast.slots, maxEntries: fast.maxEntries)
         else { return false }
         let info = verdict.info
         let length = info.pointee.length
-        guard entry.device._withUnsafeGuaranteedRef({
-            $0.passesForwardLimit(length: length, missingBytes: info.pointee.missingBytes)
-        }) else { return false }
+        guard
+            entry.device._withUnsafeGuaranteedRef({
+                $0.passesForwardLimit(length: length, missingBytes: info.pointee.missingBytes)
+            })
+        else { return false }
         let queue = entry.queue(cpu: cpu)
         let count = Int(queue.load(fromByteOffset: BulkQueueLayout.countOffset, as: UInt32.self))
         guard count < BulkQueueLayout.capacity else { return false }
@@ -47,8 +49,10 @@ extension Worker {
     /// none: then the request left in the redirect info is carried out). Returns true when the frame was queued or
     /// sent, false when it was dropped (the reason is counted at the ingress device).
     @usableFromInline @inline(never)
-    func xdpDoRedirect(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, requestBits: UInt, index: UInt32,
-                       from ingress: NetDevice, programID: UInt32) -> Bool {
+    func xdpDoRedirect(
+        _ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, requestBits: UInt, index: UInt32,
+        from ingress: NetDevice, programID: UInt32
+    ) -> Bool {
         // Either way the request is consumed (ri->ifindex = 0, ri->map = NULL).
         var request = redirectInfo.pointee
         if requestBits != RedirectInfo.noRequest {
@@ -71,26 +75,31 @@ extension Worker {
 
     /// `xdp_do_redirect_map`: the lookup, the flush of the previous map, the enqueue, then map_to_flush.
     @inlinable @inline(__always)
-    func redirectMap(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map mapRef: Unmanaged<DevMap>,
-                     index: UInt32, from ingress: NetDevice, programID: UInt32) -> Bool {
+    func redirectMap(
+        _ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map mapRef: Unmanaged<DevMap>,
+        index: UInt32, from ingress: NetDevice, programID: UInt32
+    ) -> Bool {
         mapRef._withUnsafeGuaranteedRef { map in
             guard let entry = map.block(at: index) else {
-                return redirectMapFailed(frame, info: info, map: map, index: index, to: 0, error: .EINVAL,
-                                         from: ingress, programID: programID)
+                return redirectMapFailed(
+                    frame, info: info, map: map, index: index, to: 0, error: .EINVAL,
+                    from: ingress, programID: programID)
             }
             // A redirect into a different map first flushes the one redirected into before (4.18)...
             flushRedirects(unless: mapRef)
             if let error = enqueue(frame, info: info, into: entry, of: map, from: ingress) {
-                return redirectMapFailed(frame, info: info, map: map, index: index,
-                                         to: entry.device.takeUnretainedValue().ifindex.rawValue, error: error,
-                                         from: ingress, programID: programID)
+                return redirectMapFailed(
+                    frame, info: info, map: map, index: index,
+                    to: entry.device.takeUnretainedValue().ifindex.rawValue, error: error,
+                    from: ingress, programID: programID)
             }
             // ...and only a successful one makes its map the one to flush.
             redirectInfo.pointee.mapToFlush = mapRef
             if events.isRecording {
-                recordRedirect(.redirectMap, mapID: map.id, index: index,
-                               to: entry.device.takeUnretainedValue().ifindex.rawValue, err: 0, from: ingress,
-                               programID: programID, frame: info.pointee.sequence)
+                recordRedirect(
+                    .redirectMap, mapID: map.id, index: index,
+                    to: entry.device.takeUnretainedValue().ifindex.rawValue, err: 0, from: ingress,
+                    programID: programID, frame: info.pointee.sequence)
             }
             return true
         }
@@ -99,11 +108,14 @@ extension Worker {
     /// A `bpf_redirect_map` that failed with `error`: traced as `xdp_redirect_map_err`, the frame dropped at the
     /// ingress device. Returns false.
     @usableFromInline @inline(never)
-    func redirectMapFailed(_ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map: DevMap, index: UInt32,
-                           to: UInt32, error: DatapathErrno, from ingress: NetDevice, programID: UInt32) -> Bool {
+    func redirectMapFailed(
+        _ frame: FrameID, info: UnsafeMutablePointer<FrameInfo>, map: DevMap, index: UInt32,
+        to: UInt32, error: DatapathErrno, from ingress: NetDevice, programID: UInt32
+    ) -> Bool {
         if events.isRecording {
-            recordRedirect(.redirectMapErr, mapID: map.id, index: index, to: to, err: error.negated, from: ingress,
-                           programID: programID, frame: info.pointee.sequence)
+            recordRedirect(
+                .redirectMapErr, mapID: map.id, index: index, to: to, err: error.negated, from: ingress,
+                programID: programID, frame: info.pointee.sequence)
         }
         drop(frame, error.dropReason, at: ingress)
         return false
@@ -112,11 +124,15 @@ extension Worker {
     /// Traces a redirect event (`xdp_redirect*`): `mapID` and `index` 0 for a plain `bpf_redirect`; `err` is the
     /// tracepoint's field, the negated errno or 0.
     @usableFromInline @inline(never)
-    func recordRedirect(_ kind: XDPEventKind, mapID: UInt32, index: UInt32, to: UInt32, err: Int32,
-                        from ingress: NetDevice, programID: UInt32, frame: UInt64) {
-        events.record(XDPEvent(kind: kind, time: now, cpu: UInt32(cpu), programID: programID,
-                               action: XDPAction.redirect.rawValue, ifindex: ingress.ifindex.rawValue, error: err,
-                               toIfindex: to, mapID: mapID, mapIndex: index, frame: frame))
+    func recordRedirect(
+        _ kind: XDPEventKind, mapID: UInt32, index: UInt32, to: UInt32, err: Int32,
+        from ingress: NetDevice, programID: UInt32, frame: UInt64
+    ) {
+        events.record(
+            XDPEvent(
+                kind: kind, time: now, cpu: UInt32(cpu), programID: programID,
+                action: XDPAction.redirect.rawValue, ifindex: ingress.ifindex.rawValue, error: err,
+                toIfindex: to, mapID: mapID, mapIndex: index, frame: frame))
     }
 
     /// Plain `bpf_redirect(ifindex)`: looked up at redirect time and sent at once with XDP_XMIT_FLUSH (no bulk
@@ -131,8 +147,9 @@ extension Worker {
                 var one = frame
                 let bytes = UInt64(info.pointee.length)
                 let result = withUnsafeMutablePointer(to: &one) {
-                    target.transmitter!.xdpXmit(UnsafeMutableBufferPointer(start: $0, count: 1), flags: .flush,
-                                                device: target, worker: self)
+                    target.transmitter!.xdpXmit(
+                        UnsafeMutableBufferPointer(start: $0, count: 1), flags: .flush,
+                        device: target, worker: self)
                 }
                 error = DatapathErrno(xmitResult: result)
                 if result == 0 {
@@ -146,8 +163,9 @@ extension Worker {
             error = .EINVAL
         }
         if events.isRecording {
-            recordRedirect(error == nil ? .redirect : .redirectErr, mapID: 0, index: 0, to: ifindex,
-                           err: error?.negated ?? 0, from: ingress, programID: programID, frame: info.pointee.sequence)
+            recordRedirect(
+                error == nil ? .redirect : .redirectErr, mapID: 0, index: 0, to: ifindex,
+                err: error?.negated ?? 0, from: ingress, programID: programID, frame: info.pointee.sequence)
         }
         if let error {
             drop(frame, error.dropReason, at: ingress)
@@ -160,8 +178,10 @@ extension Worker {
     /// ingress device; targets that are down, cannot transmit or are too small are skipped silently). Not a 4.18
     /// helper: built-in programs such as the L2 switch use it to flood unknown destinations.
     @usableFromInline
-    func flood(_ frame: FrameID, map: DevMap, excludeIngress: Bool, from ingress: NetDevice,
-               programID: UInt32) -> Bool {
+    func flood(
+        _ frame: FrameID, map: DevMap, excludeIngress: Bool, from ingress: NetDevice,
+        programID: UInt32
+    ) -> Bool {
         let info = pool.info(frame)
         let mapRef = Unmanaged.passUnretained(map)
         flushRedirects(unless: mapRef)
@@ -180,10 +200,12 @@ extension Worker {
             pending = entry
         }
         if events.isRecording {
-            events.record(XDPEvent(kind: .redirectMap, time: now, cpu: UInt32(cpu), programID: programID,
-                                   action: XDPAction.redirect.rawValue, ifindex: ingress.ifindex.rawValue,
-                                   toIfindex: pending?.device.takeUnretainedValue().ifindex.rawValue ?? 0,
-                                   mapID: map.id, frame: info.pointee.sequence))
+            events.record(
+                XDPEvent(
+                    kind: .redirectMap, time: now, cpu: UInt32(cpu), programID: programID,
+                    action: XDPAction.redirect.rawValue, ifindex: ingress.ifindex.rawValue,
+                    toIfindex: pending?.device.takeUnretainedValue().ifindex.rawValue ?? 0,
+                    mapID: map.id, frame: info.pointee.sequence))
         }
         guard let last = pending else {
             drop(frame, .redirectInvalid, at: ingress)
@@ -201,8 +223,10 @@ extension Worker {
     @inlinable @inline(__always)
     func forwardCheck(info: UnsafeMutablePointer<FrameInfo>, target: NetDevice) -> DatapathErrno? {
         let record = info.pointee
-        if _fastPath(target.passesForwardLimit(length: record.length, missingBytes: record.missingBytes)
-            && Int(record.dataOffset) &- Int(record.metaLength) >= KernelConstants.xdpFrameSize) {
+        if _fastPath(
+            target.passesForwardLimit(length: record.length, missingBytes: record.missingBytes)
+                && Int(record.dataOffset) &- Int(record.metaLength) >= KernelConstants.xdpFrameSize)
+        {
             return nil
         }
         return forwardError(info: info, target: target)

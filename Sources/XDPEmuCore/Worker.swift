@@ -123,7 +123,9 @@ public final class Worker: @unchecked Sendable {
 
     @usableFromInline @inline(never)
     func recordDrop(_ frame: FrameID, _ reason: DropReason, at device: NetDevice) {
-        events.record(XDPEvent(kind: .drop, time: now, cpu: UInt32(cpu), ifindex: device.ifindex.rawValue,
-                               frame: pool.info(frame).pointee.sequence, reason: reason))
+        events.record(
+            XDPEvent(
+                kind: .drop, time: now, cpu: UInt32(cpu), ifindex: device.ifindex.rawValue,
+                frame: pool.info(frame).pointee.sequence, reason: reason))
     }
 }

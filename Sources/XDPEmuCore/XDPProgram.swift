@@ -76,8 +76,10 @@ public struct XDPContext {
     @usableFromInline let semantics: Semantics
 
     @inlinable
-    init(hardStart: UnsafeMutableRawPointer, bufferSize: Int, record: UnsafeMutablePointer<FrameInfo>,
-         rxQueueIndex: UInt32, now: Nanos, programID: UInt32, semantics: Semantics) {
+    init(
+        hardStart: UnsafeMutableRawPointer, bufferSize: Int, record: UnsafeMutablePointer<FrameInfo>,
+        rxQueueIndex: UInt32, now: Nanos, programID: UInt32, semantics: Semantics
+    ) {
         self.hardStart = hardStart
         self.bufferSize = bufferSize
         self.record = record

@@ -30,8 +30,9 @@ public protocol Wire: AnyObject {
 
 extension Wire {
     public func send(_ frame: FrameID, pool: FramePool, time: Nanos) -> Bool {
-        send(UnsafeRawBufferPointer(pool.packet(frame)), missingBytes: pool.info(frame).pointee.missingBytes,
-             time: time)
+        send(
+            UnsafeRawBufferPointer(pool.packet(frame)), missingBytes: pool.info(frame).pointee.missingBytes,
+            time: time)
     }
 
     public func send(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) -> Int {
@@ -96,8 +97,10 @@ public final class PortTransmitter: XDPTransmitter {
         egressTap = tap.flatMap { $0.directions.contains(.egress) ? .passUnretained($0) : nil }
     }
 
-    public func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
-                        worker: Worker) -> Int32 {
+    public func xdpXmit(
+        _ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
+        worker: Worker
+    ) -> Int32 {
         let pool = worker.pool
         let time = worker.now
         let sent = wire?.send(frames, pool: pool, time: time) ?? frames.count

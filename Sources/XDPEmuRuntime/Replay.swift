@@ -71,8 +71,9 @@ public enum Replay {
     public static func run(_ options: ReplayOptions) throws(RuntimeError) -> ReplayResult {
         let topology = options.topology
         for input in options.inputs where topology.port(named: input.port) == nil {
-            throw .badInput("--in \(input.port)=\(input.path): no port named \(input.port) in \(topology.source) "
-                + "(ports: \(topology.ports.map(\.name).joined(separator: ", ")))")
+            throw .badInput(
+                "--in \(input.port)=\(input.path): no port named \(input.port) in \(topology.source) "
+                    + "(ports: \(topology.ports.map(\.name).joined(separator: ", ")))")
         }
         var inputErrors = [String]()
         var readers = [(ReplayOptions.Input, PcapReader)]()
@@ -84,12 +85,14 @@ public enum Replay {
             }
         }
         let largestSnap = readers.map { $0.1.largestCapturedLength }.max() ?? 0
-        let captures = try CaptureSet(directory: options.outputDirectory,
-                                      ports: topology.ports.map { ($0.name, $0.capture.ingress, $0.capture.egress) })
+        let captures = try CaptureSet(
+            directory: options.outputDirectory,
+            ports: topology.ports.map { ($0.name, $0.capture.ingress, $0.capture.egress) })
         let emulation: Emulation
         do {
-            let sizing = FrameSizing(topology: topology,
-                                     source: .traces(largestCapturedLength: largestSnap, count: readers.count))
+            let sizing = FrameSizing(
+                topology: topology,
+                source: .traces(largestCapturedLength: largestSnap, count: readers.count))
             emulation = try Emulation(topology: topology, captures: captures, sizing: sizing)
         } catch {
             try? captures.close()
@@ -98,16 +101,20 @@ public enum Replay {
         let log = try options.eventsPath.map { path throws(RuntimeError) in
             try EventLog(path: path, mapNames: emulation.mapNames)
         }
-        var engine = ReplayEngine(emulation: emulation, log: log, options: options,
-                                  readers: readers)
+        var engine = ReplayEngine(
+            emulation: emulation, log: log, options: options,
+            readers: readers)
         engine.run()
         inputErrors += engine.inputErrors
         emulation.network.quiesceAll()
         engine.drainEvents()
-        let statistics = RunStatistics(emulation: emulation, ingress: engine.ingressCountsByName, polls: engine.polls,
-                                       framesIn: engine.sequence, errors: inputErrors)
-        if let closeError = closeOutputs(captures: captures, log: log, statistics: statistics,
-                                         statsPath: options.statsPath) {
+        let statistics = RunStatistics(
+            emulation: emulation, ingress: engine.ingressCountsByName, polls: engine.polls,
+            framesIn: engine.sequence, errors: inputErrors)
+        if let closeError = closeOutputs(
+            captures: captures, log: log, statistics: statistics,
+            statsPath: options.statsPath)
+        {
             throw closeError
         }
         return ReplayResult(statistics: statistics, inputErrors: inputErrors, interrupted: engine.interrupted)
@@ -125,7 +132,9 @@ func drainEvents(of worker: Worker, into log: EventLog?) {
 
 /// The end of a run (replay or live): closes the captures and the event log and writes the statistics file.
 /// Returns the first error, after trying every step.
-func closeOutputs(captures: CaptureSet?, log: EventLog?, statistics: RunStatistics, statsPath: String?)
+func closeOutputs(
+    captures: CaptureSet?, log: EventLog?, statistics: RunStatistics, statsPath: String?
+)
     -> RuntimeError?
 {
     var failure: RuntimeError?

@@ -37,18 +37,24 @@ struct ReplayEngine {
         let base: UnsafeMutablePointer<Lane>
         let count: Int
 
-        init(_ sources: [(input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
-                          fileSize: Int64)]) {
+        init(
+            _ sources: [(
+                input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
+                fileSize: Int64
+            )]
+        ) {
             inputs = sources.map(\.input)
             fileSizes = sources.map(\.fileSize)
             owners = sources.map { ($0.reader, $0.device.rxRing) }
             count = sources.count
             base = .allocate(capacity: max(count, 1))
             for (i, source) in sources.enumerated() {
-                (base + i).initialize(to: Lane(reader: .passUnretained(source.reader),
-                                               ring: .passUnretained(source.device.rxRing),
-                                               ifindex: source.device.ifindex, headroom: source.device.rxHeadroom,
-                                               portIndex: source.portIndex))
+                (base + i).initialize(
+                    to: Lane(
+                        reader: .passUnretained(source.reader),
+                        ring: .passUnretained(source.device.rxRing),
+                        ifindex: source.device.ifindex, headroom: source.device.rxHeadroom,
+                        portIndex: source.portIndex))
             }
         }
 
@@ -83,23 +89,30 @@ struct ReplayEngine {
     var interrupted = false
     var totalBytes: Int64 = 0
 
-    init(emulation: Emulation, log: EventLog?, options: ReplayOptions,
-         readers: [(ReplayOptions.Input, PcapReader)]) {
+    init(
+        emulation: Emulation, log: EventLog?, options: ReplayOptions,
+        readers: [(ReplayOptions.Input, PcapReader)]
+    ) {
         self.emulation = emulation
         self.log = log
         self.options = options
         worker = emulation.network.workers[0]
         pool = worker.pool
         let napi = emulation.topology.napi
-        schedulerOwner = emulation.makeScheduler(worker: worker, budget: napi.budget, pollDelay: napi.pollDelayNanos,
-                                                 frameCost: napi.frameCostNanos)
+        schedulerOwner = emulation.makeScheduler(
+            worker: worker, budget: napi.budget, pollDelay: napi.pollDelayNanos,
+            frameCost: napi.frameCostNanos)
         scheduler = .passUnretained(schedulerOwner)
         budget = schedulerOwner.budget
         pollDelay = schedulerOwner.pollDelay
         worker.events.isEnabled = log != nil
         mapEvents = MapEventPlayer(options.mapEvents, maps: emulation.maps, log: log)
-        var sources = [(input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
-                        fileSize: Int64)]()
+        var sources = [
+            (
+                input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
+                fileSize: Int64
+            )
+        ]()
         for (input, reader) in readers {
             let index = emulation.ports.firstIndex { $0.spec.name == input.port }!
             let size = ((try? FileManager.default.attributesOfItem(atPath: input.path))?[.size] as? Int64) ?? 0
@@ -227,15 +240,17 @@ struct ReplayEngine {
             guard let record = try lane.pointee.reader._withUnsafeGuaranteedRef({ try $0.next() }) else { return }
             // FramePool.take(copying:) in three steps: it is not inlined across modules, and costs as much again.
             guard let frame = pool.take(headroom: lane.pointee.headroom) else {
-                inputErrors.append("\(sources.inputs[i].path): record \(record.index + 1): no frame buffer left "
-                    + "(pool of \(pool.capacity) exhausted)")
+                inputErrors.append(
+                    "\(sources.inputs[i].path): record \(record.index + 1): no frame buffer left "
+                        + "(pool of \(pool.capacity) exhausted)")
                 return
             }
             let space = pool.writableSpace(frame)
             precondition(record.capturedLength <= space.count, "frame buffers are sized for the largest record")
             if record.capturedLength > 0 {
-                space.baseAddress.unsafelyUnwrapped.copyMemory(from: record.bytes.baseAddress.unsafelyUnwrapped,
-                                                               byteCount: record.capturedLength)
+                space.baseAddress.unsafelyUnwrapped.copyMemory(
+                    from: record.bytes.baseAddress.unsafelyUnwrapped,
+                    byteCount: record.capturedLength)
             }
             let info = pool.info(frame)
             info.pointee.length = UInt32(truncatingIfNeeded: record.capturedLength)

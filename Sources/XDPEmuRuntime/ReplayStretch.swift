@@ -75,8 +75,9 @@ extension ReplayEngine {
             }
         }
         runSeries(count, port: port)
-        assert(scheduler._withUnsafeGuaranteedRef { $0.cpuFree } == cpuFree,
-               "a poll took other than frame_cost_ns per frame")
+        assert(
+            scheduler._withUnsafeGuaranteedRef { $0.cpuFree } == cpuFree,
+            "a poll took other than frame_cost_ns per frame")
         return delivered || stepRecorded()
     }
 

@@ -6,8 +6,10 @@ import XDPEmuTesting
 @Suite struct ContextAndPoolTests {
     /// Runs `body` as the program on one 64-byte frame received with `headroom`, and returns what the context
     /// looked like afterwards (data offset, length, metadata length) plus the helper results.
-    func withContext(headroom: Int = 256, length: Int = 64, semantics: Semantics = .v4_18,
-                     _ body: @escaping (inout XDPContext) -> [Int32]) throws -> (results: [Int32], info: FrameInfo) {
+    func withContext(
+        headroom: Int = 256, length: Int = 64, semantics: Semantics = .v4_18,
+        _ body: @escaping (inout XDPContext) -> [Int32]
+    ) throws -> (results: [Int32], info: FrameInfo) {
         let network = Network(semantics: semantics)
         let stack = RecordingStack()
         let port = try network.addDevice(name: "p", transmitter: nil, stack: stack, rxHeadroom: headroom)
@@ -23,10 +25,11 @@ import XDPEmuTesting
         let capture = Capture()
         let port2 = try network.addDevice(name: "q", transmitter: nil, stack: capture, rxHeadroom: headroom)
         _ = port
-        network.attach(ClosureProgram { ctx in
-            results = body(&ctx)
-            return .pass
-        }, to: port2)
+        network.attach(
+            ClosureProgram { ctx in
+                results = body(&ctx)
+                return .pass
+            }, to: port2)
         var injector = FrameInjector()
         injector.inject(count: 1, length: length, into: port2, worker: network.workers[0])
         network.workers[0].poll(port2, budget: 1, now: 0)
@@ -36,10 +39,12 @@ import XDPEmuTesting
 
     @Test func adjustHeadBounds() throws {
         let r = try withContext { ctx in
-            [ctx.adjustHead(-224),  // 256 - 224 = 32: exactly the xdp_frame reserve
-             ctx.adjustHead(-1),  // into the reserve
-             ctx.adjustHead(224 + 50),  // shrink by 50 from the original start
-             ctx.adjustHead(1)]  // would leave 13 bytes
+            [
+                ctx.adjustHead(-224),  // 256 - 224 = 32: exactly the xdp_frame reserve
+                ctx.adjustHead(-1),  // into the reserve
+                ctx.adjustHead(224 + 50),  // shrink by 50 from the original start
+                ctx.adjustHead(1),
+            ]  // would leave 13 bytes
         }
         #expect(r.results == [0, -22, 0, -22])
         #expect(r.info.dataOffset == 306 && r.info.length == 14)
@@ -47,11 +52,13 @@ import XDPEmuTesting
 
     @Test func adjustMetaBoundsAndAlignment() throws {
         let r = try withContext { ctx in
-            [ctx.adjustMeta(-6),  // not a multiple of 4
-             ctx.adjustMeta(-36),  // over 32
-             ctx.adjustMeta(-8),
-             ctx.adjustMeta(1),  // 7 bytes
-             ctx.adjustMeta(9)]  // past data
+            [
+                ctx.adjustMeta(-6),  // not a multiple of 4
+                ctx.adjustMeta(-36),  // over 32
+                ctx.adjustMeta(-8),
+                ctx.adjustMeta(1),  // 7 bytes
+                ctx.adjustMeta(9),
+            ]  // past data
         }
         #expect(r.results == [-13, -13, 0, -13, -22])
         #expect(r.info.metaLength == 8)
@@ -84,7 +91,10 @@ import XDPEmuTesting
 
     @Test func adjustTailGrowsInModern() throws {
         let r = try withContext(semantics: .modern) { ctx in
-            [ctx.adjustTail(100), ctx.loadBigEndian(UInt8.self, at: 163).map(Int32.init) ?? -1, ctx.adjustTail(100_000)]
+            [
+                ctx.adjustTail(100), ctx.loadBigEndian(UInt8.self, at: 163).map(Int32.init) ?? -1,
+                ctx.adjustTail(100_000),
+            ]
         }
         #expect(r.results == [0, 0, -22])
         #expect(r.info.length == 164)
@@ -92,10 +102,12 @@ import XDPEmuTesting
 
     @Test func boundsCheckedLoads() throws {
         let r = try withContext(length: 20) { ctx in
-            [ctx.loadBigEndian(UInt16.self, at: 12).map(Int32.init) ?? -1,
-             ctx.loadBigEndian(UInt32.self, at: 17) == nil ? 1 : 0,
-             ctx.loadBigEndian(UInt32.self, at: 16) == nil ? 1 : 0,
-             ctx.storeBigEndian(UInt16(7), at: 19) ? 1 : 0]
+            [
+                ctx.loadBigEndian(UInt16.self, at: 12).map(Int32.init) ?? -1,
+                ctx.loadBigEndian(UInt32.self, at: 17) == nil ? 1 : 0,
+                ctx.loadBigEndian(UInt32.self, at: 16) == nil ? 1 : 0,
+                ctx.storeBigEndian(UInt16(7), at: 19) ? 1 : 0,
+            ]
         }
         #expect(r.results == [0x0800, 1, 0, 0])
     }
@@ -104,10 +116,11 @@ import XDPEmuTesting
         let network = Network()
         let port = try network.addDevice(name: "p", ifindex: 9, transmitter: nil)
         var seen: (IfIndex, UInt32, IfIndex, Nanos, Int)?
-        network.attach(ClosureProgram { ctx in
-            seen = (ctx.ingressIfindex, ctx.rxQueueIndex, ctx.egressIfindex, ctx.now, ctx.length)
-            return .drop
-        }, to: port)
+        network.attach(
+            ClosureProgram { ctx in
+                seen = (ctx.ingressIfindex, ctx.rxQueueIndex, ctx.egressIfindex, ctx.now, ctx.length)
+                return .drop
+            }, to: port)
         var injector = FrameInjector()
         injector.inject(count: 1, length: 77, into: port, worker: network.workers[0])
         network.workers[0].poll(port, budget: 8, now: 1234)
@@ -118,7 +131,10 @@ import XDPEmuTesting
     @Test func poolConservesFrames() {
         let pool = FramePool(capacity: 4, bufferSize: 512)
         #expect(pool.bufferSize == 512 && pool.headroom == 256)
-        let a = pool.take(), b = pool.take(), c = pool.take(), d = pool.take()
+        let a = pool.take()
+        let b = pool.take()
+        let c = pool.take()
+        let d = pool.take()
         #expect(pool.take() == nil)
         #expect(pool.outstanding == 4)
         for frame in [a, b, c, d] { pool.give(frame!) }
@@ -160,7 +176,8 @@ import XDPEmuTesting
         #expect((0..<5).map { _ in ring.pop() } == [FrameID(9)] + one.map { Optional($0) })
         for frame in one {
             let info = batched.info(frame).pointee
-            #expect(info.dataOffset == 256 && info.length == 60 && info.metaLength == 0 && info.missingBytes == 0
+            #expect(
+                info.dataOffset == 256 && info.length == 60 && info.metaLength == 0 && info.missingBytes == 0
                     && info.gsoSize == 0 && info.ingress == IfIndex(3))
             batched.give(frame)
         }

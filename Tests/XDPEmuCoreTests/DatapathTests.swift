@@ -14,11 +14,12 @@ import XDPEmuTesting
         #expect(f.transmitters[1].calls.map(\.flush) == [false, false, true])
         let xmits = f.events(.devmapXmit)
         #expect(xmits.map(\.sent) == [16, 16, 8])
-        #expect(xmits.allSatisfy {
-            $0.drops == 0 && $0.error == 0 && $0.mapID == f.map.id && $0.mapIndex == 1
-                && $0.fromIfindex == f.ingress.ifindex.rawValue && $0.toIfindex == f.targets[1].ifindex.rawValue
-                && $0.action == 4
-        })
+        #expect(
+            xmits.allSatisfy {
+                $0.drops == 0 && $0.error == 0 && $0.mapID == f.map.id && $0.mapIndex == 1
+                    && $0.fromIfindex == f.ingress.ifindex.rawValue && $0.toIfindex == f.targets[1].ifindex.rawValue
+                    && $0.action == 4
+            })
         // Frames leave in arrival order.
         #expect(f.transmitters[1].sentFrames.map(\.sequence) == Array(1...40))
         #expect(f.map.statistics()[1] == MapEntryStatistics(sent: 40, drops: 0, flushes: 3))
@@ -70,10 +71,11 @@ import XDPEmuTesting
         let f = try Fixture()
         var n: UInt32 = 0
         let map = f.map
-        f.network.attach(ClosureProgram { ctx in
-            n += 1
-            return ctx.redirectMap(map, key: 3 - n % 4)
-        }, to: f.ingress)
+        f.network.attach(
+            ClosureProgram { ctx in
+                n += 1
+                return ctx.redirectMap(map, key: 3 - n % 4)
+            }, to: f.ingress)
         f.inject(8)
         f.poll()
         let xmits = f.events(.devmapXmit)
@@ -88,11 +90,12 @@ import XDPEmuTesting
         try other.update(key: 0, ifindex: f.targets[3].ifindex)
         let map = f.map
         var n = 0
-        f.network.attach(ClosureProgram { ctx in
-            n += 1
-            // Frames 1-3 into map A, 4-5 into map B, 6 into map A again.
-            return n <= 3 || n == 6 ? ctx.redirectMap(map, key: 0) : ctx.redirectMap(other, key: 0)
-        }, to: f.ingress)
+        f.network.attach(
+            ClosureProgram { ctx in
+                n += 1
+                // Frames 1-3 into map A, 4-5 into map B, 6 into map A again.
+                return n <= 3 || n == 6 ? ctx.redirectMap(map, key: 0) : ctx.redirectMap(other, key: 0)
+            }, to: f.ingress)
         f.inject(6)
         f.poll()
         let xmits = f.events(.devmapXmit)
@@ -194,15 +197,16 @@ import XDPEmuTesting
         let f = try Fixture()
         let map = f.map
         var n: UInt32 = 0
-        let programID = f.network.attach(ClosureProgram { ctx in
-            n += 1
-            switch n {
-            case 1: return ctx.redirectMap(map, key: 0, flags: 1)  // 4.18: any flag aborts
-            case 2: return XDPAction(rawValue: 7)
-            case 3: return .aborted
-            default: return ctx.redirect(ifindex: IfIndex(1), flags: 2)
-            }
-        }, to: f.ingress)
+        let programID = f.network.attach(
+            ClosureProgram { ctx in
+                n += 1
+                switch n {
+                case 1: return ctx.redirectMap(map, key: 0, flags: 1)  // 4.18: any flag aborts
+                case 2: return XDPAction(rawValue: 7)
+                case 3: return .aborted
+                default: return ctx.redirect(ifindex: IfIndex(1), flags: 2)
+                }
+            }, to: f.ingress)
         f.inject(4)
         f.poll()
         let exceptions = f.events(.exception)
@@ -226,10 +230,11 @@ import XDPEmuTesting
         let f = try Fixture()
         let target = f.targets[2].ifindex
         var n = 0
-        f.network.attach(ClosureProgram { ctx in
-            n += 1
-            return ctx.redirect(ifindex: n == 3 ? IfIndex(4242) : target)
-        }, to: f.ingress)
+        f.network.attach(
+            ClosureProgram { ctx in
+                n += 1
+                return ctx.redirect(ifindex: n == 3 ? IfIndex(4242) : target)
+            }, to: f.ingress)
         f.inject(3)
         f.poll()
         #expect(f.transmitters[2].bulkSizes == [1, 1])
@@ -244,10 +249,11 @@ import XDPEmuTesting
         let f = try Fixture()
         var n = 0
         let map = f.map
-        f.network.attach(ClosureProgram { ctx in
-            n += 1
-            return n % 2 == 0 ? .tx : ctx.redirectMap(map, key: 0)
-        }, to: f.ingress)
+        f.network.attach(
+            ClosureProgram { ctx in
+                n += 1
+                return n % 2 == 0 ? .tx : ctx.redirectMap(map, key: 0)
+            }, to: f.ingress)
         f.inject(6)
         f.poll(now: 50)
         #expect(f.ingressTransmitter.bulkSizes == [3])
@@ -274,10 +280,11 @@ import XDPEmuTesting
     @Test func passGoesToTheLocalStackAndDropIsCounted() throws {
         let f = try Fixture()
         var n = 0
-        f.network.attach(ClosureProgram { _ in
-            n += 1
-            return n == 1 ? .drop : .pass
-        }, to: f.ingress)
+        f.network.attach(
+            ClosureProgram { _ in
+                n += 1
+                return n == 1 ? .drop : .pass
+            }, to: f.ingress)
         f.inject(3, length: 90)
         f.poll()
         #expect(f.stack.received.map(\.sequence) == [2, 3])

@@ -14,16 +14,18 @@ import XDPEmuTesting
         let f = try Fixture(workers: 2)
         let map = f.map
         let targets = f.targets.map(\.ifindex)
-        let w0 = f.network.workers[0], w1 = f.network.workers[1]
+        let w0 = f.network.workers[0]
+        let w1 = f.network.workers[1]
         let polls = 150
         var n = 0
         // Four frames per poll, all to key 0; the third frame's run points key 0 at the next target, so frames 1-2
         // wait in an entry retired mid-poll (sent by the quiescent point) and 3-4 go to the new entry (the flush).
-        f.network.attach(ClosureProgram { ctx in
-            n += 1
-            if n % 4 == 3 { try? map.update(key: 0, ifindex: targets[(n / 4 + 1) % 4]) }
-            return ctx.redirectMap(map, key: 0)
-        }, to: f.ingress)
+        f.network.attach(
+            ClosureProgram { ctx in
+                n += 1
+                if n % 4 == 3 { try? map.update(key: 0, ifindex: targets[(n / 4 + 1) % 4]) }
+                return ctx.redirectMap(map, key: 0)
+            }, to: f.ingress)
         for poll in 0..<polls {
             f.inject(4, worker: w0)
             f.poll(now: Nanos(poll), worker: w0)
@@ -98,8 +100,10 @@ import XDPEmuTesting
             let counts = UnsafeMutablePointer<Int>.allocate(capacity: 32)
             init() { counts.initialize(repeating: 0, count: 32) }
             deinit { counts.deallocate() }
-            func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
-                         worker: Worker) -> Int32 {
+            func xdpXmit(
+                _ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
+                worker: Worker
+            ) -> Int32 {
                 worker.pool.give(frames)
                 counts[worker.cpu * 16] += frames.count
                 counts[worker.cpu * 16 + 1] += 1

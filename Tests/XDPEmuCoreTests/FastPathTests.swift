@@ -24,31 +24,32 @@ import XDPEmuTesting
         try other.update(key: 0, ifindex: f.targets[3].ifindex)
         let bpfRedirectTarget = f.targets[1].ifindex
         var n: UInt32 = 0
-        f.network.attach(ClosureProgram { ctx in
-            n &+= 1
-            // A small multiplicative hash: runs of the same map interleaved with everything else.
-            let r = (n &* 2_654_435_761) >> 27
-            switch r {
-            case 0..<14: return ctx.redirectMap(map, key: r % 4)
-            case 14: return ctx.redirectMap(map, key: 5)  // empty slot: EINVAL
-            case 15, 16: return ctx.redirectMap(other, key: 0)  // another map: flushes the first
-            case 17: return ctx.redirect(ifindex: bpfRedirectTarget)
-            case 18: return ctx.floodMap(map, excludeIngress: true)
-            case 19: return .redirect  // no helper: whatever the redirect info holds
-            case 20:
-                _ = ctx.redirectMap(map, key: 2)
-                return .pass  // leaves a request behind for a later bare XDP_REDIRECT
-            case 21: return .drop
-            case 22: return .tx
-            case 23:
-                // Headroom below the xdp_frame reserve is impossible through the helpers; a longer frame is not.
-                guard ctx.adjustHead(-20) == 0 else { return .aborted }
-                return ctx.redirectMap(map, key: 3)
-            case 24: return ctx.redirectMap(map, key: 1, flags: 1)  // 4.18: ABORTED
-            case 25: return XDPAction(rawValue: 9)
-            default: return ctx.redirectMap(map, key: (r >> 1) % 4)
-            }
-        }, to: f.ingress)
+        f.network.attach(
+            ClosureProgram { ctx in
+                n &+= 1
+                // A small multiplicative hash: runs of the same map interleaved with everything else.
+                let r = (n &* 2_654_435_761) >> 27
+                switch r {
+                case 0..<14: return ctx.redirectMap(map, key: r % 4)
+                case 14: return ctx.redirectMap(map, key: 5)  // empty slot: EINVAL
+                case 15, 16: return ctx.redirectMap(other, key: 0)  // another map: flushes the first
+                case 17: return ctx.redirect(ifindex: bpfRedirectTarget)
+                case 18: return ctx.floodMap(map, excludeIngress: true)
+                case 19: return .redirect  // no helper: whatever the redirect info holds
+                case 20:
+                    _ = ctx.redirectMap(map, key: 2)
+                    return .pass  // leaves a request behind for a later bare XDP_REDIRECT
+                case 21: return .drop
+                case 22: return .tx
+                case 23:
+                    // Headroom below the xdp_frame reserve is impossible through the helpers; a longer frame is not.
+                    guard ctx.adjustHead(-20) == 0 else { return .aborted }
+                    return ctx.redirectMap(map, key: 3)
+                case 24: return ctx.redirectMap(map, key: 1, flags: 1)  // 4.18: ABORTED
+                case 25: return XDPAction(rawValue: 9)
+                default: return ctx.redirectMap(map, key: (r >> 1) % 4)
+                }
+            }, to: f.ingress)
         f.inject(64, length: 60)
         f.poll(now: 1000)
         // Target 2 goes down, target 3's MTU drops below the frames' size, key 0 is deleted.
@@ -64,9 +65,10 @@ import XDPEmuTesting
         f.poll(now: 3000)
         f.poll(now: 4000)
         f.expectConservation()
-        return Outcome(calls: (f.transmitters + [f.ingressTransmitter]).map(\.calls),
-                       passed: f.stack.received.map(\.sequence),
-                       statistics: ([f.ingress] + f.targets).map(\.statistics), mapStatistics: map.statistics())
+        return Outcome(
+            calls: (f.transmitters + [f.ingressTransmitter]).map(\.calls),
+            passed: f.stack.received.map(\.sequence),
+            statistics: ([f.ingress] + f.targets).map(\.statistics), mapStatistics: map.statistics())
     }
 
     @Test func mixedTrafficGivesTheSameOutcomeWithAndWithoutEvents() throws {
@@ -162,9 +164,10 @@ import XDPEmuTesting
             f.inject(60, length: 60)
             f.poll(now: 100)
             f.expectConservation()
-            let outcome = Outcome(calls: f.transmitters.map(\.calls), passed: f.stack.received.map(\.sequence),
-                                  statistics: ([f.ingress] + f.targets).map(\.statistics),
-                                  mapStatistics: f.map.statistics())
+            let outcome = Outcome(
+                calls: f.transmitters.map(\.calls), passed: f.stack.received.map(\.sequence),
+                statistics: ([f.ingress] + f.targets).map(\.statistics),
+                mapStatistics: f.map.statistics())
             return (outcome, observer.seen)
         }
         for observed in [false, true] {
@@ -186,16 +189,17 @@ import XDPEmuTesting
         try other.update(key: 0, ifindex: f.targets[3].ifindex)
         let map = f.map
         var n = 0
-        f.network.attach(ClosureProgram { ctx in
-            n += 1
-            // Frame 1 into an empty slot of map A (fails), frames 2-3 into map B, frame 4 into map A: B is
-            // flushed before frame 4 is queued, A at the end of the poll.
-            switch n {
-            case 1: return ctx.redirectMap(map, key: 6)
-            case 2, 3: return ctx.redirectMap(other, key: 0)
-            default: return ctx.redirectMap(map, key: 1)
-            }
-        }, to: f.ingress)
+        f.network.attach(
+            ClosureProgram { ctx in
+                n += 1
+                // Frame 1 into an empty slot of map A (fails), frames 2-3 into map B, frame 4 into map A: B is
+                // flushed before frame 4 is queued, A at the end of the poll.
+                switch n {
+                case 1: return ctx.redirectMap(map, key: 6)
+                case 2, 3: return ctx.redirectMap(other, key: 0)
+                default: return ctx.redirectMap(map, key: 1)
+                }
+            }, to: f.ingress)
         f.inject(4)
         f.poll(now: 50)
         #expect(f.transmitters[3].calls.map(\.frames) == [[2, 3]])
@@ -227,8 +231,9 @@ import XDPEmuTesting
         f.inject(8)
         f.poll(now: 100)
         #expect(f.transmitters[2].bulkSizes == [8])
-        let bytes = FrameInjector.ethernet(destination: MACAddress(0x02, 0, 0, 0, 0, 0xff), source: f.ingress.mac,
-                                           length: 64)
+        let bytes = FrameInjector.ethernet(
+            destination: MACAddress(0x02, 0, 0, 0, 0, 0xff), source: f.ingress.mac,
+            length: 64)
         for headroom in [256, 31, 32, 0, 256] {
             #expect(f.injector.inject(bytes, into: f.ingress, worker: f.worker, headroom: headroom) != nil)
         }

@@ -36,10 +36,11 @@ final class Fixture {
     func attachNumbered(_ decide: @escaping (Int, DevMap, inout XDPContext) -> XDPAction) {
         let map = self.map
         var n = 0
-        network.attach(ClosureProgram { ctx in
-            n += 1
-            return decide(n, map, &ctx)
-        }, to: ingress)
+        network.attach(
+            ClosureProgram { ctx in
+                n += 1
+                return decide(n, map, &ctx)
+            }, to: ingress)
     }
 
     func inject(_ count: Int, length: Int = 64, into device: NetDevice? = nil, worker: Worker? = nil) {
@@ -61,8 +62,9 @@ final class Fixture {
     func expectConservation(extra: [NetDevice] = [], sourceLocation: SourceLocation = #_sourceLocation) {
         network.quiesceAll()
         for w in network.workers {
-            #expect(w.pool.outstanding == 0, "frames still outstanding in pool of cpu \(w.cpu)",
-                    sourceLocation: sourceLocation)
+            #expect(
+                w.pool.outstanding == 0, "frames still outstanding in pool of cpu \(w.cpu)",
+                sourceLocation: sourceLocation)
         }
         let all = [ingress] + targets + extra
         let stats = all.map(\.statistics)
@@ -70,8 +72,9 @@ final class Fixture {
         let sent = transmitters.reduce(0) { $0 + $1.sentFrames.count } + ingressTransmitter.sentFrames.count
         let passed = stats.reduce(0) { $0 + $1.passed }
         let dropped = stats.reduce(0) { $0 + $1.totalDrops }
-        #expect(received == UInt64(sent) + passed + dropped, "in \(received) != out \(sent)+\(passed)+\(dropped)",
-                sourceLocation: sourceLocation)
+        #expect(
+            received == UInt64(sent) + passed + dropped, "in \(received) != out \(sent)+\(passed)+\(dropped)",
+            sourceLocation: sourceLocation)
     }
 }
 
@@ -80,9 +83,10 @@ final class Fixture {
 func attachRoundRobin(_ map: DevMap, to inputs: [NetDevice], in network: Network) {
     for input in inputs {
         var k: UInt32 = 0
-        network.attach(ClosureProgram { ctx in
-            k &+= 1
-            return ctx.redirectMap(map, key: k & 3)
-        }, to: input)
+        network.attach(
+            ClosureProgram { ctx in
+                k &+= 1
+                return ctx.redirectMap(map, key: k & 3)
+            }, to: input)
     }
 }

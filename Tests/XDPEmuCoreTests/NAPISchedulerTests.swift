@@ -34,11 +34,14 @@ import XDPEmuCore
 
     func frame() -> FrameID { worker.pool.take(copying: UnsafeRawBufferPointer(start: nil, count: 0))! }
 
-    func scheduler(budget: Int = 64, pollDelay: Nanos = 0, frameCost: Nanos = 0, taps: [PortTap?] = [])
+    func scheduler(
+        budget: Int = 64, pollDelay: Nanos = 0, frameCost: Nanos = 0, taps: [PortTap?] = []
+    )
         -> NAPIScheduler
     {
-        NAPIScheduler(worker: worker, devices: ports, ingressTaps: taps, budget: budget, pollDelay: pollDelay,
-                      frameCost: frameCost)
+        NAPIScheduler(
+            worker: worker, devices: ports, ingressTaps: taps, budget: budget, pollDelay: pollDelay,
+            frameCost: frameCost)
     }
 
     @Test func anArrivalAtAnIdlePortListsOnePollAfterThePollDelayAndTheCPUIsBusyPerFrame() {

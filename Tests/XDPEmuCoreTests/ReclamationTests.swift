@@ -78,8 +78,11 @@ import XDPEmuTesting
         let xmit = f.events(.devmapXmit)
         #expect(xmit.map(\.mapIndex) == [1] && xmit.map(\.toIfindex) == [f.targets[2].ifindex.rawValue])
         #expect(xmit.map(\.fromIfindex) == [f.ingress.ifindex.rawValue] && xmit.map(\.sent) == [3])
-        #expect(map.statistics() == [0: MapEntryStatistics(sent: 5, drops: 0, flushes: 2),
-                                     1: MapEntryStatistics(sent: 3, drops: 0, flushes: 1)])
+        #expect(
+            map.statistics() == [
+                0: MapEntryStatistics(sent: 5, drops: 0, flushes: 2),
+                1: MapEntryStatistics(sent: 3, drops: 0, flushes: 1),
+            ])
         f.expectConservation()
     }
 
@@ -89,11 +92,12 @@ import XDPEmuTesting
         let network = f.network
         let victim = f.targets[2]
         var n = 0
-        f.network.attach(ClosureProgram { ctx in
-            n += 1
-            if n == 7 { network.unregister(victim) }
-            return ctx.redirectMap(map, key: UInt32(n % 2 == 0 ? 2 : 0))
-        }, to: f.ingress)
+        f.network.attach(
+            ClosureProgram { ctx in
+                n += 1
+                if n == 7 { network.unregister(victim) }
+                return ctx.redirectMap(map, key: UInt32(n % 2 == 0 ? 2 : 0))
+            }, to: f.ingress)
         f.inject(10)
         f.poll()
         // Even frames before the unregister (2, 4, 6) were queued for the victim and sent by the deferred free;
@@ -112,7 +116,8 @@ import XDPEmuTesting
         let second = try f.network.addDevice(name: "in1", transmitter: FakeTransmitter())
         f.network.attach(RedirectToKey(map: f.map, key: 0), to: f.ingress)
         f.network.attach(RedirectToKey(map: f.map, key: 0), to: second)
-        let w0 = f.network.workers[0], w1 = f.network.workers[1]
+        let w0 = f.network.workers[0]
+        let w1 = f.network.workers[1]
         f.inject(3, into: f.ingress, worker: w0)
         f.inject(2, into: second, worker: w1)
         f.poll(f.ingress, worker: w0)
@@ -131,7 +136,8 @@ import XDPEmuTesting
 
     @Test func aLaggingWorkerKeepsEntriesUntilItPassesAndThenReleasesThemInOrder() throws {
         let f = try Fixture(workers: 2)
-        let w0 = f.network.workers[0], w1 = f.network.workers[1]
+        let w0 = f.network.workers[0]
+        let w1 = f.network.workers[1]
         for round in 0..<3000 {
             try f.map.update(key: 0, ifindex: f.targets[round % 4].ifindex)
             if round % 7 == 0 { w0.quiescentPoint() }
@@ -162,8 +168,10 @@ import XDPEmuTesting
     @Test func concurrentUpdatesLoseNoFrame() throws {
         final class Counting: XDPTransmitter, @unchecked Sendable {
             let sent = Atomic<Int>(0)
-            func xdpXmit(_ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
-                         worker: Worker) -> Int32 {
+            func xdpXmit(
+                _ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
+                worker: Worker
+            ) -> Int32 {
                 for frame in frames { worker.pool.give(frame) }
                 sent.add(frames.count, ordering: .relaxed)
                 return Int32(frames.count)
@@ -178,7 +186,11 @@ import XDPEmuTesting
         attachRoundRobin(map, to: inputs, in: network)
         let framesPerWorker = 100_000
         let done = Atomic<Int>(0)
-        struct Box: @unchecked Sendable { let network: Network; let inputs: [NetDevice]; let map: DevMap }
+        struct Box: @unchecked Sendable {
+            let network: Network
+            let inputs: [NetDevice]
+            let map: DevMap
+        }
         let box = Box(network: network, inputs: inputs, map: map)
         let threads = (0..<2).map { cpu in
             Thread {

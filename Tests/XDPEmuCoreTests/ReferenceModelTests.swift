@@ -57,11 +57,15 @@ import XDPEmuTesting
                     let target = Int.random(in: -1..<targetCount, using: &random)
                     changes.append(.update(map: map, key: key, target: target < 0 ? nil : target))
                 case 2:
-                    changes.append(.mtu(target: Int.random(in: 0..<targetCount, using: &random),
-                                        Bool.random(using: &random) ? 1500 : 90))
+                    changes.append(
+                        .mtu(
+                            target: Int.random(in: 0..<targetCount, using: &random),
+                            Bool.random(using: &random) ? 1500 : 90))
                 default:
-                    changes.append(.up(target: Int.random(in: 0..<targetCount, using: &random),
-                                       Int.random(in: 0..<4, using: &random) != 0))
+                    changes.append(
+                        .up(
+                            target: Int.random(in: 0..<targetCount, using: &random),
+                            Int.random(in: 0..<4, using: &random) != 0))
                 }
             }
             let count = Int.random(in: 1...150, using: &random)
@@ -81,11 +85,15 @@ import XDPEmuTesting
                 switch Int.random(in: 0..<100, using: &random) {
                 case 0..<55: return .redirectMap(map: 0, key: [0, 0, 0, 1, 2][Int.random(in: 0..<5, using: &random)])
                 case 55..<65: return .redirectMap(map: 1, key: UInt32.random(in: 0..<4, using: &random))
-                case 65..<70: return .redirectMap(map: Int.random(in: 0..<2, using: &random),
-                                                  key: UInt32.random(in: 0..<10, using: &random))
+                case 65..<70:
+                    return .redirectMap(
+                        map: Int.random(in: 0..<2, using: &random),
+                        key: UInt32.random(in: 0..<10, using: &random))
                 case 70..<75: return .bareRedirect
-                case 75..<80: return .leaveBehind(map: Int.random(in: 0..<2, using: &random),
-                                                  key: UInt32.random(in: 0..<4, using: &random))
+                case 75..<80:
+                    return .leaveBehind(
+                        map: Int.random(in: 0..<2, using: &random),
+                        key: UInt32.random(in: 0..<4, using: &random))
                 case 80..<88: return .drop
                 case 88..<95: return .pass
                 default: return .aborted
@@ -120,19 +128,20 @@ import XDPEmuTesting
         for key in 0..<mapSizes[1] { try maps[1].update(key: MapKey(key), ifindex: f.targets[Int(key)].ifindex) }
         var n = 0
         let decisions = scenario.decisions
-        f.network.attach(ClosureProgram { ctx in
-            defer { n += 1 }
-            switch decisions[n] {
-            case .redirectMap(let map, let key): return ctx.redirectMap(maps[map], key: key)
-            case .bareRedirect: return .redirect
-            case .leaveBehind(let map, let key):
-                _ = ctx.redirectMap(maps[map], key: key)
-                return .pass
-            case .drop: return .drop
-            case .pass: return .pass
-            case .aborted: return .aborted
-            }
-        }, to: f.ingress)
+        f.network.attach(
+            ClosureProgram { ctx in
+                defer { n += 1 }
+                switch decisions[n] {
+                case .redirectMap(let map, let key): return ctx.redirectMap(maps[map], key: key)
+                case .bareRedirect: return .redirect
+                case .leaveBehind(let map, let key):
+                    _ = ctx.redirectMap(maps[map], key: key)
+                    return .pass
+                case .drop: return .drop
+                case .pass: return .pass
+                case .aborted: return .aborted
+                }
+            }, to: f.ingress)
         var now: Nanos = 0
         for round in scenario.rounds {
             for change in round.changes {
@@ -150,8 +159,10 @@ import XDPEmuTesting
             }
         }
         f.expectConservation()
-        return Outcome(calls: f.transmitters.map { $0.calls.map { Xmit(frames: $0.frames, flush: $0.flush, time: $0.time) } }, statistics: ([f.ingress] + f.targets).map(\.statistics),
-                       passed: f.stack.received.map(\.sequence), events: events ? f.events() : [])
+        return Outcome(
+            calls: f.transmitters.map { $0.calls.map { Xmit(frames: $0.frames, flush: $0.flush, time: $0.time) } },
+            statistics: ([f.ingress] + f.targets).map(\.statistics),
+            passed: f.stack.received.map(\.sequence), events: events ? f.events() : [])
     }
 
     @Test func theWorkerDoesWhatThePlainModelDoes() throws {
@@ -221,10 +232,12 @@ struct ReferenceModel {
             ingress: f.ingress.ifindex.rawValue, programID: programID, mapIDs: [f.map.id, second.id],
             targets: f.targets.map { Target(ifindex: $0.ifindex.rawValue) },
             entries: [[0: 0, 1: 1, 2: 2], [0: 0, 1: 1, 2: 2, 3: 3]], queues: [[:], [:]], marks: [[], []],
-            outcome: .init(calls: Array(repeating: [], count: ReferenceModelTests.targetCount),
-                           statistics: Array(repeating: DeviceStatistics(),
-                                             count: ReferenceModelTests.targetCount + 1),
-                           passed: [], events: []))
+            outcome: .init(
+                calls: Array(repeating: [], count: ReferenceModelTests.targetCount),
+                statistics: Array(
+                    repeating: DeviceStatistics(),
+                    count: ReferenceModelTests.targetCount + 1),
+                passed: [], events: []))
         var pending: [Frame] = []
         var sequence: UInt64 = 1
         var decisions = scenario.decisions[...]
@@ -254,17 +267,23 @@ struct ReferenceModel {
         return model.outcome
     }
 
-    mutating func event(_ kind: XDPEventKind, action: UInt32 = XDPAction.redirect.rawValue, error: Int32 = 0,
-                        to: UInt32 = 0, map: Int? = nil, key: UInt32 = 0, frame: UInt64) {
-        outcome.events.append(XDPEvent(kind: kind, time: now, cpu: 0, programID: programID, action: action,
-                                       ifindex: ingress, error: error, toIfindex: to,
-                                       mapID: map.map { mapIDs[$0] } ?? 0, mapIndex: key, frame: frame))
+    mutating func event(
+        _ kind: XDPEventKind, action: UInt32 = XDPAction.redirect.rawValue, error: Int32 = 0,
+        to: UInt32 = 0, map: Int? = nil, key: UInt32 = 0, frame: UInt64
+    ) {
+        outcome.events.append(
+            XDPEvent(
+                kind: kind, time: now, cpu: 0, programID: programID, action: action,
+                ifindex: ingress, error: error, toIfindex: to,
+                mapID: map.map { mapIDs[$0] } ?? 0, mapIndex: key, frame: frame))
     }
 
     mutating func drop(_ frame: Frame, _ reason: DropReason) {
         outcome.statistics[0].drops[reason, default: 0] += 1
-        outcome.events.append(XDPEvent(kind: .drop, time: now, cpu: 0, ifindex: ingress, frame: frame.sequence,
-                                       reason: reason))
+        outcome.events.append(
+            XDPEvent(
+                kind: .drop, time: now, cpu: 0, ifindex: ingress, frame: frame.sequence,
+                reason: reason))
     }
 
     mutating func receive(_ frame: Frame, _ decision: Decision) {
@@ -306,8 +325,9 @@ struct ReferenceModel {
         let device = targets[target]
         let error: KernelErrno? = !device.up ? .ENETDOWN : frame.length > Int(device.mtu) + 18 ? .EMSGSIZE : nil
         if let error {
-            event(.redirectMapErr, error: -error.rawValue, to: device.ifindex, map: map, key: key,
-                  frame: frame.sequence)
+            event(
+                .redirectMapErr, error: -error.rawValue, to: device.ifindex, map: map, key: key,
+                frame: frame.sequence)
             drop(frame, DropReason.redirect(errno: error.rawValue))
             return
         }
@@ -336,8 +356,10 @@ struct ReferenceModel {
         outcome.calls[target].append(.init(frames: frames.map(\.sequence), flush: flush, time: now))
         outcome.statistics[target + 1].txPackets += UInt64(frames.count)
         outcome.statistics[target + 1].txBytes += frames.reduce(0) { $0 + UInt64($1.length) }
-        outcome.events.append(XDPEvent(kind: .devmapXmit, time: now, cpu: 0, action: XDPAction.redirect.rawValue,
-                                       toIfindex: device.ifindex, fromIfindex: ingress, mapID: mapIDs[map],
-                                       mapIndex: key, sent: Int32(frames.count)))
+        outcome.events.append(
+            XDPEvent(
+                kind: .devmapXmit, time: now, cpu: 0, action: XDPAction.redirect.rawValue,
+                toIfindex: device.ifindex, fromIfindex: ingress, mapID: mapIDs[map],
+                mapIndex: key, sent: Int32(frames.count)))
     }
 }

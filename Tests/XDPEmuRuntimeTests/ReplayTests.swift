@@ -222,7 +222,10 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         #expect(try readCapture("\(out)/xe1.egress.pcap").count == 4)
         #expect(result.statistics.ports[0].device.drops.isEmpty)
         let log = try String(contentsOfFile: "\(out)/events.jsonl", encoding: .utf8)
-        #expect(log.hasSuffix("{\"time\":18446744073709551615,\"event\":\"map_delete\",\"map\":\"fwd\",\"map_id\":1,\"key\":0,\"result\":\"ok\"}\n"))
+        #expect(
+            log.hasSuffix(
+                "{\"time\":18446744073709551615,\"event\":\"map_delete\",\"map\":\"fwd\",\"map_id\":1,\"key\":0,\"result\":\"ok\"}\n"
+            ))
     }
 
     @Test func secondsBeyondTheClockAreTooLarge() throws {
