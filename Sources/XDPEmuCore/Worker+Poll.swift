@@ -7,8 +7,8 @@ import Synchronization
 //
 // Within a batch of frames taken off the ring, `runUsualFrames` runs the program and finishes the usual verdicts
 // (a redirect the fast path takes, a drop nothing watches) in a loop with no call in it, and hands any other
-// verdict to `carryOut`, which carries out every verdict. A batch of one frame, and every batch while the fast
-// path is off, runs the program beside `carryOut` instead: the call would cost more than it saves.
+// verdict to `carryOut`, which carries out every verdict. A batch of one or two frames, and every batch while
+// the fast path is off, runs the program beside `carryOut` instead: the call would cost more than it saves.
 //
 // Phase 1 runs with no lock and no allocation. What it relies on:
 // - the RX ring, the pool, the redirect info, the XDP_TX queue and the event ring are this worker's alone, and
@@ -150,10 +150,10 @@ extension Worker {
             processed &+= taken
             var next = rxBatch
             let end = rxBatch + taken
-            // With the fast path off every redirect needs `carryOut`, and a batch of one frame (a poll of one,
-            // as replay with recorded timing and a lightly loaded port make) is cheaper without the call: then
-            // the frame is run here and carried out by `carryOut` alone.
-            let oneAtATime = fastPathOff || taken == 1
+            // With the fast path off every redirect needs `carryOut`, and a batch of one or two frames (a poll of
+            // one or two, as replay with recorded timing and a lightly loaded port make) is cheaper without the
+            // call: then each frame is run here and carried out by `carryOut` alone.
+            let oneAtATime = fastPathOff || taken <= 2
             while next != end {
                 let verdict: FrameVerdict
                 if oneAtATime {
