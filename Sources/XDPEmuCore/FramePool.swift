@@ -6,13 +6,15 @@ public struct FrameID: Hashable, Sendable {
 }
 
 /// Copies `count` frames (4-byte IDs) from `source` to `destination`, which do not overlap, in the sizes the
-/// datapath moves them: a full bulk queue as one 64-byte vector and a single frame (a poll or a bulk of one, as
-/// replay with recorded timing makes) as one store, rather than a call to memmove. The RX ring's batch pop and the
+/// datapath moves them: a full bulk queue as one 64-byte vector, and one or two frames (a poll or a bulk of one
+/// or two, as replay with recorded timing makes) as one store, rather than a call to memmove. The RX ring's batch pop and the
 /// pool's batch give use it.
 @inlinable @inline(__always)
 func copyFrames(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, count: Int) {
     if count == 1 {
         destination.storeBytes(of: source.load(as: UInt32.self), as: UInt32.self)
+    } else if count == 2 {
+        destination.storeBytes(of: source.loadUnaligned(as: UInt64.self), as: UInt64.self)
     } else if count == 16 {
         destination.storeBytes(of: source.loadUnaligned(as: SIMD16<UInt32>.self), as: SIMD16<UInt32>.self)
     } else {
