@@ -69,19 +69,6 @@ public func makeDirectories(_ path: String) throws(Errno) {
     }
 }
 
-/// Reads a whole (small) file: open(2) O_RDONLY|O_CLOEXEC, read(2) until EOF, close(2).
-func readSmallFile(_ path: String) throws(Errno) -> String {
-    let bytes = try readFileBytes(path)
-    return String(decoding: bytes, as: UTF8.self)
-}
-
-/// Reads a whole file as bytes: open(2) O_RDONLY|O_CLOEXEC, read(2) until EOF, close(2).
-func readFileBytes(_ path: String) throws(Errno) -> [UInt8] {
-    let fd = try retryingEINTROrThrow { open(path, O_RDONLY | O_CLOEXEC) }
-    defer { _ = Glibc.close(fd) }
-    return try readToEnd(fd)
-}
-
 /// read(2) from `fd` until EOF.
 private func readToEnd(_ fd: Int32) throws(Errno) -> [UInt8] {
     var result: [UInt8] = []

@@ -58,7 +58,8 @@ public enum Privileges {
 
     /// The CapEff bit mask from /proc/self/status, or `nil` if it cannot be read.
     public static func effectiveCapabilities() -> UInt64? {
-        guard let status = try? readSmallFile("/proc/self/status") else { return nil }
+        guard let bytes = try? readRegularFile("/proc/self/status") else { return nil }
+        let status = String(decoding: bytes, as: UTF8.self)
         for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
             let hex = line.dropFirst("CapEff:".count).trimming(" \t")
             return UInt64(hex, radix: 16)

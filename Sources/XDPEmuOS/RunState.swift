@@ -170,10 +170,13 @@ public final class RunState {
     /// Reads a state file written by `RunState`.
     public static func load(path: String) throws(RunStateError) -> RunRecord {
         let bytes: [UInt8]
-        do throws(Errno) {
-            bytes = try readFileBytes(path)
+        do throws(FileReadError) {
+            bytes = try readRegularFile(path)
         } catch {
-            throw .io(path: path, error)
+            switch error {
+            case .open(let errno), .stat(let errno), .read(let errno): throw .io(path: path, errno)
+            case .notRegularFile: throw .corrupt(path: path, reason: error.description)
+            }
         }
         do {
             return try JSONDecoder().decode(RunRecord.self, from: Data(bytes))

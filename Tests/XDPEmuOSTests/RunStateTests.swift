@@ -43,6 +43,19 @@ struct RunStateTests {
         #expect(access(path, F_OK) == 0)
     }
 
+    @Test func aFIFONamedLikeAStateFileIsReportedAtOnceAndLeftAlone() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/98.json"
+        #expect(mkfifo(path, 0o600) == 0)
+        // Opening a FIFO for reading would wait for a writer; it is refused before anything is read.
+        #expect(throws: RunStateError.corrupt(path: path, reason: "cannot read the file: it is not a regular file")) {
+            try RunState.load(path: path)
+        }
+        let report = RunState.cleanupStale(directory: directory.path)
+        #expect(report.unreadable == [path])
+        #expect(access(path, F_OK) == 0)
+    }
+
     @Test func aLiveRunIsLeftAloneUnlessForced() throws {
         let directory = try TemporaryDirectory()
         let state = try RunState(directory: directory.path)  // our own pid: alive
