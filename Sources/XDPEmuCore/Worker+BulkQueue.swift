@@ -3,11 +3,12 @@
 //
 // - `enqueue` (`dev_map_enqueue` + `bq_enqueue`) runs inside a poll (phase 1): the forwarding check, then, when the
 //   queue is full, its transmit without XDP_XMIT_FLUSH, then `append`.
-// - `append` is the only place a frame enters a queue. The first frame of a bulk records dev_rx and counts the
-//   bulk; from the second bulk since the last flush on, the keys are marked in this worker's flush bitmap (the
-//   first one's too), so that the flush's scan of the marks finds them. The first is only remembered: a flush
-//   after one bulk sends that key's queue alone, which is all the scan would send (a poll of one frame, as replay
-//   with recorded timing makes, is mostly that). Later frames of a bulk need none of this.
+// - `append` is the only place a frame enters a queue. The first frame of a bulk records dev_rx and makes its key
+//   one the flush sends (`flushPlan`): the keys of the first two bulks since the last flush are only remembered,
+//   and the flush sends their queues in key order, which is all a scan of the marks would send (polls of one or
+//   two frames, as replay with recorded timing makes, are mostly that); from the third bulk on, the keys are
+//   marked in this worker's flush bitmap (the first two too) and the flush scans the marks. Later frames of a
+//   bulk need none of this.
 // - `transmitBulk` (`bq_xmit_all`) runs from the enqueue (full queue), the flush (`DevMap.flush`) and the
 //   quiescent point (a retired entry's queue); it leaves the queue empty.
 // - `flushRedirects` (`xdp_do_flush_map`) runs at the end of every poll (phase 2) and when a redirect goes into
@@ -54,11 +55,7 @@ extension Worker {
             if _fastPath(plan == FlushPlan.nothing) {
                 flushPlan = FlushPlan.queue(of: key)
             } else {
-                if plan != FlushPlan.markedQueues {
-                    map.markForFlush(FlushPlan.key(plan), cpu: cpu)
-                    flushPlan = FlushPlan.markedQueues
-                }
-                map.markForFlush(key, cpu: cpu)
+                flushPlan = FlushPlan.adding(key, to: plan, marking: map, cpu: cpu)
             }
         }
         queue.storeBytes(of: frame.rawValue, toByteOffset: BulkQueueLayout.framesOffset &+ count &* 4, as: UInt32.self)
@@ -172,12 +169,26 @@ extension Worker {
         guard plan != FlushPlan.nothing else { return }
         flushPlan = FlushPlan.nothing
         // A bulk was started, so there is a map to flush.
-        redirectInfo.pointee.mapToFlush.unsafelyUnwrapped._withUnsafeGuaranteedRef {
-            if plan != FlushPlan.markedQueues {
-                $0.flush(key: FlushPlan.key(plan), worker: self)
-            } else {
-                $0.flush(worker: self)
+        let map = redirectInfo.pointee.mapToFlush.unsafelyUnwrapped
+        if _fastPath(plan < FlushPlan.markedQueues) {
+            map._withUnsafeGuaranteedRef { $0.flush(key: FlushPlan.firstKey(plan), worker: self) }
+        } else {
+            flush(map, plan: plan)
+        }
+    }
+
+    /// `flushRedirects` after two bulks or more.
+    @usableFromInline @inline(never)
+    func flush(_ map: Unmanaged<DevMap>, plan: UInt) {
+        map._withUnsafeGuaranteedRef { map in
+            guard plan != FlushPlan.markedQueues, let second = FlushPlan.secondKey(plan) else {
+                map.flush(worker: self)
+                return
             }
+            // In key order, as the scan of the marks sends them.
+            let first = FlushPlan.firstKey(plan)
+            map.flush(key: min(first, second), worker: self)
+            map.flush(key: max(first, second), worker: self)
         }
     }
 
@@ -218,15 +229,43 @@ extension Worker {
     }
 }
 
-/// The values of `Worker.flushPlan`.
+/// The values of `Worker.flushPlan`: what the next flush sends, from the bulks started since the last one. The
+/// keys of the first two bulks are kept in the plan (key + 1 in the low half, then in the high half); from the
+/// third on, every started key is marked in the map's flush bitmap, and the flush scans the marks.
 @usableFromInline
 enum FlushPlan {
     /// No bulk started: the flush sends nothing.
     @inlinable static var nothing: UInt { 0 }
-    /// Two bulks or more: the flush sends the queues of the marked keys.
-    @inlinable static var markedQueues: UInt { UInt.max }
+    /// Three bulks or more: the flush sends the queues of the marked keys. (A plan of keys has a low half, and
+    /// one of one key is below this value.)
+    @inlinable static var markedQueues: UInt { 1 << 32 }
     /// One bulk, in the queue of `key`: the flush sends that queue.
     @inlinable static func queue(of key: UInt32) -> UInt { UInt(key) &+ 1 }
-    /// The key of a plan made by `queue(of:)`.
-    @inlinable static func key(_ plan: UInt) -> UInt32 { UInt32(truncatingIfNeeded: plan &- 1) }
+    /// The key of the first bulk of a plan of keys.
+    @inlinable static func firstKey(_ plan: UInt) -> UInt32 { UInt32(truncatingIfNeeded: plan) &- 1 }
+    /// The key of the second bulk of a plan of keys, if there was one.
+    @inlinable static func secondKey(_ plan: UInt) -> UInt32? {
+        let high = UInt32(truncatingIfNeeded: plan >> 32)
+        return high == 0 ? nil : high &- 1
+    }
+
+    /// `plan` (not `nothing`) once a bulk is started in the queue of `key` of `map`: a key already in the plan
+    /// changes nothing; a second key joins the plan; a third marks all three in `cpu`'s flush bitmap, as is every
+    /// key from then on.
+    @usableFromInline @inline(never)
+    static func adding(_ key: UInt32, to plan: UInt, marking map: DevMap, cpu: Int) -> UInt {
+        if plan == markedQueues {
+            map.markForFlush(key, cpu: cpu)
+            return plan
+        }
+        let first = firstKey(plan)
+        guard let second = secondKey(plan) else {
+            return key == first ? plan : plan | (UInt(key) &+ 1) << 32
+        }
+        if key == first || key == second { return plan }
+        map.markForFlush(first, cpu: cpu)
+        map.markForFlush(second, cpu: cpu)
+        map.markForFlush(key, cpu: cpu)
+        return markedQueues
+    }
 }

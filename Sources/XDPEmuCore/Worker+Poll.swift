@@ -3,7 +3,7 @@ import Synchronization
 // The NAPI poll: the one loop that takes frames off a device's RX ring, runs the program on each and carries out
 // its verdict at once, then ends the poll in the kernel's order (flush of map_to_flush, XDP_TX, quiescent point).
 // `poll` and `pollSeries` are its two entry points; both run `pollOnce`, specialised per program type (through
-// `ProgramRunner`), per `PollClock` and per `PollFrameCount` (a series' one-frame polls).
+// `ProgramRunner`), per `PollClock` and per `PollFrameCount` (a series' polls of one or two frames).
 //
 // Within a batch of frames taken off the ring, `runUsualFrames` runs the program and finishes the usual verdicts
 // (a redirect the fast path takes, a drop nothing watches) in a loop with no call in it, and hands any other
@@ -58,10 +58,10 @@ extension Worker {
             frameCost == 0
             ? pollOnce(
                 &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                counts: &counts, clock: FixedClock.self, frameCount: UpToBudget.self)
+                counts: &counts, setup: PollSetup(self), clock: FixedClock.self, frameCount: UpToBudget.self)
             : pollOnce(
                 &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                counts: &counts, clock: AdvancingClock.self, frameCount: UpToBudget.self)
+                counts: &counts, setup: PollSetup(self), clock: AdvancingClock.self, frameCount: UpToBudget.self)
         addPollCounts(counts, processed: processed, device: device)
         return processed
     }
@@ -94,6 +94,8 @@ extension Worker {
         var processed = 0
         let ring = device.rxRing.consumer
         let frames = pool.storage
+        // Nothing runs between the polls of a series: what they read of the worker's settings is read once.
+        let setup = PollSetup(self)
         for i in 0..<count {
             let size = sizes[i]
             precondition(
@@ -103,35 +105,50 @@ extension Worker {
             if size == 1 {
                 processed &+= pollOnce(
                     &program, programID: programID, device: device, ring: ring, frames: frames,
-                    budget: 1, counts: &counts, clock: clock, frameCount: OneFrame.self)
-            } else {
-                processed &+= pollOnce(
+                    budget: 1, counts: &counts, setup: setup, clock: clock, frameCount: OneAtATime.self)
+            } else if size == 2 {
+                processed &+= pollOutOfLine(
                     &program, programID: programID, device: device, ring: ring, frames: frames,
-                    budget: size, counts: &counts, clock: clock, frameCount: UpToBudget.self)
+                    budget: 2, counts: &counts, setup: setup, clock: clock, frameCount: OneAtATime.self)
+            } else {
+                processed &+= pollOutOfLine(
+                    &program, programID: programID, device: device, ring: ring, frames: frames,
+                    budget: size, counts: &counts, setup: setup, clock: clock, frameCount: UpToBudget.self)
             }
         }
         addPollCounts(counts, processed: processed, device: device)
+    }
+
+    /// `pollOnce` for a series' polls of two frames or more: out of line, so that the series' loop keeps the
+    /// state of its usual polls, of one frame, in registers.
+    @inlinable @inline(never)
+    func pollOutOfLine<P: XDPProgram, Clock: PollClock, Count: PollFrameCount>(
+        _ program: inout P, programID: UInt32, device: NetDevice, ring: FrameRing.Consumer,
+        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, clock: Clock.Type,
+        frameCount: Count.Type
+    ) -> Int {
+        pollOnce(
+            &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
+            counts: &counts, setup: setup, clock: clock, frameCount: frameCount)
     }
 
     /// The poll: phase 1 on up to `budget` frames, then the flush, XDP_TX and the quiescent point. Adds what it
     /// counts per frame to `counts` (the caller adds those to the device). Returns the number of frames processed.
     /// `ring` and `frames` are `device.rxRing.consumer` and `pool.storage`, read by the caller once for all its
     /// polls: the optimiser cannot tell that the stores through raw pointers in the loop leave the objects'
-    /// fields alone, so it would reload them for every frame. With `OneFrame` the ring holds a frame and
-    /// `budget` is 1.
+    /// fields alone, so it would reload them for every frame. With `OneAtATime` the ring holds `budget`
+    /// frames.
     @inlinable @inline(__always)
     func pollOnce<P: XDPProgram, Clock: PollClock, Count: PollFrameCount>(
         _ program: inout P, programID: UInt32, device: NetDevice, ring: FrameRing.Consumer,
-        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, clock: Clock.Type, frameCount: Count.Type
+        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, clock: Clock.Type,
+        frameCount: Count.Type
     ) -> Int {
-        let rxBatch = self.rxBatch
-        // With events recorded every redirect takes `xdpDoRedirect`, which records them. So does every redirect
-        // after the pool has handed out a frame with less headroom than the xdp_frame needs: the fast path
-        // leaves out the headroom check (EOVERFLOW), which only such a frame can fail.
-        let recording = events.isRecording
-        // A dropped frame goes straight back to the pool unless something watches drops.
-        let plainDrops = dropObserver == nil && !recording
-        var fastPathOff = recording || pool.shortHeadroomTaken
+        let rxBatch = setup.rxBatch
+        let plainDrops = setup.plainDrops
+        // Every redirect after the pool has handed out a frame with less headroom than the xdp_frame needs takes
+        // `xdpDoRedirect`: the fast path leaves out the headroom check (EOVERFLOW), which only such a frame can fail.
+        var fastPathOff = setup.recording || pool.shortHeadroomTaken
         var fast = fastMapAtPollStart(fastPathOff: fastPathOff)
         var txCount = 0
         var processed = 0
@@ -140,7 +157,7 @@ extension Worker {
         // processed in this poll, in the order of one pop per frame.
         while processed < budget {
             let taken: Int
-            if Count.isOne {
+            if Count.oneAtATime {
                 rxBatch.pointee = ring.removeFirst()
                 taken = 1
             } else {
@@ -339,14 +356,34 @@ extension Worker {
     }
 }
 
-/// How many frames a poll takes, as a type (like `PollClock`): the compiler specialises the one poll loop per
-/// type, and with `OneFrame` (the usual poll of replay with recorded timing, where timestamps are distinct) the
-/// loop's batch handling folds away to one pop and one frame.
-@usableFromInline protocol PollFrameCount { static var isOne: Bool { get } }
-/// Up to the budget, as many as the ring holds.
-@usableFromInline enum UpToBudget: PollFrameCount { @inlinable static var isOne: Bool { false } }
-/// Exactly one frame, which the ring is known to hold; the budget is 1.
-@usableFromInline enum OneFrame: PollFrameCount { @inlinable static var isOne: Bool { true } }
+/// How a poll takes its frames off the RX ring, as a type (like `PollClock`): the compiler specialises the one poll
+/// loop per type, and with `OneAtATime` (the usual polls of replay with recorded timing, of one frame where
+/// timestamps are distinct, two where they come in pairs) the loop's batch handling folds away to one pop per
+/// frame.
+@usableFromInline protocol PollFrameCount { static var oneAtATime: Bool { get } }
+/// In batches of up to the budget, as many as the ring holds.
+@usableFromInline enum UpToBudget: PollFrameCount { @inlinable static var oneAtATime: Bool { false } }
+/// Exactly the budget, which the ring is known to hold, each frame popped by itself.
+@usableFromInline enum OneAtATime: PollFrameCount { @inlinable static var oneAtATime: Bool { true } }
+
+/// What a poll reads of its worker's settings, which nothing changes during a poll (the control plane changes
+/// them between polls).
+@usableFromInline
+struct PollSetup {
+    /// The worker's `rxBatch`.
+    @usableFromInline let rxBatch: UnsafeMutablePointer<FrameID>
+    /// Events are recorded: every redirect takes `xdpDoRedirect`, which records them.
+    @usableFromInline let recording: Bool
+    /// A dropped frame goes straight back to the pool: nothing watches drops (no drop observer, no events).
+    @usableFromInline let plainDrops: Bool
+
+    @inlinable @inline(__always)
+    init(_ worker: Worker) {
+        rxBatch = worker.rxBatch
+        recording = worker.events.isRecording
+        plainDrops = worker.dropObserver == nil && !recording
+    }
+}
 
 /// What polls count per frame, added to the ingress device's counters once (`Worker.addPollCounts`).
 @usableFromInline

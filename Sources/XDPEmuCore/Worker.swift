@@ -22,9 +22,9 @@ import Synchronization
 // - Worker+Reclamation.swift: the quiescent point (deferred free of retired entries).
 //
 // Invariants the phases keep (each file says which of its functions rely on which):
-// - every bulk started (first frame into an empty queue) since the last flush is in map_to_flush; the first's key
-//   is in `flushPlan`, and from the second on every one of them is marked in this worker's flush bitmap of the
-//   map, so the flush finds every queued frame (Worker+BulkQueue.swift);
+// - every bulk started (first frame into an empty queue) since the last flush is in map_to_flush; the first two's
+//   keys are in `flushPlan`, and from the third on every one of them is marked in this worker's flush bitmap of
+//   the map, so the flush finds every queued frame (Worker+BulkQueue.swift);
 // - map_to_flush names the map of the last successful redirect, or nil before the first (maps live as long as the
 //   network, so the reference cannot dangle); a redirect into another map flushes it first, and the end of the
 //   poll flushes it, so no frame waits in a queue past its poll;
@@ -76,9 +76,9 @@ public final class Worker: @unchecked Sendable {
     /// Retire epoch passed at the previous quiescent point.
     @exclusivity(unchecked) @usableFromInline var lastSeenEpoch: UInt64 = 0
     /// What the next flush sends, from the bulks started (a frame appended to an empty queue) since the last one,
-    /// all in map_to_flush: `FlushPlan.nothing` when none was started, the first's key + 1 when one was (its queue
-    /// alone), `FlushPlan.markedQueues` when more were (the queues of the keys marked in the flush bitmap). One
-    /// word, so that the usual poll (one bulk) tests and sets it with one load and one store.
+    /// all in map_to_flush: `FlushPlan.nothing` when none was started, the keys of the first two (their queues),
+    /// `FlushPlan.markedQueues` when more were (the queues of the keys marked in the flush bitmap). One word, so
+    /// that the usual poll (one bulk) tests and sets it with one load and one store.
     @exclusivity(unchecked) @usableFromInline var flushPlan = FlushPlan.nothing
 
     init(cpu: Int, network: Network, pool: FramePool, eventCapacity: Int, maxBudget: Int) {
