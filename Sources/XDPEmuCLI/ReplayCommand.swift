@@ -18,7 +18,11 @@ struct ReplayCommand: ParsableCommand {
     @Argument(help: "The topology file (JSON).")
     var topology: String
 
-    @Option(name: .customLong("in"), help: ArgumentHelp("A trace to feed into a port.", valueName: "PORT=TRACE.pcap"))
+    @Option(
+        name: .customLong("in"),
+        help: ArgumentHelp(
+            "A trace to feed into a port; dst and src set the MACs given to frames of a trace that is not Ethernet.",
+            valueName: "PORT=TRACE[,dst=MAC][,src=MAC]"))
     var inputs: [String]
 
     @Option(name: .customLong("out"), help: ArgumentHelp("Directory for the captures.", valueName: "DIR"))
@@ -104,22 +108,23 @@ func loadTopology(_ path: String) throws -> Topology {
     }
 }
 
-/// Checks PORT=TRACE.pcap arguments of `option` and a --timing value.
+/// Checks PORT=TRACE[,dst=MAC][,src=MAC] arguments of `option` and a --timing value.
 func validateTraceInputs(_ inputs: [String], option: String, timing: String) throws {
-    for input in inputs where !input.contains("=") {
-        throw ValidationError("\(option) \(input): expected PORT=TRACE.pcap")
+    for input in inputs {
+        do {
+            _ = try ReplayOptions.Input(argument: input)
+        } catch {
+            throw ValidationError("\(option) \(error)")
+        }
     }
     guard ReplayOptions.Timing(rawValue: timing) != nil else {
         throw ValidationError("--timing must be recorded or topspeed")
     }
 }
 
-/// PORT=TRACE.pcap arguments as inputs.
+/// PORT=TRACE[,dst=MAC][,src=MAC] arguments, checked by `validateTraceInputs`, as inputs.
 func traceInputs(_ inputs: [String]) -> [ReplayOptions.Input] {
-    inputs.map {
-        let parts = $0.split(separator: "=", maxSplits: 1)
-        return ReplayOptions.Input(port: String(parts[0]), path: parts.count > 1 ? String(parts[1]) : "")
-    }
+    inputs.map { try! ReplayOptions.Input(argument: $0) }
 }
 
 /// Loads a --map-events file against `topology`, or exits 2 with every problem listed.

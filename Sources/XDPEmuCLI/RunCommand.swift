@@ -31,8 +31,8 @@ struct RunCommand: ParsableCommand {
     @Option(
         name: .customLong("replay"),
         help: ArgumentHelp(
-            "Inject a trace into a port as if its TAP had received it.",
-            valueName: "PORT=TRACE.pcap"))
+            "Inject a trace into a port as if its TAP had received it; dst and src as for replay --in.",
+            valueName: "PORT=TRACE[,dst=MAC][,src=MAC]"))
     var replays: [String] = []
 
     @Option(help: "Replay timing: recorded (offsets of the trace) or topspeed.")

@@ -24,7 +24,7 @@ struct ClassicPcapParser: ~Copyable {
     /// The largest captured length the fast path of `next()` accepts: the snap length if any, and never more than
     /// libpcap's maximum.
     @usableFromInline var capturedLengthLimit: UInt32 = 0
-    private(set) var linkType: UInt32 = 0
+    private(set) var linkType = LinkType.ethernet
     @usableFromInline var recordsRead = 0
 
     var path: String { input.path }
@@ -63,13 +63,18 @@ struct ClassicPcapParser: ~Copyable {
         guard major == PcapFormat.versionMajor, minor == PcapFormat.versionMinor else {
             throw .fileHeader(path: path, offset: 4, reason: .unsupportedVersion(major: major, minor: minor))
         }
-        // The link type is the low 26 bits; the bits above may carry the length of an FCS the frames end with.
-        var linkType = header.loadUnaligned(fromByteOffset: 20, as: UInt32.self)
-        linkType = (swapped ? linkType.byteSwapped : linkType) & PcapFormat.linkTypeMask
-        guard linkType == PcapFormat.ethernetLinkType else {
-            throw .fileHeader(path: path, offset: 20, reason: .notEthernet(linkType: linkType))
+        let linkType = Self.linkType(header, swapped: swapped)
+        guard linkType.isReplayable else {
+            throw .fileHeader(path: path, offset: 20, reason: .unsupportedLinkType(linkType))
         }
         return true
+    }
+
+    /// The link type of the file header at `header`: the low 26 bits of its field; the bits above may carry the
+    /// length of an FCS the frames end with.
+    private static func linkType(_ header: UnsafeRawPointer, swapped: Bool) -> LinkType {
+        let field = header.loadUnaligned(fromByteOffset: 20, as: UInt32.self)
+        return LinkType(fileValue: (swapped ? field.byteSwapped : field) & PcapFormat.linkTypeMask)
     }
 
     /// Reads the file header of `input`, a file `isOurs` accepted, at its start and fully buffered, and takes the
@@ -85,7 +90,7 @@ struct ClassicPcapParser: ~Copyable {
         }
         snapLength = field(header, 16)
         capturedLengthLimit = PcapFormat.snapshotLength(snapLength)
-        linkType = PcapFormat.ethernetLinkType
+        linkType = Self.linkType(header, swapped: swapped)
         self.input.position = PcapFormat.fileHeaderSize
     }
 

@@ -12,29 +12,41 @@ import Musl
 
 final class LibpcapBackend {
     let path: String
+    /// Whether the file is pcapng (errors then name the block too).
+    let isPcapng: Bool
     private let handle: OpaquePointer
-    let linkType: UInt32
+    let linkType: LinkType
     let snapLength: UInt32
     private(set) var recordsRead = 0
     /// libpcap's state after a failed read is unspecified, so the first error is repeated instead of reading on.
     private var failure: PcapError?
 
-    init(path: String) throws(PcapError) {
+    /// Opens `path`, a classic pcap file (`isPcapng` false) or a pcapng file, and checks its link type.
+    init(path: String, isPcapng: Bool) throws(PcapError) {
         self.path = path
+        self.isPcapng = isPcapng
         var message = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         // libpcap takes "-" to mean standard input; we were given a file that happens to have that name.
         let libpcapPath = path == "-" ? "./-" : path
         let precision = UInt32(PCAP_TSTAMP_PRECISION_NANO)
         guard let handle = pcap_open_offline_with_tstamp_precision(libpcapPath, precision, &message) else {
-            throw .fileHeader(path: path, offset: -1, reason: .libpcap(Self.string(message)))
+            // libpcap does not say where: for pcapng, the block its open stopped at; for classic pcap, the file
+            // header.
+            let place = isPcapng ? PcapngBlocks.openingProblem(path) : PcapngPlace(offset: 0, block: 0)
+            throw .fileHeader(
+                path: path, offset: place?.offset ?? -1, block: isPcapng ? place?.block : nil,
+                reason: .libpcap(Self.string(message)))
         }
-        let dataLinkType = pcap_datalink(handle)
-        guard dataLinkType == DLT_EN10MB else {
+        linkType = LinkType(dlt: pcap_datalink(handle))
+        guard linkType.isReplayable else {
             pcap_close(handle)
-            throw .fileHeader(path: path, offset: -1, reason: .notEthernet(linkType: UInt32(bitPattern: dataLinkType)))
+            // The link type field: of the first Interface Description Block, or of the classic file header.
+            let place = isPcapng ? PcapngBlocks.firstInterface(path) : nil
+            throw .fileHeader(
+                path: path, offset: place.map { $0.offset + 8 } ?? (isPcapng ? -1 : 20), block: place?.block,
+                reason: .unsupportedLinkType(linkType))
         }
         self.handle = handle
-        linkType = PcapFormat.ethernetLinkType
         snapLength = UInt32(clamping: pcap_snapshot(handle))
     }
 
@@ -85,7 +97,9 @@ final class LibpcapBackend {
 
     /// Builds the error for the record being read and remembers it for later calls.
     private func failed(_ reason: PcapError.Reason, offset: Int64) -> PcapError {
-        let error = PcapError.record(path: path, recordNumber: recordsRead + 1, offset: offset, reason: reason)
+        let block = isPcapng && offset >= 0 ? PcapngBlocks.block(holding: offset, path)?.block : nil
+        let error = PcapError.record(
+            path: path, recordNumber: recordsRead + 1, offset: offset, block: block, reason: reason)
         failure = error
         return error
     }

@@ -7,11 +7,13 @@ import SystemPackage
 public enum PcapError: Error, CustomStringConvertible, Equatable, Sendable {
     /// open(2) failed.
     case cannotOpen(path: String, errno: Errno)
-    /// The file header is unusable. `offset` is -1 when libpcap did not say where.
-    case fileHeader(path: String, offset: Int64, reason: Reason)
+    /// The file header is unusable (for pcapng: the blocks read when the file is opened, up to the first interface).
+    /// `offset` is where the problem starts (-1 only if the file could not be read to find it); `block` is the
+    /// 1-based number of the pcapng block at that offset.
+    case fileHeader(path: String, offset: Int64, block: Int? = nil, reason: Reason)
     /// Record `recordNumber` (1-based) is malformed or could not be read. `offset` is the byte offset of its record
-    /// header (for pcapng, of the first block read for it), or -1 when unknown.
-    case record(path: String, recordNumber: Int, offset: Int64, reason: Reason)
+    /// header (for pcapng, of the first block read for it, which is block number `block`), or -1 when unknown.
+    case record(path: String, recordNumber: Int, offset: Int64, block: Int? = nil, reason: Reason)
     /// write(2) failed. The file may end in a partial record; the writer drops every later record.
     case cannotWrite(path: String, errno: Errno)
     /// close(2) failed.
@@ -28,8 +30,8 @@ public enum PcapError: Error, CustomStringConvertible, Equatable, Sendable {
         case truncatedFileHeader(need: Int, left: Int)
         /// Only version 2.0 to 2.4 exists in practice; libpcap refuses the rest too.
         case unsupportedVersion(major: UInt16, minor: UInt16)
-        /// The emulator carries Ethernet frames only.
-        case notEthernet(linkType: UInt32)
+        /// A link type replay cannot give an Ethernet header (see `LinkType.isReplayable`).
+        case unsupportedLinkType(LinkType)
         /// The file ends inside a record header.
         case truncatedRecordHeader(need: Int, left: Int)
         /// The file ends inside a record's data.
@@ -51,8 +53,9 @@ public enum PcapError: Error, CustomStringConvertible, Equatable, Sendable {
                 return "truncated file header (need \(need) bytes, \(left) left)"
             case .unsupportedVersion(let major, let minor):
                 return "unsupported pcap version \(major).\(minor) (only 2.0 to 2.4 exist)"
-            case .notEthernet(let linkType):
-                return "link type \(linkTypeDescription(linkType)) is not Ethernet (1)"
+            case .unsupportedLinkType(let linkType):
+                let accepted = LinkType.replayable.map(\.description).joined(separator: ", ")
+                return "link type \(linkType) is not one replay reads (\(accepted))"
             case .truncatedRecordHeader(let need, let left):
                 return "truncated record header (need \(need) bytes, \(left) left)"
             case .truncatedRecordData(let need, let left):
@@ -71,12 +74,10 @@ public enum PcapError: Error, CustomStringConvertible, Equatable, Sendable {
         switch self {
         case .cannotOpen(let path, let errno):
             return "\(path): cannot open: \(errno)"
-        case .fileHeader(let path, let offset, let reason):
-            let place = offset < 0 ? "offset unknown" : "byte offset \(offset)"
-            return "\(path): \(place): \(reason)"
-        case .record(let path, let recordNumber, let offset, let reason):
-            let place = offset < 0 ? ", offset unknown" : " at byte offset \(offset)"
-            return "\(path): record \(recordNumber)\(place): \(reason)"
+        case .fileHeader(let path, let offset, let block, let reason):
+            return "\(path): \(place(offset: offset, block: block)): \(reason)"
+        case .record(let path, let recordNumber, let offset, let block, let reason):
+            return "\(path): record \(recordNumber) at \(place(offset: offset, block: block)): \(reason)"
         case .cannotWrite(let path, let errno):
             return "\(path): cannot write: \(errno)"
         case .cannotClose(let path, let errno):
@@ -87,7 +88,7 @@ public enum PcapError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The file the error is about.
     public var path: String {
         switch self {
-        case .cannotOpen(let path, _), .fileHeader(let path, _, _), .record(let path, _, _, _),
+        case .cannotOpen(let path, _), .fileHeader(let path, _, _, _), .record(let path, _, _, _, _),
             .cannotWrite(let path, _), .cannotClose(let path, _):
             return path
         }
@@ -95,15 +96,25 @@ public enum PcapError: Error, CustomStringConvertible, Equatable, Sendable {
 
     /// The 1-based number of the faulty record, if the error is about one.
     public var recordNumber: Int? {
-        if case .record(_, let recordNumber, _, _) = self { return recordNumber }
+        if case .record(_, let recordNumber, _, _, _) = self { return recordNumber }
         return nil
     }
 
     /// The byte offset where the problem starts, if known.
     public var offset: Int64? {
         switch self {
-        case .fileHeader(_, let offset, _), .record(_, _, let offset, _):
+        case .fileHeader(_, let offset, _, _), .record(_, _, let offset, _, _):
             return offset < 0 ? nil : offset
+        case .cannotOpen, .cannotWrite, .cannotClose:
+            return nil
+        }
+    }
+
+    /// The 1-based number of the pcapng block where the problem starts, if the error is about one.
+    public var block: Int? {
+        switch self {
+        case .fileHeader(_, _, let block, _), .record(_, _, _, let block, _):
+            return block
         case .cannotOpen, .cannotWrite, .cannotClose:
             return nil
         }
@@ -112,7 +123,7 @@ public enum PcapError: Error, CustomStringConvertible, Equatable, Sendable {
     /// What is wrong with the file, for header and record errors.
     public var reason: Reason? {
         switch self {
-        case .fileHeader(_, _, let reason), .record(_, _, _, let reason):
+        case .fileHeader(_, _, _, let reason), .record(_, _, _, _, let reason):
             return reason
         case .cannotOpen, .cannotWrite, .cannotClose:
             return nil
@@ -125,12 +136,8 @@ private func hex(_ value: UInt32) -> String {
     return String(repeating: "0", count: 8 - digits.count) + digits
 }
 
-/// Names the link types people most often feed us by mistake, so the message says what the file is.
-private func linkTypeDescription(_ linkType: UInt32) -> String {
-    let names: [UInt32: String] = [
-        0: "NULL", 101: "RAW", 105: "IEEE802_11", 113: "LINUX_SLL", 127: "IEEE802_11_RADIO", 228: "IPV4",
-        229: "IPV6", 276: "LINUX_SLL2",
-    ]
-    guard let name = names[linkType] else { return "\(linkType)" }
-    return "\(linkType) (\(name))"
+/// "byte offset 20", "byte offset 96 (block 3)".
+private func place(offset: Int64, block: Int?) -> String {
+    guard offset >= 0 else { return "an unknown byte offset" }
+    return "byte offset \(offset)" + (block.map { " (block \($0))" } ?? "")
 }

@@ -31,9 +31,9 @@ public struct PcapRecord {
     }
 }
 
-/// Reads Ethernet frames from one capture file: classic pcap (micro- or nanosecond, either byte order) or pcapng.
+/// Reads the frames of one capture file: classic pcap (micro- or nanosecond, either byte order) or pcapng.
 ///
-/// Classic pcap 2.4 and plain pcapng (one section, Ethernet interfaces with decimal time stamp resolutions,
+/// Classic pcap 2.4 and plain pcapng (one section, interfaces of one link type with decimal time stamp resolutions,
 /// Enhanced Packet Blocks: what dumpcap writes) go through our own parsers: large `read(2)` calls into one buffer
 /// and no allocation per record, several times cheaper than libpcap's per-record path. The rest goes through
 /// libpcap: the older classic formats (versions 2.0 to 2.3, whose records may have their two lengths in the other
@@ -43,13 +43,14 @@ public struct PcapRecord {
 /// Files read give what libpcap gives (records, lengths, bytes, and an error where libpcap fails; the fuzz tests
 /// compare the two), but for a few things: the 32-bit seconds of classic pcap are read as unsigned, as the format
 /// defines them (libpcap 1.10 sign-extends them, turning 2038 and later into negative times); a time stamp before
-/// 1970 or beyond 64 bits of nanoseconds is an error; and a link type other than Ethernet is refused when the file
-/// is opened. Not thread-safe; use one reader per thread.
+/// 1970 or beyond 64 bits of nanoseconds is an error; and a link type replay cannot give an Ethernet header
+/// (`LinkType.isReplayable`) is refused when the file is opened. Not thread-safe; use one reader per thread.
 public final class PcapReader {
     /// The file being read, as given to `init`.
     public let path: String
-    /// The file's link type; always 1 (Ethernet), since other link types are refused.
-    public let linkType: UInt32
+    /// The file's link type: one of `LinkType.replayable`, since the others are refused. Records are handed out
+    /// as they are stored, link-layer header included.
+    public let linkType: LinkType
     /// The file's snap length (0 means "no limit was recorded").
     public let snapLength: UInt32
     /// The largest captured length a record of this file is handed out with: libpcap's snapshot length for it
@@ -69,7 +70,7 @@ public final class PcapReader {
     /// Opens `path` and checks its file header.
     ///
     /// Throws `.cannotOpen` when open(2) fails and `.fileHeader` when the file is not a pcap or pcapng file, has an
-    /// unsupported version, or does not carry Ethernet.
+    /// unsupported version, or a link type replay cannot use.
     public init(path: String) throws(PcapError) {
         self.path = path
         var input = try ReadBuffer(path: path)
@@ -92,7 +93,12 @@ public final class PcapReader {
         case .pcapng:
             let parser = PcapngParser(input: input)
             if parser.isPlain {
-                linkType = PcapFormat.ethernetLinkType
+                guard parser.linkType.isReplayable else {
+                    throw .fileHeader(
+                        path: path, offset: parser.firstInterface.offset + 8, block: parser.firstInterface.block,
+                        reason: .unsupportedLinkType(parser.linkType))
+                }
+                linkType = parser.linkType
                 snapLength = parser.snapshot
                 timestampPrecision = .nano
                 pcapng = .allocate(capacity: 1)
@@ -102,7 +108,7 @@ public final class PcapReader {
         case .libpcap:
             input.close()
         }
-        let libpcap = try LibpcapBackend(path: path)
+        let libpcap = try LibpcapBackend(path: path, isPcapng: parser == .pcapng)
         linkType = libpcap.linkType
         snapLength = libpcap.snapLength
         timestampPrecision = .nano
@@ -176,7 +182,7 @@ public final class PcapReader {
     private func handOverToLibpcap() throws(PcapError) {
         let handedOut = pcapng.unsafelyUnwrapped.pointee.recordsRead
         dropPcapngParser()
-        let libpcap = try LibpcapBackend(path: path)
+        let libpcap = try LibpcapBackend(path: path, isPcapng: true)
         while libpcap.recordsRead < handedOut, try libpcap.next() != nil {}
         self.libpcap = libpcap
     }

@@ -1,5 +1,5 @@
-// Our own pcapng parser for the plain case, on a ReadBuffer: one section, Ethernet interfaces with decimal time
-// stamp resolutions (if_tsresol 10^-0 to 10^-19) and offsets, and Enhanced Packet Blocks; blocks of other kinds
+// Our own pcapng parser for the plain case, on a ReadBuffer: one section, interfaces of one link type (as libpcap
+// requires; the reader refuses link types replay cannot use) with decimal time stamp resolutions (if_tsresol 10^-0 to 10^-19) and offsets, and Enhanced Packet Blocks; blocks of other kinds
 // (statistics, name resolution, custom) are skipped, as libpcap skips them. For such files it gives exactly what
 // libpcap 1.10 gives: the same records, lengths, bytes and nanosecond time stamps (libpcap's conversion: whole
 // seconds by division, the remainder scaled by a power of ten).
@@ -66,6 +66,10 @@ struct PcapngParser: ~Copyable {
     var recordsRead = 0
     /// Whether the file starts plain (if not, libpcap must read it).
     private(set) var isPlain = false
+    /// The first interface's link type, which every interface must have.
+    private(set) var linkType = LinkType.ethernet
+    /// Where the first Interface Description Block is.
+    private(set) var firstInterface = PcapngPlace(offset: 0, block: 0)
 
     /// Takes `input` over (at its start, its first four bytes the block type) and reads the Section Header Block
     /// and the blocks up to the first interface; `isPlain` says whether it could.
@@ -82,10 +86,15 @@ struct PcapngParser: ~Copyable {
 
     private mutating func readHeaderBlocks() -> Bool {
         guard readSectionHeader() else { return false }
+        var block = 1
         while true {
+            block += 1
+            let offset = input.fileOffset
             guard case .block(let type, let length) = readBlock() else { return false }
             switch BlockType(rawValue: type) {
             case .interface:
+                firstInterface = PcapngPlace(offset: offset, block: block)
+                linkType = LinkType(rawValue: UInt32(field16(input.current, 8)))
                 guard addInterface(at: input.current, length: length) else { return false }
                 input.position += length
                 return true
@@ -221,12 +230,12 @@ struct PcapngParser: ~Copyable {
         return .block(type: field(input.current, 0), length: length)
     }
 
-    /// Adds the interface of the Interface Description Block at `block`, as libpcap does: Ethernet, the snapshot
-    /// length of the first interface, options well formed (an end-of-options option ends them), at most one
+    /// Adds the interface of the Interface Description Block at `block`, as libpcap does: the link type and the
+    /// snapshot length of the first interface, options well formed (an end-of-options option ends them), at most one
     /// if_tsresol (1 byte) and one if_tsoffset (8 bytes). False for anything else, or a binary resolution.
     private mutating func addInterface(at block: UnsafeRawPointer, length: Int) -> Bool {
         var remaining = length - 12
-        guard remaining >= 8, field16(block, 8) == UInt16(PcapFormat.ethernetLinkType) else { return false }
+        guard remaining >= 8, UInt32(field16(block, 8)) == linkType.rawValue else { return false }
         let adjusted = PcapFormat.snapshotLength(field(block, 12))
         if interfaceCount == 0 {
             snapshot = adjusted

@@ -61,15 +61,22 @@ final class LiveLoop: NAPIReceiver {
         let input: ReplayOptions.Input
         let reader: PcapReader
         let port: Int
+        /// How the trace's records become Ethernet frames; nil for an Ethernet trace.
+        let framing: EthernetFraming?
         /// The next record, read but not yet injected (its bytes stay valid until the next read).
         var staged: PcapRecord?
         var done = false
         var injected: UInt64 = 0
+        /// Records given an Ethernet header, and records skipped because they could not be (or were longer than
+        /// a frame buffer once converted).
+        var converted: UInt64 = 0
+        var skipped: UInt64 = 0
 
-        init(input: ReplayOptions.Input, reader: PcapReader, port: Int) {
+        init(input: ReplayOptions.Input, reader: PcapReader, port: Int, framing: EthernetFraming?) {
             self.input = input
             self.reader = reader
             self.port = port
+            self.framing = framing
         }
     }
 
@@ -389,7 +396,14 @@ final class LiveLoop: NAPIReceiver {
         guard !replays[i].done else { return }
         replays[i].done = true
         replays[i].staged = nil
-        report("replay of \(replays[i].input.path) into \(replays[i].input.port) done: \(replays[i].injected) frames")
+        let replay = replays[i]
+        let converted =
+            replay.framing == nil
+            ? "" : " (\(replay.converted) given an Ethernet header from \(replay.reader.linkType))"
+        let skipped = replay.skipped == 0 ? "" : ", \(replay.skipped) skipped"
+        report(
+            "replay of \(replay.input.path) into \(replay.input.port) done: \(replay.injected) frames\(converted)\(skipped)"
+        )
     }
 
     /// Injects the frames that are due (recorded timing) or that the ring has room for (topspeed, a budget per
@@ -411,7 +425,12 @@ final class LiveLoop: NAPIReceiver {
                 } else {
                     guard replayDue(record) <= now else { break }
                 }
-                guard let frame = pool.take(copying: record.bytes, headroom: device.rxHeadroom) else { break }
+                guard let frame = pool.take(headroom: device.rxHeadroom) else { break }
+                guard place(record, of: i, into: frame) else {
+                    pool.give(frame)
+                    stage(i)
+                    continue
+                }
                 pool.info(frame).pointee.missingBytes = UInt32(
                     clamping: max(
                         0,
@@ -423,6 +442,33 @@ final class LiveLoop: NAPIReceiver {
                 stage(i)
             }
         }
+    }
+
+    /// Writes `record`, the staged record of replay `i`, into `frame`: as it is, or given an Ethernet header by the
+    /// replay's `EthernetFraming`. False when it cannot be converted or does not fit the frame buffer (counted as
+    /// skipped, as is an Ethernet record too long for it).
+    private func place(_ record: PcapRecord, of i: Int, into frame: FrameID) -> Bool {
+        let space = pool.writableSpace(frame)
+        guard let framing = replays[i].framing else {
+            guard record.capturedLength <= space.count else {
+                replays[i].skipped &+= 1
+                return false
+            }
+            if record.capturedLength > 0 {
+                space.baseAddress!.copyMemory(from: record.bytes.baseAddress!, byteCount: record.capturedLength)
+            }
+            pool.setLength(frame, record.capturedLength)
+            return true
+        }
+        guard record.capturedLength + framing.growth <= space.count,
+            let length = framing.write(record.bytes, to: space.baseAddress!)
+        else {
+            replays[i].skipped &+= 1
+            return false
+        }
+        replays[i].converted &+= 1
+        pool.setLength(frame, length)
+        return true
     }
 
     // MARK: Map events
@@ -471,9 +517,15 @@ final class LiveLoop: NAPIReceiver {
         }
         var counts = [String: UInt64]()
         for (i, port) in emulation.ports.enumerated() { counts[port.spec.name] = scheduler.arrivals(port: i) }
-        return RunStatistics(
+        var statistics = RunStatistics(
             emulation: emulation, ingress: counts, polls: scheduler.polls,
             framesIn: scheduler.arrivals, errors: errors)
+        statistics.inputs = replays.map {
+            InputFraming(
+                port: $0.input.port, path: $0.input.path, linkType: $0.reader.linkType, converted: $0.converted,
+                skipped: $0.skipped)
+        }
+        return statistics
     }
 }
 

@@ -310,7 +310,16 @@ public final class LiveRun {
             do {
                 let reader = try PcapReader(path: input.path)
                 let index = emulation.ports.firstIndex { $0.spec.name == input.port }!
-                replays.append(LiveLoop.ReplaySource(input: input, reader: reader, port: index))
+                let framing = EthernetFraming(
+                    linkType: reader.linkType, input: input, port: emulation.ports[index].spec)
+                if framing == nil && input.setsMACs {
+                    throw RuntimeError.badInput(
+                        "--replay \(input.port)=\(input.path): the trace is Ethernet and its frames keep their MACs "
+                            + "(dst= and src= are for traces of other link types)")
+                }
+                replays.append(LiveLoop.ReplaySource(input: input, reader: reader, port: index, framing: framing))
+            } catch let error as RuntimeError {
+                throw error
             } catch {
                 throw RuntimeError.badInput("--replay \(input.port)=\(input.path): \(error)")
             }

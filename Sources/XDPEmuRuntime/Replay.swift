@@ -27,13 +27,54 @@ public struct ReplayOptions {
         case topspeed
     }
 
+    /// A trace fed into a port: `PORT=TRACE[,dst=MAC][,src=MAC]` on the command line (`replay --in`, `run
+    /// --replay`). The MACs are those `EthernetFraming` gives the frames of a trace that is not Ethernet.
     public struct Input: Equatable, Sendable {
         public var port: String
         public var path: String
-        public init(port: String, path: String) {
+        /// The destination MAC of converted frames (default: see `EthernetFraming`).
+        public var destination: MACAddress?
+        /// The source MAC of converted frames (default: see `EthernetFraming`).
+        public var source: MACAddress?
+
+        public init(port: String, path: String, destination: MACAddress? = nil, source: MACAddress? = nil) {
             self.port = port
             self.path = path
+            self.destination = destination
+            self.source = source
         }
+
+        /// Parses `PORT=TRACE[,dst=MAC][,src=MAC]`. The options are the trailing comma-separated fields that
+        /// start with `dst=` or `src=`; the trace's path is everything before them (commas included). Throws a
+        /// message for the command line when the argument has no `=`, no path, or a malformed MAC.
+        public init(argument: String) throws(RuntimeError) {
+            let parts = argument.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw .badInput("\(argument): expected PORT=TRACE[,dst=MAC][,src=MAC]")
+            }
+            var fields = parts[1].split(separator: ",", omittingEmptySubsequences: false)
+            var destination: MACAddress?
+            var source: MACAddress?
+            while let last = fields.last, fields.count > 1, last.hasPrefix("dst=") || last.hasPrefix("src=") {
+                let text = String(last.dropFirst(4))
+                guard let mac = MACAddress(text), !mac.isMulticast else {
+                    throw .badInput(
+                        "\(argument): \(last.prefix(3)): \"\(text)\" is not a unicast MAC (like 02:00:00:00:00:01)")
+                }
+                if last.hasPrefix("dst=") {
+                    if destination == nil { destination = mac }
+                } else if source == nil {
+                    source = mac
+                }
+                fields.removeLast()
+            }
+            let path = fields.joined(separator: ",")
+            guard !path.isEmpty else { throw .badInput("\(argument): expected PORT=TRACE[,dst=MAC][,src=MAC]") }
+            self.init(port: String(parts[0]), path: path, destination: destination, source: source)
+        }
+
+        /// Whether the argument set a MAC.
+        var setsMACs: Bool { destination != nil || source != nil }
     }
 
     public var topology: Topology
@@ -76,15 +117,27 @@ public enum Replay {
                     + "(ports: \(topology.ports.map(\.name).joined(separator: ", ")))")
         }
         var inputErrors = [String]()
-        var readers = [(ReplayOptions.Input, PcapReader)]()
+        var readers = [(input: ReplayOptions.Input, reader: PcapReader, framing: EthernetFraming?)]()
         for input in options.inputs {
+            let reader: PcapReader
             do {
-                readers.append((input, try PcapReader(path: input.path)))
+                reader = try PcapReader(path: input.path)
             } catch {
                 inputErrors.append("\(error)")
+                continue
             }
+            let framing = EthernetFraming(
+                linkType: reader.linkType, input: input, port: topology.port(named: input.port)!)
+            if framing == nil && input.setsMACs {
+                inputErrors.append(
+                    "--in \(input.port)=\(input.path): the trace is Ethernet and its frames keep their MACs "
+                        + "(dst= and src= are for traces of other link types)")
+                continue
+            }
+            readers.append((input, reader, framing))
         }
-        let largestSnap = readers.map { $0.1.largestCapturedLength }.max() ?? 0
+        // A converted frame is longer than its record by the Ethernet header less the header it loses.
+        let largestFrame = readers.map { $0.reader.largestCapturedLength + max(0, $0.framing?.growth ?? 0) }.max() ?? 0
         let captures = try CaptureSet(
             directory: options.outputDirectory,
             ports: topology.ports.map { ($0.name, $0.capture.ingress, $0.capture.egress) })
@@ -92,7 +145,7 @@ public enum Replay {
         do {
             let sizing = FrameSizing(
                 topology: topology,
-                source: .traces(largestCapturedLength: largestSnap, count: readers.count))
+                source: .traces(largestCapturedLength: largestFrame, count: readers.count))
             emulation = try Emulation(topology: topology, captures: captures, sizing: sizing)
         } catch {
             try? captures.close()
@@ -101,23 +154,46 @@ public enum Replay {
         let log = try options.eventsPath.map { path throws(RuntimeError) in
             try EventLog(path: path, mapNames: emulation.mapNames)
         }
-        var engine = ReplayEngine(
-            emulation: emulation, log: log, options: options,
-            readers: readers)
-        engine.run()
-        inputErrors += engine.inputErrors
-        emulation.network.quiesceAll()
-        engine.drainEvents()
-        let statistics = RunStatistics(
-            emulation: emulation, ingress: engine.ingressCountsByName, polls: engine.polls,
-            framesIn: engine.sequence, errors: inputErrors)
+        let outcome =
+            readers.contains { $0.framing != nil }
+            ? drive(ConvertedTraces.self, emulation: emulation, log: log, options: options, readers: readers)
+            : drive(EthernetTraces.self, emulation: emulation, log: log, options: options, readers: readers)
+        inputErrors += outcome.inputErrors
+        var statistics = RunStatistics(
+            emulation: emulation, ingress: outcome.ingress, polls: outcome.polls,
+            framesIn: outcome.framesIn, errors: inputErrors)
+        statistics.inputs = outcome.inputs
         if let closeError = closeOutputs(
             captures: captures, log: log, statistics: statistics,
             statsPath: options.statsPath)
         {
             throw closeError
         }
-        return ReplayResult(statistics: statistics, inputErrors: inputErrors, interrupted: engine.interrupted)
+        return ReplayResult(statistics: statistics, inputErrors: inputErrors, interrupted: outcome.interrupted)
+    }
+
+    /// What a replay engine leaves for the statistics.
+    private struct Outcome {
+        var inputErrors: [String]
+        var ingress: [String: UInt64]
+        var polls: UInt64
+        var framesIn: UInt64
+        var interrupted: Bool
+        var inputs: [InputFraming]
+    }
+
+    /// Runs the engine specialised for `framing` to the end and quiesces the network.
+    private static func drive<Framing: ReplayFraming>(
+        _ framing: Framing.Type, emulation: Emulation, log: EventLog?, options: ReplayOptions,
+        readers: [(input: ReplayOptions.Input, reader: PcapReader, framing: EthernetFraming?)]
+    ) -> Outcome {
+        var engine = ReplayEngine<Framing>(emulation: emulation, log: log, options: options, readers: readers)
+        engine.run()
+        emulation.network.quiesceAll()
+        engine.drainEvents()
+        return Outcome(
+            inputErrors: engine.inputErrors, ingress: engine.ingressCountsByName, polls: engine.polls,
+            framesIn: engine.sequence, interrupted: engine.interrupted, inputs: engine.inputFramings)
     }
 }
 

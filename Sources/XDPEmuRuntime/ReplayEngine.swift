@@ -2,6 +2,21 @@ import Foundation
 import XDPEmuCore
 import XDPEmuPcap
 
+/// Whether a replay's traces need Ethernet headers (`EthernetFraming`), as a type the engine is specialised for.
+protocol ReplayFraming {
+    static var converts: Bool { get }
+}
+
+/// Every trace is Ethernet: records are copied into frames as they are.
+enum EthernetTraces: ReplayFraming {
+    static var converts: Bool { false }
+}
+
+/// Some trace is not Ethernet: each lane's records go through its `EthernetFraming`, if it has one.
+enum ConvertedTraces: ReplayFraming {
+    static var converts: Bool { true }
+}
+
 /// The virtual-time driver of one replay (one worker): reads the traces, makes their frames arrive at their times
 /// through the worker's `NAPIScheduler`, and runs the scheduler's polls when they are due. The scheduling itself
 /// (poll list, rings, budgets, the CPU) is the scheduler's; this decides only what happens next in virtual time:
@@ -13,7 +28,10 @@ import XDPEmuPcap
 /// might change (an array, `self` in a mutating method) is retained and released around its use; per frame,
 /// either costs more than the work it guards. So the lanes and the scheduler are held as `Unmanaged` references
 /// used through `_withUnsafeGuaranteedRef`, and the pool is loaded once per round of deliveries and passed down.
-struct ReplayEngine {
+///
+/// `Framing` says whether a trace needs an Ethernet header (`EthernetFraming`): the engine is specialised for
+/// Ethernet-only replays, whose records are copied as they are with no test of the link type per frame.
+struct ReplayEngine<Framing: ReplayFraming> {
     /// One input trace: what it reads, where its frames arrive, and its staged frame. Lanes are laid out in a
     /// `Lanes` buffer; the references are unretained because `Lanes` keeps the objects alive.
     struct Lane {
@@ -22,11 +40,16 @@ struct ReplayEngine {
         let ifindex: IfIndex
         let headroom: Int
         let portIndex: Int
+        /// How the trace's records become Ethernet frames; nil for an Ethernet trace.
+        let framing: EthernetFraming?
         /// The next frame of the trace, read and copied into a frame, waiting for its arrival time.
         var staged: FrameID?
         var stagedTime: Nanos = 0
         /// Records read so far.
         var recordsRead = 0
+        /// Records given an Ethernet header, and records skipped because they could not be (`EthernetFraming`).
+        var converted: UInt64 = 0
+        var skipped: UInt64 = 0
     }
 
     /// Owns the lanes and the objects they point at.
@@ -39,8 +62,8 @@ struct ReplayEngine {
 
         init(
             _ sources: [(
-                input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
-                fileSize: Int64
+                input: ReplayOptions.Input, reader: PcapReader, framing: EthernetFraming?, device: NetDevice,
+                portIndex: Int, fileSize: Int64
             )]
         ) {
             inputs = sources.map(\.input)
@@ -54,7 +77,7 @@ struct ReplayEngine {
                         reader: .passUnretained(source.reader),
                         ring: .passUnretained(source.device.rxRing),
                         ifindex: source.device.ifindex, headroom: source.device.rxHeadroom,
-                        portIndex: source.portIndex))
+                        portIndex: source.portIndex, framing: source.framing))
             }
         }
 
@@ -91,7 +114,7 @@ struct ReplayEngine {
 
     init(
         emulation: Emulation, log: EventLog?, options: ReplayOptions,
-        readers: [(ReplayOptions.Input, PcapReader)]
+        readers: [(input: ReplayOptions.Input, reader: PcapReader, framing: EthernetFraming?)]
     ) {
         self.emulation = emulation
         self.log = log
@@ -109,15 +132,15 @@ struct ReplayEngine {
         mapEvents = MapEventPlayer(options.mapEvents, maps: emulation.maps, log: log)
         var sources = [
             (
-                input: ReplayOptions.Input, reader: PcapReader, device: NetDevice, portIndex: Int,
-                fileSize: Int64
+                input: ReplayOptions.Input, reader: PcapReader, framing: EthernetFraming?, device: NetDevice,
+                portIndex: Int, fileSize: Int64
             )
         ]()
-        for (input, reader) in readers {
+        for (input, reader, framing) in readers {
             let index = emulation.ports.firstIndex { $0.spec.name == input.port }!
             let size = ((try? FileManager.default.attributesOfItem(atPath: input.path))?[.size] as? Int64) ?? 0
             totalBytes += size
-            sources.append((input, reader, emulation.ports[index].device, index, size))
+            sources.append((input, reader, framing, emulation.ports[index].device, index, size))
         }
         self.sources = Lanes(sources)
         lanes = self.sources.base
@@ -237,7 +260,7 @@ struct ReplayEngine {
     mutating func stage(_ i: Int, pool: FramePool) {
         let lane = lanes + i
         do {
-            guard let record = try lane.pointee.reader._withUnsafeGuaranteedRef({ try $0.next() }) else { return }
+            guard var record = try lane.pointee.reader._withUnsafeGuaranteedRef({ try $0.next() }) else { return }
             // FramePool.take(copying:) in three steps: it is not inlined across modules, and costs as much again.
             guard let frame = pool.take(headroom: lane.pointee.headroom) else {
                 inputErrors.append(
@@ -246,14 +269,23 @@ struct ReplayEngine {
                 return
             }
             let space = pool.writableSpace(frame)
-            precondition(record.capturedLength <= space.count, "frame buffers are sized for the largest record")
-            if record.capturedLength > 0 {
-                space.baseAddress.unsafelyUnwrapped.copyMemory(
-                    from: record.bytes.baseAddress.unsafelyUnwrapped,
-                    byteCount: record.capturedLength)
+            var length = record.capturedLength
+            if Framing.converts {
+                guard let framed = frameRecord(i, &record, into: space) else {
+                    pool.give(frame)
+                    return
+                }
+                length = framed
+            } else {
+                precondition(record.capturedLength <= space.count, "frame buffers are sized for the largest record")
+                if record.capturedLength > 0 {
+                    space.baseAddress.unsafelyUnwrapped.copyMemory(
+                        from: record.bytes.baseAddress.unsafelyUnwrapped,
+                        byteCount: record.capturedLength)
+                }
             }
             let info = pool.info(frame)
-            info.pointee.length = UInt32(truncatingIfNeeded: record.capturedLength)
+            info.pointee.length = UInt32(truncatingIfNeeded: length)
             info.pointee.ingress = lane.pointee.ifindex
             info.pointee.missingBytes = UInt32(clamping: max(0, record.originalLength - record.capturedLength))
             lane.pointee.staged = frame
@@ -264,6 +296,49 @@ struct ReplayEngine {
             }
         } catch {
             inputErrors.append("\(error)")
+        }
+    }
+
+    /// Writes the frame of `record`, a record of lane `i`, into `space`: as it is for an Ethernet trace, through
+    /// the lane's `EthernetFraming` otherwise, skipping (and counting) the records that cannot be converted, so
+    /// `record` may be a later one on return. nil when the trace ends or fails first (the error is recorded).
+    @inline(never)
+    mutating func frameRecord(_ i: Int, _ record: inout PcapRecord, into space: UnsafeMutableRawBufferPointer) -> Int? {
+        let lane = lanes + i
+        guard let framing = lane.pointee.framing else {
+            precondition(record.capturedLength <= space.count, "frame buffers are sized for the largest record")
+            if record.capturedLength > 0 {
+                space.baseAddress.unsafelyUnwrapped.copyMemory(
+                    from: record.bytes.baseAddress.unsafelyUnwrapped, byteCount: record.capturedLength)
+            }
+            return record.capturedLength
+        }
+        while true {
+            precondition(
+                record.capturedLength + framing.growth <= space.count, "frame buffers are sized for the largest frame")
+            if let length = framing.write(record.bytes, to: space.baseAddress.unsafelyUnwrapped) {
+                lane.pointee.converted &+= 1
+                return length
+            }
+            lane.pointee.skipped &+= 1
+            do {
+                guard let next = try lane.pointee.reader._withUnsafeGuaranteedRef({ try $0.next() }) else {
+                    return nil
+                }
+                record = next
+            } catch {
+                inputErrors.append("\(error)")
+                return nil
+            }
+        }
+    }
+
+    /// What became of each input's records.
+    var inputFramings: [InputFraming] {
+        (0..<laneCount).map { i in
+            InputFraming(
+                port: sources.inputs[i].port, path: sources.inputs[i].path,
+                linkType: sources.owners[i].0.linkType, converted: lanes[i].converted, skipped: lanes[i].skipped)
         }
     }
 

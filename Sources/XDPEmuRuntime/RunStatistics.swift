@@ -1,5 +1,6 @@
 import Foundation
 import XDPEmuCore
+import XDPEmuPcap
 import XDPEmuTopology
 
 /// What a run did, gathered from the devices' and maps' counters: printed as a table and written as JSON.
@@ -30,6 +31,12 @@ public struct RunStatistics: Equatable, Sendable {
     public var framesIn: UInt64
     public var eventsLost: UInt64
     public var errors: [String]
+    /// What became of each replayed trace's records (link type, converted to Ethernet, skipped). Listed in the
+    /// table and the JSON only when a trace is not Ethernet.
+    public var inputs: [InputFraming] = []
+
+    /// Whether some input was given Ethernet headers.
+    var hasConvertedInputs: Bool { inputs.contains { $0.linkType != .ethernet } }
 
     /// Bulk transmits over every map entry.
     public var flushes: UInt64 { maps.reduce(0) { $0 + $1.entries.reduce(0) { $0 + $1.statistics.flushes } } }
@@ -89,6 +96,16 @@ public struct RunStatistics: Equatable, Sendable {
             }
             lines += format(mapRows)
         }
+        if hasConvertedInputs {
+            lines.append("")
+            var inputRows = [["input", "link type", "converted", "skipped"]]
+            for input in inputs {
+                inputRows.append([
+                    "\(input.port)=\(input.path)", "\(input.linkType)", "\(input.converted)", "\(input.skipped)",
+                ])
+            }
+            lines += format(inputRows)
+        }
         lines.append("")
         lines.append(
             "frames in \(framesIn), polls \(polls), flushes \(flushes), "
@@ -125,6 +142,15 @@ public struct RunStatistics: Equatable, Sendable {
             return "    {\"name\": \(jsonQuoted(m.name)), \"id\": \(m.id), "
                 + "\"entries\": [\(entries.joined(separator: ", "))]}"
         }.joined(separator: ",\n")
+        if hasConvertedInputs {
+            out += "\n  ],\n  \"inputs\": [\n"
+            out += inputs.map { input in
+                "    {\"port\": \(jsonQuoted(input.port)), \"path\": \(jsonQuoted(input.path)), "
+                    + "\"link_type\": \(input.linkType.rawValue), "
+                    + "\"link_type_name\": \(jsonQuoted(input.linkType.name ?? "\(input.linkType.rawValue)")), "
+                    + "\"converted\": \(input.converted), \"skipped\": \(input.skipped)}"
+            }.joined(separator: ",\n")
+        }
         out += "\n  ],\n  \"errors\": [\(errors.map(jsonQuoted).joined(separator: ", "))]\n}\n"
         return out
     }

@@ -99,26 +99,6 @@ struct MalformedTests {
         }
     }
 
-    @Test("link types other than Ethernet are refused, naming the link type")
-    func linkType() {
-        let result = Self.read(ClassicPcapFile(linkType: 113).bytes, name: "cooked.pcap")
-        #expect(result.error == .fileHeader(path: result.path, offset: 20, reason: .notEthernet(linkType: 113)))
-        #expect(
-            result.error?.description == "\(result.path): byte offset 20: link type 113 (LINUX_SLL) is not Ethernet (1)"
-        )
-        let big = Self.read(ClassicPcapFile(bigEndian: true, linkType: 228).bytes)
-        #expect(big.error?.reason == .notEthernet(linkType: 228))
-
-        var pcapng = PcapngFile()
-        pcapng.interface(linkType: 113)
-        pcapng.packet(Frame.make(0, length: 60))
-        let cooked = Self.read(pcapng.bytes, name: "cooked.pcapng")
-        #expect(cooked.error == .fileHeader(path: cooked.path, offset: -1, reason: .notEthernet(linkType: 113)))
-        #expect(
-            cooked.error?.description == "\(cooked.path): offset unknown: link type 113 (LINUX_SLL) is not Ethernet (1)"
-        )
-    }
-
     @Test("a truncated record header", arguments: [false, true])
     func truncatedRecordHeader(bigEndian: Bool) {
         var (file, frames) = Self.threeGoodRecords(bigEndian: bigEndian)
@@ -243,7 +223,7 @@ struct MalformedTests {
         ]
         for frame in frames { file.packet(frame) }
         let offset = Int64(file.count)
-        file.packet(Frame.make(2, length: 200))
+        file.packet(Frame.make(2, length: 200))  // block 5, after the section header, the interface and 2 packets
         let result = Self.read(Array(file.bytes.dropLast(50)), name: "cut.pcapng")
         #expect(result.records == frames)
         #expect(result.error?.recordNumber == 3)
@@ -252,18 +232,51 @@ struct MalformedTests {
             Issue.record("expected a libpcap error, got \(String(describing: result.error))")
             return
         }
-        #expect(result.error?.description == "\(result.path): record 3 at byte offset \(offset): \(message)")
+        #expect(result.error?.block == 5)
+        #expect(result.error?.description == "\(result.path): record 3 at byte offset \(offset) (block 5): \(message)")
     }
 
-    @Test("a pcapng file without interfaces is refused at open")
+    @Test("a pcapng file without interfaces is refused at open, naming where the interface should be")
     func pcapngWithoutInterface() {
         let file = PcapngFile()
         let result = Self.read(file.bytes + [1, 2, 3], name: "bare.pcapng")
-        #expect(result.error?.offset == nil)
+        // The section header is block 1 (28 bytes); block 2 should be the interface.
+        #expect(result.error?.offset == 28)
+        #expect(result.error?.block == 2)
         #expect(result.error?.recordNumber == nil)
-        guard case .libpcap? = result.error?.reason else {
+        guard case .libpcap(let message)? = result.error?.reason else {
             Issue.record("expected a libpcap error, got \(String(describing: result.error))")
             return
         }
+        #expect(result.error?.description == "\(result.path): byte offset 28 (block 2): \(message)")
+    }
+
+    @Test("a pcapng section header libpcap refuses is named as block 1 at offset 0")
+    func pcapngBadVersion() {
+        var bytes = PcapngFile().bytes
+        bytes[12] = 2  // major version 2
+        var file = PcapngFile()
+        file.interface()
+        let result = Self.read(bytes + file.bytes.dropFirst(28), name: "v2.pcapng")
+        #expect(result.error?.offset == 0)
+        #expect(result.error?.block == 1)
+        #expect(result.error?.description.hasPrefix("\(result.path): byte offset 0 (block 1): ") == true)
+    }
+
+    @Test("a broken block after the first interface, read by libpcap, is named by offset and block")
+    func pcapngBrokenBlockAfterHandOver() {
+        var file = PcapngFile()
+        file.interface(options: [(9, [0x80 | 10])])  // a binary resolution: libpcap reads the file from the start
+        file.packet(Frame.make(0, length: 60), interface: 0, units: 1 << 40)
+        let offset = Int64(file.count)
+        file.other(type: 5, [1, 2, 3, 4])
+        var bytes = file.bytes
+        bytes[Int(offset) + 4] = 13  // block 4's length: not a multiple of 4
+        let result = Self.read(bytes, name: "broken.pcapng")
+        #expect(result.records.count == 1)
+        #expect(result.error?.recordNumber == 2)
+        #expect(result.error?.offset == offset)
+        #expect(result.error?.block == 4)
+        #expect(result.error?.description.contains("record 2 at byte offset \(offset) (block 4): ") == true)
     }
 }

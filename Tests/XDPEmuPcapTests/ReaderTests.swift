@@ -30,7 +30,7 @@ struct ReaderTests {
 
         let reader = try! PcapReader(path: path)
         #expect(reader.path == path)
-        #expect(reader.linkType == 1)
+        #expect(reader.linkType == .ethernet)
         #expect(reader.snapLength == 65_535)
         #expect(reader.timestampPrecision == (nano ? .nano : .micro))
         let records = readAllWithOurReader(path)
@@ -139,7 +139,7 @@ struct ReaderTests {
         writeFile(path, file.bytes)
 
         let reader = try PcapReader(path: path)
-        #expect(reader.linkType == 1)
+        #expect(reader.linkType == .ethernet)
         #expect(reader.timestampPrecision == .nano)
         let records = readAllWithOurReader(path)
         #expect(records.map(\.frame) == frames)

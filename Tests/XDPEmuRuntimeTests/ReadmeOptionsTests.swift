@@ -46,7 +46,8 @@ struct ReadmeOptionsTests {
     @Test func replayWithoutAnInputIsAUsageError() throws {
         let r = try runXDPEmu(["replay", "\(repositoryRoot)/topologies/two-hosts.json", "--out", "/nonexistent/out"])
         #expect(r.status == 64)
-        #expect(r.stderr.contains("Missing expected argument '--in <PORT=TRACE.pcap> ...'"))
-        #expect(try runXDPEmu(["replay", "--help"]).stdout.contains("<topology> --in <PORT=TRACE.pcap> ..."))
+        #expect(r.stderr.contains("Missing expected argument '--in <PORT=TRACE[,dst=MAC][,src=MAC]> ...'"))
+        #expect(
+            try runXDPEmu(["replay", "--help"]).stdout.contains("<topology> --in <PORT=TRACE[,dst=MAC][,src=MAC]> ..."))
     }
 }

@@ -262,11 +262,12 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         var header = [UInt8]()
         for v: UInt32 in [0xa1b2_c3d4] { withUnsafeBytes(of: v.littleEndian) { header += $0 } }
         header += [2, 0, 4, 0] + [UInt8](repeating: 0, count: 8)
-        for v: UInt32 in [65535, 113] { withUnsafeBytes(of: v.littleEndian) { header += $0 } }
-        try Data(header).write(to: URL(fileURLWithPath: "\(scratch)/sll.pcap"))
-        let (result, out) = try replay(try sampleTopology("two-hosts"), inputs: [("xe0", "\(scratch)/sll.pcap")])
+        // IEEE802_11_RADIOTAP: no Ethernet header can be made for it.
+        for v: UInt32 in [65535, 127] { withUnsafeBytes(of: v.littleEndian) { header += $0 } }
+        try Data(header).write(to: URL(fileURLWithPath: "\(scratch)/radio.pcap"))
+        let (result, out) = try replay(try sampleTopology("two-hosts"), inputs: [("xe0", "\(scratch)/radio.pcap")])
         defer { removeDirectory(out) }
-        #expect(result.inputErrors.count == 1 && result.inputErrors[0].contains("sll.pcap"))
+        #expect(result.inputErrors.count == 1 && result.inputErrors[0].contains("radio.pcap"))
         for file in try FileManager.default.contentsOfDirectory(atPath: out) where file.hasSuffix(".pcap") {
             #expect(try readCapture("\(out)/\(file)").isEmpty)
         }
