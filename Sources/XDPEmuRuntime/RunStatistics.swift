@@ -30,6 +30,8 @@ public struct RunStatistics: Equatable, Sendable {
     public var framesIn: UInt64
     public var eventsLost: UInt64
     public var errors: [String]
+    /// Outputs a failed write left incomplete (each ends at its last whole record), set when the outputs are closed.
+    public var incompleteOutputs: [OutputFailure] = []
 
     /// Bulk transmits over every map entry.
     public var flushes: UInt64 { maps.reduce(0) { $0 + $1.entries.reduce(0) { $0 + $1.statistics.flushes } } }
@@ -94,6 +96,12 @@ public struct RunStatistics: Equatable, Sendable {
             "frames in \(framesIn), polls \(polls), flushes \(flushes), "
                 + "average bulk \(formatDouble(averageBulk))"
                 + (eventsLost > 0 ? ", events lost \(eventsLost)" : ""))
+        if !incompleteOutputs.isEmpty {
+            lines.append("incomplete outputs (a write failed; each file ends at its last whole record):")
+            for output in incompleteOutputs {
+                lines.append("  \(output.path): \(output.missing) \(output.unit) missing (\(output.error))")
+            }
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -125,7 +133,15 @@ public struct RunStatistics: Equatable, Sendable {
             return "    {\"name\": \(jsonQuoted(m.name)), \"id\": \(m.id), "
                 + "\"entries\": [\(entries.joined(separator: ", "))]}"
         }.joined(separator: ",\n")
-        out += "\n  ],\n  \"errors\": [\(errors.map(jsonQuoted).joined(separator: ", "))]\n}\n"
+        out += "\n  ],\n  \"errors\": [\(errors.map(jsonQuoted).joined(separator: ", "))]"
+        if !incompleteOutputs.isEmpty {
+            let outputs = incompleteOutputs.map {
+                "{\"file\": \(jsonQuoted($0.path)), \"\($0.unit)_kept\": \($0.kept), \"\($0.unit)_missing\": \($0.missing), "
+                    + "\"error\": \(jsonQuoted($0.error))}"
+            }
+            out += ",\n  \"incomplete_outputs\": [\(outputs.joined(separator: ", "))]"
+        }
+        out += "\n}\n"
         return out
     }
 

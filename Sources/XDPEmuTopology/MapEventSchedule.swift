@@ -37,12 +37,16 @@ public struct MapEventSchedule: Sendable, Equatable {
     }
 
     public var events: [Event]
+    /// The file the schedule was loaded from, if any.
+    public var path: String?
 
     public init(events: [Event]) { self.events = events }
 
     /// Reads and checks the file at `path` against `topology`; every problem is reported at once, by JSON path.
     public static func load(path: String, topology: Topology) throws(TopologyError) -> MapEventSchedule {
-        try parse(data: readSourceFile(path), source: path, topology: topology)
+        var schedule = try parse(data: readSourceFile(path), source: path, topology: topology)
+        schedule.path = path
+        return schedule
     }
 
     /// Checks a schedule from JSON bytes; `source` names it in messages.
