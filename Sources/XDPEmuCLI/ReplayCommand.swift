@@ -113,7 +113,7 @@ func loadTopology(_ path: String) throws -> Topology {
 /// Checks PORT=TRACE.pcap arguments of `option` and a --timing value.
 func validateTraceInputs(_ inputs: [String], option: String, timing: String) throws {
     for input in inputs where !input.contains("=") {
-        throw ValidationError("\(option) \(input): expected PORT=TRACE.pcap")
+        throw ValidationError("\(option) \(quotedForMessage(input)): expected PORT=TRACE.pcap")
     }
     guard ReplayOptions.Timing(rawValue: timing) != nil else {
         throw ValidationError("--timing must be recorded or topspeed")

@@ -82,7 +82,7 @@ public enum Replay {
         let topology = options.topology
         for input in options.inputs where topology.port(named: input.port) == nil {
             throw .badInput(
-                "--in \(input.port)=\(input.path): no port named \(input.port) in \(topology.source) "
+                "--in \(quotedForMessage(input.port)): no port of that name in \(topology.source) "
                     + "(ports: \(topology.ports.map(\.name).joined(separator: ", ")))")
         }
         var inputErrors = [String]()

@@ -94,7 +94,7 @@ public struct MapEventSchedule: Sendable, Equatable {
             var mapName: String?
             if let name = d.requiredString(fields, "map") {
                 if topology.map(named: name) == nil {
-                    d.report(fields.path("map"), "no map named \(jsonQuoted(name))", at: fields["map"]!)
+                    d.report(fields.path("map"), "no map named \(quotedForMessage(name))", at: fields["map"]!)
                 } else {
                     mapName = name
                 }
@@ -135,7 +135,7 @@ public struct MapEventSchedule: Sendable, Equatable {
                 if let port = topology.port(named: name) {
                     ifindex = port.ifindex
                 } else {
-                    d.report(fields.path("port"), "no port named \(jsonQuoted(name))", at: portNode)
+                    d.report(fields.path("port"), "no port named \(quotedForMessage(name))", at: portNode)
                 }
             }
         case (nil, let indexNode?):
