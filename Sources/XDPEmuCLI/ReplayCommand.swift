@@ -11,8 +11,11 @@ struct ReplayCommand: ParsableCommand {
         discussion: """
             Writes DIR/PORT.ingress.pcap, DIR/PORT.egress.pcap and DIR/PORT.pass.pcap for every port and \
             DIR/drops.pcap, prints a summary on stderr, and is deterministic: the same inputs give byte-identical \
-            outputs. Exit codes: 0 done; 2 bad input (topology, trace or map-events file; outputs written so far \
-            stay valid); 130 interrupted (outputs valid).
+            outputs. Every input and output is checked before any output is created; capture files of an earlier \
+            run in DIR that this run does not write are removed. Exit codes: 0 done; 1 an output cannot be \
+            created or written (each file named; a file whose write failed ends at its last whole record); 2 bad \
+            input (topology, trace or map-events file; outputs written so far stay valid); 130 interrupted \
+            (outputs valid).
             """)
 
     @Argument(help: "The topology file (JSON).")
@@ -74,7 +77,10 @@ struct ReplayCommand: ParsableCommand {
         }
         if options.progress != nil { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
         if !quiet { FileHandle.standardError.write(Data((result.statistics.table + "\n").utf8)) }
-        for error in result.inputErrors { FileHandle.standardError.write(Data("xdpemu: \(error)\n".utf8)) }
+        for error in result.inputErrors + result.outputErrors {
+            FileHandle.standardError.write(Data("xdpemu: \(error)\n".utf8))
+        }
+        if !result.outputErrors.isEmpty { throw ExitCode(ExitStatus.failure) }
         if result.interrupted { throw ExitCode(130) }
         if !result.inputErrors.isEmpty { throw ExitCode(ExitStatus.badInput) }
     }

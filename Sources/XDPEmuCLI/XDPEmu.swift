@@ -58,7 +58,8 @@ struct MapBatchCommand: ParsableCommand {
             Operations, one a line (# comments): device NAME [ifindex N] [mtu N] [down] [noxmit]; \
             create devmap MAX_ENTRIES [key_size N] [value_size N] [flags N]; update KEY DEVICE [any|noexist|exist|N]; \
             delete KEY; lookup KEY; next KEY|none; unregister DEVICE. Failures print the errno name. \
-            A syntax error prints 'error: line N: ...' to stderr; the rest still runs and the exit code is 2.
+            A syntax error prints 'xdpemu: FILE: line N: ...' to stderr (input text in it quoted, escaped and cut at 80 \
+            characters); the rest still runs and the exit code is 2.
             """)
 
     @Argument(help: "The operations file, or - for standard input.")
@@ -89,7 +90,8 @@ struct MapBatchCommand: ParsableCommand {
             case .success(nil): break
             case .failure(let error):
                 failed = true
-                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                let source = file == "-" ? "standard input" : file
+                FileHandle.standardError.write(Data("xdpemu: \(source): line \(error.line): \(error.message)\n".utf8))
             }
         }
         if failed { throw ExitCode(ExitStatus.badInput) }

@@ -1,5 +1,5 @@
-// Whole-file reads, output files and directories, atomic writes: every file the other modules open for their own
-// use (topologies, map-event files, the event log, output directories) is opened here.
+// Whole-file reads and atomic writes: every file the other modules read for their own use (topologies, map-event
+// files, map scripts, run-state files) is opened here. Output files and directories are in OutputFiles.swift.
 
 import Glibc
 import SystemPackage
@@ -50,22 +50,6 @@ public func readRegularFile(_ path: String) throws(FileReadError) -> [UInt8] {
         return try readToEnd(fd)
     } catch {
         throw .read(error)
-    }
-}
-
-/// Creates or truncates the output file `path` for writing: open(2) O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, mode 0644.
-public func createOutputFile(_ path: String) throws(Errno) -> FileDescriptor {
-    FileDescriptor(rawValue: try retryingEINTROrThrow { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) })
-}
-
-/// Creates the directory `path` and any missing parents, each with mode 0755 exactly (see `makeDirectory`);
-/// existing directories are left as they are.
-public func makeDirectories(_ path: String) throws(Errno) {
-    var prefix = path.hasPrefix("/") ? "/" : ""
-    for component in path.split(separator: "/") {
-        prefix += component
-        try makeDirectory(prefix)
-        prefix += "/"
     }
 }
 

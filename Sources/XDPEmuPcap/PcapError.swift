@@ -14,7 +14,7 @@ public enum PcapError: Error, CustomStringConvertible, Equatable, Sendable {
     /// Record `recordNumber` (1-based) is malformed or could not be read. `offset` is the byte offset of its record
     /// header (for pcapng, of the first block read for it, which is block number `block`), or -1 when unknown.
     case record(path: String, recordNumber: Int, offset: Int64, block: Int? = nil, reason: Reason)
-    /// write(2) failed. The file may end in a partial record; the writer drops every later record.
+    /// write(2) failed. `PcapWriter` cuts the file back to its last whole record and drops every later record.
     case cannotWrite(path: String, errno: Errno)
     /// close(2) failed.
     case cannotClose(path: String, errno: Errno)

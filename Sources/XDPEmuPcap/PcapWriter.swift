@@ -3,6 +3,10 @@ import SystemPackage
 // Our own pcap writer, byte-identical to what libpcap's pcap_dump writes for a nanosecond-precision Ethernet handle
 // (the tests compare against libpcap itself). Records are staged in one buffer that only ever holds whole records,
 // so each flush leaves a valid file behind: a crash after a flush loses the unflushed tail, never the file.
+// A write(2) that fails part way (a full disk) would leave the file ending inside a record, which tcpdump and
+// libpcap refuse ("truncated dump file"): the writer then cuts the file back with ftruncate(2) to the end of the
+// last record written whole, and counts every record that is not in the file, so the caller can say how many are
+// missing. Only `drain` knows where the file ends (`fileSize`, `recordsInFile`); `write` keeps no extra state.
 //
 // `write` is @inlinable so that a capture loop in another module compiles it in place. Its fast path (the file is
 // open, nothing has failed, the record fits in the buffer) stores a header and copies the bytes; everything else is
@@ -12,7 +16,8 @@ import SystemPackage
 /// Writes Ethernet frames to a classic pcap file with nanosecond timestamps, in host byte order.
 ///
 /// `write` never allocates and makes a system call only when the buffer is full. A failed write(2) is remembered:
-/// later records are dropped and the error is thrown by the next `flush()` or `close()`. Not thread-safe.
+/// the file is cut back to its last whole record, later records are dropped (and counted in `recordsMissing`), and
+/// the error is thrown by the next `flush()` or `close()`. Not thread-safe.
 public final class PcapWriter {
     /// The file being written, as given to `init`.
     public let path: String
@@ -26,6 +31,12 @@ public final class PcapWriter {
     }
     /// `snapLength` as an Int.
     @usableFromInline let snapLimit: Int
+    /// Bytes on disk, all of them whole records (and the file header).
+    private var fileSize = 0
+    /// Records on disk.
+    private var recordsInFile = 0
+    /// Records given to `write` that are not in the file because a write failed.
+    public private(set) var recordsMissing = 0
 
     /// What `write` reads and updates on every record.
     @usableFromInline
@@ -45,34 +56,46 @@ public final class PcapWriter {
         set { state.pointee.staged = newValue }
     }
 
-    /// The number of records accepted by `write` (on disk once flushed).
+    /// The number of records accepted by `write` (on disk once flushed); after a failed write, the records in the
+    /// file.
     public var recordsWritten: Int { state.pointee.recordCount }
-    /// The size of the file once flushed: the header plus every accepted record.
+    /// The size of the file once flushed: the header plus every accepted record (after a failed write, the file's
+    /// size).
     public var bytesWritten: Int { state.pointee.byteCount }
 
     /// Creates (or truncates) `path` and writes the file header at once, so the file is valid from the start.
     ///
-    /// The file is opened with open(2) (`O_WRONLY | O_CREAT | O_TRUNC`, mode 0644), so device nodes such as
-    /// /dev/null work as outputs and are never replaced.
-    public init(path: String, snapLength: UInt32 = 262_144, bufferSize: Int = 1 << 20) throws(PcapError) {
-        precondition(snapLength > 0, "a snap length of 0 would drop every byte")
-        precondition(bufferSize >= PcapFormat.fileHeaderSize, "the buffer must hold at least the file header")
-        self.path = path
-        self.snapLength = snapLength
-        snapLimit = Int(snapLength)
-        // Open before allocating: a throw before every property is set skips deinit, so nothing may need freeing yet.
+    /// The file is opened with open(2) (`O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW`, mode 0644), so device nodes
+    /// such as /dev/null work as outputs and are never replaced, and a symbolic link is refused (ELOOP). Outputs of
+    /// a run are opened by the caller (XDPEmuOS's `createOutputFile`) and handed to `init(path:fileDescriptor:)`.
+    public convenience init(path: String, snapLength: UInt32 = 262_144, bufferSize: Int = 1 << 20) throws(PcapError) {
+        let fd: FileDescriptor
         do {
             fd = try systemCall {
                 try FileDescriptor.open(
                     FilePath(path),
                     .writeOnly,
-                    options: [.create, .truncate, .closeOnExec],
+                    options: [.create, .truncate, .closeOnExec, .noFollow],
                     permissions: [.ownerReadWrite, .groupRead, .otherRead]
                 )
             }
         } catch {
             throw .cannotOpen(path: path, errno: error)
         }
+        try self.init(path: path, fileDescriptor: fd, snapLength: snapLength, bufferSize: bufferSize)
+    }
+
+    /// Writes to `fileDescriptor`, an empty file open for writing that `path` names in messages; the writer owns
+    /// it from now on (closes it in `close`, also when this throws). Writes the file header at once.
+    public init(
+        path: String, fileDescriptor: FileDescriptor, snapLength: UInt32 = 262_144, bufferSize: Int = 1 << 20
+    ) throws(PcapError) {
+        precondition(snapLength > 0, "a snap length of 0 would drop every byte")
+        precondition(bufferSize >= PcapFormat.fileHeaderSize, "the buffer must hold at least the file header")
+        self.path = path
+        self.snapLength = snapLength
+        snapLimit = Int(snapLength)
+        fd = fileDescriptor
         buffer = .allocate(byteCount: bufferSize, alignment: 16)
         state = .allocate(capacity: 1)
         state.initialize(to: State(writable: true))
@@ -159,6 +182,7 @@ public final class PcapWriter {
         precondition(fd != nil, "PcapWriter.write after close")
         precondition(originalLength >= 0, "negative original length")
         guard failure == nil else {
+            recordsMissing += 1
             return
         }
         let capturedLength = min(bytes.count, Int(snapLength))
@@ -166,14 +190,13 @@ public final class PcapWriter {
         if staged + recordSize > buffer.count {
             drain()
             guard failure == nil else {
+                recordsMissing += 1
                 return
             }
         }
         if recordSize > buffer.count {
             writeDirectly(timestampNanos, bytes, capturedLength, originalLength)
-            guard failure == nil else {
-                return
-            }
+            return
         } else {
             let record = buffer.baseAddress! + staged
             Self.storeRecordHeader(at: record, timestampNanos, capturedLength, originalLength)
@@ -216,18 +239,50 @@ public final class PcapWriter {
         }
     }
 
-    /// Writes out the staged bytes; on failure remembers the error and drops them.
+    /// Writes out the staged bytes. On failure remembers the error, cuts the file back to the last record written
+    /// whole and counts the staged records that did not make it as missing.
     private func drain() {
         guard staged > 0, let fd else {
             return
         }
         let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<staged])
+        let stagedRecords = state.pointee.recordCount - recordsInFile
         staged = 0
         do {
             try fd.writeEverything(bytes)
+            fileSize += bytes.count
+            recordsInFile += stagedRecords
         } catch {
-            failure = failure ?? .cannotWrite(path: path, errno: error.errno)
+            // The buffer starts with the file header when nothing is on disk yet; it is all or nothing.
+            var boundary = fileSize == 0 ? PcapFormat.fileHeaderSize : 0
+            var whole = 0
+            if boundary <= error.bytesWritten {
+                while boundary + PcapFormat.recordHeaderSize <= error.bytesWritten {
+                    let capturedLength = bytes.loadUnaligned(fromByteOffset: boundary + 8, as: UInt32.self)
+                    let end = boundary + PcapFormat.recordHeaderSize + Int(capturedLength)
+                    guard end <= error.bytesWritten else { break }
+                    boundary = end
+                    whole += 1
+                }
+            } else {
+                boundary = 0
+            }
+            cutBack(fd, to: fileSize + boundary, keeping: whole, of: stagedRecords, errno: error.errno)
         }
+    }
+
+    /// After a failed write: truncates the file to `size`, which ends at a record boundary, and accounts for the
+    /// `records - kept` records that are not in it.
+    private func cutBack(_ fd: FileDescriptor, to size: Int, keeping kept: Int, of records: Int, errno: Errno) {
+        // ftruncate(2) to a smaller size needs no space; should it fail all the same, the error below still says
+        // the file is incomplete.
+        _ = try? systemCall { try fd.resize(to: Int64(size)) }
+        fileSize = size
+        recordsInFile += kept
+        recordsMissing += records - kept
+        state.pointee.recordCount = recordsInFile
+        state.pointee.byteCount = fileSize
+        failure = failure ?? .cannotWrite(path: path, errno: errno)
     }
 
     /// Writes a record too big for the buffer (which has just been drained): header and data, no copy.
@@ -254,7 +309,12 @@ public final class PcapWriter {
             }
         }
         if let failed {
-            failure = failure ?? .cannotWrite(path: path, errno: failed.errno)
+            cutBack(fd, to: fileSize, keeping: 0, of: 1, errno: failed.errno)
+        } else {
+            fileSize += PcapFormat.recordHeaderSize + capturedLength
+            recordsInFile += 1
+            state.pointee.recordCount = recordsInFile
+            state.pointee.byteCount = fileSize
         }
     }
 

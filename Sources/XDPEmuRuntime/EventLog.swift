@@ -1,27 +1,36 @@
-import Foundation
+import SystemPackage
 import XDPEmuCore
 import XDPEmuOS
 
 /// Writes events as JSON Lines: one object per line with the tracepoint's name and fields and the virtual time.
-/// Lines are formatted into a reused byte buffer (no String per event) and written in large blocks.
+/// Lines are formatted into a reused byte buffer (no String per event) and written in large blocks. The buffer
+/// holds whole lines only, so a write that fails part way (a full disk) is cut back with ftruncate(2) to the end
+/// of the last line written whole; later lines are counted as missing.
 public final class EventLog {
-    private let handle: FileHandle
+    private var fd: FileDescriptor?
     private var buffer: [UInt8] = []
     public let path: String
     private var mapNames: [UInt32: String] = [:]
+    /// Lines in `buffer`.
+    private var bufferedLines = 0
+    /// Bytes and lines on disk, all of them whole lines.
+    private var fileSize = 0
+    private var linesInFile = 0
+    private var linesMissing = 0
+    private var failure: String?
 
     public init(path: String, mapNames: [(id: UInt32, name: String)] = []) throws(RuntimeError) {
         self.path = path
         do {
-            handle = FileHandle(fileDescriptor: try createOutputFile(path).rawValue, closeOnDealloc: true)
+            fd = try createOutputFile(path)
         } catch {
-            throw .failure("\(path): cannot create: \(String(cString: strerror(error.rawValue)))")
+            throw .failure("\(error)")
         }
         buffer.reserveCapacity(1 << 20)
         for (id, name) in mapNames { self.mapNames[id] = name }
     }
 
-    deinit { try? flush() }
+    deinit { _ = close() }
 
     /// Appends one core event.
     public func append(_ e: XDPEvent) {
@@ -71,19 +80,57 @@ public final class EventLog {
         end()
     }
 
+    /// Writes the buffered lines; throws (now and on every later call) once a write has failed.
     public func flush() throws(RuntimeError) {
-        guard !buffer.isEmpty else { return }
-        do {
-            try handle.write(contentsOf: buffer)
-        } catch {
-            throw .failure("\(path): write failed: \(error.localizedDescription)")
+        if let fd, failure == nil, !buffer.isEmpty {
+            write(to: fd)
         }
+        linesMissing += failure == nil ? 0 : bufferedLines
+        bufferedLines = 0
         buffer.removeAll(keepingCapacity: true)
+        if let failure { throw .failure("\(path): \(failure)") }
     }
 
-    public func close() throws(RuntimeError) {
-        try flush()
-        try? handle.close()
+    /// Flushes and closes the file (idempotent); nil when every line is in it, else what is missing.
+    public func close() -> OutputFailure? {
+        try? flush()
+        if let fd {
+            self.fd = nil
+            do {
+                try fd.close()
+            } catch {
+                failure = failure ?? "cannot close: \(error)"
+            }
+        }
+        guard let failure else { return nil }
+        return OutputFailure(path: path, error: failure, kept: linesInFile, missing: linesMissing, unit: "events")
+    }
+
+    private func write(to fd: FileDescriptor) {
+        var done = 0
+        while done < buffer.count {
+            do {
+                done += try buffer.withUnsafeBytes { bytes in
+                    try fd.write(UnsafeRawBufferPointer(rebasing: bytes[done...]))
+                }
+            } catch {
+                failure = "cannot write: \(error)"
+                break
+            }
+        }
+        guard failure != nil else {
+            fileSize += buffer.count
+            linesInFile += bufferedLines
+            bufferedLines = 0
+            return
+        }
+        // Keep the lines written whole: the file must end with a newline.
+        let whole = buffer[..<done].lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
+        let kept = buffer[..<whole].reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+        _ = try? fd.resize(to: Int64(fileSize + whole))
+        fileSize += whole
+        linesInFile += kept
+        bufferedLines -= kept
     }
 
     // MARK: Formatting
@@ -98,6 +145,7 @@ public final class EventLog {
 
     private func end() {
         append("}\n")
+        bufferedLines &+= 1
         if buffer.count >= 1 << 20 { try? flush() }
     }
 

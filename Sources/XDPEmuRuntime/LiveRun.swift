@@ -140,6 +140,18 @@ public final class LiveRun {
                 "--replay \(input.port)=\(input.path): no port named \(input.port) in \(topology.source) "
                     + "(ports: \(topology.ports.map(\.name).joined(separator: ", ")))")
         }
+        _ = try outputPlan(options)
+    }
+
+    /// The run's outputs (`OutputPlan`), checked: made in preflight, and again just before the captures are
+    /// created.
+    static func outputPlan(_ options: LiveOptions) throws(RuntimeError) -> OutputPlan {
+        var inputs = [OutputPlan.Input(what: "the topology", path: options.topology.source)]
+        inputs += options.replays.map { OutputPlan.Input(what: "--replay \($0.port)", path: $0.path) }
+        if let path = options.mapEvents?.path { inputs.append(OutputPlan.Input(what: "--map-events", path: path)) }
+        return try OutputPlan(
+            topology: options.topology, captureDirectory: options.captureDirectory, eventsPath: options.eventsPath,
+            statsPath: options.statsPath, inputs: inputs)
     }
 
     // MARK: Run
@@ -176,13 +188,11 @@ public final class LiveRun {
             failure = error
             ending = .stopRequested
         }
-        let statistics = engine.finish()
+        var statistics = engine.finish()
+        let outputErrors = closeOutputs(
+            captures: created.captures, log: created.log, statistics: &statistics, statsPath: options.statsPath)
         options.report(statistics.table)
-        failure =
-            failure
-            ?? closeOutputs(
-                captures: created.captures, log: created.log, statistics: statistics,
-                statsPath: options.statsPath)
+        if !outputErrors.isEmpty { failure = failure ?? .failure(outputErrors.joined(separator: "\nxdpemu: ")) }
         let errors = teardown()
         if let failure { throw failure }
         return LiveResult(ending: ending, stoppedDuringSetup: false, statistics: statistics, teardownErrors: errors)
@@ -285,6 +295,9 @@ public final class LiveRun {
         }
         try checkStop(signals)
 
+        let plan = try Self.outputPlan(options)
+        try plan.prepare()
+        if let message = plan.staleCapturesMessage { options.report("xdpemu: " + message) }
         let captures = try options.captureDirectory.map { directory throws(RuntimeError) in
             try CaptureSet(
                 directory: directory,
@@ -401,8 +414,8 @@ public final class LiveRun {
     /// Reports and returns the failed steps. Idempotent.
     private func teardown() -> [String] {
         var errors = [String]()
-        try? created.captures?.close()
-        try? created.log?.close()
+        _ = created.captures?.close()
+        _ = created.log?.close()
         created.eventLoop?.close()
         created.timer?.close()
         created.writeRing?.close()

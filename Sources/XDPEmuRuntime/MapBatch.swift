@@ -1,4 +1,5 @@
 import XDPEmuCore
+import XDPEmuTopology
 
 /// Runs a script of devmap operations against an in-memory network and answers one line per operation, so the
 /// emulator's map semantics can be compared line by line with a kernel's answers to the same operations.
@@ -78,7 +79,7 @@ public struct MapBatch {
                 }
             case "next": answer = try next(Array(words.dropFirst()), number)
             case "unregister": answer = try unregister(Array(words.dropFirst()), number)
-            default: throw SyntaxError(line: number, message: "unknown operation '\(verb)'")
+            default: throw SyntaxError(line: number, message: "unknown operation \(quotedForMessage(verb, quote: "'"))")
             }
             return .success(answer)
         } catch let error as SyntaxError {
@@ -92,8 +93,14 @@ public struct MapBatch {
 
     private mutating func device(_ args: [String], _ line: Int) throws -> String {
         guard let name = args.first else { throw SyntaxError(line: line, message: "device needs a NAME") }
+        guard quotedForMessage(name, quote: "'", limit: 15) == "'\(name)'" else {
+            throw SyntaxError(
+                line: line,
+                message: "device name \(quotedForMessage(name, quote: "'")) must be at most 15 printable characters")
+        }
         guard UInt32(name) == nil && !name.hasPrefix("0x") else {
-            throw SyntaxError(line: line, message: "device name '\(name)' must not be a number")
+            throw SyntaxError(
+                line: line, message: "device name \(quotedForMessage(name, quote: "'")) must not be a number")
         }
         var ifindex: IfIndex?
         var mtu: UInt32 = 1500
@@ -120,7 +127,7 @@ public struct MapBatch {
                 xmit = false
                 i += 1
             default:
-                throw SyntaxError(line: line, message: "unknown device option '\(args[i])'")
+                throw SyntaxError(line: line, message: "unknown device option \(quotedForMessage(args[i], quote: "'"))")
             }
         }
         let transmitter: (any XDPTransmitter)? = xmit ? DiscardingTransmitter() : nil
@@ -138,7 +145,8 @@ public struct MapBatch {
         guard args.count >= 2 else { throw SyntaxError(line: line, message: "create needs a map type and MAX_ENTRIES") }
         let type = args[0]
         guard type == "devmap" || type == "devmap_hash" else {
-            throw SyntaxError(line: line, message: "unknown map type '\(type)' (devmap, devmap_hash)")
+            throw SyntaxError(
+                line: line, message: "unknown map type \(quotedForMessage(type, quote: "'")) (devmap, devmap_hash)")
         }
         guard let maxEntries = parseU32(args[1]) else {
             throw SyntaxError(line: line, message: "MAX_ENTRIES must be a number 0...4294967295")
@@ -149,13 +157,14 @@ public struct MapBatch {
         var i = 2
         while i < args.count {
             guard i + 1 < args.count, let value = parseU32(args[i + 1]) else {
-                throw SyntaxError(line: line, message: "'\(args[i])' needs a number")
+                throw SyntaxError(line: line, message: "\(quotedForMessage(args[i], quote: "'")) needs a number")
             }
             switch args[i] {
             case "key_size": keySize = value
             case "value_size": valueSize = value
             case "flags": flags = value
-            default: throw SyntaxError(line: line, message: "unknown create option '\(args[i])'")
+            default:
+                throw SyntaxError(line: line, message: "unknown create option \(quotedForMessage(args[i], quote: "'"))")
             }
             i += 2
         }
@@ -246,7 +255,8 @@ public struct MapBatch {
 
     private func parseKey(_ text: String, _ line: Int) throws -> MapKey {
         guard let key = parseU32(text) else {
-            throw SyntaxError(line: line, message: "KEY must be a number 0...4294967295, got '\(text)'")
+            throw SyntaxError(
+                line: line, message: "KEY must be a number 0...4294967295, got \(quotedForMessage(text, quote: "'"))")
         }
         return MapKey(key)
     }
@@ -259,7 +269,9 @@ public struct MapBatch {
             return IfIndex(ifindex)
         }
         guard let ifindex = declared[text] else {
-            throw SyntaxError(line: line, message: "unknown device '\(text)' (declare it with 'device \(text)')")
+            throw SyntaxError(
+                line: line,
+                message: "unknown device \(quotedForMessage(text, quote: "'")) (declare it with a 'device' line)")
         }
         return ifindex
     }

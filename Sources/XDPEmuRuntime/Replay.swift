@@ -1,5 +1,6 @@
 import Foundation
 import XDPEmuCore
+import XDPEmuOS
 import XDPEmuPcap
 import XDPEmuTopology
 
@@ -88,6 +89,8 @@ public struct ReplayOptions {
     public var progress: ((UInt64, Double) -> Void)?
     /// Polled now and then: true stops reading (SIGINT); what was read is still processed and written.
     public var shouldStop: () -> Bool = { false }
+    /// Receives notices before the run starts (stderr by default): which old captures were removed.
+    public var report: (String) -> Void = { FileHandle.standardError.write(Data(("xdpemu: " + $0 + "\n").utf8)) }
     /// Recorded timing one arrival, poll or map operation per step, never a stretch of polls at once
     /// (`ReplayEngine.stepRecordedStretch`): the reference the tests hold the stretches to.
     var oneEventPerStep = false
@@ -99,21 +102,28 @@ public struct ReplayOptions {
     }
 }
 
-/// The outcome of a replay: statistics, and the input problems met on the way (a bad trace stops only itself).
+/// The outcome of a replay: statistics, and the problems met on the way (a trace that goes bad part way stops only
+/// itself; an output that cannot be written is cut back to its last whole record).
 public struct ReplayResult {
     public var statistics: RunStatistics
     /// Messages naming file, record and offset; non-empty means exit code 2.
     public var inputErrors: [String]
+    /// Outputs that could not be written in full, each named with what is missing; non-empty means exit code 1.
+    public var outputErrors: [String] = []
     public var interrupted: Bool
 }
 
 public enum Replay {
     /// Runs a replay to the end of every input (or until `shouldStop`), then closes every output.
+    ///
+    /// Every input is opened and checked (each trace's header read) and every output checked (`OutputPlan`) before
+    /// any output is created, truncated or removed: a trace that cannot be opened throws `.badInput`, an output
+    /// that cannot be written `.failure`, and the output directory is left as it was.
     public static func run(_ options: ReplayOptions) throws(RuntimeError) -> ReplayResult {
         let topology = options.topology
         for input in options.inputs where topology.port(named: input.port) == nil {
             throw .badInput(
-                "--in \(input.port)=\(input.path): no port named \(input.port) in \(topology.source) "
+                "--in \(quotedForMessage(input.port)): no port of that name in \(topology.source) "
                     + "(ports: \(topology.ports.map(\.name).joined(separator: ", ")))")
         }
         var inputErrors = [String]()
@@ -136,6 +146,17 @@ public enum Replay {
             }
             readers.append((input, reader, framing))
         }
+        if !inputErrors.isEmpty {
+            throw .badInput(inputErrors.joined(separator: "\nxdpemu: ") + "\nxdpemu: nothing was created or changed")
+        }
+        var inputs = [OutputPlan.Input(what: "the topology", path: topology.source)]
+        inputs += options.inputs.map { OutputPlan.Input(what: "--in \($0.port)", path: $0.path) }
+        if let path = options.mapEvents?.path { inputs.append(OutputPlan.Input(what: "--map-events", path: path)) }
+        let plan = try OutputPlan(
+            topology: topology, captureDirectory: options.outputDirectory, eventsPath: options.eventsPath,
+            statsPath: options.statsPath, inputs: inputs)
+        try plan.prepare()
+        if let message = plan.staleCapturesMessage { options.report(message) }
         // A converted frame is longer than its record by the Ethernet header less the header it loses.
         let largestFrame = readers.map { $0.reader.largestCapturedLength + max(0, $0.framing?.growth ?? 0) }.max() ?? 0
         let captures = try CaptureSet(
@@ -148,11 +169,17 @@ public enum Replay {
                 source: .traces(largestCapturedLength: largestFrame, count: readers.count))
             emulation = try Emulation(topology: topology, captures: captures, sizing: sizing)
         } catch {
-            try? captures.close()
+            _ = captures.close()
             throw error
         }
-        let log = try options.eventsPath.map { path throws(RuntimeError) in
-            try EventLog(path: path, mapNames: emulation.mapNames)
+        let log: EventLog?
+        do {
+            log = try options.eventsPath.map { path throws(RuntimeError) in
+                try EventLog(path: path, mapNames: emulation.mapNames)
+            }
+        } catch {
+            _ = captures.close()
+            throw error
         }
         let outcome =
             readers.contains { $0.framing != nil }
@@ -163,13 +190,11 @@ public enum Replay {
             emulation: emulation, ingress: outcome.ingress, polls: outcome.polls,
             framesIn: outcome.framesIn, errors: inputErrors)
         statistics.inputs = outcome.inputs
-        if let closeError = closeOutputs(
-            captures: captures, log: log, statistics: statistics,
-            statsPath: options.statsPath)
-        {
-            throw closeError
-        }
-        return ReplayResult(statistics: statistics, inputErrors: inputErrors, interrupted: outcome.interrupted)
+        let outputErrors = closeOutputs(
+            captures: captures, log: log, statistics: &statistics, statsPath: options.statsPath)
+        return ReplayResult(
+            statistics: statistics, inputErrors: inputErrors, outputErrors: outputErrors,
+            interrupted: outcome.interrupted)
     }
 
     /// What a replay engine leaves for the statistics.
@@ -206,22 +231,24 @@ func drainEvents(of worker: Worker, into log: EventLog?) {
     worker.events.drain { log.append($0) }
 }
 
-/// The end of a run (replay or live): closes the captures and the event log and writes the statistics file.
-/// Returns the first error, after trying every step.
+/// The end of a run (replay or live): closes the captures and the event log, records in `statistics` every one
+/// a failed write left incomplete, and writes the statistics file. Returns a message for every output that is
+/// not complete (each names the file and what is missing); empty when everything was written.
 func closeOutputs(
-    captures: CaptureSet?, log: EventLog?, statistics: RunStatistics, statsPath: String?
-)
-    -> RuntimeError?
-{
-    var failure: RuntimeError?
-    do { try captures?.close() } catch { failure = error }
-    do { try log?.close() } catch { failure = failure ?? error }
+    captures: CaptureSet?, log: EventLog?, statistics: inout RunStatistics, statsPath: String?
+) -> [String] {
+    var incomplete = captures?.close() ?? []
+    if let failure = log?.close() { incomplete.append(failure) }
+    statistics.incompleteOutputs = incomplete
+    var messages = incomplete.map(\.description)
     if let statsPath {
         do {
-            try Data(statistics.json.utf8).write(to: URL(fileURLWithPath: statsPath))
+            try writeOutputFile(statsPath, Array(statistics.json.utf8))
         } catch {
-            failure = failure ?? .failure("\(statsPath): cannot write: \(error.localizedDescription)")
+            // A statistics file cut short is not JSON: remove what was written of it (never what a refusal names).
+            if case .failed(step: "write", _) = error.reason { try? removeOutputFile(statsPath) }
+            messages.append("\(error)")
         }
     }
-    return failure
+    return messages
 }

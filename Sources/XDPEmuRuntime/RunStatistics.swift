@@ -37,6 +37,8 @@ public struct RunStatistics: Equatable, Sendable {
 
     /// Whether some input was given Ethernet headers.
     var hasConvertedInputs: Bool { inputs.contains { $0.linkType != .ethernet } }
+    /// Outputs a failed write left incomplete (each ends at its last whole record), set when the outputs are closed.
+    public var incompleteOutputs: [OutputFailure] = []
 
     /// Bulk transmits over every map entry.
     public var flushes: UInt64 { maps.reduce(0) { $0 + $1.entries.reduce(0) { $0 + $1.statistics.flushes } } }
@@ -111,6 +113,12 @@ public struct RunStatistics: Equatable, Sendable {
             "frames in \(framesIn), polls \(polls), flushes \(flushes), "
                 + "average bulk \(formatDouble(averageBulk))"
                 + (eventsLost > 0 ? ", events lost \(eventsLost)" : ""))
+        if !incompleteOutputs.isEmpty {
+            lines.append("incomplete outputs (a write failed; each file ends at its last whole record):")
+            for output in incompleteOutputs {
+                lines.append("  \(output.path): \(output.missing) \(output.unit) missing (\(output.error))")
+            }
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -151,7 +159,15 @@ public struct RunStatistics: Equatable, Sendable {
                     + "\"converted\": \(input.converted), \"skipped\": \(input.skipped)}"
             }.joined(separator: ",\n")
         }
-        out += "\n  ],\n  \"errors\": [\(errors.map(jsonQuoted).joined(separator: ", "))]\n}\n"
+        out += "\n  ],\n  \"errors\": [\(errors.map(jsonQuoted).joined(separator: ", "))]"
+        if !incompleteOutputs.isEmpty {
+            let outputs = incompleteOutputs.map {
+                "{\"file\": \(jsonQuoted($0.path)), \"\($0.unit)_kept\": \($0.kept), \"\($0.unit)_missing\": \($0.missing), "
+                    + "\"error\": \(jsonQuoted($0.error))}"
+            }
+            out += ",\n  \"incomplete_outputs\": [\(outputs.joined(separator: ", "))]"
+        }
+        out += "\n}\n"
         return out
     }
 

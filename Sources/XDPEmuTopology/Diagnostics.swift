@@ -16,7 +16,7 @@ struct JSONPath: Sendable, CustomStringConvertible {
         let isIdentifier =
             !bytes.isEmpty && !isASCIIDigit(bytes[0])
             && bytes.allSatisfy { isASCIIDigit($0) || isASCIILetter($0) || $0 == UInt8(ascii: "_") }
-        return JSONPath(description: description + (isIdentifier ? "." + key : "[" + jsonQuoted(key) + "]"))
+        return JSONPath(description: description + (isIdentifier ? "." + key : "[" + quotedForMessage(key) + "]"))
     }
 
     func index(_ index: Int) -> JSONPath {
@@ -70,11 +70,11 @@ final class Diagnostics {
         for member in members {
             let memberPath = path.member(member.key)
             if !seen.insert(member.key).inserted {
-                report(memberPath, "duplicate member \(jsonQuoted(member.key))", at: member.keyPosition)
+                report(memberPath, "duplicate member \(quotedForMessage(member.key))", at: member.keyPosition)
             } else if !allowed.contains(member.key) {
-                var message = "unknown field \(jsonQuoted(member.key))"
+                var message = "unknown field \(quotedForMessage(member.key))"
                 if let suggestion = closestName(to: member.key, among: allowed) {
-                    message += " (did you mean \(jsonQuoted(suggestion))?)"
+                    message += " (did you mean \(quotedForMessage(suggestion))?)"
                 }
                 message += "; allowed: " + allowed.joined(separator: ", ")
                 report(memberPath, message, at: member.keyPosition)
@@ -92,7 +92,8 @@ final class Diagnostics {
         var seen: Set<String> = []
         return members.filter { member in
             guard seen.insert(member.key).inserted else {
-                report(path.member(member.key), "duplicate member \(jsonQuoted(member.key))", at: member.keyPosition)
+                report(
+                    path.member(member.key), "duplicate member \(quotedForMessage(member.key))", at: member.keyPosition)
                 return false
             }
             return true
@@ -111,7 +112,7 @@ final class Diagnostics {
     /// The member `key` of `fields`; reports it missing when absent.
     func required(_ fields: Fields, _ key: String) -> JSONNode? {
         guard let node = fields[key] else {
-            report(fields.path(key), "missing required field \(jsonQuoted(key))", at: fields.position)
+            report(fields.path(key), "missing required field \(quotedForMessage(key))", at: fields.position)
             return nil
         }
         return node
@@ -175,8 +176,8 @@ final class Diagnostics {
     func choice(_ node: JSONNode, at path: JSONPath, _ what: String, _ choices: [String]) -> String? {
         guard let text = string(node, at: path) else { return nil }
         guard choices.contains(text) else {
-            let list = choices.map(jsonQuoted).joined(separator: ", ")
-            report(path, "unknown \(what) \(jsonQuoted(text)); allowed: \(list)", at: node)
+            let list = choices.map { quotedForMessage($0) }.joined(separator: ", ")
+            report(path, "unknown \(what) \(quotedForMessage(text)); allowed: \(list)", at: node)
             return nil
         }
         return text
@@ -190,10 +191,12 @@ final class Diagnostics {
 func interfaceNameProblem(_ name: String) -> String? {
     let bytes = Array(name.utf8)
     if bytes.isEmpty { return "must not be empty" }
-    if bytes.count > 15 { return "\(jsonQuoted(name)) is \(bytes.count) bytes long; interface names have at most 15" }
-    if name == "." || name == ".." { return "\(jsonQuoted(name)) is not a valid interface name" }
+    if bytes.count > 15 {
+        return "\(quotedForMessage(name)) is \(bytes.count) bytes long; interface names have at most 15"
+    }
+    if name == "." || name == ".." { return "\(quotedForMessage(name)) is not a valid interface name" }
     if let bad = name.unicodeScalars.first(where: { !isNameScalar($0, allowDash: true) }) {
-        return "\(jsonQuoted(name)) contains \(describe(bad)); interface names use only A-Z a-z 0-9 _ . -"
+        return "\(quotedForMessage(name)) contains \(describe(bad)); interface names use only A-Z a-z 0-9 _ . -"
     }
     return nil
 }
@@ -202,9 +205,9 @@ func interfaceNameProblem(_ name: String) -> String? {
 func mapNameProblem(_ name: String) -> String? {
     let bytes = Array(name.utf8)
     if bytes.isEmpty { return "must not be empty" }
-    if bytes.count > 15 { return "\(jsonQuoted(name)) is \(bytes.count) bytes long; map names have at most 15" }
+    if bytes.count > 15 { return "\(quotedForMessage(name)) is \(bytes.count) bytes long; map names have at most 15" }
     if let bad = name.unicodeScalars.first(where: { !isNameScalar($0, allowDash: false) }) {
-        return "\(jsonQuoted(name)) contains \(describe(bad)); map names use only A-Z a-z 0-9 _ ."
+        return "\(quotedForMessage(name)) contains \(describe(bad)); map names use only A-Z a-z 0-9 _ ."
     }
     return nil
 }

@@ -68,6 +68,7 @@ struct JSONNode: Sendable {
     private func compactText(limit: Int) -> String {
         switch kind {
         case .number(let number): return number.literal
+        case .string(let text): return quotedForMessage(text, limit: limit)
         case .array(let nodes):
             var text = "["
             for (index, node) in nodes.enumerated() {
@@ -79,7 +80,9 @@ struct JSONNode: Sendable {
             var text = "{"
             for (index, member) in members.enumerated() {
                 if text.count > limit { break }
-                text += (index == 0 ? "" : ",") + jsonQuoted(member.key) + ":" + member.value.compactText(limit: limit)
+                text +=
+                    (index == 0 ? "" : ",") + quotedForMessage(member.key, limit: limit) + ":"
+                    + member.value.compactText(limit: limit)
             }
             return text + "}"
         default: return value.description
@@ -290,7 +293,7 @@ struct JSONParser {
             let key = try parseString()
             skipWhitespace()
             guard current == UInt8(ascii: ":") else {
-                throw error("expected ':' after member name \(jsonQuoted(key)), got \(describeCurrent())")
+                throw error("expected ':' after member name \(quotedForMessage(key)), got \(describeCurrent())")
             }
             advance()
             skipWhitespace()

@@ -37,12 +37,16 @@ public struct MapEventSchedule: Sendable, Equatable {
     }
 
     public var events: [Event]
+    /// The file the schedule was loaded from, if any.
+    public var path: String?
 
     public init(events: [Event]) { self.events = events }
 
     /// Reads and checks the file at `path` against `topology`; every problem is reported at once, by JSON path.
     public static func load(path: String, topology: Topology) throws(TopologyError) -> MapEventSchedule {
-        try parse(data: readSourceFile(path), source: path, topology: topology)
+        var schedule = try parse(data: readSourceFile(path), source: path, topology: topology)
+        schedule.path = path
+        return schedule
     }
 
     /// Checks a schedule from JSON bytes; `source` names it in messages.
@@ -90,7 +94,7 @@ public struct MapEventSchedule: Sendable, Equatable {
             var mapName: String?
             if let name = d.requiredString(fields, "map") {
                 if topology.map(named: name) == nil {
-                    d.report(fields.path("map"), "no map named \(jsonQuoted(name))", at: fields["map"]!)
+                    d.report(fields.path("map"), "no map named \(quotedForMessage(name))", at: fields["map"]!)
                 } else {
                     mapName = name
                 }
@@ -131,7 +135,7 @@ public struct MapEventSchedule: Sendable, Equatable {
                 if let port = topology.port(named: name) {
                     ifindex = port.ifindex
                 } else {
-                    d.report(fields.path("port"), "no port named \(jsonQuoted(name))", at: portNode)
+                    d.report(fields.path("port"), "no port named \(quotedForMessage(name))", at: portNode)
                 }
             }
         case (nil, let indexNode?):

@@ -57,7 +57,7 @@ extension TopologyDecoder {
                 guard let key = parseDecimal(member.key, max: Int(UInt32.max)) else {
                     d.report(
                         memberPath,
-                        "map key \(jsonQuoted(member.key)) must be a decimal integer 0...4294967295 without sign "
+                        "map key \(quotedForMessage(member.key)) must be a decimal integer 0...4294967295 without sign "
                             + "or leading zeros",
                         at: member.keyPosition
                     )

@@ -117,7 +117,7 @@ extension TopologyDecoder {
             guard let address = InterfaceAddress(text), address.address.family == family else {
                 d.report(
                     path,
-                    "invalid \(family == .ipv4 ? "IPv4" : "IPv6") address \(jsonQuoted(text)); "
+                    "invalid \(family == .ipv4 ? "IPv4" : "IPv6") address \(quotedForMessage(text)); "
                         + "expected an address with prefix length like \(example)",
                     at: element
                 )
@@ -147,7 +147,7 @@ extension TopologyDecoder {
             } else {
                 d.report(
                     fields.path("to"),
-                    "invalid route destination \(jsonQuoted(text)); expected \"default\" or a prefix like 10.1.0.0/16",
+                    "invalid route destination \(quotedForMessage(text)); expected \"default\" or a prefix like 10.1.0.0/16",
                     at: node
                 )
             }
@@ -156,7 +156,7 @@ extension TopologyDecoder {
             return nil
         }
         guard let via = IPAddress(viaText) else {
-            d.report(fields.path("via"), "invalid gateway address \(jsonQuoted(viaText))", at: viaNode)
+            d.report(fields.path("via"), "invalid gateway address \(quotedForMessage(viaText))", at: viaNode)
             return nil
         }
         guard let destination else { return nil }

@@ -24,9 +24,9 @@ extension TopologyDecoder {
         let isBuiltIn = ProgramSpec.builtInTypeNames.contains(type)
         guard isBuiltIn || customProgramTypes.contains(type) else {
             let known = ProgramSpec.builtInTypeNames + customProgramTypes.sorted()
-            var message = "unknown program type \(jsonQuoted(type))"
+            var message = "unknown program type \(quotedForMessage(type))"
             if let suggestion = closestName(to: type, among: known) {
-                message += " (did you mean \(jsonQuoted(suggestion))?)"
+                message += " (did you mean \(quotedForMessage(suggestion))?)"
             }
             message += "; built-in: " + ProgramSpec.builtInTypeNames.joined(separator: ", ")
             if !customProgramTypes.isEmpty {
@@ -38,7 +38,7 @@ extension TopologyDecoder {
         if portIndex == nil && !Self.aclThenTypes.contains(type) {
             d.report(
                 typePath,
-                "an ACL's \"then\" program must be pass, drop or redirect_map, got \(jsonQuoted(type))",
+                "an ACL's \"then\" program must be pass, drop or redirect_map, got \(quotedForMessage(type))",
                 at: typeMember.value
             )
             return nil
@@ -131,7 +131,7 @@ extension TopologyDecoder {
                 guard let mac = MACAddress(member.key) else {
                     d.report(
                         memberPath,
-                        "invalid MAC address \(jsonQuoted(member.key)); expected six hex pairs like 02:00:00:00:00:01",
+                        "invalid MAC address \(quotedForMessage(member.key)); expected six hex pairs like 02:00:00:00:00:01",
                         at: member.keyPosition
                     )
                     continue
@@ -281,7 +281,7 @@ extension TopologyDecoder {
                 d.report(
                     fields.path(key),
                     "port ranges only match with \"proto\": \"tcp\" or \"udp\""
-                        + (proto.map { ", not \(jsonQuoted(Self.protocolName($0)))" } ?? ""),
+                        + (proto.map { ", not \(quotedForMessage(Self.protocolName($0)))" } ?? ""),
                     at: node
                 )
             }
@@ -351,7 +351,7 @@ extension TopologyDecoder {
         guard let written = InterfaceAddress(text, allowBareAddress: true) else {
             diagnostics.report(
                 path,
-                "invalid IP prefix \(jsonQuoted(text)); expected an address or a prefix like 10.0.0.0/8 or fd00::/64",
+                "invalid IP prefix \(quotedForMessage(text)); expected an address or a prefix like 10.0.0.0/8 or fd00::/64",
                 at: node
             )
             return nil
@@ -371,7 +371,7 @@ extension TopologyDecoder {
             if let range = parsePortRange(text) { return range }
             diagnostics.report(
                 path,
-                "invalid port range \(jsonQuoted(text)); expected a port 0...65535 or a range like \"1000-2000\"",
+                "invalid port range \(quotedForMessage(text)); expected a port 0...65535 or a range like \"1000-2000\"",
                 at: node
             )
         default:

@@ -112,8 +112,15 @@ final class TopologyDecoder {
         guard let fields = d.object(root, at: .root, allowed: Self.topLevelFields) else { return nil }
 
         let name = d.requiredString(fields, "name")
-        if let name, name.isEmpty, let node = fields["name"] {
-            d.report(fields.path("name"), "must not be empty", at: node)
+        if let name, let node = fields["name"] {
+            if name.isEmpty {
+                d.report(fields.path("name"), "must not be empty", at: node)
+            } else if !isPrintableText(name, limit: 100) {
+                // The name is printed as it is (the summary, live mode's first line).
+                d.report(
+                    fields.path("name"), "must be at most 100 printable characters, got \(quotedForMessage(name))",
+                    at: node)
+            }
         }
         let description = fields["description"].flatMap { d.string($0, at: fields.path("description")) }
         if let node = fields["semantics"] {
@@ -181,7 +188,7 @@ final class TopologyDecoder {
         guard let mac = MACAddress(text) else {
             diagnostics.report(
                 path,
-                "invalid MAC address \(jsonQuoted(text)); expected six hex pairs like 02:00:00:00:00:01",
+                "invalid MAC address \(quotedForMessage(text)); expected six hex pairs like 02:00:00:00:00:01",
                 at: node
             )
             return nil
@@ -215,7 +222,7 @@ final class TopologyDecoder {
             if let first = portByName[portName] {
                 d.report(
                     port.fields.path("name"),
-                    "duplicate port name \(jsonQuoted(portName)) (first used at \(first.fields.path("name")))",
+                    "duplicate port name \(quotedForMessage(portName)) (first used at \(first.fields.path("name")))",
                     at: node
                 )
             } else {
@@ -234,7 +241,7 @@ final class TopologyDecoder {
             }
             d.report(
                 port.fields.path("stack"),
-                "\(jsonQuoted(stack)) is the name of the port at \(owner.fields.path("name")); "
+                "\(quotedForMessage(stack)) is the name of the port at \(owner.fields.path("name")); "
                     + "the stack TAP needs a name of its own",
                 at: node
             )
@@ -246,7 +253,7 @@ final class TopologyDecoder {
             if let first = mapByName[mapName] {
                 d.report(
                     map.fields.path("name"),
-                    "duplicate map name \(jsonQuoted(mapName)) (first used at \(first.fields.path("name")))",
+                    "duplicate map name \(quotedForMessage(mapName)) (first used at \(first.fields.path("name")))",
                     at: node
                 )
             } else {
@@ -258,7 +265,7 @@ final class TopologyDecoder {
         for reference in portReferences where portByName[reference.name] == nil {
             d.report(
                 reference.path,
-                "\(reference.what) names no port: \(jsonQuoted(reference.name)); ports: "
+                "\(reference.what) names no port: \(quotedForMessage(reference.name)); ports: "
                     + (portNames.isEmpty ? "(none)" : portNames.joined(separator: ", ")),
                 at: reference.position
             )
@@ -267,7 +274,7 @@ final class TopologyDecoder {
         for reference in mapReferences where mapByName[reference.name] == nil {
             d.report(
                 reference.path,
-                "\(reference.what) names no map: \(jsonQuoted(reference.name)); maps: "
+                "\(reference.what) names no map: \(quotedForMessage(reference.name)); maps: "
                     + (mapNames.isEmpty ? "(none)" : mapNames.joined(separator: ", ")),
                 at: reference.position
             )
@@ -371,7 +378,7 @@ final class TopologyDecoder {
             let fields = fields(element)
             guard let value = element[keyPath: value], let node = fields[key] else { continue }
             if let first = firstPath[value] {
-                let shown = value is String ? jsonQuoted("\(value)") : "\(value)"
+                let shown = value is String ? quotedForMessage("\(value)") : "\(value)"
                 d(fields.path(key), "duplicate \(what) \(shown) (first used at \(first))", node)
             } else {
                 firstPath[value] = fields.path(key)

@@ -67,7 +67,7 @@ struct CLITests {
         let r = try runXDPEmu(["map", "batch", "-"], input: "create devmap 2\nfrob\nlookup 0\n")
         #expect(r.status == 2)
         #expect(r.stdout == "ok\nENOENT\n")
-        #expect(r.stderr.contains("error: line 2: unknown operation 'frob'"))
+        #expect(r.stderr.contains("xdpemu: standard input: line 2: unknown operation 'frob'"))
     }
 
     @Test func badTopologyNamesFileAndPathAndExits2() throws {
@@ -129,7 +129,7 @@ struct CLITests {
         let missing = try runXDPEmu(["replay", topology, "--in", "xe0=\(dir)/nope.pcap", "--out", dir])
         #expect(missing.status == 2 && missing.stderr.contains("nope.pcap: cannot open"))
         let port = try runXDPEmu(["replay", topology, "--in", "zz=\(dir)/nope.pcap", "--out", dir])
-        #expect(port.status == 2 && port.stderr.contains("no port named zz"))
+        #expect(port.status == 2 && port.stderr.contains("--in \"zz\": no port of that name"))
         let usage = try runXDPEmu(["replay", topology, "--out", dir])
         #expect(usage.status == 64)
     }

@@ -208,11 +208,16 @@ import XDPEmuTopology
                 try ReplayOptions.Input(argument: "xe0=\(ethernet),dst=02:00:00:00:00:07"),
             ],
             outputDirectory: out)
-        let result = try Replay.run(options)
-        #expect(result.inputErrors.count == 2)
-        #expect(result.inputErrors.first?.contains("\(wifi): byte offset 20: link type IEEE802_11 (105)") == true)
-        #expect(result.inputErrors.last?.contains("the trace is Ethernet") == true)
-        #expect(result.statistics.framesIn == 0)
+        // Both problems are named, and the replay is refused before any output is created.
+        #expect {
+            try Replay.run(options)
+        } throws: { error in
+            let message = "\(error)"
+            return (error as? RuntimeError)?.exitCode == 2
+                && message.contains("\(wifi): byte offset 20: link type IEEE802_11 (105)")
+                && message.contains("the trace is Ethernet")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out).isEmpty)
     }
 
     @Test("PORT=TRACE[,dst=MAC][,src=MAC]: options at the end, commas in paths kept, bad MACs refused")

@@ -256,7 +256,7 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         #expect(result.statistics.errors == result.inputErrors)
     }
 
-    @Test func foreignLinkTypeIsRefusedAndOutputsStayValid() throws {
+    @Test func foreignLinkTypeIsRefusedBeforeAnyOutputIsCreated() throws {
         let scratch = makeTemporaryDirectory()
         defer { removeDirectory(scratch) }
         var header = [UInt8]()
@@ -265,12 +265,19 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         // IEEE802_11_RADIOTAP: no Ethernet header can be made for it.
         for v: UInt32 in [65535, 127] { withUnsafeBytes(of: v.littleEndian) { header += $0 } }
         try Data(header).write(to: URL(fileURLWithPath: "\(scratch)/radio.pcap"))
-        let (result, out) = try replay(try sampleTopology("two-hosts"), inputs: [("xe0", "\(scratch)/radio.pcap")])
-        defer { removeDirectory(out) }
-        #expect(result.inputErrors.count == 1 && result.inputErrors[0].contains("radio.pcap"))
-        for file in try FileManager.default.contentsOfDirectory(atPath: out) where file.hasSuffix(".pcap") {
-            #expect(try readCapture("\(out)/\(file)").isEmpty)
+        let out = "\(scratch)/out"
+        var options = ReplayOptions(
+            topology: try sampleTopology("two-hosts"), inputs: [.init(port: "xe0", path: "\(scratch)/radio.pcap")],
+            outputDirectory: out)
+        options.statsPath = "\(scratch)/stats.json"
+        #expect {
+            try Replay.run(options)
+        } throws: { error in
+            (error as? RuntimeError)?.exitCode == 2 && "\(error)".contains("radio.pcap")
+                && "\(error)".contains("(127)")
         }
+        #expect(!FileManager.default.fileExists(atPath: out))
+        #expect(!FileManager.default.fileExists(atPath: "\(scratch)/stats.json"))
     }
 
     @Test func unknownInputPortIsBadInput() throws {
