@@ -46,6 +46,20 @@ public struct RunRecord: Codable, Sendable, Equatable {
     }
 }
 
+extension RunRecord {
+    /// Adds what `other` (a later version of the same run's record) lists and this one does not; a link's
+    /// namespace is the later record's.
+    mutating func merge(_ other: RunRecord) {
+        for link in other.taps {
+            taps.removeAll { $0.name == link.name }
+            taps.append(link)
+        }
+        for namespace in other.namespaces where !namespaces.contains(namespace) { namespaces.append(namespace) }
+        for link in other.stackTaps where !stackTaps.contains(link) { stackTaps.append(link) }
+        captureDirectory = captureDirectory ?? other.captureDirectory
+    }
+}
+
 /// Why the state file could not be written or read.
 public enum RunStateError: Error, Sendable, Equatable, CustomStringConvertible {
     /// mkdir/open/write/rename failed on `path`.
@@ -200,8 +214,10 @@ public final class RunState {
 
     /// Cleans up after dead runs: for every DIRECTORY/*.json whose pid is not alive (every one if `force`),
     /// deletes the recorded links that still exist (`ip [-n NS] link delete`), then the recorded namespaces
-    /// that still exist (`ip netns delete`), then the file. Nothing unrecorded is touched. A file that
-    /// cannot be parsed is reported and left in place. A file with failures is kept, for a second try.
+    /// that still exist (`ip netns delete`), then the file. A dead run's DIRECTORY/PID.json.tmp (a save a kill
+    /// interrupted) is handled with it: what it lists is cleaned up as well if it can be read, and it is removed.
+    /// Nothing unrecorded is touched. A *.json file that cannot be parsed is reported and left in place. A file
+    /// with failures is kept, for a second try.
     ///
     /// Names are reused: a run that died leaves its record behind, and a later run may have created a link
     /// or namespace of the same name. Without `force`, anything a live run's record also lists is that run's
@@ -213,11 +229,17 @@ public final class RunState {
     {
         var report = CleanupReport()
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        var stale: [(path: String, record: RunRecord)] = []
+        var stale: [(paths: [String], record: RunRecord)] = []
+        var temporaries: [(path: String, pid: Int32)] = []
         var claimedLinks: [LinkRecord: Int32] = [:]
         var claimedNamespaces: [String: Int32] = [:]
-        for name in names.sorted() where name.hasSuffix(".json") {
+        for name in names.sorted() {
             let path = "\(directory)/\(name)"
+            if let pid = temporaryFilePid(name) {
+                temporaries.append((path, pid))
+                continue
+            }
+            guard name.hasSuffix(".json") else { continue }
             let record: RunRecord
             do throws(RunStateError) {
                 record = try load(path: path)
@@ -231,9 +253,25 @@ public final class RunState {
                 for namespace in record.namespaces { claimedNamespaces[namespace] = record.pid }
                 continue
             }
-            stale.append((path, record))
+            stale.append(([path], record))
         }
-        for (path, record) in stale {
+        // PID.json.tmp is the next version of PID.json, left when the run was killed between writing it and the
+        // rename. A live run's is its save in progress: left alone. A dead run's names what the run had created
+        // by then (merged with its PID.json); one cut short by the kill cannot be read and names nothing.
+        for (path, pid) in temporaries where force || !isAlive(pid) {
+            guard isRegularFile(path) else {
+                report.unreadable.append(path)
+                continue
+            }
+            let record = (try? load(path: path)) ?? RunRecord(pid: pid, startTimeNanos: 0)
+            if let i = stale.firstIndex(where: { $0.record.pid == pid }) {
+                stale[i].paths.append(path)
+                stale[i].record.merge(record)
+            } else {
+                stale.append(([path], record))
+            }
+        }
+        for (paths, record) in stale {
             let failuresBefore = report.failures.count
             for link in record.taps + record.stackTaps {
                 // A link inside a namespace a live run owns belongs to that run too.
@@ -252,11 +290,27 @@ public final class RunState {
                 cleanupNamespace(namespace, into: &report)
             }
             if report.failures.count == failuresBefore {
-                _ = unlink(path)
-                report.stateFilesRemoved.append(path)
+                for path in paths {
+                    _ = unlink(path)
+                    report.stateFilesRemoved.append(path)
+                }
             }
         }
         return report
+    }
+
+    /// The pid of a temporary state file's name, "PID.json.tmp" (what `save` writes before the rename), else nil.
+    static func temporaryFilePid(_ name: String) -> Int32? {
+        guard name.hasSuffix(".json.tmp") else { return nil }
+        let digits = name.dropLast(".json.tmp".count)
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return Int32(digits)
+    }
+
+    /// Whether `path` itself (lstat(2): a symlink is not followed) is a regular file.
+    private static func isRegularFile(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
     }
 
     private static func cleanupLink(_ link: LinkRecord, into report: inout CleanupReport) {

@@ -40,9 +40,9 @@ public struct LiveOptions {
     /// false, or without io_uring, one write(2) per frame.
     public var ioUring = true
     /// Receives what the user can do next (stdout in the CLI), once setup is done.
-    public var announce: (String) -> Void = { print($0) }
+    public var announce: (String) -> Void = { Console.standardOutput.writeLine($0) }
     /// Receives diagnostics and the summary table (stderr in the CLI).
-    public var report: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    public var report: (String) -> Void = { Console.standardError.writeLine($0) }
 
     public static let defaultCaptureDirectory = "xdpemu-capture"
 
@@ -52,7 +52,7 @@ public struct LiveOptions {
 /// How a live run ended.
 public struct LiveResult {
     public enum Ending: Equatable, Sendable {
-        /// SIGINT or SIGTERM (the number).
+        /// SIGINT, SIGTERM or SIGHUP (the number).
         case signal(Int32)
         /// `stopRequest.notify()` from another thread.
         case stopRequested
@@ -145,7 +145,7 @@ public final class LiveRun {
     // MARK: Run
 
     /// Runs preflight, setup, the loop and teardown. `signals` (created on the main thread before any other
-    /// thread, see `SignalWatcher`) ends the run on SIGINT/SIGTERM, also during setup.
+    /// thread, see `SignalWatcher`) ends the run on the signals it watches, also during setup.
     ///
     /// Throws `.notPermitted` or `.badInput` from preflight (nothing was created), `.badInput` if a name turns
     /// out taken during setup, `.failure` for anything else; everything created is removed before it throws.
@@ -177,13 +177,15 @@ public final class LiveRun {
             ending = .stopRequested
         }
         let statistics = engine.finish()
-        options.report(statistics.table)
         failure =
             failure
             ?? closeOutputs(
                 captures: created.captures, log: created.log, statistics: statistics,
                 statsPath: options.statsPath)
+        // Teardown comes before the summary: printing may fail (a closed pipe, a hung-up terminal), the
+        // namespaces and the state file must not depend on it.
         let errors = teardown()
+        options.report(statistics.table)
         if let failure { throw failure }
         return LiveResult(ending: ending, stoppedDuringSetup: false, statistics: statistics, teardownErrors: errors)
     }
