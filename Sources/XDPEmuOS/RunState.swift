@@ -47,13 +47,9 @@ public struct RunRecord: Codable, Sendable, Equatable {
 }
 
 extension RunRecord {
-    /// Adds what `other` (a later version of the same run's record) lists and this one does not; a link's
-    /// namespace is the later record's.
+    /// Adds what `other` (a later version of the same run's record) lists and this one does not.
     mutating func merge(_ other: RunRecord) {
-        for link in other.taps {
-            taps.removeAll { $0.name == link.name }
-            taps.append(link)
-        }
+        for link in other.taps where !taps.contains(link) { taps.append(link) }
         for namespace in other.namespaces where !namespaces.contains(namespace) { namespaces.append(namespace) }
         for link in other.stackTaps where !stackTaps.contains(link) { stackTaps.append(link) }
         captureDirectory = captureDirectory ?? other.captureDirectory
@@ -127,9 +123,15 @@ public final class RunState {
         try save()
     }
 
-    /// Records a TAP (or other link) or moves its record to `namespace`.
-    public func recordTap(_ name: String, namespace: String?) throws(RunStateError) {
-        record.taps.removeAll { $0.name == name }
+    /// Records a TAP (or other link) in `namespace` (nil: the run's own). A link is known by its name and
+    /// namespace: the record of the same name in the run's own namespace is replaced (the link was moved from
+    /// there), and so is `previous` in `namespace` (the link was renamed there: one write, so the file never lists
+    /// both names or neither).
+    public func recordTap(_ name: String, namespace: String?, replacing previous: String? = nil) throws(RunStateError) {
+        record.taps.removeAll {
+            ($0.name == name && ($0.namespace == nil || $0.namespace == namespace))
+                || ($0.name == previous && $0.namespace == namespace)
+        }
         record.taps.append(LinkRecord(name: name, namespace: namespace))
         try save()
     }
@@ -153,10 +155,11 @@ public final class RunState {
         try save()
     }
 
-    /// Forgets a TAP (host or stack) the run closed or deleted itself.
-    public func forgetTap(_ name: String) throws(RunStateError) {
-        record.taps.removeAll { $0.name == name }
-        record.stackTaps.removeAll { $0.name == name }
+    /// Forgets a TAP (host or stack) in `namespace` (nil: the run's own) that the run closed or deleted itself.
+    public func forgetTap(_ name: String, namespace: String? = nil) throws(RunStateError) {
+        let link = LinkRecord(name: name, namespace: namespace)
+        record.taps.removeAll { $0 == link }
+        record.stackTaps.removeAll { $0 == link }
         try save()
     }
 
@@ -297,6 +300,23 @@ public final class RunState {
             }
         }
         return report
+    }
+
+    /// The live run (another process) whose state file in `directory` records the namespace `namespace`, or the
+    /// link `link` in this process's namespace: its pid and state file. For messages: "in use by run PID".
+    public static func liveOwner(
+        namespace: String? = nil, link: String? = nil, directory: String = RunState.defaultDirectory
+    ) -> (pid: Int32, path: String)? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names.sorted() where name.hasSuffix(".json") {
+            let path = "\(directory)/\(name)"
+            guard let record = try? load(path: path), record.pid != getpid(), isAlive(record.pid) else { continue }
+            if let namespace, record.namespaces.contains(namespace) { return (record.pid, path) }
+            if let link, (record.taps + record.stackTaps).contains(LinkRecord(name: link, namespace: nil)) {
+                return (record.pid, path)
+            }
+        }
+        return nil
     }
 
     /// The pid of a temporary state file's name, "PID.json.tmp" (what `save` writes before the rename), else nil.

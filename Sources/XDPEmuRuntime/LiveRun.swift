@@ -88,9 +88,6 @@ public final class LiveRun {
 
     // MARK: Preflight
 
-    /// The TAP name of each port: the host's interface name for ports with a host, else the port's name.
-    static func tapName(_ port: PortSpec) -> String { port.host?.interface ?? port.name }
-
     /// Checks, creating nothing: privileges (CAP_NET_ADMIN, CAP_SYS_ADMIN when there are hosts, /dev/net/tun),
     /// every TAP, namespace and stack name, that none of them exists yet, and the `--replay` ports.
     public static func preflight(_ options: LiveOptions) throws(RuntimeError) {
@@ -112,27 +109,41 @@ public final class LiveRun {
                     + "`xdpemu replay` runs traces through the same topology offline")
         }
         for port in topology.ports {
-            do throws(NameError) {
-                try InterfaceName.validate(port.name)
-                try InterfaceName.validate(tapName(port))
-                if let stack = port.stack { try InterfaceName.validate(stack) }
-                if let host = port.host { try NamespaceName.validate(host.namespace) }
-            } catch {
-                throw .badInput("\(topology.source): port \(port.name): \(error)")
+            func check(_ field: String, _ body: () throws(NameError) -> Void) throws(RuntimeError) {
+                do throws(NameError) {
+                    try body()
+                } catch {
+                    throw .badInput("\(topology.source): port \(port.name): \(field): \(error)")
+                }
+            }
+            try check("name") { () throws(NameError) in try InterfaceName.validate(port.name) }
+            if let stack = port.stack {
+                try check("stack") { () throws(NameError) in try InterfaceName.validate(stack) }
+            }
+            if let host = port.host {
+                try check("host.namespace") { () throws(NameError) in try NamespaceName.validate(host.namespace) }
+                try check("host.interface") { () throws(NameError) in try InterfaceName.validate(host.interface) }
+                if host.interface == "lo" {
+                    throw .badInput(
+                        "\(topology.source): port \(port.name): host.interface: \"lo\" is the loopback interface "
+                            + "every namespace has; pick another name")
+                }
             }
         }
-        // Host TAPs are created in this namespace and moved before the root-namespace TAPs are created, so a
-        // host interface may share a name with another port; nothing may exist under any name yet.
+        // A host's TAP is created under a temporary name here, moved into its new namespace and renamed there: its
+        // `host.interface` need only be free in that namespace, which is new. The TAPs that stay in this namespace
+        // (ports without a host, stacks) need their names free here.
         for port in topology.ports {
             if let host = port.host, NetNamespace.exists(host.namespace) {
                 throw .badInput(
-                    "namespace \(host.namespace) (port \(port.name)) already exists; xdpemu creates its "
-                        + "own and never adopts one (left by a crashed run? `xdpemu cleanup` removes those)")
+                    "\(topology.source): port \(port.name): host.namespace: namespace \(host.namespace) already exists"
+                        + Self.owner(namespace: host.namespace, options: options))
             }
-            for name in [tapName(port)] + (port.stack.map { [$0] } ?? []) where if_nametoindex(name) != 0 {
+            let rootNames = (port.host == nil ? [("name", port.name)] : []) + (port.stack.map { [("stack", $0)] } ?? [])
+            for (field, name) in rootNames where if_nametoindex(name) != 0 {
                 throw .badInput(
-                    "an interface named \(name) (port \(port.name)) already exists in this namespace; "
-                        + "xdpemu creates its own TAPs (rename the port or delete the interface)")
+                    "\(topology.source): port \(port.name): \(field): an interface named \(name) already exists in "
+                        + "this namespace" + Self.owner(link: name, options: options))
             }
         }
         for input in options.replays where topology.port(named: input.port) == nil {
@@ -140,6 +151,31 @@ public final class LiveRun {
                 "--replay \(input.port)=\(input.path): no port named \(input.port) in \(topology.source) "
                     + "(ports: \(topology.ports.map(\.name).joined(separator: ", ")))")
         }
+    }
+
+    /// Who has a name that is in use, for the message: the running xdpemu whose state file records it, or advice.
+    /// `justCreated`: the name was free at preflight; the run that took it records it a moment after creating it,
+    /// so the state files are read again for up to a second.
+    static func owner(
+        namespace: String? = nil, link: String? = nil, options: LiveOptions, justCreated: Bool = false
+    ) -> String {
+        var found = RunState.liveOwner(namespace: namespace, link: link, directory: options.stateDirectory)
+        for _ in 0..<(justCreated ? 10 : 0) where found == nil {
+            usleep(100_000)
+            found = RunState.liveOwner(namespace: namespace, link: link, directory: options.stateDirectory)
+        }
+        if justCreated && found == nil {
+            return "; another process created it while this run was starting"
+        }
+        if let owner = found {
+            return "; it belongs to the running xdpemu run \(owner.pid) (state file \(owner.path)): stop that run "
+                + "first (kill -INT \(owner.pid)) or rename it in the topology"
+        }
+        if namespace != nil {
+            return "; xdpemu creates its own and never adopts one (left by a crashed run? `xdpemu cleanup` removes "
+                + "those)"
+        }
+        return "; xdpemu creates its own TAPs (rename the port or delete the interface)"
     }
 
     // MARK: Run
@@ -265,7 +301,7 @@ public final class LiveRun {
             do {
                 tap = try setup.setUp(virtioNetHeader: port.vnetHdr)
             } catch {
-                throw Self.setupError("port \(port.name): host \(host.namespace)", error)
+                throw setupError("port \(port.name): host \(host.namespace)", error)
             }
             taps[port.name] = tap
             // A gateway no host of the topology owns stands for the port itself (the reflector's case): the host
@@ -357,7 +393,7 @@ public final class LiveRun {
         do {
             tap = try TapDevice(name: name, virtioNetHeader: vnet)
         } catch {
-            throw Self.setupError(stack ? "stack TAP \(name)" : "port \(name)", error)
+            throw setupError(stack ? "stack TAP \(name)" : "port \(name)", error)
         }
         created.rootTaps.append(tap)
         let runState = created.runState!
@@ -371,10 +407,15 @@ public final class LiveRun {
         return tap
     }
 
-    private static func setupError(_ what: String, _ error: any Error) -> RuntimeError {
+    /// A name taken between preflight and setup (two runs started together) is bad input, named with its owner.
+    private func setupError(_ what: String, _ error: any Error) -> RuntimeError {
         switch error {
-        case HostSetupError.namespaceExists, HostSetupError.tap(.nameInUse), TapError.nameInUse:
-            return .badInput("\(what): \(error)")
+        case HostSetupError.namespaceExists(let namespace):
+            return .badInput(
+                "\(what): namespace \(namespace) already exists"
+                    + Self.owner(namespace: namespace, options: options, justCreated: true))
+        case TapError.nameInUse(let name, _):
+            return .badInput("\(what): \(error)" + Self.owner(link: name, options: options, justCreated: true))
         default:
             return .failure("\(what): \(error)")
         }

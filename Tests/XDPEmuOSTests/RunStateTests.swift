@@ -27,7 +27,7 @@ struct RunStateTests {
         #expect(onDisk.captureDirectory == "/tmp/caps")
         #expect(access(state.path + ".tmp", F_OK) != 0, "no temporary file is left behind")
 
-        try state.forgetTap("tapA")
+        try state.forgetTap("tapA", namespace: "hostA")
         try state.forgetNamespace("hostA")
         #expect(try RunState.load(path: state.path).taps.isEmpty)
         state.finish()
