@@ -111,6 +111,11 @@ struct RunCommand: ParsableCommand {
                 code: ExitStatus.failure)
         }
         Console.standardError.writeLine("xdpemu: stopped by \(how)\(when); everything removed")
+        // Output errors (1) before input errors (2): results were lost. Both were reported as they happened.
+        if let error = result.outputErrors.first {
+            fail("the run's outputs are incomplete: \(error)", code: ExitStatus.failure)
+        }
+        if let error = result.inputErrors.first { fail(error, code: ExitStatus.badInput) }
     }
 }
 

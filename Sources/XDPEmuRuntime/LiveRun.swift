@@ -67,6 +67,10 @@ public struct LiveResult {
     public var statistics: RunStatistics?
     /// Teardown steps that failed (the state file is then kept for `xdpemu cleanup`).
     public var teardownErrors: [String]
+    /// Problems of the `--replay` traces met during the run (a truncated record...): bad input, exit code 2.
+    public var inputErrors: [String] = []
+    /// Captures or the event log that could not be written during the run: exit code 1.
+    public var outputErrors: [String] = []
 }
 
 /// One live run. Create it, then call `run` once, on the thread that is to be the datapath's.
@@ -223,7 +227,9 @@ public final class LiveRun {
         let errors = teardown()
         options.report(statistics.table)
         if let failure { throw failure }
-        return LiveResult(ending: ending, stoppedDuringSetup: false, statistics: statistics, teardownErrors: errors)
+        return LiveResult(
+            ending: ending, stoppedDuringSetup: false, statistics: statistics, teardownErrors: errors,
+            inputErrors: engine.inputErrors, outputErrors: engine.outputErrors)
     }
 
     // MARK: Setup
