@@ -236,6 +236,7 @@ public final class LiveRun {
 
     /// Everything the run has created, in creation order, for teardown.
     private struct Created {
+        var captureLock: DirectoryLock?
         var runState: RunState?
         var hosts: [HostSetup] = []
         /// Root-namespace TAPs: ports without a host, then stack TAPs.
@@ -283,6 +284,7 @@ public final class LiveRun {
 
     private func performSetUp(signals: SignalWatcher?) throws -> LiveLoop {
         let topology = options.topology
+        if let directory = options.captureDirectory { created.captureLock = try lockCaptureDirectory(directory) }
         let runState: RunState
         do {
             runState = try RunState(directory: options.stateDirectory)
@@ -377,6 +379,24 @@ public final class LiveRun {
         return engine
     }
 
+    /// Creates the capture directory if needed and locks it (`DirectoryLock`): one run per capture directory.
+    private func lockCaptureDirectory(_ directory: String) throws(RuntimeError) -> DirectoryLock {
+        do throws(Errno) {
+            try makeDirectories(directory)
+        } catch {
+            throw .failure("cannot create the capture directory \(directory): \(error)")
+        }
+        do throws(DirectoryLockError) {
+            return try DirectoryLock(directory: directory)
+        } catch {
+            guard case .held(_, let pid) = error else { throw .failure("--capture \(directory): \(error)") }
+            let owner = pid.map { "the running xdpemu run \($0)" } ?? "another xdpemu run"
+            throw .badInput(
+                "--capture \(directory): the directory is in use by \(owner) (lock file \(DirectoryLock.fileName)); "
+                    + "give this run a directory of its own")
+        }
+    }
+
     /// The ring for batched TAP writes, unless `--no-io-uring`; without io_uring (too old a kernel, or
     /// kernel.io_uring_disabled) says why and returns nil: frames are then written with write(2).
     private func openWriteRing(budget: Int) -> SharedWriteRing? {
@@ -442,6 +462,7 @@ public final class LiveRun {
     private func teardown() -> [String] {
         var errors = [String]()
         try? created.captures?.close()
+        created.captureLock?.release()
         try? created.log?.close()
         created.eventLoop?.close()
         created.timer?.close()
