@@ -150,11 +150,32 @@ public final class LiveRun {
                         + "this namespace" + Self.owner(link: name, options: options))
             }
         }
+        do throws(DescriptorLimitError) {
+            try DescriptorLimit.ensure(DescriptorLimit.openNow() + descriptorsNeeded(options))
+        } catch {
+            throw .failure("\(topology.source): this run \(error); nothing was created")
+        }
         for input in options.replays where topology.port(named: input.port) == nil {
             throw .badInput(
                 "--replay \(input.port)=\(input.path): no port named \(input.port) in \(topology.source) "
                     + "(ports: \(topology.ports.map(\.name).joined(separator: ", ")))")
         }
+    }
+
+    /// The descriptors a run opens beyond those open when it starts: a TAP per port and per stack, the capture
+    /// files, the event log and the statistics, two per replayed trace (libpcap may open it again), epoll, the
+    /// timerfd, io_uring and the capture directory's lock; and a few at a time during setup (the `ip` pipes, the
+    /// namespace and sysctl files, the state file's temporary).
+    static func descriptorsNeeded(_ options: LiveOptions) -> Int {
+        let ports = options.topology.ports
+        var count = ports.count + ports.filter { $0.stack != nil }.count
+        if options.captureDirectory != nil {
+            count += 2 + ports.map { 1 + ($0.capture.ingress ? 1 : 0) + ($0.capture.egress ? 1 : 0) }.reduce(0, +)
+        }
+        count += (options.eventsPath == nil ? 0 : 1) + (options.statsPath == nil ? 0 : 1)
+        count += 2 * options.replays.count
+        count += 3
+        return count + 8
     }
 
     /// Who has a name that is in use, for the message: the running xdpemu whose state file records it, or advice.
