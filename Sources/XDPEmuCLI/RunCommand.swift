@@ -12,8 +12,10 @@ struct RunCommand: ParsableCommand {
             Needs root (CAP_NET_ADMIN, and CAP_SYS_ADMIN for hosts) and /dev/net/tun. Every TAP, namespace and fd \
             the run creates is removed when it ends (SIGINT, SIGTERM, SIGHUP or --duration). A port's "stack" TAP in this \
             namespace receives the port's XDP_PASS frames. See docs/live.md. Exit codes: 0 stopped cleanly; \
-            1 a failure (or a teardown step failed: see `xdpemu cleanup`); 2 bad input or a name already in use \
-            (nothing created); 77 missing privileges (use `xdpemu replay` instead).
+            1 a failure, an output that could not be written, too low an open-file limit (nothing created), or a \
+            teardown step failed (see `xdpemu cleanup`); 2 bad input, a name already in use or a capture \
+            directory another run writes into (nothing created; the message names that run's pid); 77 missing \
+            privileges (use `xdpemu replay` instead).
             """)
 
     @Argument(help: "The topology file (JSON), e.g. topologies/two-hosts.json.")
@@ -125,7 +127,8 @@ struct CleanupCommand: ParsableCommand {
         abstract: "Remove what crashed live runs left behind (namespaces and links recorded in their state files).",
         discussion: """
             Reads DIR/*.json (default /run/xdpemu); for each run whose process is dead, deletes the links and \
-            namespaces it recorded that still exist, and the file. Nothing else is touched, nor anything a live \
+            namespaces it recorded that still exist, and the file (and its PID.json.tmp, if a kill left one). \
+            Nothing else is touched, nor anything a live \
             run has recorded. Exit codes: 0 done; 1 something could not be removed (listed).
             """)
 

@@ -9,16 +9,19 @@ import XDPEmuTopology
 // Live mode: a topology made of real TAP interfaces (docs/live.md).
 //
 // A run goes through four phases, and everything it creates is undone whichever way it ends:
-//   1. Preflight (`LiveRun.preflight`): privileges, every name, nothing of that name exists yet. Creates nothing.
-//   2. Setup: the run-state file first (so a crash leaves a record for `xdpemu cleanup`), then hosts (namespace,
-//      TAP moved in, configured), then root-namespace port TAPs, then stack TAPs, each recorded as it is created;
+//   1. Preflight (`LiveRun.preflight`): privileges, every name, nothing of that name exists yet, enough file
+//      descriptors (the soft limit raised if need be). Creates nothing.
+//   2. Setup: the capture directory's lock (one run per directory), the run-state file (so a crash leaves a record
+//      for `xdpemu cleanup`), then hosts (namespace, TAP moved in and renamed, configured), then root-namespace
+//      port TAPs, then stack TAPs, each recorded as it is created;
 //      then captures, the emulation with a `TapWire` behind every port, the event log, the epoll loop. Between
 //      steps the signal fd and the stop request are checked, so a signal during setup tears down what exists.
 //   3. The loop (LiveLoop.swift) until a signal, a stop request or the end of `--duration`.
 //   4. Finish and teardown: a last poll of every port and the quiescent point, captures and log flushed and
-//      closed, the summary reported; then every fd is closed *before* any namespace is deleted (deleting a
+//      closed, the lock released; then every fd is closed *before* any namespace is deleted (deleting a
 //      namespace under an open TAP fd leaves the fd in permanent error), namespaces deleted, the state file
-//      removed. A teardown step that fails is reported and the state file kept, for `xdpemu cleanup`.
+//      removed; only then the summary, as printing can fail (a closed pipe). A teardown step that fails is
+//      reported and the state file kept, for `xdpemu cleanup`.
 
 /// What to run live and where to write.
 public struct LiveOptions {

@@ -103,10 +103,8 @@ struct LiveExitPathTests {
     @Test func aTopologyNeedingMoreDescriptorsThanTheLimitIsRefusedBeforeAnythingIsCreated() throws {
         let fixture = try LiveFixture()
         let names = (0..<40).map { fixture.port("p\($0)") }
-        let topology = try fixture.write(
-            "many.json",
-            #"{"name": "many-\#(fixture.tag)", "ports": [\#(names.map { #"{"name": "\#($0)"}"# }.joined(separator: ","))]}"#
-        )
+        let ports = names.map { #"{"name": "\#($0)"}"# }.joined(separator: ",")
+        let topology = try fixture.write("many.json", #"{"name": "many-\#(fixture.tag)", "ports": [\#(ports)]}"#)
         let capture = fixture.directory + "/capture"
         func run(limit: String) throws -> XDPEmuProcess {
             try XDPEmuProcess(
