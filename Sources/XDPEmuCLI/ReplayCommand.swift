@@ -145,7 +145,7 @@ func loadMapEvents(_ path: String?, topology: Topology) -> MapEventSchedule? {
 
 /// Prints `message` to stderr and exits with `code`.
 func fail(_ message: String, code: Int32) -> Never {
-    FileHandle.standardError.write(Data("xdpemu: \(message)\n".utf8))
+    Console.standardError.writeLine("xdpemu: \(message)")
     exit(code)
 }
 

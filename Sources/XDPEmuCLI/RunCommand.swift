@@ -10,10 +10,12 @@ struct RunCommand: ParsableCommand {
         abstract: "Run a topology live: a TAP per port, hosts in network namespaces, captures while it runs.",
         discussion: """
             Needs root (CAP_NET_ADMIN, and CAP_SYS_ADMIN for hosts) and /dev/net/tun. Every TAP, namespace and fd \
-            the run creates is removed when it ends (SIGINT, SIGTERM or --duration). A port's "stack" TAP in this \
+            the run creates is removed when it ends (SIGINT, SIGTERM, SIGHUP or --duration). A port's "stack" TAP in this \
             namespace receives the port's XDP_PASS frames. See docs/live.md. Exit codes: 0 stopped cleanly; \
-            1 a failure (or a teardown step failed: see `xdpemu cleanup`); 2 bad input or a name already in use \
-            (nothing created); 77 missing privileges (use `xdpemu replay` instead).
+            1 a failure, an output that could not be written, too low an open-file limit (nothing created), or a \
+            teardown step failed (see `xdpemu cleanup`); 2 bad input, a name already in use or a capture \
+            directory another run writes into (nothing created; the message names that run's pid); 77 missing \
+            privileges (use `xdpemu replay` instead).
             """)
 
     @Argument(help: "The topology file (JSON), e.g. topologies/two-hosts.json.")
@@ -68,11 +70,13 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        // First, before any other thread exists and before anything is created: SIGINT/SIGTERM become readable
-        // events, so a signal at any later point (setup included) ends in a clean teardown.
+        // First, before any other thread exists and before anything is created: SIGINT, SIGTERM and SIGHUP (a
+        // closed terminal or ssh session) become readable events, so a signal at any later point (setup included)
+        // ends in a clean teardown; and a closed stdout or stderr only stops the printing (Console).
+        Console.ignoreBrokenPipes()
         let signals: SignalWatcher
         do {
-            signals = try SignalWatcher()
+            signals = try SignalWatcher(signals: [SIGINT, SIGTERM, SIGHUP])
         } catch {
             fail("cannot watch signals: \(error)", code: ExitStatus.failure)
         }
@@ -87,7 +91,7 @@ struct RunCommand: ParsableCommand {
         options.stateDirectory = stateDirectory
         options.ioUring = !noIOUring
         options.mapEvents = loadMapEvents(mapEvents, topology: loaded)
-        options.announce = { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
+        options.announce = { Console.standardOutput.writeLine($0) }
         let result: LiveResult
         do {
             let live = try LiveRun(options: options)
@@ -98,7 +102,7 @@ struct RunCommand: ParsableCommand {
         signals.close()
         let how =
             switch result.ending {
-            case .signal(let number): number == SIGTERM ? "SIGTERM" : "SIGINT"
+            case .signal(let number): number == SIGTERM ? "SIGTERM" : number == SIGHUP ? "SIGHUP" : "SIGINT"
             case .stopRequested: "a stop request"
             case .duration: "the end of --duration"
             }
@@ -108,7 +112,12 @@ struct RunCommand: ParsableCommand {
                 "stopped by \(how)\(when), but teardown was incomplete; `xdpemu cleanup` removes what is left",
                 code: ExitStatus.failure)
         }
-        FileHandle.standardError.write(Data("xdpemu: stopped by \(how)\(when); everything removed\n".utf8))
+        Console.standardError.writeLine("xdpemu: stopped by \(how)\(when); everything removed")
+        // Output errors (1) before input errors (2): results were lost. Both were reported as they happened.
+        if let error = result.outputErrors.first {
+            fail("the run's outputs are incomplete: \(error)", code: ExitStatus.failure)
+        }
+        if let error = result.inputErrors.first { fail(error, code: ExitStatus.badInput) }
     }
 }
 
@@ -118,7 +127,8 @@ struct CleanupCommand: ParsableCommand {
         abstract: "Remove what crashed live runs left behind (namespaces and links recorded in their state files).",
         discussion: """
             Reads DIR/*.json (default /run/xdpemu); for each run whose process is dead, deletes the links and \
-            namespaces it recorded that still exist, and the file. Nothing else is touched, nor anything a live \
+            namespaces it recorded that still exist, and the file (and its PID.json.tmp, if a kill left one). \
+            Nothing else is touched, nor anything a live \
             run has recorded. Exit codes: 0 done; 1 something could not be removed (listed).
             """)
 
@@ -129,20 +139,22 @@ struct CleanupCommand: ParsableCommand {
     var stateDirectory: String = RunState.defaultDirectory
 
     func run() throws {
+        Console.ignoreBrokenPipes()
         let report = RunState.cleanupStale(directory: stateDirectory, force: force)
-        for item in report.removed { print("removed \(item)") }
+        let out = Console.standardOutput
+        for item in report.removed { out.writeLine("removed \(item)") }
         for item in report.alreadyGone {
-            print(item.contains("(now used by") ? "left \(item)" : "\(item): already gone")
+            out.writeLine(item.contains("(now used by") ? "left \(item)" : "\(item): already gone")
         }
-        for path in report.stateFilesRemoved { print("removed state file \(path)") }
-        for path in report.liveRuns { print("left \(path): its run is still alive (--force to clean it anyway)") }
-        for path in report.unreadable { print("left \(path): not a state file xdpemu can read") }
+        for path in report.stateFilesRemoved { out.writeLine("removed state file \(path)") }
+        for path in report.liveRuns {
+            out.writeLine("left \(path): its run is still alive (--force to clean it anyway)")
+        }
+        for path in report.unreadable { out.writeLine("left \(path): not a state file xdpemu can read") }
         if report.removed.isEmpty && report.stateFilesRemoved.isEmpty && report.failures.isEmpty {
-            print("nothing to clean up")
+            out.writeLine("nothing to clean up")
         }
-        for failure in report.failures {
-            FileHandle.standardError.write(Data("xdpemu: cannot remove \(failure)\n".utf8))
-        }
+        for failure in report.failures { Console.standardError.writeLine("xdpemu: cannot remove \(failure)") }
         if !report.failures.isEmpty { throw ExitCode(ExitStatus.failure) }
     }
 }

@@ -4,8 +4,9 @@ import XDPEmuCore
 import XDPEmuOS
 import XDPEmuRuntime
 
-/// Exit codes (documented in README): 0 success; 1 a run failed; 2 bad input (a script, topology or trace
-/// error); 64 a command-line usage error; 77 missing privileges or kernel features for live mode.
+/// Exit codes (documented in README): 0 success; 1 a run failed (an output, a system call, too low an open-file
+/// limit); 2 bad input (a script, topology or trace error; a name or capture directory in use); 64 a command-line
+/// usage error; 77 missing privileges or kernel features for live mode.
 enum ExitStatus {
     static let failure: Int32 = 1
     static let badInput: Int32 = 2

@@ -3,8 +3,10 @@
 // The order matters. A TAP that comes up with IPv6 enabled immediately sends router solicitations, MLD
 // reports and DAD probes, which would show up as stray frames in the emulator and in captures. So:
 //   1. `ip netns add NS` (recorded in the run state at once: the namespace outlives a crash)
-//   2. create the TAP in our namespace (we keep the fd: the datapath reads and writes it)
-//   3. move it into NS            4. set MAC and MTU, still down
+//   2. create the TAP in our namespace under a free temporary name (we keep the fd: the datapath reads and writes
+//      it), so the host's interface name need only be free inside NS: "eth0" works though our namespace has one
+//   3. move it into NS and rename it there to the host's interface name
+//   4. set MAC and MTU, still down
 //   5. IPv6: off entirely if the host has no IPv6 address and no autoconf; autoconf/RA/DAD off if it has
 //      addresses but no autoconf; untouched if autoconf is asked for
 //   6. add addresses (IPv6 with nodad)   7. `lo` and the TAP up   8. routes
@@ -12,6 +14,7 @@
 // the fd is open deletes the TAP under it and leaves the fd in permanent error (`IOResult.gone`).
 
 import Glibc
+import Synchronization
 import SystemPackage
 import XDPEmuCore
 
@@ -44,6 +47,9 @@ public final class HostSetup {
     public private(set) var tap: TapDevice?
     private let runState: RunState?
     private var createdNamespace = false
+    /// The TAP's name and namespace now (nil: ours), as the run state records it.
+    private var tapName: String?
+    private var tapNamespace: String?
 
     /// Prepares to set up `spec`; records what it creates in `runState` if given.
     public init(spec: HostSpec, runState: RunState? = nil) {
@@ -78,21 +84,30 @@ public final class HostSetup {
         if NetNamespace.exists(ns) {
             throw .namespaceExists(ns)
         }
-        try network { () throws(NetworkConfigError) in try NetNamespace.create(ns) }
+        do throws(NetworkConfigError) {
+            try NetNamespace.create(ns)
+        } catch {
+            // Another process created it since the check (two runs of one topology started together).
+            throw NetNamespace.exists(ns) ? .namespaceExists(ns) : .network(error)
+        }
         createdNamespace = true
         try state { () throws(RunStateError) in try runState?.recordNamespace(ns) }
 
-        let device: TapDevice
-        do throws(TapError) {
-            device = try TapDevice(name: ifname, virtioNetHeader: virtioNetHeader)
-        } catch {
-            throw .tap(error)
-        }
+        let device = try createTemporaryTap(virtioNetHeader: virtioNetHeader)
         tap = device
-        try state { () throws(RunStateError) in try runState?.recordTap(ifname, namespace: nil) }
+        tapName = device.name
+        try state { () throws(RunStateError) in try runState?.recordTap(device.name, namespace: nil) }
 
-        try network { () throws(NetworkConfigError) in try Link.moveToNamespace(ifname, ns) }
-        try state { () throws(RunStateError) in try runState?.recordTap(ifname, namespace: ns) }
+        try network { () throws(NetworkConfigError) in try Link.moveToNamespace(device.name, ns) }
+        tapNamespace = ns
+        try state { () throws(RunStateError) in try runState?.recordTap(device.name, namespace: ns) }
+        try network { () throws(NetworkConfigError) in try Link.rename(device.name, in: ns, to: ifname) }
+        let temporary = device.name
+        device.renamed(to: ifname)
+        tapName = ifname
+        try state { () throws(RunStateError) in
+            try runState?.recordTap(ifname, namespace: ns, replacing: temporary)
+        }
 
         let spec = self.spec
         try network { () throws(NetworkConfigError) in
@@ -116,6 +131,24 @@ public final class HostSetup {
         return device
     }
 
+    /// A TAP in this namespace under a free temporary name, "xdpe" + pid + "-" + a counter (at most 15 bytes); a
+    /// name some other interface has is skipped.
+    private func createTemporaryTap(virtioNetHeader: Bool) throws(HostSetupError) -> TapDevice {
+        var lastError: TapError?
+        for _ in 0..<8 {
+            let name = "xdpe\(getpid())-\(HostSetup.temporaryNames.add(1, ordering: .relaxed).newValue % 1000)"
+            do throws(TapError) {
+                return try TapDevice(name: name, virtioNetHeader: virtioNetHeader)
+            } catch {
+                guard case .nameInUse = error else { throw .tap(error) }
+                lastError = error
+            }
+        }
+        throw .tap(lastError!)
+    }
+
+    private static let temporaryNames = Atomic<Int>(0)
+
     /// Undoes `setUp`: closes the TAP fd (which removes the TAP), then deletes the namespace if this setup
     /// created it, and forgets both in the run state. Safe to call more than once and after a failed
     /// `setUp`. Returns the errors met (teardown goes on past them).
@@ -126,10 +159,12 @@ public final class HostSetup {
             tap.close()
             self.tap = nil
             do throws(RunStateError) {
-                try runState?.forgetTap(spec.interface)
+                try runState?.forgetTap(tapName ?? tap.name, namespace: tapNamespace)
             } catch {
                 errors.append(error)
             }
+            tapName = nil
+            tapNamespace = nil
         }
         if createdNamespace {
             do throws(NetworkConfigError) {

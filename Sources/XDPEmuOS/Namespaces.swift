@@ -76,6 +76,13 @@ public enum Link {
         try ip(["link", "set", "dev", ifname, "netns", ns])
     }
 
+    /// Renames `ifname` to `newName` inside `ns`: `ip -n NS link set dev IF name NEW` (the link must be down).
+    public static func rename(_ ifname: String, in ns: String?, to newName: String) throws(NetworkConfigError) {
+        try checkInterface(ifname)
+        try checkInterface(newName)
+        try ip(in: ns, ["link", "set", "dev", ifname, "name", newName])
+    }
+
     /// Sets MAC, MTU and state in one `ip [-n NS] link set dev IF [address MAC] [mtu N] up|down`.
     public static func configure(
         _ ifname: String, in ns: String?, mac: MACAddress? = nil, mtu: Int? = nil, up: Bool

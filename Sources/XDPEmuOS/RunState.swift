@@ -46,6 +46,16 @@ public struct RunRecord: Codable, Sendable, Equatable {
     }
 }
 
+extension RunRecord {
+    /// Adds what `other` (a later version of the same run's record) lists and this one does not.
+    mutating func merge(_ other: RunRecord) {
+        for link in other.taps where !taps.contains(link) { taps.append(link) }
+        for namespace in other.namespaces where !namespaces.contains(namespace) { namespaces.append(namespace) }
+        for link in other.stackTaps where !stackTaps.contains(link) { stackTaps.append(link) }
+        captureDirectory = captureDirectory ?? other.captureDirectory
+    }
+}
+
 /// Why the state file could not be written or read.
 public enum RunStateError: Error, Sendable, Equatable, CustomStringConvertible {
     /// mkdir/open/write/rename failed on `path`.
@@ -113,9 +123,15 @@ public final class RunState {
         try save()
     }
 
-    /// Records a TAP (or other link) or moves its record to `namespace`.
-    public func recordTap(_ name: String, namespace: String?) throws(RunStateError) {
-        record.taps.removeAll { $0.name == name }
+    /// Records a TAP (or other link) in `namespace` (nil: the run's own). A link is known by its name and
+    /// namespace: the record of the same name in the run's own namespace is replaced (the link was moved from
+    /// there), and so is `previous` in `namespace` (the link was renamed there: one write, so the file never lists
+    /// both names or neither).
+    public func recordTap(_ name: String, namespace: String?, replacing previous: String? = nil) throws(RunStateError) {
+        record.taps.removeAll {
+            ($0.name == name && ($0.namespace == nil || $0.namespace == namespace))
+                || ($0.name == previous && $0.namespace == namespace)
+        }
         record.taps.append(LinkRecord(name: name, namespace: namespace))
         try save()
     }
@@ -139,10 +155,11 @@ public final class RunState {
         try save()
     }
 
-    /// Forgets a TAP (host or stack) the run closed or deleted itself.
-    public func forgetTap(_ name: String) throws(RunStateError) {
-        record.taps.removeAll { $0.name == name }
-        record.stackTaps.removeAll { $0.name == name }
+    /// Forgets a TAP (host or stack) in `namespace` (nil: the run's own) that the run closed or deleted itself.
+    public func forgetTap(_ name: String, namespace: String? = nil) throws(RunStateError) {
+        let link = LinkRecord(name: name, namespace: namespace)
+        record.taps.removeAll { $0 == link }
+        record.stackTaps.removeAll { $0 == link }
         try save()
     }
 
@@ -200,8 +217,10 @@ public final class RunState {
 
     /// Cleans up after dead runs: for every DIRECTORY/*.json whose pid is not alive (every one if `force`),
     /// deletes the recorded links that still exist (`ip [-n NS] link delete`), then the recorded namespaces
-    /// that still exist (`ip netns delete`), then the file. Nothing unrecorded is touched. A file that
-    /// cannot be parsed is reported and left in place. A file with failures is kept, for a second try.
+    /// that still exist (`ip netns delete`), then the file. A dead run's DIRECTORY/PID.json.tmp (a save a kill
+    /// interrupted) is handled with it: what it lists is cleaned up as well if it can be read, and it is removed.
+    /// Nothing unrecorded is touched. A *.json file that cannot be parsed is reported and left in place. A file
+    /// with failures is kept, for a second try.
     ///
     /// Names are reused: a run that died leaves its record behind, and a later run may have created a link
     /// or namespace of the same name. Without `force`, anything a live run's record also lists is that run's
@@ -213,11 +232,17 @@ public final class RunState {
     {
         var report = CleanupReport()
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        var stale: [(path: String, record: RunRecord)] = []
+        var stale: [(paths: [String], record: RunRecord)] = []
+        var temporaries: [(path: String, pid: Int32)] = []
         var claimedLinks: [LinkRecord: Int32] = [:]
         var claimedNamespaces: [String: Int32] = [:]
-        for name in names.sorted() where name.hasSuffix(".json") {
+        for name in names.sorted() {
             let path = "\(directory)/\(name)"
+            if let pid = temporaryFilePid(name) {
+                temporaries.append((path, pid))
+                continue
+            }
+            guard name.hasSuffix(".json") else { continue }
             let record: RunRecord
             do throws(RunStateError) {
                 record = try load(path: path)
@@ -231,9 +256,25 @@ public final class RunState {
                 for namespace in record.namespaces { claimedNamespaces[namespace] = record.pid }
                 continue
             }
-            stale.append((path, record))
+            stale.append(([path], record))
         }
-        for (path, record) in stale {
+        // PID.json.tmp is the next version of PID.json, left when the run was killed between writing it and the
+        // rename. A live run's is its save in progress: left alone. A dead run's names what the run had created
+        // by then (merged with its PID.json); one cut short by the kill cannot be read and names nothing.
+        for (path, pid) in temporaries where force || !isAlive(pid) {
+            guard isRegularFile(path) else {
+                report.unreadable.append(path)
+                continue
+            }
+            let record = (try? load(path: path)) ?? RunRecord(pid: pid, startTimeNanos: 0)
+            if let i = stale.firstIndex(where: { $0.record.pid == pid }) {
+                stale[i].paths.append(path)
+                stale[i].record.merge(record)
+            } else {
+                stale.append(([path], record))
+            }
+        }
+        for (paths, record) in stale {
             let failuresBefore = report.failures.count
             for link in record.taps + record.stackTaps {
                 // A link inside a namespace a live run owns belongs to that run too.
@@ -252,11 +293,44 @@ public final class RunState {
                 cleanupNamespace(namespace, into: &report)
             }
             if report.failures.count == failuresBefore {
-                _ = unlink(path)
-                report.stateFilesRemoved.append(path)
+                for path in paths {
+                    _ = unlink(path)
+                    report.stateFilesRemoved.append(path)
+                }
             }
         }
         return report
+    }
+
+    /// The live run (another process) whose state file in `directory` records the namespace `namespace`, or the
+    /// link `link` in this process's namespace: its pid and state file. For messages: "in use by run PID".
+    public static func liveOwner(
+        namespace: String? = nil, link: String? = nil, directory: String = RunState.defaultDirectory
+    ) -> (pid: Int32, path: String)? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names.sorted() where name.hasSuffix(".json") {
+            let path = "\(directory)/\(name)"
+            guard let record = try? load(path: path), record.pid != getpid(), isAlive(record.pid) else { continue }
+            if let namespace, record.namespaces.contains(namespace) { return (record.pid, path) }
+            if let link, (record.taps + record.stackTaps).contains(LinkRecord(name: link, namespace: nil)) {
+                return (record.pid, path)
+            }
+        }
+        return nil
+    }
+
+    /// The pid of a temporary state file's name, "PID.json.tmp" (what `save` writes before the rename), else nil.
+    static func temporaryFilePid(_ name: String) -> Int32? {
+        guard name.hasSuffix(".json.tmp") else { return nil }
+        let digits = name.dropLast(".json.tmp".count)
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return Int32(digits)
+    }
+
+    /// Whether `path` itself (lstat(2): a symlink is not followed) is a regular file.
+    private static func isRegularFile(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
     }
 
     private static func cleanupLink(_ link: LinkRecord, into report: inout CleanupReport) {

@@ -79,7 +79,7 @@ public final class TapDevice {
     public static let virtioNetHeaderLength = Int(XDPEMU_VNET_HDR_LEN)
 
     /// The kernel-assigned interface name (the requested one, or "tapN").
-    public let name: String
+    public private(set) var name: String
     /// The interface index in the namespace the TAP was created in, read right after creation. Moving the
     /// interface to another namespace may change it there.
     public let ifIndex: IfIndex
@@ -135,6 +135,9 @@ public final class TapDevice {
         self.hasVirtioNetHeader = virtioNetHeader
         self.descriptor = FileDescriptor(rawValue: fd)
     }
+
+    /// Records that the interface was renamed (`Link.rename`), after it was moved to another namespace, say.
+    func renamed(to newName: String) { name = newName }
 
     deinit {
         close()

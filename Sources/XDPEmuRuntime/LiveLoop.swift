@@ -116,7 +116,10 @@ final class LiveLoop: NAPIReceiver {
     @exclusivity(unchecked) private var mapEvents: MapEventPlayer
     /// Replay: the earliest first timestamp of the traces, which is due at the start of the run.
     @exclusivity(unchecked) private var replayBase: UInt64 = 0
-    private var errors: [String] = []
+    /// Problems of the `--replay` traces (bad input: exit code 2).
+    private(set) var inputErrors: [String] = []
+    /// Captures or the event log that could not be written (exit code 1).
+    private(set) var outputErrors: [String] = []
     private var reportedReadErrors = Set<Int>()
     private let stackBuffer: UnsafeMutableRawBufferPointer
     private let vnetHeader = UnsafeMutableRawBufferPointer.allocate(byteCount: VirtioNetHeader.length, alignment: 8)
@@ -386,8 +389,8 @@ final class LiveLoop: NAPIReceiver {
             replays[i].staged = try replays[i].reader.next()
             if replays[i].staged == nil { finishReplay(i) }
         } catch {
-            errors.append("\(error)")
-            report("\(error)")
+            inputErrors.append("--replay \(replays[i].input.port)=\(replays[i].input.path): \(error)")
+            report(inputErrors.last!)
             finishReplay(i)
         }
     }
@@ -489,8 +492,8 @@ final class LiveLoop: NAPIReceiver {
             try captures?.flush()
             try log?.flush()
         } catch {
-            if !errors.contains(error.description) {
-                errors.append(error.description)
+            if !outputErrors.contains(error.description) {
+                outputErrors.append(error.description)
                 report("\(error)")
             }
         }
@@ -512,6 +515,7 @@ final class LiveLoop: NAPIReceiver {
         worker.now = now
         emulation.network.quiesceAll()
         drainEvents()
+        var errors = outputErrors + inputErrors
         if refusedVirtioFrames > 0 {
             errors.append("\(refusedVirtioFrames) frames read with a virtio-net header that could not be honoured")
         }

@@ -9,16 +9,19 @@ import XDPEmuTopology
 // Live mode: a topology made of real TAP interfaces (docs/live.md).
 //
 // A run goes through four phases, and everything it creates is undone whichever way it ends:
-//   1. Preflight (`LiveRun.preflight`): privileges, every name, nothing of that name exists yet. Creates nothing.
-//   2. Setup: the run-state file first (so a crash leaves a record for `xdpemu cleanup`), then hosts (namespace,
-//      TAP moved in, configured), then root-namespace port TAPs, then stack TAPs, each recorded as it is created;
+//   1. Preflight (`LiveRun.preflight`): privileges, every name, nothing of that name exists yet, enough file
+//      descriptors (the soft limit raised if need be). Creates nothing.
+//   2. Setup: the capture directory's lock (one run per directory), the run-state file (so a crash leaves a record
+//      for `xdpemu cleanup`), then hosts (namespace, TAP moved in and renamed, configured), then root-namespace
+//      port TAPs, then stack TAPs, each recorded as it is created;
 //      then captures, the emulation with a `TapWire` behind every port, the event log, the epoll loop. Between
 //      steps the signal fd and the stop request are checked, so a signal during setup tears down what exists.
 //   3. The loop (LiveLoop.swift) until a signal, a stop request or the end of `--duration`.
 //   4. Finish and teardown: a last poll of every port and the quiescent point, captures and log flushed and
-//      closed, the summary reported; then every fd is closed *before* any namespace is deleted (deleting a
+//      closed, the lock released; then every fd is closed *before* any namespace is deleted (deleting a
 //      namespace under an open TAP fd leaves the fd in permanent error), namespaces deleted, the state file
-//      removed. A teardown step that fails is reported and the state file kept, for `xdpemu cleanup`.
+//      removed; only then the summary, as printing can fail (a closed pipe). A teardown step that fails is
+//      reported and the state file kept, for `xdpemu cleanup`.
 
 /// What to run live and where to write.
 public struct LiveOptions {
@@ -40,9 +43,9 @@ public struct LiveOptions {
     /// false, or without io_uring, one write(2) per frame.
     public var ioUring = true
     /// Receives what the user can do next (stdout in the CLI), once setup is done.
-    public var announce: (String) -> Void = { print($0) }
+    public var announce: (String) -> Void = { Console.standardOutput.writeLine($0) }
     /// Receives diagnostics and the summary table (stderr in the CLI).
-    public var report: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    public var report: (String) -> Void = { Console.standardError.writeLine($0) }
 
     public static let defaultCaptureDirectory = "xdpemu-capture"
 
@@ -52,7 +55,7 @@ public struct LiveOptions {
 /// How a live run ended.
 public struct LiveResult {
     public enum Ending: Equatable, Sendable {
-        /// SIGINT or SIGTERM (the number).
+        /// SIGINT, SIGTERM or SIGHUP (the number).
         case signal(Int32)
         /// `stopRequest.notify()` from another thread.
         case stopRequested
@@ -67,6 +70,10 @@ public struct LiveResult {
     public var statistics: RunStatistics?
     /// Teardown steps that failed (the state file is then kept for `xdpemu cleanup`).
     public var teardownErrors: [String]
+    /// Problems of the `--replay` traces met during the run (a truncated record...): bad input, exit code 2.
+    public var inputErrors: [String] = []
+    /// Captures or the event log that could not be written during the run: exit code 1.
+    public var outputErrors: [String] = []
 }
 
 /// One live run. Create it, then call `run` once, on the thread that is to be the datapath's.
@@ -87,9 +94,6 @@ public final class LiveRun {
     }
 
     // MARK: Preflight
-
-    /// The TAP name of each port: the host's interface name for ports with a host, else the port's name.
-    static func tapName(_ port: PortSpec) -> String { port.host?.interface ?? port.name }
 
     /// Checks, creating nothing: privileges (CAP_NET_ADMIN, CAP_SYS_ADMIN when there are hosts, /dev/net/tun),
     /// every TAP, namespace and stack name, that none of them exists yet, and the `--replay` ports.
@@ -112,28 +116,47 @@ public final class LiveRun {
                     + "`xdpemu replay` runs traces through the same topology offline")
         }
         for port in topology.ports {
-            do throws(NameError) {
-                try InterfaceName.validate(port.name)
-                try InterfaceName.validate(tapName(port))
-                if let stack = port.stack { try InterfaceName.validate(stack) }
-                if let host = port.host { try NamespaceName.validate(host.namespace) }
-            } catch {
-                throw .badInput("\(topology.source): port \(port.name): \(error)")
+            func check(_ field: String, _ body: () throws(NameError) -> Void) throws(RuntimeError) {
+                do throws(NameError) {
+                    try body()
+                } catch {
+                    throw .badInput("\(topology.source): port \(port.name): \(field): \(error)")
+                }
+            }
+            try check("name") { () throws(NameError) in try InterfaceName.validate(port.name) }
+            if let stack = port.stack {
+                try check("stack") { () throws(NameError) in try InterfaceName.validate(stack) }
+            }
+            if let host = port.host {
+                try check("host.namespace") { () throws(NameError) in try NamespaceName.validate(host.namespace) }
+                try check("host.interface") { () throws(NameError) in try InterfaceName.validate(host.interface) }
+                if host.interface == "lo" {
+                    throw .badInput(
+                        "\(topology.source): port \(port.name): host.interface: \"lo\" is the loopback interface "
+                            + "every namespace has; pick another name")
+                }
             }
         }
-        // Host TAPs are created in this namespace and moved before the root-namespace TAPs are created, so a
-        // host interface may share a name with another port; nothing may exist under any name yet.
+        // A host's TAP is created under a temporary name here, moved into its new namespace and renamed there: its
+        // `host.interface` need only be free in that namespace, which is new. The TAPs that stay in this namespace
+        // (ports without a host, stacks) need their names free here.
         for port in topology.ports {
             if let host = port.host, NetNamespace.exists(host.namespace) {
                 throw .badInput(
-                    "namespace \(host.namespace) (port \(port.name)) already exists; xdpemu creates its "
-                        + "own and never adopts one (left by a crashed run? `xdpemu cleanup` removes those)")
+                    "\(topology.source): port \(port.name): host.namespace: namespace \(host.namespace) already exists"
+                        + Self.owner(namespace: host.namespace, options: options))
             }
-            for name in [tapName(port)] + (port.stack.map { [$0] } ?? []) where if_nametoindex(name) != 0 {
+            let rootNames = (port.host == nil ? [("name", port.name)] : []) + (port.stack.map { [("stack", $0)] } ?? [])
+            for (field, name) in rootNames where if_nametoindex(name) != 0 {
                 throw .badInput(
-                    "an interface named \(name) (port \(port.name)) already exists in this namespace; "
-                        + "xdpemu creates its own TAPs (rename the port or delete the interface)")
+                    "\(topology.source): port \(port.name): \(field): an interface named \(name) already exists in "
+                        + "this namespace" + Self.owner(link: name, options: options))
             }
+        }
+        do throws(DescriptorLimitError) {
+            try DescriptorLimit.ensure(DescriptorLimit.openNow() + descriptorsNeeded(options))
+        } catch {
+            throw .failure("\(topology.source): this run \(error); nothing was created")
         }
         for input in options.replays where topology.port(named: input.port) == nil {
             throw .badInput(
@@ -154,10 +177,51 @@ public final class LiveRun {
             statsPath: options.statsPath, inputs: inputs)
     }
 
+    /// The descriptors a run opens beyond those open when it starts: a TAP per port and per stack, the capture
+    /// files, the event log and the statistics, two per replayed trace (libpcap may open it again), epoll, the
+    /// timerfd, io_uring and the capture directory's lock; and a few at a time during setup (the `ip` pipes, the
+    /// namespace and sysctl files, the state file's temporary).
+    static func descriptorsNeeded(_ options: LiveOptions) -> Int {
+        let ports = options.topology.ports
+        var count = ports.count + ports.filter { $0.stack != nil }.count
+        if options.captureDirectory != nil {
+            count += 2 + ports.map { 1 + ($0.capture.ingress ? 1 : 0) + ($0.capture.egress ? 1 : 0) }.reduce(0, +)
+        }
+        count += (options.eventsPath == nil ? 0 : 1) + (options.statsPath == nil ? 0 : 1)
+        count += 2 * options.replays.count
+        count += 3
+        return count + 8
+    }
+
+    /// Who has a name that is in use, for the message: the running xdpemu whose state file records it, or advice.
+    /// `justCreated`: the name was free at preflight; the run that took it records it a moment after creating it,
+    /// so the state files are read again for up to a second.
+    static func owner(
+        namespace: String? = nil, link: String? = nil, options: LiveOptions, justCreated: Bool = false
+    ) -> String {
+        var found = RunState.liveOwner(namespace: namespace, link: link, directory: options.stateDirectory)
+        for _ in 0..<(justCreated ? 10 : 0) where found == nil {
+            usleep(100_000)
+            found = RunState.liveOwner(namespace: namespace, link: link, directory: options.stateDirectory)
+        }
+        if justCreated && found == nil {
+            return "; another process created it while this run was starting"
+        }
+        if let owner = found {
+            return "; it belongs to the running xdpemu run \(owner.pid) (state file \(owner.path)): stop that run "
+                + "first (kill -INT \(owner.pid)) or rename it in the topology"
+        }
+        if namespace != nil {
+            return "; xdpemu creates its own and never adopts one (left by a crashed run? `xdpemu cleanup` removes "
+                + "those)"
+        }
+        return "; xdpemu creates its own TAPs (rename the port or delete the interface)"
+    }
+
     // MARK: Run
 
     /// Runs preflight, setup, the loop and teardown. `signals` (created on the main thread before any other
-    /// thread, see `SignalWatcher`) ends the run on SIGINT/SIGTERM, also during setup.
+    /// thread, see `SignalWatcher`) ends the run on the signals it watches, also during setup.
     ///
     /// Throws `.notPermitted` or `.badInput` from preflight (nothing was created), `.badInput` if a name turns
     /// out taken during setup, `.failure` for anything else; everything created is removed before it throws.
@@ -191,17 +255,22 @@ public final class LiveRun {
         var statistics = engine.finish()
         let outputErrors = closeOutputs(
             captures: created.captures, log: created.log, statistics: &statistics, statsPath: options.statsPath)
-        options.report(statistics.table)
         if !outputErrors.isEmpty { failure = failure ?? .failure(outputErrors.joined(separator: "\nxdpemu: ")) }
+        // Teardown comes before the summary: printing may fail (a closed pipe, a hung-up terminal), the
+        // namespaces and the state file must not depend on it.
         let errors = teardown()
+        options.report(statistics.table)
         if let failure { throw failure }
-        return LiveResult(ending: ending, stoppedDuringSetup: false, statistics: statistics, teardownErrors: errors)
+        return LiveResult(
+            ending: ending, stoppedDuringSetup: false, statistics: statistics, teardownErrors: errors,
+            inputErrors: engine.inputErrors, outputErrors: engine.outputErrors)
     }
 
     // MARK: Setup
 
     /// Everything the run has created, in creation order, for teardown.
     private struct Created {
+        var captureLock: DirectoryLock?
         var runState: RunState?
         var hosts: [HostSetup] = []
         /// Root-namespace TAPs: ports without a host, then stack TAPs.
@@ -249,6 +318,7 @@ public final class LiveRun {
 
     private func performSetUp(signals: SignalWatcher?) throws -> LiveLoop {
         let topology = options.topology
+        if let directory = options.captureDirectory { created.captureLock = try lockCaptureDirectory(directory) }
         let runState: RunState
         do {
             runState = try RunState(directory: options.stateDirectory)
@@ -273,7 +343,7 @@ public final class LiveRun {
             do {
                 tap = try setup.setUp(virtioNetHeader: port.vnetHdr)
             } catch {
-                throw Self.setupError("port \(port.name): host \(host.namespace)", error)
+                throw setupError("port \(port.name): host \(host.namespace)", error)
             }
             taps[port.name] = tap
             // A gateway no host of the topology owns stands for the port itself (the reflector's case): the host
@@ -355,6 +425,24 @@ public final class LiveRun {
         return engine
     }
 
+    /// Creates the capture directory if needed and locks it (`DirectoryLock`): one run per capture directory.
+    private func lockCaptureDirectory(_ directory: String) throws(RuntimeError) -> DirectoryLock {
+        do throws(OutputFileError) {
+            try makeDirectories(directory)
+        } catch {
+            throw .failure("cannot create the capture directory \(directory): \(error)")
+        }
+        do throws(DirectoryLockError) {
+            return try DirectoryLock(directory: directory)
+        } catch {
+            guard case .held(_, let pid) = error else { throw .failure("--capture \(directory): \(error)") }
+            let owner = pid.map { "the running xdpemu run \($0)" } ?? "another xdpemu run"
+            throw .badInput(
+                "--capture \(directory): the directory is in use by \(owner) (lock file \(DirectoryLock.fileName)); "
+                    + "give this run a directory of its own")
+        }
+    }
+
     /// The ring for batched TAP writes, unless `--no-io-uring`; without io_uring (too old a kernel, or
     /// kernel.io_uring_disabled) says why and returns nil: frames are then written with write(2).
     private func openWriteRing(budget: Int) -> SharedWriteRing? {
@@ -377,7 +465,7 @@ public final class LiveRun {
         do {
             tap = try TapDevice(name: name, virtioNetHeader: vnet)
         } catch {
-            throw Self.setupError(stack ? "stack TAP \(name)" : "port \(name)", error)
+            throw setupError(stack ? "stack TAP \(name)" : "port \(name)", error)
         }
         created.rootTaps.append(tap)
         let runState = created.runState!
@@ -391,10 +479,15 @@ public final class LiveRun {
         return tap
     }
 
-    private static func setupError(_ what: String, _ error: any Error) -> RuntimeError {
+    /// A name taken between preflight and setup (two runs started together) is bad input, named with its owner.
+    private func setupError(_ what: String, _ error: any Error) -> RuntimeError {
         switch error {
-        case HostSetupError.namespaceExists, HostSetupError.tap(.nameInUse), TapError.nameInUse:
-            return .badInput("\(what): \(error)")
+        case HostSetupError.namespaceExists(let namespace):
+            return .badInput(
+                "\(what): namespace \(namespace) already exists"
+                    + Self.owner(namespace: namespace, options: options, justCreated: true))
+        case TapError.nameInUse(let name, _):
+            return .badInput("\(what): \(error)" + Self.owner(link: name, options: options, justCreated: true))
         default:
             return .failure("\(what): \(error)")
         }
@@ -415,6 +508,7 @@ public final class LiveRun {
     private func teardown() -> [String] {
         var errors = [String]()
         _ = created.captures?.close()
+        created.captureLock?.release()
         _ = created.log?.close()
         created.eventLoop?.close()
         created.timer?.close()

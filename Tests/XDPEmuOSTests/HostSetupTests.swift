@@ -116,6 +116,30 @@ struct HostSetupTests {
         #expect(!sysfsHasLink(spec.interface))
     }
 
+    @Test func theHostsInterfaceNameNeedOnlyBeFreeInsideItsNamespace() throws {
+        let leftovers = Leftovers()
+        // An interface of this name exists here (as eth0 does on most machines).
+        let taken = leftovers.link(UniqueName.next())
+        try addStandaloneLink(taken)
+        let spec = HostSpec(namespace: leftovers.namespace(UniqueName.next()), interface: taken)
+        let directory = try TemporaryDirectory()
+        let runState = try RunState(directory: directory.path, pid: Int32.max - 5)
+        defer { runState.finish() }
+        let host = HostSetup(spec: spec, runState: runState)
+        defer { host.teardown() }
+
+        let tap = try host.setUp()
+
+        #expect(tap.name == taken)
+        #expect(try Link.linkExists(taken, in: spec.namespace))
+        #expect(sysfsHasLink(taken), "the interface here is untouched")
+        #expect(runState.record.taps == [LinkRecord(name: taken, namespace: spec.namespace)])
+        let links = try Command.run("ip", ["-o", "link", "show"]).stdout
+        #expect(!links.contains("xdpe\(getpid())-"), "no temporary TAP is left in this namespace")
+        host.teardown()
+        #expect(runState.record.taps.isEmpty)
+    }
+
     @Test func anExistingNamespaceIsNotAdopted() throws {
         let leftovers = Leftovers()
         let ns = leftovers.namespace(UniqueName.next())

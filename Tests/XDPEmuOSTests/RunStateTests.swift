@@ -27,7 +27,7 @@ struct RunStateTests {
         #expect(onDisk.captureDirectory == "/tmp/caps")
         #expect(access(state.path + ".tmp", F_OK) != 0, "no temporary file is left behind")
 
-        try state.forgetTap("tapA")
+        try state.forgetTap("tapA", namespace: "hostA")
         try state.forgetNamespace("hostA")
         #expect(try RunState.load(path: state.path).taps.isEmpty)
         state.finish()
@@ -145,5 +145,64 @@ struct RunStateTests {
         #expect(NetNamespace.exists(sharedNamespace))
         #expect(sysfsHasLink(sharedLink))
         #expect(!NetNamespace.exists(deadOnlyNamespace))
+    }
+
+    @Test func aDeadRunsTemporaryStateFileIsRemovedAndALiveRunsIsLeft() throws {
+        let directory = try TemporaryDirectory()
+        // A save cut short by kill -9: not JSON, but named after a dead pid. A live run's save in progress.
+        let cutShort = directory.path + "/\(Int32.max - 3).json.tmp"
+        try Data("{\"namesp".utf8).write(to: URL(fileURLWithPath: cutShort))
+        let inProgress = directory.path + "/\(getpid()).json.tmp"
+        try Data("{".utf8).write(to: URL(fileURLWithPath: inProgress))
+        let notOurs = directory.path + "/notes.json.tmp"
+        try Data("x".utf8).write(to: URL(fileURLWithPath: notOurs))
+
+        let report = RunState.cleanupStale(directory: directory.path)
+
+        #expect(report.stateFilesRemoved == [cutShort])
+        #expect(access(cutShort, F_OK) != 0)
+        #expect(access(inProgress, F_OK) == 0, "a live run's temporary file is its save in progress")
+        #expect(access(notOurs, F_OK) == 0, "only PID.json.tmp names are state files")
+    }
+
+    @Test(.enabled(if: SystemAccess.available, SystemAccess.reason))
+    func whatADeadRunsTemporaryStateFileNamesIsCleanedUpWithIt() throws {
+        let directory = try TemporaryDirectory()
+        let leftovers = Leftovers()
+        let (inFile, onlyInTemporary) = (leftovers.namespace(UniqueName.next()), leftovers.namespace(UniqueName.next()))
+        try NetNamespace.create(inFile)
+        try NetNamespace.create(onlyInTemporary)
+        // Killed between writing PID.json.tmp (which lists the second namespace) and renaming it over PID.json.
+        let deadPid = Int32.max - 2
+        let state = try RunState(directory: directory.path, pid: deadPid)
+        try state.recordNamespace(inFile)
+        var next = state.record
+        next.namespaces.append(onlyInTemporary)
+        try JSONEncoder().encode(next).write(to: URL(fileURLWithPath: state.path + ".tmp"))
+
+        let report = RunState.cleanupStale(directory: directory.path)
+
+        #expect(report.failures.isEmpty, "\(report.failures)")
+        #expect(Set(report.removed) == ["namespace \(inFile)", "namespace \(onlyInTemporary)"])
+        #expect(Set(report.stateFilesRemoved) == [state.path, state.path + ".tmp"])
+        #expect(!NetNamespace.exists(inFile) && !NetNamespace.exists(onlyInTemporary))
+    }
+
+    @Test func aRenamedTapReplacesItsRecordAndTapsOfOneNameInTwoNamespacesAreTwoRecords() throws {
+        let directory = try TemporaryDirectory()
+        let state = try RunState(directory: directory.path, pid: 4243)
+        try state.recordTap("tmp1", namespace: nil)
+        try state.recordTap("tmp1", namespace: "hostA")
+        try state.recordTap("eth0", namespace: "hostA", replacing: "tmp1")
+        try state.recordTap("tmp2", namespace: nil)
+        try state.recordTap("tmp2", namespace: "hostB")
+        try state.recordTap("eth0", namespace: "hostB", replacing: "tmp2")
+        #expect(
+            try RunState.load(path: state.path).taps == [
+                LinkRecord(name: "eth0", namespace: "hostA"), LinkRecord(name: "eth0", namespace: "hostB"),
+            ])
+        try state.forgetTap("eth0", namespace: "hostA")
+        #expect(try RunState.load(path: state.path).taps == [LinkRecord(name: "eth0", namespace: "hostB")])
+        state.finish()
     }
 }

@@ -338,7 +338,9 @@ struct LiveTests {
             ], directory: fixture.directory)
 
         #expect(run.wait(timeout: 20) == 2)
-        #expect(run.stderr.contains("namespace \(taken) (port \(fixture.port("b"))) already exists"), "\(run.stderr)")
+        #expect(
+            run.stderr.contains("port \(fixture.port("b")): host.namespace: namespace \(taken) already exists"),
+            "\(run.stderr)")
         #expect(!NetNamespace.exists(fixture.namespace("a")))
         #expect(!FileManager.default.fileExists(atPath: fixture.stateDirectory))
         #expect(!FileManager.default.fileExists(atPath: fixture.directory + "/capture"))
