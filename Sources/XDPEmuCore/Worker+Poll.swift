@@ -106,30 +106,31 @@ extension Worker {
                 processed &+= pollOnce(
                     &program, programID: programID, device: device, ring: ring, frames: frames,
                     budget: 1, counts: &counts, setup: setup, clock: clock, frameCount: OneAtATime.self)
-            } else if size == 2 {
-                processed &+= pollOutOfLine(
-                    &program, programID: programID, device: device, ring: ring, frames: frames,
-                    budget: 2, counts: &counts, setup: setup, clock: clock, frameCount: OneAtATime.self)
             } else {
                 processed &+= pollOutOfLine(
                     &program, programID: programID, device: device, ring: ring, frames: frames,
-                    budget: size, counts: &counts, setup: setup, clock: clock, frameCount: UpToBudget.self)
+                    budget: size, counts: &counts, setup: setup, clock: clock)
             }
         }
         addPollCounts(counts, processed: processed, device: device)
     }
 
-    /// `pollOnce` for a series' polls of two frames or more: out of line, so that the series' loop keeps the
-    /// state of its usual polls, of one frame, in registers.
+    /// `pollOnce` for a series' polls of two frames or more (those of two one frame at a time, the rest in
+    /// batches): out of line, so that the series' loop keeps the state of its usual polls, of one frame, in
+    /// registers.
     @inlinable @inline(never)
-    func pollOutOfLine<P: XDPProgram, Clock: PollClock, Count: PollFrameCount>(
+    func pollOutOfLine<P: XDPProgram, Clock: PollClock>(
         _ program: inout P, programID: UInt32, device: NetDevice, ring: FrameRing.Consumer,
-        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, clock: Clock.Type,
-        frameCount: Count.Type
+        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, clock: Clock.Type
     ) -> Int {
-        pollOnce(
+        if budget == 2 {
+            return pollOnce(
+                &program, programID: programID, device: device, ring: ring, frames: frames, budget: 2,
+                counts: &counts, setup: setup, clock: clock, frameCount: OneAtATime.self)
+        }
+        return pollOnce(
             &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-            counts: &counts, setup: setup, clock: clock, frameCount: frameCount)
+            counts: &counts, setup: setup, clock: clock, frameCount: UpToBudget.self)
     }
 
     /// The poll: phase 1 on up to `budget` frames, then the flush, XDP_TX and the quiescent point. Adds what it

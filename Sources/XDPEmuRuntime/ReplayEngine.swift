@@ -40,13 +40,18 @@ struct ReplayEngine<Framing: ReplayFraming> {
         let ifindex: IfIndex
         let headroom: Int
         let portIndex: Int
-        /// How the trace's records become Ethernet frames; nil for an Ethernet trace.
-        let framing: EthernetFraming?
         /// The next frame of the trace, read and copied into a frame, waiting for its arrival time.
         var staged: FrameID?
         var stagedTime: Nanos = 0
         /// Records read so far.
         var recordsRead = 0
+    }
+
+    /// How a lane's records become Ethernet frames, and what became of them: apart from `Lane`, which the
+    /// per-frame path of Ethernet traces reads, so that it stays as small as it was.
+    struct LaneFraming {
+        /// nil for an Ethernet trace.
+        let framing: EthernetFraming?
         /// Records given an Ethernet header, and records skipped because they could not be (`EthernetFraming`).
         var converted: UInt64 = 0
         var skipped: UInt64 = 0
@@ -58,6 +63,7 @@ struct ReplayEngine<Framing: ReplayFraming> {
         let fileSizes: [Int64]
         let owners: [(PcapReader, FrameRing)]
         let base: UnsafeMutablePointer<Lane>
+        let framings: UnsafeMutablePointer<LaneFraming>
         let count: Int
 
         init(
@@ -71,19 +77,23 @@ struct ReplayEngine<Framing: ReplayFraming> {
             owners = sources.map { ($0.reader, $0.device.rxRing) }
             count = sources.count
             base = .allocate(capacity: max(count, 1))
+            framings = .allocate(capacity: max(count, 1))
             for (i, source) in sources.enumerated() {
+                (framings + i).initialize(to: LaneFraming(framing: source.framing))
                 (base + i).initialize(
                     to: Lane(
                         reader: .passUnretained(source.reader),
                         ring: .passUnretained(source.device.rxRing),
                         ifindex: source.device.ifindex, headroom: source.device.rxHeadroom,
-                        portIndex: source.portIndex, framing: source.framing))
+                        portIndex: source.portIndex))
             }
         }
 
         deinit {
             base.deinitialize(count: count)
             base.deallocate()
+            framings.deinitialize(count: count)
+            framings.deallocate()
         }
     }
 
@@ -263,10 +273,7 @@ struct ReplayEngine<Framing: ReplayFraming> {
             guard var record = try lane.pointee.reader._withUnsafeGuaranteedRef({ try $0.next() }) else { return }
             // FramePool.take(copying:) in three steps: it is not inlined across modules, and costs as much again.
             guard let frame = pool.take(headroom: lane.pointee.headroom) else {
-                inputErrors.append(
-                    "\(sources.inputs[i].path): record \(record.index + 1): no frame buffer left "
-                        + "(pool of \(pool.capacity) exhausted)")
-                return
+                return poolExhausted(i, record: record.index)
             }
             let space = pool.writableSpace(frame)
             var length = record.capturedLength
@@ -291,12 +298,28 @@ struct ReplayEngine<Framing: ReplayFraming> {
             lane.pointee.staged = frame
             lane.pointee.stagedTime = record.timestampNanos
             lane.pointee.recordsRead &+= 1
-            if lane.pointee.recordsRead & 0xffff == 0, let progress = options.progress {
-                progress(sequence, fractionRead(lastOffset: record.fileOffset, of: i))
-            }
+            if lane.pointee.recordsRead & 0xffff == 0 { reportProgress(i, lastOffset: record.fileOffset) }
         } catch {
-            inputErrors.append("\(error)")
+            failed(error)
         }
+    }
+
+    // The rare ends of `stage`, out of line: inlined, their code costs the per-frame path registers.
+
+    @inline(never)
+    mutating func poolExhausted(_ i: Int, record index: Int) {
+        inputErrors.append(
+            "\(sources.inputs[i].path): record \(index + 1): no frame buffer left (pool of \(pool.capacity) exhausted)")
+    }
+
+    @inline(never)
+    mutating func failed(_ error: any Error) {
+        inputErrors.append("\(error)")
+    }
+
+    @inline(never)
+    func reportProgress(_ i: Int, lastOffset: Int64) {
+        options.progress?(sequence, fractionRead(lastOffset: lastOffset, of: i))
     }
 
     /// Writes the frame of `record`, a record of lane `i`, into `space`: as it is for an Ethernet trace, through
@@ -305,7 +328,8 @@ struct ReplayEngine<Framing: ReplayFraming> {
     @inline(never)
     mutating func frameRecord(_ i: Int, _ record: inout PcapRecord, into space: UnsafeMutableRawBufferPointer) -> Int? {
         let lane = lanes + i
-        guard let framing = lane.pointee.framing else {
+        let outcome = sources.framings + i
+        guard let framing = outcome.pointee.framing else {
             precondition(record.capturedLength <= space.count, "frame buffers are sized for the largest record")
             if record.capturedLength > 0 {
                 space.baseAddress.unsafelyUnwrapped.copyMemory(
@@ -317,10 +341,10 @@ struct ReplayEngine<Framing: ReplayFraming> {
             precondition(
                 record.capturedLength + framing.growth <= space.count, "frame buffers are sized for the largest frame")
             if let length = framing.write(record.bytes, to: space.baseAddress.unsafelyUnwrapped) {
-                lane.pointee.converted &+= 1
+                outcome.pointee.converted &+= 1
                 return length
             }
-            lane.pointee.skipped &+= 1
+            outcome.pointee.skipped &+= 1
             do {
                 guard let next = try lane.pointee.reader._withUnsafeGuaranteedRef({ try $0.next() }) else {
                     return nil
@@ -338,7 +362,8 @@ struct ReplayEngine<Framing: ReplayFraming> {
         (0..<laneCount).map { i in
             InputFraming(
                 port: sources.inputs[i].port, path: sources.inputs[i].path,
-                linkType: sources.owners[i].0.linkType, converted: lanes[i].converted, skipped: lanes[i].skipped)
+                linkType: sources.owners[i].0.linkType, converted: sources.framings[i].converted,
+                skipped: sources.framings[i].skipped)
         }
     }
 
