@@ -268,40 +268,59 @@ struct ReplayEngine<Framing: ReplayFraming> {
     /// Reads the next record of source `i` into a frame (its time is the recorded timestamp).
     @inline(__always)
     mutating func stage(_ i: Int, pool: FramePool) {
+        if Framing.converts { return stageConverting(i, pool: pool) }
         let lane = lanes + i
         do {
-            guard var record = try lane.pointee.reader._withUnsafeGuaranteedRef({ try $0.next() }) else { return }
+            guard let record = try lane.pointee.reader._withUnsafeGuaranteedRef({ try $0.next() }) else { return }
             // FramePool.take(copying:) in three steps: it is not inlined across modules, and costs as much again.
             guard let frame = pool.take(headroom: lane.pointee.headroom) else {
                 return poolExhausted(i, record: record.index)
             }
             let space = pool.writableSpace(frame)
-            var length = record.capturedLength
-            if Framing.converts {
-                guard let framed = frameRecord(i, &record, into: space) else {
-                    pool.give(frame)
-                    return
-                }
-                length = framed
-            } else {
-                precondition(record.capturedLength <= space.count, "frame buffers are sized for the largest record")
-                if record.capturedLength > 0 {
-                    space.baseAddress.unsafelyUnwrapped.copyMemory(
-                        from: record.bytes.baseAddress.unsafelyUnwrapped,
-                        byteCount: record.capturedLength)
-                }
+            precondition(record.capturedLength <= space.count, "frame buffers are sized for the largest record")
+            if record.capturedLength > 0 {
+                space.baseAddress.unsafelyUnwrapped.copyMemory(
+                    from: record.bytes.baseAddress.unsafelyUnwrapped,
+                    byteCount: record.capturedLength)
             }
-            let info = pool.info(frame)
-            info.pointee.length = UInt32(truncatingIfNeeded: length)
-            info.pointee.ingress = lane.pointee.ifindex
-            info.pointee.missingBytes = UInt32(clamping: max(0, record.originalLength - record.capturedLength))
-            lane.pointee.staged = frame
-            lane.pointee.stagedTime = record.timestampNanos
-            lane.pointee.recordsRead &+= 1
-            if lane.pointee.recordsRead & 0xffff == 0 { reportProgress(i, lastOffset: record.fileOffset) }
+            staged(frame, length: record.capturedLength, of: record, in: i, pool: pool)
         } catch {
             failed(error)
         }
+    }
+
+    /// `stage` when some trace is not Ethernet: the record is written into the frame by `frameRecord`, which skips
+    /// the records that cannot be converted.
+    @inline(never)
+    mutating func stageConverting(_ i: Int, pool: FramePool) {
+        let lane = lanes + i
+        do {
+            guard var record = try lane.pointee.reader._withUnsafeGuaranteedRef({ try $0.next() }) else { return }
+            guard let frame = pool.take(headroom: lane.pointee.headroom) else {
+                return poolExhausted(i, record: record.index)
+            }
+            guard let length = frameRecord(i, &record, into: pool.writableSpace(frame)) else {
+                pool.give(frame)
+                return
+            }
+            staged(frame, length: length, of: record, in: i, pool: pool)
+        } catch {
+            failed(error)
+        }
+    }
+
+    /// Makes `frame`, which holds `length` bytes made of `record`, lane `i`'s staged frame.
+    @inline(__always)
+    mutating func staged(_ frame: FrameID, length: Int, of record: PcapRecord, in i: Int, pool: FramePool) {
+        let lane = lanes + i
+        let info = pool.info(frame)
+        info.pointee.length = UInt32(truncatingIfNeeded: length)
+        info.pointee.ingress = lane.pointee.ifindex
+        info.pointee.missingBytes = UInt32(clamping: max(0, record.originalLength - record.capturedLength))
+        lane.pointee.staged = frame
+        lane.pointee.stagedTime = record.timestampNanos
+        lane.pointee.recordsRead &+= 1
+        if lane.pointee.recordsRead & 0xffff == 0 { reportProgress(i, lastOffset: record.fileOffset) }
     }
 
     // The rare ends of `stage`, out of line: inlined, their code costs the per-frame path registers.
