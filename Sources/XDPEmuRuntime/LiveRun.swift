@@ -163,7 +163,28 @@ public final class LiveRun {
                 "--replay \(input.port)=\(input.path): no port named \(input.port) in \(topology.source) "
                     + "(ports: \(topology.ports.map(\.name).joined(separator: ", ")))")
         }
+        // Every trace is opened and its header checked before anything is created (and opened again in setup).
+        for input in options.replays { _ = try openReplay(input, topology: topology) }
         _ = try outputPlan(options)
+    }
+
+    /// Opens a `--replay` trace and checks it: its header, its link type and the MACs given for it.
+    static func openReplay(
+        _ input: ReplayOptions.Input, topology: Topology
+    ) throws(RuntimeError) -> (PcapReader, EthernetFraming?) {
+        let reader: PcapReader
+        do {
+            reader = try PcapReader(path: input.path)
+        } catch {
+            throw .badInput("--replay \(input.port)=\(input.path): \(error)")
+        }
+        let framing = EthernetFraming(linkType: reader.linkType, input: input, port: topology.port(named: input.port)!)
+        if framing == nil && input.setsMACs {
+            throw .badInput(
+                "--replay \(input.port)=\(input.path): the trace is Ethernet and its frames keep their MACs "
+                    + "(dst= and src= are for traces of other link types)")
+        }
+        return (reader, framing)
     }
 
     /// The run's outputs (`OutputPlan`), checked: made in preflight, and again just before the captures are
@@ -390,22 +411,9 @@ public final class LiveRun {
         created.log = log
         var replays = [LiveLoop.ReplaySource]()
         for input in options.replays {
-            do {
-                let reader = try PcapReader(path: input.path)
-                let index = emulation.ports.firstIndex { $0.spec.name == input.port }!
-                let framing = EthernetFraming(
-                    linkType: reader.linkType, input: input, port: emulation.ports[index].spec)
-                if framing == nil && input.setsMACs {
-                    throw RuntimeError.badInput(
-                        "--replay \(input.port)=\(input.path): the trace is Ethernet and its frames keep their MACs "
-                            + "(dst= and src= are for traces of other link types)")
-                }
-                replays.append(LiveLoop.ReplaySource(input: input, reader: reader, port: index, framing: framing))
-            } catch let error as RuntimeError {
-                throw error
-            } catch {
-                throw RuntimeError.badInput("--replay \(input.port)=\(input.path): \(error)")
-            }
+            let (reader, framing) = try Self.openReplay(input, topology: topology)
+            let index = emulation.ports.firstIndex { $0.spec.name == input.port }!
+            replays.append(LiveLoop.ReplaySource(input: input, reader: reader, port: index, framing: framing))
         }
         let eventLoop = try wrap { () throws(Errno) in try EventLoop(capacity: 64) }
         created.eventLoop = eventLoop

@@ -154,6 +154,25 @@ struct LiveExitPathTests {
         try expectNothingLeft(fixture)
     }
 
+    @Test func aReplayTraceWithABadHeaderIsRefusedBeforeAnythingIsCreated() throws {
+        let fixture = try LiveFixture()
+        let bad = fixture.directory + "/bad.pcap"
+        try Data("not a capture file at all".utf8).write(to: URL(fileURLWithPath: bad))
+        let capture = fixture.directory + "/capture"
+        let a = fixture.port("a")
+
+        let run = try XDPEmuProcess(
+            arguments: [
+                "run", try fixture.twoHosts(), "--replay", "\(a)=\(bad)", "--duration", "1", "--state-dir",
+                fixture.stateDirectory, "--capture", capture,
+            ], directory: fixture.directory)
+
+        #expect(run.wait(timeout: 30) == 2, "\(run.stderr)")
+        #expect(run.stderr.contains("--replay \(a)=\(bad): "), "\(run.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: capture), "the capture directory was created")
+        try expectNothingLeft(fixture)
+    }
+
     @Test func hostInterfacesNamedLikeAnInterfaceOfThisNamespaceWork() throws {
         let fixture = try LiveFixture()
         // Both hosts call their interface after a link that exists here (eth0, say), one name for both.
