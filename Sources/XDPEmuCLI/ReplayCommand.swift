@@ -53,6 +53,8 @@ struct ReplayCommand: ParsableCommand {
     }
 
     func run() throws {
+        // A closed stdout or stderr (`... 2>&1 | head -1`) stops the printing, not the replay.
+        Console.ignoreBrokenPipes()
         let loaded = try loadTopology(topology)
         var options = ReplayOptions(topology: loaded, inputs: traceInputs(inputs), outputDirectory: output)
         options.timing = ReplayOptions.Timing(rawValue: timing)!
@@ -75,11 +77,9 @@ struct ReplayCommand: ParsableCommand {
         } catch {
             fail("\(error)", code: error.exitCode)
         }
-        if options.progress != nil { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
-        if !quiet { FileHandle.standardError.write(Data((result.statistics.table + "\n").utf8)) }
-        for error in result.inputErrors + result.outputErrors {
-            FileHandle.standardError.write(Data("xdpemu: \(error)\n".utf8))
-        }
+        if options.progress != nil { Console.standardError.write("\r\u{1b}[K") }
+        if !quiet { Console.standardError.writeLine(result.statistics.table) }
+        for error in result.inputErrors + result.outputErrors { Console.standardError.writeLine("xdpemu: \(error)") }
         if !result.outputErrors.isEmpty { throw ExitCode(ExitStatus.failure) }
         if result.interrupted { throw ExitCode(130) }
         if !result.inputErrors.isEmpty { throw ExitCode(ExitStatus.badInput) }
@@ -101,7 +101,7 @@ final class ProgressBar {
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
         let line = "\r[\(bar)] \(Int(fraction * 100))%  \(frames) frames  \(String(format: "%.2f", rate)) M frames/s"
-        FileHandle.standardError.write(Data(line.utf8))
+        Console.standardError.write(line)
     }
 }
 

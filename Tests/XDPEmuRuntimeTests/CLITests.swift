@@ -15,8 +15,13 @@ struct ProcessResult {
 
 /// Runs `xdpemu` with `arguments` (and `input` on stdin) and waits for it.
 func runXDPEmu(_ arguments: [String], input: String? = nil) throws -> ProcessResult {
+    try runProcess(xdpemuBinary, arguments, input: input)
+}
+
+/// Runs `executable` with `arguments` (and `input` on stdin) and waits for it.
+func runProcess(_ executable: String, _ arguments: [String], input: String? = nil) throws -> ProcessResult {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: xdpemuBinary)
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     let out = Pipe()
     let err = Pipe()
@@ -106,6 +111,19 @@ struct CLITests {
         #expect(try readCapture("\(dir)/xe1.egress.pcap").count == 22)
         let stats = try String(contentsOfFile: "\(dir)/stats.json", encoding: .utf8)
         #expect(stats.contains("\"frames_in\": 22"))
+    }
+
+    @Test func replayWhoseStderrIsClosedStillExits0WithItsOutputs() throws {
+        let dir = makeTemporaryDirectory()
+        defer { removeDirectory(dir) }
+        // stderr is a pipe whose reader has gone when the summary is printed.
+        let command = [
+            xdpemuBinary, "replay", "\(repositoryRoot)/topologies/two-hosts.json",
+            "--in", "xe0=\(repositoryRoot)/pcaps/two-hosts-icmp.pcap", "--out", dir,
+        ].map { "'\($0)'" }.joined(separator: " ")
+        let shell = try runProcess("/bin/bash", ["-c", "\(command) 2>&1 | true; echo ${PIPESTATUS[0]}"])
+        #expect(shell.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(shell.stderr)")
+        #expect(try readCapture("\(dir)/xe1.egress.pcap").count == 22)
     }
 
     @Test func truncatedTraceExits2WithValidOutputs() throws {
