@@ -67,11 +67,14 @@ private func readToEnd(_ fd: Int32) throws(Errno) -> [UInt8] {
     }
 }
 
-/// Replaces `path` atomically: writes "PATH.tmp" (open O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, mode 0644,
+/// Replaces `path` atomically: writes "PATH.tmp" (open O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC|O_NOFOLLOW, mode 0644,
 /// write(2), fsync(2)), then rename(2) over `path`. A reader sees the old or the new file, never a mix.
 func writeFileAtomically(_ path: String, _ bytes: [UInt8]) throws(Errno) {
     let temporary = path + ".tmp"
-    let fd = try retryingEINTROrThrow { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+    // O_NOFOLLOW: a link planted under the temporary name is refused, never written through.
+    let fd = try retryingEINTROrThrow {
+        open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+    }
     do throws(Errno) {
         var offset = 0
         while offset < bytes.count {
