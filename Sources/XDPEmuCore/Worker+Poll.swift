@@ -148,7 +148,7 @@ extension Worker {
         let plainDrops = setup.plainDrops
         // Every redirect after the pool has handed out a frame with less headroom than the xdp_frame needs takes
         // `xdpDoRedirect`: the fast path leaves out the headroom check (EOVERFLOW), which only such a frame can fail.
-        var fastPathOff = setup.recording || pool.shortHeadroomTaken
+        var fastPathOff = setup.slowRedirects || pool.shortHeadroomTaken
         var fast = fastMapAtPollStart(fastPathOff: fastPathOff)
         var txCount = 0
         var processed = 0
@@ -372,15 +372,17 @@ extension Worker {
 struct PollSetup {
     /// The worker's `rxBatch`.
     @usableFromInline let rxBatch: UnsafeMutablePointer<FrameID>
-    /// Events are recorded: every redirect takes `xdpDoRedirect`, which records them.
-    @usableFromInline let recording: Bool
+    /// Every redirect takes `xdpDoRedirect`: events are recorded (it records them), or the profile is the modern
+    /// one (the fast path is 4.18's: Worker+DeviceQueue.swift).
+    @usableFromInline let slowRedirects: Bool
     /// A dropped frame goes straight back to the pool: nothing watches drops (no drop observer, no events).
     @usableFromInline let plainDrops: Bool
 
     @inlinable @inline(__always)
     init(_ worker: Worker) {
         rxBatch = worker.rxBatch
-        recording = worker.events.isRecording
+        let recording = worker.events.isRecording
+        slowRedirects = recording || worker.semantics != .v4_18
         plainDrops = worker.dropObserver == nil && !recording
     }
 }

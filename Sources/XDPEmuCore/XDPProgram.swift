@@ -73,19 +73,20 @@ public struct XDPContext {
     /// context, which the optimiser keeps in registers, rather than into the worker's memory.
     @usableFromInline var requestBits: UInt
     @usableFromInline var requestIndex: UInt32
-    @usableFromInline let semantics: Semantics
+    /// The profile of the emulated kernel (a program may act as the kernel it runs on allows).
+    public let semantics: Semantics
 
     @inlinable
     init(
         hardStart: UnsafeMutableRawPointer, bufferSize: Int, record: UnsafeMutablePointer<FrameInfo>,
-        rxQueueIndex: UInt32, now: Nanos, programID: UInt32, semantics: Semantics
+        rxQueueIndex: UInt32, now: Nanos, programID: UInt32, semantics: Semantics, egressIfindex: IfIndex = .none
     ) {
         self.hardStart = hardStart
         self.bufferSize = bufferSize
         self.record = record
         ingressIfindex = record.pointee.ingress
         self.rxQueueIndex = rxQueueIndex
-        egressIfindex = .none
+        self.egressIfindex = egressIfindex
         self.now = now
         self.programID = programID
         requestBits = RedirectInfo.noRequest
@@ -181,9 +182,10 @@ public struct XDPContext {
 
     /// `bpf_redirect_map(map, key, flags)`. 4.18: non-zero flags return ABORTED; otherwise the target is only
     /// remembered and looked up when the redirect is carried out (a missing entry then drops the frame with
-    /// EINVAL).
+    /// EINVAL). Modern: see `redirectMapModern`.
     @inlinable
     public mutating func redirectMap(_ map: DevMap, key: UInt32, flags: UInt64 = 0) -> XDPAction {
+        if _slowPath(semantics != .v4_18) { return redirectMapModern(map, key: key, flags: flags) }
         guard flags == 0 else { return .aborted }
         requestBits = UInt(bitPattern: Unmanaged.passUnretained(map).toOpaque())
         requestIndex = key
