@@ -7,7 +7,8 @@ import Testing
 /// modern`) and the datapath (kernel-datapath/compare.sh: a C XDP program attached natively to veths in a private
 /// namespace with a kernel devmap, a generated trace injected with AF_PACKET and captured at the targets' peers,
 /// against `xdpemu replay` of the same topology: fixed keys, MAC keys, empty slots with each fallback action,
-/// bad flags, broadcast with and without exclude-ingress, a down target, a small MTU, devmap_hash). Each script
+/// bad flags, broadcast with and without exclude-ingress, a down target, a small MTU, devmap_hash, egress
+/// programs). Each script
 /// makes and deletes its own namespace (with a name of its own). Skipped, with a message, without root, `ip
 /// netns`, a C compiler or clang for BPF.
 enum KernelDifferential {
@@ -58,7 +59,7 @@ struct KernelDifferentialTests {
     func datapathModern() throws {
         let result = try KernelDifferential.run("kernel-datapath/compare.sh", ["--semantics", "modern"])
         #expect(result.status == 0, "\(result.output)")
-        #expect(result.output.contains("14 cases compared"), "\(result.output)")
+        #expect(result.output.contains("16 cases compared"), "\(result.output)")
         #expect(!result.output.contains("differs"), "\(result.output)")
     }
 

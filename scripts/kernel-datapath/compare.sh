@@ -55,11 +55,15 @@ while read -r name map key flags entries same; do
     defs="-DFLAGS=${flags}ULL"
     if [ "$key" = dst ]; then defs="$defs -DKEY_FROM_DST_MAC"; else defs="$defs -DKEY=$key"; fi
     [ "$map" = devmap_hash ] && defs="$defs -DHASH"
+    case $entries in */*) defs="$defs -DVALUE8" ;; esac
     bpf $defs -o "$dir/redirect.o" || { echo "== $name: cannot compile" >&2; differs=1; continue; }
 
     # The kernel.
     fills=""
-    for e in ${entries//,/ }; do fills="$fills \"\$kxdp\" update /sys/fs/bpf/tc/globals/kxdp_map ${e%%:*} ${e#*:} &&"; done
+    for e in ${entries//,/ }; do
+        port=${e#*:}
+        fills="$fills \"\$kxdp\" update /sys/fs/bpf/tc/globals/kxdp_map ${e%%:*} ${port%%/*} $([ "$port" != "${port#*/}" ] && echo "${port#*/}") &&"
+    done
     ip netns add "$ns" || { echo "compare.sh: cannot create namespace $ns" >&2; exit 2; }
     kxdp=$work/kxdp dir=$dir pass=$work/pass.o ip netns exec "$ns" sh -c "
         set -e
@@ -87,7 +91,12 @@ while read -r name map key flags entries same; do
         selector="{\"kind\": \"constant\", \"value\": $key}"
     fi
     list=""
-    for e in ${entries//,/ }; do list="$list{\"key\": ${e%%:*}, \"port\": \"${e#*:}\"}, "; done
+    for e in ${entries//,/ }; do
+        port=${e#*:}
+        program=""
+        [ "$port" != "${port#*/}" ] && program=", \"program\": {\"type\": \"${port#*/}\"}"
+        list="$list{\"key\": ${e%%:*}, \"port\": \"${port%%/*}\"$program}, "
+    done
     cat > "$dir/topology.json" <<JSON
 {
     "name": "kdp-$name", "semantics": "$semantics",

@@ -3,7 +3,11 @@
  * kxdp: the kernel's side of the datapath differential (see compare.sh). Runs as root inside
  * the private network namespace compare.sh made.
  *
- *   kxdp update PIN KEY IFNAME      put IFNAME's ifindex at KEY of the pinned devmap PIN
+ *   kxdp update PIN KEY IFNAME [ACTION]
+ *                                   put IFNAME's ifindex at KEY of the pinned devmap PIN; with
+ *                                   ACTION (abort, drop or pass) also an egress program that
+ *                                   returns it (value_size 8 maps; loaded here from two
+ *                                   instructions, expected_attach_type BPF_XDP_DEVMAP)
  *   kxdp run PCAP IN PEER TARGET... send the generated trace into IN (from its veth peer
  *                                   PEER) and print what came out, "PORT.DIRECTION LEN HEX"
  *                                   a line, per port in arrival order; also write the trace
@@ -52,7 +56,33 @@ static void die(const char *what)
 	exit(2);
 }
 
-static int update(const char *pin, uint32_t key, const char *ifname)
+/* An egress (devmap) program that returns `action`: r0 = action; exit. */
+static int load_egress(int action)
+{
+	struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = action },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	static char log[4096];
+	union bpf_attr attr;
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_type = BPF_PROG_TYPE_XDP;
+	attr.expected_attach_type = BPF_XDP_DEVMAP;
+	attr.insns = (uintptr_t)insns;
+	attr.insn_cnt = 2;
+	attr.license = (uintptr_t)"GPL";
+	attr.log_buf = (uintptr_t)log;
+	attr.log_size = sizeof(log);
+	attr.log_level = 1;
+	int fd = (int)sys_bpf(BPF_PROG_LOAD, &attr);
+	if (fd < 0) {
+		fprintf(stderr, "%s", log);
+		die("BPF_PROG_LOAD (egress program)");
+	}
+	return fd;
+}
+
+static int update(const char *pin, uint32_t key, const char *ifname, const char *action)
 {
 	union bpf_attr attr;
 	memset(&attr, 0, sizeof(attr));
@@ -63,10 +93,15 @@ static int update(const char *pin, uint32_t key, const char *ifname)
 	uint32_t ifindex = if_nametoindex(ifname);
 	if (!ifindex)
 		die(ifname);
+	uint32_t value[2] = { ifindex, 0 };
+	if (action) {
+		int code = !strcmp(action, "drop") ? 1 : !strcmp(action, "pass") ? 2 : 0;
+		value[1] = (uint32_t)load_egress(code);
+	}
 	memset(&attr, 0, sizeof(attr));
 	attr.map_fd = (uint32_t)fd;
 	attr.key = (uintptr_t)&key;
-	attr.value = (uintptr_t)&ifindex;
+	attr.value = (uintptr_t)value;
 	if (sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) < 0)
 		die("BPF_MAP_UPDATE_ELEM");
 	return 0;
@@ -210,8 +245,8 @@ static int dump(const char *path, const char *label)
 
 int main(int argc, char **argv)
 {
-	if (argc == 5 && !strcmp(argv[1], "update"))
-		return update(argv[2], (uint32_t)strtoul(argv[3], NULL, 0), argv[4]);
+	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "update"))
+		return update(argv[2], (uint32_t)strtoul(argv[3], NULL, 0), argv[4], argc == 6 ? argv[5] : NULL);
 	if (argc >= 5 && !strcmp(argv[1], "run"))
 		return run(argc - 2, argv + 2);
 	if (argc == 4 && !strcmp(argv[1], "dump"))

@@ -6,7 +6,7 @@
  *   clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -DKEY=1 -DFLAGS=0 ... -c
  * No libbpf headers needed: the few definitions are below. The map is pinned by name
  * (LIBBPF_PIN_BY_NAME) so that kxdp can fill it after `ip link set ... xdpdrv obj`.
- * PASS_ONLY builds the XDP_PASS program the targets' veth peers need to receive redirected
+ * VALUE8 gives the map value_size 8 (ifindex and an egress program's fd). PASS_ONLY builds the XDP_PASS program the targets' veth peers need to receive redirected
  * frames.
  */
 #include <linux/bpf.h>
@@ -28,7 +28,11 @@ struct {
 	__uint(type, MAP_TYPE);
 	__uint(max_entries, 8);
 	__type(key, __u32);
+#ifdef VALUE8
+	__type(value, struct bpf_devmap_val); /* ifindex and an egress program */
+#else
 	__type(value, __u32);
+#endif
 	__uint(pinning, 1); /* LIBBPF_PIN_BY_NAME */
 } kxdp_map SEC(".maps");
 
