@@ -16,7 +16,7 @@ extension XDPContext {
     /// returns the low two bits of `flags` as the action (0 = ABORTED, DROP, PASS, TX). Otherwise it records the
     /// request and returns REDIRECT; with BROADCAST the key is not needed (a missing one is fine) and the frame
     /// goes to every entry (`Worker.broadcast`), not back to the ingress device with EXCLUDE_INGRESS.
-    @usableFromInline @inline(never)
+    @usableFromInline
     mutating func redirectMapModern(_ map: DevMap, key: UInt32, flags: UInt64) -> XDPAction {
         let allowed = RedirectMapFlags.actionMask | RedirectMapFlags.broadcast | RedirectMapFlags.excludeIngress
         guard flags & ~allowed == 0 else { return .aborted }
