@@ -203,4 +203,21 @@ import XDPEmuTesting
         #expect(f.transmitters[1].bulkSizes == [3])
         f.expectConservation()
     }
+
+    @Test("each worker has its own queue of a device: two CPUs redirecting to one target bulk separately")
+    func perCPUDeviceQueues() throws {
+        let f = try Fixture(workers: 2, semantics: .modern)
+        let second = try f.network.addDevice(name: "in1", transmitter: FakeTransmitter())
+        let map = f.map
+        for device in [f.ingress, second] {
+            f.network.attach(ClosureProgram { $0.redirectMap(map, key: 0) }, to: device)
+        }
+        f.inject(3, into: f.ingress, worker: f.network.workers[0])
+        f.inject(2, into: second, worker: f.network.workers[1])
+        f.poll(f.ingress, worker: f.network.workers[0])
+        f.poll(second, worker: f.network.workers[1])
+        #expect(f.transmitters[0].bulkSizes == [3, 2])
+        #expect(f.transmitters[0].calls.map(\.cpu) == [0, 1])
+        f.expectConservation(extra: [second])
+    }
 }
