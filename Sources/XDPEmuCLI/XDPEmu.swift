@@ -57,7 +57,8 @@ struct MapBatchCommand: ParsableCommand {
         abstract: "Run devmap operations from a file and print one answer per operation.",
         discussion: """
             Operations, one a line (# comments): device NAME [ifindex N] [mtu N] [down] [noxmit]; \
-            create devmap MAX_ENTRIES [key_size N] [value_size N] [flags N]; update KEY DEVICE [any|noexist|exist|N]; \
+            create devmap|devmap_hash MAX_ENTRIES [key_size N] [value_size N] [flags N]; \
+            update KEY DEVICE [any|noexist|exist|N]; \
             delete KEY; lookup KEY; next KEY|none; unregister DEVICE. Failures print the errno name. \
             A syntax error prints 'xdpemu: FILE: line N: ...' to stderr (input text in it quoted, escaped and cut at 80 \
             characters); the rest still runs and the exit code is 2.
@@ -66,15 +67,15 @@ struct MapBatchCommand: ParsableCommand {
     @Argument(help: "The operations file, or - for standard input.")
     var file: String
 
-    @Option(help: "Kernel behaviour to reproduce (4.18).")
+    @Option(help: "Kernel behaviour to reproduce: 4.18 or modern (Linux 5.14 and later).")
     var semantics: String = "4.18"
 
     @Flag(help: "Act as a process without CAP_NET_ADMIN (map creation fails with EPERM).")
     var unprivileged = false
 
     func run() throws {
-        guard let profile = Semantics(rawValue: semantics), profile == .v4_18 else {
-            throw ValidationError("semantics '\(semantics)' is not available yet (4.18)")
+        guard let profile = Semantics(rawValue: semantics) else {
+            throw ValidationError("unknown semantics '\(semantics)' (4.18, modern)")
         }
         let script: String
         do {

@@ -31,6 +31,12 @@ public class AttachedProgram: @unchecked Sendable {
     ) {
         preconditionFailure("AttachedProgram.pollSeries is implemented by ProgramRunner")
     }
+
+    /// Runs the program as a devmap entry's egress program on `count` frames bound for `device` and keeps, in
+    /// order at the front of `frames`, those it passes; returns their number (see `Worker.runEgress`).
+    public func runEgress(frames: UnsafeMutablePointer<FrameID>, count: Int, device: NetDevice, worker: Worker) -> Int {
+        preconditionFailure("AttachedProgram.runEgress is implemented by ProgramRunner")
+    }
 }
 
 /// Holds a program of a concrete type so that the worker's poll is specialised (and the program inlined) for it.
@@ -51,6 +57,8 @@ public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @uncheck
             ProgramRunner<Program>, NetDevice, Worker, UnsafePointer<Nanos>,
             UnsafePointer<Int>, Int
         ) -> Void
+    @usableFromInline let specialisedEgress:
+        (ProgramRunner<Program>, UnsafeMutablePointer<FrameID>, Int, NetDevice, Worker) -> Int
 
     @inlinable
     public init(_ program: Program, programID: UInt32) {
@@ -63,6 +71,10 @@ public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @uncheck
             worker.runSeries(
                 &runner.storage.pointee, programID: runner.programID, device: device, times: times,
                 sizes: sizes, count: count)
+        }
+        specialisedEgress = { runner, frames, count, device, worker in
+            worker.runEgress(
+                &runner.storage.pointee, programID: runner.programID, frames: frames, count: count, device: device)
         }
         super.init(programID: programID)
     }
@@ -87,5 +99,11 @@ public final class ProgramRunner<Program: XDPProgram>: AttachedProgram, @uncheck
         sizes: UnsafePointer<Int>, count: Int
     ) {
         specialisedPollSeries(self, device, worker, times, sizes, count)
+    }
+
+    override public func runEgress(
+        frames: UnsafeMutablePointer<FrameID>, count: Int, device: NetDevice, worker: Worker
+    ) -> Int {
+        specialisedEgress(self, frames, count, device, worker)
     }
 }

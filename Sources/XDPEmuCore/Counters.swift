@@ -26,6 +26,12 @@ public enum DropReason: Int, Sendable, CaseIterable, CustomStringConvertible {
     case rxRingFull
     /// The device went away while the frame waited for it.
     case deviceGone
+    /// A devmap entry's egress program returned XDP_DROP (modern profile).
+    case egressDrop
+    /// A devmap entry's egress program returned XDP_ABORTED or another action than DROP and PASS (modern profile).
+    case egressAborted
+    /// A BPF_F_BROADCAST redirect found no usable target in its map: the kernel frees the frame (modern profile).
+    case noBroadcastTarget
 
     public var description: String {
         switch self {
@@ -42,6 +48,9 @@ public enum DropReason: Int, Sendable, CaseIterable, CustomStringConvertible {
         case .txError: "tx_error"
         case .rxRingFull: "rx_ring_full"
         case .deviceGone: "device_gone"
+        case .egressDrop: "egress_drop"
+        case .egressAborted: "egress_aborted"
+        case .noBroadcastTarget: "broadcast_no_target"
         }
     }
 

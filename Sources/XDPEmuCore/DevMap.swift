@@ -6,7 +6,7 @@ import Glibc
 import Musl
 #endif
 
-// The devmap: BPF_MAP_TYPE_DEVMAP with the 4.18 kernel's semantics.
+// The devmap: BPF_MAP_TYPE_DEVMAP (and, in the modern profile, BPF_MAP_TYPE_DEVMAP_HASH: DevMap+Hash.swift).
 //
 // Who runs what, and when:
 // - The control plane (map commands, scheduled map events, the unregister notifier) runs on any thread. It
@@ -40,6 +40,15 @@ public struct MapFlags: OptionSet, Sendable {
     public static let writeOnly = MapFlags(rawValue: 1 << 4)
     /// The flags a devmap accepts (DEV_CREATE_FLAG_MASK); others give EINVAL.
     public static let devmapMask: MapFlags = [.numaNode, .readOnly, .writeOnly]
+}
+
+/// The two kinds of devmap. They share the entries, the slots and the datapath; they differ only in how a key
+/// finds its slot (the key itself, or the hash index of DevMap+Hash.swift), as in devmap.c.
+public enum DevMapType: Sendable {
+    /// BPF_MAP_TYPE_DEVMAP: an array, keys `0..<maxEntries`.
+    case array
+    /// BPF_MAP_TYPE_DEVMAP_HASH (Linux 5.4+, modern profile only): any 32-bit key, at most `maxEntries` of them.
+    case hash
 }
 
 /// Update flags (BPF_ANY, BPF_NOEXIST, BPF_EXIST).
@@ -87,15 +96,25 @@ final class DevMapEntry {
     @usableFromInline let key: UInt32
     @usableFromInline unowned(unsafe) let map: DevMap
     @usableFromInline let block: EntryBlock
+    /// The egress program of the entry (modern profile, value_size 8), run on its frames at flush.
+    let program: AttachedProgram?
+    /// When the entry was made, in its map's count of updates: a hash map lists its newest entry of a bucket
+    /// first (hlist_add_head).
+    let sequence: UInt64
     /// Set when the control plane takes the block back for another entry (`RetireLog.reclaim`); the object then
     /// leaves it alone when it goes.
     var blockRecycled = false
 
     /// `spare` is a block given back by a reclaimed entry of the same network (its queues empty), or nil.
-    init(device: NetDevice, key: UInt32, map: DevMap, workers: Int, spare: UnsafeMutableRawPointer?) {
+    init(
+        device: NetDevice, key: UInt32, map: DevMap, workers: Int, spare: UnsafeMutableRawPointer?,
+        program: AttachedProgram? = nil, sequence: UInt64 = 0
+    ) {
         self.device = device
         self.key = key
         self.map = map
+        self.program = program
+        self.sequence = sequence
         let base: UnsafeMutableRawPointer
         if let spare {
             base = spare
@@ -117,6 +136,10 @@ final class DevMapEntry {
         base.storeBytes(
             of: UInt(bitPattern: Unmanaged.passUnretained(map).toOpaque()),
             toByteOffset: EntryBlock.mapOffset, as: UInt.self)
+        base.storeBytes(of: sequence, toByteOffset: EntryBlock.sequenceOffset, as: UInt64.self)
+        base.storeBytes(
+            of: program.map { UInt(bitPattern: Unmanaged.passUnretained($0).toOpaque()) } ?? 0,
+            toByteOffset: EntryBlock.programOffset, as: UInt.self)
     }
 
     deinit {
@@ -165,6 +188,8 @@ struct EntryBlock {
     @usableFromInline static let deviceOffset = 8
     @usableFromInline static let keyOffset = 16
     @usableFromInline static let mapOffset = 24
+    @usableFromInline static let sequenceOffset = 32
+    @usableFromInline static let programOffset = 40
 
     /// Bytes of a block for `workers` workers.
     static func size(workers: Int) -> Int { headerSize + workers * BulkQueueLayout.stride }
@@ -193,6 +218,12 @@ struct EntryBlock {
 
     @inlinable var key: UInt32 { base.load(fromByteOffset: Self.keyOffset, as: UInt32.self) }
 
+    /// `DevMapEntry.sequence`.
+    @inlinable var sequence: UInt64 { base.load(fromByteOffset: Self.sequenceOffset, as: UInt64.self) }
+
+    /// The bits of the entry's unretained egress program (`AttachedProgram`), 0 for none.
+    @inlinable var programBits: UInt { base.load(fromByteOffset: Self.programOffset, as: UInt.self) }
+
     @inlinable var map: Unmanaged<DevMap> {
         Unmanaged.fromOpaque(
             UnsafeRawPointer(bitPattern: base.load(fromByteOffset: Self.mapOffset, as: UInt.self))
@@ -206,9 +237,9 @@ struct EntryBlock {
     }
 }
 
-/// BPF_MAP_TYPE_DEVMAP: an array of `maxEntries` slots, each empty or naming a device, used by
-/// `bpf_redirect_map`. The control-plane methods return the kernel's errno for the same conditions, checked in
-/// the kernel's order.
+/// A devmap: `maxEntries` slots, each empty or naming a device, used by `bpf_redirect_map`. In an array map the
+/// key is the slot; in a hash map (DevMap+Hash.swift) a lock-free index finds the slot of a key. The
+/// control-plane methods return the kernel's errno for the same conditions, checked in the kernel's order.
 public final class DevMap: @unchecked Sendable {
     // @unchecked Sendable: slots are atomics; per-worker areas are touched only by their worker; the rest is
     // guarded by the network's control lock.
@@ -217,6 +248,9 @@ public final class DevMap: @unchecked Sendable {
     public let id: UInt32
     public let maxEntries: UInt32
     public let flags: MapFlags
+    public let type: DevMapType
+    /// 4 (ifindex) or 8 (ifindex and program, modern profile only): what a lookup shows.
+    public let valueSize: UInt32
     @usableFromInline unowned(unsafe) let network: Network
     @usableFromInline let slots: UnsafeMutablePointer<Atomic<UInt>>
     /// What calloc returned for the slots (`slots` is it rounded up to 128 bytes).
@@ -232,6 +266,10 @@ public final class DevMap: @unchecked Sendable {
     @usableFromInline let transmitCounters: UnsafeMutablePointer<UInt64>
     @usableFromInline let transmitCounterStride: Int
     private let transmitCounterAllocation: UnsafeMutableRawPointer
+    /// The hash map's index and the state its control plane keeps (nil for an array map).
+    @usableFromInline let hash: HashIndex?
+    /// Entries made so far (`DevMapEntry.sequence`); control lock held.
+    var updates: UInt64 = 0
 
     /// Slots come from `calloc`: zeroed memory the system hands out page by page as it is touched, so a large,
     /// sparsely used map costs only what is used (as the kernel's vmalloc'ed slot array). Slots and flush bitmaps
@@ -240,11 +278,22 @@ public final class DevMap: @unchecked Sendable {
     /// its own bitmap in every poll. calloc aligns to 16 bytes only: a small map's bitmaps came right after its
     /// slots, in the same pair of lines, and two workers alone cost 20-26 ns per frame instead of 15. Nil when the
     /// memory cannot be had (the caller answers ENOMEM).
-    init?(id: UInt32, maxEntries: UInt32, flags: MapFlags, network: Network) {
+    init?(
+        id: UInt32, maxEntries: UInt32, flags: MapFlags, network: Network, type: DevMapType = .array,
+        valueSize: UInt32 = 4
+    ) {
         self.id = id
         self.maxEntries = maxEntries
         self.flags = flags
+        self.type = type
+        self.valueSize = valueSize
         self.network = network
+        if type == .hash {
+            guard let index = HashIndex(maxEntries: maxEntries, workers: network.workerCount) else { return nil }
+            hash = index
+        } else {
+            hash = nil
+        }
         workers = network.workerCount
         words = (Int(maxEntries) + 63) / 64
         summaryWords = (words + 63) / 64
@@ -298,6 +347,8 @@ public final class DevMap: @unchecked Sendable {
     /// Moves `cpu`'s transmit counters of the retired `entry` (one of this map's) into the map's, under its key,
     /// and zeroes them: the worker's last act on a retired entry, at its quiescent point.
     func foldTransmitCounters(of entry: EntryBlock, cpu: Int) {
+        // A hash map's keys are no indexes; its entries never queue (the modern profile queues per device).
+        guard type == .array else { return }
         let queue = entry.queue(cpu: cpu)
         let counters = releasedCounters(key: entry.key, cpu: cpu)
         for (i, offset) in [
@@ -344,6 +395,7 @@ public final class DevMap: @unchecked Sendable {
 
     @inlinable @inline(__always)
     func clearFlushMark(_ key: UInt32, cpu: Int) {
+        guard key < maxEntries else { return }
         let bitmap = flushBits + cpu &* bitmapStride
         bitmap[Int(key >> 6)] &= ~(1 << UInt64(key & 63))
     }
@@ -402,31 +454,48 @@ public final class DevMap: @unchecked Sendable {
 
     /// `map_update_elem`. Checks, in the kernel's order: read-only map (EPERM), flags > BPF_EXIST (EINVAL), key out
     /// of range (E2BIG), BPF_NOEXIST (EEXIST: an array slot always exists), then the ifindex (EINVAL when no such
-    /// device; the slot is left as it was). `IfIndex.none` (0) empties the slot.
-    public func update(key: MapKey, ifindex: IfIndex, flags: UInt64 = UpdateFlag.any.rawValue) throws(KernelErrno) {
+    /// device; the slot is left as it was). `IfIndex.none` (0) empties the slot (with a program: EINVAL).
+    /// `program` is the entry's egress program (modern profile, value_size 8). A hash map has its own order
+    /// (`hashUpdate`).
+    public func update(
+        key: MapKey, ifindex: IfIndex, flags: UInt64 = UpdateFlag.any.rawValue, program: AttachedProgram? = nil
+    ) throws(KernelErrno) {
+        if type == .hash {
+            try hashUpdate(key: key.rawValue, ifindex: ifindex, flags: flags, program: program)
+            return
+        }
         let key = key.rawValue
         if self.flags.contains(.readOnly) { throw .EPERM }
         guard flags <= UpdateFlag.exist.rawValue else { throw .EINVAL }
         guard key < maxEntries else { throw .E2BIG }
         guard flags != UpdateFlag.noExist.rawValue else { throw .EEXIST }
+        if ifindex == .none && program != nil { throw .EINVAL }
         try network.withControlLock { () throws(KernelErrno) in
             var newBits: UInt = 0
             if ifindex != .none {
-                guard let device = network.deviceLocked(ifindex: ifindex) else { throw .EINVAL }
-                let entry = DevMapEntry(
-                    device: device, key: key, map: self, workers: workers,
-                    spare: network.retireLog.takeSpareBlock())
-                // The slot's reference: released when the entry is reclaimed (or with the map).
-                _ = Unmanaged.passRetained(entry)
-                newBits = entry.block.bits
+                newBits = try makeEntryLocked(key: key, ifindex: ifindex, program: program).block.bits
             }
             let old = slots[Int(key)].exchange(newBits, ordering: .acquiringAndReleasing)
             network.retireLocked(bits: old)
         }
     }
 
+    /// `__dev_map_alloc_node`: a new entry for `key` naming the device `ifindex` (EINVAL when there is none), its
+    /// reference owned by the slot it goes into. Control lock held.
+    func makeEntryLocked(key: UInt32, ifindex: IfIndex, program: AttachedProgram?) throws(KernelErrno) -> DevMapEntry {
+        guard let device = network.deviceLocked(ifindex: ifindex) else { throw .EINVAL }
+        updates += 1
+        let entry = DevMapEntry(
+            device: device, key: key, map: self, workers: workers, spare: network.retireLog.takeSpareBlock(),
+            program: program, sequence: updates)
+        // The slot's reference: released when the entry is reclaimed (or with the map).
+        _ = Unmanaged.passRetained(entry)
+        return entry
+    }
+
     /// `map_delete_elem`: EPERM on a read-only map, EINVAL for a key out of range; an empty slot is fine.
     public func delete(key: MapKey) throws(KernelErrno) {
+        if type == .hash { return try hashDelete(key: key.rawValue) }
         let key = key.rawValue
         if flags.contains(.readOnly) { throw .EPERM }
         guard key < maxEntries else { throw .EINVAL }
@@ -437,27 +506,34 @@ public final class DevMap: @unchecked Sendable {
     }
 
     /// `map_lookup_elem`: the ifindex at `key`. EPERM on a write-only map; ENOENT when out of range or empty.
-    public func lookup(key: MapKey) throws(KernelErrno) -> IfIndex {
-        let key = key.rawValue
+    public func lookup(key: MapKey) throws(KernelErrno) -> IfIndex { try lookupValue(key: key).ifindex }
+
+    /// `map_lookup_elem` with the whole value: the ifindex and the id of the entry's egress program (0 when none;
+    /// what a value_size 8 lookup shows).
+    public func lookupValue(key: MapKey) throws(KernelErrno) -> (ifindex: IfIndex, programID: UInt32) {
         if flags.contains(.writeOnly) { throw .EPERM }
-        guard key < maxEntries else { throw .ENOENT }
-        return try network.withControlLock { () throws(KernelErrno) -> IfIndex in
-            guard let entry = entry(at: key) else { throw .ENOENT }
-            return entry._withUnsafeGuaranteedRef { $0.device.ifindex }
+        return try network.withControlLock { () throws(KernelErrno) -> (IfIndex, UInt32) in
+            guard let entry = entryLocked(key: key.rawValue) else { throw .ENOENT }
+            return (entry.device.ifindex, entry.program?.programID ?? 0)
         }
+    }
+
+    /// The entry at `key` (either kind of map), or nil. Control lock held.
+    func entryLocked(key: UInt32) -> DevMapEntry? {
+        guard let block = type == .hash ? hashBlock(key: key) : block(at: key) else { return nil }
+        return block.entry.takeUnretainedValue()
     }
 
     /// The device at `key`, or nil (control plane).
     public func device(at key: MapKey) -> NetDevice? {
-        let key = key.rawValue
-        guard key < maxEntries else { return nil }
-        return network.withControlLock { entry(at: key)?.takeUnretainedValue().device }
+        network.withControlLock { entryLocked(key: key.rawValue)?.device }
     }
 
     /// `map_get_next_key`: nil key or a key out of range gives 0; the last key gives ENOENT; otherwise key + 1
     /// (empty slots are not skipped). EPERM on a write-only map.
     public func nextKey(after key: MapKey?) throws(KernelErrno) -> MapKey {
         if flags.contains(.writeOnly) { throw .EPERM }
+        if type == .hash { return try hashNextKey(after: key?.rawValue) }
         guard let key = key?.rawValue, key < maxEntries else { return 0 }
         guard key != maxEntries - 1 else { throw .ENOENT }
         return MapKey(key + 1)
@@ -466,7 +542,9 @@ public final class DevMap: @unchecked Sendable {
     /// Per-key transmit counters, over every entry the key has held. Exact when the workers are stopped (and have
     /// passed their quiescent points).
     public func statistics() -> [MapKey: MapEntryStatistics] {
-        network.withControlLock {
+        // A hash map's entries never queue: the modern profile queues per device.
+        guard type == .array else { return [:] }
+        return network.withControlLock {
             var result: [MapKey: MapEntryStatistics] = [:]
             for key in 0..<maxEntries {
                 var s = MapEntryStatistics()
@@ -485,6 +563,7 @@ public final class DevMap: @unchecked Sendable {
     /// Clears every slot pointing at `device` with compare-and-exchange, so a concurrent update wins (the
     /// NETDEV_UNREGISTER notifier). Called with the control lock held.
     func unregisterLocked(_ device: NetDevice) {
+        if type == .hash { return hashUnregisterLocked(device) }
         for i in 0..<Int(maxEntries) {
             let bits = slots[i].load(ordering: .acquiring)
             guard bits != 0 else { continue }

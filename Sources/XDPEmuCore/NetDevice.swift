@@ -61,6 +61,9 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
     let registered = Atomic<Bool>(true)
     @usableFromInline let counters: UnsafeMutablePointer<UInt64>
     @usableFromInline let workerCount: Int
+    /// The modern profile's bulk queues of frames redirected to the device, one per worker (see
+    /// `DeviceQueueLayout`); each touched only by its worker.
+    let deviceQueues: UnsafeMutableRawPointer
     /// The attached program's runner (set once at attach time, before polling starts; hence no dynamic
     /// exclusivity check on the read every poll makes). Replacing it while a worker polls the device is not
     /// supported: the worker calls the runner without holding a reference (`polledProgram`).
@@ -89,9 +92,18 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
         workerCount = workers
         counters = allocateOnOwnCacheLines(UInt64.self, count: workers * DeviceCounter.stride)
         counters.initialize(repeating: 0, count: workers * DeviceCounter.stride)
+        deviceQueues = UnsafeMutableRawPointer.allocate(
+            byteCount: workers * DeviceQueueLayout.stride, alignment: 128)
+        deviceQueues.initializeMemory(as: UInt8.self, repeating: 0, count: workers * DeviceQueueLayout.stride)
     }
 
-    deinit { counters.deallocate() }
+    deinit {
+        counters.deallocate()
+        deviceQueues.deallocate()
+    }
+
+    /// `cpu`'s bulk queue of frames to this device (modern profile).
+    func deviceQueue(cpu: Int) -> UnsafeMutableRawPointer { deviceQueues + cpu * DeviceQueueLayout.stride }
 
     /// The MTU (at most `Int32.max`). May change at any time; the datapath sees the change at its next frame.
     public var mtu: UInt32 {

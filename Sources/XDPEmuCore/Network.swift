@@ -142,34 +142,60 @@ public final class Network: @unchecked Sendable {
         }
     }
 
-    /// `BPF_MAP_CREATE` for BPF_MAP_TYPE_DEVMAP. Checks, in the 4.18 kernel's order: both BPF_F_RDONLY and
-    /// BPF_F_WRONLY (EINVAL: the syscall refuses the file mode before the map type is asked); then, in the devmap's
-    /// allocation, CAP_NET_ADMIN (EPERM); max_entries 0, key_size != 4, value_size != 4, flags outside
-    /// NUMA_NODE|RDONLY|WRONLY (EINVAL); a size whose cost overflows the kernel's u32 page accounting (EINVAL);
-    /// memory that cannot be had (ENOMEM). (RLIMIT_MEMLOCK accounting, which 4.18 also applies, is not modelled.)
+    /// `BPF_MAP_CREATE` for BPF_MAP_TYPE_DEVMAP (and DEVMAP_HASH in the modern profile). Checks, in the kernel's
+    /// order:
+    /// - 4.18: both BPF_F_RDONLY and BPF_F_WRONLY (EINVAL: the syscall refuses the file mode before the map type
+    ///   is asked); a hash map (EINVAL: no such map type); then, in the devmap's allocation, CAP_NET_ADMIN (EPERM);
+    ///   max_entries 0, key_size != 4, value_size != 4, flags outside NUMA_NODE|RDONLY|WRONLY (EINVAL); a size
+    ///   whose cost overflows the kernel's u32 page accounting (EINVAL); memory that cannot be had (ENOMEM).
+    ///   (RLIMIT_MEMLOCK accounting, which 4.18 also applies, is not modelled.)
+    /// - modern: the file mode (EINVAL); the attributes (`dev_map_alloc_check`: max_entries 0, key_size != 4,
+    ///   value_size not 4 or 8, unknown flags: EINVAL) before CAP_NET_ADMIN (EPERM); a hash map over 2^31
+    ///   entries (EINVAL); no cost limit, only memory (ENOMEM).
     public func createDevMap(
         maxEntries: UInt32, keySize: UInt32 = 4, valueSize: UInt32 = 4, flags: UInt32 = 0,
-        capNetAdmin: Bool = true
+        capNetAdmin: Bool = true, type: DevMapType = .array
     ) throws(KernelErrno) -> DevMap {
         let mapFlags = MapFlags(rawValue: flags)
         guard !mapFlags.isSuperset(of: [.readOnly, .writeOnly]) else { throw .EINVAL }
-        guard capNetAdmin else { throw .EPERM }
-        guard maxEntries != 0, keySize == 4, valueSize == 4, MapFlags.devmapMask.isSuperset(of: mapFlags) else {
-            throw .EINVAL
+        switch semantics {
+        case .v4_18:
+            guard type == .array else { throw .EINVAL }
+            guard capNetAdmin else { throw .EPERM }
+            guard maxEntries != 0, keySize == 4, valueSize == 4, MapFlags.devmapMask.isSuperset(of: mapFlags) else {
+                throw .EINVAL
+            }
+            // dev_map_alloc's cost: slot pointers plus one flush bitmap per possible CPU, in bytes, must stay below
+            // U32_MAX - PAGE_SIZE.
+            let bitmapBytes = (UInt64(maxEntries) + 63) / 64 * 8
+            let cost = UInt64(maxEntries) * 8 + bitmapBytes * UInt64(workerCount)
+            guard cost < UInt64(UInt32.max) - 4096 else { throw .EINVAL }
+        case .modern:
+            guard maxEntries != 0, keySize == 4, valueSize == 4 || valueSize == 8,
+                MapFlags.devmapMask.isSuperset(of: mapFlags)
+            else { throw .EINVAL }
+            guard capNetAdmin else { throw .EPERM }
+            if type == .hash && maxEntries > 1 << 31 { throw .EINVAL }
         }
-        // dev_map_alloc's cost: slot pointers plus one flush bitmap per possible CPU, in bytes, must stay below
-        // U32_MAX - PAGE_SIZE.
-        let bitmapBytes = (UInt64(maxEntries) + 63) / 64 * 8
-        let cost = UInt64(maxEntries) * 8 + bitmapBytes * UInt64(workerCount)
-        guard cost < UInt64(UInt32.max) - 4096 else { throw .EINVAL }
         return try withControlLock { () throws(KernelErrno) -> DevMap in
-            guard let map = DevMap(id: nextMapID, maxEntries: maxEntries, flags: mapFlags, network: self) else {
+            guard
+                let map = DevMap(
+                    id: nextMapID, maxEntries: maxEntries, flags: mapFlags, network: self, type: type,
+                    valueSize: valueSize)
+            else {
                 throw .ENOMEM
             }
             nextMapID += 1
             maps.append(map)
             return map
         }
+    }
+
+    /// A runner for `program` with a new program id, not attached to any device: a devmap entry's egress program
+    /// (`DevMap.update(key:ifindex:flags:program:)`). Inlinable for the same reason as `attach`.
+    @inlinable
+    public func makeEgressProgram<P: XDPProgram>(_ program: P) -> AttachedProgram {
+        ProgramRunner(program, programID: allocateProgramID())
     }
 
     /// Every devmap, in creation order.

@@ -27,12 +27,15 @@ public struct MapKey: RawRepresentable, Hashable, Comparable, Sendable, Expressi
 /// Virtual time in nanoseconds. The core never reads a clock: every caller passes the time in.
 public typealias Nanos = UInt64
 
-/// Which kernel behaviour the emulator reproduces (a topology's `"semantics"`). Only the seed's ("4.18") is built
-/// so far; the core keeps the profile as a value so that the modern one can live beside it.
+/// Which kernel behaviour the emulator reproduces (a topology's `"semantics"`, `map batch --semantics`). A network
+/// keeps it as a value; the poll loop is specialised per profile (`KernelProfile`), so each rule is written once
+/// and the 4.18 loop carries nothing of the modern one. The README's table lists the differences.
 public enum Semantics: String, Sendable, CaseIterable {
-    /// Linux 4.18: devmap only (no devmap_hash), redirect flags must be 0.
+    /// Linux 4.18: devmap only, redirect flags must be 0, the lookup when the redirect is carried out, bulk queues
+    /// per map entry.
     case v4_18 = "4.18"
-    /// Later kernels: adds `devmap_hash`.
+    /// Linux 5.14 and later: the lookup in the helper with a miss action, BPF_F_BROADCAST and
+    /// BPF_F_EXCLUDE_INGRESS, bulk queues per target device, devmap_hash, value_size 8 and egress programs.
     case modern = "modern"
 }
 

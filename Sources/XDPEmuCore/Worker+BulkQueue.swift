@@ -168,19 +168,24 @@ extension Worker {
         let plan = flushPlan
         guard plan != FlushPlan.nothing else { return }
         flushPlan = FlushPlan.nothing
-        // A bulk was started, so there is a map to flush.
-        let map = redirectInfo.pointee.mapToFlush.unsafelyUnwrapped
         if _fastPath(plan < FlushPlan.markedQueues) {
-            map._withUnsafeGuaranteedRef { $0.flush(key: FlushPlan.firstKey(plan), worker: self) }
+            // A bulk was started, so there is a map to flush.
+            redirectInfo.pointee.mapToFlush.unsafelyUnwrapped._withUnsafeGuaranteedRef {
+                $0.flush(key: FlushPlan.firstKey(plan), worker: self)
+            }
         } else {
-            flush(map, plan: plan)
+            flush(plan: plan)
         }
     }
 
-    /// `flushRedirects` after two bulks or more.
+    /// `flushRedirects` after two bulks or more, or after frames queued to devices (modern profile).
     @usableFromInline @inline(never)
-    func flush(_ map: Unmanaged<DevMap>, plan: UInt) {
-        map._withUnsafeGuaranteedRef { map in
+    func flush(plan: UInt) {
+        if plan == FlushPlan.deviceQueues {
+            flushDeviceQueues()
+            return
+        }
+        redirectInfo.pointee.mapToFlush.unsafelyUnwrapped._withUnsafeGuaranteedRef { map in
             guard plan != FlushPlan.markedQueues, let second = FlushPlan.secondKey(plan) else {
                 map.flush(worker: self)
                 return
@@ -239,6 +244,9 @@ enum FlushPlan {
     /// Three bulks or more: the flush sends the queues of the marked keys. (A plan of keys has a low half, and
     /// one of one key is below this value.)
     @inlinable static var markedQueues: UInt { 1 << 32 }
+    /// Frames were queued to devices (modern profile): the flush sends the worker's flush list. (No plan of keys
+    /// has this value: its two keys would be equal.)
+    @inlinable static var deviceQueues: UInt { UInt.max }
     /// One bulk, in the queue of `key`: the flush sends that queue.
     @inlinable static func queue(of key: UInt32) -> UInt { UInt(key) &+ 1 }
     /// The key of the first bulk of a plan of keys.

@@ -52,18 +52,34 @@ extension Worker {
     public func run<P: XDPProgram>(_ program: inout P, programID: UInt32, device: NetDevice, budget: Int) -> Int {
         precondition(budget > 0 && budget <= maxBudget, "budget out of range")
         var counts = PollCounts()
-        let ring = device.rxRing.consumer
-        let frames = pool.storage
         let processed =
-            frameCost == 0
-            ? pollOnce(
-                &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                counts: &counts, setup: PollSetup(self), clock: FixedClock.self, frameCount: UpToBudget.self)
-            : pollOnce(
-                &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                counts: &counts, setup: PollSetup(self), clock: AdvancingClock.self, frameCount: UpToBudget.self)
+            semantics == .v4_18
+            ? run(
+                &program, programID: programID, device: device, budget: budget, counts: &counts, profile: Linux418.self)
+            : run(
+                &program, programID: programID, device: device, budget: budget, counts: &counts,
+                profile: LinuxModern.self)
         addPollCounts(counts, processed: processed, device: device)
         return processed
+    }
+
+    /// `run` for the profile `Profile`.
+    @inlinable
+    func run<P: XDPProgram, Profile: KernelProfile>(
+        _ program: inout P, programID: UInt32, device: NetDevice, budget: Int, counts: inout PollCounts,
+        profile: Profile.Type
+    ) -> Int {
+        let ring = device.rxRing.consumer
+        let frames = pool.storage
+        return frameCost == 0
+            ? pollOnce(
+                &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
+                counts: &counts, setup: PollSetup(self), clock: FixedClock.self, frameCount: UpToBudget.self,
+                profile: profile)
+            : pollOnce(
+                &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
+                counts: &counts, setup: PollSetup(self), clock: AdvancingClock.self, frameCount: UpToBudget.self,
+                profile: profile)
     }
 
     /// `pollSeries` for a program of type `P` (`ProgramRunner` calls it, specialised).
@@ -72,23 +88,32 @@ extension Worker {
         _ program: inout P, programID: UInt32, device: NetDevice,
         times: UnsafePointer<Nanos>, sizes: UnsafePointer<Int>, count: Int
     ) {
-        if frameCost == 0 {
+        switch (frameCost == 0, semantics == .v4_18) {
+        case (true, true):
             runSeries(
                 &program, programID: programID, device: device, times: times, sizes: sizes, count: count,
-                clock: FixedClock.self)
-        } else {
+                clock: FixedClock.self, profile: Linux418.self)
+        case (false, true):
             runSeries(
                 &program, programID: programID, device: device, times: times, sizes: sizes, count: count,
-                clock: AdvancingClock.self)
+                clock: AdvancingClock.self, profile: Linux418.self)
+        case (true, false):
+            runSeries(
+                &program, programID: programID, device: device, times: times, sizes: sizes, count: count,
+                clock: FixedClock.self, profile: LinuxModern.self)
+        case (false, false):
+            runSeries(
+                &program, programID: programID, device: device, times: times, sizes: sizes, count: count,
+                clock: AdvancingClock.self, profile: LinuxModern.self)
         }
     }
 
     /// `count` polls of `pollOnce`. The device's counters are added once at the end: nothing reads them in between.
     @inlinable
-    func runSeries<P: XDPProgram, Clock: PollClock>(
+    func runSeries<P: XDPProgram, Clock: PollClock, Profile: KernelProfile>(
         _ program: inout P, programID: UInt32, device: NetDevice,
         times: UnsafePointer<Nanos>, sizes: UnsafePointer<Int>,
-        count: Int, clock: Clock.Type
+        count: Int, clock: Clock.Type, profile: Profile.Type
     ) {
         var counts = PollCounts()
         var processed = 0
@@ -105,11 +130,12 @@ extension Worker {
             if size == 1 {
                 processed &+= pollOnce(
                     &program, programID: programID, device: device, ring: ring, frames: frames,
-                    budget: 1, counts: &counts, setup: setup, clock: clock, frameCount: OneAtATime.self)
+                    budget: 1, counts: &counts, setup: setup, clock: clock, frameCount: OneAtATime.self,
+                    profile: profile)
             } else {
                 processed &+= pollOutOfLine(
                     &program, programID: programID, device: device, ring: ring, frames: frames,
-                    budget: size, counts: &counts, setup: setup, clock: clock)
+                    budget: size, counts: &counts, setup: setup, clock: clock, profile: profile)
             }
         }
         addPollCounts(counts, processed: processed, device: device)
@@ -119,18 +145,19 @@ extension Worker {
     /// batches): out of line, so that the series' loop keeps the state of its usual polls, of one frame, in
     /// registers.
     @inlinable @inline(never)
-    func pollOutOfLine<P: XDPProgram, Clock: PollClock>(
+    func pollOutOfLine<P: XDPProgram, Clock: PollClock, Profile: KernelProfile>(
         _ program: inout P, programID: UInt32, device: NetDevice, ring: FrameRing.Consumer,
-        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, clock: Clock.Type
+        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, clock: Clock.Type,
+        profile: Profile.Type
     ) -> Int {
         if budget == 2 {
             return pollOnce(
                 &program, programID: programID, device: device, ring: ring, frames: frames, budget: 2,
-                counts: &counts, setup: setup, clock: clock, frameCount: OneAtATime.self)
+                counts: &counts, setup: setup, clock: clock, frameCount: OneAtATime.self, profile: profile)
         }
         return pollOnce(
             &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-            counts: &counts, setup: setup, clock: clock, frameCount: UpToBudget.self)
+            counts: &counts, setup: setup, clock: clock, frameCount: UpToBudget.self, profile: profile)
     }
 
     /// The poll: phase 1 on up to `budget` frames, then the flush, XDP_TX and the quiescent point. Adds what it
@@ -140,16 +167,16 @@ extension Worker {
     /// fields alone, so it would reload them for every frame. With `OneAtATime` the ring holds `budget`
     /// frames.
     @inlinable @inline(__always)
-    func pollOnce<P: XDPProgram, Clock: PollClock, Count: PollFrameCount>(
+    func pollOnce<P: XDPProgram, Clock: PollClock, Count: PollFrameCount, Profile: KernelProfile>(
         _ program: inout P, programID: UInt32, device: NetDevice, ring: FrameRing.Consumer,
         frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, clock: Clock.Type,
-        frameCount: Count.Type
+        frameCount: Count.Type, profile: Profile.Type
     ) -> Int {
         let rxBatch = setup.rxBatch
         let plainDrops = setup.plainDrops
         // Every redirect after the pool has handed out a frame with less headroom than the xdp_frame needs takes
         // `xdpDoRedirect`: the fast path leaves out the headroom check (EOVERFLOW), which only such a frame can fail.
-        var fastPathOff = setup.recording || pool.shortHeadroomTaken
+        var fastPathOff = setup.slowRedirects || pool.shortHeadroomTaken
         var fast = fastMapAtPollStart(fastPathOff: fastPathOff)
         var txCount = 0
         var processed = 0
@@ -177,14 +204,14 @@ extension Worker {
                 if oneAtATime {
                     verdict = runProgram(
                         &program, on: next.pointee, frames: frames, programID: programID,
-                        rxBytes: &counts.rxBytes)
+                        rxBytes: &counts.rxBytes, profile: profile)
                     next += 1
                 } else {
                     guard
                         let stop = runUsualFrames(
                             &program, next: &next, end: end, frames: frames, fast: fast,
                             plainDrops: plainDrops, programID: programID, device: device,
-                            counts: &counts, clock: clock)
+                            counts: &counts, clock: clock, profile: profile)
                     else { break }
                     verdict = stop
                 }
@@ -219,15 +246,15 @@ extension Worker {
 
     /// Runs the program on `frame` (adding its length to `rxBytes` first) and returns its verdict.
     @inlinable @inline(__always)
-    func runProgram<P: XDPProgram>(
+    func runProgram<P: XDPProgram, Profile: KernelProfile>(
         _ program: inout P, on frame: FrameID, frames: FramePool.Storage,
-        programID: UInt32, rxBytes: inout UInt64
+        programID: UInt32, rxBytes: inout UInt64, profile: Profile.Type
     ) -> FrameVerdict {
         let info = frames.info(frame)
         rxBytes &+= UInt64(info.pointee.length)
         var context = XDPContext(
             hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize, record: info,
-            rxQueueIndex: 0, now: now, programID: programID, semantics: semantics)
+            rxQueueIndex: 0, now: now, programID: programID, semantics: Profile.semantics)
         let action = program.run(&context)
         return FrameVerdict(
             frame: frame, info: info, action: action, requestBits: context.requestBits,
@@ -244,10 +271,10 @@ extension Worker {
     /// frame to frame (the batch, the pool's storage, the fast map, the program's state, moved into a local) then
     /// stays in registers, whereas a call anywhere in the loop (`carryOut` makes several) puts it in the stack.
     @inlinable @inline(never)
-    func runUsualFrames<P: XDPProgram, Clock: PollClock>(
+    func runUsualFrames<P: XDPProgram, Clock: PollClock, Profile: KernelProfile>(
         _ program: inout P, next: inout UnsafeMutablePointer<FrameID>, end: UnsafeMutablePointer<FrameID>,
         frames: FramePool.Storage, fast: FastMap, plainDrops: Bool, programID: UInt32, device: NetDevice,
-        counts: inout PollCounts, clock: Clock.Type
+        counts: inout PollCounts, clock: Clock.Type, profile: Profile.Type
     ) -> FrameVerdict? {
         var position = next
         let cpu = self.cpu
@@ -261,7 +288,7 @@ extension Worker {
         while position != end {
             let verdict = runProgram(
                 &local, on: position.pointee, frames: frames, programID: programID,
-                rxBytes: &rxBytes)
+                rxBytes: &rxBytes, profile: profile)
             position += 1
             if _fastPath(verdict.action.rawValue == XDPAction.redirect.rawValue) {
                 guard queueIntoMapToFlush(verdict, fast: fast, cpu: cpu, from: device) else { return verdict }
@@ -357,6 +384,16 @@ extension Worker {
     }
 }
 
+/// The semantics profile as a type (like `PollClock`): the one poll loop is specialised per profile, and the
+/// context it gives the program carries the profile as a constant, so that a helper's test of it
+/// (`XDPContext.redirectMap`) folds away: the 4.18 loop carries nothing of the modern one (a test at run time cost
+/// the 4.18 redirect 23 instructions per frame).
+@usableFromInline protocol KernelProfile { static var semantics: Semantics { get } }
+/// `Semantics.v4_18`.
+@usableFromInline enum Linux418: KernelProfile { @inlinable static var semantics: Semantics { .v4_18 } }
+/// `Semantics.modern`.
+@usableFromInline enum LinuxModern: KernelProfile { @inlinable static var semantics: Semantics { .modern } }
+
 /// How a poll takes its frames off the RX ring, as a type (like `PollClock`): the compiler specialises the one poll
 /// loop per type, and with `OneAtATime` (the usual polls of replay with recorded timing, of one frame where
 /// timestamps are distinct, two where they come in pairs) the loop's batch handling folds away to one pop per
@@ -373,15 +410,17 @@ extension Worker {
 struct PollSetup {
     /// The worker's `rxBatch`.
     @usableFromInline let rxBatch: UnsafeMutablePointer<FrameID>
-    /// Events are recorded: every redirect takes `xdpDoRedirect`, which records them.
-    @usableFromInline let recording: Bool
+    /// Every redirect takes `xdpDoRedirect`: events are recorded (it records them), or the profile is the modern
+    /// one (the fast path is 4.18's: Worker+DeviceQueue.swift).
+    @usableFromInline let slowRedirects: Bool
     /// A dropped frame goes straight back to the pool: nothing watches drops (no drop observer, no events).
     @usableFromInline let plainDrops: Bool
 
     @inlinable @inline(__always)
     init(_ worker: Worker) {
         rxBatch = worker.rxBatch
-        recording = worker.events.isRecording
+        let recording = worker.events.isRecording
+        slowRedirects = recording || worker.semantics != .v4_18
         plainDrops = worker.dropObserver == nil && !recording
     }
 }

@@ -61,6 +61,9 @@ extension Worker {
         }
         redirectInfo.pointee.mapBits = 0
         redirectInfo.pointee.index = 0
+        if semantics == .modern {
+            return modernRedirect(frame, info: info, request: request, from: ingress, programID: programID)
+        }
         guard let map = request.map else {
             return redirectToDevice(frame, ifindex: request.index, from: ingress, programID: programID)
         }

@@ -19,7 +19,8 @@ import Synchronization
 // - Worker+Redirect.swift: `xdp_do_redirect` (map, plain ifindex, flood), the one place a redirect is carried out,
 //   and its one fast path;
 // - Worker+BulkQueue.swift: enqueue into the per-CPU bulk queues, their transmit, the flush and XDP_TX;
-// - Worker+Reclamation.swift: the quiescent point (deferred free of retired entries).
+// - Worker+Reclamation.swift: the quiescent point (deferred free of retired entries);
+// - Worker+DeviceQueue.swift: the modern profile's redirect, broadcast, per-device bulk queues and egress programs.
 //
 // Invariants the phases keep (each file says which of its functions rely on which):
 // - every bulk started (first frame into an empty queue) since the last flush is in map_to_flush; the first two's
@@ -80,6 +81,10 @@ public final class Worker: @unchecked Sendable {
     /// `FlushPlan.markedQueues` when more were (the queues of the keys marked in the flush bitmap). One word, so
     /// that the usual poll (one bulk) tests and sets it with one load and one store.
     @exclusivity(unchecked) @usableFromInline var flushPlan = FlushPlan.nothing
+    /// The modern profile's per-CPU flush list: the devices whose bulk queue received a frame since the last flush,
+    /// in the order they did (Worker+DeviceQueue.swift). Its capacity is reserved, so it grows without allocating
+    /// until more devices than that are redirected to in one poll.
+    @exclusivity(unchecked) var flushList: [Unmanaged<NetDevice>] = []
 
     init(cpu: Int, network: Network, pool: FramePool, eventCapacity: Int, maxBudget: Int) {
         self.cpu = cpu
@@ -96,6 +101,7 @@ public final class Worker: @unchecked Sendable {
         publishedEpoch = retireLog.published
         lastSeenEpoch = retireLog.publishedEpoch()
         retireLog.pass(lastSeenEpoch)
+        flushList.reserveCapacity(64)
     }
 
     deinit {

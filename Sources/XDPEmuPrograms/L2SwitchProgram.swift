@@ -168,7 +168,9 @@ public final class ForwardingDatabase: @unchecked Sendable {
 /// 1. A frame whose source MAC is multicast or all-zero is dropped (the bridge's `is_valid_ether_addr` check).
 /// 2. The source MAC is learned on the ingress port (when the ingress device is one of the switch's ports).
 /// 3. A multicast or broadcast destination, or a unicast one not in the table, is flooded to every port but the
-///    ingress (`floodMap(map, excludeIngress: true)`; with `floodExcludeIngress: false`, to the ingress too).
+///    ingress (`floodExcludeIngress: false`: to the ingress too). Under the modern profile this is the kernel's
+///    `bpf_redirect_map(map, 0, BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS)`; under 4.18, which has no broadcast, the
+///    emulator-only `floodMap` does the same.
 /// 4. A known destination on the ingress port itself is dropped, as a bridge does: the frame has already reached
 ///    that segment. Any other known destination is redirected to its port's key.
 ///
@@ -211,10 +213,21 @@ public struct L2SwitchProgram: XDPProgram, Sendable {
         let ingressPort = fdb.port(ifindex: context.ingressIfindex)
         if let ingressPort { fdb.learn(source, port: ingressPort, now: context.now) }
         guard destination & groupBit == 0, let port = fdb.lookupPort(destination, now: context.now) else {
-            return context.floodMap(map, excludeIngress: floodExcludeIngress)
+            return flood(&context)
         }
         guard port != ingressPort else { return .drop }
         return context.redirectMap(map, key: fdb.key(ofPort: port))
+    }
+}
+
+extension L2SwitchProgram {
+    /// Floods an unknown or group destination: the modern kernel's BPF_F_BROADCAST (with EXCLUDE_INGRESS unless
+    /// `floodExcludeIngress` is false); under 4.18, which cannot clone, the emulator-only `floodMap`.
+    @usableFromInline
+    func flood(_ context: inout XDPContext) -> XDPAction {
+        guard context.semantics == .modern else { return context.floodMap(map, excludeIngress: floodExcludeIngress) }
+        let exclude = floodExcludeIngress ? RedirectMapFlags.excludeIngress : 0
+        return context.redirectMap(map, key: 0, flags: RedirectMapFlags.broadcast | exclude)
     }
 }
 

@@ -33,7 +33,8 @@ public struct RedirectMapConfiguration: Equatable, Sendable {
     /// The name of a map in the topology.
     public var map: String
     public var selector: KeySelector
-    /// Passed to `bpf_redirect_map` unchanged; under 4.18 semantics anything but 0 makes the redirect fail.
+    /// Passed to `bpf_redirect_map` unchanged; under 4.18 semantics anything but 0 makes the redirect fail; under
+    /// modern semantics the miss action, BPF_F_BROADCAST and BPF_F_EXCLUDE_INGRESS (`RedirectMapFlags`).
     public var flags: UInt64
 
     public init(map: String, selector: KeySelector, flags: UInt64 = 0) {
@@ -45,9 +46,10 @@ public struct RedirectMapConfiguration: Equatable, Sendable {
 
 /// The `redirect_map` program: `bpf_redirect_map(map, key, flags)` with the key from a `KeySelector`.
 ///
-/// `flags` is passed to the helper unchanged, so a non-zero value shows the 4.18 behaviour (the helper returns
-/// XDP_ABORTED). A key with no device in the map is dropped by the redirect (EINVAL), as in the kernel: the program
-/// cannot know, since the lookup happens after it returns.
+/// `flags` is passed to the helper unchanged: under 4.18 a non-zero value makes the helper return XDP_ABORTED, and a
+/// key with no device in the map is dropped by the redirect (EINVAL), since the lookup happens after the program
+/// returns; under the modern profile the helper looks the key up and returns the miss action of the flags, and
+/// BPF_F_BROADCAST sends a copy to every entry.
 public struct RedirectMapProgram: XDPProgram, Sendable {
     public let map: DevMap
     public let selector: KeySelector

@@ -51,11 +51,6 @@ public final class Emulation {
         topology: Topology, wiring: Wiring = .offline, captures: CaptureSet? = nil, workers: Int = 1,
         sizing: FrameSizing? = nil
     ) throws(RuntimeError) {
-        guard topology.semantics == .v4_18 else {
-            throw .badInput(
-                "\(topology.source): $.semantics: the \"\(topology.semantics.rawValue)\" profile is not "
-                    + "implemented yet; use \"4.18\"")
-        }
         self.topology = topology
         let napi = topology.napi
         let sizing = sizing ?? FrameSizing(topology: topology, source: .injected)
@@ -82,10 +77,15 @@ public final class Emulation {
         self.ports = ports
         var maps = [String: DevMap]()
         var names = [(UInt32, String)]()
+        let shared = SharedProgramState()
+        let devices = Dictionary(uniqueKeysWithValues: ports.map { ($0.spec.name, $0.device) })
         for (index, spec) in topology.maps.enumerated() {
             let map: DevMap
             do {
-                map = try network.createDevMap(maxEntries: spec.maxEntries)
+                // Modern maps carry a program fd beside the ifindex (value_size 8), as egress programs need.
+                map = try network.createDevMap(
+                    maxEntries: spec.maxEntries, valueSize: topology.semantics == .modern ? 8 : 4,
+                    type: spec.type == .devmapHash ? .hash : .array)
             } catch {
                 throw .badInput("\(topology.source): $.maps[\(index)]: cannot create the devmap: \(error.name)")
             }
@@ -94,8 +94,16 @@ public final class Emulation {
                     throw .badInput(
                         "\(topology.source): $.maps[\(index)].entries[\(entryIndex)]: no port \(entry.port)")
                 }
+                var egress: AttachedProgram?
+                if let program = entry.program {
+                    let context = ProgramContext(
+                        topology: topology, network: network, device: port.device, maps: maps, ports: devices,
+                        path: "$.maps[\(index)].entries[\(entryIndex)].program", shared: shared, egress: true)
+                    try ProgramRegistry.attach(program, context: context)
+                    egress = context.egressProgram
+                }
                 do {
-                    try map.update(key: entry.key, ifindex: port.device.ifindex)
+                    try map.update(key: entry.key, ifindex: port.device.ifindex, program: egress)
                 } catch {
                     throw .badInput("\(topology.source): $.maps[\(index)].entries[\(entryIndex)]: \(error.name)")
                 }
@@ -105,8 +113,6 @@ public final class Emulation {
         }
         self.maps = maps
         mapNames = names
-        let shared = SharedProgramState()
-        let devices = Dictionary(uniqueKeysWithValues: ports.map { ($0.spec.name, $0.device) })
         for (index, port) in ports.enumerated() {
             let context = ProgramContext(
                 topology: topology, network: network, device: port.device, maps: maps,

@@ -18,9 +18,14 @@ public final class EventLog {
     private var linesInFile = 0
     private var linesMissing = 0
     private var failure: String?
+    /// Modern kernels' `xdp_devmap_xmit` has no map fields (the bulk queue is the device's, not a map entry's).
+    private let devmapXmitHasMapFields: Bool
 
-    public init(path: String, mapNames: [(id: UInt32, name: String)] = []) throws(RuntimeError) {
+    public init(
+        path: String, mapNames: [(id: UInt32, name: String)] = [], semantics: Semantics = .v4_18
+    ) throws(RuntimeError) {
         self.path = path
+        devmapXmitHasMapFields = semantics == .v4_18
         do {
             fd = try createOutputFile(path)
         } catch {
@@ -50,9 +55,9 @@ public final class EventLog {
             field("map_id", UInt64(e.mapID))
             field("map_index", UInt64(e.mapIndex))
         case .devmapXmit:
-            field("map_id", UInt64(e.mapID))
+            if devmapXmitHasMapFields { field("map_id", UInt64(e.mapID)) }
             field("act", UInt64(e.action))
-            field("map_index", UInt64(e.mapIndex))
+            if devmapXmitHasMapFields { field("map_index", UInt64(e.mapIndex)) }
             field("drops", Int64(e.drops))
             field("sent", Int64(e.sent))
             field("from_ifindex", UInt64(e.fromIfindex))

@@ -406,7 +406,8 @@ public final class LiveRun {
             topology: topology, wiring: wiring, captures: captures,
             sizing: FrameSizing(topology: topology, source: .taps))
         let log = try options.eventsPath.map { path throws(RuntimeError) in
-            try EventLog(path: path, mapNames: emulation.mapNames)
+            try EventLog(
+                path: path, mapNames: emulation.mapNames, semantics: emulation.topology.semantics)
         }
         created.log = log
         var replays = [LiveLoop.ReplaySource]()

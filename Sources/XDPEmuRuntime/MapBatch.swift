@@ -10,11 +10,14 @@ import XDPEmuTopology
 /// create devmap|devmap_hash MAX_ENTRIES [key_size N] [value_size N] [flags N]   -> ok | ERRNO
 /// update KEY DEVICE [any|noexist|exist|N]            -> ok | ERRNO   (DEVICE: a name or a numeric ifindex)
 /// delete KEY                                          -> ok | ERRNO
-/// lookup KEY                                          -> ok DEVICE-NAME | ERRNO
+/// lookup KEY                                          -> ok DEVICE-NAME [progid=N] | ERRNO
 /// next KEY|none                                       -> ok NEXT | ERRNO
 /// unregister DEVICE                                   -> ok
 /// ```
 /// Operations on the map before any successful `create` answer EBADF (no map fd). Numbers are decimal or 0x hex.
+/// The semantics profile decides the answers: `4.18` knows only `devmap` with value_size 4; `modern` adds
+/// `devmap_hash` and value_size 8, whose lookups also show the entry's program id (`progid=0`: the script gives
+/// no program fd, as an update with fd 0).
 public struct MapBatch {
     /// A problem with the script itself (not an answer of the map).
     public struct SyntaxError: Error, Equatable, CustomStringConvertible {
@@ -74,8 +77,9 @@ public struct MapBatch {
                 }
             case "lookup":
                 answer = try keyed(words, number) { map, key throws(KernelErrno) in
-                    let ifindex = try map.lookup(key: key)
-                    return "ok " + (names[ifindex] ?? ifindex.description)
+                    let value = try map.lookupValue(key: key)
+                    let device = "ok " + (names[value.ifindex] ?? value.ifindex.description)
+                    return map.valueSize == 8 ? device + " progid=\(value.programID)" : device
                 }
             case "next": answer = try next(Array(words.dropFirst()), number)
             case "unregister": answer = try unregister(Array(words.dropFirst()), number)
@@ -168,12 +172,11 @@ public struct MapBatch {
             }
             i += 2
         }
-        // DEVMAP_HASH exists only in kernels after 5.4: the 4.18 profile does not know the map type.
-        guard type == "devmap" else { return KernelErrno.EINVAL.name }
         do {
+            // DEVMAP_HASH exists only in kernels after 5.4: the 4.18 profile answers EINVAL (unknown map type).
             map = try network.createDevMap(
                 maxEntries: maxEntries, keySize: keySize, valueSize: valueSize,
-                flags: flags, capNetAdmin: capNetAdmin)
+                flags: flags, capNetAdmin: capNetAdmin, type: type == "devmap_hash" ? .hash : .array)
             return "ok"
         } catch {
             return error.name

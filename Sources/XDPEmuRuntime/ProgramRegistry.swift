@@ -16,6 +16,26 @@ public struct ProgramContext {
     public let path: String
     /// State shared by the programs of one topology (e.g. one learning table per switch).
     public let shared: SharedProgramState
+    /// Set for a devmap entry's egress program (modern profile): `attach` then builds the program for the entry
+    /// (`egressProgram`) instead of attaching it to `device`, the entry's target.
+    @usableFromInline let egressSlot: EgressProgramSlot?
+
+    public init(
+        topology: Topology, network: Network, device: NetDevice, maps: [String: DevMap], ports: [String: NetDevice],
+        path: String, shared: SharedProgramState, egress: Bool = false
+    ) {
+        self.topology = topology
+        self.network = network
+        self.device = device
+        self.maps = maps
+        self.ports = ports
+        self.path = path
+        self.shared = shared
+        egressSlot = egress ? EgressProgramSlot() : nil
+    }
+
+    /// The egress program `attach` built (egress contexts only).
+    public var egressProgram: AttachedProgram? { egressSlot?.program }
 
     /// The devmap named `name`, or a bad-input error naming the JSON path.
     public func map(_ name: String) throws(RuntimeError) -> DevMap {
@@ -26,7 +46,19 @@ public struct ProgramContext {
     /// Attaches `program` to the port and returns its program id. Inlinable, like `Network.attach`, so the poll
     /// loop is specialised for `P` wherever the concrete type is known (see `ProgramRunner`).
     @inlinable @discardableResult
-    public func attach<P: XDPProgram>(_ program: P) -> UInt32 { network.attach(program, to: device) }
+    public func attach<P: XDPProgram>(_ program: P) -> UInt32 {
+        guard let egressSlot else { return network.attach(program, to: device) }
+        let runner = network.makeEgressProgram(program)
+        egressSlot.program = runner
+        return runner.programID
+    }
+}
+
+/// Where `ProgramContext.attach` leaves an egress program.
+@usableFromInline
+final class EgressProgramSlot {
+    @usableFromInline var program: AttachedProgram?
+    @usableFromInline init() {}
 }
 
 /// Objects the programs of one topology share, by name: a factory that builds programs acting as one (the ports

@@ -175,7 +175,8 @@ public enum Replay {
         let log: EventLog?
         do {
             log = try options.eventsPath.map { path throws(RuntimeError) in
-                try EventLog(path: path, mapNames: emulation.mapNames)
+                try EventLog(
+                    path: path, mapNames: emulation.mapNames, semantics: emulation.topology.semantics)
             }
         } catch {
             _ = captures.close()

@@ -188,13 +188,17 @@ public struct MapSpec: Sendable, Equatable {
     }
 }
 
-/// One initial devmap entry: `key` redirects to the port named `port`.
+/// One initial devmap entry: `key` redirects to the port named `port`, through the entry's egress program when it
+/// has one (modern profile: `{"key": 1, "port": "p1", "program": {...}}`).
 public struct MapEntry: Sendable, Equatable {
     public var key: MapKey
     public var port: String
+    /// The egress program run on each frame before `port` transmits it (nil: none).
+    public var program: ProgramSpec?
 
-    public init(key: MapKey, port: String) {
+    public init(key: MapKey, port: String, program: ProgramSpec? = nil) {
         self.key = key
         self.port = port
+        self.program = program
     }
 }

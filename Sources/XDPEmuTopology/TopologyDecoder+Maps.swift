@@ -13,6 +13,9 @@ struct MapDraft {
 }
 
 extension TopologyDecoder {
+    /// The `portIndex` of `decodeProgram` for a devmap entry's egress program (it belongs to no port).
+    static let egressProgram = -1
+
     func decodeMap(_ node: JSONNode, at path: JSONPath) -> MapDraft? {
         let d = diagnostics
         guard let fields = d.object(node, at: path, allowed: ["name", "type", "max_entries", "entries"]) else {
@@ -49,7 +52,8 @@ extension TopologyDecoder {
     {
         let d = diagnostics
         // (key, where the key was written, where the port was written)
-        var raw: [(key: UInt32, keyPath: JSONPath, keyPosition: SourcePosition, port: String)] = []
+        var raw: [(key: UInt32, keyPath: JSONPath, keyPosition: SourcePosition, port: String, program: ProgramSpec?)] =
+            []
         switch node.kind {
         case .object:
             for member in d.dictionary(node, at: path, expected: "an object") ?? [] {
@@ -64,7 +68,7 @@ extension TopologyDecoder {
                     continue
                 }
                 guard let port = d.string(member.value, at: memberPath) else { continue }
-                raw.append((UInt32(key), memberPath, member.keyPosition, port))
+                raw.append((UInt32(key), memberPath, member.keyPosition, port, nil))
                 portReferences.append(
                     Reference(name: port, path: memberPath, position: member.value.position, what: "map entry")
                 )
@@ -72,11 +76,24 @@ extension TopologyDecoder {
         case .array(let elements):
             for (index, element) in elements.enumerated() {
                 let elementPath = path.index(index)
-                guard let fields = d.object(element, at: elementPath, allowed: ["key", "port"]) else { continue }
+                guard let fields = d.object(element, at: elementPath, allowed: ["key", "port", "program"]) else {
+                    continue
+                }
                 let key = d.requiredInteger(fields, "key", in: UInt32.min...UInt32.max)
                 let port = d.requiredString(fields, "port")
+                var program: ProgramSpec?
+                if let node = fields["program"] {
+                    if semantics == .v4_18 {
+                        d.report(
+                            fields.path("program"),
+                            "an egress program needs \"semantics\": \"modern\" (devmap programs arrived in Linux 5.8)",
+                            at: node)
+                    } else {
+                        program = decodeProgram(node, at: fields.path("program"), portIndex: Self.egressProgram)
+                    }
+                }
                 guard let key, let port, let keyNode = fields["key"], let portNode = fields["port"] else { continue }
-                raw.append((key, fields.path("key"), keyNode.position, port))
+                raw.append((key, fields.path("key"), keyNode.position, port, program))
                 portReferences.append(
                     Reference(name: port, path: fields.path("port"), position: portNode.position, what: "map entry")
                 )
@@ -108,7 +125,7 @@ extension TopologyDecoder {
                 )
                 continue
             }
-            entries.append(MapEntry(key: MapKey(entry.key), port: entry.port))
+            entries.append(MapEntry(key: MapKey(entry.key), port: entry.port, program: entry.program))
         }
         if type == .devmapHash, let maxEntries, entries.count > Int(maxEntries) {
             d.report(path, "\(entries.count) entries exceed max_entries \(maxEntries)", at: node)

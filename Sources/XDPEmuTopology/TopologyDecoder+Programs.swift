@@ -7,8 +7,8 @@ extension TopologyDecoder {
     /// The program types an ACL may hand allowed frames to.
     static let aclThenTypes = ["pass", "drop", "redirect_map"]
 
-    /// Decodes a program object. `portIndex` is the owning port's, or nil for an ACL's `then`, where only
-    /// ``aclThenTypes`` are allowed.
+    /// Decodes a program object. `portIndex` is the owning port's, `egressProgram` for a devmap entry's egress
+    /// program, or nil for an ACL's `then`, where only ``aclThenTypes`` are allowed.
     func decodeProgram(_ node: JSONNode, at path: JSONPath, portIndex: Int?) -> ProgramSpec? {
         let d = diagnostics
         guard case .object(let members) = node.kind else {
@@ -217,7 +217,7 @@ extension TopologyDecoder {
                 portByKey[key] = memberPath
                 ports.append(PortKey(port: member.key, key: key))
             }
-        } else if fields["ports"] == nil, let portIndex {
+        } else if fields["ports"] == nil, let portIndex, portIndex >= 0 {
             l2SwitchesWithDerivedPorts.append(portIndex)
         }
         let tableSize = d.integer(fields, "table_size", in: L2SwitchConfiguration.tableSizeRange, default: 4096)

@@ -15,8 +15,12 @@ final class Fixture {
     var injector = FrameInjector()
     var worker: Worker { network.workers[0] }
 
-    init(workers: Int = 1, targetCount: Int = 4, mapSize: UInt32 = 8, budget: Int = 64) throws {
-        network = Network(workers: workers, poolCapacity: 1024, maxBudget: max(budget, 64))
+    init(
+        workers: Int = 1, targetCount: Int = 4, mapSize: UInt32 = 8, budget: Int = 64,
+        semantics: Semantics = .v4_18, mapType: DevMapType = .array, poolCapacity: Int = 1024
+    ) throws {
+        network = Network(
+            semantics: semantics, workers: workers, poolCapacity: poolCapacity, maxBudget: max(budget, 64))
         ingress = try network.addDevice(name: "in0", transmitter: ingressTransmitter, stack: stack)
         var targets = [NetDevice]()
         var transmitters = [FakeTransmitter]()
@@ -27,7 +31,7 @@ final class Fixture {
         }
         self.targets = targets
         self.transmitters = transmitters
-        map = try network.createDevMap(maxEntries: mapSize)
+        map = try network.createDevMap(maxEntries: mapSize, type: mapType)
         for (i, target) in targets.enumerated() { try map.update(key: MapKey(UInt32(i)), ifindex: target.ifindex) }
         for w in network.workers { w.events.isEnabled = true }
     }

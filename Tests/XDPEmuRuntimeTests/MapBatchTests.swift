@@ -88,3 +88,25 @@ import XDPEmuRuntime
         #expect(r.errors[0].description == "error: line 2: unknown operation 'frobnicate'")
     }
 }
+
+@Suite struct ModernMapBatchTests {
+    func run(_ script: String, capNetAdmin: Bool = true) -> [String] {
+        var batch = MapBatch(semantics: .modern, capNetAdmin: capNetAdmin)
+        return batch.run(script: script).output
+    }
+
+    @Test("value_size 8 lookups show the program id; devmap_hash takes any key")
+    func valueSize8AndHash() {
+        #expect(
+            run(
+                "device a ifindex 5\ncreate devmap 2 value_size 8\nupdate 1 a\nlookup 1\ncreate devmap_hash 2\n"
+                    + "update 4000000000 a\nlookup 4000000000\nnext none\ndelete 7")
+                == ["ok 5", "ok", "ok", "ok a progid=0", "ok", "ok", "ok a", "ok 4000000000", "ENOENT"])
+    }
+
+    @Test("attributes are checked before the capability; no u32 cost limit")
+    func attributeChecksFirst() {
+        #expect(run("create devmap 0\ncreate devmap 4", capNetAdmin: false) == ["EINVAL", "EPERM"])
+        #expect(run("create devmap 16777216\nnext 16777214") == ["ok", "ok 16777215"])
+    }
+}

@@ -37,6 +37,15 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
             topology: "l2-switch", trace: "l2-switch",
             hosts: ["02:00:00:00:03:01": "sw1", "02:00:00:00:03:02": "sw2", "02:00:00:00:03:03": "sw3"]),
         Sample(topology: "reflector", trace: "reflector-udp", hosts: ["02:00:00:00:05:01": "refl0"]),
+        // The modern twins (reflector has none: it only uses XDP_TX, which the profiles do alike).
+        Sample(
+            topology: "two-hosts-modern", trace: "two-hosts-icmp",
+            hosts: ["02:00:00:00:01:01": "xe0", "02:00:00:00:01:02": "xe1"]),
+        Sample(topology: "star4-modern", trace: "star4-mixed", hosts: ["02:00:00:00:02:01": "p1"]),
+        Sample(topology: "acl-firewall-modern", trace: "acl-mixed", hosts: ["02:00:00:00:04:01": "fw0"]),
+        Sample(
+            topology: "l2-switch-modern", trace: "l2-switch",
+            hosts: ["02:00:00:00:03:01": "sw1", "02:00:00:00:03:02": "sw2", "02:00:00:00:03:03": "sw3"]),
     ]
 
     /// Every sample replays to the recorded golden summary (exact egress port, order, time and length of each

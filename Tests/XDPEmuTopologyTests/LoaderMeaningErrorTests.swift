@@ -296,6 +296,15 @@ struct LoaderMeaningErrorTests {
         )
     }
 
+    @Test("an egress program on a map entry needs modern semantics")
+    func egressProgram() {
+        let map =
+            #"{"name": "m", "type": "devmap", "max_entries": 2, "entries": [{"key": 0, "port": "p0", "program": {"type": "drop"}}]}"#
+        expectProblem(document(maps: map), at: "$.maps[0].entries[0].program", "an egress program needs")
+        let topology = load(document(maps: map, extra: #""semantics": "modern""#))
+        #expect(topology?.maps.first?.entries.first?.program == .drop)
+    }
+
     @Test("a hash key needs a modulo of at least 1")
     func hashModuloZero() {
         expectProblem(

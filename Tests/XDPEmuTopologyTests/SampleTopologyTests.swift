@@ -20,6 +20,29 @@ struct SampleTopologyTests {
         }
     }
 
+    /// 4.18 samples without a modern twin, and why.
+    static let withoutModernTwin = [
+        "reflector.json": "only XDP_TX: no map, no redirect, which is all the profiles differ in"
+    ]
+
+    @Test("every 4.18 sample has a modern twin (NAME-modern.json) or says why not")
+    func modernTwins() throws {
+        let originals = Self.sampleFiles.filter { !$0.hasSuffix("-modern.json") }
+        #expect(originals.count >= 5)
+        for name in originals {
+            let original = try Topology.load(path: packageRoot.appendingPathComponent("topologies/\(name)").path)
+            #expect(original.semantics == .v4_18, "\(name) is a 4.18 sample")
+            let twinName = name.replacingOccurrences(of: ".json", with: "-modern.json")
+            guard Self.sampleFiles.contains(twinName) else {
+                #expect(Self.withoutModernTwin[name] != nil, "\(name) has no modern twin and no reason why not")
+                continue
+            }
+            let twin = try Topology.load(path: packageRoot.appendingPathComponent("topologies/\(twinName)").path)
+            #expect(twin.semantics == .modern, "\(twinName) uses the modern profile")
+            #expect(twin.ports.map(\.name) == original.ports.map(\.name), "\(twinName) has the same ports")
+        }
+    }
+
     @Test("every sample loads without problems", arguments: sampleFiles)
     func sampleLoads(_ name: String) {
         let path = packageRoot.appendingPathComponent("topologies").appendingPathComponent(name).path

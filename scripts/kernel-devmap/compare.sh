@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Compares `xdpemu map batch` with the running kernel, script by script.
 #
-#   sudo scripts/kernel-devmap/compare.sh [--build] [--xdpemu PATH] SCRIPT...
-#   sudo scripts/kernel-devmap/compare.sh scripts/kernel-devmap/cases/*.txt
+#   sudo scripts/kernel-devmap/compare.sh [--build] [--xdpemu PATH] [--semantics 4.18|modern] SCRIPT...
+#   sudo scripts/kernel-devmap/compare.sh --semantics modern scripts/kernel-devmap/cases/*.txt
 #
 # Builds kbatch.c (cc -O2 -Wall) into a temporary directory, then for every script:
 # creates the network namespace xdpemu-kcheck (fresh for each script, so device names
@@ -15,13 +15,18 @@
 #
 # Script annotations (in the line's comment):
 #   # options: --unprivileged    (anywhere in the file) passed to both tools
+#   # profile: modern            (anywhere in the file) a case of modern kernels only:
+#                                skipped with --semantics 4.18
 #   # modern: ANSWER             a running modern kernel answers ANSWER because of a
 #                                4.18-vs-modern change documented in KERNEL-NOTES.md
 #   # version: ANSWER            same, for a 4.18-vs-modern change found in the kernel
 #                                sources but not listed in KERNEL-NOTES.md
-# Every differing line is then classified: "expected (KERNEL-NOTES)", "expected
-# (version, not in KERNEL-NOTES)" when the kernel gave the annotated answer, otherwise
-# "SUSPICIOUS". Exit code: 0 when nothing is suspicious, 1 otherwise, 2 on setup errors.
+#   # 4.18: ANSWER              what the 4.18 profile (and a 4.18 kernel) answers instead
+# With --semantics 4.18 (the default) every differing line is then classified: "expected
+# (KERNEL-NOTES)", "expected (version, not in KERNEL-NOTES)" when the kernel gave the
+# annotated answer, otherwise "SUSPICIOUS". With --semantics modern xdpemu reproduces the
+# running (modern) kernel, so every differing line is "SUSPICIOUS".
+# Exit code: 0 when nothing is suspicious, 1 otherwise, 2 on setup errors.
 #
 # Needs root (bpf(2), namespaces). --build runs `swift build` first; by default the
 # existing binary .build/debug/xdpemu of the repository (or $XDPEMU) is used.
@@ -32,19 +37,22 @@ repo=$(cd "$here/../.." && pwd)
 xdpemu=${XDPEMU:-$repo/.build/debug/xdpemu}
 build=0
 ns=xdpemu-kcheck
+semantics=4.18
 
 while [ $# -gt 0 ]; do
     case $1 in
         --build) build=1; shift ;;
         --xdpemu) xdpemu=$2; shift 2 ;;
         --netns) ns=$2; shift 2 ;;
+        --semantics) semantics=$2; shift 2 ;;
         -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         --) shift; break ;;
         -*) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
         *) break ;;
     esac
 done
-[ $# -gt 0 ] || { echo "usage: compare.sh [--build] [--xdpemu PATH] SCRIPT..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: compare.sh [--build] [--xdpemu PATH] [--semantics 4.18|modern] SCRIPT..." >&2; exit 2; }
+case $semantics in 4.18|modern) ;; *) echo "compare.sh: --semantics is 4.18 or modern" >&2; exit 2 ;; esac
 [ "$(id -u)" = 0 ] || { echo "compare.sh: needs root (bpf, network namespaces)" >&2; exit 2; }
 
 if [ $build = 1 ]; then
@@ -89,7 +97,7 @@ merge() {
 
 # classify SCRIPT XDPEMU-MERGED KERNEL-MERGED: one line per differing operation.
 classify() {
-    awk -v xf="$2" -v kf="$3" '
+    awk -v xf="$2" -v kf="$3" -v semantics="$semantics" '
         function answer(l) { sub(/^.* => /, "", l); return l }
         function lineno(l) { sub(/^L/, "", l); sub(/:.*/, "", l); return l }
         BEGIN {
@@ -99,7 +107,9 @@ classify() {
         (NR in x) && x[NR] != k[NR] {
             op = $0; sub(/[ \t]*#.*/, "", op); sub(/^[ \t]+/, "", op)
             want = ""; kind = ""
-            if (match($0, /# *modern:[^#(]*/)) {
+            if (semantics == "modern") {
+                # the modern profile must give the answer of the running kernel on every line
+            } else if (match($0, /# *modern:[^#(]*/)) {
                 want = substr($0, RSTART, RLENGTH); sub(/^# *modern: */, "", want); kind = "expected (KERNEL-NOTES)"
             } else if (match($0, /# *version:[^#(]*/)) {
                 want = substr($0, RSTART, RLENGTH); sub(/^# *version: */, "", want); kind = "expected (version, not in KERNEL-NOTES)"
@@ -114,14 +124,18 @@ suspicious=0
 for script in "$@"; do
     name=$(basename "$script")
     if [ ! -r "$script" ]; then echo "== $name: cannot read $script" >&2; suspicious=1; continue; fi
-    opts=$(sed -n 's/.*#[[:space:]]*options:[[:space:]]*//p' "$script" | head -n 1)
+    opts=$(sed -n 's/.*#[[:space:]]*options:[[:space:]]*\(--[a-z-]*\).*/\1/p' "$script" | head -n 1)
+    if [ "$semantics" = 4.18 ] && grep -q '#[[:space:]]*profile:[[:space:]]*modern' "$script"; then
+        echo "== $name: skipped (a modern-only case; run with --semantics modern)"
+        continue
+    fi
 
     ip netns add "$ns" || { echo "compare.sh: cannot create namespace $ns" >&2; exit 2; }
     created=1
     ip netns exec "$ns" "$work/kbatch" $opts "$script" >"$work/k.out" 2>"$work/k.err"
     krc=$?
     ip netns del "$ns" && created=0
-    "$xdpemu" map batch $opts "$script" >"$work/x.out" 2>"$work/x.err"
+    "$xdpemu" map batch --semantics "$semantics" $opts "$script" >"$work/x.out" 2>"$work/x.err"
     xrc=$?
 
     merge "$script" "$work/x.out" "$work/x.err" >"$work/x.txt"

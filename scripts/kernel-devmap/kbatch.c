@@ -15,7 +15,7 @@
  *       if ifb is not available)
  *   create devmap|devmap_hash MAX [key_size N] [value_size N] [flags N] -> ok | ERRNO
  *   update KEY DEVICE [any|noexist|exist|N]   (DEVICE: declared name or ifindex)
- *   delete KEY | lookup KEY (-> ok NAME) | next KEY|none (-> ok NEXT)
+ *   delete KEY | lookup KEY (-> ok NAME, plus " progid=N" for value_size 8) | next KEY|none (-> ok NEXT)
  *   unregister DEVICE                         (RTM_DELLINK)
  *
  * Operations before a successful create use fd -1, so the kernel answers EBADF.
@@ -91,6 +91,7 @@ struct device {
 static struct device devices[MAX_DEVICES];
 static int ndevices;
 static int map_fd = -1;
+static uint32_t map_value_size;	/* of the map map_fd refers to: 8 adds the program id to lookups */
 static int unprivileged;
 static unsigned peer_counter;
 static int line_no;
@@ -170,18 +171,24 @@ static int resolve_device(const char *text, uint32_t *ifindex)
 	return 1;
 }
 
-static void print_ifname(uint32_t ifindex)
+/* "ok NAME", then " progid=N" for a map with value_size 8 (ifindex + program) */
+static void print_value(const uint32_t *value)
 {
 	char name[IF_NAMESIZE];
-	for (int i = ndevices - 1; i >= 0; i--)
+	uint32_t ifindex = value[0];
+	int found = 0;
+	for (int i = ndevices - 1; i >= 0 && !found; i--)
 		if (devices[i].ifindex == ifindex) {
-			printf("ok %s\n", devices[i].name);
-			return;
+			printf("ok %s", devices[i].name);
+			found = 1;
 		}
-	if (if_indextoname(ifindex, name))
-		printf("ok %s\n", name);
-	else
-		printf("ok %u\n", ifindex);
+	if (!found && if_indextoname(ifindex, name))
+		printf("ok %s", name);
+	else if (!found)
+		printf("ok %u", ifindex);
+	if (map_value_size == 8)
+		printf(" progid=%u", value[1]);
+	printf("\n");
 }
 
 /* ---------- rtnetlink ---------- */
@@ -333,9 +340,19 @@ static int set_net_admin(int on)
  * is made.
  */
 #define ALLOC_LIMIT (1ull << 30)
-static int too_big_to_try(uint32_t max_entries)
+static int too_big_to_try(uint32_t type, uint32_t max_entries)
 {
 	uint64_t bytes = (uint64_t)max_entries * 8, total_kb = 0;
+	if (type == BPF_MAP_TYPE_DEVMAP_HASH_VALUE) {
+		/* over 2^31 entries the kernel refuses (EINVAL) before allocating; else one
+		 * hlist head per bucket, roundup_pow_of_two(max_entries) of them */
+		if (max_entries > (1u << 31))
+			return 0;
+		uint64_t buckets = 1;
+		while (buckets < max_entries)
+			buckets <<= 1;
+		bytes = buckets * 8;
+	}
 	char line[256];
 	if (bytes <= ALLOC_LIMIT)
 		return 0;
@@ -482,7 +499,7 @@ static void op_create(char **w, int n)
 	attr.max_entries = max_entries;
 	attr.map_flags = flags;
 	attr.numa_node = 0;	/* used only with BPF_F_NUMA_NODE: node 0 is online */
-	if (too_big_to_try(max_entries)) {
+	if (too_big_to_try(type, max_entries)) {
 		printf("SKIPPED (a %llu-byte kernel allocation)\n", (unsigned long long)max_entries * 8);
 		return;
 	}
@@ -501,6 +518,7 @@ static void op_create(char **w, int n)
 		if (map_fd >= 0)
 			close(map_fd);
 		map_fd = (int)fd;
+		map_value_size = value_size;
 	}
 	answer(fd);
 }
@@ -567,7 +585,7 @@ static void op_keyed(char **w, int n)
 		answer(-1);
 		return;
 	}
-	print_ifname(vbuf[0]);
+	print_value(vbuf);
 }
 
 static void op_next(char **w, int n)
