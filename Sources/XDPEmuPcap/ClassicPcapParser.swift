@@ -7,8 +7,8 @@
 // held by another object costs a retain and a release per record, more than the parsing itself.
 //
 // `next()` is @inlinable, so that a replay's read loop compiles it in place: its fast path (a whole record already
-// buffered, within the length limits) is a handful of loads and compares, and the record's unused fields are never
-// computed. Everything else (refills, end of file, every error) is the out-of-line `nextSlowly()`, which checks
+// buffered, within the length limits, in a file of this machine's byte order) is a handful of loads and compares,
+// and the record's unused fields are never computed. Everything else (refills, end of file, every error) is the out-of-line `nextSlowly()`, which checks
 // the record again from the start.
 
 /// The state of one classic pcap file (format 2.4) being read.
@@ -102,17 +102,18 @@ struct ClassicPcapParser: ~Copyable {
     @inlinable @inline(__always)
     mutating func next() throws(PcapError) -> PcapRecord? {
         let available = input.available
-        if available >= 16 {  // PcapFormat.recordHeaderSize (internal: not usable here)
+        // The fast path reads files of this machine's byte order, nearly all of them; the others take nextSlowly.
+        if available >= 16 && !swapped {  // 16: PcapFormat.recordHeaderSize (internal: not usable here)
             let header = input.current
-            let capturedLength = field(header, 8)
+            let capturedLength = header.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
             let recordSize = 16 &+ Int(capturedLength)
             if capturedLength <= capturedLengthLimit && available >= recordSize {
-                let seconds = UInt64(field(header, 0))
-                let fraction = UInt64(field(header, 4))
+                let seconds = UInt64(header.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+                let fraction = UInt64(header.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
                 let record = PcapRecord(
                     timestampNanos: seconds &* 1_000_000_000 &+ fraction &* nanosPerTick,
                     capturedLength: Int(capturedLength),
-                    originalLength: Int(field(header, 12)),
+                    originalLength: Int(header.loadUnaligned(fromByteOffset: 12, as: UInt32.self)),
                     bytes: UnsafeRawBufferPointer(start: header + 16, count: Int(capturedLength)),
                     index: recordsRead,
                     fileOffset: input.fileOffset
@@ -125,7 +126,8 @@ struct ClassicPcapParser: ~Copyable {
         return try nextSlowly()
     }
 
-    /// `next()` for every case its fast path leaves out: refills, the end of the file and malformed records.
+    /// `next()` for every case its fast path leaves out: refills, the end of the file, malformed records and files
+    /// of the other byte order.
     @usableFromInline
     mutating func nextSlowly() throws(PcapError) -> PcapRecord? {
         let headerSize = PcapFormat.recordHeaderSize
