@@ -25,6 +25,8 @@ public final class Emulation {
     public let maps: [String: DevMap]
     /// Map names by map id, in creation order.
     public let mapNames: [(id: UInt32, name: String)]
+    /// The eBPF objects the ports' programs run (none when no port has an `"ebpf"` program).
+    public let ebpfObjects: EBPFObjects
 
     /// What to put behind each port.
     public struct Wiring {
@@ -82,7 +84,7 @@ public final class Emulation {
         self.ports = ports
         var maps = [String: DevMap]()
         var names = [(UInt32, String)]()
-        for (index, spec) in topology.maps.enumerated() {
+        for (index, spec) in topology.maps.enumerated() where spec.type.isDevMap {
             let map: DevMap
             do {
                 map = try network.createDevMap(maxEntries: spec.maxEntries)
@@ -113,6 +115,8 @@ public final class Emulation {
                 ports: devices, path: "$.ports[\(index)].program", shared: shared)
             try ProgramRegistry.attach(port.spec.program, context: context)
         }
+        ebpfObjects = try shared.object("ebpf") { () throws(RuntimeError) in EBPFObjects(topology: topology) }
+        if let unused = ebpfObjects.unusedTopologyMaps().first { throw .badInput(unused) }
         if let observer = PortTapDrops(ports: ports.map { ($0.device, $0.tap) }) {
             for worker in network.workers { worker.dropObserver = observer }
         }

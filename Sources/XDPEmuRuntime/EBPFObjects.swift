@@ -1,0 +1,154 @@
+// The eBPF objects a topology's `"type": "ebpf"` programs run: each file read and loaded once, its maps created
+// once and shared by every port that runs a program of it (as libbpf shares them per bpf_object). A topology
+// map of the same name as an object's map gives its initial contents and must agree with the object's
+// definition; a devmap of the object is the topology's devmap of that name (or a new, empty one).
+
+import XDPEmuBPF
+import XDPEmuCore
+import XDPEmuOS
+import XDPEmuTopology
+
+public final class EBPFObjects {
+    public let topology: Topology
+    /// Loaded objects by path, in the order first used.
+    public private(set) var objects: [(path: String, object: LoadedBPFObject)] = []
+
+    public init(topology: Topology) { self.topology = topology }
+
+    /// The object at `path`, loaded (and its maps filled from the topology) the first time. `network` and
+    /// `devMaps` are nil when only checking (validate): devmaps are then not bound.
+    public func object(
+        _ path: String, network: Network?, devMaps: [String: DevMap]
+    ) throws(RuntimeError) -> LoadedBPFObject {
+        if let found = objects.first(where: { $0.path == path }) { return found.object }
+        let bytes: [UInt8]
+        do {
+            bytes = try readRegularFile(path)
+        } catch {
+            throw .badInput("\(path): cannot read the eBPF object: \(error)")
+        }
+        let loaded: LoadedBPFObject
+        do {
+            loaded = try LoadedBPFObject(BPFObject(bytes: bytes), cpus: topology.napi.cpus)
+        } catch {
+            throw .badInput("\(path): \(error)")
+        }
+        for map in loaded.maps {
+            try fill(map, objectPath: path, network: network, devMaps: devMaps)
+        }
+        objects.append((path, loaded))
+        return loaded
+    }
+
+    /// The program `configuration` selects, checked: a message naming the object, the function and the
+    /// instruction for each problem a verifier would refuse.
+    public func program(
+        _ configuration: EBPFProgramConfiguration, in loaded: LoadedBPFObject, at jsonPath: String
+    ) throws(RuntimeError) -> BPFProgramInfo {
+        let program: BPFProgramInfo
+        switch loaded.program(function: configuration.function, section: configuration.section) {
+        case .success(let found): program = found
+        case .failure(let error):
+            throw .badInput("\(topology.source): \(jsonPath): \(configuration.object): \(error)")
+        }
+        guard program.isXDP else {
+            throw .badInput(
+                "\(topology.source): \(jsonPath): \(configuration.object): function \(program.name) is in section "
+                    + "\(program.section), not an XDP section (xdp, xdp/..., xdp.frags)")
+        }
+        let problems = loaded.problems(of: program)
+        guard problems.isEmpty else {
+            throw .badInput(
+                problems.map { "\(configuration.object): function \(program.name): \($0)" }.joined(separator: "\n"))
+        }
+        return program
+    }
+
+    /// Topology maps of eBPF types that no loaded object defines.
+    public func unusedTopologyMaps() -> [String] {
+        topology.maps.enumerated().compactMap { index, spec in
+            guard !spec.type.isDevMap else { return nil }
+            let defined = objects.contains { $0.object.map(named: spec.name) != nil }
+            return defined
+                ? nil
+                : "\(topology.source): $.maps[\(index)]: no eBPF object of the topology defines a map named \(spec.name)"
+        }
+    }
+
+    private func fill(
+        _ map: BPFMap, objectPath: String, network: Network?, devMaps: [String: DevMap]
+    ) throws(RuntimeError) {
+        let definition = map.definition
+        let index = topology.maps.firstIndex { $0.name == definition.name }
+        let here = index.map { "\(topology.source): $.maps[\($0)]" } ?? ""
+        let there = "\(objectPath): map \(definition.name)"
+        if let index {
+            let spec = topology.maps[index]
+            var disagreements: [String] = []
+            if spec.type.rawValue != definition.type.description {
+                disagreements.append("type \(spec.type.rawValue) against \(definition.type)")
+            }
+            if spec.maxEntries != definition.maxEntries {
+                disagreements.append("max_entries \(spec.maxEntries) against \(definition.maxEntries)")
+            }
+            if let size = spec.keySize, size != definition.keySize {
+                disagreements.append("key_size \(size) against \(definition.keySize)")
+            }
+            if let size = spec.valueSize, size != definition.valueSize {
+                disagreements.append("value_size \(size) against \(definition.valueSize)")
+            }
+            guard disagreements.isEmpty else {
+                throw .badInput(
+                    "\(here) and \(there) disagree: " + disagreements.joined(separator: ", ")
+                        + " (topology against object)")
+            }
+            var seen: [[UInt8]: String] = [:]
+            for entry in spec.dataEntries {
+                let key: [UInt8]
+                let value: [UInt8]
+                switch entry.key.encoded(size: definition.keySize) {
+                case .success(let bytes): key = bytes
+                case .failure(let error):
+                    throw .badInput("\(topology.source): \(entry.path).key: \(error) (\(there))")
+                }
+                switch entry.value.encoded(size: definition.valueSize) {
+                case .success(let bytes): value = bytes
+                case .failure(let error):
+                    throw .badInput("\(topology.source): \(entry.path).value: \(error) (\(there))")
+                }
+                if let first = seen[key] {
+                    throw .badInput("\(topology.source): \(entry.path).key: duplicate key (first at \(first))")
+                }
+                seen[key] = entry.path
+                let result = map.set(key: key, value: value)
+                guard result == 0 else {
+                    let name = KernelErrno(rawValue: Int32(-result))?.name ?? "error \(-result)"
+                    throw .badInput("\(topology.source): \(entry.path): the update fails with \(name) (\(there))")
+                }
+            }
+        }
+        guard let devmap = map as? DevMapReference, let network else { return }
+        if let existing = devMaps[definition.name] {
+            devmap.devMap = existing
+            return
+        }
+        do {
+            devmap.devMap = try network.createDevMap(maxEntries: definition.maxEntries)
+        } catch {
+            throw .badInput("\(there): cannot create the devmap: \(error.name)")
+        }
+    }
+}
+
+/// Attaching a `"type": "ebpf"` program to a port.
+enum EBPFAttach {
+    static func attach(_ configuration: EBPFProgramConfiguration, context: ProgramContext) throws(RuntimeError) {
+        let objects = try context.shared.object("ebpf") { () throws(RuntimeError) in
+            EBPFObjects(topology: context.topology)
+        }
+        let loaded = try objects.object(configuration.object, network: context.network, devMaps: context.maps)
+        let program = try objects.program(configuration, in: loaded, at: context.path)
+        let machine = BPFMachine(loaded: loaded, program: program, budget: configuration.instructionBudget)
+        context.attach(EBPFProgram(machine: machine))
+    }
+}
