@@ -18,14 +18,20 @@ public struct BPFMessage: Sendable, Equatable {
 /// Messages of an object's programs, in the order they were reported. Appended only on the rare paths
 /// (a first fault at an instruction, a trace_printk), read by the runtime between polls.
 public final class BPFMessageLog: Sendable {
-    private let messages = Mutex<[BPFMessage]>([])
+    private let messages = Mutex<(list: [BPFMessage], faults: Set<String>)>(([], []))
     public init() {}
-    func append(_ message: BPFMessage) { messages.withLock { $0.append(message) } }
+    /// Appends `message`; a fault only the first time for its program and instruction.
+    func append(_ message: BPFMessage) {
+        messages.withLock {
+            if message.kind == .fault, !$0.faults.insert(message.program + "@" + message.place).inserted { return }
+            $0.list.append(message)
+        }
+    }
     /// Removes and returns the messages so far.
     public func drain() -> [BPFMessage] {
         messages.withLock { m in
-            defer { m = [] }
-            return m
+            defer { m.list = [] }
+            return m.list
         }
     }
 }

@@ -64,6 +64,35 @@ public final class EBPFObjects {
         return program
     }
 
+    /// Moves what the programs reported into the event log (`ebpf_fault`, `trace_printk` lines); faults are also
+    /// reported on stderr (once per program and instruction), and trace_printk lines too when there is no log.
+    public func drainMessages(into log: EventLog?, report: (String) -> Void) {
+        for (path, object) in objects {
+            for message in object.log.drain() {
+                switch message.kind {
+                case .fault:
+                    report(
+                        "\(path): \(message.program) (\(message.place)): \(message.text); the frame is aborted "
+                            + "(XDP_ABORTED), reported once per instruction")
+                    log?.appendProgramMessage(
+                        time: message.time, name: "ebpf_fault",
+                        fields: [
+                            ("object", path), ("program", message.program), ("at", message.place),
+                            ("reason", message.text),
+                        ])
+                case .print:
+                    if let log {
+                        log.appendProgramMessage(
+                            time: message.time, name: "trace_printk",
+                            fields: [("object", path), ("program", message.program), ("text", message.text)])
+                    } else {
+                        report("\(message.program): trace_printk: \(message.text)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Topology maps of eBPF types that no loaded object defines.
     public func unusedTopologyMaps() -> [String] {
         topology.maps.enumerated().compactMap { index, spec in
@@ -150,5 +179,76 @@ enum EBPFAttach {
         let program = try objects.program(configuration, in: loaded, at: context.path)
         let machine = BPFMachine(loaded: loaded, program: program, budget: configuration.instructionBudget)
         context.attach(EBPFProgram(machine: machine))
+    }
+}
+
+extension EBPFObjects {
+    /// Loads every eBPF object `topology` names and checks its programs and maps against the topology, without
+    /// building a network (`xdpemu validate`). Every problem, each naming the object, function and instruction.
+    public static func check(_ topology: Topology) -> [String] {
+        let objects = EBPFObjects(topology: topology)
+        var problems: [String] = []
+        for (index, port) in topology.ports.enumerated() {
+            guard case .ebpf(let configuration) = port.program else { continue }
+            let path = "$.ports[\(index)].program"
+            do {
+                let loaded = try objects.object(configuration.object, network: nil, devMaps: [:])
+                _ = try objects.program(configuration, in: loaded, at: path)
+            } catch {
+                problems.append(error.description)
+            }
+        }
+        problems += objects.unusedTopologyMaps()
+        return problems
+    }
+
+    /// `xdpemu prog show`: the object's programs (name, section, instructions, helpers), maps (name, type,
+    /// sizes) and what of them xdpemu does not support.
+    public static func describe(objectAt path: String) throws(RuntimeError) -> String {
+        let bytes: [UInt8]
+        do {
+            bytes = try readRegularFile(path)
+        } catch {
+            throw .badInput("\(path): cannot read the eBPF object: \(error)")
+        }
+        let object: BPFObject
+        do {
+            object = try BPFObject(bytes: bytes)
+        } catch {
+            throw .badInput("\(path): \(error)")
+        }
+        var lines = ["\(path):", "programs:"]
+        var loaded: LoadedBPFObject?
+        var mapProblem: String?
+        do {
+            loaded = try LoadedBPFObject(object, cpus: 1)
+        } catch {
+            mapProblem = error.description
+        }
+        for program in object.programs {
+            var line = "  \(program.name)  section \(program.section)  \(program.instructionCount) instructions"
+            if !program.isXDP { line += "  (not an XDP program: xdpemu runs sections xdp, xdp/..., xdp.frags)" }
+            lines.append(line)
+            guard let loaded else { continue }
+            let helpers = loaded.helpers(of: program).map { id in
+                HelperID(rawValue: Int64(id)).map { "\($0.name) (\(id))" } ?? "\(id) (not supported)"
+            }
+            lines.append("    helpers: " + (helpers.isEmpty ? "none" : helpers.joined(separator: ", ")))
+            for problem in loaded.problems(of: program) { lines.append("    problem: \(problem)") }
+        }
+        if object.programs.isEmpty { lines.append("  (none)") }
+        lines.append("maps:")
+        for map in object.maps {
+            var line =
+                "  \(map.name)  \(map.type)  key \(map.keySize) bytes  value \(map.valueSize) bytes  "
+                + "max_entries \(map.maxEntries)"
+            if map.flags != 0 { line += "  flags 0x\(String(map.flags, radix: 16))" }
+            if !map.type.isSupported { line += "  (type \(map.type.rawValue) is not supported)" }
+            if map.initialValue != nil { line += map.readOnly ? "  (global data, read only)" : "  (global data)" }
+            lines.append(line)
+        }
+        if object.maps.isEmpty { lines.append("  (none)") }
+        if let mapProblem { lines.append("problem: \(mapProblem)") }
+        return lines.joined(separator: "\n")
     }
 }
