@@ -57,6 +57,11 @@ let package = Package(
         ),
         .executableTarget(name: "xdpemu", dependencies: ["XDPEmuCLI"]),
         .testTarget(name: "XDPEmuCoreTests", dependencies: ["XDPEmuCore", "XDPEmuTesting"]),
+        .testTarget(
+            name: "XDPEmuBPFTests",
+            dependencies: ["XDPEmuBPF", "XDPEmuCore", "XDPEmuRuntime", "XDPEmuTopology", "XDPEmuTesting"],
+            exclude: ["Programs"]
+        ),
         .testTarget(name: "XDPEmuProgramsTests", dependencies: ["XDPEmuPrograms", "XDPEmuCore", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuPcapTests", dependencies: ["XDPEmuPcap", "CPcap", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuTopologyTests", dependencies: ["XDPEmuTopology", "XDPEmuCore", "XDPEmuPrograms"]),

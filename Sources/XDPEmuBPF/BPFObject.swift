@@ -221,6 +221,16 @@ public final class BPFObject: Sendable {
         sectionStarts = starts
     }
 
+    /// An object of one program (`xdp` section, function `prog`) from instructions as they are, with `maps` and
+    /// the LD_IMM64 relocations given (for tests and fuzzing).
+    init(instructions: [RawInstruction], maps: [BPFMapDefinition] = [], relocations: [Int: Relocation] = [:]) {
+        self.maps = maps
+        self.instructions = instructions + [RawInstruction(opcode: 0, dst: 0, src: 0, offset: 0, imm: 0)]
+        self.relocations = relocations
+        programs = [BPFProgramInfo(name: "prog", section: "xdp", entry: 0, instructionCount: instructions.count)]
+        sectionStarts = [(0, "xdp")]
+    }
+
     static func isDataSection(_ name: String) -> Bool {
         for prefix in [".data", ".rodata", ".bss"] where name == prefix || name.hasPrefix(prefix + ".") {
             return true
