@@ -6,6 +6,7 @@ import XDPEmuCore
 
 final class ArrayMap: BPFMap, @unchecked Sendable {
     let values: ZeroedMemory
+    let valueBase: UnsafeMutableRawPointer
     /// Bytes per key (every CPU's value).
     let slotSize: Int
 
@@ -15,6 +16,7 @@ final class ArrayMap: BPFMap, @unchecked Sendable {
         slotSize = stride * (perCPU ? cpus : 1)
         guard let values = ZeroedMemory(count: slotSize * Int(definition.maxEntries)) else { return nil }
         self.values = values
+        valueBase = values.pointer
         super.init(base: definition, cpus: cpus)
         if let initial = definition.initialValue {
             initial.withUnsafeBytes {
@@ -40,7 +42,7 @@ final class ArrayMap: BPFMap, @unchecked Sendable {
         let index = key.loadUnaligned(as: UInt32.self)
         guard index < definition.maxEntries else { return Self.errno(.E2BIG) }
         guard flags & 3 != UpdateFlags.noExist else { return Self.errno(.EEXIST) }
-        (values.pointer + Int(index) * slotSize + cpu * valueStride).copyMemory(
+        (valueBase + Int(index) * slotSize + cpu * valueStride).copyMemory(
             from: value, byteCount: definition.valueSize)
         return 0
     }

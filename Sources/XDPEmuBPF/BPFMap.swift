@@ -23,11 +23,16 @@ public class BPFMap: @unchecked Sendable {
     public let cpus: Int
     /// Bytes per CPU value, rounded up to 8 as the kernel does for per-CPU maps.
     let valueStride: Int
+    /// `definition.keySize` and whether this is a `DevMapReference`, read on every helper call.
+    let keySize: Int
+    let isDevMap: Bool
 
     init(base definition: BPFMapDefinition, cpus: Int) {
         self.definition = definition
         self.cpus = definition.type.isPerCPU ? cpus : 1
         valueStride = definition.type.isPerCPU ? (definition.valueSize + 7) & ~7 : definition.valueSize
+        keySize = definition.keySize
+        isDevMap = definition.type.isDevMap
     }
 
     /// The map's values as a region (`Region.empty` when it has none the program may address).
@@ -109,7 +114,11 @@ public class BPFMap: @unchecked Sendable {
 /// A devmap of the object, backed by a devmap of the core (attached by the runtime).
 public final class DevMapReference: BPFMap, @unchecked Sendable {
     /// The core's devmap, set when the object's maps are created in a network.
-    public var devMap: DevMap?
+    public var devMap: DevMap? {
+        didSet { coreMap = devMap.map { Unmanaged.passUnretained($0) } }
+    }
+    /// The same, read by the redirect helper without a retain (`devMap` keeps it).
+    var coreMap: Unmanaged<DevMap>?
 
     public override func entries() -> [(key: [UInt8], values: [[UInt8]])] {
         guard let devMap else { return [] }

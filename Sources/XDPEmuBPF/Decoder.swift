@@ -65,7 +65,11 @@ enum Decoder {
                                 decoded = fault("call to instruction \(index + 1 + Int(r.imm)), outside the code")
                             }
                         } else if r.src == 0, HelperID(rawValue: Int64(r.imm)) != nil {
-                            decoded = Instruction(op: .callHelper, dst: 0, src: 0, off: 0, imm: Int64(r.imm))
+                            let op: Op =
+                                r.imm == Int32(HelperID.mapLookupElem.rawValue)
+                                ? .callLookup
+                                : r.imm == Int32(HelperID.redirectMap.rawValue) ? .callRedirectMap : .callHelper
+                            decoded = Instruction(op: op, dst: 0, src: 0, off: 0, imm: Int64(r.imm))
                         } else {
                             unknown.append((r.imm, index))
                             decoded = fault("helper \(r.imm) is not supported by xdpemu")

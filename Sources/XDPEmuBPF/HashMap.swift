@@ -18,20 +18,23 @@ import Musl
 final class HashMap: BPFMap, @unchecked Sendable {
     let keys: ZeroedMemory
     let values: ZeroedMemory
+    /// `keys.pointer` and `values.pointer`, read without touching the objects.
+    let keyBase: UnsafeMutableRawPointer
+    let valueBase: UnsafeMutableRawPointer
     /// Index table: slot + 1, 0 for empty.
     let index: UnsafeMutablePointer<UInt32>
     let indexMask: Int
     /// Slots never used yet start at `fresh`; freed slots are pushed on `freeList`.
-    var fresh = 0
-    var freeList: [UInt32] = []
-    var count = 0
+    @exclusivity(unchecked) var fresh = 0
+    @exclusivity(unchecked) var freeList: [UInt32] = []
+    @exclusivity(unchecked) var count = 0
     let slotSize: Int
     let isLRU: Bool
     /// LRU list (slot numbers, UInt32.max for none).
-    var previous: [UInt32] = []
-    var next: [UInt32] = []
-    var head = UInt32.max
-    var tail = UInt32.max
+    @exclusivity(unchecked) var previous: [UInt32] = []
+    @exclusivity(unchecked) var next: [UInt32] = []
+    @exclusivity(unchecked) var head = UInt32.max
+    @exclusivity(unchecked) var tail = UInt32.max
 
     init?(definition: BPFMapDefinition, cpus: Int) {
         let capacity = Int(definition.maxEntries)
@@ -42,6 +45,8 @@ final class HashMap: BPFMap, @unchecked Sendable {
         else { return nil }
         self.keys = keys
         self.values = values
+        keyBase = keys.pointer
+        valueBase = values.pointer
         var size = 2
         while size < capacity * 2 { size <<= 1 }
         index = .allocate(capacity: size)
@@ -62,15 +67,45 @@ final class HashMap: BPFMap, @unchecked Sendable {
         Region(bias: UInt(bitPattern: values.pointer), lo: 0, hi: UInt64(values.count), writable: true)
     }
 
+    /// The key's hash: 8 bytes at a time (the last chunk zero-padded), multiplied and mixed.
+    @inline(__always)
     private func hash(_ key: UnsafeRawPointer) -> Int {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for i in 0..<definition.keySize {
-            h = (h ^ UInt64(key.load(fromByteOffset: i, as: UInt8.self))) &* 0x100_0000_01B3
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 &* UInt64(keySize)
+        var at = 0
+        while at < keySize {
+            h = (h ^ chunk(key, at)) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 31
+            at += 8
         }
         return Int(truncatingIfNeeded: h ^ h >> 29)
     }
 
-    private func keyPointer(_ slot: Int) -> UnsafeMutableRawPointer { keys.pointer + slot * definition.keySize }
+    /// Bytes `at..<at+8` of the key as a word, bytes past the key's end as 0.
+    @inline(__always)
+    private func chunk(_ key: UnsafeRawPointer, _ at: Int) -> UInt64 {
+        let left = keySize - at
+        if left >= 8 { return key.loadUnaligned(fromByteOffset: at, as: UInt64.self) }
+        var word: UInt64 = 0
+        if left >= 4 {
+            word = UInt64(key.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+            for i in 4..<left { word |= UInt64(key.load(fromByteOffset: at + i, as: UInt8.self)) << (8 * i) }
+        } else {
+            for i in 0..<left { word |= UInt64(key.load(fromByteOffset: at + i, as: UInt8.self)) << (8 * i) }
+        }
+        return word
+    }
+
+    @inline(__always)
+    private func keysEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> Bool {
+        var at = 0
+        while at < keySize {
+            if chunk(a, at) != chunk(b, at) { return false }
+            at += 8
+        }
+        return true
+    }
+
+    private func keyPointer(_ slot: Int) -> UnsafeMutableRawPointer { keyBase + slot * keySize }
 
     /// The index position holding `key`'s slot, or the empty position where it would go.
     private func find(_ key: UnsafeRawPointer) -> (position: Int, slot: Int?) {
@@ -79,7 +114,7 @@ final class HashMap: BPFMap, @unchecked Sendable {
             let entry = index[position]
             if entry == 0 { return (position, nil) }
             let slot = Int(entry - 1)
-            if memcmp(keyPointer(slot), key, definition.keySize) == 0 { return (position, slot) }
+            if keysEqual(keyPointer(slot), key) { return (position, slot) }
             position = (position + 1) & indexMask
         }
     }
@@ -95,7 +130,7 @@ final class HashMap: BPFMap, @unchecked Sendable {
         let found = find(key)
         if let slot = found.slot {
             guard flags & 3 != UpdateFlags.noExist else { return Self.errno(.EEXIST) }
-            (values.pointer + slot * slotSize + cpu * valueStride).copyMemory(
+            (valueBase + slot * slotSize + cpu * valueStride).copyMemory(
                 from: value, byteCount: definition.valueSize)
             if isLRU { touch(slot) }
             return 0

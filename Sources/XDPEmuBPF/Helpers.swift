@@ -7,34 +7,48 @@
 import XDPEmuCore
 
 extension BPFMachine {
+    /// map_lookup_elem when its arguments are right (a map that is not a devmap, a key in the program's memory);
+    /// anything else goes to `callHelper`, which reports it.
+    @inline(__always)
+    func lookupFast(_ c: inout XDPContext) -> Bool {
+        let R = registers
+        let index = Int(truncatingIfNeeded: (R[1] >> 32) &- VirtualAddress.mapHandleRegion)
+        guard R[1] & 0xFFFF_FFFF == 0, UInt(bitPattern: index) < UInt(mapCount) else {
+            return callHelper(HelperID.mapLookupElem.rawValue, &c)
+        }
+        let found: UInt64?? = maps[index]._withUnsafeGuaranteedRef { map in
+            guard !map.isDevMap, let key = translate(R[2], UInt64(map.keySize), write: false) else { return nil }
+            return .some(map.lookup(key: key, cpu: cpu))
+        }
+        guard let result = found else { return callHelper(HelperID.mapLookupElem.rawValue, &c) }
+        R[0] = result.map { (VirtualAddress.firstMapRegion &+ UInt64(index)) << 32 | $0 } ?? 0
+        return true
+    }
+
+    /// redirect_map into a devmap bound to the core's; anything else goes to `callHelper`.
+    @inline(__always)
+    func redirectMapFast(_ c: inout XDPContext) -> Bool {
+        let R = registers
+        let index = Int(truncatingIfNeeded: (R[1] >> 32) &- VirtualAddress.mapHandleRegion)
+        guard R[1] & 0xFFFF_FFFF == 0, UInt(bitPattern: index) < UInt(mapCount) else {
+            return callHelper(HelperID.redirectMap.rawValue, &c)
+        }
+        let core: Unmanaged<DevMap>? = maps[index]._withUnsafeGuaranteedRef { map in
+            map.isDevMap ? unsafeDowncast(map, to: DevMapReference.self).coreMap : nil
+        }
+        guard let core else { return callHelper(HelperID.redirectMap.rawValue, &c) }
+        R[0] = core._withUnsafeGuaranteedRef {
+            UInt64(c.redirectMap($0, key: UInt32(truncatingIfNeeded: R[2]), flags: R[3]).rawValue)
+        }
+        return true
+    }
+
     func callHelper(_ id: Int64, _ c: inout XDPContext) -> Bool {
         let R = registers
         switch id {
-        case HelperID.mapLookupElem.rawValue:
-            guard let map = mapArgument(R[1]) else { return false }
-            guard let region = regionOfMap(R[1]) else { return false }
-            guard let key = argument(R[2], map.definition.keySize, write: false, "key") else { return false }
-            if map is DevMapReference {
-                return helperFault(
-                    "map_lookup_elem on devmap \(map.definition.name): the 4.18 verifier allows only redirect_map")
-            }
-            R[0] = map.lookup(key: key, cpu: cpu).map { region << 32 | $0 } ?? 0
-        case HelperID.mapUpdateElem.rawValue:
-            guard let map = mapArgument(R[1]) else { return false }
-            if map is DevMapReference {
-                return helperFault("map_update_elem on devmap \(map.definition.name) from a program")
-            }
-            guard let key = argument(R[2], map.definition.keySize, write: false, "key"),
-                let value = argument(R[3], map.definition.valueSize, write: false, "value")
-            else { return false }
-            R[0] = UInt64(bitPattern: map.update(key: key, value: value, flags: R[4], cpu: cpu))
-        case HelperID.mapDeleteElem.rawValue:
-            guard let map = mapArgument(R[1]) else { return false }
-            if map is DevMapReference {
-                return helperFault("map_delete_elem on devmap \(map.definition.name) from a program")
-            }
-            guard let key = argument(R[2], map.definition.keySize, write: false, "key") else { return false }
-            R[0] = UInt64(bitPattern: map.delete(key: key))
+        case HelperID.mapLookupElem.rawValue, HelperID.mapUpdateElem.rawValue, HelperID.mapDeleteElem.rawValue:
+            guard let index = mapIndex(R[1]) else { return false }
+            return maps[index]._withUnsafeGuaranteedRef { map in mapHelper(id, map, index) }
         case HelperID.ktimeGetNs.rawValue:
             R[0] = c.now
         case HelperID.ktimeGetCoarseNs.rawValue:
@@ -54,12 +68,17 @@ extension BPFMachine {
             R[0] = UInt64(
                 c.redirect(ifindex: IfIndex(rawValue: UInt32(truncatingIfNeeded: R[1])), flags: R[2]).rawValue)
         case HelperID.redirectMap.rawValue:
-            guard let map = mapArgument(R[1]) else { return false }
-            guard let devmap = map as? DevMapReference, let core = devmap.devMap else {
-                return helperFault(
-                    "redirect_map on map \(map.definition.name), which is a \(map.definition.type), not a devmap")
+            guard let index = mapIndex(R[1]) else { return false }
+            return maps[index]._withUnsafeGuaranteedRef { map in
+                guard map.isDevMap, let core = unsafeDowncast(map, to: DevMapReference.self).coreMap else {
+                    return helperFault(
+                        "redirect_map on map \(map.definition.name), which is a \(map.definition.type), not a devmap")
+                }
+                R[0] = core._withUnsafeGuaranteedRef {
+                    UInt64(c.redirectMap($0, key: UInt32(truncatingIfNeeded: R[2]), flags: R[3]).rawValue)
+                }
+                return true
             }
-            R[0] = UInt64(c.redirectMap(core, key: UInt32(truncatingIfNeeded: R[2]), flags: R[3]).rawValue)
         case HelperID.xdpAdjustHead.rawValue:
             guard contextArgument(R[1]) else { return false }
             R[0] = UInt64(bitPattern: Int64(c.adjustHead(Int(Int32(truncatingIfNeeded: R[2])))))
@@ -107,22 +126,43 @@ extension BPFMachine {
         return true
     }
 
+    /// map_lookup_elem, map_update_elem, map_delete_elem on `map` (number `index`).
+    @inline(__always)
+    private func mapHelper(_ id: Int64, _ map: BPFMap, _ index: Int) -> Bool {
+        let R = registers
+        if map.isDevMap {
+            return helperFault(
+                "\(HelperID(rawValue: id)!.name) on devmap \(map.definition.name): the 4.18 verifier allows only redirect_map"
+            )
+        }
+        guard let key = argument(R[2], map.keySize, write: false, "key") else { return false }
+        switch id {
+        case HelperID.mapLookupElem.rawValue:
+            let region = VirtualAddress.firstMapRegion &+ UInt64(index)
+            R[0] = map.lookup(key: key, cpu: cpu).map { region << 32 | $0 } ?? 0
+        case HelperID.mapUpdateElem.rawValue:
+            guard let value = argument(R[3], map.definition.valueSize, write: false, "value") else { return false }
+            R[0] = UInt64(bitPattern: map.update(key: key, value: value, flags: R[4], cpu: cpu))
+        default:
+            R[0] = UInt64(bitPattern: map.delete(key: key))
+        }
+        return true
+    }
+
     @inline(never)
     func helperFault(_ reason: String) -> Bool {
-        fault = .helper(reason)
+        fault = .helper
+        helperReason = reason
         return false
     }
 
-    private func mapArgument(_ address: UInt64) -> BPFMap? {
+    @inline(__always)
+    private func mapIndex(_ address: UInt64) -> Int? {
         guard let index = VirtualAddress.mapIndex(ofHandle: address), index < mapCount else {
             _ = helperFault("argument 1 (0x\(String(address, radix: 16))) is not a map")
             return nil
         }
-        return maps[index].takeUnretainedValue()
-    }
-
-    private func regionOfMap(_ address: UInt64) -> UInt64? {
-        VirtualAddress.mapIndex(ofHandle: address).map { VirtualAddress.firstMapRegion + UInt64($0) }
+        return index
     }
 
     private func contextArgument(_ address: UInt64) -> Bool {

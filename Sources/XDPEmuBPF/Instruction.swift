@@ -37,6 +37,8 @@ enum Op: UInt8 {
     case jeq32i, jgt32i, jge32i, jset32i, jne32i, jsgt32i, jsge32i, jlt32i, jle32i, jslt32i, jsle32i
     case jeq32r, jgt32r, jge32r, jset32r, jne32r, jsgt32r, jsge32r, jlt32r, jle32r, jslt32r, jsle32r
     case callHelper, callLocal, exit
+    /// map_lookup_elem and redirect_map, the helpers of every redirect program, with a fast path of their own.
+    case callLookup, callRedirectMap
     // Memory.
     case ldimm64
     case ldxb, ldxh, ldxw, ldxdw, ldxsb, ldxsh, ldxsw

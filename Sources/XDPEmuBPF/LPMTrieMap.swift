@@ -11,9 +11,9 @@ final class LPMTrieMap: BPFMap, @unchecked Sendable {
     let values: ZeroedMemory
     let dataSize: Int
     /// Per slot: prefix length (UInt32.max for a free slot) and the masked data.
-    var prefixLengths: [UInt32]
-    var data: [UInt8]
-    var used: [Int] = []
+    @exclusivity(unchecked) var prefixLengths: [UInt32]
+    @exclusivity(unchecked) var data: [UInt8]
+    @exclusivity(unchecked) var used: [Int] = []
 
     init?(definition: BPFMapDefinition, cpus: Int) {
         dataSize = definition.keySize - 4

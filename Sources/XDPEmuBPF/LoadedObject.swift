@@ -163,7 +163,8 @@ public final class LoadedBPFObject: @unchecked Sendable {
                     continue
                 }
                 if r.opcode & 7 == 5 || r.opcode & 7 == 6, code[pc].op != .ja, code[pc].op != .fault,
-                    code[pc].op != .callHelper, code[pc].op != .callLocal
+                    code[pc].op != .callHelper, code[pc].op != .callLocal, code[pc].op != .callLookup,
+                    code[pc].op != .callRedirectMap
                 {
                     work.append(Int(code[pc].off))
                 }

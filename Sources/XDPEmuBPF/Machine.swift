@@ -18,7 +18,8 @@ enum Fault {
     case memory(address: UInt64, size: Int, write: Bool)
     case budget
     case callDepth
-    case helper(String)
+    /// A helper refused its arguments (`BPFMachine.helperReason` says why).
+    case helper
 }
 
 struct CallFrame {
@@ -44,11 +45,12 @@ public final class BPFMachine: @unchecked Sendable {
     /// The emulated CPU (`bpf_get_smp_processor_id`, the per-CPU maps' value).
     public let cpu: Int
     /// Instructions the last frame ran.
-    public private(set) var lastInstructionCount = 0
-    var fault = Fault.none
-    var faultPC = 0
-    var reported = Set<Int>()
-    var random: UInt64
+    @exclusivity(unchecked) public private(set) var lastInstructionCount = 0
+    @exclusivity(unchecked) var fault = Fault.none
+    @exclusivity(unchecked) var faultPC = 0
+    @exclusivity(unchecked) var helperReason = ""
+    @exclusivity(unchecked) var reported = Set<Int>()
+    @exclusivity(unchecked) var random: UInt64
 
     public static let defaultBudget = 1_000_000
 
@@ -111,7 +113,7 @@ public final class BPFMachine: @unchecked Sendable {
     func translate(_ address: UInt64, _ size: UInt64, write: Bool) -> UnsafeMutableRawPointer? {
         let region = address >> 32
         guard region < regionCount else { return nil }
-        let r = regions[Int(region)]
+        let r = regions[Int(truncatingIfNeeded: region)]
         let offset = address & 0xFFFF_FFFF
         guard offset >= r.lo, offset &+ size <= r.hi, r.writable || !write else { return nil }
         return UnsafeMutableRawPointer(bitPattern: r.bias &+ UInt(offset))
@@ -148,7 +150,7 @@ public final class BPFMachine: @unchecked Sendable {
                 + "the memory the program may \(write ? "write" : "read") (\(describe(address)))"
         case .budget: text = "more than \(budget) instructions in one frame"
         case .callDepth: text = "BPF-to-BPF calls nested deeper than \(VirtualAddress.maxFrames) frames"
-        case .helper(let reason): text = reason
+        case .helper: text = helperReason
         }
         loaded.log.append(
             BPFMessage(
@@ -179,6 +181,8 @@ public final class BPFMachine: @unchecked Sendable {
     /// The loop. Returns the instructions left of the budget; `fault` says whether it ended with a fault.
     private func execute(_ c: inout XDPContext) -> Int {
         let R = registers
+        let code = self.code
+        let frames = self.frames
         var pc = program.entry
         var budget = self.budget
         var depth = 0
@@ -512,6 +516,16 @@ public final class BPFMachine: @unchecked Sendable {
                 if Int32(truncatingIfNeeded: R[d]) <= Int32(truncatingIfNeeded: R[s]) {
                     pc = Int(i.off)
                     if budget < 0 { return exhausted(pc, budget) }
+                }
+            case .callLookup:
+                if !lookupFast(&c) {
+                    faultPC = pc - 1
+                    return budget
+                }
+            case .callRedirectMap:
+                if !redirectMapFast(&c) {
+                    faultPC = pc - 1
+                    return budget
                 }
             case .callHelper:
                 if !callHelper(i.imm, &c) {

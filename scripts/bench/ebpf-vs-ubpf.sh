@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The eBPF interpreter against uBPF's interpreter and against the built-in program, on the same redirect program
+# (ebpf/xdp_redirect_dmac.c: hash-map lookup of the destination MAC, devmap redirect).
+#
+# Builds, in a scratch folder ($SCRATCH, default /tmp/xdpemu-ebpf-bench): the object with the toolchain's clang;
+# uBPF's vm/ sources from ../shared/anchors/ubpf (as ../shared/anchors/README.md says) and ebpf/ubpf_bench.c;
+# the Swift harness ebpf/ (its own package, release). Then, RUNS times each:
+#   ubpf      uBPF's interpreter, one ubpf_exec per frame (bounds checks on: packet and map values)
+#   ebpf      xdpemu's interpreter inside the core's poll loop (64-frame polls, devmap bulk queues, flushes)
+#   builtin   the built-in redirect_map program (dst_mac table) in the same loop
+# and prints medians, instructions per frame, the ratios ubpf/ebpf (target >= 4) and ebpf/builtin, and mallocs
+# per frame of the ebpf run (scripts/bench/malloc-count.c, difference of two frame counts).
+# Usage: scripts/bench/ebpf-vs-ubpf.sh      Environment: RUNS=5 FRAMES=2000000 CLANG=/opt/swift/usr/bin/clang
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+RUNS=${RUNS:-5}
+FRAMES=${FRAMES:-2000000}
+CLANG=${CLANG:-/opt/swift/usr/bin/clang}
+OBJCOPY=${OBJCOPY:-$(dirname "$CLANG")/llvm-objcopy}
+SCRATCH=${SCRATCH:-/tmp/xdpemu-ebpf-bench}
+UBPF=${UBPF:-$ROOT/../shared/anchors/ubpf}
+mkdir -p "$SCRATCH/ubpf"
+
+"$CLANG" -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c scripts/bench/ebpf/xdp_redirect_dmac.c -o "$SCRATCH/prog.o"
+"$OBJCOPY" --strip-debug "$SCRATCH/prog.o" "$SCRATCH/prog-nodebug.o"
+
+(cd "$SCRATCH/ubpf" && printf '#define UBPF_HAS_ELF_H 1\n' > ubpf_config.h &&
+    for f in "$UBPF"/vm/*.c; do gcc -O2 -I. -I"$UBPF/vm" -I"$UBPF/vm/inc" -c "$f" -o "$(basename "$f" .c).o"; done &&
+    ar rcs libubpf.a ./*.o)
+gcc -O2 -I"$UBPF/vm/inc" -I"$SCRATCH/ubpf" scripts/bench/ebpf/ubpf_bench.c "$SCRATCH/ubpf/libubpf.a" -lm -o "$SCRATCH/ubpf_bench"
+cc -O2 -shared -fPIC -o "$SCRATCH/malloc-count.so" scripts/bench/malloc-count.c
+swift build -c release --package-path scripts/bench/ebpf --scratch-path "$SCRATCH/swift" 2>&1 | tail -1
+BENCH=$SCRATCH/swift/release/ebpf-bench
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+: > "$SCRATCH/ubpf.txt"; : > "$SCRATCH/ebpf.txt"; : > "$SCRATCH/builtin.txt"
+for _ in $(seq "$RUNS"); do
+    "$SCRATCH/ubpf_bench" "$SCRATCH/prog-nodebug.o" "$FRAMES" | awk '{print $3}' >> "$SCRATCH/ubpf.txt"
+    "$BENCH" "$SCRATCH/prog.o" "$FRAMES" ebpf | tee "$SCRATCH/ebpf-line.txt" | awk '{print $3}' >> "$SCRATCH/ebpf.txt"
+    "$BENCH" "$SCRATCH/prog.o" "$FRAMES" builtin | awk '{print $3}' >> "$SCRATCH/builtin.txt"
+done
+U=$(median < "$SCRATCH/ubpf.txt"); E=$(median < "$SCRATCH/ebpf.txt"); B=$(median < "$SCRATCH/builtin.txt")
+INSNS=$(awk '{print $5}' "$SCRATCH/ebpf-line.txt")
+count() { LD_PRELOAD="$SCRATCH/malloc-count.so" "$BENCH" "$SCRATCH/prog.o" "$1" ebpf 2>&1 >/dev/null | awk '/allocations/ {print $2}'; }
+A1=$(count 64000); A2=$(count 640000)
+echo "program: hash lookup of the destination MAC, devmap redirect; $INSNS instructions per frame; $FRAMES frames, median of $RUNS"
+printf '%-34s %10s\n' "" "ns/frame"
+printf '%-34s %10.1f\n' "uBPF interpreter (ubpf_exec)" "$U"
+printf '%-34s %10.1f\n' "xdpemu interpreter (in poll loop)" "$E"
+printf '%-34s %10.1f\n' "xdpemu built-in redirect_map" "$B"
+awk -v u="$U" -v e="$E" -v b="$B" 'BEGIN {printf "uBPF / xdpemu eBPF: %.2fx (target >= 4)   xdpemu eBPF / built-in: %.2fx (target <= 2)\n", u / e, e / b}'
+awk -v a1="$A1" -v a2="$A2" 'BEGIN {printf "mallocs per frame (eBPF run): %.4f\n", (a2 - a1) / 576000}'
