@@ -29,6 +29,11 @@ final class HashMap: BPFMap, @unchecked Sendable {
     @exclusivity(unchecked) var freeList: [UInt32] = []
     @exclusivity(unchecked) var count = 0
     let slotSize: Int
+    /// Keys are stored zero-padded to whole words: `keyWords` words, `keyStride` bytes a slot.
+    let keyWords: Int
+    let keyStride: Int
+    /// The key being looked up, padded the same way.
+    let probe: UnsafeMutablePointer<UInt64>
     let isLRU: Bool
     /// LRU list (slot numbers, UInt32.max for none).
     @exclusivity(unchecked) var previous: [UInt32] = []
@@ -40,7 +45,9 @@ final class HashMap: BPFMap, @unchecked Sendable {
         let capacity = Int(definition.maxEntries)
         let perCPU = definition.type.isPerCPU
         slotSize = (perCPU ? (definition.valueSize + 7) & ~7 : definition.valueSize) * (perCPU ? cpus : 1)
-        guard let keys = ZeroedMemory(count: capacity * definition.keySize),
+        keyWords = (definition.keySize + 7) / 8
+        keyStride = keyWords * 8
+        guard let keys = ZeroedMemory(count: capacity * keyStride),
             let values = ZeroedMemory(count: capacity * slotSize)
         else { return nil }
         self.keys = keys
@@ -49,6 +56,8 @@ final class HashMap: BPFMap, @unchecked Sendable {
         valueBase = values.pointer
         var size = 2
         while size < capacity * 2 { size <<= 1 }
+        probe = .allocate(capacity: keyWords)
+        probe.initialize(repeating: 0, count: keyWords)
         index = .allocate(capacity: size)
         index.initialize(repeating: 0, count: size)
         indexMask = size - 1
@@ -61,61 +70,47 @@ final class HashMap: BPFMap, @unchecked Sendable {
         super.init(base: definition, cpus: cpus)
     }
 
-    deinit { index.deallocate() }
+    deinit {
+        index.deallocate()
+        probe.deallocate()
+    }
 
     override var region: Region {
         Region(bias: UInt(bitPattern: values.pointer), lo: 0, hi: UInt64(values.count), writable: true)
     }
 
-    /// The key's hash: 8 bytes at a time (the last chunk zero-padded), multiplied and mixed.
+    /// The key copied into `probe`, zero-padded to whole words, as keys are stored; returns its hash.
     @inline(__always)
-    private func hash(_ key: UnsafeRawPointer) -> Int {
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 &* UInt64(keySize)
-        var at = 0
-        while at < keySize {
-            h = (h ^ chunk(key, at)) &* 0xBF58_476D_1CE4_E5B9
+    private func prepare(_ key: UnsafeRawPointer) -> Int {
+        probe[keyWords - 1] = 0
+        UnsafeMutableRawPointer(probe).copyMemory(from: key, byteCount: keySize)
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for i in 0..<keyWords {
+            h = (h ^ probe[i]) &* 0xBF58_476D_1CE4_E5B9
             h ^= h >> 31
-            at += 8
         }
         return Int(truncatingIfNeeded: h ^ h >> 29)
     }
 
-    /// Bytes `at..<at+8` of the key as a word, bytes past the key's end as 0.
+    /// Whether slot `slot` holds the key in `probe`.
     @inline(__always)
-    private func chunk(_ key: UnsafeRawPointer, _ at: Int) -> UInt64 {
-        let left = keySize - at
-        if left >= 8 { return key.loadUnaligned(fromByteOffset: at, as: UInt64.self) }
-        var word: UInt64 = 0
-        if left >= 4 {
-            word = UInt64(key.loadUnaligned(fromByteOffset: at, as: UInt32.self))
-            for i in 4..<left { word |= UInt64(key.load(fromByteOffset: at + i, as: UInt8.self)) << (8 * i) }
-        } else {
-            for i in 0..<left { word |= UInt64(key.load(fromByteOffset: at + i, as: UInt8.self)) << (8 * i) }
-        }
-        return word
-    }
-
-    @inline(__always)
-    private func keysEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> Bool {
-        var at = 0
-        while at < keySize {
-            if chunk(a, at) != chunk(b, at) { return false }
-            at += 8
-        }
+    private func holdsProbe(_ slot: Int) -> Bool {
+        let stored = (keyBase + slot * keyStride).assumingMemoryBound(to: UInt64.self)
+        for i in 0..<keyWords where stored[i] != probe[i] { return false }
         return true
     }
 
-    private func keyPointer(_ slot: Int) -> UnsafeMutableRawPointer { keyBase + slot * keySize }
+    private func keyPointer(_ slot: Int) -> UnsafeMutableRawPointer { keyBase + slot * keyStride }
 
     /// The index position holding `key`'s slot, or the empty position where it would go.
     private func find(_ key: UnsafeRawPointer) -> (position: Int, slot: Int?) {
-        var position = hash(key) & indexMask
+        var position = prepare(key) & indexMask
         while true {
             let entry = index[position]
             if entry == 0 { return (position, nil) }
-            let slot = Int(entry - 1)
-            if keysEqual(keyPointer(slot), key) { return (position, slot) }
-            position = (position + 1) & indexMask
+            let slot = Int(entry &- 1)
+            if holdsProbe(slot) { return (position, slot) }
+            position = (position &+ 1) & indexMask
         }
     }
 
@@ -173,7 +168,7 @@ final class HashMap: BPFMap, @unchecked Sendable {
             position = (position + 1) & indexMask
             let entry = index[position]
             if entry == 0 { break }
-            let home = hash(keyPointer(Int(entry - 1))) & indexMask
+            let home = prepare(keyPointer(Int(entry - 1))) & indexMask
             let distanceHome = (position - home) & indexMask
             let distanceHole = (position - hole) & indexMask
             if distanceHome >= distanceHole {

@@ -39,12 +39,20 @@ enum Op: UInt8 {
     case callHelper, callLocal, exit
     /// map_lookup_elem and redirect_map, the helpers of every redirect program, with a fast path of their own.
     case callLookup, callRedirectMap
+    // Pairs fused when the second is no jump target (Decoder.fuse): the first instruction does both and the
+    // second is skipped. `dst = src; dst += imm` (pointer arithmetic, mostly);
+    // `r1 = map (LD_IMM64); call map_lookup_elem` (imm: the map reference).
+    case movAdd64, lookupConstant
     // Memory.
     case ldimm64
     case ldxb, ldxh, ldxw, ldxdw, ldxsb, ldxsh, ldxsw
     case stb, sth, stw, stdw
     case stxb, stxh, stxw, stxdw
     case atomic32, atomic64
+}
+
+extension Op {
+    var isConditionalJump: Bool { rawValue >= Op.jeq64i.rawValue && rawValue <= Op.jsle32r.rawValue }
 }
 
 /// Atomic operations (the `imm` of BPF_ATOMIC).

@@ -128,9 +128,9 @@ public final class LoadedBPFObject: @unchecked Sendable {
                     pc = Int(i.off)
                     continue
                 case .callLocal: work.append(Int(i.off))
-                case .ldimm64: pc += 1
+                case .ldimm64, .lookupConstant: pc += 1
                 default:
-                    if i.op.rawValue >= Op.jeq64i.rawValue && i.op.rawValue <= Op.jsle32r.rawValue {
+                    if i.op.isConditionalJump {
                         work.append(Int(i.off))
                     }
                 }
@@ -162,10 +162,7 @@ public final class LoadedBPFObject: @unchecked Sendable {
                     pc = Int(code[pc].off)
                     continue
                 }
-                if r.opcode & 7 == 5 || r.opcode & 7 == 6, code[pc].op != .ja, code[pc].op != .fault,
-                    code[pc].op != .callHelper, code[pc].op != .callLocal, code[pc].op != .callLookup,
-                    code[pc].op != .callRedirectMap
-                {
+                if code[pc].op.isConditionalJump {
                     work.append(Int(code[pc].off))
                 }
                 pc += r.opcode == 0x18 ? 2 : 1

@@ -34,6 +34,9 @@ public final class BPFMachine: @unchecked Sendable {
     let code: UnsafeMutablePointer<Instruction>
     let regions: UnsafeMutablePointer<Region>
     let regionCount: UInt64
+    /// The regions as `translate` reads them: for loads, and for stores (a read-only region has no bytes here).
+    let readSpans: UnsafeMutablePointer<Span>
+    let writeSpans: UnsafeMutablePointer<Span>
     let registers: UnsafeMutablePointer<UInt64>
     let frames: UnsafeMutablePointer<CallFrame>
     let stack: UnsafeMutableRawPointer
@@ -64,6 +67,10 @@ public final class BPFMachine: @unchecked Sendable {
         regionCount = VirtualAddress.firstMapRegion + UInt64(mapCount)
         regions = .allocate(capacity: Int(regionCount))
         regions.initialize(repeating: .empty, count: Int(regionCount))
+        readSpans = .allocate(capacity: Int(regionCount))
+        readSpans.initialize(repeating: Span(.empty), count: Int(regionCount))
+        writeSpans = .allocate(capacity: Int(regionCount))
+        writeSpans.initialize(repeating: Span(.empty), count: Int(regionCount))
         registers = .allocate(capacity: 11)
         registers.initialize(repeating: 0, count: 11)
         frames = .allocate(capacity: VirtualAddress.maxFrames)
@@ -84,10 +91,21 @@ public final class BPFMachine: @unchecked Sendable {
         self.budget = budget
         self.cpu = cpu
         random = seed ^ 0x9E37_79B9_7F4A_7C15
+        for i in 0..<Int(regionCount) { setRegion(i, regions[i]) }
+    }
+
+    /// Sets region `index` and its spans.
+    @inline(__always)
+    func setRegion(_ index: Int, _ region: Region) {
+        regions[index] = region
+        readSpans[index] = Span(region)
+        writeSpans[index] = region.writable ? Span(region) : Span(.empty)
     }
 
     deinit {
         regions.deallocate()
+        readSpans.deallocate()
+        writeSpans.deallocate()
         registers.deallocate()
         frames.deallocate()
         stack.deallocate()
@@ -99,12 +117,16 @@ public final class BPFMachine: @unchecked Sendable {
     @inline(__always)
     func syncPacket(_ c: XDPContext) {
         let base = VirtualAddress.packetBase
-        regions[0] = Region(
-            bias: UInt(bitPattern: c.hardStart) &- UInt(base), lo: base + UInt64(c.metaOffset),
-            hi: base + UInt64(c.dataEndOffset), writable: true)
-        context.storeBytes(of: UInt32(base + UInt64(c.dataOffset)), toByteOffset: 0, as: UInt32.self)
-        context.storeBytes(of: UInt32(base + UInt64(c.dataEndOffset)), toByteOffset: 4, as: UInt32.self)
-        context.storeBytes(of: UInt32(base + UInt64(c.metaOffset)), toByteOffset: 8, as: UInt32.self)
+        let meta = c.metaOffset
+        let span = Span(
+            base: c.hardStart + meta, lo: base &+ UInt64(truncatingIfNeeded: meta),
+            span: UInt64(truncatingIfNeeded: c.dataEndOffset &- meta))
+        readSpans[0] = span
+        writeSpans[0] = span
+        context.storeBytes(
+            of: UInt32(truncatingIfNeeded: base &+ UInt64(c.dataOffset)), toByteOffset: 0, as: UInt32.self)
+        context.storeBytes(of: UInt32(truncatingIfNeeded: span.lo &+ span.span), toByteOffset: 4, as: UInt32.self)
+        context.storeBytes(of: UInt32(truncatingIfNeeded: span.lo), toByteOffset: 8, as: UInt32.self)
     }
 
     /// The host address of `size` bytes at `address`, or nil when they are not all in one region the program
@@ -113,10 +135,10 @@ public final class BPFMachine: @unchecked Sendable {
     func translate(_ address: UInt64, _ size: UInt64, write: Bool) -> UnsafeMutableRawPointer? {
         let region = address >> 32
         guard region < regionCount else { return nil }
-        let r = regions[Int(truncatingIfNeeded: region)]
-        let offset = address & 0xFFFF_FFFF
-        guard offset >= r.lo, offset &+ size <= r.hi, r.writable || !write else { return nil }
-        return UnsafeMutableRawPointer(bitPattern: r.bias &+ UInt(offset))
+        let r = (write ? writeSpans : readSpans)[Int(truncatingIfNeeded: region)]
+        let relative = (address & 0xFFFF_FFFF) &- r.lo
+        guard relative < r.span, size <= r.span &- relative else { return nil }
+        return r.base + Int(truncatingIfNeeded: relative)
     }
 
     /// Runs the program on the frame of `c` and returns its action (XDP_ABORTED after a fault).
@@ -162,9 +184,9 @@ public final class BPFMachine: @unchecked Sendable {
         let offset = address & 0xFFFF_FFFF
         switch region {
         case 0:
-            let r = regions[0]
+            let r = readSpans[0]
             return offset >= VirtualAddress.packetBase
-                ? "packet offset \(Int64(offset) - Int64(r.lo)) from data_meta, the packet has \(r.hi - r.lo) bytes"
+                ? "packet offset \(Int64(offset) - Int64(r.lo)) from data_meta, the packet has \(r.span) bytes"
                 : "not a pointer"
         case VirtualAddress.contextRegion: return "context offset \(offset), xdp_md has 24 bytes, read only"
         case VirtualAddress.stackRegion: return "stack offset \(offset), the stack has 8 frames of 512 bytes"
@@ -183,19 +205,19 @@ public final class BPFMachine: @unchecked Sendable {
         let R = registers
         let code = self.code
         let frames = self.frames
-        var pc = program.entry
+        var ip = code + program.entry
         var budget = self.budget
         var depth = 0
         while true {
-            let i = code[pc]
+            let i = ip.pointee
             let d = Int(i.dst)
             let s = Int(i.src)
-            pc &+= 1
+            ip += 1
             budget &-= 1
             switch i.op {
             case .fault:
                 fault = .invalid(reason: Int(i.imm))
-                faultPC = pc - 1
+                faultPC = ip - code - 1
                 return budget
             // ALU64 immediate
             case .add64i: R[d] = R[d] &+ UInt64(bitPattern: i.imm)
@@ -295,259 +317,271 @@ public final class BPFMachine: @unchecked Sendable {
             case .be64: R[d] = R[d].byteSwapped
             // Jumps
             case .ja:
-                pc = Int(i.off)
-                if budget < 0 { return exhausted(pc, budget) }
+                ip = code + Int(i.off)
+                if budget < 0 { return exhausted(ip - code, budget) }
             case .jeq64i:
                 if R[d] == UInt64(bitPattern: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jgt64i:
                 if R[d] > UInt64(bitPattern: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jge64i:
                 if R[d] >= UInt64(bitPattern: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jset64i:
                 if R[d] & UInt64(bitPattern: i.imm) != 0 {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jne64i:
                 if R[d] != UInt64(bitPattern: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jsgt64i:
                 if Int64(bitPattern: R[d]) > i.imm {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jsge64i:
                 if Int64(bitPattern: R[d]) >= i.imm {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jlt64i:
                 if R[d] < UInt64(bitPattern: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jle64i:
                 if R[d] <= UInt64(bitPattern: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jslt64i:
                 if Int64(bitPattern: R[d]) < i.imm {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jsle64i:
                 if Int64(bitPattern: R[d]) <= i.imm {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jeq64r:
                 if R[d] == R[s] {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jgt64r:
                 if R[d] > R[s] {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jge64r:
                 if R[d] >= R[s] {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jset64r:
                 if R[d] & R[s] != 0 {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jne64r:
                 if R[d] != R[s] {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jsgt64r:
                 if Int64(bitPattern: R[d]) > Int64(bitPattern: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jsge64r:
                 if Int64(bitPattern: R[d]) >= Int64(bitPattern: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jlt64r:
                 if R[d] < R[s] {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jle64r:
                 if R[d] <= R[s] {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jslt64r:
                 if Int64(bitPattern: R[d]) < Int64(bitPattern: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jsle64r:
                 if Int64(bitPattern: R[d]) <= Int64(bitPattern: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jeq32i:
                 if UInt32(truncatingIfNeeded: R[d]) == UInt32(truncatingIfNeeded: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jgt32i:
                 if UInt32(truncatingIfNeeded: R[d]) > UInt32(truncatingIfNeeded: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jge32i:
                 if UInt32(truncatingIfNeeded: R[d]) >= UInt32(truncatingIfNeeded: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jset32i:
                 if UInt32(truncatingIfNeeded: R[d]) & UInt32(truncatingIfNeeded: i.imm) != 0 {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jne32i:
                 if UInt32(truncatingIfNeeded: R[d]) != UInt32(truncatingIfNeeded: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jsgt32i:
                 if Int32(truncatingIfNeeded: R[d]) > Int32(truncatingIfNeeded: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jsge32i:
                 if Int32(truncatingIfNeeded: R[d]) >= Int32(truncatingIfNeeded: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jlt32i:
                 if UInt32(truncatingIfNeeded: R[d]) < UInt32(truncatingIfNeeded: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jle32i:
                 if UInt32(truncatingIfNeeded: R[d]) <= UInt32(truncatingIfNeeded: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jslt32i:
                 if Int32(truncatingIfNeeded: R[d]) < Int32(truncatingIfNeeded: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jsle32i:
                 if Int32(truncatingIfNeeded: R[d]) <= Int32(truncatingIfNeeded: i.imm) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jeq32r:
                 if UInt32(truncatingIfNeeded: R[d]) == UInt32(truncatingIfNeeded: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jgt32r:
                 if UInt32(truncatingIfNeeded: R[d]) > UInt32(truncatingIfNeeded: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jge32r:
                 if UInt32(truncatingIfNeeded: R[d]) >= UInt32(truncatingIfNeeded: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jset32r:
                 if UInt32(truncatingIfNeeded: R[d]) & UInt32(truncatingIfNeeded: R[s]) != 0 {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jne32r:
                 if UInt32(truncatingIfNeeded: R[d]) != UInt32(truncatingIfNeeded: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jsgt32r:
                 if Int32(truncatingIfNeeded: R[d]) > Int32(truncatingIfNeeded: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jsge32r:
                 if Int32(truncatingIfNeeded: R[d]) >= Int32(truncatingIfNeeded: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jlt32r:
                 if UInt32(truncatingIfNeeded: R[d]) < UInt32(truncatingIfNeeded: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jle32r:
                 if UInt32(truncatingIfNeeded: R[d]) <= UInt32(truncatingIfNeeded: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jslt32r:
                 if Int32(truncatingIfNeeded: R[d]) < Int32(truncatingIfNeeded: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
                 }
             case .jsle32r:
                 if Int32(truncatingIfNeeded: R[d]) <= Int32(truncatingIfNeeded: R[s]) {
-                    pc = Int(i.off)
-                    if budget < 0 { return exhausted(pc, budget) }
+                    ip = code + Int(i.off)
+                    if budget < 0 { return exhausted(ip - code, budget) }
+                }
+            case .movAdd64:
+                R[d] = R[s] &+ UInt64(bitPattern: i.imm)
+                ip += 1
+                budget &-= 1
+            case .lookupConstant:
+                R[1] = UInt64(bitPattern: i.imm)
+                ip += 2
+                budget &-= 1
+                if !lookupFast(&c) {
+                    faultPC = ip - code - 1
+                    return budget
                 }
             case .callLookup:
                 if !lookupFast(&c) {
-                    faultPC = pc - 1
+                    faultPC = ip - code - 1
                     return budget
                 }
             case .callRedirectMap:
                 if !redirectMapFast(&c) {
-                    faultPC = pc - 1
+                    faultPC = ip - code - 1
                     return budget
                 }
             case .callHelper:
                 if !callHelper(i.imm, &c) {
-                    faultPC = pc - 1
+                    faultPC = ip - code - 1
                     return budget
                 }
             case .callLocal:
                 guard depth < VirtualAddress.maxFrames - 1 else {
                     fault = .callDepth
-                    faultPC = pc - 1
+                    faultPC = ip - code - 1
                     return budget
                 }
-                if budget < 0 { return exhausted(pc, budget) }
-                frames[depth] = CallFrame(returnPC: pc, r6: R[6], r7: R[7], r8: R[8], r9: R[9], r10: R[10])
+                if budget < 0 { return exhausted(ip - code, budget) }
+                frames[depth] = CallFrame(returnPC: ip - code, r6: R[6], r7: R[7], r8: R[8], r9: R[9], r10: R[10])
                 depth += 1
                 R[10] = R[10] &+ UInt64(VirtualAddress.frameSize)
-                pc = Int(i.off)
+                ip = code + Int(i.off)
             case .exit:
                 if depth == 0 { return budget }
                 depth -= 1
                 let f = frames[depth]
-                pc = f.returnPC
+                ip = code + f.returnPC
                 R[6] = f.r6
                 R[7] = f.r7
                 R[8] = f.r8
@@ -555,88 +589,88 @@ public final class BPFMachine: @unchecked Sendable {
                 R[10] = f.r10
             case .ldimm64:
                 R[d] = UInt64(bitPattern: i.imm)
-                pc &+= 1
+                ip += 1
             // Loads
             case .ldxb:
                 guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 1, write: false) else {
-                    return memoryFault(R[s], i, 1, false, pc, budget)
+                    return memoryFault(R[s], i, 1, false, ip - code, budget)
                 }
                 R[d] = UInt64(p.load(as: UInt8.self))
             case .ldxh:
                 guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 2, write: false) else {
-                    return memoryFault(R[s], i, 2, false, pc, budget)
+                    return memoryFault(R[s], i, 2, false, ip - code, budget)
                 }
                 R[d] = UInt64(p.loadUnaligned(as: UInt16.self))
             case .ldxw:
                 guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 4, write: false) else {
-                    return memoryFault(R[s], i, 4, false, pc, budget)
+                    return memoryFault(R[s], i, 4, false, ip - code, budget)
                 }
                 R[d] = UInt64(p.loadUnaligned(as: UInt32.self))
             case .ldxdw:
                 guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 8, write: false) else {
-                    return memoryFault(R[s], i, 8, false, pc, budget)
+                    return memoryFault(R[s], i, 8, false, ip - code, budget)
                 }
                 R[d] = p.loadUnaligned(as: UInt64.self)
             case .ldxsb:
                 guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 1, write: false) else {
-                    return memoryFault(R[s], i, 1, false, pc, budget)
+                    return memoryFault(R[s], i, 1, false, ip - code, budget)
                 }
                 R[d] = UInt64(bitPattern: Int64(p.load(as: Int8.self)))
             case .ldxsh:
                 guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 2, write: false) else {
-                    return memoryFault(R[s], i, 2, false, pc, budget)
+                    return memoryFault(R[s], i, 2, false, ip - code, budget)
                 }
                 R[d] = UInt64(bitPattern: Int64(p.loadUnaligned(as: Int16.self)))
             case .ldxsw:
                 guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 4, write: false) else {
-                    return memoryFault(R[s], i, 4, false, pc, budget)
+                    return memoryFault(R[s], i, 4, false, ip - code, budget)
                 }
                 R[d] = UInt64(bitPattern: Int64(p.loadUnaligned(as: Int32.self)))
             // Stores of an immediate
             case .stb:
                 guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 1, write: true) else {
-                    return memoryFault(R[d], i, 1, true, pc, budget)
+                    return memoryFault(R[d], i, 1, true, ip - code, budget)
                 }
                 p.storeBytes(of: UInt8(truncatingIfNeeded: i.imm), as: UInt8.self)
             case .sth:
                 guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 2, write: true) else {
-                    return memoryFault(R[d], i, 2, true, pc, budget)
+                    return memoryFault(R[d], i, 2, true, ip - code, budget)
                 }
                 p.storeBytes(of: UInt16(truncatingIfNeeded: i.imm), as: UInt16.self)
             case .stw:
                 guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 4, write: true) else {
-                    return memoryFault(R[d], i, 4, true, pc, budget)
+                    return memoryFault(R[d], i, 4, true, ip - code, budget)
                 }
                 p.storeBytes(of: UInt32(truncatingIfNeeded: i.imm), as: UInt32.self)
             case .stdw:
                 guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 8, write: true) else {
-                    return memoryFault(R[d], i, 8, true, pc, budget)
+                    return memoryFault(R[d], i, 8, true, ip - code, budget)
                 }
                 p.storeBytes(of: UInt64(bitPattern: i.imm), as: UInt64.self)
             // Stores of a register
             case .stxb:
                 guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 1, write: true) else {
-                    return memoryFault(R[d], i, 1, true, pc, budget)
+                    return memoryFault(R[d], i, 1, true, ip - code, budget)
                 }
                 p.storeBytes(of: UInt8(truncatingIfNeeded: R[s]), as: UInt8.self)
             case .stxh:
                 guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 2, write: true) else {
-                    return memoryFault(R[d], i, 2, true, pc, budget)
+                    return memoryFault(R[d], i, 2, true, ip - code, budget)
                 }
                 p.storeBytes(of: UInt16(truncatingIfNeeded: R[s]), as: UInt16.self)
             case .stxw:
                 guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 4, write: true) else {
-                    return memoryFault(R[d], i, 4, true, pc, budget)
+                    return memoryFault(R[d], i, 4, true, ip - code, budget)
                 }
                 p.storeBytes(of: UInt32(truncatingIfNeeded: R[s]), as: UInt32.self)
             case .stxdw:
                 guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 8, write: true) else {
-                    return memoryFault(R[d], i, 8, true, pc, budget)
+                    return memoryFault(R[d], i, 8, true, ip - code, budget)
                 }
                 p.storeBytes(of: R[s], as: UInt64.self)
             case .atomic32:
                 guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 4, write: true) else {
-                    return memoryFault(R[d], i, 4, true, pc, budget)
+                    return memoryFault(R[d], i, 4, true, ip - code, budget)
                 }
                 let old = p.loadUnaligned(as: UInt32.self)
                 let operand = UInt32(truncatingIfNeeded: R[s])
@@ -654,7 +688,7 @@ public final class BPFMachine: @unchecked Sendable {
                 if i.imm & AtomicOp.fetch != 0 { R[s] = UInt64(old) }
             case .atomic64:
                 guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 8, write: true) else {
-                    return memoryFault(R[d], i, 8, true, pc, budget)
+                    return memoryFault(R[d], i, 8, true, ip - code, budget)
                 }
                 let old = p.loadUnaligned(as: UInt64.self)
                 let operand = R[s]

@@ -2,7 +2,7 @@
 // against its region's bounds (and, for stores, whether it is writable) before the host pointer is formed, so a
 // program can touch nothing but its packet, its context, its stack and its map values.
 //
-// Region 0 is the packet: its offsets start at `packetBase`, so `data`, `data_end` and `data_meta` fit the
+// Region 0 is the packet (only its spans are kept, set for every frame): its offsets start at `packetBase`, so `data`, `data_end` and `data_meta` fit the
 // 32-bit fields of `struct xdp_md`, as the kernel's rewritten context loads give pointers; only the bytes
 // between data_meta and data_end are in bounds. Region 1 is the context (read only), 2 the stack (8 frames of
 // 512 bytes), and 3 + i the values of map i. Map references (what an LD_IMM64 of a map loads) are addresses
@@ -24,6 +24,29 @@ struct Region {
     var writable: Bool
 
     static let empty = Region(bias: 0, lo: 0, hi: 0, writable: false)
+}
+
+/// A region as loads and stores check it: `span` bytes from offset `lo`, the first at `base`. One unsigned
+/// comparison of the offset from `lo` covers both bounds; an empty region has span 0 and a dummy base.
+struct Span {
+    var base: UnsafeMutableRawPointer
+    var lo: UInt64
+    var span: UInt64
+
+    static var dummy: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 0x1000)! }
+
+    init(base: UnsafeMutableRawPointer, lo: UInt64, span: UInt64) {
+        self.base = base
+        self.lo = lo
+        self.span = span
+    }
+
+    init(_ region: Region) {
+        lo = region.lo
+        span = region.hi > region.lo ? region.hi - region.lo : 0
+        base =
+            span == 0 ? Self.dummy : UnsafeMutableRawPointer(bitPattern: region.bias &+ UInt(region.lo)) ?? Self.dummy
+    }
 }
 
 enum VirtualAddress {

@@ -9,7 +9,9 @@
 #   ebpf      xdpemu's interpreter inside the core's poll loop (64-frame polls, devmap bulk queues, flushes)
 #   builtin   the built-in redirect_map program (dst_mac table) in the same loop
 # and prints medians, instructions per frame, the ratios ubpf/ebpf (target >= 4) and ebpf/builtin, and mallocs
-# per frame of the ebpf run (scripts/bench/malloc-count.c, difference of two frame counts).
+# per frame of the ebpf run (scripts/bench/malloc-count.c, difference of two frame counts). With valgrind, also
+# host instructions per frame of each (callgrind, difference of two frame counts): unlike the times, these do not
+# depend on what else the machine runs.
 # Usage: scripts/bench/ebpf-vs-ubpf.sh      Environment: RUNS=5 FRAMES=2000000 CLANG=/opt/swift/usr/bin/clang
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -51,3 +53,17 @@ printf '%-34s %10.1f\n' "xdpemu interpreter (in poll loop)" "$E"
 printf '%-34s %10.1f\n' "xdpemu built-in redirect_map" "$B"
 awk -v u="$U" -v e="$E" -v b="$B" 'BEGIN {printf "uBPF / xdpemu eBPF: %.2fx (target >= 4)   xdpemu eBPF / built-in: %.2fx (target <= 2)\n", u / e, e / b}'
 awk -v a1="$A1" -v a2="$A2" 'BEGIN {printf "mallocs per frame (eBPF run): %.4f\n", (a2 - a1) / 576000}'
+if command -v valgrind > /dev/null; then
+    # instructions COMMAND... (FRAMES stands for the frame count)
+    instructions() {
+        local a b
+        a=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "${@/FRAMES/100000}" 2>&1 | awk '/Collected/ {print $4}')
+        b=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "${@/FRAMES/200000}" 2>&1 | awk '/Collected/ {print $4}')
+        echo $(((b - a) / 100000))
+    }
+    IU=$(instructions "$SCRATCH/ubpf_bench" "$SCRATCH/prog-nodebug.o" FRAMES)
+    IE=$(instructions "$BENCH" "$SCRATCH/prog.o" FRAMES ebpf)
+    IB=$(instructions "$BENCH" "$SCRATCH/prog.o" FRAMES builtin)
+    printf 'host instructions per frame (callgrind): uBPF %s, xdpemu eBPF %s, built-in %s; uBPF / xdpemu eBPF %s\n' \
+        "$IU" "$IE" "$IB" "$(awk -v u="$IU" -v e="$IE" 'BEGIN {printf "%.2fx", u / e}')"
+fi
