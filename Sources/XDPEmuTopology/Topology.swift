@@ -193,8 +193,6 @@ public struct MapSpec: Sendable, Equatable {
     /// `key_size` and `value_size` when written (checked against the eBPF object's definition).
     public var keySize: Int?
     public var valueSize: Int?
-    /// JSON path of the map object, for messages.
-    public var path: String = ""
 
     public static let maxEntriesRange: ClosedRange<UInt32> = 1...(1 << 20)
 

@@ -356,7 +356,6 @@ final class TopologyDecoder {
             spec.dataEntries = map.dataEntries
             spec.keySize = map.keySize
             spec.valueSize = map.valueSize
-            spec.path = map.fields.path.description
             return spec
         }
         return Topology(
