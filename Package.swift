@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(
             name: "XDPEmuBPFTests",
             dependencies: ["XDPEmuBPF", "XDPEmuCore", "XDPEmuRuntime", "XDPEmuTopology", "XDPEmuTesting"],
-            exclude: ["Programs"]
+            exclude: ["Programs", "Kernel"]
         ),
         .testTarget(name: "XDPEmuProgramsTests", dependencies: ["XDPEmuPrograms", "XDPEmuCore", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuPcapTests", dependencies: ["XDPEmuPcap", "CPcap", "XDPEmuTesting"]),

@@ -12,6 +12,9 @@
 # per frame of the ebpf run (scripts/bench/malloc-count.c, difference of two frame counts). With valgrind, also
 # host instructions per frame of each (callgrind, difference of two frame counts): unlike the times, these do not
 # depend on what else the machine runs.
+# Then, with a release xdpemu ($XDPEMU, default .build/release/xdpemu; build it with `swift build -c release`),
+# whole replays (--timing topspeed) of 1,000,000 such frames through the eBPF program and through the built-in
+# one, with captures and without: best of RUNS CPU times (user + system) and their ratio (target <= 2).
 # Usage: scripts/bench/ebpf-vs-ubpf.sh      Environment: RUNS=5 FRAMES=2000000 CLANG=/opt/swift/usr/bin/clang
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,6 +24,7 @@ FRAMES=${FRAMES:-2000000}
 CLANG=${CLANG:-/opt/swift/usr/bin/clang}
 OBJCOPY=${OBJCOPY:-$(dirname "$CLANG")/llvm-objcopy}
 SCRATCH=${SCRATCH:-/tmp/xdpemu-ebpf-bench}
+XDPEMU=${XDPEMU:-$ROOT/.build/release/xdpemu}
 UBPF=${UBPF:-$ROOT/../shared/anchors/ubpf}
 mkdir -p "$SCRATCH/ubpf"
 
@@ -66,4 +70,41 @@ if command -v valgrind > /dev/null; then
     IB=$(instructions "$BENCH" "$SCRATCH/prog.o" FRAMES builtin)
     printf 'host instructions per frame (callgrind): uBPF %s, xdpemu eBPF %s, built-in %s; uBPF / xdpemu eBPF %s\n' \
         "$IU" "$IE" "$IB" "$(awk -v u="$IU" -v e="$IE" 'BEGIN {printf "%.2fx", u / e}')"
+fi
+
+if [[ -x "$XDPEMU" ]]; then
+    python3 - "$SCRATCH" <<'PY'
+import struct, sys
+d = sys.argv[1]
+frame = bytes.fromhex("020000000010" "020000000001") + b"\x08\x00" + bytes(50)
+with open(f"{d}/replay.pcap", "wb") as f:
+    f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    f.write((struct.pack("<IIII", 1, 0, 64, 64) + frame) * 1000000)
+devmap = '{"name": "tx_port", "type": "devmap", "max_entries": 4, "entries": {"0": "p2", "1": "p3", "2": "p4", "3": "p5"}}'
+hashmap = '{"name": "mac_to_port", "type": "hash", "max_entries": 256, "entries": [{"key": "02:00:00:00:00:10", "value": 2}]}'
+programs = {
+    "ebpf": ('{"type": "ebpf", "object": "prog.o"}', devmap + ", " + hashmap),
+    "builtin": ('{"type": "redirect_map", "map": "tx_port", "key": {"kind": "dst_mac", '
+                '"table": {"02:00:00:00:00:10": 2}, "miss": "pass"}}', devmap),
+}
+for kind, (program, maps) in programs.items():
+    for capture in ("on", "off"):
+        c = "" if capture == "on" else ', "capture": {"ingress": false, "egress": false}'
+        ports = f'{{"name": "p1", "program": {program}{c}}}' + "".join(f', {{"name": "p{i}"{c}}}' for i in range(2, 6))
+        with open(f"{d}/{kind}-{capture}.json", "w") as f:
+            f.write(f'{{"name": "bench", "ports": [{ports}], "maps": [{maps}]}}')
+PY
+    best() {
+        local b=999 t
+        for _ in $(seq "$RUNS"); do
+            t=$( { /usr/bin/time -f "%U %S" "$XDPEMU" replay "$SCRATCH/$1.json" --in "p1=$SCRATCH/replay.pcap" \
+                --out "$SCRATCH/out-$1" --timing topspeed --quiet; } 2>&1 | tail -1 | awk '{print $1 + $2}')
+            b=$(awk -v a="$t" -v b="$b" 'BEGIN {print (a < b) ? a : b}')
+        done
+        echo "$b"
+    }
+    for capture in on off; do
+        RB=$(best "builtin-$capture"); RE=$(best "ebpf-$capture")
+        awk -v b="$RB" -v e="$RE" -v c="$capture" 'BEGIN {printf "replay of 1,000,000 frames, captures %s: built-in %.2f s CPU, eBPF %.2f s CPU: %.2fx (target <= 2)\n", c, b, e, e / b}'
+    done
 fi
