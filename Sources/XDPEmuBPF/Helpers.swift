@@ -115,11 +115,11 @@ extension BPFMachine {
         case HelperID.csumDiff.rawValue:
             return csumDiff()
         case HelperID.fibLookup.rawValue:
-            guard contextArgument(R[1]), argument(R[2], Int(R[3] & 0xFFFF_FFFF), write: true, "params") != nil else {
+            let size = Int(R[3] & 0xFFFF_FFFF)
+            guard contextArgument(R[1]), let params = argument(R[2], max(size, 1), write: true, "params") else {
                 return false
             }
-            // No routing table is modelled: every lookup answers BPF_FIB_LKUP_RET_NOT_FWDED.
-            R[0] = 4
+            R[0] = UInt64(bitPattern: fibLookup(params, size: size))
         default:
             return helperFault("helper \(id) is not supported by xdpemu")
         }

@@ -36,6 +36,8 @@ public final class BPFMachine: @unchecked Sendable {
     public let budget: Int
     /// The emulated CPU (`bpf_get_smp_processor_id`, the per-CPU maps' value).
     public let cpu: Int
+    /// The routes `bpf_fib_lookup` searches (set before the first frame; see FIB.swift).
+    public var fib: [FIBRoute] = []
     /// Instructions the last frame ran.
     @exclusivity(unchecked) public private(set) var lastInstructionCount = 0
     @exclusivity(unchecked) var fault = Fault.none

@@ -173,7 +173,28 @@ enum EBPFAttach {
         let loaded = try objects.object(configuration.object, network: context.network, devMaps: context.maps)
         let program = try objects.program(configuration, in: loaded, at: context.path)
         let machine = BPFMachine(loaded: loaded, program: program, budget: configuration.instructionBudget)
+        machine.fib = fibRoutes(context.topology)
         context.attach(EBPFProgram(machine: machine))
+    }
+
+    /// bpf_fib_lookup's routes: every host address (to its port, the host's MAC as neighbour when the topology
+    /// gives it) and every host subnet (to its port, no neighbour).
+    static func fibRoutes(_ topology: Topology) -> [FIBRoute] {
+        var routes: [FIBRoute] = []
+        for port in topology.ports {
+            guard let host = port.host else { continue }
+            for address in host.ipv4 + host.ipv6 {
+                routes.append(
+                    FIBRoute(
+                        prefix: address.address, prefixLength: address.address.family.bitWidth, ifindex: port.ifindex,
+                        source: port.mac, destination: host.mac))
+                routes.append(
+                    FIBRoute(
+                        prefix: address.address, prefixLength: address.prefixLength, ifindex: port.ifindex,
+                        source: port.mac, destination: nil))
+            }
+        }
+        return routes
     }
 }
 

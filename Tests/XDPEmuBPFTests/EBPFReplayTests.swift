@@ -169,6 +169,35 @@ struct EBPFReplayTests {
         #expect(run.frames("maps", "egress").isEmpty)
     }
 
+    @Test func fibLookupRoutesToTheTopologysHosts() throws {
+        let object = try Clang.bpf("helpers")
+        let topology = """
+            {"name": "fib", "ports": [
+              {"name": "in", "program": {"type": "ebpf", "object": "helpers.o", "function": "xdp_fib"}},
+              {"name": "h2", "host": {"namespace": "n2", "mac": "02:00:00:00:09:02", "ipv4": ["10.9.0.2/24"]}},
+              {"name": "h3", "host": {"namespace": "n3", "ipv4": ["10.9.1.3/24"]}}]}
+            """
+        func packet(_ last: UInt8, third: UInt8) -> [UInt8] {
+            var frame = ethernetFrame(dst: mac(1), src: mac(9), type: 0x0800, payload: [UInt8](repeating: 0, count: 20))
+            frame[14] = 0x45
+            frame[30...33] = [10, 9, third, last]
+            return frame
+        }
+        let toHost = packet(2, third: 0)  // slot 30: a host with a MAC
+        let run = try replayEBPF(
+            topology: topology, objects: ["helpers.o": object],
+            inputs: ["in": [toHost, packet(5, third: 0), packet(3, third: 1), packet(4, third: 7)]])
+        var expected = toHost
+        expected[0..<6] = [2, 0, 0, 0, 9, 2]
+        expected[6..<12] = [2, 0, 0, 0, 0, 2]  // h2's port MAC
+        #expect(run.frames("h2", "egress") == [expected])
+        #expect(run.value("results", 30) == 2)  // SUCCESS, ifindex 2
+        #expect(run.value("results", 29) == 7002)  // 10.9.0.5: the subnet of h2, no neighbour
+        #expect(run.value("results", 31) == 7003)  // 10.9.1.3: h3 has no MAC in the topology
+        #expect(run.value("results", 28) == 4001)  // 10.9.7.4: not forwarded, ifindex as given
+        #expect(run.frames("in", "pass").count == 3)
+    }
+
     /// One's-complement sum of the negated `from` words and the `to` words, as x86-64's csum_partial.
     static func csumDiff(_ from: [UInt32], _ to: [UInt32]) -> UInt32 {
         var sum: UInt64 = 0

@@ -147,3 +147,25 @@ int xdp_maps(struct xdp_md *ctx)
         bpf_map_update_elem(&per_cpu, &k1, &one, BPF_NOEXIST);
     return XDP_DROP;
 }
+
+/* Routes the IPv4 destination with bpf_fib_lookup: on success the MACs are rewritten and the frame redirected. */
+SEC("xdp/fib")
+int xdp_fib(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    if (data + 34 > data_end)
+        return XDP_DROP;
+    struct bpf_fib_lookup params = {};
+    params.family = 2;
+    params.ipv4_dst = *(__u32 *)(data + 30);
+    params.ifindex = ctx->ingress_ifindex;
+    long ret = bpf_fib_lookup(ctx, &params, sizeof params, 0);
+    __u32 slot = 28 + (*(__u8 *)(data + 33) & 3);
+    put(slot, ret * 1000 + params.ifindex);
+    if (ret != 0)
+        return XDP_PASS;
+    __builtin_memcpy(data, params.dmac, 6);
+    __builtin_memcpy(data + 6, params.smac, 6);
+    return bpf_redirect(params.ifindex, 0);
+}
