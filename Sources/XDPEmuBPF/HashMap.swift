@@ -82,8 +82,17 @@ final class HashMap: BPFMap, @unchecked Sendable {
     /// The key copied into `probe`, zero-padded to whole words, as keys are stored; returns its hash.
     @inline(__always)
     private func prepare(_ key: UnsafeRawPointer) -> Int {
-        probe[keyWords - 1] = 0
-        UnsafeMutableRawPointer(probe).copyMemory(from: key, byteCount: keySize)
+        switch keySize {
+        case 4: probe[0] = UInt64(key.loadUnaligned(as: UInt32.self))
+        case 6:
+            probe[0] =
+                UInt64(key.loadUnaligned(as: UInt32.self))
+                | UInt64(key.loadUnaligned(fromByteOffset: 4, as: UInt16.self)) << 32
+        case 8: probe[0] = key.loadUnaligned(as: UInt64.self)
+        default:
+            probe[keyWords - 1] = 0
+            UnsafeMutableRawPointer(probe).copyMemory(from: key, byteCount: keySize)
+        }
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15
         for i in 0..<keyWords {
             h = (h ^ probe[i]) &* 0xBF58_476D_1CE4_E5B9

@@ -12,6 +12,8 @@ public final class EBPFObjects {
     public let topology: Topology
     /// Loaded objects by path, in the order first used.
     public private(set) var objects: [(path: String, object: LoadedBPFObject)] = []
+    /// The devmaps created for objects' devmaps that the topology does not list, by the object's map name.
+    public private(set) var createdDevMaps: [(name: String, map: DevMap)] = []
 
     public init(topology: Topology) { self.topology = topology }
 
@@ -157,7 +159,10 @@ public final class EBPFObjects {
             return
         }
         do {
-            devmap.devMap = try network.createDevMap(maxEntries: definition.maxEntries)
+            // TODO(modern profile): a devmap_hash of the object needs the core's hash devmap once it exists.
+            let created = try network.createDevMap(maxEntries: definition.maxEntries)
+            devmap.devMap = created
+            createdDevMaps.append((definition.name, created))
         } catch {
             throw .badInput("\(there): cannot create the devmap: \(error.name)")
         }

@@ -105,8 +105,6 @@ public final class Emulation {
             maps[spec.name] = map
             names.append((map.id, spec.name))
         }
-        self.maps = maps
-        mapNames = names
         let shared = SharedProgramState()
         let devices = Dictionary(uniqueKeysWithValues: ports.map { ($0.spec.name, $0.device) })
         for (index, port) in ports.enumerated() {
@@ -117,6 +115,13 @@ public final class Emulation {
         }
         ebpfObjects = try shared.object("ebpf") { () throws(RuntimeError) in EBPFObjects(topology: topology) }
         if let unused = ebpfObjects.unusedTopologyMaps().first { throw .badInput(unused) }
+        // Devmaps an eBPF object defines and the topology does not list count, and are named, like the others.
+        for (name, map) in ebpfObjects.createdDevMaps where maps[name] == nil {
+            maps[name] = map
+            names.append((map.id, name))
+        }
+        self.maps = maps
+        mapNames = names
         if let observer = PortTapDrops(ports: ports.map { ($0.device, $0.tap) }) {
             for worker in network.workers { worker.dropObserver = observer }
         }
