@@ -21,9 +21,9 @@ public final class BPFMachine: @unchecked Sendable {
     public let loaded: LoadedBPFObject
     public let program: BPFProgramInfo
     let code: UnsafeMutablePointer<Instruction>
-    let regions: UnsafeMutablePointer<Region>
     let regionCount: UInt64
-    /// The regions as `translate` reads them: for loads, and for stores (a read-only region has no bytes here).
+    /// The regions (VirtualMemory.swift) as `translate` reads them: for loads, and for stores (a read-only
+    /// region has no bytes here).
     let readSpans: UnsafeMutablePointer<Span>
     let writeSpans: UnsafeMutablePointer<Span>
     let registers: UnsafeMutablePointer<UInt64>
@@ -56,8 +56,6 @@ public final class BPFMachine: @unchecked Sendable {
         code = loaded.code
         mapCount = loaded.maps.count
         regionCount = VirtualAddress.firstMapRegion + UInt64(mapCount)
-        regions = .allocate(capacity: Int(regionCount))
-        regions.initialize(repeating: .empty, count: Int(regionCount))
         readSpans = .allocate(capacity: Int(regionCount))
         readSpans.initialize(repeating: Span(.empty), count: Int(regionCount))
         writeSpans = .allocate(capacity: Int(regionCount))
@@ -70,6 +68,7 @@ public final class BPFMachine: @unchecked Sendable {
         context = .allocate(byteCount: VirtualAddress.contextSize, alignment: 8)
         context.initializeMemory(as: UInt8.self, repeating: 0, count: VirtualAddress.contextSize)
         maps = .allocate(capacity: max(mapCount, 1))
+        var regions = [Region](repeating: .empty, count: Int(regionCount))
         for (i, map) in loaded.maps.enumerated() {
             (maps + i).initialize(to: Unmanaged.passUnretained(map))
             regions[Int(VirtualAddress.firstMapRegion) + i] = map.region
@@ -82,19 +81,17 @@ public final class BPFMachine: @unchecked Sendable {
         self.budget = budget
         self.cpu = cpu
         random = seed ^ 0x9E37_79B9_7F4A_7C15
-        for i in 0..<Int(regionCount) { setRegion(i, regions[i]) }
+        for (i, region) in regions.enumerated() { setRegion(i, region) }
     }
 
-    /// Sets region `index` and its spans.
+    /// Sets the spans of region `index`.
     @inline(__always)
     func setRegion(_ index: Int, _ region: Region) {
-        regions[index] = region
         readSpans[index] = Span(region)
         writeSpans[index] = region.writable ? Span(region) : Span(.empty)
     }
 
     deinit {
-        regions.deallocate()
         readSpans.deallocate()
         writeSpans.deallocate()
         registers.deallocate()
