@@ -31,7 +31,10 @@ enum MapsOut {
                     continue
                 }
                 let d = map.definition
-                let entries = map.entries().map { entry in
+                // An array has every index; a large one lists only the entries that are not all zero.
+                let sparse = (d.type == .array || d.type == .percpuArray) && d.maxEntries > 1024
+                let kept = map.entries().filter { !sparse || $0.values.contains { $0.contains { $0 != 0 } } }
+                let entries = kept.map { entry in
                     let values = entry.values.map { field($0) }
                     let value =
                         map.cpus > 1 || d.type.isPerCPU
