@@ -169,6 +169,22 @@ struct EBPFReplayTests {
         #expect(run.frames("maps", "egress").isEmpty)
     }
 
+    /// `const volatile` configuration in .rodata, set from the topology as a skeleton sets it before loading.
+    @Test func rodataFromTheTopology() throws {
+        let object = try Clang.bpf("helpers")
+        // vlan_target (offset 0) = 2, then the printk format as compiled.
+        let rodata =
+            "02000000" + Array("misc len %d ifindex %u".utf8).map { String(format: "%02x", $0) }.joined() + "00"
+        let topology = """
+            {"name": "rodata", "ports": [
+              {"name": "vlan", "program": {"type": "ebpf", "object": "helpers.o", "section": "xdp/vlan"}}, {"name": "out"}],
+             "maps": [{"name": ".rodata", "type": "array", "max_entries": 1, "entries": [{"key": 0, "value": "\(rodata)"}]}]}
+            """
+        let tagged = mac(1) + mac(2) + [0x81, 0x00, 0x00, 0x05, 0x08, 0x00] + [UInt8](repeating: 0x42, count: 50)
+        let run = try replayEBPF(topology: topology, objects: ["helpers.o": object], inputs: ["vlan": [tagged]])
+        #expect(run.frames("out", "egress").count == 1)  // ifindex 2 instead of the compiled 3
+    }
+
     @Test func fibLookupRoutesToTheTopologysHosts() throws {
         let object = try Clang.bpf("helpers")
         let topology = """
