@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "XDPEmuCLI", targets: ["XDPEmuCLI"]),
         .library(name: "XDPEmuCore", targets: ["XDPEmuCore"]),
         .library(name: "XDPEmuPrograms", targets: ["XDPEmuPrograms"]),
+        .library(name: "XDPEmuBPF", targets: ["XDPEmuBPF"]),
         .library(name: "XDPEmuTesting", targets: ["XDPEmuTesting"]),
         .library(name: "XDPEmuPcap", targets: ["XDPEmuPcap"]),
         .library(name: "XDPEmuRuntime", targets: ["XDPEmuRuntime"]),
@@ -31,6 +32,8 @@ let package = Package(
         .target(name: "CTapShim"),
         .target(name: "XDPEmuCore"),
         .target(name: "XDPEmuPrograms", dependencies: ["XDPEmuCore"]),
+        // Compiled eBPF objects: the ELF/BTF loader, the interpreter, the maps and helpers. Pure, like the core.
+        .target(name: "XDPEmuBPF", dependencies: ["XDPEmuCore"]),
         .target(name: "XDPEmuTesting", dependencies: ["XDPEmuCore"]),
         .target(name: "XDPEmuPcap", dependencies: ["CPcap", .product(name: "SystemPackage", package: "swift-system")]),
         .target(name: "XDPEmuTopology", dependencies: ["XDPEmuCore", "XDPEmuPrograms", "XDPEmuOS"]),
@@ -41,7 +44,7 @@ let package = Package(
         .target(
             name: "XDPEmuRuntime",
             dependencies: [
-                "XDPEmuCore", "XDPEmuPrograms", "XDPEmuPcap", "XDPEmuTopology", "XDPEmuOS",
+                "XDPEmuCore", "XDPEmuPrograms", "XDPEmuPcap", "XDPEmuTopology", "XDPEmuOS", "XDPEmuBPF",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -54,6 +57,11 @@ let package = Package(
         ),
         .executableTarget(name: "xdpemu", dependencies: ["XDPEmuCLI"]),
         .testTarget(name: "XDPEmuCoreTests", dependencies: ["XDPEmuCore", "XDPEmuTesting"]),
+        .testTarget(
+            name: "XDPEmuBPFTests",
+            dependencies: ["XDPEmuBPF", "XDPEmuCore", "XDPEmuRuntime", "XDPEmuTopology", "XDPEmuTesting"],
+            exclude: ["Programs", "Kernel"]
+        ),
         .testTarget(name: "XDPEmuProgramsTests", dependencies: ["XDPEmuPrograms", "XDPEmuCore", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuPcapTests", dependencies: ["XDPEmuPcap", "CPcap", "XDPEmuTesting"]),
         .testTarget(name: "XDPEmuTopologyTests", dependencies: ["XDPEmuTopology", "XDPEmuCore", "XDPEmuPrograms"]),

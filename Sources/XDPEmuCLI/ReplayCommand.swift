@@ -45,6 +45,11 @@ struct ReplayCommand: ParsableCommand {
         help: ArgumentHelp("Scheduled map updates and deletes.", valueName: "FILE.json"))
     var mapEvents: String?
 
+    @Option(
+        name: .customLong("maps-out"),
+        help: ArgumentHelp("Write every map's final contents as JSON.", valueName: "FILE.json"))
+    var mapsOut: String?
+
     @Flag(help: "Print neither the summary table nor the progress bar.")
     var quiet = false
 
@@ -60,6 +65,7 @@ struct ReplayCommand: ParsableCommand {
         options.timing = ReplayOptions.Timing(rawValue: timing)!
         options.eventsPath = events
         options.statsPath = stats
+        options.mapsOutPath = mapsOut
         options.mapEvents = loadMapEvents(mapEvents, topology: loaded)
         // SIGINT and SIGTERM stop the reading; what was read is still processed and every output closed.
         let signals = try? SignalWatcher()
@@ -158,6 +164,8 @@ struct ValidateCommand: ParsableCommand {
 
     func run() throws {
         let loaded = try loadTopology(topology)
+        let problems = EBPFObjects.check(loaded)
+        guard problems.isEmpty else { fail(problems.joined(separator: "\nxdpemu: "), code: ExitStatus.badInput) }
         print("\(topology): ok (\(loaded.ports.count) ports, \(loaded.maps.count) maps)")
     }
 }

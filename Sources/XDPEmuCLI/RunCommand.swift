@@ -51,6 +51,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write the statistics as JSON at the end.", valueName: "FILE.json"))
     var stats: String?
 
+    @Option(
+        name: .customLong("maps-out"),
+        help: ArgumentHelp("Write every map's final contents as JSON at the end.", valueName: "FILE.json"))
+    var mapsOut: String?
+
     @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where the run-state file goes.", valueName: "DIR"))
     var stateDirectory: String = RunState.defaultDirectory
 
@@ -88,6 +93,7 @@ struct RunCommand: ParsableCommand {
         options.timing = ReplayOptions.Timing(rawValue: timing)!
         options.eventsPath = events
         options.statsPath = stats
+        options.mapsOutPath = mapsOut
         options.stateDirectory = stateDirectory
         options.ioUring = !noIOUring
         options.mapEvents = loadMapEvents(mapEvents, topology: loaded)

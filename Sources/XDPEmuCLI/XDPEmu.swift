@@ -36,7 +36,10 @@ struct XDPEmu: ParsableCommand {
         commandName: "xdpemu",
         abstract: "Packet-level emulator of an XDP redirect datapath (programs, devmap, bulk queues, NAPI).",
         version: version,
-        subcommands: [RunCommand.self, ReplayCommand.self, MapCommand.self, ValidateCommand.self, CleanupCommand.self]
+        subcommands: [
+            RunCommand.self, ReplayCommand.self, MapCommand.self, ProgCommand.self, ValidateCommand.self,
+            CleanupCommand.self,
+        ]
     )
 
     /// `xdpemu` with no subcommand is a usage error: the usage goes to stderr and the exit code is 64.

@@ -45,6 +45,8 @@ enum BuiltInPrograms {
             }
         case .reflector(let reflector):
             context.attach(reflector)
+        case .ebpf(let configuration):
+            try EBPFAttach.attach(configuration, context: context)
         case .pass, .drop, .abort, .returnValue, .custom:
             preconditionFailure("handled by ProgramRegistry")
         }

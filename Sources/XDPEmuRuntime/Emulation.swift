@@ -25,6 +25,8 @@ public final class Emulation {
     public let maps: [String: DevMap]
     /// Map names by map id, in creation order.
     public let mapNames: [(id: UInt32, name: String)]
+    /// The eBPF objects the ports' programs run (none when no port has an `"ebpf"` program).
+    public let ebpfObjects: EBPFObjects
 
     /// What to put behind each port.
     public struct Wiring {
@@ -79,7 +81,7 @@ public final class Emulation {
         var names = [(UInt32, String)]()
         let shared = SharedProgramState()
         let devices = Dictionary(uniqueKeysWithValues: ports.map { ($0.spec.name, $0.device) })
-        for (index, spec) in topology.maps.enumerated() {
+        for (index, spec) in topology.maps.enumerated() where spec.type.isDevMap {
             let map: DevMap
             do {
                 // Modern maps carry a program fd beside the ifindex (value_size 8), as egress programs need.
@@ -111,14 +113,21 @@ public final class Emulation {
             maps[spec.name] = map
             names.append((map.id, spec.name))
         }
-        self.maps = maps
-        mapNames = names
         for (index, port) in ports.enumerated() {
             let context = ProgramContext(
                 topology: topology, network: network, device: port.device, maps: maps,
                 ports: devices, path: "$.ports[\(index)].program", shared: shared)
             try ProgramRegistry.attach(port.spec.program, context: context)
         }
+        ebpfObjects = try shared.object("ebpf") { () throws(RuntimeError) in EBPFObjects(topology: topology) }
+        if let unused = ebpfObjects.unusedTopologyMaps().first { throw .badInput(unused) }
+        // Devmaps an eBPF object defines and the topology does not list count, and are named, like the others.
+        for (name, map) in ebpfObjects.createdDevMaps where maps[name] == nil {
+            maps[name] = map
+            names.append((map.id, name))
+        }
+        self.maps = maps
+        mapNames = names
         if let observer = PortTapDrops(ports: ports.map { ($0.device, $0.tap) }) {
             for worker in network.workers { worker.dropObserver = observer }
         }

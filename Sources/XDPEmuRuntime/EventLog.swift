@@ -71,6 +71,13 @@ public final class EventLog {
         end()
     }
 
+    /// Appends what an eBPF program reported (`ebpf_fault`, `trace_printk`): string fields after the time.
+    public func appendProgramMessage(time: Nanos, name: String, fields: [(String, String)]) {
+        begin(time: time, name: name)
+        for (key, value) in fields { field(key, value) }
+        end()
+    }
+
     /// Appends a control-plane event (a scheduled map operation and its result).
     public func appendMapOperation(
         time: Nanos, operation: String, map: String, mapID: UInt32, key: MapKey,

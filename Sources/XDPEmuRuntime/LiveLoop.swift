@@ -499,7 +499,10 @@ final class LiveLoop: NAPIReceiver {
         }
     }
 
-    private func drainEvents() { XDPEmuRuntime.drainEvents(of: worker, into: log) }
+    private func drainEvents() {
+        XDPEmuRuntime.drainEvents(of: worker, into: log)
+        emulation.ebpfObjects.drainMessages(into: log) { self.report($0) }
+    }
 
     private func report(_ message: String) { options.report("xdpemu: " + message) }
 

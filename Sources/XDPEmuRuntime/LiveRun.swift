@@ -37,6 +37,8 @@ public struct LiveOptions {
     public var mapEvents: MapEventSchedule?
     public var eventsPath: String?
     public var statsPath: String?
+    /// Where to write every map's final contents (`--maps-out`).
+    public var mapsOutPath: String?
     /// Where the run-state file goes.
     public var stateDirectory: String = RunState.defaultDirectory
     /// Write each batch of frames to a TAP with one io_uring_enter (`TapWriteRing`) where the kernel allows it;
@@ -274,8 +276,11 @@ public final class LiveRun {
             ending = .stopRequested
         }
         var statistics = engine.finish()
-        let outputErrors = closeOutputs(
+        var outputErrors = closeOutputs(
             captures: created.captures, log: created.log, statistics: &statistics, statsPath: options.statsPath)
+        if let path = options.mapsOutPath, let error = MapsOut.write(engine.emulation, to: path) {
+            outputErrors.append(error)
+        }
         if !outputErrors.isEmpty { failure = failure ?? .failure(outputErrors.joined(separator: "\nxdpemu: ")) }
         // Teardown comes before the summary: printing may fail (a closed pipe, a hung-up terminal), the
         // namespaces and the state file must not depend on it.

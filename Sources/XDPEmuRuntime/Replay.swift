@@ -85,6 +85,8 @@ public struct ReplayOptions {
     public var eventsPath: String?
     public var statsPath: String?
     public var mapEvents: MapEventSchedule?
+    /// Where to write every map's final contents (`--maps-out`).
+    public var mapsOutPath: String?
     /// Called about every 64k frames with the frames read so far and the fraction of input bytes consumed.
     public var progress: ((UInt64, Double) -> Void)?
     /// Polled now and then: true stops reading (SIGINT); what was read is still processed and written.
@@ -191,8 +193,9 @@ public enum Replay {
             emulation: emulation, ingress: outcome.ingress, polls: outcome.polls,
             framesIn: outcome.framesIn, errors: inputErrors)
         statistics.inputs = outcome.inputs
-        let outputErrors = closeOutputs(
+        var outputErrors = closeOutputs(
             captures: captures, log: log, statistics: &statistics, statsPath: options.statsPath)
+        if let path = options.mapsOutPath, let error = MapsOut.write(emulation, to: path) { outputErrors.append(error) }
         return ReplayResult(
             statistics: statistics, inputErrors: inputErrors, outputErrors: outputErrors,
             interrupted: outcome.interrupted)

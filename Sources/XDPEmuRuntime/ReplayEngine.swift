@@ -422,7 +422,10 @@ struct ReplayEngine<Framing: ReplayFraming> {
         }
     }
 
-    func drainEvents() { XDPEmuRuntime.drainEvents(of: worker, into: log) }
+    func drainEvents() {
+        XDPEmuRuntime.drainEvents(of: worker, into: log)
+        emulation.ebpfObjects.drainMessages(into: log, report: options.report)
+    }
 
     /// Frames that arrived at each port, by port name.
     var ingressCountsByName: [String: UInt64] {

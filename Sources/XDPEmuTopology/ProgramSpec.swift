@@ -22,6 +22,8 @@ public enum ProgramSpec: Sendable, Equatable {
     case acl(ACLConfiguration)
     /// `{"type": "reflector", ...}`: sends each frame back out of the port it came in on.
     case reflector(ReflectorProgram)
+    /// `{"type": "ebpf", "object": ...}`: a compiled eBPF object's XDP program, run by the interpreter.
+    case ebpf(EBPFProgramConfiguration)
     /// A type the caller registered with the loader; `config` is the program object without its `"type"` member.
     case custom(type: String, config: JSONValue)
 
@@ -36,12 +38,13 @@ public enum ProgramSpec: Sendable, Equatable {
         case .l2Switch: "l2_switch"
         case .acl: "acl"
         case .reflector: "reflector"
+        case .ebpf: "ebpf"
         case .custom(let type, _): type
         }
     }
 
     /// The type names the loader knows without registration.
     public static let builtInTypeNames = [
-        "pass", "drop", "abort", "return", "redirect_map", "l2_switch", "acl", "reflector",
+        "pass", "drop", "abort", "return", "redirect_map", "l2_switch", "acl", "reflector", "ebpf",
     ]
 }

@@ -168,6 +168,17 @@ public struct MapSpec: Sendable, Equatable {
         case devmap = "devmap"
         /// `BPF_MAP_TYPE_DEVMAP_HASH` (Linux 5.4+, `"semantics": "modern"` only): any key, at most `maxEntries`.
         case devmapHash = "devmap_hash"
+        // The maps of eBPF objects (`"type": "ebpf"` programs): the topology gives their initial contents.
+        case array = "array"
+        case percpuArray = "percpu_array"
+        case hash = "hash"
+        case percpuHash = "percpu_hash"
+        case lruHash = "lru_hash"
+        case lruPercpuHash = "lru_percpu_hash"
+        case lpmTrie = "lpm_trie"
+
+        /// A devmap (entries name ports) rather than a map of an eBPF object's data (entries are key and value).
+        public var isDevMap: Bool { self == .devmap || self == .devmapHash }
     }
 
     /// The map's name (like a BPF object name: 1...15 bytes of `[A-Za-z0-9_.]`).
@@ -177,6 +188,11 @@ public struct MapSpec: Sendable, Equatable {
     public var maxEntries: UInt32
     /// Initial entries in file order; keys are unique.
     public var entries: [MapEntry]
+    /// Initial entries of a map that is not a devmap, in file order.
+    public var dataEntries: [DataMapEntry] = []
+    /// `key_size` and `value_size` when written (checked against the eBPF object's definition).
+    public var keySize: Int?
+    public var valueSize: Int?
 
     public static let maxEntriesRange: ClosedRange<UInt32> = 1...(1 << 20)
 

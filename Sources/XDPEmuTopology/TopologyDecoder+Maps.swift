@@ -10,6 +10,9 @@ struct MapDraft {
     var type: MapSpec.MapType?
     var maxEntries: UInt32?
     var entries: [MapEntry]
+    var dataEntries: [DataMapEntry] = []
+    var keySize: Int?
+    var valueSize: Int?
 }
 
 extension TopologyDecoder {
@@ -18,7 +21,10 @@ extension TopologyDecoder {
 
     func decodeMap(_ node: JSONNode, at path: JSONPath) -> MapDraft? {
         let d = diagnostics
-        guard let fields = d.object(node, at: path, allowed: ["name", "type", "max_entries", "entries"]) else {
+        guard
+            let fields = d.object(
+                node, at: path, allowed: ["name", "type", "max_entries", "entries", "key_size", "value_size"])
+        else {
             return nil
         }
         let name = d.required(fields, "name").flatMap { self.name($0, at: fields.path("name"), rule: mapNameProblem) }
@@ -33,6 +39,14 @@ extension TopologyDecoder {
                     at: node
                 )
             }
+        }
+        if let type, !type.isDevMap {
+            return decodeDataMap(fields, name: name, type: type)
+        }
+        for key in ["key_size", "value_size"] where fields[key] != nil {
+            d.report(
+                fields.path(key), "a devmap has 4-byte keys and values; \"\(key)\" is for the maps of eBPF objects",
+                at: fields[key]!)
         }
         let maxEntries = d.requiredInteger(fields, "max_entries", in: MapSpec.maxEntriesRange)
         var draft = MapDraft(fields: fields, name: name, type: type, maxEntries: maxEntries, entries: [])

@@ -64,6 +64,8 @@ extension TopologyDecoder {
             let flags = d.integer(fields, "flags", in: UInt64.min...UInt64.max, default: 0)
             guard let map, let key else { return nil }
             return .redirectMap(RedirectMapConfiguration(map: map, selector: key, flags: flags))
+        case "ebpf":
+            return decodeEBPF(node, at: path)
         case "l2_switch":
             return decodeL2Switch(node, at: path, portIndex: portIndex)
         case "acl":

@@ -347,12 +347,16 @@ final class TopologyDecoder {
             )
         }
         let mapSpecs = maps.map { map in
-            MapSpec(
+            var spec = MapSpec(
                 name: map.name ?? "",
                 type: map.type ?? .devmap,
                 maxEntries: map.maxEntries ?? 1,
                 entries: map.entries
             )
+            spec.dataEntries = map.dataEntries
+            spec.keySize = map.keySize
+            spec.valueSize = map.valueSize
+            return spec
         }
         return Topology(
             name: name,

@@ -269,9 +269,10 @@ struct LoaderMeaningErrorTests {
             "must be a decimal integer 0...4294967295 without sign or leading zeros"
         )
         expectProblem(
-            document(maps: #"{"name": "m", "type": "hash", "max_entries": 8}"#),
+            document(maps: #"{"name": "m", "type": "cpumap", "max_entries": 8}"#),
             at: "$.maps[0].type",
-            #"unknown map type "hash"; allowed: "devmap", "devmap_hash""#
+            #"unknown map type "cpumap"; allowed: "devmap", "devmap_hash", "array", "percpu_array", "hash", "#
+                + #""percpu_hash", "lru_hash", "lru_percpu_hash", "lpm_trie""#
         )
     }
 
@@ -472,7 +473,7 @@ struct LoaderMeaningErrorTests {
             programDocument(#"{"type": "sampel"}"#),
             at: "$.ports[0].program.type",
             #"(did you mean "sampler"?); built-in: pass, drop, abort, return, redirect_map, l2_switch, acl, "#
-                + "reflector; registered: sampler",
+                + "reflector, ebpf; registered: sampler",
             custom: ["sampler"]
         )
         expectProblem(

@@ -30,6 +30,12 @@ struct SchemaTests {
     static let validDocuments: [String] = [
         #"{"name": "min", "ports": [{"name": "p0"}]}"#,
         #"""
+        {"name": "e", "ports": [{"name": "p0", "program": {"type": "ebpf", "object": "prog.o", "function": "xdp_main",
+            "instruction_budget": 5000}}],
+         "maps": [{"name": "counts", "type": "percpu_array", "max_entries": 4, "key_size": 4, "value_size": 8,
+            "entries": [{"key": 0, "value": "01 00 00 00 00 00 00 00"}, {"key": 1, "value": 7}]}]}
+        """#,
+        #"""
         {"name": "full", "description": "d", "semantics": "modern",
          "napi": {"budget": 8, "ring_size": 16, "poll_delay_ns": 18446744073709551615, "frame_cost_ns": 50, "cpus": 2},
          "ports": [{"name": "p0", "ifindex": 10, "mac": "02:AA:00:00:00:01", "mtu": 1e3, "up": false, "xmit": false,
@@ -50,6 +56,8 @@ struct SchemaTests {
 
     /// Each is wrong in one way the schema can express.
     static let invalidDocuments: [String] = [
+        #"{"name": "t", "ports": [{"name": "p0", "program": {"type": "ebpf"}}]}"#,
+        #"{"name": "t", "ports": [{"name": "p0"}], "maps": [{"name": "a", "type": "array", "max_entries": 1, "entries": [{"key": 0, "port": "p0"}]}]}"#,
         #"{"ports": [{"name": "p0"}]}"#,
         #"{"name": "t", "ports": []}"#,
         #"{"name": "t", "ports": [{"name": "p0", "mtu": 67}]}"#,
