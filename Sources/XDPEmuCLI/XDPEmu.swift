@@ -36,7 +36,10 @@ struct XDPEmu: ParsableCommand {
         commandName: "xdpemu",
         abstract: "Packet-level emulator of an XDP redirect datapath (programs, devmap, bulk queues, NAPI).",
         version: version,
-        subcommands: [RunCommand.self, ReplayCommand.self, MapCommand.self, ValidateCommand.self, CleanupCommand.self]
+        subcommands: [
+            RunCommand.self, ReplayCommand.self, MapCommand.self, ValidateCommand.self, CleanupCommand.self,
+            StatsCommand.self, PortsCommand.self, PortCommand.self, EventsCommand.self, ListCommand.self,
+        ]
     )
 
     /// `xdpemu` with no subcommand is a usage error: the usage goes to stderr and the exit code is 64.
@@ -48,7 +51,11 @@ struct XDPEmu: ParsableCommand {
 
 struct MapCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "map", abstract: "Devmap control-plane tools.", subcommands: [MapBatchCommand.self])
+        commandName: "map", abstract: "Devmap control-plane tools: scripts, and the maps of a running instance.",
+        subcommands: [
+            MapBatchCommand.self, MapUpdateCommand.self, MapDeleteCommand.self, MapLookupCommand.self,
+            MapNextCommand.self, MapDumpCommand.self,
+        ])
 }
 
 struct MapBatchCommand: ParsableCommand {

@@ -90,7 +90,7 @@ final class LiveLoop: NAPIReceiver {
 
     let emulation: Emulation
     let captures: CaptureSet?
-    let log: EventLog?
+    let log: EventLog
     let options: LiveOptions
     let worker: Worker
     let pool: FramePool
@@ -127,7 +127,7 @@ final class LiveLoop: NAPIReceiver {
     private var refusedVirtioFrames: UInt64 = 0
 
     init(
-        emulation: Emulation, ports: [Port], captures: CaptureSet?, log: EventLog?, options: LiveOptions,
+        emulation: Emulation, ports: [Port], captures: CaptureSet?, log: EventLog, options: LiveOptions,
         replays: [ReplaySource], eventLoop: EventLoop, timer: PeriodicTimer, signals: SignalWatcher?,
         stopRequest: EventNotifier
     ) {
@@ -146,7 +146,7 @@ final class LiveLoop: NAPIReceiver {
         budget = emulation.topology.napi.budget
         // Live time is the clock's: a readable TAP is polled in the next round, and a frame costs what it costs.
         scheduler = emulation.makeScheduler(worker: worker, budget: budget, pollDelay: 0, frameCost: 0)
-        worker.events.isEnabled = log != nil
+        worker.events.isEnabled = log.wantsEvents
         mapEvents = MapEventPlayer(options.mapEvents, maps: emulation.maps, log: log)
         ready = eventLoop.makeReadyBuffer()
         goneQueue.reserveCapacity(ports.count)
@@ -228,6 +228,8 @@ final class LiveLoop: NAPIReceiver {
             applyMapEvents(upTo: now)
             let wallNow = WallClock.nowNanos()
             injectReplays(now: now, at: wallNow)
+            // Events are recorded while a file is written or a control client follows them.
+            worker.events.isEnabled = log.wantsEvents
             scheduler.pollRound(at: wallNow)
         }
     }
@@ -490,7 +492,7 @@ final class LiveLoop: NAPIReceiver {
     private func flushOutputs() {
         do {
             try captures?.flush()
-            try log?.flush()
+            try log.flush()
         } catch {
             if !outputErrors.contains(error.description) {
                 outputErrors.append(error.description)
@@ -499,11 +501,23 @@ final class LiveLoop: NAPIReceiver {
         }
     }
 
-    private func drainEvents() { XDPEmuRuntime.drainEvents(of: worker, into: log) }
+    private func drainEvents() {
+        XDPEmuRuntime.drainEvents(of: worker, into: log)
+        log.publishToFeed()
+    }
 
     private func report(_ message: String) { options.report("xdpemu: " + message) }
 
     // MARK: Finish
+
+    /// The run's counters now, for the control socket (read from another thread while the loop runs: a few
+    /// counters may be a frame or a poll behind the others).
+    func snapshot() -> RunStatistics {
+        var counts = [String: UInt64]()
+        for (i, port) in emulation.ports.enumerated() { counts[port.spec.name] = scheduler.arrivals(port: i) }
+        return RunStatistics(
+            emulation: emulation, ingress: counts, polls: scheduler.polls, framesIn: scheduler.arrivals, errors: [])
+    }
 
     /// Stops reading, polls every ring empty, passes the quiescent point and gathers the statistics.
     func finish() -> RunStatistics {

@@ -37,8 +37,13 @@ public struct LiveOptions {
     public var mapEvents: MapEventSchedule?
     public var eventsPath: String?
     public var statsPath: String?
-    /// Where the run-state file goes.
+    /// Where the run-state file and the control socket (NAME.sock) go.
     public var stateDirectory: String = RunState.defaultDirectory
+    /// The instance's name for `xdpemu map|stats|ports|port|events --instance` (its control socket); nil: the
+    /// topology's name.
+    public var instanceName: String?
+    /// The instance's name: `instanceName`, else the topology's.
+    public var instance: String { instanceName ?? topology.name }
     /// Write each batch of frames to a TAP with one io_uring_enter (`TapWriteRing`) where the kernel allows it;
     /// false, or without io_uring, one write(2) per frame.
     public var ioUring = true
@@ -115,6 +120,7 @@ public final class LiveRun {
                 "live mode needs \(missing.joined(separator: " and "))\(root); without privileges, "
                     + "`xdpemu replay` runs traces through the same topology offline")
         }
+        try validateInstanceName(options)
         for port in topology.ports {
             func check(_ field: String, _ body: () throws(NameError) -> Void) throws(RuntimeError) {
                 do throws(NameError) {
@@ -158,12 +164,38 @@ public final class LiveRun {
         } catch {
             throw .failure("\(topology.source): this run \(error); nothing was created")
         }
+        try checkInstanceNameIsFree(options)
         for input in options.replays where topology.port(named: input.port) == nil {
             throw .badInput(
                 "--replay \(input.port)=\(input.path): no port named \(input.port) in \(topology.source) "
                     + "(ports: \(topology.ports.map(\.name).joined(separator: ", ")))")
         }
         _ = try outputPlan(options)
+    }
+
+    /// The instance name (`--name`, else the topology's) can name a control socket.
+    static func validateInstanceName(_ options: LiveOptions) throws(RuntimeError) {
+        do throws(NameError) {
+            try InstanceName.validate(options.instance)
+        } catch {
+            let source = options.instanceName == nil ? "the topology's name (give another with --name)" : "--name"
+            throw .badInput("\(options.topology.source): \(source): \(error)")
+        }
+    }
+
+    /// No running instance has the name (a stale socket of a dead one is fine: it is replaced).
+    static func checkInstanceNameIsFree(_ options: LiveOptions) throws(RuntimeError) {
+        let name = options.instance
+        guard let client = try? ControlClient(instance: name, stateDirectory: options.stateDirectory) else { return }
+        let owner =
+            if case .ok(let hello)? = try? client.request("hello"), let pid = hello["pid"] {
+                "the running xdpemu run \(pid)"
+            } else {
+                "a running xdpemu"
+            }
+        throw .badInput(
+            "instance name \(name) is in use by \(owner) (control socket \(client.path)); give this run another "
+                + "with --name")
     }
 
     /// The run's outputs (`OutputPlan`), checked: made in preflight, and again just before the captures are
@@ -246,12 +278,14 @@ public final class LiveRun {
         }
         var failure: RuntimeError?
         let ending: LiveResult.Ending
+        created.control?.start()
         do {
             ending = try engine.run()
         } catch {
             failure = error
             ending = .stopRequested
         }
+        created.control?.stop()
         var statistics = engine.finish()
         let outputErrors = closeOutputs(
             captures: created.captures, log: created.log, statistics: &statistics, statsPath: options.statsPath)
@@ -280,6 +314,7 @@ public final class LiveRun {
         var eventLoop: EventLoop?
         var timer: PeriodicTimer?
         var writeRing: TapWriteRing?
+        var control: ControlServer?
     }
 
     private enum SetupOutcome {
@@ -384,9 +419,9 @@ public final class LiveRun {
         let emulation = try Emulation(
             topology: topology, wiring: wiring, captures: captures,
             sizing: FrameSizing(topology: topology, source: .taps))
-        let log = try options.eventsPath.map { path throws(RuntimeError) in
-            try EventLog(path: path, mapNames: emulation.mapNames)
-        }
+        // Always a log: without --events it writes no file and only feeds the control socket's event followers.
+        let feed = EventFeed()
+        let log = try EventLog(path: options.eventsPath, mapNames: emulation.mapNames, feed: feed)
         created.log = log
         var replays = [LiveLoop.ReplaySource]()
         for input in options.replays {
@@ -422,6 +457,12 @@ public final class LiveRun {
             replays: replays, eventLoop: eventLoop, timer: timer, signals: signals,
             stopRequest: stopRequest)
         try engine.register()
+        let commands = ControlCommands(
+            instance: options.instance, emulation: emulation, workers: emulation.network.workerCount,
+            snapshot: { [unowned engine] in engine.snapshot() })
+        created.control = try ControlServer(
+            path: ControlSocketFiles.path(instance: options.instance, directory: options.stateDirectory),
+            handler: commands, feed: feed)
         return engine
     }
 
@@ -507,6 +548,7 @@ public final class LiveRun {
     /// Reports and returns the failed steps. Idempotent.
     private func teardown() -> [String] {
         var errors = [String]()
+        created.control?.stop()
         _ = created.captures?.close()
         created.captureLock?.release()
         _ = created.log?.close()
