@@ -61,6 +61,12 @@ struct RunCommand: ParsableCommand {
             "The instance's name for the control commands (default: the topology's name).", valueName: "NAME"))
     var name: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Workers (simulated CPUs), each polling its ports on a thread of its own (default: the cores, at most "
+                + "the ports).", valueName: "N"))
+    var workers: Int?
+
     @Flag(
         name: .customLong("no-io-uring"),
         help: "Write frames to TAPs with one write(2) each, not in batches through io_uring.")
@@ -70,6 +76,9 @@ struct RunCommand: ParsableCommand {
         try validateTraceInputs(replays, option: "--replay", timing: timing)
         if let duration, !(duration > 0) {
             throw ValidationError("--duration must be a positive number of seconds")
+        }
+        if let workers, !(1...64).contains(workers) {
+            throw ValidationError("--workers must be 1...64")
         }
         if let duration, duration >= 1e9 {
             throw ValidationError("--duration is too large: at most 999999999 seconds")
@@ -97,6 +106,7 @@ struct RunCommand: ParsableCommand {
         options.statsPath = stats
         options.stateDirectory = stateDirectory
         options.instanceName = name
+        options.workers = workers
         options.ioUring = !noIOUring
         options.mapEvents = loadMapEvents(mapEvents, topology: loaded)
         options.announce = { Console.standardOutput.writeLine($0) }

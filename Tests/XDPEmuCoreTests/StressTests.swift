@@ -1,0 +1,102 @@
+import Foundation
+import Synchronization
+import Testing
+import XDPEmuCore
+import XDPEmuTesting
+
+// Stress: worker threads forwarding while another thread rewrites the devmap as fast as it can and a device is
+// unregistered and registered again, over and over. Afterwards every frame that came in was transmitted or
+// dropped for a reason, every pool has all its frames back, and every retired entry was released (once: a double
+// release or a use after it traps, or is reported by the ThreadSanitizer build,
+// `swift test -c debug --sanitize=thread --filter Stress`, which CI runs).
+
+@Suite("Stress", .serialized) struct StressTests {
+    /// Counts frames per worker on cache lines of their own; read after the threads are joined.
+    final class Counting: XDPTransmitter, @unchecked Sendable {
+        // @unchecked Sendable: worker i writes only word i * 16.
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 64 * 16)
+        init() { counts.initialize(repeating: 0, count: 64 * 16) }
+        deinit { counts.deallocate() }
+        func xdpXmit(
+            _ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice, worker: Worker
+        ) -> Int32 {
+            worker.pool.give(frames)
+            counts[worker.cpu * 16] += frames.count
+            return Int32(frames.count)
+        }
+        func total(workers: Int) -> Int { (0..<workers).reduce(0) { $0 + counts[$1 * 16] } }
+    }
+
+    struct Shared: @unchecked Sendable {
+        // @unchecked Sendable: each thread uses its own worker and input; the rest is the network's thread-safe
+        // control-plane API.
+        let network: Network
+        let inputs: [NetDevice]
+    }
+
+    @Test(arguments: [2, 3])
+    func workersForwardWhileTheMapIsRewrittenAndADeviceComesAndGoes(workers: Int) throws {
+        let network = Network(workers: workers, poolCapacity: 512)
+        let counting = Counting()
+        let targets = try (0..<3).map { try network.addDevice(name: "t\($0)", transmitter: counting) }
+        let inputs = try (0..<workers).map { try network.addDevice(name: "i\($0)", transmitter: counting) }
+        let map = try network.createDevMap(maxEntries: 4)
+        attachRoundRobin(map, to: inputs, in: network)
+        let framesPerWorker = 40_000
+        let finished = Atomic<Int>(0)
+        let shared = Shared(network: network, inputs: inputs)
+        let threads = (0..<workers).map { cpu in
+            Thread {
+                let worker = shared.network.workers[cpu]
+                let input = shared.inputs[cpu]
+                var injector = FrameInjector()
+                let bytes = FrameInjector.ethernet(destination: input.mac, source: input.mac)
+                var count = 0
+                while count < framesPerWorker {
+                    while count < framesPerWorker, injector.inject(bytes, into: input, worker: worker) != nil {
+                        count += 1
+                    }
+                    worker.poll(input, budget: 64, now: 0)
+                }
+                while worker.poll(input, budget: 64, now: 0) > 0 {}
+                finished.add(1, ordering: .releasing)
+            }
+        }
+        threads.forEach { $0.start() }
+        // The control thread: updates and deletes as fast as it can; every 200 operations the device "flappy" is
+        // unregistered (its slots cleared) and a new one of the same name and ifindex registered.
+        var flappy = try network.addDevice(name: "flappy", ifindex: 100, transmitter: counting)
+        var operations = 0
+        var reRegistrations = 0
+        while finished.load(ordering: .acquiring) < workers {
+            let key = MapKey(UInt32(operations % 4))
+            switch operations % 7 {
+            case 0: try map.delete(key: key)
+            case 1, 4: try map.update(key: key, ifindex: flappy.ifindex)
+            default: try map.update(key: key, ifindex: targets[operations % 3].ifindex)
+            }
+            operations += 1
+            if operations % 200 == 0 {
+                network.unregister(flappy)
+                flappy = try network.addDevice(name: "flappy", ifindex: 100, transmitter: counting)
+                reRegistrations += 1
+            }
+        }
+        for thread in threads { while !thread.isFinished { usleep(100) } }
+        network.quiesceAll()
+
+        #expect(operations > 1000)
+        #expect(reRegistrations > 0)
+        #expect(network.pendingRetiredCount == 0)
+        #expect(network.workers.allSatisfy { $0.pool.outstanding == 0 })
+        // Frames in = transmitted + dropped by reason (a redirect to an empty slot, or to a device gone).
+        let received = inputs.reduce(UInt64(0)) { $0 + $1.statistics.rxPackets }
+        let devices = network.devices
+        let dropped = devices.reduce(UInt64(0)) { $0 + $1.statistics.totalDrops }
+        let transmitted = UInt64(counting.total(workers: workers))
+        #expect(received == UInt64(framesPerWorker * workers))
+        #expect(received == transmitted + dropped, "in \(received) != tx \(transmitted) + drops \(dropped)")
+        let reasons = Set(inputs.flatMap { $0.statistics.drops.keys })
+        #expect(reasons.isSubset(of: [.redirectInvalid, .xmitError, .xmitUnsent]), "\(reasons)")
+    }
+}
