@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// Event lines on their way from the live loops to the control server's `events` clients.
@@ -6,7 +7,8 @@ import Synchronization
 /// follows (`hasSubscribers`: workers record events only then, or when an event log file is written); the control
 /// server's thread takes them. The buffer is bounded: lines that do not fit are counted as lost, never queued, so
 /// a slow client costs the datapath nothing and memory stays flat.
-public final class EventFeed: Sendable {
+public final class EventFeed: @unchecked Sendable {
+    // @unchecked Sendable: `buffer` is guarded by `lock`.
     /// Bytes held at most between two takes.
     public static let capacity = 4 << 20
 
@@ -15,7 +17,9 @@ public final class EventFeed: Sendable {
         var lost: UInt64 = 0
     }
 
-    private let buffer = Mutex(Buffer())
+    // A pthread mutex (NSLock) rather than Synchronization's `Mutex`, so that ThreadSanitizer sees the ordering.
+    private let lock = NSLock()
+    private var buffer = Buffer()
     private let subscribers = Atomic<Int>(0)
 
     public init() {}
@@ -28,7 +32,7 @@ public final class EventFeed: Sendable {
 
     /// Adds whole lines (each ending with a newline).
     func publish(_ lines: ArraySlice<UInt8>, count: Int) {
-        buffer.withLock { buffer in
+        lock.withLock {
             if buffer.bytes.count + lines.count > Self.capacity {
                 buffer.lost &+= UInt64(count)
             } else {
@@ -39,7 +43,7 @@ public final class EventFeed: Sendable {
 
     /// Takes the lines published since the last take, and how many lines were lost meanwhile.
     func take() -> (bytes: [UInt8], lost: UInt64) {
-        buffer.withLock { buffer in
+        lock.withLock {
             defer { buffer = Buffer() }
             return (buffer.bytes, buffer.lost)
         }
