@@ -52,6 +52,7 @@ import XDPEmuTesting
         // build, ThreadSanitizer's, ends too: each retired entry costs every worker a visit at its quiescent point).
         let stop = Atomic<Bool>(false)
         let done = Atomic<Int>(0)
+        let polling = Atomic<Int>(0)
         let shared = Shared(network: network, inputs: inputs)
         let injected = UnsafeMutablePointer<Int>.allocate(capacity: 64 * 16)
         injected.initialize(repeating: 0, count: 64 * 16)
@@ -64,9 +65,12 @@ import XDPEmuTesting
                 var injector = FrameInjector()
                 let bytes = FrameInjector.ethernet(destination: input.mac, source: input.mac)
                 var count = 0
+                var polls = 0
                 while !stop.load(ordering: .acquiring) {
                     while injector.inject(bytes, into: input, worker: worker) != nil { count += 1 }
                     worker.poll(input, budget: 64, now: 0)
+                    polls += 1
+                    if polls == 1 { polling.add(1, ordering: .relaxed) }
                 }
                 while worker.poll(input, budget: 64, now: 0) > 0 {}
                 counts.pointer[cpu * 16] = count
@@ -74,6 +78,8 @@ import XDPEmuTesting
             }
         }
         threads.forEach { $0.start() }
+        // Every worker forwards before the operations start (on a loaded machine a thread may start late).
+        while polling.load(ordering: .relaxed) < workers { usleep(100) }
         // The control thread: updates and deletes as fast as it can; every 200 operations the device "flappy" is
         // unregistered (its slots cleared) and a new one of the same name and ifindex registered.
         var flappy = try network.addDevice(name: "flappy", ifindex: 100, transmitter: counting)
