@@ -56,8 +56,21 @@ struct RunCommand: ParsableCommand {
         help: ArgumentHelp("Write every map's final contents as JSON at the end.", valueName: "FILE.json"))
     var mapsOut: String?
 
-    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where the run-state file goes.", valueName: "DIR"))
+    @Option(
+        name: .customLong("state-dir"),
+        help: ArgumentHelp("Where the run-state file and the control socket go.", valueName: "DIR"))
     var stateDirectory: String = RunState.defaultDirectory
+
+    @Option(
+        help: ArgumentHelp(
+            "The instance's name for the control commands (default: the topology's name).", valueName: "NAME"))
+    var name: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Workers (simulated CPUs), each polling its ports on a thread of its own (default: the cores, at most "
+                + "the ports).", valueName: "N"))
+    var workers: Int?
 
     @Flag(
         name: .customLong("no-io-uring"),
@@ -68,6 +81,9 @@ struct RunCommand: ParsableCommand {
         try validateTraceInputs(replays, option: "--replay", timing: timing)
         if let duration, !(duration > 0) {
             throw ValidationError("--duration must be a positive number of seconds")
+        }
+        if let workers, !(1...64).contains(workers) {
+            throw ValidationError("--workers must be 1...64")
         }
         if let duration, duration >= 1e9 {
             throw ValidationError("--duration is too large: at most 999999999 seconds")
@@ -95,6 +111,8 @@ struct RunCommand: ParsableCommand {
         options.statsPath = stats
         options.mapsOutPath = mapsOut
         options.stateDirectory = stateDirectory
+        options.instanceName = name
+        options.workers = workers
         options.ioUring = !noIOUring
         options.mapEvents = loadMapEvents(mapEvents, topology: loaded)
         options.announce = { Console.standardOutput.writeLine($0) }
@@ -133,7 +151,8 @@ struct CleanupCommand: ParsableCommand {
         abstract: "Remove what crashed live runs left behind (namespaces and links recorded in their state files).",
         discussion: """
             Reads DIR/*.json (default /run/xdpemu); for each run whose process is dead, deletes the links and \
-            namespaces it recorded that still exist, and the file (and its PID.json.tmp, if a kill left one). \
+            namespaces it recorded that still exist, and the file (and its PID.json.tmp, if a kill left one); \
+            removes control sockets (NAME.sock) nothing listens on. \
             Nothing else is touched, nor anything a live \
             run has recorded. Exit codes: 0 done; 1 something could not be removed (listed).
             """)
@@ -148,6 +167,8 @@ struct CleanupCommand: ParsableCommand {
         Console.ignoreBrokenPipes()
         let report = RunState.cleanupStale(directory: stateDirectory, force: force)
         let out = Console.standardOutput
+        let sockets = ControlSocketFiles.removeStale(directory: stateDirectory)
+        for path in sockets { out.writeLine("removed stale control socket \(path)") }
         for item in report.removed { out.writeLine("removed \(item)") }
         for item in report.alreadyGone {
             out.writeLine(item.contains("(now used by") ? "left \(item)" : "\(item): already gone")
@@ -157,7 +178,7 @@ struct CleanupCommand: ParsableCommand {
             out.writeLine("left \(path): its run is still alive (--force to clean it anyway)")
         }
         for path in report.unreadable { out.writeLine("left \(path): not a state file xdpemu can read") }
-        if report.removed.isEmpty && report.stateFilesRemoved.isEmpty && report.failures.isEmpty {
+        if report.removed.isEmpty && report.stateFilesRemoved.isEmpty && report.failures.isEmpty && sockets.isEmpty {
             out.writeLine("nothing to clean up")
         }
         for failure in report.failures { Console.standardError.writeLine("xdpemu: cannot remove \(failure)") }

@@ -38,7 +38,8 @@ struct XDPEmu: ParsableCommand {
         version: version,
         subcommands: [
             RunCommand.self, ReplayCommand.self, MapCommand.self, ProgCommand.self, ValidateCommand.self,
-            CleanupCommand.self,
+            CleanupCommand.self, StatsCommand.self, PortsCommand.self, PortCommand.self, EventsCommand.self,
+            ListCommand.self,
         ]
     )
 
@@ -51,7 +52,11 @@ struct XDPEmu: ParsableCommand {
 
 struct MapCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "map", abstract: "Devmap control-plane tools.", subcommands: [MapBatchCommand.self])
+        commandName: "map", abstract: "Devmap control-plane tools: scripts, and the maps of a running instance.",
+        subcommands: [
+            MapBatchCommand.self, MapUpdateCommand.self, MapDeleteCommand.self, MapLookupCommand.self,
+            MapNextCommand.self, MapDumpCommand.self,
+        ])
 }
 
 struct MapBatchCommand: ParsableCommand {

@@ -41,6 +41,20 @@ public enum NamespaceName {
     }
 }
 
+/// Names of running live instances (`xdpemu run --name`, else the topology's name): the control socket is
+/// STATE_DIR/NAME.sock.
+public enum InstanceName {
+    /// Short enough for the socket's path under a state directory.
+    public static let maxLength = 64
+
+    /// Checks `name`: 1...64 bytes, not "." or "..", only `[A-Za-z0-9_.-]`, no leading "-".
+    ///
+    /// - Throws: `NameError` naming the rule that failed.
+    public static func validate(_ name: String) throws(NameError) {
+        try validateName(name, kind: "instance name", maxLength: maxLength)
+    }
+}
+
 private func validateName(_ name: String, kind: String, maxLength: Int) throws(NameError) {
     func fail(_ reason: String) -> NameError { NameError(kind: kind, name: name, reason: reason) }
     let bytes = Array(name.utf8)

@@ -34,12 +34,17 @@ public final class Emulation {
         public var wire: (PortSpec) -> (any Wire)?
         /// Where XDP_PASS frames of a port go besides counting (nil: nowhere).
         public var stackWire: (PortSpec) -> (any Wire)?
+        /// With several workers: the wire through which worker `cpu` transmits to a port (each its own), instead of
+        /// `wire`.
+        public var workerWire: ((PortSpec, _ cpu: Int) -> (any Wire)?)?
         public init(
             wire: @escaping (PortSpec) -> (any Wire)?,
-            stackWire: @escaping (PortSpec) -> (any Wire)? = { _ in nil }
+            stackWire: @escaping (PortSpec) -> (any Wire)? = { _ in nil },
+            workerWire: ((PortSpec, _ cpu: Int) -> (any Wire)?)? = nil
         ) {
             self.wire = wire
             self.stackWire = stackWire
+            self.workerWire = workerWire
         }
         /// Replay: transmitted frames leave the emulator, passed frames are only counted and captured.
         public static var offline: Wiring { Wiring(wire: { _ in nil }) }
@@ -49,9 +54,10 @@ public final class Emulation {
     /// - Parameters:
     ///   - workers: simulated CPUs (replay uses one).
     ///   - sizing: frame buffers and pool; nil sizes them for frames the caller injects (`FrameSizing`).
+    ///   - outputLock: given when workers run on threads of their own: every port's capture is entered under it.
     public init(
         topology: Topology, wiring: Wiring = .offline, captures: CaptureSet? = nil, workers: Int = 1,
-        sizing: FrameSizing? = nil
+        sizing: FrameSizing? = nil, outputLock: OutputLock? = nil
     ) throws(RuntimeError) {
         self.topology = topology
         let napi = topology.napi
@@ -63,9 +69,15 @@ public final class Emulation {
         var ports = [Port]()
         do {
             for spec in topology.ports {
-                let tap = captures.map { PcapCapture(port: spec.name, in: $0) }
+                var tap: PortTap? = captures.map { PcapCapture(port: spec.name, in: $0) }
+                if let lock = outputLock, let capture = tap { tap = SerializedPortTap(capture, lock: lock) }
                 var transmitter: (any XDPTransmitter)?
-                if spec.xmit { transmitter = PortTransmitter(wire: wiring.wire(spec), tap: tap) }
+                if spec.xmit, let workerWire = wiring.workerWire {
+                    transmitter = PerCPUTransmitter(
+                        (0..<workers).map { PortTransmitter(wire: workerWire(spec, $0), tap: tap) })
+                } else if spec.xmit {
+                    transmitter = PortTransmitter(wire: wiring.wire(spec), tap: tap)
+                }
                 let stack = PassSink(wire: wiring.stackWire(spec), tap: tap)
                 let device = try network.addDevice(
                     name: spec.name, ifindex: spec.ifindex, mac: spec.mac,

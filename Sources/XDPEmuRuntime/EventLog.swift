@@ -20,20 +20,36 @@ public final class EventLog {
     private var failure: String?
     /// Modern kernels' `xdp_devmap_xmit` has no map fields (the bulk queue is the device's, not a map entry's).
     private let devmapXmitHasMapFields: Bool
+    /// Where lines also go while a control client follows the events (live mode).
+    private let feed: EventFeed?
+    /// Where in `buffer` the lines not yet shown to the feed start, and how many they are.
+    private var feedStart = 0
+    private var feedLines = 0
 
+    /// - Parameters:
+    ///   - path: the file to write; nil writes none (the lines only go to `feed`).
+    ///   - semantics: the profile, which decides the fields of `xdp_devmap_xmit`.
+    ///   - feed: also receives every line while it has subscribers.
     public init(
-        path: String, mapNames: [(id: UInt32, name: String)] = [], semantics: Semantics = .v4_18
+        path: String?, mapNames: [(id: UInt32, name: String)] = [], semantics: Semantics = .v4_18,
+        feed: EventFeed? = nil
     ) throws(RuntimeError) {
-        self.path = path
+        self.path = path ?? "(no file)"
         devmapXmitHasMapFields = semantics == .v4_18
-        do {
-            fd = try createOutputFile(path)
-        } catch {
-            throw .failure("\(error)")
+        self.feed = feed
+        if let path {
+            do {
+                fd = try createOutputFile(path)
+            } catch {
+                throw .failure("\(error)")
+            }
         }
         buffer.reserveCapacity(1 << 20)
         for (id, name) in mapNames { self.mapNames[id] = name }
     }
+
+    /// Whether the workers need to record events: a file is written, or a control client follows them.
+    public var wantsEvents: Bool { fd != nil || feed?.hasSubscribers == true }
 
     deinit { _ = close() }
 
@@ -94,12 +110,14 @@ public final class EventLog {
 
     /// Writes the buffered lines; throws (now and on every later call) once a write has failed.
     public func flush() throws(RuntimeError) {
+        publishToFeed()
         if let fd, failure == nil, !buffer.isEmpty {
             write(to: fd)
         }
         linesMissing += failure == nil ? 0 : bufferedLines
         bufferedLines = 0
         buffer.removeAll(keepingCapacity: true)
+        feedStart = 0
         if let failure { throw .failure("\(path): \(failure)") }
     }
 
@@ -158,7 +176,18 @@ public final class EventLog {
     private func end() {
         append("}\n")
         bufferedLines &+= 1
+        feedLines &+= 1
         if buffer.count >= 1 << 20 { try? flush() }
+    }
+
+    /// Shows the lines appended since the last call to the feed, if a client follows it. Call it after a drain.
+    public func publishToFeed() {
+        defer {
+            feedStart = buffer.count
+            feedLines = 0
+        }
+        guard let feed, feedLines > 0, feed.hasSubscribers else { return }
+        feed.publish(buffer[feedStart...], count: feedLines)
     }
 
     private func field(_ name: String, _ value: UInt64) {

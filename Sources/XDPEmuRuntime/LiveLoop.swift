@@ -5,7 +5,13 @@ import XDPEmuOS
 import XDPEmuPcap
 import XDPEmuTopology
 
-// The live event loop: one thread, one worker (simulated CPU 0), one level-triggered epoll.
+// The live event loop of one worker (simulated CPU): one thread, one level-triggered epoll. With `--workers N`
+// there are N loops, each on a thread of its own, each reading the TAPs of the ports assigned to its CPU
+// (`CPUAssignment`) and transmitting through wires of its own (`PerCPUTransmitter`); the first loop (the
+// primary, on the run's main thread) also watches the signals, the stop request, the 1 s timer, `--duration` and
+// the scheduled map events, and stops the others (LiveWorkers.swift). What the loops share is the control plane
+// (devmaps, device registration: their own locks and atomics), the captures and the event log (entered under the
+// run's `OutputLock`).
 //
 // The scheduling is the worker's `NAPIScheduler`, the same as replay's; this loop does the I/O around it, with
 // the wall clock as the scheduler's time:
@@ -27,6 +33,8 @@ import XDPEmuTopology
 //   removed from epoll and closed. The other ports keep forwarding.
 // - Stopping: reading stops, every ring is polled empty, the quiescent point flushes retired entries' queues,
 //   then the caller closes outputs and tears down.
+// - Before each wait the worker passes a quiescent point, so devmap entries retired by the control socket while
+//   the worker is idle are not held back.
 
 final class LiveLoop: NAPIReceiver {
     /// One port's live parts.
@@ -58,6 +66,8 @@ final class LiveLoop: NAPIReceiver {
 
     /// A trace injected into a port.
     struct ReplaySource {
+        /// Its place among the run's `--replay` options.
+        let order: Int
         let input: ReplayOptions.Input
         let reader: PcapReader
         let port: Int
@@ -72,7 +82,8 @@ final class LiveLoop: NAPIReceiver {
         var converted: UInt64 = 0
         var skipped: UInt64 = 0
 
-        init(input: ReplayOptions.Input, reader: PcapReader, port: Int, framing: EthernetFraming?) {
+        init(order: Int, input: ReplayOptions.Input, reader: PcapReader, port: Int, framing: EthernetFraming?) {
+            self.order = order
             self.input = input
             self.reader = reader
             self.port = port
@@ -90,8 +101,14 @@ final class LiveLoop: NAPIReceiver {
 
     let emulation: Emulation
     let captures: CaptureSet?
-    let log: EventLog?
+    let log: EventLog
     let options: LiveOptions
+    /// Whether this loop is the primary one (signals, timer, stop request, duration, map events).
+    let primary: Bool
+    /// Whether this loop reads each port (its CPU's ports).
+    let owned: [Bool]
+    /// Taken around the log and the captures when several loops share them; nil with one loop.
+    let outputLock: OutputLock?
     let worker: Worker
     let pool: FramePool
     let budget: Int
@@ -101,9 +118,9 @@ final class LiveLoop: NAPIReceiver {
     // Swift's dynamic exclusivity checks: each check is a runtime call and a thread-local lookup (swift_beginAccess,
     // ~90 instructions), and a round made a few dozen of them (about 35 instructions per forwarded frame).
     @exclusivity(unchecked) private var ports: [Port]
-    @exclusivity(unchecked) private var replays: [ReplaySource]
+    @exclusivity(unchecked) fileprivate var replays: [ReplaySource]
     private let eventLoop: EventLoop
-    private let timer: PeriodicTimer
+    private let timer: PeriodicTimer?
     private let signals: SignalWatcher?
     private let stopRequest: EventNotifier
     @exclusivity(unchecked) private var sources: [Int32: Source] = [:]
@@ -124,14 +141,21 @@ final class LiveLoop: NAPIReceiver {
     private let stackBuffer: UnsafeMutableRawBufferPointer
     private let vnetHeader = UnsafeMutableRawBufferPointer.allocate(byteCount: VirtioNetHeader.length, alignment: 8)
     /// Frames read from virtio-net TAPs whose header could not be honoured (an offload never offered).
-    private var refusedVirtioFrames: UInt64 = 0
+    fileprivate var refusedVirtioFrames: UInt64 = 0
 
+    /// - Parameters:
+    ///   - worker: the loop's worker (CPU); `owned` the ports it reads; `primary` whether it also handles
+    ///     `timer`, `signals`, the duration and the map events (secondary loops get neither timer nor signals).
+    ///   - stopRequest: ends the loop when notified (the run's for the primary, one of its own for the others).
     init(
-        emulation: Emulation, ports: [Port], captures: CaptureSet?, log: EventLog?, options: LiveOptions,
-        replays: [ReplaySource], eventLoop: EventLoop, timer: PeriodicTimer, signals: SignalWatcher?,
-        stopRequest: EventNotifier
+        emulation: Emulation, worker: Worker, ports: [Port], owned: [Bool], primary: Bool, captures: CaptureSet?,
+        log: EventLog, outputLock: OutputLock?, options: LiveOptions, replays: [ReplaySource], eventLoop: EventLoop,
+        timer: PeriodicTimer?, signals: SignalWatcher?, stopRequest: EventNotifier
     ) {
         self.emulation = emulation
+        self.owned = owned
+        self.primary = primary
+        self.outputLock = outputLock
         self.ports = ports
         self.captures = captures
         self.log = log
@@ -141,13 +165,13 @@ final class LiveLoop: NAPIReceiver {
         self.timer = timer
         self.signals = signals
         self.stopRequest = stopRequest
-        worker = emulation.network.workers[0]
+        self.worker = worker
         pool = worker.pool
         budget = emulation.topology.napi.budget
         // Live time is the clock's: a readable TAP is polled in the next round, and a frame costs what it costs.
         scheduler = emulation.makeScheduler(worker: worker, budget: budget, pollDelay: 0, frameCost: 0)
-        worker.events.isEnabled = log != nil
-        mapEvents = MapEventPlayer(options.mapEvents, maps: emulation.maps, log: log)
+        worker.events.isEnabled = log.wantsEvents
+        mapEvents = MapEventPlayer(primary ? options.mapEvents : nil, maps: emulation.maps, log: log)
         ready = eventLoop.makeReadyBuffer()
         goneQueue.reserveCapacity(ports.count)
         stackBuffer = .allocate(byteCount: pool.bufferSize, alignment: 64)
@@ -161,7 +185,7 @@ final class LiveLoop: NAPIReceiver {
     /// Adds every fd to epoll and hooks the wires' gone notifications.
     func register() throws(RuntimeError) {
         do {
-            for (i, port) in ports.enumerated() {
+            for (i, port) in ports.enumerated() where owned[i] {
                 try add(port.tap.fd!, .port(i))
                 port.wire.onGone = { [unowned self] in goneQueue.append(i) }
                 if let stack = port.stackTap {
@@ -169,7 +193,7 @@ final class LiveLoop: NAPIReceiver {
                     port.stackWire!.onGone = { [unowned self] in stackGone(i) }
                 }
             }
-            try add(timer.fd, .timer)
+            if let timer { try add(timer.fd, .timer) }
             if let signals { try add(signals.fd, .signals) }
             try add(stopRequest.fd, .stop)
         } catch {
@@ -187,13 +211,14 @@ final class LiveLoop: NAPIReceiver {
     /// Runs until a signal, a stop request or the deadline.
     func run() throws(RuntimeError) -> LiveResult.Ending {
         startMonotonic = MonotonicClock.now()
-        deadline = options.durationNanos.map { startMonotonic &+ $0 }
+        deadline = primary ? options.durationNanos.map { startMonotonic &+ $0 } : nil
         mapEvents.start(at: startMonotonic)
         startReplays()
         flushOutputs()
         scheduler.receiver = self
         defer { scheduler.receiver = nil }
         while true {
+            worker.quiescentPoint()
             do {
                 try eventLoop.wait(timeoutMillis: timeout(), into: &ready)
             } catch {
@@ -215,7 +240,7 @@ final class LiveLoop: NAPIReceiver {
                         stackGone(i)
                     }
                 case .timer:
-                    _ = try? timer.expirations()
+                    _ = try? timer?.expirations()
                     flushOutputs()
                 case .signals:
                     if let signal = (try? signals?.next()) ?? nil { return .signal(signal) }
@@ -228,6 +253,8 @@ final class LiveLoop: NAPIReceiver {
             applyMapEvents(upTo: now)
             let wallNow = WallClock.nowNanos()
             injectReplays(now: now, at: wallNow)
+            // Events are recorded while a file is written or a control client follows them.
+            worker.events.isEnabled = log.wantsEvents
             scheduler.pollRound(at: wallNow)
         }
     }
@@ -362,7 +389,8 @@ final class LiveLoop: NAPIReceiver {
             try? eventLoop.remove(fd)
             sources[fd.rawValue] = nil
         }
-        port.tap.close()
+        // The fd stays open until teardown: other workers may still be writing to it (and fail with EBADFD),
+        // and a closed fd's number could be reused by another file under their writes.
         port.wire.markDead()
         emulation.network.unregister(port.device)
         scheduler.dropQueued(port: index, reason: .deviceGone, at: WallClock.nowNanos())
@@ -477,6 +505,11 @@ final class LiveLoop: NAPIReceiver {
     // MARK: Map events
 
     private func applyMapEvents(upTo now: UInt64) {
+        guard mapEvents.nextTime <= now else { return }
+        withOutputLock { applyDueMapEvents(upTo: now) }
+    }
+
+    private func applyDueMapEvents(upTo now: UInt64) {
         mapEvents.apply(dueBy: now, logTime: { _ in WallClock.nowNanos() }) { event, result in
             let target = event.ifindex.map { " -> ifindex \($0)" } ?? ""
             self.report(
@@ -488,10 +521,17 @@ final class LiveLoop: NAPIReceiver {
     // MARK: Outputs
 
     private func flushOutputs() {
-        do {
-            try captures?.flush()
-            try log?.flush()
-        } catch {
+        guard primary else { return }
+        let failure = withOutputLock { () -> RuntimeError? in
+            do throws(RuntimeError) {
+                try captures?.flush()
+                try log.flush()
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let error = failure {
             if !outputErrors.contains(error.description) {
                 outputErrors.append(error.description)
                 report("\(error)")
@@ -499,35 +539,60 @@ final class LiveLoop: NAPIReceiver {
         }
     }
 
-    private func drainEvents() {
-        XDPEmuRuntime.drainEvents(of: worker, into: log)
-        emulation.ebpfObjects.drainMessages(into: log) { self.report($0) }
+    fileprivate func drainEvents() {
+        withOutputLock {
+            XDPEmuRuntime.drainEvents(of: worker, into: log)
+            emulation.ebpfObjects.drainMessages(into: log) { self.report($0) }
+            log.publishToFeed()
+        }
+    }
+
+    /// Runs `body` under the run's output lock, if the log and captures are shared with other loops.
+    private func withOutputLock<T>(_ body: () throws -> T) rethrows -> T {
+        guard let outputLock else { return try body() }
+        return try outputLock.withLock(body)
     }
 
     private func report(_ message: String) { options.report("xdpemu: " + message) }
 
     // MARK: Finish
 
-    /// Stops reading, polls every ring empty, passes the quiescent point and gathers the statistics.
-    func finish() -> RunStatistics {
+    /// The run's counters now, for the control socket (read from another thread while the loop runs: a few
+    /// counters may be a frame or a poll behind the others).
+    static func snapshot(of loops: [LiveLoop], errors: [String] = []) -> RunStatistics {
+        let emulation = loops[0].emulation
+        var counts = [String: UInt64]()
+        for (i, port) in emulation.ports.enumerated() {
+            counts[port.spec.name] = loops.reduce(0) { $0 + $1.scheduler.arrivals(port: i) }
+        }
+        return RunStatistics(
+            emulation: emulation, ingress: counts, polls: loops.reduce(0) { $0 + $1.scheduler.polls },
+            framesIn: loops.reduce(0) { $0 + $1.scheduler.arrivals }, errors: errors)
+    }
+
+    /// Stops reading and polls every ring of the loop's ports empty (on the loop's thread).
+    func drain() {
         reading = false
         let now = WallClock.nowNanos()
         scheduler.receiver = self
         while scheduler.pendingPolls > 0 { scheduler.pollRound(at: now) }
         scheduler.receiver = nil
         worker.now = now
-        emulation.network.quiesceAll()
         drainEvents()
-        var errors = outputErrors + inputErrors
+    }
+
+    /// Once every loop has drained (`drain`): passes every worker's quiescent point and gathers the statistics of
+    /// all `loops` (this one first).
+    func finish(loops: [LiveLoop]) -> RunStatistics {
+        emulation.network.quiesceAll()
+        for loop in loops { loop.drainEvents() }
+        var errors = loops.flatMap(\.outputErrors) + loops.flatMap(\.inputErrors)
+        let refusedVirtioFrames = loops.reduce(0) { $0 + $1.refusedVirtioFrames }
         if refusedVirtioFrames > 0 {
             errors.append("\(refusedVirtioFrames) frames read with a virtio-net header that could not be honoured")
         }
-        var counts = [String: UInt64]()
-        for (i, port) in emulation.ports.enumerated() { counts[port.spec.name] = scheduler.arrivals(port: i) }
-        var statistics = RunStatistics(
-            emulation: emulation, ingress: counts, polls: scheduler.polls,
-            framesIn: scheduler.arrivals, errors: errors)
-        statistics.inputs = replays.map {
+        var statistics = Self.snapshot(of: loops, errors: errors)
+        statistics.inputs = loops.flatMap(\.replays).sorted { $0.order < $1.order }.map {
             InputFraming(
                 port: $0.input.port, path: $0.input.path, linkType: $0.reader.linkType, converted: $0.converted,
                 skipped: $0.skipped)

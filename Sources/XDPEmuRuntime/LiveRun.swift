@@ -39,8 +39,20 @@ public struct LiveOptions {
     public var statsPath: String?
     /// Where to write every map's final contents (`--maps-out`).
     public var mapsOutPath: String?
-    /// Where the run-state file goes.
+    /// Where the run-state file and the control socket (NAME.sock) go.
     public var stateDirectory: String = RunState.defaultDirectory
+    /// The instance's name for `xdpemu map|stats|ports|port|events --instance` (its control socket); nil: the
+    /// topology's name.
+    public var instanceName: String?
+    /// The instance's name: `instanceName`, else the topology's.
+    public var instance: String { instanceName ?? topology.name }
+    /// Workers (simulated CPUs), each polling its ports on a thread of its own; nil: the number of cores, at most
+    /// the number of ports.
+    public var workers: Int?
+    /// The workers the run uses: `workers`, else the cores, at most the ports (at least 1).
+    public var workerCount: Int {
+        workers ?? max(1, min(ProcessInfo.processInfo.activeProcessorCount, topology.ports.count))
+    }
     /// Write each batch of frames to a TAP with one io_uring_enter (`TapWriteRing`) where the kernel allows it;
     /// false, or without io_uring, one write(2) per frame.
     public var ioUring = true
@@ -117,6 +129,7 @@ public final class LiveRun {
                 "live mode needs \(missing.joined(separator: " and "))\(root); without privileges, "
                     + "`xdpemu replay` runs traces through the same topology offline")
         }
+        try validateInstanceName(options)
         for port in topology.ports {
             func check(_ field: String, _ body: () throws(NameError) -> Void) throws(RuntimeError) {
                 do throws(NameError) {
@@ -160,6 +173,7 @@ public final class LiveRun {
         } catch {
             throw .failure("\(topology.source): this run \(error); nothing was created")
         }
+        try checkInstanceNameIsFree(options)
         for input in options.replays where topology.port(named: input.port) == nil {
             throw .badInput(
                 "--replay \(input.port)=\(input.path): no port named \(input.port) in \(topology.source) "
@@ -189,6 +203,31 @@ public final class LiveRun {
         return (reader, framing)
     }
 
+    /// The instance name (`--name`, else the topology's) can name a control socket.
+    static func validateInstanceName(_ options: LiveOptions) throws(RuntimeError) {
+        do throws(NameError) {
+            try InstanceName.validate(options.instance)
+        } catch {
+            let source = options.instanceName == nil ? "the topology's name (give another with --name)" : "--name"
+            throw .badInput("\(options.topology.source): \(source): \(error)")
+        }
+    }
+
+    /// No running instance has the name (a stale socket of a dead one is fine: it is replaced).
+    static func checkInstanceNameIsFree(_ options: LiveOptions) throws(RuntimeError) {
+        let name = options.instance
+        guard let client = try? ControlClient(instance: name, stateDirectory: options.stateDirectory) else { return }
+        let owner =
+            if case .ok(let hello)? = try? client.request("hello"), let pid = hello["pid"] {
+                "the running xdpemu run \(pid)"
+            } else {
+                "a running xdpemu"
+            }
+        throw .badInput(
+            "instance name \(name) is in use by \(owner) (control socket \(client.path)); give this run another "
+                + "with --name")
+    }
+
     /// The run's outputs (`OutputPlan`), checked: made in preflight, and again just before the captures are
     /// created.
     static func outputPlan(_ options: LiveOptions) throws(RuntimeError) -> OutputPlan {
@@ -202,7 +241,8 @@ public final class LiveRun {
 
     /// The descriptors a run opens beyond those open when it starts: a TAP per port and per stack, the capture
     /// files, the event log and the statistics, two per replayed trace (libpcap may open it again), epoll, the
-    /// timerfd, io_uring and the capture directory's lock; and a few at a time during setup (the `ip` pipes, the
+    /// timerfd, the control socket and its eventfd, the capture directory's lock, and per worker an epoll, an
+    /// io_uring and a stop eventfd; and a few at a time during setup (the `ip` pipes, the
     /// namespace and sysctl files, the state file's temporary).
     static func descriptorsNeeded(_ options: LiveOptions) -> Int {
         let ports = options.topology.ports
@@ -212,7 +252,7 @@ public final class LiveRun {
         }
         count += (options.eventsPath == nil ? 0 : 1) + (options.statsPath == nil ? 0 : 1)
         count += 2 * options.replays.count
-        count += 3
+        count += 5 + 3 * options.workerCount
         return count + 8
     }
 
@@ -250,7 +290,7 @@ public final class LiveRun {
     /// out taken during setup, `.failure` for anything else; everything created is removed before it throws.
     public func run(signals: SignalWatcher?) throws(RuntimeError) -> LiveResult {
         try Self.preflight(options)
-        let engine: LiveLoop
+        let engine: LiveWorkers
         do {
             switch try setUp(signals: signals) {
             case .ready(let ready):
@@ -269,16 +309,18 @@ public final class LiveRun {
         }
         var failure: RuntimeError?
         let ending: LiveResult.Ending
+        created.control?.start()
         do {
             ending = try engine.run()
         } catch {
             failure = error
             ending = .stopRequested
         }
+        created.control?.stop()
         var statistics = engine.finish()
         var outputErrors = closeOutputs(
             captures: created.captures, log: created.log, statistics: &statistics, statsPath: options.statsPath)
-        if let path = options.mapsOutPath, let error = MapsOut.write(engine.emulation, to: path) {
+        if let path = options.mapsOutPath, let error = MapsOut.write(engine.loops[0].emulation, to: path) {
             outputErrors.append(error)
         }
         if !outputErrors.isEmpty { failure = failure ?? .failure(outputErrors.joined(separator: "\nxdpemu: ")) }
@@ -305,11 +347,15 @@ public final class LiveRun {
         var log: EventLog?
         var eventLoop: EventLoop?
         var timer: PeriodicTimer?
-        var writeRing: TapWriteRing?
+        var writeRings: [TapWriteRing] = []
+        var eventLoops: [EventLoop] = []
+        /// The secondary loops' stop notifiers.
+        var stops: [EventNotifier] = []
+        var control: ControlServer?
     }
 
     private enum SetupOutcome {
-        case ready(LiveLoop)
+        case ready(LiveWorkers)
         case stopped(LiveResult.Ending)
     }
 
@@ -342,7 +388,7 @@ public final class LiveRun {
         if let ending = pendingStop(signals) { throw Stopped(ending: ending) }
     }
 
-    private func performSetUp(signals: SignalWatcher?) throws -> LiveLoop {
+    private func performSetUp(signals: SignalWatcher?) throws -> LiveWorkers {
         let topology = options.topology
         if let directory = options.captureDirectory { created.captureLock = try lockCaptureDirectory(directory) }
         let runState: RunState
@@ -400,42 +446,77 @@ public final class LiveRun {
                 ports: topology.ports.map { ($0.name, $0.capture.ingress, $0.capture.egress) })
         }
         created.captures = captures
-        var wires = [String: TapWire]()
+        // Each worker transmits through wires of its own (its io_uring, its segmenter); a stack TAP is written by
+        // the worker that polls its port.
+        let workerCount = options.workerCount
+        let cpus = CPUAssignment.cpus(of: topology.ports, cpuCount: workerCount)
+        var wires = [[String: TapWire]](repeating: [:], count: workerCount)
         var stackWires = [String: TapWire]()
-        let segmenter = TCPSegmenter()
-        let ring = openWriteRing(budget: topology.napi.budget)
-        for (name, tap) in taps { wires[name] = TapWire(tap: tap, segmenter: segmenter, ring: ring) }
-        for (name, tap) in stackTaps { stackWires[name] = TapWire(tap: tap, segmenter: segmenter, ring: ring) }
-        let wiring = Emulation.Wiring(wire: { wires[$0.name]! }, stackWire: { stackWires[$0.name] })
-        let emulation = try Emulation(
-            topology: topology, wiring: wiring, captures: captures,
-            sizing: FrameSizing(topology: topology, source: .taps))
-        let log = try options.eventsPath.map { path throws(RuntimeError) in
-            try EventLog(
-                path: path, mapNames: emulation.mapNames, semantics: emulation.topology.semantics)
+        for cpu in 0..<workerCount {
+            let segmenter = TCPSegmenter()
+            let ring = openWriteRing(budget: topology.napi.budget)
+            for (name, tap) in taps { wires[cpu][name] = TapWire(tap: tap, segmenter: segmenter, ring: ring) }
+            for (index, port) in topology.ports.enumerated() where cpus[index] == cpu {
+                if let tap = stackTaps[port.name] {
+                    stackWires[port.name] = TapWire(tap: tap, segmenter: segmenter, ring: ring)
+                }
+            }
         }
+        let wiring = Emulation.Wiring(
+            wire: { wires[0][$0.name]! }, stackWire: { stackWires[$0.name] },
+            workerWire: workerCount > 1 ? { spec, cpu in wires[cpu][spec.name]! } : nil)
+        let outputLock = workerCount > 1 ? OutputLock() : nil
+        let emulation = try Emulation(
+            topology: topology, wiring: wiring, captures: captures, workers: workerCount,
+            sizing: FrameSizing(topology: topology, source: .taps), outputLock: outputLock)
+        // Always a log: without --events it writes no file and only feeds the control socket's event followers.
+        let feed = EventFeed()
+        let log = try EventLog(
+            path: options.eventsPath, mapNames: emulation.mapNames, semantics: emulation.topology.semantics,
+            feed: feed)
         created.log = log
         var replays = [LiveLoop.ReplaySource]()
-        for input in options.replays {
+        for (order, input) in options.replays.enumerated() {
             let (reader, framing) = try Self.openReplay(input, topology: topology)
             let index = emulation.ports.firstIndex { $0.spec.name == input.port }!
-            replays.append(LiveLoop.ReplaySource(input: input, reader: reader, port: index, framing: framing))
+            replays.append(
+                LiveLoop.ReplaySource(order: order, input: input, reader: reader, port: index, framing: framing))
         }
-        let eventLoop = try wrap { () throws(Errno) in try EventLoop(capacity: 64) }
-        created.eventLoop = eventLoop
         let timer = try wrap { () throws(Errno) in try PeriodicTimer(intervalNanos: 1_000_000_000) }
         created.timer = timer
-        let ports = emulation.ports.map { port in
-            LiveLoop.Port(
-                device: port.device, tap: taps[port.spec.name]!, wire: wires[port.spec.name]!,
-                stackTap: stackTaps[port.spec.name], stackWire: stackWires[port.spec.name],
-                portTap: port.tap)
+        var loops = [LiveLoop]()
+        for cpu in 0..<workerCount {
+            let eventLoop = try wrap { () throws(Errno) in try EventLoop(capacity: 64) }
+            created.eventLoops.append(eventLoop)
+            let stop: EventNotifier
+            if cpu == 0 {
+                stop = stopRequest
+            } else {
+                stop = try wrap { () throws(Errno) in try EventNotifier() }
+                created.stops.append(stop)
+            }
+            let ports = emulation.ports.map { port in
+                LiveLoop.Port(
+                    device: port.device, tap: taps[port.spec.name]!, wire: wires[cpu][port.spec.name]!,
+                    stackTap: stackTaps[port.spec.name], stackWire: stackWires[port.spec.name],
+                    portTap: port.tap)
+            }
+            let loop = LiveLoop(
+                emulation: emulation, worker: emulation.network.workers[cpu], ports: ports,
+                owned: cpus.map { $0 == cpu }, primary: cpu == 0, captures: captures, log: log,
+                outputLock: outputLock, options: options, replays: replays.filter { cpus[$0.port] == cpu },
+                eventLoop: eventLoop, timer: cpu == 0 ? timer : nil, signals: cpu == 0 ? signals : nil,
+                stopRequest: stop)
+            try loop.register()
+            loops.append(loop)
         }
-        let engine = LiveLoop(
-            emulation: emulation, ports: ports, captures: captures, log: log, options: options,
-            replays: replays, eventLoop: eventLoop, timer: timer, signals: signals,
-            stopRequest: stopRequest)
-        try engine.register()
+        let engine = LiveWorkers(loops: loops, stops: created.stops, primaryStop: stopRequest)
+        let commands = ControlCommands(
+            instance: options.instance, emulation: emulation, workers: workerCount,
+            snapshot: { [unowned engine] in engine.snapshot() })
+        created.control = try ControlServer(
+            path: ControlSocketFiles.path(instance: options.instance, directory: options.stateDirectory),
+            handler: commands, feed: feed)
         return engine
     }
 
@@ -464,7 +545,7 @@ public final class LiveRun {
         do {
             // A batch is a bulk queue (16 frames) or a poll's XDP_TX frames (up to the budget).
             let ring = try TapWriteRing(capacity: max(budget, 16))
-            created.writeRing = ring
+            created.writeRings.append(ring)
             return SharedWriteRing(ring, report: options.report)
         } catch {
             options.report("xdpemu: io_uring is not available (\(error)); writing frames to TAPs with write(2)")
@@ -521,12 +602,14 @@ public final class LiveRun {
     /// Reports and returns the failed steps. Idempotent.
     private func teardown() -> [String] {
         var errors = [String]()
+        created.control?.stop()
         _ = created.captures?.close()
         created.captureLock?.release()
         _ = created.log?.close()
-        created.eventLoop?.close()
+        for loop in created.eventLoops { loop.close() }
+        for stop in created.stops { stop.close() }
         created.timer?.close()
-        created.writeRing?.close()
+        for ring in created.writeRings { ring.close() }
         for host in created.hosts { host.tap?.close() }
         for tap in created.rootTaps { tap.close() }
         for host in created.hosts.reversed() {

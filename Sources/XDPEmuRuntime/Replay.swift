@@ -169,7 +169,8 @@ public enum Replay {
             let sizing = FrameSizing(
                 topology: topology,
                 source: .traces(largestCapturedLength: largestFrame, count: readers.count))
-            emulation = try Emulation(topology: topology, captures: captures, sizing: sizing)
+            emulation = try Emulation(
+                topology: topology, captures: captures, workers: topology.napi.cpus, sizing: sizing)
         } catch {
             _ = captures.close()
             throw error

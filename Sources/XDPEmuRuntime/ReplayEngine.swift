@@ -113,6 +113,12 @@ struct ReplayEngine<Framing: ReplayFraming> {
     /// the lanes, above).
     let schedulerOwner: NAPIScheduler
     let scheduler: Unmanaged<NAPIScheduler>
+    /// With `napi.cpus` > 1 (ReplayEngine+CPUs.swift): every CPU's scheduler (`schedulerOwner` first) and the CPU
+    /// of each lane's port; empty with one CPU.
+    let cpuSchedulers: [NAPIScheduler]
+    let laneCPU: [Int]
+    /// Frames arrived over every CPU (the last sequence number), with several CPUs.
+    var arrivalCount: UInt64 = 0
     /// The scheduled map operations (`mapEvents.nextTime`: when the next one is due).
     var mapEvents: MapEventPlayer
     var startTime: Nanos?
@@ -139,6 +145,19 @@ struct ReplayEngine<Framing: ReplayFraming> {
         budget = schedulerOwner.budget
         pollDelay = schedulerOwner.pollDelay
         worker.events.isEnabled = log != nil
+        let cpus = emulation.network.workerCount
+        let schedulerOwner = schedulerOwner
+        cpuSchedulers =
+            cpus == 1
+            ? []
+            : [schedulerOwner]
+                + emulation.network.workers.dropFirst().map { worker in
+                    worker.events.isEnabled = log != nil
+                    return emulation.makeScheduler(
+                        worker: worker, budget: napi.budget, pollDelay: napi.pollDelayNanos,
+                        frameCost: napi.frameCostNanos)
+                }
+        let portCPU = CPUAssignment.cpus(of: emulation.topology.ports, cpuCount: cpus)
         mapEvents = MapEventPlayer(options.mapEvents, maps: emulation.maps, log: log)
         var sources = [
             (
@@ -152,16 +171,18 @@ struct ReplayEngine<Framing: ReplayFraming> {
             totalBytes += size
             sources.append((input, reader, framing, emulation.ports[index].device, index, size))
         }
+        laneCPU = cpus == 1 ? [] : sources.map { portCPU[$0.portIndex] }
         self.sources = Lanes(sources)
         lanes = self.sources.base
         laneCount = self.sources.count
     }
 
     /// Frames that arrived (the last sequence number).
-    var sequence: UInt64 { schedulerOwner.arrivals }
-    var polls: UInt64 { schedulerOwner.polls }
+    var sequence: UInt64 { cpuSchedulers.isEmpty ? schedulerOwner.arrivals : arrivalCount }
+    var polls: UInt64 { cpuSchedulers.isEmpty ? schedulerOwner.polls : cpuSchedulers.reduce(0) { $0 + $1.polls } }
 
     mutating func run() {
+        guard cpuSchedulers.isEmpty else { return runOnCPUs() }
         for i in 0..<laneCount { stage(i, pool: pool) }
         startTime = (0..<laneCount).compactMap { lanes[$0].staged == nil ? nil : lanes[$0].stagedTime }.min() ?? 0
         schedulerOwner.cpuFree = startTime!
@@ -417,20 +438,25 @@ struct ReplayEngine<Framing: ReplayFraming> {
     /// Stops reading every input (SIGINT): staged frames are freed unseen.
     mutating func stopReading() {
         for i in 0..<laneCount {
-            if let frame = lanes[i].staged { pool.give(frame) }
+            if let frame = lanes[i].staged { lanePool(i).give(frame) }
             lanes[i].staged = nil
         }
     }
 
+    /// Moves every worker's events into the log, CPU by CPU, then the eBPF programs' messages.
     func drainEvents() {
-        XDPEmuRuntime.drainEvents(of: worker, into: log)
+        for worker in emulation.network.workers { XDPEmuRuntime.drainEvents(of: worker, into: log) }
         emulation.ebpfObjects.drainMessages(into: log, report: options.report)
     }
 
     /// Frames that arrived at each port, by port name.
     var ingressCountsByName: [String: UInt64] {
         var counts = [String: UInt64]()
-        for (i, port) in emulation.ports.enumerated() { counts[port.spec.name] = schedulerOwner.arrivals(port: i) }
+        for (i, port) in emulation.ports.enumerated() {
+            counts[port.spec.name] =
+                cpuSchedulers.isEmpty
+                ? schedulerOwner.arrivals(port: i) : cpuSchedulers.reduce(0) { $0 + $1.arrivals(port: i) }
+        }
         return counts
     }
 }

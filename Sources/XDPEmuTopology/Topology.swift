@@ -107,6 +107,9 @@ public struct PortSpec: Sendable, Equatable {
     public var stack: String?
     /// Whether the TAP carries a `virtio_net_hdr` in front of each frame (IFF_VNET_HDR, default false).
     public var vnetHdr: Bool
+    /// The CPU (NAPI context, worker) that polls the port's RX queue, below `napi.cpus`; nil: assigned round robin
+    /// among the ports without one (`CPUAssignment`).
+    public var cpu: Int?
 
     public static let mtuRange = 68...65535
     public static let headroomRange = 0...256
@@ -124,7 +127,8 @@ public struct PortSpec: Sendable, Equatable {
         program: ProgramSpec = .pass,
         host: HostSpec? = nil,
         stack: String? = nil,
-        vnetHdr: Bool = false
+        vnetHdr: Bool = false,
+        cpu: Int? = nil
     ) {
         self.name = name
         self.ifindex = ifindex
@@ -137,6 +141,7 @@ public struct PortSpec: Sendable, Equatable {
         self.program = program
         self.host = host
         self.stack = stack
+        self.cpu = cpu
         self.vnetHdr = vnetHdr
     }
 

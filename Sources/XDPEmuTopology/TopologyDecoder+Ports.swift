@@ -17,6 +17,7 @@ struct PortDraft {
     var host: HostDraft?
     var stack: String?
     var vnetHdr: Bool
+    var cpu: Int?
 }
 
 /// A host as read from the file; the interface name defaults to the port's later.
@@ -35,6 +36,7 @@ struct HostDraft {
 extension TopologyDecoder {
     static let portFields = [
         "name", "ifindex", "mac", "mtu", "up", "xmit", "headroom", "capture", "program", "host", "stack", "vnet_hdr",
+        "cpu",
     ]
     static let hostFields = ["namespace", "interface", "mac", "mtu", "ipv4", "ipv6", "routes", "ipv6_autoconf"]
 
@@ -65,7 +67,10 @@ extension TopologyDecoder {
             program: program ?? .pass,
             host: fields["host"].flatMap { decodeHost($0, at: fields.path("host")) },
             stack: fields["stack"].flatMap { self.name($0, at: fields.path("stack"), rule: interfaceNameProblem) },
-            vnetHdr: d.bool(fields, "vnet_hdr", default: false)
+            vnetHdr: d.bool(fields, "vnet_hdr", default: false),
+            cpu: fields["cpu"].flatMap {
+                d.integer($0, at: fields.path("cpu"), in: 0...(NAPISettings.cpusRange.upperBound - 1))
+            }
         )
     }
 

@@ -236,6 +236,12 @@ final class TopologyDecoder {
         reportDuplicates(hosts, "mac", "host MAC", \.mac) { $0.fields }
         reportDuplicates(ports, "stack", "stack", \.stack) { $0.fields }
         for port in ports {
+            guard let cpu = port.cpu, cpu >= napi.cpus, let node = port.fields["cpu"] else { continue }
+            d.report(
+                port.fields.path("cpu"), "cpu \(cpu) is not below napi.cpus (\(napi.cpus)): CPUs count from 0",
+                at: node)
+        }
+        for port in ports {
             guard let stack = port.stack, let node = port.fields["stack"], let owner = portByName[stack] else {
                 continue
             }
@@ -342,7 +348,8 @@ final class TopologyDecoder {
                     program: program,
                     host: host,
                     stack: port.stack,
-                    vnetHdr: port.vnetHdr
+                    vnetHdr: port.vnetHdr,
+                    cpu: port.cpu
                 )
             )
         }

@@ -6,15 +6,28 @@ import Testing
 /// first-use behaviour: a version, and a usage error without a subcommand.
 @Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: xdpemuBinary), "the xdpemu binary is not built"))
 struct ReadmeOptionsTests {
-    static let commands = [["run"], ["replay"], ["map", "batch"], ["validate"], ["cleanup"], []]
+    static let commands = [
+        ["run"], ["replay"], ["map", "batch"], ["validate"], ["cleanup"], [], ["stats"], ["ports"], ["port", "set"],
+        ["events"], ["list"], ["map", "update"], ["map", "delete"], ["map", "lookup"], ["map", "next"],
+        ["map", "dump"],
+    ]
 
     @Test(arguments: commands)
     func everyOptionIsInTheReadmeRowOfItsCommand(command: [String]) throws {
         let readme = try String(contentsOfFile: "\(repositoryRoot)/README.md", encoding: .utf8)
         let table = readme.components(separatedBy: "## Commands\n")[1].components(separatedBy: "\n## ")[0]
-        let prefix = (["| `xdpemu"] + command).joined(separator: " ")
+        // A row names its command's words; a word may list alternatives ("update\\|delete" for a row shared by
+        // subcommands that take the same options).
+        func names(_ row: Substring) -> Bool {
+            guard !command.isEmpty else { return row.hasPrefix("| `xdpemu --") }
+            let words = row.dropFirst(3).split(separator: " ").prefix(command.count + 1)
+            guard words.first == "xdpemu", words.count == command.count + 1 else { return false }
+            return zip(words.dropFirst(), command).allSatisfy { word, name in
+                word.components(separatedBy: "\\|").contains(name)
+            }
+        }
         let row = try #require(
-            table.split(separator: "\n").first { $0.hasPrefix(command.isEmpty ? "| `xdpemu --" : prefix) },
+            table.split(separator: "\n").first(where: names),
             "no README row for xdpemu \(command.joined(separator: " "))")
         let dump = try runXDPEmu(command + ["--experimental-dump-help"])
         #expect(dump.status == 0)

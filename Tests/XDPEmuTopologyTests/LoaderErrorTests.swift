@@ -210,6 +210,12 @@ struct LoaderErrorTests {
         expectProblem(document(extra: #""napi": {"budget": 0}"#), at: "$.napi.budget", "must be an integer 1...1024")
         expectProblem(document(extra: #""napi": {"cpus": 65}"#), at: "$.napi.cpus", "must be an integer 1...64")
         expectProblem(
+            document(ports: #"{"name": "p0", "cpu": 1}"#), at: "$.ports[0].cpu",
+            "cpu 1 is not below napi.cpus (1): CPUs count from 0")
+        expectProblem(
+            document(ports: #"{"name": "p0", "cpu": 64}"#, extra: #""napi": {"cpus": 64}"#), at: "$.ports[0].cpu",
+            "must be an integer 0...63, got 64")
+        expectProblem(
             document(extra: #""napi": {"ring_size": 1048577}"#),
             at: "$.napi.ring_size",
             "must be an integer 1...1048576, got 1048577"

@@ -516,7 +516,7 @@ struct LoaderMeaningErrorTests {
                     topologies/broken.json: $.ports[0].program.map: redirect_map names no map: "nope"; maps: fwd
                     topologies/broken.json: $.ports[1].name: duplicate port name "xe0" (first used at $.ports[0].name)
                     topologies/broken.json: $.ports[1].colour: unknown field "colour"; allowed: name, ifindex, \
-                    mac, mtu, up, xmit, headroom, capture, program, host, stack, vnet_hdr
+                    mac, mtu, up, xmit, headroom, capture, program, host, stack, vnet_hdr, cpu
                     """
             )
             #expect(error.problems[1].position == SourcePosition(line: 5, column: 32))

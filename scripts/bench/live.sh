@@ -6,7 +6,9 @@
 #        CPU ns per forwarded frame = (utime+stime of the forwarder during the load) / frames it wrote.
 #   tcp  iperf3 from host 1 to host 2 for TCP_SECONDS: Gbit/s received and the forwarder's CPU share.
 # Forwarders: c (plain TAPs), xdpemu (--no-capture), xdpemu+cap (captures on, udp only), xdpemu-vnet
-# (`"vnet_hdr": true` on both ports, TSO super-frames). The forwarder runs on CPU 0, the load on CPU 1.
+# (`"vnet_hdr": true` on both ports, TSO super-frames), all with one worker. The forwarder runs on CPU 0, the load
+# on CPU 1. Scaling over workers (udp only): c-bidir, xdpemu-1w-bidir and xdpemu-2w-bidir (`--workers 2`) run
+# unpinned, with a load in each direction at once (each port's TAP then has its own worker to read it).
 # Prints a table of medians and the ratios xdpemu/c (CPU per frame) and xdpemu-vnet/c (TCP throughput).
 #
 # Usage (root): scripts/bench/live.sh     Environment: RUNS=3 UDP_SECONDS=5 TCP_SECONDS=5 (0: no TCP runs)
@@ -91,19 +93,22 @@ wait_for() {  # $1 = file, $2 = pattern: up to 60 s
     return 1
 }
 
+# The CPUs forwarder $1 may run on: CPU 0, or every CPU for the -bidir kinds.
+cpus_of() { [[ $1 == *-bidir ]] && echo "0-$(($(nproc) - 1))" || echo 0; }
+
 # Starts forwarder $1 (c, xdpemu, xdpemu+cap, xdpemu-vnet) on CPU 0 with both hosts configured.
 start() {
     local kind=$1
     : >"$WORK/out"
     case $kind in
-    c | c-uring*)
+    c | c-bidir | c-uring*)
         # c-uring, c-uring-rw, c-uring-unlinked-fixed...: tap-forwarder-uring with the options named.
         local forwarder=("$WORK/tap-forwarder") option
         if [[ $kind == c-uring* ]]; then
             forwarder=("$WORK/tap-forwarder-uring")
             for option in $(tr - ' ' <<<"${kind#c-uring}"); do forwarder+=("--$option"); done
         fi
-        taskset -c 0 "${forwarder[@]}" $TAP1 $TAP2 >"$WORK/out" 2>"$WORK/err" &
+        taskset -c "$(cpus_of "$kind")" "${forwarder[@]}" $TAP1 $TAP2 >"$WORK/out" 2>"$WORK/err" &
         FWD_PID=$!
         wait_for "$WORK/out" ready || { echo "tap-forwarder failed: $(cat "$WORK/err")"; return 1; }
         local i=0
@@ -118,13 +123,14 @@ start() {
             ip -n "$1" link set "$2" up || return 1
         done
         ;;
-    xdpemu | xdpemu+cap | xdpemu-vnet | xdpemu-write)
-        local args=(--no-capture) topo=$WORK/plain.json
-        [[ $kind == xdpemu+cap ]] && args=(--capture "$WORK/capture")
+    xdpemu | xdpemu+cap | xdpemu-vnet | xdpemu-write | xdpemu-1w-bidir | xdpemu-2w-bidir)
+        local args=(--no-capture --workers 1) topo=$WORK/plain.json
+        [[ $kind == xdpemu-2w-bidir ]] && args=(--no-capture --workers 2)
+        [[ $kind == xdpemu+cap ]] && args=(--capture "$WORK/capture" --workers 1)
         [[ $kind == xdpemu-write ]] && args+=(--no-io-uring)
         [[ $kind == xdpemu-vnet ]] && topo=$WORK/vnet.json
         rm -rf "$WORK/capture" "$WORK/stats.json"
-        taskset -c 0 "$XDPEMU" run "$topo" "${args[@]}" --stats "$WORK/stats.json" --state-dir "$WORK/state" \
+        taskset -c "$(cpus_of "$kind")" "$XDPEMU" run "$topo" "${args[@]}" --stats "$WORK/stats.json" --state-dir "$WORK/state" \
             >"$WORK/out" 2>"$WORK/err" &
         FWD_PID=$!
         wait_for "$WORK/out" "is live" || { echo "xdpemu failed: $(cat "$WORK/err")"; return 1; }
@@ -171,7 +177,14 @@ udp() {
         tracer=$!
         sleep 0.5
     fi
-    ip netns exec $NS1 taskset -c 1 "$WORK/udp-blast" $IP2 "$UDP_SECONDS" >"$WORK/blast"
+    if [[ $1 == *-bidir ]]; then
+        ip netns exec $NS2 "$WORK/udp-blast" $IP1 "$UDP_SECONDS" >"$WORK/blast2" &
+        local back=$!
+        ip netns exec $NS1 "$WORK/udp-blast" $IP2 "$UDP_SECONDS" >"$WORK/blast"
+        wait $back
+    else
+        ip netns exec $NS1 taskset -c 1 "$WORK/udp-blast" $IP2 "$UDP_SECONDS" >"$WORK/blast"
+    fi
     sleep 0.2
     t1=$(cpu_ticks "$FWD_PID") u1=$(user_ticks "$FWD_PID") s1=$(sleeps "$FWD_PID")
     if [[ -n $tracer ]]; then kill -INT $tracer; wait $tracer; fi
@@ -226,7 +239,7 @@ def med(key, i):
 print("medians of %s runs (forwarder on CPU 0, load on CPU 1)" % __import__("sys").argv[1])
 print("| forwarder | UDP kpps | CPU ns/frame | of which user | TCP Gbit/s | forwarder CPU % during TCP |")
 print("|---|---|---|---|---|---|")
-for k in ["c"] + sorted({key.split(",")[0] for key in raw if key.startswith("c-")}) + ["xdpemu", "xdpemu-write", "xdpemu+cap", "xdpemu-vnet"]:
+for k in ["c"] + sorted({key.split(",")[0] for key in raw if key.startswith("c-")}) + ["xdpemu", "xdpemu-write", "xdpemu+cap", "xdpemu-vnet", "xdpemu-1w-bidir", "xdpemu-2w-bidir"]:
     if k + ",udp" not in raw: continue
     tcp = "| %.2f | %.0f |" % (med(k + ",tcp", 0), med(k + ",tcp", 1)) if k + ",tcp" in raw else "| — | — |"
     print("| %s | %.0f | %.0f | %.0f %s" % (k, med(k + ",udp", 0), med(k + ",udp", 1), med(k + ",udp", 2), tcp))
@@ -234,6 +247,10 @@ for k in sorted({key.split(",")[0] for key in raw if key.startswith("c-")}):
     if k + ",udp" in raw: print("ratio CPU ns/frame %s / c: %.2f" % (k, med(k + ",udp", 1) / med("c,udp", 1)))
 if "xdpemu-write,udp" in raw:
     print("ratio CPU ns/frame xdpemu-write / c: %.2f" % (med("xdpemu-write,udp", 1) / med("c,udp", 1)))
-print("ratio CPU ns/frame xdpemu / c: %.2f (target <= 1)" % (med("xdpemu,udp", 1) / med("c,udp", 1)))
-print("ratio TCP Gbit/s xdpemu-vnet / c: %.2f (target >= 4)" % (med("xdpemu-vnet,tcp", 0) / med("c,tcp", 0)))
+if "xdpemu,udp" in raw and "c,udp" in raw:
+    print("ratio CPU ns/frame xdpemu / c: %.2f (target <= 1)" % (med("xdpemu,udp", 1) / med("c,udp", 1)))
+if "xdpemu-2w-bidir,udp" in raw and "xdpemu-1w-bidir,udp" in raw:
+    print("ratio UDP kpps, both directions, 2 workers / 1 worker: %.2f" % (med("xdpemu-2w-bidir,udp", 0) / med("xdpemu-1w-bidir,udp", 0)))
+if "xdpemu-vnet,tcp" in raw and "c,tcp" in raw:
+    print("ratio TCP Gbit/s xdpemu-vnet / c: %.2f (target >= 4)" % (med("xdpemu-vnet,tcp", 0) / med("c,tcp", 0)))
 PY
