@@ -31,30 +31,13 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .customLong("out"), help: ArgumentHelp("Directory for the captures.", valueName: "DIR"))
     var output: String
 
-    @Option(help: "recorded: frames arrive at their timestamps; topspeed: as fast as the rings take them.")
-    var timing: String = "recorded"
-
-    @Option(help: ArgumentHelp("Write the event log (JSON lines).", valueName: "FILE.jsonl"))
-    var events: String?
-
-    @Option(help: ArgumentHelp("Write the statistics as JSON.", valueName: "FILE.json"))
-    var stats: String?
-
-    @Option(
-        name: .customLong("map-events"),
-        help: ArgumentHelp("Scheduled map updates and deletes.", valueName: "FILE.json"))
-    var mapEvents: String?
-
-    @Option(
-        name: .customLong("maps-out"),
-        help: ArgumentHelp("Write every map's final contents as JSON.", valueName: "FILE.json"))
-    var mapsOut: String?
+    @OptionGroup var shared: TimingAndOutputOptions
 
     @Flag(help: "Print neither the summary table nor the progress bar.")
     var quiet = false
 
     func validate() throws {
-        try validateTraceInputs(inputs, option: "--in", timing: timing)
+        try validateTraceInputs(inputs, option: "--in", timing: shared.timing)
     }
 
     func run() throws {
@@ -62,11 +45,11 @@ struct ReplayCommand: ParsableCommand {
         Console.ignoreBrokenPipes()
         let loaded = try loadTopology(topology)
         var options = ReplayOptions(topology: loaded, inputs: traceInputs(inputs), outputDirectory: output)
-        options.timing = ReplayOptions.Timing(rawValue: timing)!
-        options.eventsPath = events
-        options.statsPath = stats
-        options.mapsOutPath = mapsOut
-        options.mapEvents = loadMapEvents(mapEvents, topology: loaded)
+        options.timing = ReplayOptions.Timing(rawValue: shared.timing)!
+        options.eventsPath = shared.events
+        options.statsPath = shared.stats
+        options.mapsOutPath = shared.mapsOut
+        options.mapEvents = loadMapEvents(shared.mapEvents, topology: loaded)
         // SIGINT and SIGTERM stop the reading; what was read is still processed and every output closed.
         let signals = try? SignalWatcher()
         defer { signals?.close() }

@@ -37,24 +37,7 @@ struct RunCommand: ParsableCommand {
             valueName: "PORT=TRACE[,dst=MAC][,src=MAC]"))
     var replays: [String] = []
 
-    @Option(help: "Replay timing: recorded (offsets of the trace) or topspeed.")
-    var timing: String = "recorded"
-
-    @Option(
-        name: .customLong("map-events"),
-        help: ArgumentHelp("Scheduled map updates and deletes (times after the start).", valueName: "FILE.json"))
-    var mapEvents: String?
-
-    @Option(help: ArgumentHelp("Write the event log (JSON lines).", valueName: "FILE.jsonl"))
-    var events: String?
-
-    @Option(help: ArgumentHelp("Write the statistics as JSON at the end.", valueName: "FILE.json"))
-    var stats: String?
-
-    @Option(
-        name: .customLong("maps-out"),
-        help: ArgumentHelp("Write every map's final contents as JSON at the end.", valueName: "FILE.json"))
-    var mapsOut: String?
+    @OptionGroup var shared: TimingAndOutputOptions
 
     @Option(
         name: .customLong("state-dir"),
@@ -78,7 +61,7 @@ struct RunCommand: ParsableCommand {
     var noIOUring = false
 
     func validate() throws {
-        try validateTraceInputs(replays, option: "--replay", timing: timing)
+        try validateTraceInputs(replays, option: "--replay", timing: shared.timing)
         if let duration, !(duration > 0) {
             throw ValidationError("--duration must be a positive number of seconds")
         }
@@ -106,15 +89,15 @@ struct RunCommand: ParsableCommand {
         options.captureDirectory = noCapture ? nil : capture
         options.durationNanos = duration.map { UInt64($0 * 1e9) }
         options.replays = traceInputs(replays)
-        options.timing = ReplayOptions.Timing(rawValue: timing)!
-        options.eventsPath = events
-        options.statsPath = stats
-        options.mapsOutPath = mapsOut
+        options.timing = ReplayOptions.Timing(rawValue: shared.timing)!
+        options.eventsPath = shared.events
+        options.statsPath = shared.stats
+        options.mapsOutPath = shared.mapsOut
         options.stateDirectory = stateDirectory
         options.instanceName = name
         options.workers = workers
         options.ioUring = !noIOUring
-        options.mapEvents = loadMapEvents(mapEvents, topology: loaded)
+        options.mapEvents = loadMapEvents(shared.mapEvents, topology: loaded)
         options.announce = { Console.standardOutput.writeLine($0) }
         let result: LiveResult
         do {
