@@ -1,7 +1,20 @@
 // The interpreter's loop: one `switch` over the pre-decoded instruction, with the kernel's semantics for each
 // (see Machine.swift for the memory and fault rules).
+//
+// Each case reads only the fields it needs, through the instruction's pointer, so that a dispatch is a load of
+// the opcode and an indirect jump. Cases that go on to the next instruction end with `continue`; a jump (and
+// a call) leaves the `switch` for the code after it, which moves to the target. Instructions are counted per
+// straight run: a taken jump, a call and an exit charge the budget with the slots run since the last target
+// (fused pairs and LD_IMM64 count as the slots they take), and a jump or call past the budget faults.
 
 import XDPEmuCore
+
+extension UnsafeMutablePointer where Pointee == Instruction {
+    @inline(__always) var d: Int { Int(pointee.dst) }
+    @inline(__always) var s: Int { Int(pointee.src) }
+    @inline(__always) var imm: Int64 { pointee.imm }
+    @inline(__always) var off: Int32 { pointee.off }
+}
 
 extension BPFMachine {
     /// The loop. Returns the instructions left of the budget; `fault` says whether it ended with a fault.
@@ -10,474 +23,456 @@ extension BPFMachine {
         let code = self.code
         let frames = self.frames
         var ip = code + program.entry
+        var segment = ip
         var budget = self.budget
         var depth = 0
         while true {
-            let i = ip.pointee
-            let d = Int(i.dst)
-            let s = Int(i.src)
+            let i = ip
             ip += 1
-            budget &-= 1
-            switch i.op {
+            switch i.pointee.op {
             case .fault:
                 fault = .invalid(reason: Int(i.imm))
-                faultPC = ip - code - 1
-                return budget
+                faultPC = i - code
+                return budget &- (ip - segment)
             // ALU64 immediate
-            case .add64i: R[d] = R[d] &+ UInt64(bitPattern: i.imm)
-            case .sub64i: R[d] = R[d] &- UInt64(bitPattern: i.imm)
-            case .mul64i: R[d] = R[d] &* UInt64(bitPattern: i.imm)
+            case .add64i:
+                R[i.d] = R[i.d] &+ UInt64(bitPattern: i.imm)
+                continue
+            case .sub64i:
+                R[i.d] = R[i.d] &- UInt64(bitPattern: i.imm)
+                continue
+            case .mul64i:
+                R[i.d] = R[i.d] &* UInt64(bitPattern: i.imm)
+                continue
             case .div64i:
                 let v = UInt64(bitPattern: i.imm)
-                R[d] = v == 0 ? 0 : R[d] / v
-            case .or64i: R[d] = R[d] | UInt64(bitPattern: i.imm)
-            case .and64i: R[d] = R[d] & UInt64(bitPattern: i.imm)
-            case .lsh64i: R[d] = R[d] << (UInt64(bitPattern: i.imm) & 63)
-            case .rsh64i: R[d] = R[d] >> (UInt64(bitPattern: i.imm) & 63)
+                R[i.d] = v == 0 ? 0 : R[i.d] / v
+                continue
+            case .or64i:
+                R[i.d] = R[i.d] | UInt64(bitPattern: i.imm)
+                continue
+            case .and64i:
+                R[i.d] = R[i.d] & UInt64(bitPattern: i.imm)
+                continue
+            case .lsh64i:
+                R[i.d] = R[i.d] << (UInt64(bitPattern: i.imm) & 63)
+                continue
+            case .rsh64i:
+                R[i.d] = R[i.d] >> (UInt64(bitPattern: i.imm) & 63)
+                continue
             case .mod64i:
                 let v = UInt64(bitPattern: i.imm)
-                if v != 0 { R[d] = R[d] % v }
-            case .xor64i: R[d] = R[d] ^ UInt64(bitPattern: i.imm)
-            case .mov64i: R[d] = UInt64(bitPattern: i.imm)
-            case .arsh64i: R[d] = UInt64(bitPattern: Int64(bitPattern: R[d]) >> (i.imm & 63))
-            case .sdiv64i: R[d] = Self.sdiv64(R[d], UInt64(bitPattern: i.imm))
-            case .smod64i: R[d] = Self.smod64(R[d], UInt64(bitPattern: i.imm))
+                if v != 0 { R[i.d] = R[i.d] % v }
+                continue
+            case .xor64i:
+                R[i.d] = R[i.d] ^ UInt64(bitPattern: i.imm)
+                continue
+            case .mov64i:
+                R[i.d] = UInt64(bitPattern: i.imm)
+                continue
+            case .arsh64i:
+                R[i.d] = UInt64(bitPattern: Int64(bitPattern: R[i.d]) >> (i.imm & 63))
+                continue
+            case .sdiv64i:
+                R[i.d] = Self.sdiv64(R[i.d], UInt64(bitPattern: i.imm))
+                continue
+            case .smod64i:
+                R[i.d] = Self.smod64(R[i.d], UInt64(bitPattern: i.imm))
+                continue
             // ALU64 register
-            case .add64r: R[d] = R[d] &+ R[s]
-            case .sub64r: R[d] = R[d] &- R[s]
-            case .mul64r: R[d] = R[d] &* R[s]
+            case .add64r:
+                R[i.d] = R[i.d] &+ R[i.s]
+                continue
+            case .sub64r:
+                R[i.d] = R[i.d] &- R[i.s]
+                continue
+            case .mul64r:
+                R[i.d] = R[i.d] &* R[i.s]
+                continue
             case .div64r:
-                let v = R[s]
-                R[d] = v == 0 ? 0 : R[d] / v
-            case .or64r: R[d] = R[d] | R[s]
-            case .and64r: R[d] = R[d] & R[s]
-            case .lsh64r: R[d] = R[d] << (R[s] & 63)
-            case .rsh64r: R[d] = R[d] >> (R[s] & 63)
+                let v = R[i.s]
+                R[i.d] = v == 0 ? 0 : R[i.d] / v
+                continue
+            case .or64r:
+                R[i.d] = R[i.d] | R[i.s]
+                continue
+            case .and64r:
+                R[i.d] = R[i.d] & R[i.s]
+                continue
+            case .lsh64r:
+                R[i.d] = R[i.d] << (R[i.s] & 63)
+                continue
+            case .rsh64r:
+                R[i.d] = R[i.d] >> (R[i.s] & 63)
+                continue
             case .mod64r:
-                let v = R[s]
-                if v != 0 { R[d] = R[d] % v }
-            case .xor64r: R[d] = R[d] ^ R[s]
-            case .mov64r: R[d] = R[s]
-            case .arsh64r: R[d] = UInt64(bitPattern: Int64(bitPattern: R[d]) >> (R[s] & 63))
-            case .sdiv64r: R[d] = Self.sdiv64(R[d], R[s])
-            case .smod64r: R[d] = Self.smod64(R[d], R[s])
-            case .neg64: R[d] = 0 &- R[d]
-            case .movsx64b: R[d] = UInt64(bitPattern: Int64(Int8(truncatingIfNeeded: R[s])))
-            case .movsx64h: R[d] = UInt64(bitPattern: Int64(Int16(truncatingIfNeeded: R[s])))
-            case .movsx64w: R[d] = UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: R[s])))
+                let v = R[i.s]
+                if v != 0 { R[i.d] = R[i.d] % v }
+                continue
+            case .xor64r:
+                R[i.d] = R[i.d] ^ R[i.s]
+                continue
+            case .mov64r:
+                R[i.d] = R[i.s]
+                continue
+            case .arsh64r:
+                R[i.d] = UInt64(bitPattern: Int64(bitPattern: R[i.d]) >> (R[i.s] & 63))
+                continue
+            case .sdiv64r:
+                R[i.d] = Self.sdiv64(R[i.d], R[i.s])
+                continue
+            case .smod64r:
+                R[i.d] = Self.smod64(R[i.d], R[i.s])
+                continue
+            case .neg64:
+                R[i.d] = 0 &- R[i.d]
+                continue
+            case .movsx64b:
+                R[i.d] = UInt64(bitPattern: Int64(Int8(truncatingIfNeeded: R[i.s])))
+                continue
+            case .movsx64h:
+                R[i.d] = UInt64(bitPattern: Int64(Int16(truncatingIfNeeded: R[i.s])))
+                continue
+            case .movsx64w:
+                R[i.d] = UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: R[i.s])))
+                continue
             // ALU32 immediate
-            case .add32i: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) &+ UInt32(truncatingIfNeeded: i.imm))
-            case .sub32i: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) &- UInt32(truncatingIfNeeded: i.imm))
-            case .mul32i: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) &* UInt32(truncatingIfNeeded: i.imm))
+            case .add32i:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) &+ UInt32(truncatingIfNeeded: i.imm))
+                continue
+            case .sub32i:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) &- UInt32(truncatingIfNeeded: i.imm))
+                continue
+            case .mul32i:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) &* UInt32(truncatingIfNeeded: i.imm))
+                continue
             case .div32i:
                 let v = UInt32(truncatingIfNeeded: i.imm)
-                R[d] = v == 0 ? 0 : UInt64(UInt32(truncatingIfNeeded: R[d]) / v)
-            case .or32i: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) | UInt32(truncatingIfNeeded: i.imm))
-            case .and32i: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) & UInt32(truncatingIfNeeded: i.imm))
-            case .lsh32i: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) << (UInt32(truncatingIfNeeded: i.imm) & 31))
-            case .rsh32i: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) >> (UInt32(truncatingIfNeeded: i.imm) & 31))
+                R[i.d] = v == 0 ? 0 : UInt64(UInt32(truncatingIfNeeded: R[i.d]) / v)
+                continue
+            case .or32i:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) | UInt32(truncatingIfNeeded: i.imm))
+                continue
+            case .and32i:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) & UInt32(truncatingIfNeeded: i.imm))
+                continue
+            case .lsh32i:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) << (UInt32(truncatingIfNeeded: i.imm) & 31))
+                continue
+            case .rsh32i:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) >> (UInt32(truncatingIfNeeded: i.imm) & 31))
+                continue
             case .mod32i:
                 let v = UInt32(truncatingIfNeeded: i.imm)
-                let x = UInt32(truncatingIfNeeded: R[d])
-                R[d] = UInt64(v == 0 ? x : x % v)
-            case .xor32i: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) ^ UInt32(truncatingIfNeeded: i.imm))
-            case .mov32i: R[d] = UInt64(UInt32(truncatingIfNeeded: i.imm))
+                let x = UInt32(truncatingIfNeeded: R[i.d])
+                R[i.d] = UInt64(v == 0 ? x : x % v)
+                continue
+            case .xor32i:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) ^ UInt32(truncatingIfNeeded: i.imm))
+                continue
+            case .mov32i:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: i.imm))
+                continue
             case .arsh32i:
-                R[d] = UInt64(
-                    UInt32(bitPattern: Int32(truncatingIfNeeded: R[d]) >> (Int32(truncatingIfNeeded: i.imm) & 31)))
-            case .sdiv32i: R[d] = Self.sdiv32(R[d], UInt64(bitPattern: i.imm))
-            case .smod32i: R[d] = Self.smod32(R[d], UInt64(bitPattern: i.imm))
+                R[i.d] = UInt64(
+                    UInt32(bitPattern: Int32(truncatingIfNeeded: R[i.d]) >> (Int32(truncatingIfNeeded: i.imm) & 31)))
+                continue
+            case .sdiv32i:
+                R[i.d] = Self.sdiv32(R[i.d], UInt64(bitPattern: i.imm))
+                continue
+            case .smod32i:
+                R[i.d] = Self.smod32(R[i.d], UInt64(bitPattern: i.imm))
+                continue
             // ALU32 register
-            case .add32r: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) &+ UInt32(truncatingIfNeeded: R[s]))
-            case .sub32r: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) &- UInt32(truncatingIfNeeded: R[s]))
-            case .mul32r: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) &* UInt32(truncatingIfNeeded: R[s]))
+            case .add32r:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) &+ UInt32(truncatingIfNeeded: R[i.s]))
+                continue
+            case .sub32r:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) &- UInt32(truncatingIfNeeded: R[i.s]))
+                continue
+            case .mul32r:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) &* UInt32(truncatingIfNeeded: R[i.s]))
+                continue
             case .div32r:
-                let v = UInt32(truncatingIfNeeded: R[s])
-                R[d] = v == 0 ? 0 : UInt64(UInt32(truncatingIfNeeded: R[d]) / v)
-            case .or32r: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) | UInt32(truncatingIfNeeded: R[s]))
-            case .and32r: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) & UInt32(truncatingIfNeeded: R[s]))
-            case .lsh32r: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) << (UInt32(truncatingIfNeeded: R[s]) & 31))
-            case .rsh32r: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) >> (UInt32(truncatingIfNeeded: R[s]) & 31))
+                let v = UInt32(truncatingIfNeeded: R[i.s])
+                R[i.d] = v == 0 ? 0 : UInt64(UInt32(truncatingIfNeeded: R[i.d]) / v)
+                continue
+            case .or32r:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) | UInt32(truncatingIfNeeded: R[i.s]))
+                continue
+            case .and32r:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) & UInt32(truncatingIfNeeded: R[i.s]))
+                continue
+            case .lsh32r:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) << (UInt32(truncatingIfNeeded: R[i.s]) & 31))
+                continue
+            case .rsh32r:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) >> (UInt32(truncatingIfNeeded: R[i.s]) & 31))
+                continue
             case .mod32r:
-                let v = UInt32(truncatingIfNeeded: R[s])
-                let x = UInt32(truncatingIfNeeded: R[d])
-                R[d] = UInt64(v == 0 ? x : x % v)
-            case .xor32r: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]) ^ UInt32(truncatingIfNeeded: R[s]))
-            case .mov32r: R[d] = UInt64(UInt32(truncatingIfNeeded: R[s]))
+                let v = UInt32(truncatingIfNeeded: R[i.s])
+                let x = UInt32(truncatingIfNeeded: R[i.d])
+                R[i.d] = UInt64(v == 0 ? x : x % v)
+                continue
+            case .xor32r:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]) ^ UInt32(truncatingIfNeeded: R[i.s]))
+                continue
+            case .mov32r:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.s]))
+                continue
             case .arsh32r:
-                R[d] = UInt64(
-                    UInt32(bitPattern: Int32(truncatingIfNeeded: R[d]) >> (Int32(truncatingIfNeeded: R[s]) & 31)))
-            case .sdiv32r: R[d] = Self.sdiv32(R[d], R[s])
-            case .smod32r: R[d] = Self.smod32(R[d], R[s])
-            case .neg32: R[d] = UInt64(0 &- UInt32(truncatingIfNeeded: R[d]))
-            case .movsx32b: R[d] = UInt64(UInt32(bitPattern: Int32(Int8(truncatingIfNeeded: R[s]))))
-            case .movsx32h: R[d] = UInt64(UInt32(bitPattern: Int32(Int16(truncatingIfNeeded: R[s]))))
+                R[i.d] = UInt64(
+                    UInt32(bitPattern: Int32(truncatingIfNeeded: R[i.d]) >> (Int32(truncatingIfNeeded: R[i.s]) & 31)))
+                continue
+            case .sdiv32r:
+                R[i.d] = Self.sdiv32(R[i.d], R[i.s])
+                continue
+            case .smod32r:
+                R[i.d] = Self.smod32(R[i.d], R[i.s])
+                continue
+            case .neg32:
+                R[i.d] = UInt64(0 &- UInt32(truncatingIfNeeded: R[i.d]))
+                continue
+            case .movsx32b:
+                R[i.d] = UInt64(UInt32(bitPattern: Int32(Int8(truncatingIfNeeded: R[i.s]))))
+                continue
+            case .movsx32h:
+                R[i.d] = UInt64(UInt32(bitPattern: Int32(Int16(truncatingIfNeeded: R[i.s]))))
+                continue
             // Byte order (the host is little-endian, as x86-64 and arm64 Linux are)
-            case .le16: R[d] = R[d] & 0xFFFF
-            case .le32: R[d] = R[d] & 0xFFFF_FFFF
-            case .le64: break
-            case .be16: R[d] = UInt64(UInt16(truncatingIfNeeded: R[d]).byteSwapped)
-            case .be32: R[d] = UInt64(UInt32(truncatingIfNeeded: R[d]).byteSwapped)
-            case .be64: R[d] = R[d].byteSwapped
+            case .le16:
+                R[i.d] = R[i.d] & 0xFFFF
+                continue
+            case .le32:
+                R[i.d] = R[i.d] & 0xFFFF_FFFF
+                continue
+            case .le64:
+                break
+                continue
+            case .be16:
+                R[i.d] = UInt64(UInt16(truncatingIfNeeded: R[i.d]).byteSwapped)
+                continue
+            case .be32:
+                R[i.d] = UInt64(UInt32(truncatingIfNeeded: R[i.d]).byteSwapped)
+                continue
+            case .be64:
+                R[i.d] = R[i.d].byteSwapped
+                continue
             // Jumps
-            case .ja:
-                ip = code + Int(i.off)
-                if budget < 0 { return exhausted(ip - code, budget) }
-            case .jeq64i:
-                if R[d] == UInt64(bitPattern: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jgt64i:
-                if R[d] > UInt64(bitPattern: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jge64i:
-                if R[d] >= UInt64(bitPattern: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jset64i:
-                if R[d] & UInt64(bitPattern: i.imm) != 0 {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jne64i:
-                if R[d] != UInt64(bitPattern: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jsgt64i:
-                if Int64(bitPattern: R[d]) > i.imm {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jsge64i:
-                if Int64(bitPattern: R[d]) >= i.imm {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jlt64i:
-                if R[d] < UInt64(bitPattern: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jle64i:
-                if R[d] <= UInt64(bitPattern: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jslt64i:
-                if Int64(bitPattern: R[d]) < i.imm {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jsle64i:
-                if Int64(bitPattern: R[d]) <= i.imm {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jeq64r:
-                if R[d] == R[s] {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jgt64r:
-                if R[d] > R[s] {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jge64r:
-                if R[d] >= R[s] {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jset64r:
-                if R[d] & R[s] != 0 {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jne64r:
-                if R[d] != R[s] {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jsgt64r:
-                if Int64(bitPattern: R[d]) > Int64(bitPattern: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jsge64r:
-                if Int64(bitPattern: R[d]) >= Int64(bitPattern: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jlt64r:
-                if R[d] < R[s] {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jle64r:
-                if R[d] <= R[s] {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jslt64r:
-                if Int64(bitPattern: R[d]) < Int64(bitPattern: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jsle64r:
-                if Int64(bitPattern: R[d]) <= Int64(bitPattern: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+            case .ja: break
+            case .jeq64i: guard R[i.d] == UInt64(bitPattern: i.imm) else { continue }
+            case .jgt64i: guard R[i.d] > UInt64(bitPattern: i.imm) else { continue }
+            case .jge64i: guard R[i.d] >= UInt64(bitPattern: i.imm) else { continue }
+            case .jset64i: guard R[i.d] & UInt64(bitPattern: i.imm) != 0 else { continue }
+            case .jne64i: guard R[i.d] != UInt64(bitPattern: i.imm) else { continue }
+            case .jsgt64i: guard Int64(bitPattern: R[i.d]) > i.imm else { continue }
+            case .jsge64i: guard Int64(bitPattern: R[i.d]) >= i.imm else { continue }
+            case .jlt64i: guard R[i.d] < UInt64(bitPattern: i.imm) else { continue }
+            case .jle64i: guard R[i.d] <= UInt64(bitPattern: i.imm) else { continue }
+            case .jslt64i: guard Int64(bitPattern: R[i.d]) < i.imm else { continue }
+            case .jsle64i: guard Int64(bitPattern: R[i.d]) <= i.imm else { continue }
+            case .jeq64r: guard R[i.d] == R[i.s] else { continue }
+            case .jgt64r: guard R[i.d] > R[i.s] else { continue }
+            case .jge64r: guard R[i.d] >= R[i.s] else { continue }
+            case .jset64r: guard R[i.d] & R[i.s] != 0 else { continue }
+            case .jne64r: guard R[i.d] != R[i.s] else { continue }
+            case .jsgt64r: guard Int64(bitPattern: R[i.d]) > Int64(bitPattern: R[i.s]) else { continue }
+            case .jsge64r: guard Int64(bitPattern: R[i.d]) >= Int64(bitPattern: R[i.s]) else { continue }
+            case .jlt64r: guard R[i.d] < R[i.s] else { continue }
+            case .jle64r: guard R[i.d] <= R[i.s] else { continue }
+            case .jslt64r: guard Int64(bitPattern: R[i.d]) < Int64(bitPattern: R[i.s]) else { continue }
+            case .jsle64r: guard Int64(bitPattern: R[i.d]) <= Int64(bitPattern: R[i.s]) else { continue }
             case .jeq32i:
-                if UInt32(truncatingIfNeeded: R[d]) == UInt32(truncatingIfNeeded: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jgt32i:
-                if UInt32(truncatingIfNeeded: R[d]) > UInt32(truncatingIfNeeded: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard UInt32(truncatingIfNeeded: R[i.d]) == UInt32(truncatingIfNeeded: i.imm) else { continue }
+            case .jgt32i: guard UInt32(truncatingIfNeeded: R[i.d]) > UInt32(truncatingIfNeeded: i.imm) else { continue }
             case .jge32i:
-                if UInt32(truncatingIfNeeded: R[d]) >= UInt32(truncatingIfNeeded: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard UInt32(truncatingIfNeeded: R[i.d]) >= UInt32(truncatingIfNeeded: i.imm) else { continue }
             case .jset32i:
-                if UInt32(truncatingIfNeeded: R[d]) & UInt32(truncatingIfNeeded: i.imm) != 0 {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard UInt32(truncatingIfNeeded: R[i.d]) & UInt32(truncatingIfNeeded: i.imm) != 0 else { continue }
             case .jne32i:
-                if UInt32(truncatingIfNeeded: R[d]) != UInt32(truncatingIfNeeded: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jsgt32i:
-                if Int32(truncatingIfNeeded: R[d]) > Int32(truncatingIfNeeded: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jsge32i:
-                if Int32(truncatingIfNeeded: R[d]) >= Int32(truncatingIfNeeded: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jlt32i:
-                if UInt32(truncatingIfNeeded: R[d]) < UInt32(truncatingIfNeeded: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard UInt32(truncatingIfNeeded: R[i.d]) != UInt32(truncatingIfNeeded: i.imm) else { continue }
+            case .jsgt32i: guard Int32(truncatingIfNeeded: R[i.d]) > Int32(truncatingIfNeeded: i.imm) else { continue }
+            case .jsge32i: guard Int32(truncatingIfNeeded: R[i.d]) >= Int32(truncatingIfNeeded: i.imm) else { continue }
+            case .jlt32i: guard UInt32(truncatingIfNeeded: R[i.d]) < UInt32(truncatingIfNeeded: i.imm) else { continue }
             case .jle32i:
-                if UInt32(truncatingIfNeeded: R[d]) <= UInt32(truncatingIfNeeded: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jslt32i:
-                if Int32(truncatingIfNeeded: R[d]) < Int32(truncatingIfNeeded: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jsle32i:
-                if Int32(truncatingIfNeeded: R[d]) <= Int32(truncatingIfNeeded: i.imm) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard UInt32(truncatingIfNeeded: R[i.d]) <= UInt32(truncatingIfNeeded: i.imm) else { continue }
+            case .jslt32i: guard Int32(truncatingIfNeeded: R[i.d]) < Int32(truncatingIfNeeded: i.imm) else { continue }
+            case .jsle32i: guard Int32(truncatingIfNeeded: R[i.d]) <= Int32(truncatingIfNeeded: i.imm) else { continue }
             case .jeq32r:
-                if UInt32(truncatingIfNeeded: R[d]) == UInt32(truncatingIfNeeded: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard UInt32(truncatingIfNeeded: R[i.d]) == UInt32(truncatingIfNeeded: R[i.s]) else { continue }
             case .jgt32r:
-                if UInt32(truncatingIfNeeded: R[d]) > UInt32(truncatingIfNeeded: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard UInt32(truncatingIfNeeded: R[i.d]) > UInt32(truncatingIfNeeded: R[i.s]) else { continue }
             case .jge32r:
-                if UInt32(truncatingIfNeeded: R[d]) >= UInt32(truncatingIfNeeded: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard UInt32(truncatingIfNeeded: R[i.d]) >= UInt32(truncatingIfNeeded: R[i.s]) else { continue }
             case .jset32r:
-                if UInt32(truncatingIfNeeded: R[d]) & UInt32(truncatingIfNeeded: R[s]) != 0 {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard UInt32(truncatingIfNeeded: R[i.d]) & UInt32(truncatingIfNeeded: R[i.s]) != 0 else { continue }
             case .jne32r:
-                if UInt32(truncatingIfNeeded: R[d]) != UInt32(truncatingIfNeeded: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jsgt32r:
-                if Int32(truncatingIfNeeded: R[d]) > Int32(truncatingIfNeeded: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard UInt32(truncatingIfNeeded: R[i.d]) != UInt32(truncatingIfNeeded: R[i.s]) else { continue }
+            case .jsgt32r: guard Int32(truncatingIfNeeded: R[i.d]) > Int32(truncatingIfNeeded: R[i.s]) else { continue }
             case .jsge32r:
-                if Int32(truncatingIfNeeded: R[d]) >= Int32(truncatingIfNeeded: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard Int32(truncatingIfNeeded: R[i.d]) >= Int32(truncatingIfNeeded: R[i.s]) else { continue }
             case .jlt32r:
-                if UInt32(truncatingIfNeeded: R[d]) < UInt32(truncatingIfNeeded: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard UInt32(truncatingIfNeeded: R[i.d]) < UInt32(truncatingIfNeeded: R[i.s]) else { continue }
             case .jle32r:
-                if UInt32(truncatingIfNeeded: R[d]) <= UInt32(truncatingIfNeeded: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
-            case .jslt32r:
-                if Int32(truncatingIfNeeded: R[d]) < Int32(truncatingIfNeeded: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard UInt32(truncatingIfNeeded: R[i.d]) <= UInt32(truncatingIfNeeded: R[i.s]) else { continue }
+            case .jslt32r: guard Int32(truncatingIfNeeded: R[i.d]) < Int32(truncatingIfNeeded: R[i.s]) else { continue }
             case .jsle32r:
-                if Int32(truncatingIfNeeded: R[d]) <= Int32(truncatingIfNeeded: R[s]) {
-                    ip = code + Int(i.off)
-                    if budget < 0 { return exhausted(ip - code, budget) }
-                }
+                guard Int32(truncatingIfNeeded: R[i.d]) <= Int32(truncatingIfNeeded: R[i.s]) else { continue }
             case .movAdd64:
-                R[d] = R[s] &+ UInt64(bitPattern: i.imm)
+                R[i.d] = R[i.s] &+ UInt64(bitPattern: i.imm)
                 ip += 1
-                budget &-= 1
+                continue
             case .lookupConstant:
                 R[1] = UInt64(bitPattern: i.imm)
                 ip += 2
-                budget &-= 1
                 if !lookupFast(&c) {
-                    faultPC = ip - code - 1
+                    faultPC = i - code
                     return budget
                 }
+                continue
             case .callLookup:
                 if !lookupFast(&c) {
-                    faultPC = ip - code - 1
+                    faultPC = i - code
                     return budget
                 }
+                continue
             case .callRedirectMap:
                 if !redirectMapFast(&c) {
-                    faultPC = ip - code - 1
+                    faultPC = i - code
                     return budget
                 }
+                continue
             case .callHelper:
                 if !callHelper(i.imm, &c) {
-                    faultPC = ip - code - 1
+                    faultPC = i - code
                     return budget
                 }
+                continue
             case .callLocal:
                 guard depth < VirtualAddress.maxFrames - 1 else {
                     fault = .callDepth
-                    faultPC = ip - code - 1
+                    faultPC = i - code
                     return budget
                 }
-                if budget < 0 { return exhausted(ip - code, budget) }
                 frames[depth] = CallFrame(returnPC: ip - code, r6: R[6], r7: R[7], r8: R[8], r9: R[9], r10: R[10])
                 depth += 1
                 R[10] = R[10] &+ UInt64(VirtualAddress.frameSize)
-                ip = code + Int(i.off)
             case .exit:
+                budget &-= ip - segment
                 if depth == 0 { return budget }
                 depth -= 1
                 let f = frames[depth]
                 ip = code + f.returnPC
+                segment = ip
                 R[6] = f.r6
                 R[7] = f.r7
                 R[8] = f.r8
                 R[9] = f.r9
                 R[10] = f.r10
+                continue
             case .ldimm64:
-                R[d] = UInt64(bitPattern: i.imm)
+                R[i.d] = UInt64(bitPattern: i.imm)
                 ip += 1
+                continue
             // Loads
             case .ldxb:
-                guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 1, write: false) else {
-                    return memoryFault(R[s], i, 1, false, ip - code, budget)
+                guard let p = translate(R[i.s] &+ UInt64(bitPattern: Int64(i.off)), 1, write: false) else {
+                    return memoryFault(R[i.s], i.pointee, 1, false, i - code, budget)
                 }
-                R[d] = UInt64(p.load(as: UInt8.self))
+                R[i.d] = UInt64(p.load(as: UInt8.self))
+                continue
             case .ldxh:
-                guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 2, write: false) else {
-                    return memoryFault(R[s], i, 2, false, ip - code, budget)
+                guard let p = translate(R[i.s] &+ UInt64(bitPattern: Int64(i.off)), 2, write: false) else {
+                    return memoryFault(R[i.s], i.pointee, 2, false, i - code, budget)
                 }
-                R[d] = UInt64(p.loadUnaligned(as: UInt16.self))
+                R[i.d] = UInt64(p.loadUnaligned(as: UInt16.self))
+                continue
             case .ldxw:
-                guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 4, write: false) else {
-                    return memoryFault(R[s], i, 4, false, ip - code, budget)
+                guard let p = translate(R[i.s] &+ UInt64(bitPattern: Int64(i.off)), 4, write: false) else {
+                    return memoryFault(R[i.s], i.pointee, 4, false, i - code, budget)
                 }
-                R[d] = UInt64(p.loadUnaligned(as: UInt32.self))
+                R[i.d] = UInt64(p.loadUnaligned(as: UInt32.self))
+                continue
             case .ldxdw:
-                guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 8, write: false) else {
-                    return memoryFault(R[s], i, 8, false, ip - code, budget)
+                guard let p = translate(R[i.s] &+ UInt64(bitPattern: Int64(i.off)), 8, write: false) else {
+                    return memoryFault(R[i.s], i.pointee, 8, false, i - code, budget)
                 }
-                R[d] = p.loadUnaligned(as: UInt64.self)
+                R[i.d] = p.loadUnaligned(as: UInt64.self)
+                continue
             case .ldxsb:
-                guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 1, write: false) else {
-                    return memoryFault(R[s], i, 1, false, ip - code, budget)
+                guard let p = translate(R[i.s] &+ UInt64(bitPattern: Int64(i.off)), 1, write: false) else {
+                    return memoryFault(R[i.s], i.pointee, 1, false, i - code, budget)
                 }
-                R[d] = UInt64(bitPattern: Int64(p.load(as: Int8.self)))
+                R[i.d] = UInt64(bitPattern: Int64(p.load(as: Int8.self)))
+                continue
             case .ldxsh:
-                guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 2, write: false) else {
-                    return memoryFault(R[s], i, 2, false, ip - code, budget)
+                guard let p = translate(R[i.s] &+ UInt64(bitPattern: Int64(i.off)), 2, write: false) else {
+                    return memoryFault(R[i.s], i.pointee, 2, false, i - code, budget)
                 }
-                R[d] = UInt64(bitPattern: Int64(p.loadUnaligned(as: Int16.self)))
+                R[i.d] = UInt64(bitPattern: Int64(p.loadUnaligned(as: Int16.self)))
+                continue
             case .ldxsw:
-                guard let p = translate(R[s] &+ UInt64(bitPattern: Int64(i.off)), 4, write: false) else {
-                    return memoryFault(R[s], i, 4, false, ip - code, budget)
+                guard let p = translate(R[i.s] &+ UInt64(bitPattern: Int64(i.off)), 4, write: false) else {
+                    return memoryFault(R[i.s], i.pointee, 4, false, i - code, budget)
                 }
-                R[d] = UInt64(bitPattern: Int64(p.loadUnaligned(as: Int32.self)))
+                R[i.d] = UInt64(bitPattern: Int64(p.loadUnaligned(as: Int32.self)))
+                continue
             // Stores of an immediate
             case .stb:
-                guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 1, write: true) else {
-                    return memoryFault(R[d], i, 1, true, ip - code, budget)
+                guard let p = translate(R[i.d] &+ UInt64(bitPattern: Int64(i.off)), 1, write: true) else {
+                    return memoryFault(R[i.d], i.pointee, 1, true, i - code, budget)
                 }
                 p.storeBytes(of: UInt8(truncatingIfNeeded: i.imm), as: UInt8.self)
+                continue
             case .sth:
-                guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 2, write: true) else {
-                    return memoryFault(R[d], i, 2, true, ip - code, budget)
+                guard let p = translate(R[i.d] &+ UInt64(bitPattern: Int64(i.off)), 2, write: true) else {
+                    return memoryFault(R[i.d], i.pointee, 2, true, i - code, budget)
                 }
                 p.storeBytes(of: UInt16(truncatingIfNeeded: i.imm), as: UInt16.self)
+                continue
             case .stw:
-                guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 4, write: true) else {
-                    return memoryFault(R[d], i, 4, true, ip - code, budget)
+                guard let p = translate(R[i.d] &+ UInt64(bitPattern: Int64(i.off)), 4, write: true) else {
+                    return memoryFault(R[i.d], i.pointee, 4, true, i - code, budget)
                 }
                 p.storeBytes(of: UInt32(truncatingIfNeeded: i.imm), as: UInt32.self)
+                continue
             case .stdw:
-                guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 8, write: true) else {
-                    return memoryFault(R[d], i, 8, true, ip - code, budget)
+                guard let p = translate(R[i.d] &+ UInt64(bitPattern: Int64(i.off)), 8, write: true) else {
+                    return memoryFault(R[i.d], i.pointee, 8, true, i - code, budget)
                 }
                 p.storeBytes(of: UInt64(bitPattern: i.imm), as: UInt64.self)
+                continue
             // Stores of a register
             case .stxb:
-                guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 1, write: true) else {
-                    return memoryFault(R[d], i, 1, true, ip - code, budget)
+                guard let p = translate(R[i.d] &+ UInt64(bitPattern: Int64(i.off)), 1, write: true) else {
+                    return memoryFault(R[i.d], i.pointee, 1, true, i - code, budget)
                 }
-                p.storeBytes(of: UInt8(truncatingIfNeeded: R[s]), as: UInt8.self)
+                p.storeBytes(of: UInt8(truncatingIfNeeded: R[i.s]), as: UInt8.self)
+                continue
             case .stxh:
-                guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 2, write: true) else {
-                    return memoryFault(R[d], i, 2, true, ip - code, budget)
+                guard let p = translate(R[i.d] &+ UInt64(bitPattern: Int64(i.off)), 2, write: true) else {
+                    return memoryFault(R[i.d], i.pointee, 2, true, i - code, budget)
                 }
-                p.storeBytes(of: UInt16(truncatingIfNeeded: R[s]), as: UInt16.self)
+                p.storeBytes(of: UInt16(truncatingIfNeeded: R[i.s]), as: UInt16.self)
+                continue
             case .stxw:
-                guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 4, write: true) else {
-                    return memoryFault(R[d], i, 4, true, ip - code, budget)
+                guard let p = translate(R[i.d] &+ UInt64(bitPattern: Int64(i.off)), 4, write: true) else {
+                    return memoryFault(R[i.d], i.pointee, 4, true, i - code, budget)
                 }
-                p.storeBytes(of: UInt32(truncatingIfNeeded: R[s]), as: UInt32.self)
+                p.storeBytes(of: UInt32(truncatingIfNeeded: R[i.s]), as: UInt32.self)
+                continue
             case .stxdw:
-                guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 8, write: true) else {
-                    return memoryFault(R[d], i, 8, true, ip - code, budget)
+                guard let p = translate(R[i.d] &+ UInt64(bitPattern: Int64(i.off)), 8, write: true) else {
+                    return memoryFault(R[i.d], i.pointee, 8, true, i - code, budget)
                 }
-                p.storeBytes(of: R[s], as: UInt64.self)
+                p.storeBytes(of: R[i.s], as: UInt64.self)
+                continue
             case .atomic32:
-                guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 4, write: true) else {
-                    return memoryFault(R[d], i, 4, true, ip - code, budget)
+                guard let p = translate(R[i.d] &+ UInt64(bitPattern: Int64(i.off)), 4, write: true) else {
+                    return memoryFault(R[i.d], i.pointee, 4, true, i - code, budget)
                 }
                 let old = p.loadUnaligned(as: UInt32.self)
-                let operand = UInt32(truncatingIfNeeded: R[s])
+                let operand = UInt32(truncatingIfNeeded: R[i.s])
                 switch i.imm & ~AtomicOp.fetch {
                 case AtomicOp.add: p.storeBytes(of: old &+ operand, as: UInt32.self)
                 case AtomicOp.or: p.storeBytes(of: old | operand, as: UInt32.self)
@@ -489,13 +484,14 @@ extension BPFMachine {
                     R[0] = UInt64(old)
                     continue
                 }
-                if i.imm & AtomicOp.fetch != 0 { R[s] = UInt64(old) }
+                if i.imm & AtomicOp.fetch != 0 { R[i.s] = UInt64(old) }
+                continue
             case .atomic64:
-                guard let p = translate(R[d] &+ UInt64(bitPattern: Int64(i.off)), 8, write: true) else {
-                    return memoryFault(R[d], i, 8, true, ip - code, budget)
+                guard let p = translate(R[i.d] &+ UInt64(bitPattern: Int64(i.off)), 8, write: true) else {
+                    return memoryFault(R[i.d], i.pointee, 8, true, i - code, budget)
                 }
                 let old = p.loadUnaligned(as: UInt64.self)
-                let operand = R[s]
+                let operand = R[i.s]
                 switch i.imm & ~AtomicOp.fetch {
                 case AtomicOp.add: p.storeBytes(of: old &+ operand, as: UInt64.self)
                 case AtomicOp.or: p.storeBytes(of: old | operand, as: UInt64.self)
@@ -507,8 +503,14 @@ extension BPFMachine {
                     R[0] = old
                     continue
                 }
-                if i.imm & AtomicOp.fetch != 0 { R[s] = old }
+                if i.imm & AtomicOp.fetch != 0 { R[i.s] = old }
+                continue
             }
+            // A taken jump, or a call.
+            budget &-= ip - segment
+            ip = code + Int(i.off)
+            segment = ip
+            if budget < 0 { return exhausted(ip - code, budget) }
         }
     }
 
@@ -524,7 +526,7 @@ extension BPFMachine {
         _ base: UInt64, _ i: Instruction, _ size: Int, _ write: Bool, _ pc: Int, _ budget: Int
     ) -> Int {
         fault = .memory(address: base &+ UInt64(bitPattern: Int64(i.off)), size: size, write: write)
-        faultPC = pc - 1
+        faultPC = pc
         return budget
     }
 
