@@ -161,35 +161,8 @@ enum Decoder {
             out.append(decoded)
             index += 1
         }
-        fuse(&out, entries: object.programs.map(\.entry))
+        fuse(&out, entries: object.programs.map(\.entry), maps: object.maps.map(\.type))
         return DecodedCode(instructions: out, faultReasons: reasons, unknownHelpers: unknown)
-    }
-
-    /// Fuses the pairs `Op.movAdd64` and `Op.lookupConstant` stand for, where the second instruction is neither
-    /// a jump or call target nor a program's entry: nothing can start there, so running both as one is the same.
-    static func fuse(_ code: inout [Instruction], entries: [Int]) {
-        var targets = Set(entries)
-        for i in code {
-            if i.op == .ja || i.op == .callLocal || i.op.isConditionalJump {
-                targets.insert(Int(i.off))
-            }
-        }
-        var index = 0
-        while index + 1 < code.count {
-            let first = code[index]
-            if first.op == .mov64r, !targets.contains(index + 1), code[index + 1].op == .add64i,
-                code[index + 1].dst == first.dst
-            {
-                code[index] = Instruction(
-                    op: .movAdd64, dst: first.dst, src: first.src, off: 0, imm: code[index + 1].imm)
-            } else if first.op == .ldimm64, first.dst == 1, index + 2 < code.count, !targets.contains(index + 2),
-                code[index + 2].op == .callLookup,
-                VirtualAddress.mapIndex(ofHandle: UInt64(bitPattern: first.imm)) != nil
-            {
-                code[index] = Instruction(op: .lookupConstant, dst: 1, src: 0, off: 0, imm: first.imm)
-            }
-            index += 1
-        }
     }
 
     private static func decodeALU(_ r: RawInstruction, is64: Bool, operands: Instruction) -> Instruction? {

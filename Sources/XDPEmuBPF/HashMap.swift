@@ -82,23 +82,59 @@ final class HashMap: BPFMap, @unchecked Sendable {
     /// The key copied into `probe`, zero-padded to whole words, as keys are stored; returns its hash.
     @inline(__always)
     private func prepare(_ key: UnsafeRawPointer) -> Int {
-        switch keySize {
-        case 4: probe[0] = UInt64(key.loadUnaligned(as: UInt32.self))
-        case 6:
-            probe[0] =
-                UInt64(key.loadUnaligned(as: UInt32.self))
-                | UInt64(key.loadUnaligned(fromByteOffset: 4, as: UInt16.self)) << 32
-        case 8: probe[0] = key.loadUnaligned(as: UInt64.self)
-        default:
-            probe[keyWords - 1] = 0
-            UnsafeMutableRawPointer(probe).copyMemory(from: key, byteCount: keySize)
+        if keyWords == 1 {
+            probe[0] = word(key)
+            return Self.hash(probe[0])
         }
+        probe[keyWords - 1] = 0
+        UnsafeMutableRawPointer(probe).copyMemory(from: key, byteCount: keySize)
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15
         for i in 0..<keyWords {
             h = (h ^ probe[i]) &* 0xBF58_476D_1CE4_E5B9
             h ^= h >> 31
         }
         return Int(truncatingIfNeeded: h ^ h >> 29)
+    }
+
+    /// A key of at most 8 bytes as the word it is stored as (zero-padded).
+    @inline(__always)
+    private func word(_ key: UnsafeRawPointer) -> UInt64 {
+        switch keySize {
+        case 4: return UInt64(key.loadUnaligned(as: UInt32.self))
+        case 6:
+            return UInt64(key.loadUnaligned(as: UInt32.self))
+                | UInt64(key.loadUnaligned(fromByteOffset: 4, as: UInt16.self)) << 32
+        case 8: return key.loadUnaligned(as: UInt64.self)
+        default: return Self.word(key, keySize)
+        }
+    }
+
+    @inline(never)
+    private static func word(_ key: UnsafeRawPointer, _ size: Int) -> UInt64 {
+        var w: UInt64 = 0
+        for i in 0..<size { w |= UInt64(key.load(fromByteOffset: i, as: UInt8.self)) << (8 * i) }
+        return w
+    }
+
+    /// The hash of a one-word key (the same as `prepare`'s for one word).
+    @inline(__always)
+    private static func hash(_ word: UInt64) -> Int {
+        var h = (0x9E37_79B9_7F4A_7C15 ^ word) &* 0xBF58_476D_1CE4_E5B9
+        h ^= h >> 31
+        return Int(truncatingIfNeeded: h ^ h >> 29)
+    }
+
+    /// The slot holding the one-word key `word`.
+    @inline(__always)
+    private func slot(ofWord word: UInt64) -> Int? {
+        let keys = keyBase.assumingMemoryBound(to: UInt64.self)
+        var position = Self.hash(word) & indexMask
+        while true {
+            let entry = index[position]
+            if entry == 0 { return nil }
+            if keys[Int(entry &- 1)] == word { return Int(entry &- 1) }
+            position = (position &+ 1) & indexMask
+        }
     }
 
     /// Whether slot `slot` holds the key in `probe`.
@@ -124,9 +160,9 @@ final class HashMap: BPFMap, @unchecked Sendable {
     }
 
     override func lookup(key: UnsafeRawPointer, cpu: Int) -> UInt64? {
-        guard let slot = find(key).slot else { return nil }
+        guard let slot = keyWords == 1 ? slot(ofWord: word(key)) : find(key).slot else { return nil }
         if isLRU { touch(slot) }
-        return UInt64(slot * slotSize + cpu * valueStride)
+        return UInt64(truncatingIfNeeded: slot &* slotSize &+ cpu &* valueStride)
     }
 
     override func update(key: UnsafeRawPointer, value: UnsafeRawPointer, flags: UInt64, cpu: Int) -> Int64 {

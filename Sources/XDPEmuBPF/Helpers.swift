@@ -17,11 +17,41 @@ extension BPFMachine {
             return callHelper(HelperID.mapLookupElem.rawValue, &c)
         }
         let found: UInt64?? = maps[index]._withUnsafeGuaranteedRef { map in
-            guard !map.isDevMap, let key = translate(R[2], UInt64(map.keySize), write: false) else { return nil }
+            guard !map.isDevMap, let key = translate(R[2], UInt64(truncatingIfNeeded: map.keySize), write: false) else {
+                return nil
+            }
             return .some(map.lookup(key: key, cpu: cpu))
         }
         guard let result = found else { return callHelper(HelperID.mapLookupElem.rawValue, &c) }
         R[0] = result.map { (VirtualAddress.firstMapRegion &+ UInt64(index)) << 32 | $0 } ?? 0
+        return true
+    }
+
+    /// map_lookup_elem of map `index`, known at load time to be an `M` (a final class: the call is direct);
+    /// a key outside the program's memory goes to `callHelper`, which reports it.
+    @inline(__always)
+    func lookup<M: BPFMap>(_: M.Type, _ index: Int, _ c: inout XDPContext) -> Bool {
+        let R = registers
+        let found: UInt64?? = maps[index]._withUnsafeGuaranteedRef { map in
+            let map = unsafeDowncast(map, to: M.self)
+            guard let key = translate(R[2], UInt64(truncatingIfNeeded: map.keySize), write: false) else { return nil }
+            return .some(map.lookup(key: key, cpu: cpu))
+        }
+        guard let result = found else { return callHelper(HelperID.mapLookupElem.rawValue, &c) }
+        R[0] = result.map { (VirtualAddress.firstMapRegion &+ UInt64(index)) << 32 | $0 } ?? 0
+        return true
+    }
+
+    /// redirect_map into devmap `index`, known at load time; before the devmap is bound to the core's, the
+    /// call goes to `callHelper`.
+    @inline(__always)
+    func redirect(intoDevMap index: Int, _ c: inout XDPContext) -> Bool {
+        let R = registers
+        let core = maps[index]._withUnsafeGuaranteedRef { unsafeDowncast($0, to: DevMapReference.self).coreMap }
+        guard let core else { return callHelper(HelperID.redirectMap.rawValue, &c) }
+        R[0] = core._withUnsafeGuaranteedRef {
+            UInt64(c.redirectMap($0, key: UInt32(truncatingIfNeeded: R[2]), flags: R[3]).rawValue)
+        }
         return true
     }
 

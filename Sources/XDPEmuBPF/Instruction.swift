@@ -10,7 +10,8 @@ struct Instruction {
     var op: Op
     var dst: UInt8
     var src: UInt8
-    var pad: UInt8 = 0
+    /// A third operand of the instructions chosen at load time (see `Op`).
+    var aux: UInt8 = 0
     /// Memory offset, or absolute jump/call target.
     var off: Int32
     var imm: Int64
@@ -39,10 +40,21 @@ enum Op: UInt8 {
     case callHelper, callLocal, exit
     /// map_lookup_elem and redirect_map, the helpers of every redirect program, with a fast path of their own.
     case callLookup, callRedirectMap
-    // Pairs fused when the second is no jump target (Decoder.fuse): the first instruction does both and the
-    // second is skipped. `dst = src; dst += imm` (pointer arithmetic, mostly);
-    // `r1 = map (LD_IMM64); call map_lookup_elem` (imm: the map reference).
-    case movAdd64, lookupConstant
+    // Chosen at load time (Decoder+Fuse.swift). Fused pairs, where the second is no jump target: the first
+    // instruction does both and the second is skipped. `dst = src; dst += imm` (pointer arithmetic, mostly);
+    // the same followed by the bounds check `if dst > rX goto` (or `if rX < dst`), with rX in `aux` and the
+    // target in `off`.
+    case movAdd64, movAddJgt
+    // Two loads of one width from one base register that the first does not change: the first as decoded, the
+    // second's destination in `aux` and its offset in `imm`.
+    case ldxb2, ldxh2, ldxw2, ldxdw2
+    // map_lookup_elem of a map known at load time (r1 set by an LD_IMM64 earlier in the same straight run):
+    // `imm` the map reference, `aux` the map's index, `dst` the slots to skip first (2 when fused with the
+    // LD_IMM64 itself, else 0); `src` 1 when the `if r0 == 0 goto off` that follows is fused too. By the map's
+    // class: any map, an array, a hash map.
+    case lookupConstant, lookupArray, lookupHash
+    /// redirect_map into a devmap known at load time (`aux` its index).
+    case redirectDevMap
     // Memory.
     case ldimm64
     case ldxb, ldxh, ldxw, ldxdw, ldxsb, ldxsh, ldxsw

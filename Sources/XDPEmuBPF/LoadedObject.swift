@@ -50,6 +50,11 @@ public final class LoadedBPFObject: @unchecked Sendable {
     /// Creates the object's maps for `cpus` emulated CPUs and decodes its code.
     public init(_ object: BPFObject, cpus: Int) throws(BPFObjectError) {
         self.object = object
+        guard object.maps.count <= VirtualAddress.maxMaps else {
+            throw BPFObjectError(
+                "the object defines \(object.maps.count) maps (global data sections included); xdpemu runs objects "
+                    + "of at most \(VirtualAddress.maxMaps)")
+        }
         var maps: [BPFMap] = []
         for definition in object.maps {
             switch BPFMap.make(definition, cpus: cpus) {
@@ -128,7 +133,10 @@ public final class LoadedBPFObject: @unchecked Sendable {
                     pc = Int(i.off)
                     continue
                 case .callLocal: work.append(Int(i.off))
-                case .ldimm64, .lookupConstant: pc += 1
+                case .ldimm64: pc += 1
+                case .lookupConstant, .lookupArray, .lookupHash:
+                    // Fused with its LD_IMM64: skip the load's second half.
+                    if i.dst == 2 { pc += 1 }
                 default:
                     if i.op.isConditionalJump {
                         work.append(Int(i.off))

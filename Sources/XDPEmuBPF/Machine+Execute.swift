@@ -33,7 +33,7 @@ extension BPFMachine {
             case .fault:
                 fault = .invalid(reason: Int(i.imm))
                 faultPC = i - code
-                return budget &- (ip - segment)
+                return budget &- slots(segment, ip)
             // ALU64 immediate
             case .add64i:
                 R[i.d] = R[i.d] &+ UInt64(bitPattern: i.imm)
@@ -322,14 +322,40 @@ extension BPFMachine {
                 R[i.d] = R[i.s] &+ UInt64(bitPattern: i.imm)
                 ip += 1
                 continue
+            case .movAddJgt:
+                R[i.d] = R[i.s] &+ UInt64(bitPattern: i.imm)
+                ip += 2
+                guard R[i.d] > R[Int(i.pointee.aux)] else { continue }
             case .lookupConstant:
                 R[1] = UInt64(bitPattern: i.imm)
-                ip += 2
+                ip += Int(i.pointee.dst)
                 if !lookupFast(&c) {
-                    faultPC = i - code
+                    faultPC = ip - code - 1
                     return budget
                 }
-                continue
+                if i.pointee.src == 0 { continue }
+                ip += 1
+                guard R[0] == 0 else { continue }
+            case .lookupArray:
+                R[1] = UInt64(bitPattern: i.imm)
+                ip += Int(i.pointee.dst)
+                if !lookup(ArrayMap.self, Int(i.pointee.aux), &c) {
+                    faultPC = ip - code - 1
+                    return budget
+                }
+                if i.pointee.src == 0 { continue }
+                ip += 1
+                guard R[0] == 0 else { continue }
+            case .lookupHash:
+                R[1] = UInt64(bitPattern: i.imm)
+                ip += Int(i.pointee.dst)
+                if !lookup(HashMap.self, Int(i.pointee.aux), &c) {
+                    faultPC = ip - code - 1
+                    return budget
+                }
+                if i.pointee.src == 0 { continue }
+                ip += 1
+                guard R[0] == 0 else { continue }
             case .callLookup:
                 if !lookupFast(&c) {
                     faultPC = i - code
@@ -338,6 +364,12 @@ extension BPFMachine {
                 continue
             case .callRedirectMap:
                 if !redirectMapFast(&c) {
+                    faultPC = i - code
+                    return budget
+                }
+                continue
+            case .redirectDevMap:
+                if !redirect(intoDevMap: Int(i.pointee.aux), &c) {
                     faultPC = i - code
                     return budget
                 }
@@ -358,7 +390,7 @@ extension BPFMachine {
                 depth += 1
                 R[10] = R[10] &+ UInt64(VirtualAddress.frameSize)
             case .exit:
-                budget &-= ip - segment
+                budget &-= slots(segment, ip)
                 if depth == 0 { return budget }
                 depth -= 1
                 let f = frames[depth]
@@ -375,6 +407,28 @@ extension BPFMachine {
                 ip += 1
                 continue
             // Loads
+            case .ldxb2:
+                if let f = loadPair(i, UInt8.self) { return memoryFault(R[f.s], f.pointee, 1, false, f - code, budget) }
+                ip += 1
+                continue
+            case .ldxh2:
+                if let f = loadPair(i, UInt16.self) {
+                    return memoryFault(R[f.s], f.pointee, 2, false, f - code, budget)
+                }
+                ip += 1
+                continue
+            case .ldxw2:
+                if let f = loadPair(i, UInt32.self) {
+                    return memoryFault(R[f.s], f.pointee, 4, false, f - code, budget)
+                }
+                ip += 1
+                continue
+            case .ldxdw2:
+                if let f = loadPair(i, UInt64.self) {
+                    return memoryFault(R[f.s], f.pointee, 8, false, f - code, budget)
+                }
+                ip += 1
+                continue
             case .ldxb:
                 guard let p = translate(R[i.s] &+ UInt64(bitPattern: Int64(i.off)), 1, write: false) else {
                     return memoryFault(R[i.s], i.pointee, 1, false, i - code, budget)
@@ -507,11 +561,32 @@ extension BPFMachine {
                 continue
             }
             // A taken jump, or a call.
-            budget &-= ip - segment
+            budget &-= slots(segment, ip)
             ip = code + Int(i.off)
             segment = ip
             if budget < 0 { return exhausted(ip - code, budget) }
         }
+    }
+
+    /// Instruction slots from `start` to `end`.
+    @inline(__always)
+    func slots(_ start: UnsafeMutablePointer<Instruction>, _ end: UnsafeMutablePointer<Instruction>) -> Int {
+        (Int(bitPattern: end) &- Int(bitPattern: start)) &>> MemoryLayout<Instruction>.stride.trailingZeroBitCount
+    }
+
+    /// The fused loads at `i` (Op.ldxb2...): nil, or the instruction that faulted (`i`, or the second at `i + 1`).
+    @inline(__always)
+    func loadPair<T: FixedWidthInteger & UnsignedInteger>(
+        _ i: UnsafeMutablePointer<Instruction>, _: T.Type
+    ) -> UnsafeMutablePointer<Instruction>? {
+        let R = registers
+        let base = R[i.s]
+        let size = UInt64(MemoryLayout<T>.size)
+        guard let p = translate(base &+ UInt64(bitPattern: Int64(i.off)), size, write: false) else { return i }
+        R[i.d] = UInt64(p.loadUnaligned(as: T.self))
+        guard let q = translate(base &+ UInt64(bitPattern: i.imm), size, write: false) else { return i + 1 }
+        R[Int(i.pointee.aux)] = UInt64(q.loadUnaligned(as: T.self))
+        return nil
     }
 
     @inline(never)

@@ -40,7 +40,7 @@ extension BPFMachine {
         case 0:
             let r = readSpans[0]
             return offset >= VirtualAddress.packetBase
-                ? "packet offset \(Int64(offset) - Int64(r.lo)) from data_meta, the packet has \(r.span) bytes"
+                ? "packet offset \(Int64(offset) - Int64(r.start)) from data_meta, the packet has \(r.span) bytes"
                 : "not a pointer"
         case VirtualAddress.contextRegion: return "context offset \(offset), xdp_md has 24 bytes, read only"
         case VirtualAddress.stackRegion: return "stack offset \(offset), the stack has 8 frames of 512 bytes"

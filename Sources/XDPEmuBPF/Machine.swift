@@ -56,10 +56,11 @@ public final class BPFMachine: @unchecked Sendable {
         code = loaded.code
         mapCount = loaded.maps.count
         regionCount = VirtualAddress.firstMapRegion + UInt64(mapCount)
-        readSpans = .allocate(capacity: Int(regionCount))
-        readSpans.initialize(repeating: Span(.empty), count: Int(regionCount))
-        writeSpans = .allocate(capacity: Int(regionCount))
-        writeSpans.initialize(repeating: Span(.empty), count: Int(regionCount))
+        let table = VirtualAddress.regionTableSize
+        readSpans = .allocate(capacity: table)
+        readSpans.initialize(repeating: Span(.empty, index: 0), count: table)
+        writeSpans = .allocate(capacity: table)
+        writeSpans.initialize(repeating: Span(.empty, index: 0), count: table)
         registers = .allocate(capacity: 11)
         registers.initialize(repeating: 0, count: 11)
         frames = .allocate(capacity: VirtualAddress.maxFrames)
@@ -87,8 +88,8 @@ public final class BPFMachine: @unchecked Sendable {
     /// Sets the spans of region `index`.
     @inline(__always)
     func setRegion(_ index: Int, _ region: Region) {
-        readSpans[index] = Span(region)
-        writeSpans[index] = region.writable ? Span(region) : Span(.empty)
+        readSpans[index] = Span(region, index: index)
+        writeSpans[index] = region.writable ? Span(region, index: index) : Span(.empty, index: index)
     }
 
     deinit {
@@ -107,26 +108,24 @@ public final class BPFMachine: @unchecked Sendable {
         let base = VirtualAddress.packetBase
         let meta = c.metaOffset
         let span = Span(
-            base: c.hardStart + meta, lo: base &+ UInt64(truncatingIfNeeded: meta),
+            base: c.hardStart + meta, start: base &+ UInt64(truncatingIfNeeded: meta),
             span: UInt64(truncatingIfNeeded: c.dataEndOffset &- meta))
         readSpans[0] = span
         writeSpans[0] = span
         context.storeBytes(
             of: UInt32(truncatingIfNeeded: base &+ UInt64(c.dataOffset)), toByteOffset: 0, as: UInt32.self)
-        context.storeBytes(of: UInt32(truncatingIfNeeded: span.lo &+ span.span), toByteOffset: 4, as: UInt32.self)
-        context.storeBytes(of: UInt32(truncatingIfNeeded: span.lo), toByteOffset: 8, as: UInt32.self)
+        context.storeBytes(of: UInt32(truncatingIfNeeded: span.start &+ span.span), toByteOffset: 4, as: UInt32.self)
+        context.storeBytes(of: UInt32(truncatingIfNeeded: span.start), toByteOffset: 8, as: UInt32.self)
     }
 
     /// The host address of `size` bytes at `address`, or nil when they are not all in one region the program
     /// may touch (for a store: may write).
     @inline(__always)
     func translate(_ address: UInt64, _ size: UInt64, write: Bool) -> UnsafeMutableRawPointer? {
-        let region = address >> 32
-        guard region < regionCount else { return nil }
-        let r = (write ? writeSpans : readSpans)[Int(truncatingIfNeeded: region)]
-        let relative = (address & 0xFFFF_FFFF) &- r.lo
-        guard relative < r.span, size <= r.span &- relative else { return nil }
-        return r.base + Int(truncatingIfNeeded: relative)
+        let span = (write ? writeSpans : readSpans) + Int(truncatingIfNeeded: UInt8(truncatingIfNeeded: address >> 32))
+        let relative = address &- span.pointee.start
+        guard relative < span.pointee.limit(size) else { return nil }
+        return span.pointee.base + Int(truncatingIfNeeded: relative)
     }
 
     /// Runs the program on the frame of `c` and returns its action (XDP_ABORTED after a fault).
