@@ -31,6 +31,7 @@ final class ArrayMap: BPFMap, @unchecked Sendable {
             writable: !definition.readOnly)
     }
 
+    @inline(__always)
     override func lookup(key: UnsafeRawPointer, cpu: Int) -> UInt64? {
         let index = key.loadUnaligned(as: UInt32.self)
         guard index < definition.maxEntries else { return nil }

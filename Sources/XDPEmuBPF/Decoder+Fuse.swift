@@ -25,6 +25,24 @@ extension Decoder {
                     fused.off = code[index + 2].off
                 }
                 code[index] = fused
+            case .lsh32i, .lsh64i:
+                let or: Op = i.op == .lsh32i ? .or32r : .or64r
+                guard index + 1 < code.count, !targets.contains(index + 1), code[index + 1].op == or,
+                    code[index + 1].dst == i.dst
+                else { break }
+                var fused = i
+                fused.op = i.op == .lsh32i ? .lshOr32 : .lshOr64
+                fused.aux = code[index + 1].src
+                code[index] = fused
+            case .mov32r, .mov64r:
+                guard i.dst == 0, index + 1 < code.count, !targets.contains(index + 1), code[index + 1].op == .exit
+                else { break }
+                code[index].op = i.op == .mov32r ? .movExit32 : .movExit64
+            case .ldimm64:
+                guard index + 2 < code.count, !targets.contains(index + 2), code[index + 2].op == .mov64i else { break }
+                code[index].op = .ldimm64Mov
+                code[index].aux = code[index + 2].dst
+                code[index].off = Int32(truncatingIfNeeded: code[index + 2].imm)
             case .ldxb, .ldxh, .ldxw, .ldxdw:
                 guard index + 1 < code.count, !targets.contains(index + 1), code[index + 1].op == i.op,
                     code[index + 1].src == i.src, i.dst != i.src
@@ -82,9 +100,10 @@ extension Decoder {
         while index > 0, !targets.contains(index) {
             index -= 1
             // The second half of an LD_IMM64 is a `.fault` placeholder after its `.ldimm64`.
-            if index > 0, code[index - 1].op == .ldimm64 { index -= 1 }
+            if index > 0, code[index - 1].op == .ldimm64 || code[index - 1].op == .ldimm64Mov { index -= 1 }
             let i = code[index]
-            if i.op == .ldimm64 && i.dst == 1 {
+            // (An `.ldimm64Mov` whose MOV sets r1 was passed on the way: it stopped the search.)
+            if (i.op == .ldimm64 || i.op == .ldimm64Mov) && i.dst == 1 {
                 guard let map = VirtualAddress.mapIndex(ofHandle: UInt64(bitPattern: i.imm)) else { return nil }
                 return (map, index)
             }
@@ -104,7 +123,8 @@ extension Instruction {
         case .ja, .exit, .fault, .callHelper, .callLocal, .callLookup, .callRedirectMap, .lookupConstant,
             .lookupArray, .lookupHash, .redirectDevMap:
             false
-        case .ldxb2, .ldxh2, .ldxw2, .ldxdw2: dst != register && aux != register
+        case .ldxb2, .ldxh2, .ldxw2, .ldxdw2, .ldimm64Mov: dst != register && aux != register
+        case .movExit32, .movExit64: false
         default: op.isConditionalJump || dst != register
         }
     }

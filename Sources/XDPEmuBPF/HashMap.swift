@@ -159,6 +159,7 @@ final class HashMap: BPFMap, @unchecked Sendable {
         }
     }
 
+    @inline(__always)
     override func lookup(key: UnsafeRawPointer, cpu: Int) -> UInt64? {
         guard let slot = keyWords == 1 ? slot(ofWord: word(key)) : find(key).slot else { return nil }
         if isLRU { touch(slot) }

@@ -48,6 +48,12 @@ enum Op: UInt8 {
     // Two loads of one width from one base register that the first does not change: the first as decoded, the
     // second's destination in `aux` and its offset in `imm`.
     case ldxb2, ldxh2, ldxw2, ldxdw2
+    // `dst <<= imm; dst |= aux` (32- and 64-bit: how clang assembles a field from bytes).
+    case lshOr32, lshOr64
+    // An LD_IMM64 followed by `aux = off` (a 64-bit MOV of an immediate; helper arguments, mostly).
+    case ldimm64Mov
+    // `r0 = src` (32- or 64-bit) followed by `exit`.
+    case movExit32, movExit64
     // map_lookup_elem of a map known at load time (r1 set by an LD_IMM64 earlier in the same straight run):
     // `imm` the map reference, `aux` the map's index, `dst` the slots to skip first (2 when fused with the
     // LD_IMM64 itself, else 0); `src` 1 when the `if r0 == 0 goto off` that follows is fused too. By the map's

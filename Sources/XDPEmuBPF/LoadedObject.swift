@@ -133,7 +133,7 @@ public final class LoadedBPFObject: @unchecked Sendable {
                     pc = Int(i.off)
                     continue
                 case .callLocal: work.append(Int(i.off))
-                case .ldimm64: pc += 1
+                case .ldimm64, .ldimm64Mov: pc += 1
                 case .lookupConstant, .lookupArray, .lookupHash:
                     // Fused with its LD_IMM64: skip the load's second half.
                     if i.dst == 2 { pc += 1 }

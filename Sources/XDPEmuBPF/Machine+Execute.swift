@@ -18,6 +18,7 @@ extension UnsafeMutablePointer where Pointee == Instruction {
 
 extension BPFMachine {
     /// The loop. Returns the instructions left of the budget; `fault` says whether it ended with a fault.
+    @inline(__always)
     func execute(_ c: inout XDPContext) -> Int {
         let R = registers
         let code = self.code
@@ -389,6 +390,10 @@ extension BPFMachine {
                 frames[depth] = CallFrame(returnPC: ip - code, r6: R[6], r7: R[7], r8: R[8], r9: R[9], r10: R[10])
                 depth += 1
                 R[10] = R[10] &+ UInt64(VirtualAddress.frameSize)
+            case .movExit32, .movExit64:
+                R[0] = i.pointee.op == .movExit32 ? UInt64(UInt32(truncatingIfNeeded: R[i.s])) : R[i.s]
+                ip += 1
+                fallthrough
             case .exit:
                 budget &-= slots(segment, ip)
                 if depth == 0 { return budget }
@@ -404,6 +409,21 @@ extension BPFMachine {
                 continue
             case .ldimm64:
                 R[i.d] = UInt64(bitPattern: i.imm)
+                ip += 1
+                continue
+            case .ldimm64Mov:
+                R[i.d] = UInt64(bitPattern: i.imm)
+                R[Int(i.pointee.aux)] = UInt64(bitPattern: Int64(i.off))
+                ip += 2
+                continue
+            case .lshOr32:
+                R[i.d] = UInt64(
+                    UInt32(truncatingIfNeeded: R[i.d]) << (UInt32(truncatingIfNeeded: i.imm) & 31)
+                        | UInt32(truncatingIfNeeded: R[Int(i.pointee.aux)]))
+                ip += 1
+                continue
+            case .lshOr64:
+                R[i.d] = R[i.d] << (UInt64(bitPattern: i.imm) & 63) | R[Int(i.pointee.aux)]
                 ip += 1
                 continue
             // Loads

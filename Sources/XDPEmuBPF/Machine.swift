@@ -24,6 +24,9 @@ public final class BPFMachine: @unchecked Sendable {
     let regionCount: UInt64
     /// The regions (VirtualMemory.swift) as `translate` reads them: for loads, and for stores (a read-only
     /// region has no bytes here).
+    ///
+    /// Both tables are one block of 2 * 256 - 1 spans, read forward from the middle for loads and backward for
+    /// stores, so that region 0, the packet, is one span for both: set once per frame.
     let readSpans: UnsafeMutablePointer<Span>
     let writeSpans: UnsafeMutablePointer<Span>
     let registers: UnsafeMutablePointer<UInt64>
@@ -57,10 +60,9 @@ public final class BPFMachine: @unchecked Sendable {
         mapCount = loaded.maps.count
         regionCount = VirtualAddress.firstMapRegion + UInt64(mapCount)
         let table = VirtualAddress.regionTableSize
-        readSpans = .allocate(capacity: table)
-        readSpans.initialize(repeating: Span(.empty, index: 0), count: table)
-        writeSpans = .allocate(capacity: table)
-        writeSpans.initialize(repeating: Span(.empty, index: 0), count: table)
+        writeSpans = .allocate(capacity: 2 * table - 1) + (table - 1)
+        (writeSpans - (table - 1)).initialize(repeating: Span(.empty, index: 0), count: 2 * table - 1)
+        readSpans = writeSpans
         registers = .allocate(capacity: 11)
         registers.initialize(repeating: 0, count: 11)
         frames = .allocate(capacity: VirtualAddress.maxFrames)
@@ -89,12 +91,11 @@ public final class BPFMachine: @unchecked Sendable {
     @inline(__always)
     func setRegion(_ index: Int, _ region: Region) {
         readSpans[index] = Span(region, index: index)
-        writeSpans[index] = region.writable ? Span(region, index: index) : Span(.empty, index: index)
+        if index != 0 { writeSpans[-index] = region.writable ? Span(region, index: index) : Span(.empty, index: index) }
     }
 
     deinit {
-        readSpans.deallocate()
-        writeSpans.deallocate()
+        (writeSpans - (VirtualAddress.regionTableSize - 1)).deallocate()
         registers.deallocate()
         frames.deallocate()
         stack.deallocate()
@@ -111,7 +112,6 @@ public final class BPFMachine: @unchecked Sendable {
             base: c.hardStart + meta, start: base &+ UInt64(truncatingIfNeeded: meta),
             span: UInt64(truncatingIfNeeded: c.dataEndOffset &- meta))
         readSpans[0] = span
-        writeSpans[0] = span
         context.storeBytes(
             of: UInt32(truncatingIfNeeded: base &+ UInt64(c.dataOffset)), toByteOffset: 0, as: UInt32.self)
         context.storeBytes(of: UInt32(truncatingIfNeeded: span.start &+ span.span), toByteOffset: 4, as: UInt32.self)
@@ -122,7 +122,8 @@ public final class BPFMachine: @unchecked Sendable {
     /// may touch (for a store: may write).
     @inline(__always)
     func translate(_ address: UInt64, _ size: UInt64, write: Bool) -> UnsafeMutableRawPointer? {
-        let span = (write ? writeSpans : readSpans) + Int(truncatingIfNeeded: UInt8(truncatingIfNeeded: address >> 32))
+        let region = Int(truncatingIfNeeded: UInt8(truncatingIfNeeded: address >> 32))
+        let span = write ? writeSpans - region : readSpans + region
         let relative = address &- span.pointee.start
         guard relative < span.pointee.limit(size) else { return nil }
         return span.pointee.base + Int(truncatingIfNeeded: relative)

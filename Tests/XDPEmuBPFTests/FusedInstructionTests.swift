@@ -112,6 +112,34 @@ import Testing
         #expect(try run(code(2), maps: [array], mapLoads: [6]).action == .aborted)
     }
 
+    @Test func shiftOrLoadImmediateAndMoveExitMatchTheirPairs() throws {
+        // w1 = 0x12; w3 = 0x34; w1 <<= 8; w1 |= w3 (fused), and the same with the OR a jump target.
+        let shiftOr = [
+            ins(0xB4, 1, imm: 0x12), ins(0xB4, 3, imm: 0x34), ins(0x64, 1, imm: 8), ins(0x4C, 1, 3), ins(0xBF, 0, 1),
+            exitInsn,
+        ]
+        #expect(try run(shiftOr).r0 == 0x1234)
+        var apart = shiftOr
+        apart.insert(ins(0x05, off: 0), at: 3)
+        #expect(try run(apart).r0 == 0x1234)
+        // 64-bit: r1 = 0xAB; r1 <<= 40; r1 |= r3 (0x34).
+        let wide = [
+            ins(0xB7, 1, imm: 0xAB), ins(0xB7, 3, imm: 0x34), ins(0x67, 1, imm: 40), ins(0x4F, 1, 3), ins(0xBF, 0, 1),
+            exitInsn,
+        ]
+        #expect(try run(wide).r0 == 0xAB00_0000_0034)
+        // r1 = 0x1_0000_0002 (LD_IMM64); r3 = -1 (sign-extended); r0 = r1 + r3.
+        let load = [
+            ins(0x18, 1, imm: 2), ins(0, imm: 1), ins(0xB7, 3, imm: -1), ins(0xBF, 0, 1), ins(0x0F, 0, 3), exitInsn,
+        ]
+        #expect(try run(load).r0 == 0x1_0000_0001)
+        // r6 = 0xFFFF_FFFF_0000_0002; w0 = w6 (zero-extends) or r0 = r6; exit.
+        let value = [ins(0x18, 6, imm: 2), ins(0, imm: -1)]
+        let narrow = try run(value + [ins(0xBC, 0, 6), exitInsn])
+        #expect(narrow.r0 == 2 && narrow.action == .pass)
+        #expect(try run(value + [ins(0xBF, 0, 6), exitInsn]).r0 == 0xFFFF_FFFF_0000_0002)
+    }
+
     @Test func instructionsAreCountedInSlots() throws {
         let result = try run([
             ins(0x61, 2, 1, off: 0), ins(0x61, 3, 1, off: 4), ins(0x18, 4), ins(0), ins(0xB7, 0, imm: 2), exitInsn,
