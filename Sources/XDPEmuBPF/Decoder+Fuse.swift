@@ -5,11 +5,15 @@
 // reference: a straight run is entered only at its top, so that load is what r1 holds at the call.
 
 extension Decoder {
-    static func fuse(_ code: inout [Instruction], entries: [Int], maps: [BPFMapType]) {
+    /// - Parameter xdpEntries: the entries of the XDP programs, where r1 holds the context.
+    static func fuse(_ code: inout [Instruction], entries: [Int], xdpEntries: [Int], maps: [BPFMapType]) {
         var targets = Set(entries)
+        var called = Set<Int>()
         for i in code where i.op == .ja || i.op == .callLocal || i.op.isConditionalJump {
             targets.insert(Int(i.off))
+            if i.op == .callLocal { called.insert(Int(i.off)) }
         }
+        let contextEntries = Set(xdpEntries).subtracting(called)
         for index in code.indices {
             let i = code[index]
             switch i.op {
@@ -43,6 +47,20 @@ extension Decoder {
                 code[index].op = .ldimm64Mov
                 code[index].aux = code[index + 2].dst
                 code[index].off = Int32(truncatingIfNeeded: code[index + 2].imm)
+            case .ldxw
+            where i.src == 1 && isContextField(i.off)
+                && holdsContext(code, at: index, targets: targets, contextEntries: contextEntries):
+                var load = i
+                load.op = .ctxLoad
+                let next = index + 1 < code.count ? code[index + 1] : i
+                if index + 1 < code.count, !targets.contains(index + 1), next.op == .ldxw, next.src == 1,
+                    i.dst != 1, isContextField(next.off)
+                {
+                    load.op = .ctxLoad2
+                    load.aux = next.dst
+                    load.imm = Int64(next.off)
+                }
+                code[index] = load
             case .ldxb, .ldxh, .ldxw, .ldxdw:
                 guard index + 1 < code.count, !targets.contains(index + 1), code[index + 1].op == i.op,
                     code[index + 1].src == i.src, i.dst != i.src
@@ -85,6 +103,26 @@ extension Decoder {
         }
     }
 
+    /// Whether `offset` is that of a 32-bit field of `struct xdp_md`.
+    private static func isContextField(_ offset: Int32) -> Bool {
+        offset >= 0 && offset % 4 == 0 && offset < Int32(VirtualAddress.contextSize)
+    }
+
+    /// Whether r1 holds the context at instruction `index`: the straight run of code it is in starts at the
+    /// entry of an XDP program (not also called as a function) and nothing on the way writes r1.
+    private static func holdsContext(
+        _ code: [Instruction], at index: Int, targets: Set<Int>, contextEntries: Set<Int>
+    ) -> Bool {
+        var index = index
+        while true {
+            if contextEntries.contains(index) { return true }
+            guard index > 0, !targets.contains(index) else { return false }
+            index -= 1
+            if index > 0, code[index - 1].op == .ldimm64 || code[index - 1].op == .ldimm64Mov { index -= 1 }
+            guard code[index].fallsThroughKeeping(register: 1) else { return false }
+        }
+    }
+
     /// The register compared with `register` by `jump` when it is `if register > rX` or `if rX < register`
     /// (64-bit, unsigned).
     private static func boundsCheck(_ jump: Instruction, _ register: UInt8) -> UInt8? {
@@ -123,7 +161,7 @@ extension Instruction {
         case .ja, .exit, .fault, .callHelper, .callLocal, .callLookup, .callRedirectMap, .lookupConstant,
             .lookupArray, .lookupHash, .redirectDevMap:
             false
-        case .ldxb2, .ldxh2, .ldxw2, .ldxdw2, .ldimm64Mov: dst != register && aux != register
+        case .ldxb2, .ldxh2, .ldxw2, .ldxdw2, .ldimm64Mov, .ctxLoad2: dst != register && aux != register
         case .movExit32, .movExit64: false
         default: op.isConditionalJump || dst != register
         }

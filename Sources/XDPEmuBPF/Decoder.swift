@@ -161,7 +161,9 @@ enum Decoder {
             out.append(decoded)
             index += 1
         }
-        fuse(&out, entries: object.programs.map(\.entry), maps: object.maps.map(\.type))
+        fuse(
+            &out, entries: object.programs.map(\.entry), xdpEntries: object.programs.filter(\.isXDP).map(\.entry),
+            maps: object.maps.map(\.type))
         return DecodedCode(instructions: out, faultReasons: reasons, unknownHelpers: unknown)
     }
 

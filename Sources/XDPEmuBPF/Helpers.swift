@@ -17,7 +17,9 @@ extension BPFMachine {
             return callHelper(HelperID.mapLookupElem.rawValue, &c)
         }
         let found: UInt64?? = maps[index]._withUnsafeGuaranteedRef { map in
-            guard !map.isDevMap, let key = translate(R[2], UInt64(truncatingIfNeeded: map.keySize), write: false) else {
+            guard !map.isDevMap,
+                let key = translate(R[2], anySize: UInt64(truncatingIfNeeded: map.keySize), write: false)
+            else {
                 return nil
             }
             return .some(map.lookup(key: key, cpu: cpu))
@@ -34,7 +36,9 @@ extension BPFMachine {
         let R = registers
         let found: UInt64?? = maps[index]._withUnsafeGuaranteedRef { map in
             let map = unsafeDowncast(map, to: M.self)
-            guard let key = translate(R[2], UInt64(truncatingIfNeeded: map.keySize), write: false) else { return nil }
+            guard let key = translate(R[2], anySize: UInt64(truncatingIfNeeded: map.keySize), write: false) else {
+                return nil
+            }
             return .some(map.lookup(key: key, cpu: cpu))
         }
         guard let result = found else { return callHelper(HelperID.mapLookupElem.rawValue, &c) }

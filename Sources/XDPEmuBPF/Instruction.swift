@@ -48,6 +48,10 @@ enum Op: UInt8 {
     // Two loads of one width from one base register that the first does not change: the first as decoded, the
     // second's destination in `aux` and its offset in `imm`.
     case ldxb2, ldxh2, ldxw2, ldxdw2
+    // 32-bit loads of `struct xdp_md` fields through r1 where r1 still holds the context it had at the program's
+    // entry (known at load time, as the kernel rewrites context accesses when it loads a program): one, or two
+    // (the second's destination in `aux`, its offset in `imm`).
+    case ctxLoad, ctxLoad2
     // `dst <<= imm; dst |= aux` (32- and 64-bit: how clang assembles a field from bytes).
     case lshOr32, lshOr64
     // An LD_IMM64 followed by `aux = off` (a 64-bit MOV of an immediate; helper arguments, mostly).

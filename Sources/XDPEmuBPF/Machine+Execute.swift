@@ -427,6 +427,14 @@ extension BPFMachine {
                 ip += 1
                 continue
             // Loads
+            case .ctxLoad:
+                R[i.d] = UInt64(context.load(fromByteOffset: Int(i.off), as: UInt32.self))
+                continue
+            case .ctxLoad2:
+                R[i.d] = UInt64(context.load(fromByteOffset: Int(i.off), as: UInt32.self))
+                R[Int(i.pointee.aux)] = UInt64(context.load(fromByteOffset: Int(i.imm), as: UInt32.self))
+                ip += 1
+                continue
             case .ldxb2:
                 if let f = loadPair(i, UInt8.self) { return memoryFault(R[f.s], f.pointee, 1, false, f - code, budget) }
                 ip += 1

@@ -129,6 +129,16 @@ public final class BPFMachine: @unchecked Sendable {
         return span.pointee.base + Int(truncatingIfNeeded: relative)
     }
 
+    /// `translate` for a size known only when the program runs (a map's key or value).
+    @inline(__always)
+    func translate(_ address: UInt64, anySize size: UInt64, write: Bool) -> UnsafeMutableRawPointer? {
+        let region = Int(truncatingIfNeeded: UInt8(truncatingIfNeeded: address >> 32))
+        let span = write ? writeSpans - region : readSpans + region
+        let relative = address &- span.pointee.start
+        guard relative < span.pointee.limit(anySize: size) else { return nil }
+        return span.pointee.base + Int(truncatingIfNeeded: relative)
+    }
+
     /// Runs the program on the frame of `c` and returns its action (XDP_ABORTED after a fault).
     public func run(_ c: inout XDPContext) -> XDPAction {
         syncPacket(c)

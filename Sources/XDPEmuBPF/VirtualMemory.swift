@@ -60,7 +60,8 @@ struct Span {
             start: span == 0 ? 0 : UInt64(index) << 32 | region.lo, span: span)
     }
 
-    /// The limit for an access of `size` bytes.
+    /// The limit for an access of `size` bytes (a constant 1, 2, 4 or 8: one of the four; any other size:
+    /// computed).
     @inline(__always)
     func limit(_ size: UInt64) -> UInt64 {
         switch size {
@@ -68,9 +69,12 @@ struct Span {
         case 2: UInt64(limit2)
         case 4: UInt64(limit4)
         case 8: UInt64(limit8)
-        default: size <= span ? span &- size &+ 1 : 0
+        default: limit(anySize: size)
         }
     }
+
+    @inline(__always)
+    func limit(anySize size: UInt64) -> UInt64 { size <= span ? span &- size &+ 1 : 0 }
 }
 
 enum VirtualAddress {

@@ -48,6 +48,18 @@ import Testing
         #expect(message?.text.contains("load of 4 bytes") == true)
     }
 
+    @Test func contextLoadsKnownAtLoadTimeAndOthersReadTheSameFields() throws {
+        // data_end - data through r1 at entry (known to be the context), then through r6 = r1 (not known), then
+        // through r1 after a jump target (not known).
+        let known = [ins(0x61, 2, 1, off: 0), ins(0x61, 3, 1, off: 4), ins(0xBF, 0, 3), ins(0x1F, 0, 2), exitInsn]
+        let copied = [ins(0xBF, 6, 1)] + known.map { $0.src == 1 ? ins($0.opcode, $0.dst, 6, off: $0.offset) : $0 }
+        let joined = [ins(0x05, off: 0)] + known
+        for code in [known, copied, joined] { #expect(try run(code).r0 == 64) }
+        // The ingress ifindex (offset 12) and a field past the context (24: faults).
+        #expect(try run([ins(0x61, 0, 1, off: 12), exitInsn]).r0 == 1)
+        #expect(try run([ins(0x61, 0, 1, off: 24), exitInsn]).action == .aborted)
+    }
+
     @Test func boundsChecksJumpOnlyPastTheEnd() throws {
         // r2 = data, r3 = data_end; r1 = r2 + N; if r1 > r3 (or r3 < r1) goto drop; return 2 else 1.
         func check(_ n: Int32, reversed: Bool) throws -> UInt64 {
