@@ -43,7 +43,9 @@ public final class BPFMachine: @unchecked Sendable {
     public var fib: [FIBRoute] = []
     /// Instructions the last frame ran.
     @exclusivity(unchecked) public private(set) var lastInstructionCount = 0
-    @exclusivity(unchecked) var fault = Fault.none
+    @exclusivity(unchecked) var fault = Fault.none { didSet { faulted = true } }
+    /// Whether `fault` was set since the last frame (one test of a flag after each frame, not of the enum).
+    @exclusivity(unchecked) var faulted = false
     @exclusivity(unchecked) var faultPC = 0
     @exclusivity(unchecked) var helperReason = ""
     @exclusivity(unchecked) var reported = Set<Int>()
@@ -149,10 +151,11 @@ public final class BPFMachine: @unchecked Sendable {
         R[1] = VirtualAddress.contextRegion << 32
         R[10] = VirtualAddress.stackRegion << 32 | UInt64(VirtualAddress.frameSize)
         let remaining = execute(&c)
-        lastInstructionCount = budget - remaining
-        guard case .none = fault else {
+        lastInstructionCount = budget &- remaining
+        if _slowPath(faulted) {
             report(c)
             fault = .none
+            faulted = false
             return .aborted
         }
         return XDPAction(rawValue: UInt32(truncatingIfNeeded: R[0]))
