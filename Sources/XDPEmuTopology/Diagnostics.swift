@@ -201,11 +201,13 @@ func interfaceNameProblem(_ name: String) -> String? {
     return nil
 }
 
-/// The rule the kernel applies to BPF object names (`bpf_obj_name_cpy`): 1...15 bytes of `[A-Za-z0-9_.]`.
+/// Map names: the characters the kernel allows in BPF object names (`bpf_obj_name_cpy`), `[A-Za-z0-9_.]`, 1...255
+/// bytes. Not the kernel's 15: an eBPF object's maps go by their whole ELF names, as libbpf finds them (the
+/// kernel keeps, and bpftool shows, the first 15 bytes).
 func mapNameProblem(_ name: String) -> String? {
     let bytes = Array(name.utf8)
     if bytes.isEmpty { return "must not be empty" }
-    if bytes.count > 15 { return "\(quotedForMessage(name)) is \(bytes.count) bytes long; map names have at most 15" }
+    if bytes.count > 255 { return "\(quotedForMessage(name)) is \(bytes.count) bytes long; map names have at most 255" }
     if let bad = name.unicodeScalars.first(where: { !isNameScalar($0, allowDash: false) }) {
         return "\(quotedForMessage(name)) contains \(describe(bad)); map names use only A-Z a-z 0-9 _ ."
     }

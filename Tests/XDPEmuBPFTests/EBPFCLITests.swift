@@ -84,10 +84,12 @@ struct EBPFCLITests {
         let disagree = try validate(
             """
             {"name": "t", "ports": [{"name": "p1", "program": {"type": "ebpf", "object": "redirect.o"}}],
-             "maps": [{"name": "counts", "type": "hash", "max_entries": 9}]}
+             "maps": [{"name": "redirect_counts_per_port", "type": "hash", "max_entries": 9}]}
             """)
         #expect(disagree.status == 2)
-        #expect(disagree.err.contains("t.json: $.maps[0] and \(directory)/redirect.o: map counts disagree"))
+        #expect(
+            disagree.err.contains(
+                "t.json: $.maps[0] and \(directory)/redirect.o: map redirect_counts_per_port disagree"))
         #expect(disagree.err.contains("type hash against array, max_entries 9 against 8"))
         let badValue = try validate(
             """
@@ -122,7 +124,7 @@ struct EBPFCLITests {
         let good = try validate(
             """
             {"name": "t", "ports": [{"name": "p1", "program": {"type": "ebpf", "object": "redirect.o"}}],
-             "maps": [{"name": "counts", "type": "array", "max_entries": 8, "value_size": 8,
+             "maps": [{"name": "redirect_counts_per_port", "type": "array", "max_entries": 8, "value_size": 8,
                        "entries": [{"key": 1, "value": "0100000000000000"}]}]}
             """)
         #expect(good.status == 0, "\(good.err)")

@@ -23,8 +23,8 @@ struct EBPFReplayTests {
         #expect(run.frames("p2", "egress") == [frames[0], frames[3], frames[4]])
         #expect(run.frames("p3", "egress") == [frames[1]])
         #expect(run.frames("p1", "pass") == [frames[2]])
-        #expect(run.value("counts", 0) == 3)
-        #expect(run.value("counts", 1) == 1)
+        #expect(run.value("redirect_counts_per_port", 0) == 3)
+        #expect(run.value("redirect_counts_per_port", 1) == 1)
         #expect(run.value(".bss", 0) == 1)
         let total = run.entries("total").first?["values"] as? [NSNumber]
         #expect(total == [5])

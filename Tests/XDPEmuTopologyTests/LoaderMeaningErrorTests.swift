@@ -203,6 +203,24 @@ struct LoaderMeaningErrorTests {
         )
     }
 
+    @Test("map names: the whole names of an object's maps (longer than the kernel's 15 bytes), up to 255")
+    func mapNames() {
+        let long = "mac_to_port_table_of_the_lab"
+        let loaded = load(document(maps: #"{"name": "\#(long)", "type": "devmap", "max_entries": 1}"#))
+        #expect(loaded?.maps.first?.name == long)
+        let tooLong = String(repeating: "m", count: 256)
+        expectProblem(
+            document(maps: #"{"name": "\#(tooLong)", "type": "devmap", "max_entries": 1}"#),
+            at: "$.maps[0].name",
+            "is 256 bytes long; map names have at most 255"
+        )
+        expectProblem(
+            document(maps: #"{"name": "a-b", "type": "devmap", "max_entries": 1}"#),
+            at: "$.maps[0].name",
+            "map names use only A-Z a-z 0-9 _ ."
+        )
+    }
+
     @Test("interface-name rules for port names, host interfaces, stacks and namespaces")
     func interfaceNames() {
         expectProblem(

@@ -22,7 +22,7 @@ struct {
     __uint(max_entries, 8);
     __type(key, __u32);
     __type(value, __u64);
-} counts SEC(".maps");
+} redirect_counts_per_port SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -50,7 +50,7 @@ int xdp_redirect_mac(struct xdp_md *ctx)
         __sync_fetch_and_add(&misses, 1);
         return XDP_PASS;
     }
-    __u64 *c = bpf_map_lookup_elem(&counts, port);
+    __u64 *c = bpf_map_lookup_elem(&redirect_counts_per_port, port);
     if (c)
         __sync_fetch_and_add(c, 1);
     return bpf_redirect_map(&tx_port, *port, 0);
