@@ -57,7 +57,9 @@ public struct BPFProgramInfo: Sendable, Equatable {
     /// Index of its first instruction in `BPFObject.instructions`.
     public var entry: Int
     public var instructionCount: Int
-    public var isXDP: Bool { section == "xdp" || section.hasPrefix("xdp/") || section.hasPrefix("xdp.") }
+    /// In a section libbpf loads as XDP: `xdp`, `xdp/...`, `xdp.frags`, and the names before libbpf 1.0 that
+    /// only began with `xdp` (`xdp_redirect`, `xdp_prog`), as the tutorials' older programs have.
+    public var isXDP: Bool { section.hasPrefix("xdp") }
 }
 
 /// One 8-byte instruction as encoded.

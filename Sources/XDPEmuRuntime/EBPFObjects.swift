@@ -56,7 +56,7 @@ public final class EBPFObjects {
         guard program.isXDP else {
             throw .badInput(
                 "\(topology.source): \(jsonPath): \(configuration.object): function \(program.name) is in section "
-                    + "\(program.section), not an XDP section (xdp, xdp/..., xdp.frags)")
+                    + "\(program.section), not an XDP section (a name beginning with xdp: xdp, xdp/..., xdp.frags)")
         }
         return program
     }
@@ -256,7 +256,7 @@ extension EBPFObjects {
         }
         for program in object.programs {
             var line = "  \(program.name)  section \(program.section)  \(program.instructionCount) instructions"
-            if !program.isXDP { line += "  (not an XDP program: xdpemu runs sections xdp, xdp/..., xdp.frags)" }
+            if !program.isXDP { line += "  (not an XDP program: xdpemu runs sections whose names begin with xdp)" }
             lines.append(line)
             guard let loaded else { continue }
             let helpers = loaded.helpers(of: program).map { id in

@@ -32,6 +32,21 @@ struct EBPFReplayTests {
         #expect(run.reports.isEmpty)
     }
 
+    /// A section named as before libbpf 1.0 (`xdp_...`) holds an XDP program, found without `function`; a map
+    /// name longer than the kernel's 15 bytes is matched whole.
+    @Test func legacySectionNamesAndLongMapNames() throws {
+        let object = try Clang.bpf("legacy_section")
+        let topology = """
+            {"name": "legacy", "ports": [{"name": "p1", "program": {"type": "ebpf", "object": "legacy.o"}}],
+             "maps": [{"name": "frames_seen_by_the_legacy_program", "type": "array", "max_entries": 1,
+                       "entries": [{"key": 0, "value": 10}]}]}
+            """
+        let frames = [0xAA, 0xBB, 0xCC].map { ethernetFrame(dst: mac(0xFF), src: mac($0), type: 0x0800) }
+        let run = try replayEBPF(topology: topology, objects: ["legacy.o": object], inputs: ["p1": frames])
+        #expect(run.frames("p1", "pass").isEmpty)
+        #expect(run.value("frames_seen_by_the_legacy_program", 0) == 13)
+    }
+
     /// Every ALU, jump, byte-swap, sign-extension, atomic and call instruction clang emits for `-mcpu=v4`,
     /// against the same C compiled for the host.
     @Test func arithmeticMatchesTheNativeBuild() throws {
