@@ -84,6 +84,10 @@ public struct DeviceStatistics: Sendable, Equatable {
     public var xdpTx: UInt64 = 0
     /// Frames copied for flooding at this ingress (each copy is then accounted like a received frame's fate).
     public var cloned: UInt64 = 0
+    /// The modern profile's bulk queue of this device (per device, not per map entry): calls of ndo_xdp_xmit
+    /// at its flushes, and the frames they offered.
+    public var bulkTransmits: UInt64 = 0
+    public var bulkFrames: UInt64 = 0
     /// Drops counted at this device, by reason.
     public var drops: [DropReason: UInt64] = [:]
 
@@ -103,7 +107,9 @@ enum DeviceCounter {
     @usableFromInline static let redirected = 5
     @usableFromInline static let xdpTx = 6
     @usableFromInline static let cloned = 7
-    @usableFromInline static let dropsBase = 8
+    @usableFromInline static let bulkTransmits = 8
+    @usableFromInline static let bulkFrames = 9
+    @usableFromInline static let dropsBase = 10
     /// Counters per worker, padded to two cache lines so workers never share one.
     @usableFromInline static let stride = 32
 }

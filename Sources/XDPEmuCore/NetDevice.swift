@@ -182,6 +182,8 @@ public final class NetDevice: @unchecked Sendable, CustomStringConvertible {
             s.redirected += c[DeviceCounter.redirected]
             s.xdpTx += c[DeviceCounter.xdpTx]
             s.cloned += c[DeviceCounter.cloned]
+            s.bulkTransmits += c[DeviceCounter.bulkTransmits]
+            s.bulkFrames += c[DeviceCounter.bulkFrames]
             for reason in DropReason.allCases {
                 let n = c[DeviceCounter.dropsBase + reason.rawValue]
                 if n > 0 { s.drops[reason, default: 0] += n }

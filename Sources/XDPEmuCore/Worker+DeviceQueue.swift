@@ -210,6 +210,8 @@ extension Worker {
             }
             device.count(DeviceCounter.txPackets, cpu: cpu, UInt64(sent))
             device.count(DeviceCounter.txBytes, cpu: cpu, bytes)
+            device.count(DeviceCounter.bulkTransmits, cpu: cpu)
+            device.count(DeviceCounter.bulkFrames, cpu: cpu, UInt64(toSend))
         }
         if events.isRecording {
             events.record(

@@ -40,13 +40,16 @@ public struct RunStatistics: Equatable, Sendable {
     /// Outputs a failed write left incomplete (each ends at its last whole record), set when the outputs are closed.
     public var incompleteOutputs: [OutputFailure] = []
 
-    /// Bulk transmits over every map entry.
-    public var flushes: UInt64 { maps.reduce(0) { $0 + $1.entries.reduce(0) { $0 + $1.statistics.flushes } } }
-    /// Frames per bulk transmit over every map entry.
+    /// Bulk transmits: over every map entry (4.18's bulk queues) and every device (the modern profile's).
+    public var flushes: UInt64 {
+        maps.reduce(0) { $0 + $1.entries.reduce(0) { $0 + $1.statistics.flushes } }
+            + ports.reduce(0) { $0 + $1.device.bulkTransmits }
+    }
+    /// Frames per bulk transmit.
     public var averageBulk: Double {
-        let frames = maps.reduce(UInt64(0)) {
-            $0 + $1.entries.reduce(0) { $0 + $1.statistics.sent + $1.statistics.drops }
-        }
+        let frames =
+            maps.reduce(UInt64(0)) { $0 + $1.entries.reduce(0) { $0 + $1.statistics.sent + $1.statistics.drops } }
+            + ports.reduce(0) { $0 + $1.device.bulkFrames }
         return flushes == 0 ? 0 : Double(frames) / Double(flushes)
     }
 

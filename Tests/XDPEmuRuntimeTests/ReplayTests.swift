@@ -147,6 +147,24 @@ func splitTrace(_ path: String, bySource hosts: [String: String], into directory
         #expect(xmits.last!.contains("\"sent\":8"))
     }
 
+    /// The modern profile queues per device: its flushes and bulk sizes are counted there, and the summary's
+    /// totals are the same as 4.18's per-entry ones for the same traffic.
+    @Test func modernBulksAreCountedPerDevice() throws {
+        var topology = try Topology.parse(data: Self.busyTopology, source: "busy.json")
+        topology.semantics = .modern
+        let scratch = makeTemporaryDirectory()
+        defer { removeDirectory(scratch) }
+        let frame = udpFrame(from: "02:00:00:00:00:01", to: "02:00:00:00:00:02")
+        try writeTrace("\(scratch)/t.pcap", (0..<1000).map { (time: UInt64(1_000_000 + $0 * 1000), bytes: frame) })
+        let (result, out) = try replay(topology, inputs: [("in0", "\(scratch)/t.pcap")], timing: .topspeed)
+        defer { removeDirectory(out) }
+        let stats = result.statistics
+        let busy = try #require(stats.ports.first { $0.device.txPackets > 0 })
+        #expect(busy.device.bulkTransmits == 15 * 4 + 3 && busy.device.bulkFrames == 1000)
+        #expect(stats.flushes == 15 * 4 + 3)
+        #expect(abs(stats.averageBulk - 1000.0 / 63) < 1e-9)
+    }
+
     @Test func recordedTimingWithPollDelayBatchesCloseFrames() throws {
         var topology = try Topology.parse(data: Self.busyTopology, source: "busy.json")
         topology.napi.pollDelayNanos = 10_000
