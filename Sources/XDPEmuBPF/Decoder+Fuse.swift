@@ -31,8 +31,9 @@ extension Decoder {
                 code[index] = fused
             case .lsh32i, .lsh64i:
                 let or: Op = i.op == .lsh32i ? .or32r : .or64r
+                // (Not `r |= r`: the fused form reads the OR's source before the shift.)
                 guard index + 1 < code.count, !targets.contains(index + 1), code[index + 1].op == or,
-                    code[index + 1].dst == i.dst
+                    code[index + 1].dst == i.dst, code[index + 1].src != i.dst
                 else { break }
                 var fused = i
                 fused.op = i.op == .lsh32i ? .lshOr32 : .lshOr64

@@ -20,8 +20,9 @@ enum Decoder {
     /// - Parameters:
     ///   - mapAddress: the value an LD_IMM64 of map `i` loads.
     ///   - valueAddress: the value an LD_IMM64 of offset `o` in global data map `i` loads.
+    ///   - specialise: whether to run the second pass (`fuse`).
     static func decode(
-        _ object: BPFObject, mapAddress: (Int) -> UInt64, valueAddress: (Int, Int) -> UInt64
+        _ object: BPFObject, mapAddress: (Int) -> UInt64, valueAddress: (Int, Int) -> UInt64, specialise: Bool = true
     ) -> DecodedCode {
         let raw = object.instructions
         var out: [Instruction] = []
@@ -161,9 +162,11 @@ enum Decoder {
             out.append(decoded)
             index += 1
         }
-        fuse(
-            &out, entries: object.programs.map(\.entry), xdpEntries: object.programs.filter(\.isXDP).map(\.entry),
-            maps: object.maps.map(\.type))
+        if specialise {
+            fuse(
+                &out, entries: object.programs.map(\.entry), xdpEntries: object.programs.filter(\.isXDP).map(\.entry),
+                maps: object.maps.map(\.type))
+        }
         return DecodedCode(instructions: out, faultReasons: reasons, unknownHelpers: unknown)
     }
 

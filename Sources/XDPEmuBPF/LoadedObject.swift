@@ -48,7 +48,13 @@ public final class LoadedBPFObject: @unchecked Sendable {
     let unknownHelpers: [(helper: Int32, index: Int)]
 
     /// Creates the object's maps for `cpus` emulated CPUs and decodes its code.
-    public init(_ object: BPFObject, cpus: Int) throws(BPFObjectError) {
+    public convenience init(_ object: BPFObject, cpus: Int) throws(BPFObjectError) {
+        try self.init(object, cpus: cpus, specialise: true)
+    }
+
+    /// - Parameter specialise: whether to choose instructions at load time (Decoder+Fuse.swift); the tests run
+    ///   programs both ways.
+    init(_ object: BPFObject, cpus: Int, specialise: Bool) throws(BPFObjectError) {
         self.object = object
         guard object.maps.count <= VirtualAddress.maxMaps else {
             throw BPFObjectError(
@@ -65,7 +71,7 @@ public final class LoadedBPFObject: @unchecked Sendable {
         self.maps = maps
         let decoded = Decoder.decode(
             object, mapAddress: VirtualAddress.mapHandle,
-            valueAddress: { VirtualAddress.mapValue($0, offset: $1) })
+            valueAddress: { VirtualAddress.mapValue($0, offset: $1) }, specialise: specialise)
         codeCount = decoded.instructions.count
         code = .allocate(capacity: max(codeCount, 1))
         code.initialize(from: decoded.instructions, count: codeCount)

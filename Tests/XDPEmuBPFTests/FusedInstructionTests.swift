@@ -140,6 +140,10 @@ import Testing
             exitInsn,
         ]
         #expect(try run(wide).r0 == 0xAB00_0000_0034)
+        // r1 = 3; r1 <<= 4; r1 |= r1: the OR sees the shifted value (0x30).
+        #expect(
+            try run([ins(0xB7, 1, imm: 3), ins(0x67, 1, imm: 4), ins(0x4F, 1, 1), ins(0xBF, 0, 1), exitInsn]).r0 == 0x30
+        )
         // r1 = 0x1_0000_0002 (LD_IMM64); r3 = -1 (sign-extended); r0 = r1 + r3.
         let load = [
             ins(0x18, 1, imm: 2), ins(0, imm: 1), ins(0xB7, 3, imm: -1), ins(0xBF, 0, 1), ins(0x0F, 0, 3), exitInsn,
