@@ -4,9 +4,10 @@
 import Synchronization
 import XDPEmuCore
 
-/// What a program reported: a fault (once per program and instruction) or a `bpf_trace_printk` line.
+/// What a program reported: a fault or a note on a helper's answer (once per program and instruction), or a
+/// `bpf_trace_printk` line.
 public struct BPFMessage: Sendable, Equatable {
-    public enum Kind: String, Sendable { case fault, print }
+    public enum Kind: String, Sendable { case fault, note, print }
     public var kind: Kind
     public var time: Nanos
     public var program: String
@@ -20,10 +21,14 @@ public struct BPFMessage: Sendable, Equatable {
 public final class BPFMessageLog: Sendable {
     private let messages = Mutex<(list: [BPFMessage], faults: Set<String>)>(([], []))
     public init() {}
-    /// Appends `message`; a fault only the first time for its program and instruction.
+    /// Appends `message`; a fault or a note only the first time for its program and instruction.
     func append(_ message: BPFMessage) {
         messages.withLock {
-            if message.kind == .fault, !$0.faults.insert(message.program + "@" + message.place).inserted { return }
+            if message.kind != .print,
+                !$0.faults.insert("\(message.kind)@\(message.program)@\(message.place)").inserted
+            {
+                return
+            }
             $0.list.append(message)
         }
     }

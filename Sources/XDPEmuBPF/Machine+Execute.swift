@@ -364,12 +364,14 @@ extension BPFMachine {
                 }
                 continue
             case .callRedirectMap:
+                if _slowPath(R[3] != 0) { noteRedirectFlags(i - code, c) }
                 if !redirectMapFast(&c) {
                     faultPC = i - code
                     return budget
                 }
                 continue
             case .redirectDevMap:
+                if _slowPath(R[3] != 0) { noteRedirectFlags(i - code, c) }
                 if !redirect(intoDevMap: Int(i.pointee.aux), &c) {
                     faultPC = i - code
                     return budget

@@ -54,4 +54,16 @@ extension BPFMachine {
         }
     }
 
+    /// redirect_map with flags under 4.18, where the helper returns XDP_ABORTED for any: said once per
+    /// instruction, as the cause of aborted frames is otherwise not visible.
+    @inline(never)
+    func noteRedirectFlags(_ pc: Int, _ c: XDPContext) {
+        guard c.semantics == .v4_18 else { return }
+        loaded.log.append(
+            BPFMessage(
+                kind: .note, time: c.now, program: program.name, place: loaded.object.place(of: pc),
+                text: "redirect_map with flags 0x\(String(registers[3], radix: 16)) returns XDP_ABORTED under "
+                    + "\"semantics\": \"4.18\" (its helper takes no flags); BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS "
+                    + "and a miss action need \"semantics\": \"modern\""))
+    }
 }

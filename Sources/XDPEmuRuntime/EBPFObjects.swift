@@ -77,6 +77,8 @@ public final class EBPFObjects {
                             ("object", path), ("program", message.program), ("at", message.place),
                             ("reason", message.text),
                         ])
+                case .note:
+                    report("\(path): \(message.program) (\(message.place)): \(message.text); said once per instruction")
                 case .print:
                     if let log {
                         log.appendProgramMessage(

@@ -32,6 +32,30 @@ struct EBPFReplayTests {
         #expect(run.reports.isEmpty)
     }
 
+    /// A broadcast redirect: under the modern profile each frame reaches every other port; under 4.18 the
+    /// helper returns XDP_ABORTED, and a note says once which profile takes the flags.
+    @Test func broadcastRedirectNeedsTheModernProfile() throws {
+        let object = try Clang.bpf("broadcast")
+        func topology(_ semantics: String) -> String {
+            """
+            {"name": "bc", "semantics": "\(semantics)",
+             "ports": [{"name": "p1", "program": {"type": "ebpf", "object": "bc.o"}}, {"name": "p2"}, {"name": "p3"}],
+             "maps": [{"name": "every_port_of_the_lab", "type": "devmap", "max_entries": 8,
+                       "entries": {"1": "p1", "2": "p2", "3": "p3"}}]}
+            """
+        }
+        let frames = [0xAA, 0xBB].map { ethernetFrame(dst: mac(0xFF), src: mac($0), type: 0x0800) }
+        let modern = try replayEBPF(topology: topology("modern"), objects: ["bc.o": object], inputs: ["p1": frames])
+        #expect(modern.frames("p2", "egress") == frames)
+        #expect(modern.frames("p3", "egress") == frames)
+        #expect(modern.frames("p1", "egress").isEmpty)
+        #expect(modern.reports.isEmpty)
+        let old = try replayEBPF(topology: topology("4.18"), objects: ["bc.o": object], inputs: ["p1": frames])
+        #expect(old.frames("p2", "egress").isEmpty && old.frames("p3", "egress").isEmpty)
+        #expect(old.reports.count == 1)
+        #expect(old.reports.first?.contains("flags 0x18 returns XDP_ABORTED under \"semantics\": \"4.18\"") == true)
+    }
+
     /// A section named as before libbpf 1.0 (`xdp_...`) holds an XDP program, found without `function`; a map
     /// name longer than the kernel's 15 bytes is matched whole.
     @Test func legacySectionNamesAndLongMapNames() throws {
