@@ -72,7 +72,9 @@ extension Decoder {
                 pair.imm = Int64(code[index + 1].off)
                 code[index] = pair
             case .callLookup:
-                guard let (map, at) = mapInR1(code, before: index, targets: targets), map < 256 else { break }
+                // (A lookup in a devmap stays a helper call, which refuses it.)
+                guard let (map, at) = mapInR1(code, before: index, targets: targets), map < 256, !maps[map].isDevMap
+                else { break }
                 let type = maps[map]
                 let op: Op =
                     type == .array || type == .percpuArray

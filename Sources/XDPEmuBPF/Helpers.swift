@@ -11,26 +11,12 @@ extension BPFMachine {
     /// anything else goes to `callHelper`, which reports it.
     @inline(__always)
     func lookupFast(_ c: inout XDPContext) -> Bool {
-        let R = registers
-        let index = Int(truncatingIfNeeded: (R[1] >> 32) &- VirtualAddress.mapHandleRegion)
-        guard R[1] & 0xFFFF_FFFF == 0, UInt(bitPattern: index) < UInt(mapCount) else {
-            return callHelper(HelperID.mapLookupElem.rawValue, &c)
-        }
-        let found: UInt64?? = maps[index]._withUnsafeGuaranteedRef { map in
-            guard !map.isDevMap,
-                let key = translate(R[2], anySize: UInt64(truncatingIfNeeded: map.keySize), write: false)
-            else {
-                return nil
-            }
-            return .some(map.lookup(key: key, cpu: cpu))
-        }
-        guard let result = found else { return callHelper(HelperID.mapLookupElem.rawValue, &c) }
-        R[0] = result.map { (VirtualAddress.firstMapRegion &+ UInt64(index)) << 32 | $0 } ?? 0
-        return true
+        guard let index = mapIndex(inR1: false) else { return callHelper(HelperID.mapLookupElem.rawValue, &c) }
+        return lookup(BPFMap.self, index, &c)
     }
 
-    /// map_lookup_elem of map `index`, known at load time to be an `M` (a final class: the call is direct);
-    /// a key outside the program's memory goes to `callHelper`, which reports it.
+    /// map_lookup_elem of map `index`, known to be an `M` that is not a devmap (a final class: the call is
+    /// direct); a key outside the program's memory goes to `callHelper`, which reports it.
     @inline(__always)
     func lookup<M: BPFMap>(_: M.Type, _ index: Int, _ c: inout XDPContext) -> Bool {
         let R = registers
@@ -46,8 +32,15 @@ extension BPFMachine {
         return true
     }
 
-    /// redirect_map into devmap `index`, known at load time; before the devmap is bound to the core's, the
-    /// call goes to `callHelper`.
+    /// redirect_map into a devmap bound to the core's; anything else goes to `callHelper`.
+    @inline(__always)
+    func redirectMapFast(_ c: inout XDPContext) -> Bool {
+        guard let index = mapIndex(inR1: true) else { return callHelper(HelperID.redirectMap.rawValue, &c) }
+        return redirect(intoDevMap: index, &c)
+    }
+
+    /// redirect_map into devmap `index`; before the devmap is bound to the core's, the call goes to
+    /// `callHelper`.
     @inline(__always)
     func redirect(intoDevMap index: Int, _ c: inout XDPContext) -> Bool {
         let R = registers
@@ -59,22 +52,15 @@ extension BPFMachine {
         return true
     }
 
-    /// redirect_map into a devmap bound to the core's; anything else goes to `callHelper`.
+    /// The index of the map whose reference r1 holds, when it is one and is (`devMap`) or is not a devmap.
     @inline(__always)
-    func redirectMapFast(_ c: inout XDPContext) -> Bool {
-        let R = registers
-        let index = Int(truncatingIfNeeded: (R[1] >> 32) &- VirtualAddress.mapHandleRegion)
-        guard R[1] & 0xFFFF_FFFF == 0, UInt(bitPattern: index) < UInt(mapCount) else {
-            return callHelper(HelperID.redirectMap.rawValue, &c)
-        }
-        let core: Unmanaged<DevMap>? = maps[index]._withUnsafeGuaranteedRef { map in
-            map.isDevMap ? unsafeDowncast(map, to: DevMapReference.self).coreMap : nil
-        }
-        guard let core else { return callHelper(HelperID.redirectMap.rawValue, &c) }
-        R[0] = core._withUnsafeGuaranteedRef {
-            UInt64(c.redirectMap($0, key: UInt32(truncatingIfNeeded: R[2]), flags: R[3]).rawValue)
-        }
-        return true
+    func mapIndex(inR1 devMap: Bool) -> Int? {
+        let r1 = registers[1]
+        let index = Int(truncatingIfNeeded: (r1 >> 32) &- VirtualAddress.mapHandleRegion)
+        guard r1 & 0xFFFF_FFFF == 0, UInt(bitPattern: index) < UInt(mapCount),
+            maps[index]._withUnsafeGuaranteedRef({ $0.isDevMap }) == devMap
+        else { return nil }
+        return index
     }
 
     func callHelper(_ id: Int64, _ c: inout XDPContext) -> Bool {

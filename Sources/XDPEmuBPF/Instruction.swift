@@ -61,7 +61,7 @@ enum Op: UInt8 {
     // map_lookup_elem of a map known at load time (r1 set by an LD_IMM64 earlier in the same straight run):
     // `imm` the map reference, `aux` the map's index, `dst` the slots to skip first (2 when fused with the
     // LD_IMM64 itself, else 0); `src` 1 when the `if r0 == 0 goto off` that follows is fused too. By the map's
-    // class: any map, an array, a hash map.
+    // class: any map but a devmap, an array, a hash map.
     case lookupConstant, lookupArray, lookupHash
     /// redirect_map into a devmap known at load time (`aux` its index).
     case redirectDevMap

@@ -327,30 +327,17 @@ extension BPFMachine {
                 R[i.d] = R[i.s] &+ UInt64(bitPattern: i.imm)
                 ip += 2
                 guard R[i.d] > R[Int(i.pointee.aux)] else { continue }
-            case .lookupConstant:
+            case .lookupConstant, .lookupArray, .lookupHash:
                 R[1] = UInt64(bitPattern: i.imm)
                 ip += Int(i.pointee.dst)
-                if !lookupFast(&c) {
-                    faultPC = ip - code - 1
-                    return budget
-                }
-                if i.pointee.src == 0 { continue }
-                ip += 1
-                guard R[0] == 0 else { continue }
-            case .lookupArray:
-                R[1] = UInt64(bitPattern: i.imm)
-                ip += Int(i.pointee.dst)
-                if !lookup(ArrayMap.self, Int(i.pointee.aux), &c) {
-                    faultPC = ip - code - 1
-                    return budget
-                }
-                if i.pointee.src == 0 { continue }
-                ip += 1
-                guard R[0] == 0 else { continue }
-            case .lookupHash:
-                R[1] = UInt64(bitPattern: i.imm)
-                ip += Int(i.pointee.dst)
-                if !lookup(HashMap.self, Int(i.pointee.aux), &c) {
+                let index = Int(i.pointee.aux)
+                let done =
+                    switch i.pointee.op {
+                    case .lookupArray: lookup(ArrayMap.self, index, &c)
+                    case .lookupHash: lookup(HashMap.self, index, &c)
+                    default: lookup(BPFMap.self, index, &c)
+                    }
+                if !done {
                     faultPC = ip - code - 1
                     return budget
                 }
