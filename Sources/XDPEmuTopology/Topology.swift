@@ -186,7 +186,7 @@ public struct MapSpec: Sendable, Equatable {
         public var isDevMap: Bool { self == .devmap || self == .devmapHash }
     }
 
-    /// The map's name (like a BPF object name: 1...15 bytes of `[A-Za-z0-9_.]`).
+    /// The map's name (the characters of a BPF object name, `[A-Za-z0-9_.]`, 1...255 bytes).
     public var name: String
     public var type: MapType
     /// `1...1<<20`.
