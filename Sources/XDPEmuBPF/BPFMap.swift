@@ -7,6 +7,12 @@
 
 import XDPEmuCore
 
+/// Sizes xdpemu allocates at once, where the kernel would allocate lazily or not at all.
+enum MapLimits {
+    /// Slots of a prog_array (an array of program indexes, allocated whole).
+    static let progArraySlots: UInt32 = 1 << 20
+}
+
 /// The kernel's update flags.
 enum UpdateFlags {
     static let any: UInt64 = 0
@@ -26,6 +32,8 @@ public class BPFMap: @unchecked Sendable {
     /// `definition.keySize` and whether this is a `DevMapReference`, read on every helper call.
     let keySize: Int
     let isDevMap: Bool
+    /// Whether programs may look up, update and delete its elements (not a devmap, not a prog_array).
+    let holdsData: Bool
 
     init(base definition: BPFMapDefinition, cpus: Int) {
         self.definition = definition
@@ -33,6 +41,7 @@ public class BPFMap: @unchecked Sendable {
         valueStride = definition.type.isPerCPU ? (definition.valueSize + 7) & ~7 : definition.valueSize
         keySize = definition.keySize
         isDevMap = definition.type.isDevMap
+        holdsData = !definition.type.isDevMap && definition.type != .progArray
     }
 
     /// The map's values as a region (`Region.empty` when it has none the program may address).
@@ -73,7 +82,9 @@ public class BPFMap: @unchecked Sendable {
     static func errno(_ e: KernelErrno) -> Int64 { -Int64(e.rawValue) }
 
     /// The object's map for `definition`, or a message saying why it cannot be created.
-    static func make(_ definition: BPFMapDefinition, cpus: Int) -> Result<BPFMap, BPFObjectError> {
+    static func make(
+        _ definition: BPFMapDefinition, cpus: Int, programs: [BPFProgramInfo] = []
+    ) -> Result<BPFMap, BPFObjectError> {
         let d = definition
         func fail(_ text: String) -> Result<BPFMap, BPFObjectError> {
             .failure(BPFObjectError("map \(d.name) (\(d.type)): \(text)"))
@@ -85,6 +96,15 @@ public class BPFMap: @unchecked Sendable {
                 return fail("a devmap has 4-byte keys and 4- or 8-byte values, not \(d.keySize) and \(d.valueSize)")
             }
             return .success(DevMapReference(base: d, cpus: 1))
+        }
+        if d.type == .progArray {
+            guard d.keySize == 4, d.valueSize == 4 else {
+                return fail("a prog_array has 4-byte keys and values, not \(d.keySize) and \(d.valueSize)")
+            }
+            guard d.maxEntries <= MapLimits.progArraySlots else {
+                return fail("max_entries \(d.maxEntries) is more than xdpemu's \(MapLimits.progArraySlots) slots")
+            }
+            return .success(ProgArrayMap(definition: d, programs: programs))
         }
         guard d.keySize > 0, d.valueSize > 0, d.keySize <= 512, d.valueSize <= 1 << 20 else {
             return fail("key size \(d.keySize) and value size \(d.valueSize) must be 1...512 and 1...1048576")

@@ -12,6 +12,7 @@ public struct BPFMapType: RawRepresentable, Hashable, Sendable, CustomStringConv
     public init(rawValue: UInt32) { self.rawValue = rawValue }
     public static let hash = BPFMapType(rawValue: 1)
     public static let array = BPFMapType(rawValue: 2)
+    public static let progArray = BPFMapType(rawValue: 3)
     public static let percpuHash = BPFMapType(rawValue: 5)
     public static let percpuArray = BPFMapType(rawValue: 6)
     public static let lruHash = BPFMapType(rawValue: 9)
@@ -23,7 +24,7 @@ public struct BPFMapType: RawRepresentable, Hashable, Sendable, CustomStringConv
     static let names: [(BPFMapType, String)] = [
         (.hash, "hash"), (.array, "array"), (.percpuHash, "percpu_hash"), (.percpuArray, "percpu_array"),
         (.lruHash, "lru_hash"), (.lruPercpuHash, "lru_percpu_hash"), (.lpmTrie, "lpm_trie"), (.devmap, "devmap"),
-        (.devmapHash, "devmap_hash"),
+        (.devmapHash, "devmap_hash"), (.progArray, "prog_array"),
     ]
 
     /// The emulator's name for the type (the topology's `"type"`), or `type N` for one it does not implement.

@@ -72,8 +72,9 @@ extension Decoder {
                 pair.imm = Int64(code[index + 1].off)
                 code[index] = pair
             case .callLookup:
-                // (A lookup in a devmap stays a helper call, which refuses it.)
-                guard let (map, at) = mapInR1(code, before: index, targets: targets), map < 256, !maps[map].isDevMap
+                // (A lookup in a devmap or a prog_array stays a helper call, which refuses it.)
+                guard let (map, at) = mapInR1(code, before: index, targets: targets), map < 256, !maps[map].isDevMap,
+                    maps[map] != .progArray
                 else { break }
                 let type = maps[map]
                 let op: Op =
@@ -161,7 +162,7 @@ extension Instruction {
         switch op {
         case .stb, .sth, .stw, .stdw, .stxb, .stxh, .stxw, .stxdw: true
         case .atomic32, .atomic64: src != register && register != 0
-        case .ja, .exit, .fault, .callHelper, .callLocal, .callLookup, .callRedirectMap, .lookupConstant,
+        case .ja, .exit, .fault, .callHelper, .callLocal, .tailCall, .callLookup, .callRedirectMap, .lookupConstant,
             .lookupArray, .lookupHash, .redirectDevMap:
             false
         case .ldxb2, .ldxh2, .ldxw2, .ldxdw2, .ldimm64Mov, .ctxLoad2: dst != register && aux != register

@@ -67,9 +67,12 @@ enum Decoder {
                             }
                         } else if r.src == 0, HelperID(rawValue: Int64(r.imm)) != nil {
                             let op: Op =
-                                r.imm == Int32(HelperID.mapLookupElem.rawValue)
-                                ? .callLookup
-                                : r.imm == Int32(HelperID.redirectMap.rawValue) ? .callRedirectMap : .callHelper
+                                switch HelperID(rawValue: Int64(r.imm)) {
+                                case .mapLookupElem: .callLookup
+                                case .redirectMap: .callRedirectMap
+                                case .tailCall: .tailCall
+                                default: .callHelper
+                                }
                             decoded = Instruction(op: op, dst: 0, src: 0, off: 0, imm: Int64(r.imm))
                         } else {
                             unknown.append((r.imm, index))

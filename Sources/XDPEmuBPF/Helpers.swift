@@ -52,13 +52,37 @@ extension BPFMachine {
         return true
     }
 
-    /// The index of the map whose reference r1 holds, when it is one and is (`devMap`) or is not a devmap.
+    /// bpf_tail_call(ctx, r2 = prog_array, r3 = index): the entry of the program to go on with, nil when the
+    /// call fails and the program goes on after it (an empty or missing slot, or the 33 tail calls a frame may
+    /// make, as MAX_TAIL_CALL_CNT); false in `ok` after a fault (r2 is no prog_array, or the call is made from a
+    /// BPF-to-BPF function).
+    @inline(never)
+    func tailCallTarget(depth: Int, ok: inout Bool) -> Int? {
+        let R = registers
+        let index = Int(truncatingIfNeeded: (R[2] >> 32) &- VirtualAddress.mapHandleRegion)
+        guard R[2] & 0xFFFF_FFFF == 0, UInt(bitPattern: index) < UInt(mapCount),
+            let map = maps[index].takeUnretainedValue() as? ProgArrayMap
+        else {
+            ok = helperFault("tail_call: argument 2 (0x\(String(R[2], radix: 16))) is not a prog_array")
+            return nil
+        }
+        guard depth == 0 else {
+            ok = helperFault("tail_call from a BPF-to-BPF function is not supported by xdpemu")
+            return nil
+        }
+        guard tailCalls < VirtualAddress.maxTailCalls, let target = map.target(R[3] & 0xFFFF_FFFF) else { return nil }
+        tailCalls += 1
+        return target
+    }
+
+    /// The index of the map whose reference r1 holds, when it is one and is a devmap (`devMap`) or a map of
+    /// data.
     @inline(__always)
     func mapIndex(inR1 devMap: Bool) -> Int? {
         let r1 = registers[1]
         let index = Int(truncatingIfNeeded: (r1 >> 32) &- VirtualAddress.mapHandleRegion)
         guard r1 & 0xFFFF_FFFF == 0, UInt(bitPattern: index) < UInt(mapCount),
-            maps[index]._withUnsafeGuaranteedRef({ $0.isDevMap }) == devMap
+            maps[index]._withUnsafeGuaranteedRef({ devMap ? $0.isDevMap : $0.holdsData })
         else { return nil }
         return index
     }
@@ -150,10 +174,11 @@ extension BPFMachine {
     @inline(__always)
     private func mapHelper(_ id: Int64, _ map: BPFMap, _ index: Int) -> Bool {
         let R = registers
-        if map.isDevMap {
+        if !map.holdsData {
+            let only = map.isDevMap ? "redirect_map" : "tail_call"
             return helperFault(
-                "\(HelperID(rawValue: id)!.name) on devmap \(map.definition.name): the 4.18 verifier allows only redirect_map"
-            )
+                "\(HelperID(rawValue: id)!.name) on \(map.definition.type) \(map.definition.name): the verifier allows "
+                    + "only \(only) on it")
         }
         guard let key = argument(R[2], map.keySize, write: false, "key") else { return false }
         switch id {

@@ -37,7 +37,7 @@ enum Op: UInt8 {
     case jeq64r, jgt64r, jge64r, jset64r, jne64r, jsgt64r, jsge64r, jlt64r, jle64r, jslt64r, jsle64r
     case jeq32i, jgt32i, jge32i, jset32i, jne32i, jsgt32i, jsge32i, jlt32i, jle32i, jslt32i, jsle32i
     case jeq32r, jgt32r, jge32r, jset32r, jne32r, jsgt32r, jsge32r, jlt32r, jle32r, jslt32r, jsle32r
-    case callHelper, callLocal, exit
+    case callHelper, callLocal, exit, tailCall
     /// map_lookup_elem and redirect_map, the helpers of every redirect program, with a fast path of their own.
     case callLookup, callRedirectMap
     // Chosen at load time (Decoder+Fuse.swift). Fused pairs, where the second is no jump target: the first
@@ -97,6 +97,7 @@ public enum HelperID: Int64, CaseIterable, Sendable {
     case tracePrintk = 6
     case getPrandomU32 = 7
     case getSmpProcessorId = 8
+    case tailCall = 12
     case redirect = 23
     case csumDiff = 28
     case xdpAdjustHead = 44
@@ -118,6 +119,7 @@ public enum HelperID: Int64, CaseIterable, Sendable {
         case .tracePrintk: "trace_printk"
         case .getPrandomU32: "get_prandom_u32"
         case .getSmpProcessorId: "get_smp_processor_id"
+        case .tailCall: "tail_call"
         case .redirect: "redirect"
         case .csumDiff: "csum_diff"
         case .xdpAdjustHead: "xdp_adjust_head"

@@ -68,7 +68,7 @@ public final class LoadedBPFObject: @unchecked Sendable {
         }
         var maps: [BPFMap] = []
         for definition in object.maps {
-            switch BPFMap.make(definition, cpus: cpus) {
+            switch BPFMap.make(definition, cpus: cpus, programs: object.programs) {
             case .success(let map): maps.append(map)
             case .failure(let error): throw error
             }

@@ -370,6 +370,19 @@ extension BPFMachine {
                     return budget
                 }
                 continue
+            case .tailCall:
+                var ok = true
+                guard let target = tailCallTarget(depth: depth, ok: &ok) else {
+                    if ok { continue }
+                    faultPC = i - code
+                    return budget
+                }
+                // As a jump to the other program's entry, with the same context in r1 and the same stack frame.
+                budget &-= slots(segment, ip)
+                ip = code + target
+                segment = ip
+                if budget < 0 { return exhausted(ip - code, budget) }
+                continue
             case .callLocal:
                 guard depth < VirtualAddress.maxFrames - 1 else {
                     fault = .callDepth

@@ -50,6 +50,8 @@ public final class BPFMachine: @unchecked Sendable {
     @exclusivity(unchecked) var helperReason = ""
     @exclusivity(unchecked) var reported = Set<Int>()
     @exclusivity(unchecked) var random: UInt64
+    /// Tail calls made in the current frame.
+    @exclusivity(unchecked) var tailCalls = 0
 
     public static let defaultBudget = 1_000_000
 
@@ -147,6 +149,7 @@ public final class BPFMachine: @unchecked Sendable {
         context.storeBytes(of: c.ingressIfindex.rawValue, toByteOffset: 12, as: UInt32.self)
         context.storeBytes(of: c.rxQueueIndex, toByteOffset: 16, as: UInt32.self)
         context.storeBytes(of: c.egressIfindex.rawValue, toByteOffset: 20, as: UInt32.self)
+        tailCalls = 0
         let R = registers
         R[1] = VirtualAddress.contextRegion << 32
         R[10] = VirtualAddress.stackRegion << 32 | UInt64(VirtualAddress.frameSize)

@@ -85,6 +85,8 @@ enum VirtualAddress {
     static let mapHandleRegion: UInt64 = 0x7FFF_0000
     static let frameSize = 512
     static let maxFrames = 8
+    /// Tail calls one frame may make (the kernel's MAX_TAIL_CALL_CNT).
+    static let maxTailCalls = 33
     static let contextSize = 24
     /// Entries of a machine's region table, and the most maps an object may have.
     static let regionTableSize = 256

@@ -139,15 +139,22 @@ public final class EBPFObjects {
                 case .failure(let error):
                     throw .badInput("\(topology.source): \(entry.path).key: \(error) (\(there))")
                 }
+                if let first = seen[key] {
+                    throw .badInput("\(topology.source): \(entry.path).key: duplicate key (first at \(first))")
+                }
+                seen[key] = entry.path
+                if let slots = map as? ProgArrayMap {
+                    let index = key.reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                    if let problem = slots.setProgram(entry.program, at: index) {
+                        throw .badInput("\(topology.source): \(entry.path): \(problem) (\(there))")
+                    }
+                    continue
+                }
                 switch entry.value.encoded(size: definition.valueSize) {
                 case .success(let bytes): value = bytes
                 case .failure(let error):
                     throw .badInput("\(topology.source): \(entry.path).value: \(error) (\(there))")
                 }
-                if let first = seen[key] {
-                    throw .badInput("\(topology.source): \(entry.path).key: duplicate key (first at \(first))")
-                }
-                seen[key] = entry.path
                 let result = map.set(key: key, value: value)
                 guard result == 0 else {
                     let name = KernelErrno(rawValue: Int32(-result))?.name ?? "error \(-result)"

@@ -1,6 +1,6 @@
 // `--maps-out FILE.json`: every map's contents at the end of a run, keys and values written as a topology writes
-// them (integers for 4- and 8-byte fields, little-endian; hex strings otherwise; devmap entries as ports), so a
-// run's final maps can seed the next run's topology.
+// them (integers for 4- and 8-byte fields, little-endian; hex strings otherwise; devmap entries as ports,
+// prog_array entries as function names), so a run's final maps can seed the next run's topology.
 
 import XDPEmuBPF
 import XDPEmuCore
@@ -31,6 +31,14 @@ enum MapsOut {
                     continue
                 }
                 let d = map.definition
+                if let slots = map as? ProgArrayMap {
+                    let entries = slots.programSlots.map { "{\"key\": \($0.key), \"program\": \(quoted($0.function))}" }
+                    maps.append(
+                        "{\"name\": \(quoted(d.name)), \"object\": \(quoted(path)), \"type\": \"prog_array\", "
+                            + "\"max_entries\": \(d.maxEntries),\n   \"entries\": [" + entries.joined(separator: ", ")
+                            + "]}")
+                    continue
+                }
                 // An array has every index; a large one lists only the entries that are not all zero.
                 let sparse = (d.type == .array || d.type == .percpuArray) && d.maxEntries > 1024
                 let kept = map.entries().filter { !sparse || $0.values.contains { $0.contains { $0 != 0 } } }

@@ -85,16 +85,21 @@ public struct MapBytesError: Error, Sendable, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// One `{"key": K, "value": V}` entry of a map that is not a devmap, with where it was written.
+/// One `{"key": K, "value": V}` entry of a map that is not a devmap, or `{"key": K, "program": "function"}` of a
+/// prog_array, with where it was written.
 public struct DataMapEntry: Sendable, Equatable {
     public var key: MapBytes
+    /// The value; for a prog_array, `.integer(0)` (the slot holds `program`).
     public var value: MapBytes
+    /// The function a prog_array slot holds (nil for other maps).
+    public var program: String?
     /// JSON path of the entry, for messages.
     public var path: String
 
-    public init(key: MapBytes, value: MapBytes, path: String) {
+    public init(key: MapBytes, value: MapBytes, program: String? = nil, path: String) {
         self.key = key
         self.value = value
+        self.program = program
         self.path = path
     }
 }

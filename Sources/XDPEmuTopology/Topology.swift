@@ -181,6 +181,8 @@ public struct MapSpec: Sendable, Equatable {
         case lruHash = "lru_hash"
         case lruPercpuHash = "lru_percpu_hash"
         case lpmTrie = "lpm_trie"
+        /// `BPF_MAP_TYPE_PROG_ARRAY`: entries name the object's programs (`{"key": 0, "program": "xdp_ipv4"}`).
+        case progArray = "prog_array"
 
         /// A devmap (entries name ports) rather than a map of an eBPF object's data (entries are key and value).
         public var isDevMap: Bool { self == .devmap || self == .devmapHash }

@@ -39,13 +39,21 @@ extension TopologyDecoder {
         }
         guard let node = fields["entries"] else { return draft }
         let path = fields.path("entries")
-        guard let elements = d.array(node, at: path, expected: "an array like [{\"key\": 0, \"value\": 1}]") else {
-            return draft
-        }
+        let programs = type == .progArray
+        let example = programs ? "[{\"key\": 0, \"program\": \"xdp_ipv4\"}]" : "[{\"key\": 0, \"value\": 1}]"
+        guard let elements = d.array(node, at: path, expected: "an array like \(example)") else { return draft }
         for (index, element) in elements.enumerated() {
             let elementPath = path.index(index)
-            guard let entry = d.object(element, at: elementPath, allowed: ["key", "value"]) else { continue }
+            guard let entry = d.object(element, at: elementPath, allowed: ["key", programs ? "program" : "value"])
+            else { continue }
             let key = d.required(entry, "key").flatMap { mapBytes($0, at: entry.path("key")) }
+            if programs {
+                if let key, let function = d.requiredString(entry, "program") {
+                    draft.dataEntries.append(
+                        DataMapEntry(key: key, value: .integer(0), program: function, path: elementPath.description))
+                }
+                continue
+            }
             let value = d.required(entry, "value").flatMap { mapBytes($0, at: entry.path("value")) }
             if let key, let value {
                 draft.dataEntries.append(DataMapEntry(key: key, value: value, path: elementPath.description))

@@ -56,6 +56,43 @@ struct EBPFReplayTests {
         #expect(old.reports.first?.contains("flags 0x18 returns XDP_ABORTED under \"semantics\": \"4.18\"") == true)
     }
 
+    /// Tail calls: a slot the topology fills runs that program; an empty slot lets the caller go on; a program
+    /// calling itself stops after the 33 tail calls a frame may make. The topology's slot errors name both places.
+    @Test func tailCallsThroughAProgArray() throws {
+        let object = try Clang.bpf("tail_call")
+        func topology(_ slots: String) -> String {
+            """
+            {"name": "tail", "ports": [{"name": "p1", "program": {"type": "ebpf", "object": "tail.o", "function": "xdp_entry"}}],
+             "maps": [{"name": "jump_table", "type": "prog_array", "max_entries": 4, "entries": [\(slots)]}]}
+            """
+        }
+        let frames = [0x0800, 0x86DD, 0x88B5].map { ethernetFrame(dst: mac(0xFF), src: mac(1), type: UInt16($0)) }
+        let run = try replayEBPF(
+            topology: topology(#"{"key": 0, "program": "xdp_ipv4"}, {"key": 2, "program": "xdp_loop"}"#),
+            objects: ["tail.o": object], inputs: ["p1": frames])
+        #expect(run.value("hits", 0) == 3)
+        #expect(run.value("hits", 1) == 1)
+        #expect(run.value("hits", 2) == 33)
+        #expect(run.frames("p1", "pass") == [frames[1]])
+        #expect(run.frames("p1", "egress") == [frames[2]])
+        #expect(run.reports.isEmpty)
+        let slots = run.entries("jump_table").map { "\($0["key"] ?? "")=\($0["program"] ?? "")" }
+        #expect(slots == ["0=xdp_ipv4", "2=xdp_loop"])
+        for (slots, message) in [
+            (#"{"key": 0, "program": "xdp_nothere"}"#, "the object has no function xdp_nothere"),
+            (#"{"key": 4, "program": "xdp_ipv4"}"#, "key 4 is out of range: max_entries is 4"),
+        ] {
+            #expect(throws: (any Error).self) {
+                try replayEBPF(topology: topology(slots), objects: ["tail.o": object], inputs: ["p1": frames])
+            }
+            do {
+                _ = try replayEBPF(topology: topology(slots), objects: ["tail.o": object], inputs: ["p1": frames])
+            } catch {
+                #expect("\(error)".contains(message) && "\(error)".contains("$.maps[0].entries[0]"), "\(error)")
+            }
+        }
+    }
+
     /// A section named as before libbpf 1.0 (`xdp_...`) holds an XDP program, found without `function`; a map
     /// name longer than the kernel's 15 bytes is matched whole.
     @Test func legacySectionNamesAndLongMapNames() throws {
