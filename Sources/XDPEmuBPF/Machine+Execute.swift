@@ -597,42 +597,4 @@ extension BPFMachine {
             if budget < 0 { return exhausted(ip - code, budget) }
         }
     }
-
-    /// Instruction slots from `start` to `end`.
-    @inline(__always)
-    func slots(_ start: UnsafeMutablePointer<Instruction>, _ end: UnsafeMutablePointer<Instruction>) -> Int {
-        (Int(bitPattern: end) &- Int(bitPattern: start)) &>> MemoryLayout<Instruction>.stride.trailingZeroBitCount
-    }
-
-    /// The fused loads at `i` (Op.ldxb2...): nil, or the instruction that faulted (`i`, or the second at `i + 1`).
-    @inline(__always)
-    func loadPair<T: FixedWidthInteger & UnsignedInteger>(
-        _ i: UnsafeMutablePointer<Instruction>, _: T.Type
-    ) -> UnsafeMutablePointer<Instruction>? {
-        let R = registers
-        let base = R[i.s]
-        let size = UInt64(MemoryLayout<T>.size)
-        guard let p = translate(base &+ UInt64(bitPattern: Int64(i.off)), size, write: false) else { return i }
-        R[i.d] = UInt64(p.loadUnaligned(as: T.self))
-        guard let q = translate(base &+ UInt64(bitPattern: i.imm), size, write: false) else { return i + 1 }
-        R[Int(i.pointee.aux)] = UInt64(q.loadUnaligned(as: T.self))
-        return nil
-    }
-
-    @inline(never)
-    func exhausted(_ pc: Int, _ budget: Int) -> Int {
-        fault = .budget
-        faultPC = pc
-        return budget
-    }
-
-    @inline(never)
-    func memoryFault(
-        _ base: UInt64, _ i: Instruction, _ size: Int, _ write: Bool, _ pc: Int, _ budget: Int
-    ) -> Int {
-        fault = .memory(address: base &+ UInt64(bitPattern: Int64(i.off)), size: size, write: write)
-        faultPC = pc
-        return budget
-    }
-
 }

@@ -66,4 +66,20 @@ extension BPFMachine {
                     + "\"semantics\": \"4.18\" (its helper takes no flags); BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS "
                     + "and a miss action need \"semantics\": \"modern\""))
     }
+
+    @inline(never)
+    func exhausted(_ pc: Int, _ budget: Int) -> Int {
+        fault = .budget
+        faultPC = pc
+        return budget
+    }
+
+    @inline(never)
+    func memoryFault(
+        _ base: UInt64, _ i: Instruction, _ size: Int, _ write: Bool, _ pc: Int, _ budget: Int
+    ) -> Int {
+        fault = .memory(address: base &+ UInt64(bitPattern: Int64(i.off)), size: size, write: write)
+        faultPC = pc
+        return budget
+    }
 }
