@@ -20,7 +20,7 @@ enum Decoder {
     /// - Parameters:
     ///   - mapAddress: the value an LD_IMM64 of map `i` loads.
     ///   - valueAddress: the value an LD_IMM64 of offset `o` in global data map `i` loads.
-    ///   - specialise: whether to run the second pass (`fuse`).
+    ///   - specialise: whether to choose instructions at load time (`fuse`).
     static func decode(
         _ object: BPFObject, mapAddress: (Int) -> UInt64, valueAddress: (Int, Int) -> UInt64, specialise: Bool = true
     ) -> DecodedCode {
