@@ -1,4 +1,4 @@
-// The second decoding pass: instructions chosen at load time for what clang emits around every packet access
+// After decoding: instructions chosen at load time for what clang emits around every packet access
 // and every map access (see `Op`). Pairs are fused only where the second instruction is neither a jump or call
 // target nor a program's entry, so nothing can start there and running both as one is the same. A helper
 // call's map is known when r1 was last set, in the same straight run of code, by an LD_IMM64 of a map
