@@ -117,14 +117,8 @@ extension Decoder {
     private static func holdsContext(
         _ code: [Instruction], at index: Int, targets: Set<Int>, contextEntries: Set<Int>
     ) -> Bool {
-        var index = index
-        while true {
-            if contextEntries.contains(index) { return true }
-            guard index > 0, !targets.contains(index) else { return false }
-            index -= 1
-            if index > 0, code[index - 1].op == .ldimm64 || code[index - 1].op == .ldimm64Mov { index -= 1 }
-            guard code[index].fallsThroughKeeping(register: 1) else { return false }
-        }
+        let walk = walkBack(code, from: index, targets: targets) { code[$0].fallsThroughKeeping(register: 1) }
+        return walk.reachedTop && contextEntries.contains(walk.index)
     }
 
     /// The register compared with `register` by `jump` when it is `if register > rX` or `if rX < register`
@@ -138,20 +132,34 @@ extension Decoder {
     /// The map whose reference r1 holds at instruction `call`, and the LD_IMM64 that put it there, when that
     /// load is in the same straight run of code.
     private static func mapInR1(_ code: [Instruction], before call: Int, targets: Set<Int>) -> (Int, Int)? {
-        var index = call
+        var found: (Int, Int)?
+        _ = walkBack(code, from: call, targets: targets) { index in
+            let i = code[index]
+            // (An `.ldimm64Mov` whose MOV sets r1 was passed on the way: it stopped the walk.)
+            guard (i.op == .ldimm64 || i.op == .ldimm64Mov) && i.dst == 1 else {
+                return i.fallsThroughKeeping(register: 1)
+            }
+            found = VirtualAddress.mapIndex(ofHandle: UInt64(bitPattern: i.imm)).map { ($0, index) }
+            return false
+        }
+        return found
+    }
+
+    /// Walks back from instruction `index` through the straight run of code it is in, nearest first (an
+    /// LD_IMM64 by its first slot), while `goOn` says so. Returns where the walk ended, and whether that is the
+    /// run's top (a jump or call target, a program's entry or the first instruction) reached by going on past
+    /// everything before `index`.
+    private static func walkBack(
+        _ code: [Instruction], from index: Int, targets: Set<Int>, goOn: (Int) -> Bool
+    ) -> (index: Int, reachedTop: Bool) {
+        var index = index
         while index > 0, !targets.contains(index) {
             index -= 1
-            // The second half of an LD_IMM64 is a `.fault` placeholder after its `.ldimm64`.
+            // The second half of an LD_IMM64 is a `.fault` placeholder after its first slot.
             if index > 0, code[index - 1].op == .ldimm64 || code[index - 1].op == .ldimm64Mov { index -= 1 }
-            let i = code[index]
-            // (An `.ldimm64Mov` whose MOV sets r1 was passed on the way: it stopped the search.)
-            if (i.op == .ldimm64 || i.op == .ldimm64Mov) && i.dst == 1 {
-                guard let map = VirtualAddress.mapIndex(ofHandle: UInt64(bitPattern: i.imm)) else { return nil }
-                return (map, index)
-            }
-            guard i.fallsThroughKeeping(register: 1) else { return nil }
+            guard goOn(index) else { return (index, false) }
         }
-        return nil
+        return (index, true)
     }
 }
 
