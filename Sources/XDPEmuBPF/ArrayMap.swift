@@ -35,7 +35,7 @@ final class ArrayMap: BPFMap, @unchecked Sendable {
     override func lookup(key: UnsafeRawPointer, cpu: Int) -> UInt64? {
         let index = key.loadUnaligned(as: UInt32.self)
         guard index < definition.maxEntries else { return nil }
-        return UInt64(Int(index) * slotSize + cpu * valueStride)
+        return UInt64(Int(index) * slotSize + cpu * cpuStride)
     }
 
     override func update(key: UnsafeRawPointer, value: UnsafeRawPointer, flags: UInt64, cpu: Int) -> Int64 {
@@ -43,7 +43,7 @@ final class ArrayMap: BPFMap, @unchecked Sendable {
         let index = key.loadUnaligned(as: UInt32.self)
         guard index < definition.maxEntries else { return Self.errno(.E2BIG) }
         guard flags & 3 != UpdateFlags.noExist else { return Self.errno(.EEXIST) }
-        (valueBase + Int(index) * slotSize + cpu * valueStride).copyMemory(
+        (valueBase + Int(index) * slotSize + cpu * cpuStride).copyMemory(
             from: value, byteCount: definition.valueSize)
         return 0
     }

@@ -29,6 +29,9 @@ public class BPFMap: @unchecked Sendable {
     public let cpus: Int
     /// Bytes per CPU value, rounded up to 8 as the kernel does for per-CPU maps.
     let valueStride: Int
+    /// How far apart the values of two CPUs are in a slot: `valueStride` for a per-CPU map, 0 for the others
+    /// (every CPU sees the one value). A program's lookup and update go to offset `cpu * cpuStride`.
+    let cpuStride: Int
     /// `definition.keySize` and whether this is a `DevMapReference`, read on every helper call.
     let keySize: Int
     let isDevMap: Bool
@@ -39,6 +42,7 @@ public class BPFMap: @unchecked Sendable {
         self.definition = definition
         self.cpus = definition.type.isPerCPU ? cpus : 1
         valueStride = definition.type.isPerCPU ? (definition.valueSize + 7) & ~7 : definition.valueSize
+        cpuStride = definition.type.isPerCPU ? valueStride : 0
         keySize = definition.keySize
         isDevMap = definition.type.isDevMap
         holdsData = !definition.type.isDevMap && definition.type != .progArray

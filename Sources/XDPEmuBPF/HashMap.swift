@@ -163,7 +163,7 @@ final class HashMap: BPFMap, @unchecked Sendable {
     override func lookup(key: UnsafeRawPointer, cpu: Int) -> UInt64? {
         guard let slot = keyWords == 1 ? slot(ofWord: word(key)) : find(key).slot else { return nil }
         if isLRU { touch(slot) }
-        return UInt64(truncatingIfNeeded: slot &* slotSize &+ cpu &* valueStride)
+        return UInt64(truncatingIfNeeded: slot &* slotSize &+ cpu &* cpuStride)
     }
 
     override func update(key: UnsafeRawPointer, value: UnsafeRawPointer, flags: UInt64, cpu: Int) -> Int64 {
@@ -171,7 +171,7 @@ final class HashMap: BPFMap, @unchecked Sendable {
         let found = find(key)
         if let slot = found.slot {
             guard flags & 3 != UpdateFlags.noExist else { return Self.errno(.EEXIST) }
-            (valueBase + slot * slotSize + cpu * valueStride).copyMemory(
+            (valueBase + slot * slotSize + cpu * cpuStride).copyMemory(
                 from: value, byteCount: definition.valueSize)
             if isLRU { touch(slot) }
             return 0
@@ -193,7 +193,7 @@ final class HashMap: BPFMap, @unchecked Sendable {
         keyPointer(slot).copyMemory(from: key, byteCount: definition.keySize)
         let base = values.pointer + slot * slotSize
         base.initializeMemory(as: UInt8.self, repeating: 0, count: slotSize)
-        (base + cpu * valueStride).copyMemory(from: value, byteCount: definition.valueSize)
+        (base + cpu * cpuStride).copyMemory(from: value, byteCount: definition.valueSize)
         index[position] = UInt32(slot + 1)
         count += 1
         if isLRU { linkFront(slot) }

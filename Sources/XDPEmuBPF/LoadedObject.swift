@@ -47,6 +47,8 @@ public final class LoadedBPFObject: @unchecked Sendable {
     public let object: BPFObject
     public let maps: [BPFMap]
     public let log = BPFMessageLog()
+    /// Held by a machine's run when its `serialised` is set (RunLock.swift).
+    let runLock = RunLock()
     let code: UnsafeMutablePointer<Instruction>
     let codeCount: Int
     let faultReasons: [String]

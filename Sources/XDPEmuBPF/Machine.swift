@@ -41,6 +41,9 @@ public final class BPFMachine: @unchecked Sendable {
     public let cpu: Int
     /// The routes `bpf_fib_lookup` searches (set before the first frame; see FIB.swift).
     public var fib: [FIBRoute] = []
+    /// Whether runs take the object's lock (set before the first frame when several workers run the object's
+    /// programs: RunLock.swift).
+    public var serialised = false
     /// Instructions the last frame ran.
     @exclusivity(unchecked) public private(set) var lastInstructionCount = 0
     @exclusivity(unchecked) var fault = Fault.none { didSet { faulted = true } }
@@ -145,6 +148,19 @@ public final class BPFMachine: @unchecked Sendable {
 
     /// Runs the program on the frame of `c` and returns its action (XDP_ABORTED after a fault).
     public func run(_ c: inout XDPContext) -> XDPAction {
+        if _slowPath(serialised) { return runSerialised(&c) }
+        return runFrame(&c)
+    }
+
+    @inline(never)
+    private func runSerialised(_ c: inout XDPContext) -> XDPAction {
+        loaded.runLock.lock()
+        defer { loaded.runLock.unlock() }
+        return runFrame(&c)
+    }
+
+    @inline(__always)
+    private func runFrame(_ c: inout XDPContext) -> XDPAction {
         syncPacket(c)
         context.storeBytes(of: c.ingressIfindex.rawValue, toByteOffset: 12, as: UInt32.self)
         context.storeBytes(of: c.rxQueueIndex, toByteOffset: 16, as: UInt32.self)

@@ -31,7 +31,9 @@ public final class EBPFObjects {
         }
         let loaded: LoadedBPFObject
         do {
-            loaded = try LoadedBPFObject(BPFObject(bytes: bytes), cpus: topology.napi.cpus)
+            // One value per CPU of per-CPU maps for every CPU that polls: replay's napi.cpus, live mode's workers.
+            let cpus = max(topology.napi.cpus, network?.workers.count ?? 1)
+            loaded = try LoadedBPFObject(BPFObject(bytes: bytes), cpus: cpus)
         } catch {
             throw .badInput("\(path): \(error)")
         }
@@ -189,8 +191,15 @@ enum EBPFAttach {
         }
         let loaded = try objects.object(configuration.object, network: context.network, devMaps: context.maps)
         let program = try objects.program(configuration, in: loaded, at: context.path)
-        let machine = BPFMachine(loaded: loaded, program: program, budget: configuration.instructionBudget)
+        // The CPU that polls the port (an egress program's: its target's), for get_smp_processor_id and per-CPU
+        // maps; with several workers (threads), the object's programs run one at a time.
+        let workers = context.network.workers.count
+        let port = context.topology.ports.firstIndex { $0.name == context.device.name } ?? 0
+        let cpu = CPUAssignment.cpus(of: context.topology.ports, cpuCount: workers)[port]
+        let machine = BPFMachine(
+            loaded: loaded, program: program, budget: configuration.instructionBudget, cpu: cpu)
         machine.fib = fibRoutes(context.topology)
+        machine.serialised = workers > 1
         context.attach(EBPFProgram(machine: machine))
     }
 

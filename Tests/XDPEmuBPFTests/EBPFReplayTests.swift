@@ -93,6 +93,26 @@ struct EBPFReplayTests {
         }
     }
 
+    /// Replay on two CPUs: each port's program runs on its port's CPU (get_smp_processor_id) and counts in that
+    /// CPU's value of a per-CPU map.
+    @Test func programsRunOnTheirPortsCPUs() throws {
+        let object = try Clang.bpf("per_cpu")
+        let topology = """
+            {"name": "cpus", "napi": {"cpus": 2},
+             "ports": [{"name": "p1", "program": {"type": "ebpf", "object": "pc.o"}},
+                       {"name": "p2", "program": {"type": "ebpf", "object": "pc.o"}}]}
+            """
+        let frame = ethernetFrame(dst: mac(0xFF), src: mac(1), type: 0x0800)
+        let run = try replayEBPF(
+            topology: topology, objects: ["pc.o": object],
+            inputs: ["p1": Array(repeating: frame, count: 3), "p2": Array(repeating: frame, count: 5)])
+        let values = run.entries("per_cpu_frames").first?["values"] as? [NSNumber]
+        #expect(values == [3, 5])
+        #expect(run.value("shared_counts", 0) == 8)
+        #expect(run.value("shared_counts", 1) == 0)  // p1 (ifindex 1) on CPU 0
+        #expect(run.value("shared_counts", 2) == 1)  // p2 (ifindex 2) on CPU 1
+    }
+
     /// A section named as before libbpf 1.0 (`xdp_...`) holds an XDP program, found without `function`; a map
     /// name longer than the kernel's 15 bytes is matched whole.
     @Test func legacySectionNamesAndLongMapNames() throws {
