@@ -43,7 +43,7 @@ public final class BPFMachine: @unchecked Sendable {
     public var fib: [FIBRoute] = []
     /// Whether runs take the object's lock (set before the first frame when several workers run the object's
     /// programs: RunLock.swift).
-    public var serialised = false
+    @exclusivity(unchecked) public var serialised = false
     /// Instructions the last frame ran.
     @exclusivity(unchecked) public private(set) var lastInstructionCount = 0
     @exclusivity(unchecked) var fault = Fault.none { didSet { faulted = true } }
