@@ -129,20 +129,23 @@ public final class BPFMachine: @unchecked Sendable {
     /// may touch (for a store: may write).
     @inline(__always)
     func translate(_ address: UInt64, _ size: UInt64, write: Bool) -> UnsafeMutableRawPointer? {
-        let region = Int(truncatingIfNeeded: UInt8(truncatingIfNeeded: address >> 32))
-        let span = write ? writeSpans - region : readSpans + region
-        let relative = address &- span.pointee.start
-        guard relative < span.pointee.limit(size) else { return nil }
-        return span.pointee.base + Int(truncatingIfNeeded: relative)
+        translate(address, write: write) { $0.limit(size) }
     }
 
     /// `translate` for a size known only when the program runs (a map's key or value).
     @inline(__always)
     func translate(_ address: UInt64, anySize size: UInt64, write: Bool) -> UnsafeMutableRawPointer? {
+        translate(address, write: write) { $0.limit(anySize: size) }
+    }
+
+    @inline(__always)
+    private func translate(
+        _ address: UInt64, write: Bool, limit: (Span) -> UInt64
+    ) -> UnsafeMutableRawPointer? {
         let region = Int(truncatingIfNeeded: UInt8(truncatingIfNeeded: address >> 32))
         let span = write ? writeSpans - region : readSpans + region
         let relative = address &- span.pointee.start
-        guard relative < span.pointee.limit(anySize: size) else { return nil }
+        guard relative < limit(span.pointee) else { return nil }
         return span.pointee.base + Int(truncatingIfNeeded: relative)
     }
 
