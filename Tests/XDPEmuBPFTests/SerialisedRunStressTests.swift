@@ -6,9 +6,10 @@ import XDPEmuTesting
 @testable import XDPEmuCore
 
 /// Machines of one object on several threads, as live mode's workers run them: with `serialised` set, their runs
-/// take turns, so a counter the program reads, increments and writes back loses no update.
+/// take turns, so a counter the program reads, increments and writes back loses no update. (A stress test: CI runs
+/// it under ThreadSanitizer too.)
 @Suite(.enabled(if: Clang.available, Clang.reason))
-struct SerialisedRunTests {
+struct SerialisedRunStressTests {
     @Test func workersOfOneObjectLoseNoUpdate() throws {
         let object = try BPFObject(bytes: Array(try readFile(try Clang.bpf("per_cpu"))))
         let loaded = try LoadedBPFObject(object, cpus: 2)
