@@ -71,15 +71,17 @@ extension Worker {
     ) -> Int {
         let ring = device.rxRing.consumer
         let frames = pool.storage
+        let setup = PollSetup(self)
+        var fast = fastMapAtPollStart(setup: setup)
         return frameCost == 0
             ? pollOnce(
                 &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                counts: &counts, setup: PollSetup(self), clock: FixedClock.self, frameCount: UpToBudget.self,
+                counts: &counts, setup: setup, fast: &fast, clock: FixedClock.self, frameCount: UpToBudget.self,
                 profile: profile)
             : pollOnce(
                 &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                counts: &counts, setup: PollSetup(self), clock: AdvancingClock.self, frameCount: UpToBudget.self,
-                profile: profile)
+                counts: &counts, setup: setup, fast: &fast, clock: AdvancingClock.self,
+                frameCount: UpToBudget.self, profile: profile)
     }
 
     /// `pollSeries` for a program of type `P` (`ProgramRunner` calls it, specialised).
@@ -119,8 +121,10 @@ extension Worker {
         var processed = 0
         let ring = device.rxRing.consumer
         let frames = pool.storage
-        // Nothing runs between the polls of a series: what they read of the worker's settings is read once.
+        // Nothing runs between the polls of a series: what they read of the worker's settings is read once, and
+        // each poll starts with the fast map the one before it ended with (see `pollOnce`).
         let setup = PollSetup(self)
+        var fast = fastMapAtPollStart(setup: setup)
         for i in 0..<count {
             let size = sizes[i]
             precondition(
@@ -130,12 +134,12 @@ extension Worker {
             if size == 1 {
                 processed &+= pollOnce(
                     &program, programID: programID, device: device, ring: ring, frames: frames,
-                    budget: 1, counts: &counts, setup: setup, clock: clock, frameCount: OneAtATime.self,
-                    profile: profile)
+                    budget: 1, counts: &counts, setup: setup, fast: &fast, clock: clock,
+                    frameCount: OneAtATime.self, profile: profile)
             } else {
                 processed &+= pollOutOfLine(
                     &program, programID: programID, device: device, ring: ring, frames: frames,
-                    budget: size, counts: &counts, setup: setup, clock: clock, profile: profile)
+                    budget: size, counts: &counts, setup: setup, fast: &fast, clock: clock, profile: profile)
             }
         }
         addPollCounts(counts, processed: processed, device: device)
@@ -147,17 +151,18 @@ extension Worker {
     @inlinable @inline(never)
     func pollOutOfLine<P: XDPProgram, Clock: PollClock, Profile: KernelProfile>(
         _ program: inout P, programID: UInt32, device: NetDevice, ring: FrameRing.Consumer,
-        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, clock: Clock.Type,
-        profile: Profile.Type
+        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, fast: inout FastMap,
+        clock: Clock.Type, profile: Profile.Type
     ) -> Int {
         if budget == 2 {
             return pollOnce(
                 &program, programID: programID, device: device, ring: ring, frames: frames, budget: 2,
-                counts: &counts, setup: setup, clock: clock, frameCount: OneAtATime.self, profile: profile)
+                counts: &counts, setup: setup, fast: &fast, clock: clock, frameCount: OneAtATime.self,
+                profile: profile)
         }
         return pollOnce(
             &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-            counts: &counts, setup: setup, clock: clock, frameCount: UpToBudget.self, profile: profile)
+            counts: &counts, setup: setup, fast: &fast, clock: clock, frameCount: UpToBudget.self, profile: profile)
     }
 
     /// The poll: phase 1 on up to `budget` frames, then the flush, XDP_TX and the quiescent point. Adds what it
@@ -166,18 +171,25 @@ extension Worker {
     /// polls: the optimiser cannot tell that the stores through raw pointers in the loop leave the objects'
     /// fields alone, so it would reload them for every frame. With `OneAtATime` the ring holds `budget`
     /// frames.
+    ///
+    /// `fast` is the fast map at the poll's start (`fastMapAtPollStart`); the poll leaves in it the fast map the
+    /// next poll starts with, if nothing changes the redirect info in between (as in a series): the loop keeps
+    /// it equal to what `fastMapAtPollStart` would make of the redirect info (a redirect through `xdpDoRedirect`
+    /// consumes the info, and the fast map follows map_to_flush; a request left behind makes it `none`; the
+    /// flush, XDP_TX and the quiescent point change neither), but for a frame with a short headroom taken during
+    /// the poll's last frame, which the next poll's test of the pool catches.
     @inlinable @inline(__always)
     func pollOnce<P: XDPProgram, Clock: PollClock, Count: PollFrameCount, Profile: KernelProfile>(
         _ program: inout P, programID: UInt32, device: NetDevice, ring: FrameRing.Consumer,
-        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, clock: Clock.Type,
-        frameCount: Count.Type, profile: Profile.Type
+        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, fast: inout FastMap,
+        clock: Clock.Type, frameCount: Count.Type, profile: Profile.Type
     ) -> Int {
         let rxBatch = setup.rxBatch
         let plainDrops = setup.plainDrops
         // Every redirect after the pool has handed out a frame with less headroom than the xdp_frame needs takes
         // `xdpDoRedirect`: the fast path leaves out the headroom check (EOVERFLOW), which only such a frame can fail.
         var fastPathOff = setup.slowRedirects || pool.shortHeadroomTaken
-        var fast = fastMapAtPollStart(fastPathOff: fastPathOff)
+        if fastPathOff { fast = .none }
         var txCount = 0
         var processed = 0
         // The ring is drained in batches: every frame it holds (up to the budget) is copied into `rxBatch` and
@@ -238,9 +250,10 @@ extension Worker {
     /// left in the redirect info by an earlier frame must be consumed by the next redirect, which the full path
     /// does; the fast path is taken only while the redirect info is empty.
     @inlinable @inline(__always)
-    func fastMapAtPollStart(fastPathOff: Bool) -> FastMap {
+    func fastMapAtPollStart(setup: PollSetup) -> FastMap {
         let info = redirectInfo
-        guard !fastPathOff && info.pointee.mapBits == 0 && info.pointee.index == 0 else { return .none }
+        guard !setup.slowRedirects && !pool.shortHeadroomTaken && info.pointee.mapBits == 0 && info.pointee.index == 0
+        else { return .none }
         return FastMap(info.pointee.mapToFlush)
     }
 

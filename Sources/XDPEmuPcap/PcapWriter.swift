@@ -132,23 +132,28 @@ public final class PcapWriter {
     /// module that reads a writer out of an object retains and releases it around the loop (a call may release
     /// the object), whereas these are plain pointers. Valid while the writer lives.
     @inlinable public var handle: Handle {
-        Handle(writer: .passUnretained(self), buffer: buffer, state: state, snapLimit: snapLimit)
+        Handle(
+            writer: .passUnretained(self), base: buffer.baseAddress.unsafelyUnwrapped, capacity: buffer.count,
+            state: state, snapLimit: snapLimit)
     }
 
     @frozen
     public struct Handle {
         @usableFromInline let writer: Unmanaged<PcapWriter>
-        @usableFromInline let buffer: UnsafeMutableRawBufferPointer
+        /// The writer's buffer, as its start and size (a buffer pointer's size is a test and a subtraction).
+        @usableFromInline let base: UnsafeMutableRawPointer
+        @usableFromInline let capacity: Int
         @usableFromInline let state: UnsafeMutablePointer<State>
         @usableFromInline let snapLimit: Int
 
         @inlinable
         init(
-            writer: Unmanaged<PcapWriter>, buffer: UnsafeMutableRawBufferPointer, state: UnsafeMutablePointer<State>,
-            snapLimit: Int
+            writer: Unmanaged<PcapWriter>, base: UnsafeMutableRawPointer, capacity: Int,
+            state: UnsafeMutablePointer<State>, snapLimit: Int
         ) {
             self.writer = writer
-            self.buffer = buffer
+            self.base = base
+            self.capacity = capacity
             self.state = state
             self.snapLimit = snapLimit
         }
@@ -159,8 +164,8 @@ public final class PcapWriter {
             let capturedLength = min(bytes.count, snapLimit)
             let recordSize = 16 &+ capturedLength  // PcapFormat.recordHeaderSize (internal: not usable here) + data
             let staged = state.pointee.staged
-            if state.pointee.writable && originalLength >= 0 && recordSize <= buffer.count &- staged {
-                let record = buffer.baseAddress.unsafelyUnwrapped + staged
+            if state.pointee.writable && originalLength >= 0 && recordSize <= capacity &- staged {
+                let record = base + staged
                 PcapWriter.storeRecordHeader(at: record, timestampNanos, capturedLength, originalLength)
                 if capturedLength > 0 {
                     (record + 16).copyMemory(from: bytes.baseAddress.unsafelyUnwrapped, byteCount: capturedLength)

@@ -337,7 +337,8 @@ struct ReplayEngine<Framing: ReplayFraming> {
         let info = pool.info(frame)
         info.pointee.length = UInt32(truncatingIfNeeded: length)
         info.pointee.ingress = lane.pointee.ifindex
-        info.pointee.missingBytes = UInt32(clamping: max(0, record.originalLength - record.capturedLength))
+        // Both lengths are a record's 32-bit fields.
+        info.pointee.missingBytes = UInt32(truncatingIfNeeded: max(0, record.originalLength &- record.capturedLength))
         lane.pointee.staged = frame
         lane.pointee.stagedTime = record.timestampNanos
         lane.pointee.recordsRead &+= 1
