@@ -44,7 +44,6 @@ public final class PcapWriter {
         /// Bytes of whole records staged in `buffer`.
         @usableFromInline var staged = 0
         @usableFromInline var recordCount = 0
-        @usableFromInline var byteCount = 0
         /// Open and without a failure: the fast path may write.
         @usableFromInline var writable = false
     }
@@ -61,7 +60,7 @@ public final class PcapWriter {
     public var recordsWritten: Int { state.pointee.recordCount }
     /// The size of the file once flushed: the header plus every accepted record (after a failed write, the file's
     /// size).
-    public var bytesWritten: Int { state.pointee.byteCount }
+    public var bytesWritten: Int { fileSize + staged }
 
     /// Creates (or truncates) `path` and writes the file header at once, so the file is valid from the start.
     ///
@@ -108,7 +107,6 @@ public final class PcapWriter {
         header.storeBytes(of: snapLength, toByteOffset: 16, as: UInt32.self)
         header.storeBytes(of: PcapFormat.ethernetLinkType, toByteOffset: 20, as: UInt32.self)
         staged = PcapFormat.fileHeaderSize
-        state.pointee.byteCount = PcapFormat.fileHeaderSize
         try flush()
     }
 
@@ -172,7 +170,6 @@ public final class PcapWriter {
                 }
                 state.pointee.staged = staged &+ recordSize
                 state.pointee.recordCount &+= 1
-                state.pointee.byteCount &+= recordSize
                 return
             }
             writer._withUnsafeGuaranteedRef {
@@ -211,7 +208,6 @@ public final class PcapWriter {
             staged += recordSize
         }
         state.pointee.recordCount += 1
-        state.pointee.byteCount += recordSize
     }
 
     /// Writes the staged records to the file; afterwards the file is a valid pcap holding every accepted record.
@@ -286,7 +282,6 @@ public final class PcapWriter {
         recordsInFile += kept
         recordsMissing += records - kept
         state.pointee.recordCount = recordsInFile
-        state.pointee.byteCount = fileSize
         failure = failure ?? .cannotWrite(path: path, errno: errno)
     }
 
@@ -319,7 +314,6 @@ public final class PcapWriter {
             fileSize += PcapFormat.recordHeaderSize + capturedLength
             recordsInFile += 1
             state.pointee.recordCount = recordsInFile
-            state.pointee.byteCount = fileSize
         }
     }
 

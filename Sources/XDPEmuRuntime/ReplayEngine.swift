@@ -424,15 +424,27 @@ struct ReplayEngine<Framing: ReplayFraming> {
     /// The staged frame of source `i` arrives at its port at `time` (`NAPIScheduler.arrive`); the next one is
     /// staged.
     @inline(__always)
-    mutating func deliver(_ i: Int, at time: Nanos, pool: FramePool, schedulingPoll: Bool = true) {
+    mutating func deliver(_ i: Int, at time: Nanos, pool: FramePool) {
+        let scheduler = self.scheduler
+        deliver(i, at: time, pool: pool) { frame, port in
+            _ = scheduler._withUnsafeGuaranteedRef { $0.arrive(frame, port: port, at: time) }
+        }
+    }
+
+    /// `deliver` in a run of arrivals at the lane's port (`NAPIScheduler.ArrivalRun`), which has room for the frame.
+    @inline(__always)
+    mutating func deliver(_ i: Int, at time: Nanos, pool: FramePool, into run: inout NAPIScheduler.ArrivalRun) {
+        deliver(i, at: time, pool: pool) { frame, _ in run.arrive(frame, at: time) }
+    }
+
+    /// `deliver`, with the arrival of the frame at the lane's port made by `arrive`.
+    @inline(__always)
+    mutating func deliver(_ i: Int, at time: Nanos, pool: FramePool, arrive: (FrameID, _ port: Int) -> Void) {
         let lane = lanes + i
         guard let frame = lane.pointee.staged else { return }
         lane.pointee.staged = nil
         lastArrival = time
-        let port = lane.pointee.portIndex
-        _ = scheduler._withUnsafeGuaranteedRef {
-            $0.arrive(frame, port: port, at: time, schedulingPoll: schedulingPoll)
-        }
+        arrive(frame, lane.pointee.portIndex)
         stage(i, pool: pool)
     }
 
