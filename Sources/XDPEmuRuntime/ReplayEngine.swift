@@ -43,8 +43,6 @@ struct ReplayEngine<Framing: ReplayFraming> {
         /// The next frame of the trace, read and copied into a frame, waiting for its arrival time.
         var staged: FrameID?
         var stagedTime: Nanos = 0
-        /// Records read so far.
-        var recordsRead = 0
     }
 
     /// How a lane's records become Ethernet frames, and what became of them: apart from `Lane`, which the
@@ -341,8 +339,8 @@ struct ReplayEngine<Framing: ReplayFraming> {
         info.pointee.missingBytes = UInt32(truncatingIfNeeded: max(0, record.originalLength &- record.capturedLength))
         lane.pointee.staged = frame
         lane.pointee.stagedTime = record.timestampNanos
-        lane.pointee.recordsRead &+= 1
-        if lane.pointee.recordsRead & 0xffff == 0 { reportProgress(i, lastOffset: record.fileOffset) }
+        // Every 65,536 records of the trace.
+        if record.index & 0xffff == 0xffff { reportProgress(i, lastOffset: record.fileOffset) }
     }
 
     // The rare ends of `stage`, out of line: inlined, their code costs the per-frame path registers.
