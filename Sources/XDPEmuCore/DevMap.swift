@@ -431,7 +431,7 @@ public final class DevMap: @unchecked Sendable {
                         kept |= bit
                         continue
                     }
-                    worker.transmitBulk(EntryBlock(bits: slot), flags: .flush)
+                    worker.sendQueue(of: EntryBlock(bits: slot), flags: .flush)
                 }
                 bitmap[w] = kept
                 if kept == 0 { summary[s] &= ~(1 << UInt64(w & 63)) }

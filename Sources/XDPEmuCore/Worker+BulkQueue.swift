@@ -100,11 +100,12 @@ extension Worker {
         var sent = count
         if _slowPath(Int(result) != count) {
             sent = dropUnsent(frames, result: result, bytes: &sentBytes, device: device)
-            addToQueueCounter(queue, BulkQueueLayout.dropsOffset, UInt64(count &- sent))
+            addToQueueCounter(queue, BulkQueueLayout.dropsOffset, UInt64(truncatingIfNeeded: count &- sent))
         }
-        addToQueueCounter(queue, BulkQueueLayout.sentOffset, UInt64(sent))
+        // 0...count frames sent (`dropUnsent` checks a transmitter's count).
+        addToQueueCounter(queue, BulkQueueLayout.sentOffset, UInt64(truncatingIfNeeded: sent))
         addToQueueCounter(queue, BulkQueueLayout.flushesOffset, 1)
-        device.count(DeviceCounter.txPackets, cpu: cpu, UInt64(sent))
+        device.count(DeviceCounter.txPackets, cpu: cpu, UInt64(truncatingIfNeeded: sent))
         device.count(DeviceCounter.txBytes, cpu: cpu, sentBytes)
         if events.isRecording {
             recordDevmapXmit(
