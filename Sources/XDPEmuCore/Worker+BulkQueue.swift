@@ -9,8 +9,11 @@
 //   two frames, as replay with recorded timing makes, are mostly that); from the third bulk on, the keys are
 //   marked in this worker's flush bitmap (the first two too) and the flush scans the marks. Later frames of a
 //   bulk need none of this.
-// - `transmitBulk` (`bq_xmit_all`) runs from the enqueue (full queue), the flush (`DevMap.flush`) and the
-//   quiescent point (a retired entry's queue); it leaves the queue empty.
+// - `transmitBulk` (`bq_xmit_all`) runs from the enqueue (full queue), the flush (`DevMap.flush`, with it compiled
+//   in as `sendQueue`) and the quiescent point (a retired entry's queue); it leaves the queue empty. It makes one
+//   call, of the target transmitter's `XDPTransmitter.transmitBulk`, whose only implementation is the worker's
+//   `send` compiled for the transmitter's type: ndo_xdp_xmit and the accounting in one function, so that a bulk
+//   of one frame (recorded timing's usual poll) costs one call to its capture writer.
 // - `flushRedirects` (`xdp_do_flush_map`) runs at the end of every poll (phase 2) and when a redirect goes into
 //   another map than map_to_flush.
 

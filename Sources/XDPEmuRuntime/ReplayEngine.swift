@@ -356,6 +356,8 @@ struct ReplayEngine<Framing: ReplayFraming> {
         inputErrors.append("\(error)")
     }
 
+    /// Reports the frames arrived so far (within a stretch, those of the polls run before it: its arrival run is
+    /// counted when its polls run) and the fraction of input `i` read.
     @inline(never)
     func reportProgress(_ i: Int, lastOffset: Int64) {
         options.progress?(sequence, fractionRead(lastOffset: lastOffset, of: i))
