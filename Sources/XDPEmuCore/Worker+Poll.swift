@@ -73,14 +73,15 @@ extension Worker {
         let frames = pool.storage
         let setup = PollSetup(self)
         var fast = fastMapAtPollStart(setup: setup)
+        var context = XDPContext(frames: frames, programID: programID, profile: profile)
         return frameCost == 0
             ? pollOnce(
                 &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                counts: &counts, setup: setup, fast: &fast, clock: FixedClock.self, frameCount: UpToBudget.self,
-                profile: profile)
+                counts: &counts, setup: setup, fast: &fast, context: &context, clock: FixedClock.self,
+                frameCount: UpToBudget.self, profile: profile)
             : pollOnce(
                 &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                counts: &counts, setup: setup, fast: &fast, clock: AdvancingClock.self,
+                counts: &counts, setup: setup, fast: &fast, context: &context, clock: AdvancingClock.self,
                 frameCount: UpToBudget.self, profile: profile)
     }
 
@@ -125,6 +126,7 @@ extension Worker {
         // each poll starts with the fast map the one before it ended with (see `pollOnce`).
         let setup = PollSetup(self)
         var fast = fastMapAtPollStart(setup: setup)
+        var context = XDPContext(frames: frames, programID: programID, profile: profile)
         for i in 0..<count {
             let size = sizes[i]
             precondition(
@@ -134,12 +136,13 @@ extension Worker {
             if size == 1 {
                 processed &+= pollOnce(
                     &program, programID: programID, device: device, ring: ring, frames: frames,
-                    budget: 1, counts: &counts, setup: setup, fast: &fast, clock: clock,
+                    budget: 1, counts: &counts, setup: setup, fast: &fast, context: &context, clock: clock,
                     frameCount: OneAtATime.self, profile: profile)
             } else {
                 processed &+= pollOutOfLine(
                     &program, programID: programID, device: device, ring: ring, frames: frames,
-                    budget: size, counts: &counts, setup: setup, fast: &fast, clock: clock, profile: profile)
+                    budget: size, counts: &counts, setup: setup, fast: &fast, context: &context, clock: clock,
+                    profile: profile)
             }
         }
         addPollCounts(counts, processed: processed, device: device)
@@ -152,17 +155,18 @@ extension Worker {
     func pollOutOfLine<P: XDPProgram, Clock: PollClock, Profile: KernelProfile>(
         _ program: inout P, programID: UInt32, device: NetDevice, ring: FrameRing.Consumer,
         frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, fast: inout FastMap,
-        clock: Clock.Type, profile: Profile.Type
+        context: inout XDPContext, clock: Clock.Type, profile: Profile.Type
     ) -> Int {
         if budget == 2 {
             return pollOnce(
                 &program, programID: programID, device: device, ring: ring, frames: frames, budget: 2,
-                counts: &counts, setup: setup, fast: &fast, clock: clock, frameCount: OneAtATime.self,
-                profile: profile)
+                counts: &counts, setup: setup, fast: &fast, context: &context, clock: clock,
+                frameCount: OneAtATime.self, profile: profile)
         }
         return pollOnce(
             &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-            counts: &counts, setup: setup, fast: &fast, clock: clock, frameCount: UpToBudget.self, profile: profile)
+            counts: &counts, setup: setup, fast: &fast, context: &context, clock: clock, frameCount: UpToBudget.self,
+            profile: profile)
     }
 
     /// The poll: phase 1 on up to `budget` frames, then the flush, XDP_TX and the quiescent point. Adds what it
@@ -182,7 +186,7 @@ extension Worker {
     func pollOnce<P: XDPProgram, Clock: PollClock, Count: PollFrameCount, Profile: KernelProfile>(
         _ program: inout P, programID: UInt32, device: NetDevice, ring: FrameRing.Consumer,
         frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, fast: inout FastMap,
-        clock: Clock.Type, frameCount: Count.Type, profile: Profile.Type
+        context: inout XDPContext, clock: Clock.Type, frameCount: Count.Type, profile: Profile.Type
     ) -> Int {
         let rxBatch = setup.rxBatch
         let plainDrops = setup.plainDrops
@@ -215,8 +219,7 @@ extension Worker {
                 let verdict: FrameVerdict
                 if oneAtATime {
                     verdict = runProgram(
-                        &program, on: next.pointee, frames: frames, programID: programID,
-                        rxBytes: &counts.rxBytes, profile: profile)
+                        &program, on: next.pointee, frames: frames, context: &context, rxBytes: &counts.rxBytes)
                     next += 1
                 } else {
                     guard
@@ -257,17 +260,16 @@ extension Worker {
         return FastMap(info.pointee.mapToFlush)
     }
 
-    /// Runs the program on `frame` (adding its length to `rxBytes` first) and returns its verdict.
+    /// Runs the program on `frame` (adding its length to `rxBytes` first) in `context`, the poll's, and returns
+    /// its verdict.
     @inlinable @inline(__always)
-    func runProgram<P: XDPProgram, Profile: KernelProfile>(
-        _ program: inout P, on frame: FrameID, frames: FramePool.Storage,
-        programID: UInt32, rxBytes: inout UInt64, profile: Profile.Type
+    func runProgram<P: XDPProgram>(
+        _ program: inout P, on frame: FrameID, frames: FramePool.Storage, context: inout XDPContext,
+        rxBytes: inout UInt64
     ) -> FrameVerdict {
         let info = frames.info(frame)
         rxBytes &+= UInt64(info.pointee.length)
-        var context = XDPContext(
-            hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize, record: info,
-            rxQueueIndex: 0, now: now, programID: programID, semantics: Profile.semantics)
+        context.nextFrame(hardStart: frames.bufferStart(frame), record: info, now: now)
         let action = program.run(&context)
         return FrameVerdict(
             frame: frame, info: info, action: action, requestBits: context.requestBits,
@@ -299,9 +301,15 @@ extension Worker {
             program = local
         }
         while position != end {
+            // A context of its own per frame, made whole here (`runProgram` sets its frame's fields again, which
+            // the optimiser drops): with the program compiled in, it stays in registers, which one context for the
+            // whole loop, in memory from one frame to the next, defeated.
+            var frameContext = XDPContext(
+                hardStart: frames.bufferStart(position.pointee), bufferSize: frames.bufferSize,
+                record: frames.info(position.pointee), rxQueueIndex: 0, now: now, programID: programID,
+                semantics: Profile.semantics)
             let verdict = runProgram(
-                &local, on: position.pointee, frames: frames, programID: programID,
-                rxBytes: &rxBytes, profile: profile)
+                &local, on: position.pointee, frames: frames, context: &frameContext, rxBytes: &rxBytes)
             position += 1
             if _fastPath(verdict.action.rawValue == XDPAction.redirect.rawValue) {
                 guard queueIntoMapToFlush(verdict, fast: fast, cpu: cpu, from: device) else { return verdict }
@@ -394,6 +402,17 @@ extension Worker {
         device.count(DeviceCounter.redirected, cpu: cpu, redirected)
         device.count(DeviceCounter.passed, cpu: cpu, counts.passed)
         device.countDrop(.programDrop, cpu: cpu, counts.programDrops)
+    }
+}
+
+extension XDPContext {
+    /// The context a poll of `programID`, a program of the profile `Profile`, starts with; `nextFrame` makes it
+    /// the context of each frame.
+    @inlinable @inline(__always)
+    init<Profile: KernelProfile>(frames: FramePool.Storage, programID: UInt32, profile: Profile.Type) {
+        self.init(
+            hardStart: frames.base, bufferSize: frames.bufferSize, record: frames.infos, rxQueueIndex: 0, now: 0,
+            programID: programID, semantics: Profile.semantics)
     }
 }
 
