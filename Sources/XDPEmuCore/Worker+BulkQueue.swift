@@ -175,8 +175,14 @@ extension Worker {
     /// map_to_flush keeps naming the flushed map, where the kernel sets it to NULL: until a bulk is started in it,
     /// a flush of it sends nothing, as one of no map does, so nothing can tell the two apart; and the next
     /// poll's first redirect into that map, the usual one, takes the fast path (`fastMapAtPollStart`).
+    @inlinable
+    func flushRedirects() { flushRedirectsInPlace() }
+
+    /// `flushRedirects` compiled in place, for the polls of one or two frames a frame at a time (`OneAtATime`):
+    /// there the call would cost more than its code does. Longer polls' loops keep their registers better
+    /// without it.
     @inlinable @inline(__always)
-    func flushRedirects() {
+    func flushRedirectsInPlace() {
         let plan = flushPlan
         guard plan != FlushPlan.nothing else { return }
         flushPlan = FlushPlan.nothing

@@ -181,12 +181,15 @@ extension Worker {
     /// it equal to what `fastMapAtPollStart` would make of the redirect info (a redirect through `xdpDoRedirect`
     /// consumes the info, and the fast map follows map_to_flush; a request left behind makes it `none`; the
     /// flush, XDP_TX and the quiescent point change neither), but for a frame with a short headroom taken during
-    /// the poll's last frame, which the next poll's test of the pool catches.
+    /// the poll's last frame, which the next poll's test of the pool catches. `context` is the program context
+    /// that the frames of `OneAtATime` polls share, a series' polls of one frame or two (`XDPContext.nextFrame`);
+    /// the frames of longer polls each get one made whole.
     @inlinable @inline(__always)
     func pollOnce<P: XDPProgram, Clock: PollClock, Count: PollFrameCount, Profile: KernelProfile>(
         _ program: inout P, programID: UInt32, device: NetDevice, ring: FrameRing.Consumer,
-        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, fast: inout FastMap,
-        context: inout XDPContext, clock: Clock.Type, frameCount: Count.Type, profile: Profile.Type
+        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup,
+        fast: inout FastMap, context: inout XDPContext, clock: Clock.Type, frameCount: Count.Type,
+        profile: Profile.Type
     ) -> Int {
         let rxBatch = setup.rxBatch
         let plainDrops = setup.plainDrops
@@ -218,8 +221,17 @@ extension Worker {
             while next != end {
                 let verdict: FrameVerdict
                 if oneAtATime {
-                    verdict = runProgram(
-                        &program, on: next.pointee, frames: frames, context: &context, rxBytes: &counts.rxBytes)
+                    if Count.oneAtATime {
+                        verdict = runProgram(
+                            &program, on: next.pointee, frames: frames, context: &context,
+                            rxBytes: &counts.rxBytes)
+                    } else {
+                        var frameContext = XDPContext(
+                            frame: next.pointee, frames: frames, now: now, programID: programID, profile: profile)
+                        verdict = runProgram(
+                            &program, on: next.pointee, frames: frames, context: &frameContext,
+                            rxBytes: &counts.rxBytes)
+                    }
                     next += 1
                 } else {
                     guard
@@ -242,7 +254,7 @@ extension Worker {
             }
         }
         // Phases 2 and 3, in the kernel's order.
-        flushRedirects()
+        if Count.oneAtATime { flushRedirectsInPlace() } else { flushRedirects() }
         if txCount > 0 { transmitXDPTx(count: txCount, device: device, programID: programID) }
         quiescentPoint()
         return processed
@@ -301,13 +313,8 @@ extension Worker {
             program = local
         }
         while position != end {
-            // A context of its own per frame, made whole here (`runProgram` sets its frame's fields again, which
-            // the optimiser drops): with the program compiled in, it stays in registers, which one context for the
-            // whole loop, in memory from one frame to the next, defeated.
             var frameContext = XDPContext(
-                hardStart: frames.bufferStart(position.pointee), bufferSize: frames.bufferSize,
-                record: frames.info(position.pointee), rxQueueIndex: 0, now: now, programID: programID,
-                semantics: Profile.semantics)
+                frame: position.pointee, frames: frames, now: now, programID: programID, profile: profile)
             let verdict = runProgram(
                 &local, on: position.pointee, frames: frames, context: &frameContext, rxBytes: &rxBytes)
             position += 1
@@ -406,13 +413,26 @@ extension Worker {
 }
 
 extension XDPContext {
-    /// The context a poll of `programID`, a program of the profile `Profile`, starts with; `nextFrame` makes it
-    /// the context of each frame.
+    /// The context a series of polls of one frame or two of `programID`, a program of the profile `Profile`,
+    /// starts with; `nextFrame` makes it the context of each frame (`runProgram`), which spares the stores of
+    /// the fields that stay.
     @inlinable @inline(__always)
     init<Profile: KernelProfile>(frames: FramePool.Storage, programID: UInt32, profile: Profile.Type) {
         self.init(
             hardStart: frames.base, bufferSize: frames.bufferSize, record: frames.infos, rxQueueIndex: 0, now: 0,
             programID: programID, semantics: Profile.semantics)
+    }
+
+    /// A context made whole for `frame` at `now`, for the loops that run a batch of frames: with the program
+    /// compiled in, one of its own per frame stays in registers, which one context for the whole loop, in memory
+    /// from one frame to the next, defeats (`runProgram` sets the frame's fields again, which the optimiser drops).
+    @inlinable @inline(__always)
+    init<Profile: KernelProfile>(
+        frame: FrameID, frames: FramePool.Storage, now: Nanos, programID: UInt32, profile: Profile.Type
+    ) {
+        self.init(
+            hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize, record: frames.info(frame),
+            rxQueueIndex: 0, now: now, programID: programID, semantics: Profile.semantics)
     }
 }
 
