@@ -431,7 +431,7 @@ public final class DevMap: @unchecked Sendable {
                         kept |= bit
                         continue
                     }
-                    worker.transmitBulk(EntryBlock(bits: slot), flags: .flush)
+                    worker.sendQueue(of: EntryBlock(bits: slot), flags: .flush)
                 }
                 bitmap[w] = kept
                 if kept == 0 { summary[s] &= ~(1 << UInt64(w & 63)) }
@@ -443,11 +443,11 @@ public final class DevMap: @unchecked Sendable {
     /// and left unmarked (`Worker.append`): sends its queue when its slot holds an entry. When the slot is empty,
     /// the entry's frames wait for the deferred free, as `flush` leaves them. Marks on other keys, whose queues
     /// are empty, stay until a full flush clears them, which sends nothing for them.
-    @inlinable
+    @inlinable @inline(__always)
     func flush(key: UInt32, worker: Worker) {
         let slot = slots[Int(key)].load(ordering: .acquiring)
         guard slot != 0 else { return }
-        worker.transmitBulk(EntryBlock(bits: slot), flags: .flush)
+        worker.sendQueue(of: EntryBlock(bits: slot), flags: .flush)
     }
 
     // MARK: Control plane (any thread)

@@ -338,7 +338,8 @@ public final class FramePool: @unchecked Sendable {
     @inlinable @inline(__always)
     public func writableSpace(_ frame: FrameID) -> UnsafeMutableRawBufferPointer {
         let offset = Int(infos[Int(frame.rawValue)].dataOffset)
-        return UnsafeMutableRawBufferPointer(start: bufferStart(frame) + offset, count: bufferSize - offset)
+        // The data offset is within the buffer (the helpers keep it there).
+        return UnsafeMutableRawBufferPointer(start: bufferStart(frame) + offset, count: bufferSize &- offset)
     }
 
     @inlinable

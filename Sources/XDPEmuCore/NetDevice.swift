@@ -20,6 +20,11 @@ public protocol XDPTransmitter: AnyObject {
         _ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
         worker: Worker
     ) -> Int32
+
+    /// `bq_xmit_all` of `bulk` to `device`, whose transmitter this is (Worker+BulkQueue.swift). Not for a
+    /// transmitter to implement: every one has the default, the worker's, compiled for its type (so that its
+    /// `xdpXmit` is called directly, and can be inlined).
+    func transmitBulk(_ bulk: DevMapBulk, device: NetDevice, flags: XmitFlags, worker: Worker)
 }
 
 /// Where XDP_PASS frames go: the port's local network stack. Takes ownership of the frame.

@@ -9,8 +9,11 @@
 //   two frames, as replay with recorded timing makes, are mostly that); from the third bulk on, the keys are
 //   marked in this worker's flush bitmap (the first two too) and the flush scans the marks. Later frames of a
 //   bulk need none of this.
-// - `transmitBulk` (`bq_xmit_all`) runs from the enqueue (full queue), the flush (`DevMap.flush`) and the
-//   quiescent point (a retired entry's queue); it leaves the queue empty.
+// - `transmitBulk` (`bq_xmit_all`) runs from the enqueue (full queue), the flush (`DevMap.flush`, with it compiled
+//   in as `sendQueue`) and the quiescent point (a retired entry's queue); it leaves the queue empty. It makes one
+//   call, of the target transmitter's `XDPTransmitter.transmitBulk`, whose only implementation is the worker's
+//   `send` compiled for the transmitter's type: ndo_xdp_xmit and the accounting in one function, so that a bulk
+//   of one frame (recorded timing's usual poll) costs one call to its capture writer.
 // - `flushRedirects` (`xdp_do_flush_map`) runs at the end of every poll (phase 2) and when a redirect goes into
 //   another map than map_to_flush.
 
@@ -67,40 +70,49 @@ extension Worker {
 
     /// `bq_xmit_all`: hands this worker's queue of `entry` to the target's ndo_xdp_xmit and accounts the result:
     /// on an errno every frame is dropped; on a partial send the unsent ones are. Traces `xdp_devmap_xmit`.
-    @usableFromInline
-    func transmitBulk(_ entry: EntryBlock, flags: XmitFlags) {
+    @usableFromInline @inline(never)
+    func transmitBulk(_ entry: EntryBlock, flags: XmitFlags) { sendQueue(of: entry, flags: flags) }
+
+    /// `transmitBulk` compiled in place (the flush of one bulk, `DevMap.flush(key:worker:)`): one call, of the
+    /// target's transmitter's `XDPTransmitter.transmitBulk`, which does the rest (`send`).
+    @inlinable @inline(__always)
+    func sendQueue(of entry: EntryBlock, flags: XmitFlags) {
         let queue = entry.queue(cpu: cpu)
         let count = Int(queue.load(fromByteOffset: BulkQueueLayout.countOffset, as: UInt32.self))
         guard count > 0 else { return }
         // The device through the block's unretained reference (the entry holds it): no retain and release per bulk.
         entry.device._withUnsafeGuaranteedRef { device in
-            transmit(queue, count: count, of: entry, to: device, flags: flags)
+            device.transmitter!.transmitBulk(
+                DevMapBulk(entry: entry, queue: queue, count: count), device: device, flags: flags, worker: self)
         }
     }
 
-    /// `transmitBulk` once the queue is known to hold `count` frames.
-    @inline(__always)
-    func transmit(
-        _ queue: UnsafeMutableRawPointer, count: Int, of entry: EntryBlock, to device: NetDevice,
-        flags: XmitFlags
+    /// `transmitBulk` from the target's transmitter (`XDPTransmitter.transmitBulk`), once the queue is known to
+    /// hold frames: ndo_xdp_xmit, then the accounting.
+    @inlinable @inline(__always)
+    func send<Transmitter: XDPTransmitter>(
+        _ bulk: DevMapBulk, through transmitter: Transmitter, to device: NetDevice, flags: XmitFlags
     ) {
+        let queue = bulk.queue
+        let count = bulk.count
         let frames = UnsafeMutableBufferPointer(
             start: (queue + BulkQueueLayout.framesOffset).assumingMemoryBound(to: FrameID.self), count: count)
-        let result = device.transmitter!.xdpXmit(frames, flags: flags, device: device, worker: self)
+        let result = transmitter.xdpXmit(frames, flags: flags, device: device, worker: self)
         // Summed at enqueue time (a queued frame's record does not change until it is sent).
         var sentBytes = queue.load(fromByteOffset: BulkQueueLayout.bytesOffset, as: UInt64.self)
         var sent = count
         if _slowPath(Int(result) != count) {
             sent = dropUnsent(frames, result: result, bytes: &sentBytes, device: device)
-            addToQueueCounter(queue, BulkQueueLayout.dropsOffset, UInt64(count &- sent))
+            addToQueueCounter(queue, BulkQueueLayout.dropsOffset, UInt64(truncatingIfNeeded: count &- sent))
         }
-        addToQueueCounter(queue, BulkQueueLayout.sentOffset, UInt64(sent))
+        // 0...count frames sent (`dropUnsent` checks a transmitter's count).
+        addToQueueCounter(queue, BulkQueueLayout.sentOffset, UInt64(truncatingIfNeeded: sent))
         addToQueueCounter(queue, BulkQueueLayout.flushesOffset, 1)
-        device.count(DeviceCounter.txPackets, cpu: cpu, UInt64(sent))
+        device.count(DeviceCounter.txPackets, cpu: cpu, UInt64(truncatingIfNeeded: sent))
         device.count(DeviceCounter.txBytes, cpu: cpu, sentBytes)
         if events.isRecording {
             recordDevmapXmit(
-                entry, queue: queue, device: device, error: DatapathErrno(xmitResult: result),
+                bulk.entry, queue: queue, device: device, error: DatapathErrno(xmitResult: result),
                 sent: sent, drops: count &- sent)
         }
         // The queue is empty again: count and dev_rx (adjacent words) cleared with one store, and the bytes.
@@ -109,7 +121,7 @@ extension Worker {
     }
 
     /// Traces `xdp_devmap_xmit` (out of line, so that the flush keeps `transmitBulk` inlined).
-    @inline(never)
+    @usableFromInline @inline(never)
     func recordDevmapXmit(
         _ entry: EntryBlock, queue: UnsafeMutableRawPointer, device: NetDevice,
         error: DatapathErrno?, sent: Int, drops: Int
@@ -164,7 +176,13 @@ extension Worker {
     /// a flush of it sends nothing, as one of no map does, so nothing can tell the two apart; and the next
     /// poll's first redirect into that map, the usual one, takes the fast path (`fastMapAtPollStart`).
     @inlinable
-    func flushRedirects() {
+    func flushRedirects() { flushRedirectsInPlace() }
+
+    /// `flushRedirects` compiled in place, for the polls of one or two frames a frame at a time (`OneAtATime`):
+    /// there the call would cost more than its code does. Longer polls' loops keep their registers better
+    /// without it.
+    @inlinable @inline(__always)
+    func flushRedirectsInPlace() {
         let plan = flushPlan
         guard plan != FlushPlan.nothing else { return }
         flushPlan = FlushPlan.nothing
@@ -231,6 +249,30 @@ extension Worker {
         device.count(DeviceCounter.xdpTx, cpu: cpu, UInt64(sent))
         device.count(DeviceCounter.txPackets, cpu: cpu, UInt64(sent))
         device.count(DeviceCounter.txBytes, cpu: cpu, sentBytes)
+    }
+}
+
+/// A worker's bulk queue of a devmap entry that holds frames, as `transmitBulk` hands it to the target's
+/// transmitter (`XDPTransmitter.transmitBulk`).
+public struct DevMapBulk {
+    @usableFromInline let entry: EntryBlock
+    @usableFromInline let queue: UnsafeMutableRawPointer
+    /// Frames in the queue (1...16).
+    @usableFromInline let count: Int
+
+    @inlinable
+    init(entry: EntryBlock, queue: UnsafeMutableRawPointer, count: Int) {
+        self.entry = entry
+        self.queue = queue
+        self.count = count
+    }
+}
+
+extension XDPTransmitter {
+    /// `XDPTransmitter.transmitBulk`: the worker's (`Worker.send`), for this transmitter's type.
+    @inlinable
+    public func transmitBulk(_ bulk: DevMapBulk, device: NetDevice, flags: XmitFlags, worker: Worker) {
+        worker.send(bulk, through: self, to: device, flags: flags)
     }
 }
 

@@ -71,15 +71,18 @@ extension Worker {
     ) -> Int {
         let ring = device.rxRing.consumer
         let frames = pool.storage
+        let setup = PollSetup(self)
+        var fast = fastMapAtPollStart(setup: setup)
+        var context = XDPContext(frames: frames, programID: programID, profile: profile)
         return frameCost == 0
             ? pollOnce(
                 &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                counts: &counts, setup: PollSetup(self), clock: FixedClock.self, frameCount: UpToBudget.self,
-                profile: profile)
+                counts: &counts, setup: setup, fast: &fast, context: &context, clock: FixedClock.self,
+                frameCount: UpToBudget.self, profile: profile)
             : pollOnce(
                 &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-                counts: &counts, setup: PollSetup(self), clock: AdvancingClock.self, frameCount: UpToBudget.self,
-                profile: profile)
+                counts: &counts, setup: setup, fast: &fast, context: &context, clock: AdvancingClock.self,
+                frameCount: UpToBudget.self, profile: profile)
     }
 
     /// `pollSeries` for a program of type `P` (`ProgramRunner` calls it, specialised).
@@ -119,8 +122,11 @@ extension Worker {
         var processed = 0
         let ring = device.rxRing.consumer
         let frames = pool.storage
-        // Nothing runs between the polls of a series: what they read of the worker's settings is read once.
+        // Nothing runs between the polls of a series: what they read of the worker's settings is read once, and
+        // each poll starts with the fast map the one before it ended with (see `pollOnce`).
         let setup = PollSetup(self)
+        var fast = fastMapAtPollStart(setup: setup)
+        var context = XDPContext(frames: frames, programID: programID, profile: profile)
         for i in 0..<count {
             let size = sizes[i]
             precondition(
@@ -130,12 +136,13 @@ extension Worker {
             if size == 1 {
                 processed &+= pollOnce(
                     &program, programID: programID, device: device, ring: ring, frames: frames,
-                    budget: 1, counts: &counts, setup: setup, clock: clock, frameCount: OneAtATime.self,
-                    profile: profile)
+                    budget: 1, counts: &counts, setup: setup, fast: &fast, context: &context, clock: clock,
+                    frameCount: OneAtATime.self, profile: profile)
             } else {
                 processed &+= pollOutOfLine(
                     &program, programID: programID, device: device, ring: ring, frames: frames,
-                    budget: size, counts: &counts, setup: setup, clock: clock, profile: profile)
+                    budget: size, counts: &counts, setup: setup, fast: &fast, context: &context, clock: clock,
+                    profile: profile)
             }
         }
         addPollCounts(counts, processed: processed, device: device)
@@ -147,17 +154,19 @@ extension Worker {
     @inlinable @inline(never)
     func pollOutOfLine<P: XDPProgram, Clock: PollClock, Profile: KernelProfile>(
         _ program: inout P, programID: UInt32, device: NetDevice, ring: FrameRing.Consumer,
-        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, clock: Clock.Type,
-        profile: Profile.Type
+        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, fast: inout FastMap,
+        context: inout XDPContext, clock: Clock.Type, profile: Profile.Type
     ) -> Int {
         if budget == 2 {
             return pollOnce(
                 &program, programID: programID, device: device, ring: ring, frames: frames, budget: 2,
-                counts: &counts, setup: setup, clock: clock, frameCount: OneAtATime.self, profile: profile)
+                counts: &counts, setup: setup, fast: &fast, context: &context, clock: clock,
+                frameCount: OneAtATime.self, profile: profile)
         }
         return pollOnce(
             &program, programID: programID, device: device, ring: ring, frames: frames, budget: budget,
-            counts: &counts, setup: setup, clock: clock, frameCount: UpToBudget.self, profile: profile)
+            counts: &counts, setup: setup, fast: &fast, context: &context, clock: clock, frameCount: UpToBudget.self,
+            profile: profile)
     }
 
     /// The poll: phase 1 on up to `budget` frames, then the flush, XDP_TX and the quiescent point. Adds what it
@@ -166,18 +175,28 @@ extension Worker {
     /// polls: the optimiser cannot tell that the stores through raw pointers in the loop leave the objects'
     /// fields alone, so it would reload them for every frame. With `OneAtATime` the ring holds `budget`
     /// frames.
+    ///
+    /// `fast` is the fast map at the poll's start (`fastMapAtPollStart`); the poll leaves in it the fast map the
+    /// next poll starts with, if nothing changes the redirect info in between (as in a series): the loop keeps
+    /// it equal to what `fastMapAtPollStart` would make of the redirect info (a redirect through `xdpDoRedirect`
+    /// consumes the info, and the fast map follows map_to_flush; a request left behind makes it `none`; the
+    /// flush, XDP_TX and the quiescent point change neither), but for a frame with a short headroom taken during
+    /// the poll's last frame, which the next poll's test of the pool catches. `context` is the program context
+    /// that the frames of `OneAtATime` polls share, a series' polls of one frame or two (`XDPContext.nextFrame`);
+    /// the frames of longer polls each get one made whole.
     @inlinable @inline(__always)
     func pollOnce<P: XDPProgram, Clock: PollClock, Count: PollFrameCount, Profile: KernelProfile>(
         _ program: inout P, programID: UInt32, device: NetDevice, ring: FrameRing.Consumer,
-        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup, clock: Clock.Type,
-        frameCount: Count.Type, profile: Profile.Type
+        frames: FramePool.Storage, budget: Int, counts: inout PollCounts, setup: PollSetup,
+        fast: inout FastMap, context: inout XDPContext, clock: Clock.Type, frameCount: Count.Type,
+        profile: Profile.Type
     ) -> Int {
         let rxBatch = setup.rxBatch
         let plainDrops = setup.plainDrops
         // Every redirect after the pool has handed out a frame with less headroom than the xdp_frame needs takes
         // `xdpDoRedirect`: the fast path leaves out the headroom check (EOVERFLOW), which only such a frame can fail.
         var fastPathOff = setup.slowRedirects || pool.shortHeadroomTaken
-        var fast = fastMapAtPollStart(fastPathOff: fastPathOff)
+        if fastPathOff { fast = .none }
         var txCount = 0
         var processed = 0
         // The ring is drained in batches: every frame it holds (up to the budget) is copied into `rxBatch` and
@@ -202,9 +221,17 @@ extension Worker {
             while next != end {
                 let verdict: FrameVerdict
                 if oneAtATime {
-                    verdict = runProgram(
-                        &program, on: next.pointee, frames: frames, programID: programID,
-                        rxBytes: &counts.rxBytes, profile: profile)
+                    if Count.oneAtATime {
+                        verdict = runProgram(
+                            &program, on: next.pointee, frames: frames, context: &context,
+                            rxBytes: &counts.rxBytes)
+                    } else {
+                        var frameContext = XDPContext(
+                            frame: next.pointee, frames: frames, now: now, programID: programID, profile: profile)
+                        verdict = runProgram(
+                            &program, on: next.pointee, frames: frames, context: &frameContext,
+                            rxBytes: &counts.rxBytes)
+                    }
                     next += 1
                 } else {
                     guard
@@ -227,7 +254,7 @@ extension Worker {
             }
         }
         // Phases 2 and 3, in the kernel's order.
-        flushRedirects()
+        if Count.oneAtATime { flushRedirectsInPlace() } else { flushRedirects() }
         if txCount > 0 { transmitXDPTx(count: txCount, device: device, programID: programID) }
         quiescentPoint()
         return processed
@@ -238,23 +265,23 @@ extension Worker {
     /// left in the redirect info by an earlier frame must be consumed by the next redirect, which the full path
     /// does; the fast path is taken only while the redirect info is empty.
     @inlinable @inline(__always)
-    func fastMapAtPollStart(fastPathOff: Bool) -> FastMap {
+    func fastMapAtPollStart(setup: PollSetup) -> FastMap {
         let info = redirectInfo
-        guard !fastPathOff && info.pointee.mapBits == 0 && info.pointee.index == 0 else { return .none }
+        guard !setup.slowRedirects && !pool.shortHeadroomTaken && info.pointee.mapBits == 0 && info.pointee.index == 0
+        else { return .none }
         return FastMap(info.pointee.mapToFlush)
     }
 
-    /// Runs the program on `frame` (adding its length to `rxBytes` first) and returns its verdict.
+    /// Runs the program on `frame` (adding its length to `rxBytes` first) in `context`, the poll's, and returns
+    /// its verdict.
     @inlinable @inline(__always)
-    func runProgram<P: XDPProgram, Profile: KernelProfile>(
-        _ program: inout P, on frame: FrameID, frames: FramePool.Storage,
-        programID: UInt32, rxBytes: inout UInt64, profile: Profile.Type
+    func runProgram<P: XDPProgram>(
+        _ program: inout P, on frame: FrameID, frames: FramePool.Storage, context: inout XDPContext,
+        rxBytes: inout UInt64
     ) -> FrameVerdict {
         let info = frames.info(frame)
         rxBytes &+= UInt64(info.pointee.length)
-        var context = XDPContext(
-            hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize, record: info,
-            rxQueueIndex: 0, now: now, programID: programID, semantics: Profile.semantics)
+        context.nextFrame(hardStart: frames.bufferStart(frame), record: info, now: now)
         let action = program.run(&context)
         return FrameVerdict(
             frame: frame, info: info, action: action, requestBits: context.requestBits,
@@ -286,9 +313,10 @@ extension Worker {
             program = local
         }
         while position != end {
+            var frameContext = XDPContext(
+                frame: position.pointee, frames: frames, now: now, programID: programID, profile: profile)
             let verdict = runProgram(
-                &local, on: position.pointee, frames: frames, programID: programID,
-                rxBytes: &rxBytes, profile: profile)
+                &local, on: position.pointee, frames: frames, context: &frameContext, rxBytes: &rxBytes)
             position += 1
             if _fastPath(verdict.action.rawValue == XDPAction.redirect.rawValue) {
                 guard queueIntoMapToFlush(verdict, fast: fast, cpu: cpu, from: device) else { return verdict }
@@ -381,6 +409,30 @@ extension Worker {
         device.count(DeviceCounter.redirected, cpu: cpu, redirected)
         device.count(DeviceCounter.passed, cpu: cpu, counts.passed)
         device.countDrop(.programDrop, cpu: cpu, counts.programDrops)
+    }
+}
+
+extension XDPContext {
+    /// The context a series of polls of one frame or two of `programID`, a program of the profile `Profile`,
+    /// starts with; `nextFrame` makes it the context of each frame (`runProgram`), which spares the stores of
+    /// the fields that stay.
+    @inlinable @inline(__always)
+    init<Profile: KernelProfile>(frames: FramePool.Storage, programID: UInt32, profile: Profile.Type) {
+        self.init(
+            hardStart: frames.base, bufferSize: frames.bufferSize, record: frames.infos, rxQueueIndex: 0, now: 0,
+            programID: programID, semantics: Profile.semantics)
+    }
+
+    /// A context made whole for `frame` at `now`, for the loops that run a batch of frames: with the program
+    /// compiled in, one of its own per frame stays in registers, which one context for the whole loop, in memory
+    /// from one frame to the next, defeats (`runProgram` sets the frame's fields again, which the optimiser drops).
+    @inlinable @inline(__always)
+    init<Profile: KernelProfile>(
+        frame: FrameID, frames: FramePool.Storage, now: Nanos, programID: UInt32, profile: Profile.Type
+    ) {
+        self.init(
+            hardStart: frames.bufferStart(frame), bufferSize: frames.bufferSize, record: frames.info(frame),
+            rxQueueIndex: 0, now: now, programID: programID, semantics: Profile.semantics)
     }
 }
 

@@ -46,7 +46,7 @@ public protocol XDPProgram {
 /// record directly (nothing is copied in or back), as `xdp_buff` points into the driver's buffer.
 public struct XDPContext {
     /// `data_hard_start`.
-    public let hardStart: UnsafeMutableRawPointer
+    public var hardStart: UnsafeMutableRawPointer { @inlinable get { frameStart } }
     /// End of the usable buffer (modern adjust_tail may grow up to `bufferSize - 320`).
     public let bufferSize: Int
     /// `data - data_hard_start`.
@@ -56,15 +56,15 @@ public struct XDPContext {
     /// `data_meta - data_hard_start`.
     @inlinable public var metaOffset: Int { Int(record.pointee.dataOffset) &- Int(record.pointee.metaLength) }
     /// The frame's record, which holds the bounds.
-    @usableFromInline let record: UnsafeMutablePointer<FrameInfo>
+    @usableFromInline var record: UnsafeMutablePointer<FrameInfo>
     /// `ingress_ifindex`.
-    public let ingressIfindex: IfIndex
+    public var ingressIfindex: IfIndex { @inlinable get { frameIngress } }
     /// `rx_queue_index`.
     public let rxQueueIndex: UInt32
     /// `egress_ifindex` (5.8+; 0 for an ingress program and always 0 in the 4.18 profile).
     public let egressIfindex: IfIndex
     /// Virtual time of the poll (what `bpf_ktime_get_ns` returns).
-    public let now: Nanos
+    public var now: Nanos { @inlinable get { frameTime } }
     /// The id the network gave the running program (for events).
     public let programID: UInt32
     /// What the redirect helpers called during this run asked for (`ri->map` and `ri->ifindex` as they write
@@ -75,23 +75,39 @@ public struct XDPContext {
     @usableFromInline var requestIndex: UInt32
     /// The profile of the emulated kernel (a program may act as the kernel it runs on allows).
     public let semantics: Semantics
+    /// What changes from one frame to the next (`nextFrame`): `hardStart`, `ingressIfindex` and `now`.
+    @usableFromInline var frameStart: UnsafeMutableRawPointer
+    @usableFromInline var frameIngress: IfIndex
+    @usableFromInline var frameTime: Nanos
 
     @inlinable
     init(
         hardStart: UnsafeMutableRawPointer, bufferSize: Int, record: UnsafeMutablePointer<FrameInfo>,
         rxQueueIndex: UInt32, now: Nanos, programID: UInt32, semantics: Semantics, egressIfindex: IfIndex = .none
     ) {
-        self.hardStart = hardStart
+        frameStart = hardStart
         self.bufferSize = bufferSize
         self.record = record
-        ingressIfindex = record.pointee.ingress
+        frameIngress = record.pointee.ingress
         self.rxQueueIndex = rxQueueIndex
         self.egressIfindex = egressIfindex
-        self.now = now
+        frameTime = now
         self.programID = programID
         requestBits = RedirectInfo.noRequest
         requestIndex = 0
         self.semantics = semantics
+    }
+
+    /// The context of the next frame the same program runs on in the same poll (a poll keeps one context for its
+    /// frames): that frame's `hardStart`, record, ingress and time, and no helper request yet; the rest as it is.
+    @inlinable @inline(__always)
+    mutating func nextFrame(hardStart: UnsafeMutableRawPointer, record: UnsafeMutablePointer<FrameInfo>, now: Nanos) {
+        frameStart = hardStart
+        self.record = record
+        frameIngress = record.pointee.ingress
+        frameTime = now
+        requestBits = RedirectInfo.noRequest
+        requestIndex = 0
     }
 
     /// Packet length (`data_end - data`).

@@ -44,7 +44,6 @@ public final class PcapWriter {
         /// Bytes of whole records staged in `buffer`.
         @usableFromInline var staged = 0
         @usableFromInline var recordCount = 0
-        @usableFromInline var byteCount = 0
         /// Open and without a failure: the fast path may write.
         @usableFromInline var writable = false
     }
@@ -61,7 +60,7 @@ public final class PcapWriter {
     public var recordsWritten: Int { state.pointee.recordCount }
     /// The size of the file once flushed: the header plus every accepted record (after a failed write, the file's
     /// size).
-    public var bytesWritten: Int { state.pointee.byteCount }
+    public var bytesWritten: Int { fileSize + staged }
 
     /// Creates (or truncates) `path` and writes the file header at once, so the file is valid from the start.
     ///
@@ -108,7 +107,6 @@ public final class PcapWriter {
         header.storeBytes(of: snapLength, toByteOffset: 16, as: UInt32.self)
         header.storeBytes(of: PcapFormat.ethernetLinkType, toByteOffset: 20, as: UInt32.self)
         staged = PcapFormat.fileHeaderSize
-        state.pointee.byteCount = PcapFormat.fileHeaderSize
         try flush()
     }
 
@@ -132,23 +130,28 @@ public final class PcapWriter {
     /// module that reads a writer out of an object retains and releases it around the loop (a call may release
     /// the object), whereas these are plain pointers. Valid while the writer lives.
     @inlinable public var handle: Handle {
-        Handle(writer: .passUnretained(self), buffer: buffer, state: state, snapLimit: snapLimit)
+        Handle(
+            writer: .passUnretained(self), base: buffer.baseAddress.unsafelyUnwrapped, capacity: buffer.count,
+            state: state, snapLimit: snapLimit)
     }
 
     @frozen
     public struct Handle {
         @usableFromInline let writer: Unmanaged<PcapWriter>
-        @usableFromInline let buffer: UnsafeMutableRawBufferPointer
+        /// The writer's buffer, as its start and size (a buffer pointer's size is a test and a subtraction).
+        @usableFromInline let base: UnsafeMutableRawPointer
+        @usableFromInline let capacity: Int
         @usableFromInline let state: UnsafeMutablePointer<State>
         @usableFromInline let snapLimit: Int
 
         @inlinable
         init(
-            writer: Unmanaged<PcapWriter>, buffer: UnsafeMutableRawBufferPointer, state: UnsafeMutablePointer<State>,
-            snapLimit: Int
+            writer: Unmanaged<PcapWriter>, base: UnsafeMutableRawPointer, capacity: Int,
+            state: UnsafeMutablePointer<State>, snapLimit: Int
         ) {
             self.writer = writer
-            self.buffer = buffer
+            self.base = base
+            self.capacity = capacity
             self.state = state
             self.snapLimit = snapLimit
         }
@@ -159,15 +162,14 @@ public final class PcapWriter {
             let capturedLength = min(bytes.count, snapLimit)
             let recordSize = 16 &+ capturedLength  // PcapFormat.recordHeaderSize (internal: not usable here) + data
             let staged = state.pointee.staged
-            if state.pointee.writable && originalLength >= 0 && recordSize <= buffer.count &- staged {
-                let record = buffer.baseAddress.unsafelyUnwrapped + staged
+            if state.pointee.writable && originalLength >= 0 && recordSize <= capacity &- staged {
+                let record = base + staged
                 PcapWriter.storeRecordHeader(at: record, timestampNanos, capturedLength, originalLength)
                 if capturedLength > 0 {
                     (record + 16).copyMemory(from: bytes.baseAddress.unsafelyUnwrapped, byteCount: capturedLength)
                 }
                 state.pointee.staged = staged &+ recordSize
                 state.pointee.recordCount &+= 1
-                state.pointee.byteCount &+= recordSize
                 return
             }
             writer._withUnsafeGuaranteedRef {
@@ -206,7 +208,6 @@ public final class PcapWriter {
             staged += recordSize
         }
         state.pointee.recordCount += 1
-        state.pointee.byteCount += recordSize
     }
 
     /// Writes the staged records to the file; afterwards the file is a valid pcap holding every accepted record.
@@ -281,7 +282,6 @@ public final class PcapWriter {
         recordsInFile += kept
         recordsMissing += records - kept
         state.pointee.recordCount = recordsInFile
-        state.pointee.byteCount = fileSize
         failure = failure ?? .cannotWrite(path: path, errno: errno)
     }
 
@@ -314,7 +314,6 @@ public final class PcapWriter {
             fileSize += PcapFormat.recordHeaderSize + capturedLength
             recordsInFile += 1
             state.pointee.recordCount = recordsInFile
-            state.pointee.byteCount = fileSize
         }
     }
 

@@ -74,9 +74,9 @@ public final class Emulation {
                 var transmitter: (any XDPTransmitter)?
                 if spec.xmit, let workerWire = wiring.workerWire {
                     transmitter = PerCPUTransmitter(
-                        (0..<workers).map { PortTransmitter(wire: workerWire(spec, $0), tap: tap) })
+                        (0..<workers).map { makePortTransmitter(wire: workerWire(spec, $0), tap: tap) })
                 } else if spec.xmit {
-                    transmitter = PortTransmitter(wire: wiring.wire(spec), tap: tap)
+                    transmitter = makePortTransmitter(wire: wiring.wire(spec), tap: tap)
                 }
                 let stack = PassSink(wire: wiring.stackWire(spec), tap: tap)
                 let device = try network.addDevice(

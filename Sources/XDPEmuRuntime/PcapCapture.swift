@@ -35,6 +35,7 @@ public final class PcapCapture: PortTap {
         for frame in frames { record(frame, pool: pool, time: pool.info(frame).pointee.arrival, into: file) }
     }
 
+    @inline(__always)
     override public func egress(_ frames: UnsafeMutableBufferPointer<FrameID>, pool: FramePool, time: Nanos) {
         let file = egressFile.unsafelyUnwrapped
         // With recorded timing a bulk is mostly one frame: no loop to set up for it.

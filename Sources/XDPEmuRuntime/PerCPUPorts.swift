@@ -7,9 +7,9 @@ import XDPEmuCore
 
 /// A port's ndo_xdp_xmit when several workers transmit to it: the transmitting worker's own `PortTransmitter`.
 final class PerCPUTransmitter: XDPTransmitter {
-    private let transmitters: [PortTransmitter]
+    private let transmitters: [any XDPTransmitter]
 
-    init(_ transmitters: [PortTransmitter]) { self.transmitters = transmitters }
+    init(_ transmitters: [any XDPTransmitter]) { self.transmitters = transmitters }
 
     func xdpXmit(
         _ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice, worker: Worker

@@ -83,31 +83,73 @@ struct SentFramesFirst {
 /// counts them as drops (`xmit_unsent`).
 ///
 /// One object for the whole way out (no wire wrapped around a wire that accepts everything): with replay's
-/// recorded timing a bulk is usually one frame, and every dynamic call per bulk counts.
+/// recorded timing a bulk is usually one frame, and every dynamic call per bulk counts. `PortTransmitter` serves
+/// any tap; `CaptureTransmitter` is the same transmitter (`PortWayOut`) for pcap capture, the tap of every replay,
+/// whose egress it has compiled in rather than called through the tap's class.
 public final class PortTransmitter: XDPTransmitter {
-    let wire: (any Wire)?
-    /// The tap, held so that `egressTap` stays valid as long as the transmitter.
-    let tap: PortTap?
-    /// `tap` if it sees egress, unretained: through `if let tap` it was retained and released for every bulk.
-    let egressTap: Unmanaged<PortTap>?
+    let wayOut: PortWayOut<PortTap>
 
-    public init(wire: (any Wire)?, tap: PortTap?) {
-        self.wire = wire
-        self.tap = tap
-        egressTap = tap.flatMap { $0.directions.contains(.egress) ? .passUnretained($0) : nil }
-    }
+    public init(wire: (any Wire)?, tap: PortTap?) { wayOut = PortWayOut(wire: wire, tap: tap) }
 
     public func xdpXmit(
         _ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
         worker: Worker
     ) -> Int32 {
+        wayOut.transmit(frames, worker: worker)
+    }
+}
+
+/// `PortTransmitter` for a port whose tap is a pcap capture.
+final class CaptureTransmitter: XDPTransmitter {
+    let wayOut: PortWayOut<PcapCapture>
+
+    init(wire: (any Wire)?, tap: PcapCapture) { wayOut = PortWayOut(wire: wire, tap: tap) }
+
+    @inline(__always)
+    func xdpXmit(
+        _ frames: UnsafeMutableBufferPointer<FrameID>, flags: XmitFlags, device: NetDevice,
+        worker: Worker
+    ) -> Int32 {
+        wayOut.transmit(frames, worker: worker)
+    }
+}
+
+/// The transmitter of a port with `tap` (nil: none).
+func makePortTransmitter(wire: (any Wire)?, tap: PortTap?) -> any XDPTransmitter {
+    if let capture = tap as? PcapCapture { return CaptureTransmitter(wire: wire, tap: capture) }
+    return PortTransmitter(wire: wire, tap: tap)
+}
+
+/// What a port's transmitter does (see `PortTransmitter`), for a tap of type `Tap`.
+struct PortWayOut<Tap: PortTap> {
+    let wire: (any Wire)?
+    /// The tap, held so that `egressTap` stays valid as long as the transmitter.
+    let tap: Tap?
+    /// `tap` if it sees egress, unretained: through `if let tap` it was retained and released for every bulk.
+    let egressTap: Unmanaged<Tap>?
+
+    init(wire: (any Wire)?, tap: Tap?) {
+        self.wire = wire
+        self.tap = tap
+        egressTap = tap.flatMap { $0.directions.contains(.egress) ? .passUnretained($0) : nil }
+    }
+
+    /// ndo_xdp_xmit of `frames` by `worker`: returns how many were sent.
+    @inline(__always)
+    func transmit(_ frames: UnsafeMutableBufferPointer<FrameID>, worker: Worker) -> Int32 {
         let pool = worker.pool
         let time = worker.now
-        let sent = wire?.send(frames, pool: pool, time: time) ?? frames.count
-        let sentFrames = UnsafeMutableBufferPointer(rebasing: frames[..<sent])
+        var sent = frames.count
+        if let wire {
+            sent = wire.send(frames, pool: pool, time: time)
+            precondition(sent >= 0 && sent <= frames.count, "a wire sent more frames than it was given")
+        }
+        let sentFrames = UnsafeMutableBufferPointer(start: frames.baseAddress, count: sent)
         egressTap?._withUnsafeGuaranteedRef { $0.egress(sentFrames, pool: pool, time: time) }
-        pool.give(sentFrames)
-        return Int32(sent)
+        // A bulk of one frame, as recorded timing mostly makes, without the batch's copy.
+        if sent == 1 { pool.give(frames[0]) } else { pool.give(sentFrames) }
+        // A bulk is at most the largest budget (the XDP_TX queue).
+        return Int32(truncatingIfNeeded: sent)
     }
 }
 

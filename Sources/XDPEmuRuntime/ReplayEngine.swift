@@ -43,8 +43,6 @@ struct ReplayEngine<Framing: ReplayFraming> {
         /// The next frame of the trace, read and copied into a frame, waiting for its arrival time.
         var staged: FrameID?
         var stagedTime: Nanos = 0
-        /// Records read so far.
-        var recordsRead = 0
     }
 
     /// How a lane's records become Ethernet frames, and what became of them: apart from `Lane`, which the
@@ -337,11 +335,12 @@ struct ReplayEngine<Framing: ReplayFraming> {
         let info = pool.info(frame)
         info.pointee.length = UInt32(truncatingIfNeeded: length)
         info.pointee.ingress = lane.pointee.ifindex
-        info.pointee.missingBytes = UInt32(clamping: max(0, record.originalLength - record.capturedLength))
+        // Both lengths are a record's 32-bit fields.
+        info.pointee.missingBytes = UInt32(truncatingIfNeeded: max(0, record.originalLength &- record.capturedLength))
         lane.pointee.staged = frame
         lane.pointee.stagedTime = record.timestampNanos
-        lane.pointee.recordsRead &+= 1
-        if lane.pointee.recordsRead & 0xffff == 0 { reportProgress(i, lastOffset: record.fileOffset) }
+        // Every 65,536 records of the trace.
+        if record.index & 0xffff == 0xffff { reportProgress(i, lastOffset: record.fileOffset) }
     }
 
     // The rare ends of `stage`, out of line: inlined, their code costs the per-frame path registers.
@@ -357,6 +356,8 @@ struct ReplayEngine<Framing: ReplayFraming> {
         inputErrors.append("\(error)")
     }
 
+    /// Reports the frames arrived so far (within a stretch, those of the polls run before it: its arrival run is
+    /// counted when its polls run) and the fraction of input `i` read.
     @inline(never)
     func reportProgress(_ i: Int, lastOffset: Int64) {
         options.progress?(sequence, fractionRead(lastOffset: lastOffset, of: i))
@@ -423,15 +424,27 @@ struct ReplayEngine<Framing: ReplayFraming> {
     /// The staged frame of source `i` arrives at its port at `time` (`NAPIScheduler.arrive`); the next one is
     /// staged.
     @inline(__always)
-    mutating func deliver(_ i: Int, at time: Nanos, pool: FramePool, schedulingPoll: Bool = true) {
+    mutating func deliver(_ i: Int, at time: Nanos, pool: FramePool) {
+        let scheduler = self.scheduler
+        deliver(i, at: time, pool: pool) { frame, port in
+            _ = scheduler._withUnsafeGuaranteedRef { $0.arrive(frame, port: port, at: time) }
+        }
+    }
+
+    /// `deliver` in a run of arrivals at the lane's port (`NAPIScheduler.ArrivalRun`), which has room for the frame.
+    @inline(__always)
+    mutating func deliver(_ i: Int, at time: Nanos, pool: FramePool, into run: inout NAPIScheduler.ArrivalRun) {
+        deliver(i, at: time, pool: pool) { frame, _ in run.arrive(frame, at: time) }
+    }
+
+    /// `deliver`, with the arrival of the frame at the lane's port made by `arrive`.
+    @inline(__always)
+    mutating func deliver(_ i: Int, at time: Nanos, pool: FramePool, arrive: (FrameID, _ port: Int) -> Void) {
         let lane = lanes + i
         guard let frame = lane.pointee.staged else { return }
         lane.pointee.staged = nil
         lastArrival = time
-        let port = lane.pointee.portIndex
-        _ = scheduler._withUnsafeGuaranteedRef {
-            $0.arrive(frame, port: port, at: time, schedulingPoll: schedulingPoll)
-        }
+        arrive(frame, lane.pointee.portIndex)
         stage(i, pool: pool)
     }
 

@@ -28,7 +28,8 @@ extension ReplayEngine {
             ($0.seriesTimes, $0.seriesSizes, $0.worker.frameCost, $0.cpuFree)
         }
         var port = lanes[firstLane].portIndex
-        var room = scheduler._withUnsafeGuaranteedRef { $0.room(port) }
+        // The stretch's arrivals at `port`, counted when its polls run (`runSeries`).
+        var arrivals = scheduler._withUnsafeGuaranteedRef { $0.beginArrivals(at: port) }
         var cpuFree = startFree
         var count = 0
         var delivered = false
@@ -41,22 +42,21 @@ extension ReplayEngine {
                 if mapEvents.nextTime <= pollTime { break }
                 if lanes[lane].portIndex != port {
                     // Another port's poll: the polls so far run first (each port's ring is empty after them).
-                    runSeries(count, port: port)
+                    runSeries(count, arrivals: arrivals)
                     count = 0
                     port = lanes[lane].portIndex
-                    room = scheduler._withUnsafeGuaranteedRef { $0.room(port) }
+                    arrivals = scheduler._withUnsafeGuaranteedRef { $0.beginArrivals(at: port) }
                 }
                 // A full ring drops the arrival: stepRecorded's business too.
-                if room == 0 { break }
-                deliver(lane, at: first, pool: pool, schedulingPoll: false)
-                room &-= 1
+                if arrivals.isFull { break }
+                deliver(lane, at: first, pool: pool, into: &arrivals)
                 delivered = true
                 var size = 1
                 // The frames arriving by the poll's time join it.
                 while let next = nextLane(oneLane: oneLane) {
                     let arrival = max(lanes[next].stagedTime, lastArrival)
                     guard arrival <= pollTime else { break }
-                    guard lanes[next].portIndex == port && size < budget && room > 0 else {
+                    guard lanes[next].portIndex == port && size < budget && !arrivals.isFull else {
                         // Another port's frame would make a second poll wait for the CPU, the poll would leave
                         // frames in the ring, or the ring fills: this poll waits for stepRecorded, scheduled as
                         // an arrival schedules it, after the polls before it have run.
@@ -64,8 +64,7 @@ extension ReplayEngine {
                         scheduler._withUnsafeGuaranteedRef { $0.schedule(port, ready: ready) }
                         break stretch
                     }
-                    deliver(next, at: arrival, pool: pool, schedulingPoll: false)
-                    room &-= 1
+                    deliver(next, at: arrival, pool: pool, into: &arrivals)
                     size &+= 1
                 }
                 times[count] = pollTime
@@ -74,17 +73,19 @@ extension ReplayEngine {
                 cpuFree = pollTime &+ Nanos(size) &* frameCost
             }
         }
-        runSeries(count, port: port)
+        runSeries(count, arrivals: arrivals)
         assert(
             scheduler._withUnsafeGuaranteedRef { $0.cpuFree } == cpuFree,
             "a poll took other than frame_cost_ns per frame")
         return delivered || stepRecorded()
     }
 
-    /// Runs the first `count` polls of the series buffers, all of `port`'s.
+    /// Ends the run of `arrivals` and runs the first `count` polls of the series buffers, all of its port's.
     @inline(__always)
-    func runSeries(_ count: Int, port: Int) {
-        guard count > 0 else { return }
-        scheduler._withUnsafeGuaranteedRef { $0.runSeries(port: port, count: count) }
+    func runSeries(_ count: Int, arrivals: NAPIScheduler.ArrivalRun) {
+        scheduler._withUnsafeGuaranteedRef {
+            $0.endArrivals(arrivals)
+            if count > 0 { $0.runSeries(port: arrivals.port, count: count) }
+        }
     }
 }

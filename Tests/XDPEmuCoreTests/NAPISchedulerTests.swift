@@ -138,4 +138,32 @@ import XDPEmuCore
         #expect(napi.pendingPolls == 0)
         napi.receiver = nil
     }
+
+    @Test func aRunOfArrivalsGivesItsFramesWhatArrivalsOneByOneGiveThemAndIsCountedAtItsEnd() {
+        let tap = RecordingTap()
+        let napi = scheduler(taps: [tap, nil])
+        // Two arrivals and their poll move the ring's head: the run wraps around the end of the ring (4 slots).
+        napi.arrive(frame(), port: 0, at: 10)
+        napi.arrive(frame(), port: 0, at: 11)
+        napi.pollNext(at: 20)
+        napi.arrive(frame(), port: 0, at: 30)
+        var run = napi.beginArrivals(at: 0)
+        for time: Nanos in [31, 32, 33] {
+            #expect(!run.isFull)
+            run.arrive(frame(), at: time)
+        }
+        #expect(run.isFull)
+        #expect(napi.arrivals == 3 && ports[0].rxRing.count == 1)
+        napi.endArrivals(run)
+        #expect(napi.arrivals == 6 && napi.arrivals(port: 0) == 6 && napi.arrivals(port: 1) == 0)
+        #expect(ports[0].rxRing.count == 4 && napi.room(0) == 0)
+        // The run's frames did not list the port again: the arrival at 30 did.
+        #expect(napi.pendingPolls == 1)
+        napi.pollNext(at: 40)
+        #expect(ports[0].statistics.rxPackets == 6)
+        #expect(ports[0].rxRing.isEmpty)
+        #expect(tap.seen.map(\.1) == [1, 2, 3, 4, 5, 6])
+        #expect(tap.seen.map(\.2) == [10, 11, 30, 31, 32, 33])
+        #expect(tap.seen.allSatisfy { $0.0 == "in" })
+    }
 }
