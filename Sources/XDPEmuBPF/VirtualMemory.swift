@@ -46,9 +46,15 @@ struct Span {
         self.span = span
         let s = UInt32(truncatingIfNeeded: span)
         limit1 = s
-        limit2 = s >= 2 ? s &- 1 : 0
-        limit4 = s >= 4 ? s &- 3 : 0
-        limit8 = s >= 8 ? s &- 7 : 0
+        if _fastPath(s >= 8) {  // every packet of an Ethernet header or more: no test per size
+            limit2 = s &- 1
+            limit4 = s &- 3
+            limit8 = s &- 7
+        } else {
+            limit2 = s >= 2 ? s &- 1 : 0
+            limit4 = s >= 4 ? s &- 3 : 0
+            limit8 = 0
+        }
     }
 
     /// Region number `index` (the empty span when the region has no bytes).
