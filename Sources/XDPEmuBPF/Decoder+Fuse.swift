@@ -17,10 +17,8 @@ extension Decoder {
         for index in code.indices {
             let i = code[index]
             switch i.op {
-            case .mov64r:
-                guard index + 1 < code.count, !targets.contains(index + 1), code[index + 1].op == .add64i,
-                    code[index + 1].dst == i.dst
-                else { break }
+            case .mov64r where index + 1 < code.count && code[index + 1].op == .add64i:
+                guard !targets.contains(index + 1), code[index + 1].dst == i.dst else { break }
                 var fused = Instruction(op: .movAdd64, dst: i.dst, src: i.src, off: 0, imm: code[index + 1].imm)
                 if index + 2 < code.count, !targets.contains(index + 2), let other = boundsCheck(code[index + 2], i.dst)
                 {

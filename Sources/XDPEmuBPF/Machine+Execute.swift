@@ -247,9 +247,7 @@ extension BPFMachine {
             case .le32:
                 R[i.d] = R[i.d] & 0xFFFF_FFFF
                 continue
-            case .le64:
-                break
-                continue
+            case .le64: continue
             case .be16:
                 R[i.d] = UInt64(UInt16(truncatingIfNeeded: R[i.d]).byteSwapped)
                 continue

@@ -153,7 +153,9 @@ import Testing
         let value = [ins(0x18, 6, imm: 2), ins(0, imm: -1)]
         let narrow = try run(value + [ins(0xBC, 0, 6), exitInsn])
         #expect(narrow.r0 == 2 && narrow.action == .pass)
-        #expect(try run(value + [ins(0xBF, 0, 6), exitInsn]).r0 == 0xFFFF_FFFF_0000_0002)
+        let wide64 = try run(value + [ins(0xBF, 0, 6), exitInsn])
+        #expect(wide64.r0 == 0xFFFF_FFFF_0000_0002)
+        #expect(narrow.machine.code[2].op == .movExit32 && wide64.machine.code[2].op == .movExit64)
     }
 
     @Test func instructionsAreCountedInSlots() throws {

@@ -136,6 +136,9 @@ func execute(
         #expect(try execute(value + [ins(0xDC, 0, imm: 16), exitInsn]).r0 == 0xBBAA)
         #expect(try execute(value + [ins(0xDC, 0, imm: 64), exitInsn]).r0 == 0xBBAA_9988_4433_2211)
         #expect(try execute(value + [ins(0xD4, 0, imm: 32), exitInsn]).r0 == 0x8899_AABB)
+        // le64 changes nothing on a little-endian host, and the program goes on after it.
+        let le64 = try execute(value + [ins(0xD4, 0, imm: 64), ins(0x07, 0, imm: 1), exitInsn])
+        #expect(le64.r0 == 0x1122_3344_8899_AABC && le64.machine.lastInstructionCount == 5)
         #expect(try execute(value + [ins(0xD7, 0, imm: 32), exitInsn]).r0 == 0xBBAA_9988)
         #expect(try execute(value + [ins(0xBF, 1, 0, off: 8), ins(0xBF, 0, 1), exitInsn]).r0 == 0xFFFF_FFFF_FFFF_FFBB)
         #expect(try execute(value + [ins(0xBC, 1, 0, off: 16), ins(0xBF, 0, 1), exitInsn]).r0 == 0xFFFF_AABB)
