@@ -63,7 +63,7 @@ struct KernelDifferentialTests {
 enum KernelXDP {
     static let reason: Comment = "needs root, iproute2 with libbpf (ip -V) and python3 for native XDP on veth"
     static let available: Bool = {
-        guard getuid() == 0, let version = try? runProcess("/usr/sbin/ip", ["-V"]).out ?? nil,
+        guard getuid() == 0, let version = try? runProcess("/usr/sbin/ip", ["-V"]).out,
             version.contains("libbpf"),
             FileManager.default.isExecutableFile(atPath: "/usr/bin/python3")
                 || (try? runProcess("/usr/bin/env", ["python3", "-c", "pass"]).status) == 0
