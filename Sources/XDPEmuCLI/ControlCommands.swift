@@ -69,6 +69,14 @@ func parseKey(_ text: String) throws -> UInt32 {
 
 // MARK: map update|delete|lookup|next|dump
 
+/// The map and key of a slot, and --json: what `map delete` and `map lookup` take (`update` has its device and
+/// flags between the key and --json in its usage line).
+struct MapSlotArguments: ParsableArguments {
+    @Argument(help: "The map's name in the topology.") var map: String
+    @Argument(help: "The key.") var key: String
+    @Flag(help: "Print the answer as JSON.") var json = false
+}
+
 struct MapUpdateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "update", abstract: "Set a devmap slot of a running instance (map_update_elem).",
@@ -97,14 +105,12 @@ struct MapDeleteCommand: ParsableCommand {
         commandName: "delete", abstract: "Empty a devmap slot of a running instance (map_delete_elem).")
 
     @OptionGroup var target: InstanceOptions
-    @Argument(help: "The map's name in the topology.") var map: String
-    @Argument(help: "The key.") var key: String
-    @Flag(help: "Print the answer as JSON.") var json = false
+    @OptionGroup var slot: MapSlotArguments
 
     func run() throws {
-        let key = try parseKey(key)
-        let answer = controlRequest(target.connect(), "map.delete", ["map": map, "key": key])
-        Console.standardOutput.writeLine(json ? jsonLine(answer) : "ok")
+        let key = try parseKey(slot.key)
+        let answer = controlRequest(target.connect(), "map.delete", ["map": slot.map, "key": key])
+        Console.standardOutput.writeLine(slot.json ? jsonLine(answer) : "ok")
     }
 }
 
@@ -113,15 +119,13 @@ struct MapLookupCommand: ParsableCommand {
         commandName: "lookup", abstract: "The device in a devmap slot of a running instance (map_lookup_elem).")
 
     @OptionGroup var target: InstanceOptions
-    @Argument(help: "The map's name in the topology.") var map: String
-    @Argument(help: "The key.") var key: String
-    @Flag(help: "Print the answer as JSON.") var json = false
+    @OptionGroup var slot: MapSlotArguments
 
     func run() throws {
-        let key = try parseKey(key)
-        let answer = controlRequest(target.connect(), "map.lookup", ["map": map, "key": key])
+        let key = try parseKey(slot.key)
+        let answer = controlRequest(target.connect(), "map.lookup", ["map": slot.map, "key": key])
         let name = answer["device"] as? String ?? "\(answer["ifindex"] ?? "")"
-        Console.standardOutput.writeLine(json ? jsonLine(answer) : "ok \(name)")
+        Console.standardOutput.writeLine(slot.json ? jsonLine(answer) : "ok \(name)")
     }
 }
 
